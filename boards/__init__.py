@@ -1,0 +1,1 @@
+"""Board targets, synthesis, flashing and the host runtime."""

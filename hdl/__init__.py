@@ -1,0 +1,1 @@
+"""Amaranth 0.5 hardware units and the accelerator generator."""

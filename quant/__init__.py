@@ -1,0 +1,1 @@
+"""PyTorch model family, quantization-aware training and export."""

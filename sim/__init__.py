@@ -1,0 +1,1 @@
+"""Golden model (NumPy) and simulator runners."""

@@ -1,0 +1,173 @@
+"""The golden model: one pure NumPy function per operator of ``docs/spec.md``.
+
+Every function is named as the hardware unit that implements it and is bit-exact by
+construction: all arithmetic is on ``int64`` arrays whose bounds (§9) stay far below 2^63.
+Activation tensors have shape ``[B, T, H, W, C]`` (batch, time steps, token grid, channels).
+"""
+
+import numpy as np
+
+__all__ = [
+    "rshift_round", "sat", "bit_planes",
+    "spike_conv2d", "spike_linear", "requantize",
+    "lif_step", "lif", "multispike", "residual_add",
+    "sdsa_mask", "sdsa_linear", "token_pool", "head_linear", "classify",
+    "conv_reach",
+]
+
+
+def rshift_round(a, shift):
+    """Divide by ``2**shift`` rounding half up (§1); arithmetic shift right for negatives."""
+    a = np.asarray(a, dtype=np.int64)
+    if shift == 0:
+        return a
+    return (a + (1 << (shift - 1))) >> shift
+
+
+def sat(a, bits):
+    """Saturate to the signed ``bits``-bit range (§1)."""
+    return np.clip(a, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+def bit_planes(x, levels):
+    """Split unsigned ``x`` (values ``0..levels``) into bit planes, shape ``[nbits, *x.shape]``."""
+    nbits = int(levels).bit_length()
+    x = np.asarray(x, dtype=np.int64)
+    return np.stack([(x >> b) & 1 for b in range(nbits)])
+
+
+def spike_conv2d(x, weight, stride=1, padding=0):
+    """Accumulator of a k x k convolution over spikes (§5), zero padding.
+
+    ``x``: ``[B, T, H, W, Ci]`` unsigned; ``weight``: ``[k, k, Ci, Co]`` signed.
+    Returns ``[B, T, H', W', Co]`` int64. Equal to the bit-plane sum of shifted weight rows.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.int64)
+    k = weight.shape[0]
+    B, T, H, W, _ = x.shape
+    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding), (0, 0)))
+    acc = np.zeros((B, T, Ho, Wo, weight.shape[3]), dtype=np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            window = xp[:, :, ky:ky + stride * (Ho - 1) + 1:stride,
+                        kx:kx + stride * (Wo - 1) + 1:stride, :]
+            acc += window @ weight[ky, kx]
+    return acc
+
+
+def spike_linear(x, weight):
+    """Accumulator of a linear / 1x1 layer over spikes (§5): ``x @ weight``.
+
+    ``weight`` is ``[Ci, Co]`` (or a ``[1, 1, Ci, Co]`` kernel).
+    """
+    weight = np.asarray(weight, dtype=np.int64)
+    if weight.ndim == 4:
+        weight = weight[0, 0]
+    return np.asarray(x, dtype=np.int64) @ weight
+
+
+def requantize(acc, mult, bias, shift, out_bits):
+    """Per-channel requantization (§5): ``sat(rshift_round(acc * mult + bias, shift), out_bits)``."""
+    acc = np.asarray(acc, dtype=np.int64)
+    return sat(rshift_round(acc * np.asarray(mult, np.int64) + np.asarray(bias, np.int64), shift),
+               out_bits)
+
+
+def lif_step(v, x, theta, leak, reset="hard"):
+    """One LIF time step (§6.1). Returns ``(spike, u, v_next)``.
+
+    ``v``: membrane after the previous step; ``x``: input; ``theta``: per-channel threshold
+    (broadcast on the last axis).
+    """
+    u = (np.asarray(v, np.int64) >> leak) + np.asarray(x, np.int64)
+    s = u >= theta
+    if reset == "hard":
+        v_next = np.where(s, 0, u)
+    else:
+        v_next = u - s * np.asarray(theta, np.int64)
+    return s.astype(np.int64), u, v_next
+
+
+def lif(x, theta, leak, reset="hard"):
+    """LIF over the time axis (axis 1) of ``x [B, T, ...]`` (§6.1).
+
+    Returns ``(spikes, membrane)``, membrane being ``U`` before reset at each step.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    spikes = np.empty_like(x)
+    membrane = np.empty_like(x)
+    v = np.zeros_like(x[:, 0])
+    for t in range(x.shape[1]):
+        spikes[:, t], membrane[:, t], v = lif_step(v, x[:, t], theta, leak, reset)
+    return spikes, membrane
+
+
+def multispike(x, levels, shift):
+    """Multi-level spike neuron (§6.2): ``clamp(rshift_round(x, shift), 0, levels)``."""
+    return np.clip(rshift_round(x, shift), 0, levels)
+
+
+def residual_add(a, b, out_bits):
+    """Membrane shortcut (§7): ``sat(a + b, out_bits)``."""
+    return sat(np.asarray(a, np.int64) + np.asarray(b, np.int64), out_bits)
+
+
+def sdsa_mask(q, k, v, theta, leak=1, reset="hard"):
+    """V1 mask attention (§8.1). Returns ``(out, kv, mask)``.
+
+    ``kv [B, T, C]`` = popcount over tokens of ``k AND v``; ``mask`` the LIF over time of kv.
+    """
+    q, k, v = (np.asarray(a, np.int64) for a in (q, k, v))
+    B, T, H, W, C = q.shape
+    kv = (k & v).reshape(B, T, H * W, C).sum(axis=2)
+    mask, _ = lif(kv, theta, leak, reset)
+    return q & mask[:, :, None, None, :], kv, mask
+
+
+def sdsa_linear(q, k, v, heads):
+    """Linear attention (§8.2): ``A = Q (K^T V)`` per head and time step, integers."""
+    q, k, v = (np.asarray(a, np.int64) for a in (q, k, v))
+    B, T, H, W, C = q.shape
+    d = C // heads
+    shape = (B, T, H * W, heads, d)
+    qh, kh, vh = (a.reshape(shape).transpose(0, 1, 3, 2, 4) for a in (q, k, v))  # B T h N d
+    kv = kh.transpose(0, 1, 2, 4, 3) @ vh  # B T h d d
+    a = qh @ kv  # B T h N d
+    return a.transpose(0, 1, 3, 2, 4).reshape(B, T, H, W, C)
+
+
+def token_pool(x, mult, bias, shift, out_bits):
+    """Token pooling (§8.3): sum over tokens, then requantize. Returns ``[B, T, 1, 1, C]``."""
+    x = np.asarray(x, np.int64)
+    p = x.sum(axis=(2, 3), keepdims=True)
+    return requantize(p, mult, bias, shift, out_bits)
+
+
+def head_linear(s, weight, bias):
+    """Classification head (§8.4): ``bias + sum_t s[t] @ weight``. Returns ``[B, K]``."""
+    s = np.asarray(s, np.int64)
+    B, T = s.shape[:2]
+    return np.asarray(bias, np.int64) + (s.reshape(B, T, -1) @ np.asarray(weight, np.int64)).sum(1)
+
+
+def classify(logits):
+    """Class of each row of ``logits``: the largest, ties to the lowest index (§8.4)."""
+    return np.argmax(np.asarray(logits), axis=-1)
+
+
+def conv_reach(H, W, k, stride, padding):
+    """``[H, W]`` count of output positions each input position reaches (§10)."""
+    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+
+    def axis(n, no):
+        reach = np.zeros(n, np.int64)
+        for o in range(no):
+            for kk in range(k):
+                i = o * stride + kk - padding
+                if 0 <= i < n:
+                    reach[i] += 1
+        return reach
+
+    return np.outer(axis(H, Ho), axis(W, Wo))
