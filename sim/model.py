@@ -126,11 +126,8 @@ def execute(model, images, record=False, nodes=None, infos=None, values=None):
             h = a["heads"]
             d = C // h
 
-            def per_head(x_):
-                pop, _ = _events(x_)
-                return pop.reshape(B, T, H * W, h, d).sum(-1)
-
-            kv_pairs = (per_head(k) * per_head(v)).reshape(B, -1).sum(1)
+            k_ev, v_ev = (_events(x_)[0].reshape(B, T, H * W, h, d).sum(-1) for x_ in (k, v))
+            kv_pairs = (k_ev * v_ev).reshape(B, -1).sum(1)
             q_events = _events(q)[0].sum(1)
             syn_adds[node.name] = kv_pairs + q_events * d
             kval = k.reshape(B, T, H * W, h, d).sum(-1)

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def load_model(path):
             raw = zf.read("model.json")
         except KeyError:
             _bad(path, "archive has no model.json; not a spikeforge model file")
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:
             _bad(path, f"model.json is corrupted ({e})")
         try:
             doc = json.loads(raw)
@@ -144,7 +145,7 @@ def _read_tensor(path, zf, table, node, tname, member):
         data = zf.read(member)
     except KeyError:
         _bad(path, f"{where}: archive member {member!r} is missing")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:
         _bad(path, f"{where}: archive member {member!r} is corrupted ({e})")
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
