@@ -12,7 +12,7 @@ __all__ = [
     "spike_conv2d", "spike_linear", "requantize",
     "lif_step", "lif", "multispike", "residual_add",
     "sdsa_mask", "sdsa_linear", "token_pool", "head_linear", "classify",
-    "conv_reach",
+    "conv_reach", "exact_matmul",
 ]
 
 
@@ -36,6 +36,18 @@ def bit_planes(x, levels):
     return np.stack([(x >> b) & 1 for b in range(nbits)])
 
 
+def exact_matmul(a, b):
+    """Integer ``a @ b``, exact. Uses float64 BLAS when every partial sum provably stays below
+    2^53 (where doubles represent integers exactly), int64 otherwise."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if a.size and b.size:
+        bound = int(np.abs(a).max()) * int(np.abs(b).sum(axis=-2).max())
+        if bound < (1 << 53):
+            return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a @ b
+
+
 def spike_conv2d(x, weight, stride=1, padding=0):
     """Accumulator of a k x k convolution over spikes (§5), zero padding.
 
@@ -53,7 +65,7 @@ def spike_conv2d(x, weight, stride=1, padding=0):
         for kx in range(k):
             window = xp[:, :, ky:ky + stride * (Ho - 1) + 1:stride,
                         kx:kx + stride * (Wo - 1) + 1:stride, :]
-            acc += window @ weight[ky, kx]
+            acc += exact_matmul(window, weight[ky, kx])
     return acc
 
 
@@ -65,7 +77,7 @@ def spike_linear(x, weight):
     weight = np.asarray(weight, dtype=np.int64)
     if weight.ndim == 4:
         weight = weight[0, 0]
-    return np.asarray(x, dtype=np.int64) @ weight
+    return exact_matmul(x, weight)
 
 
 def requantize(acc, mult, bias, shift, out_bits):
@@ -133,8 +145,8 @@ def sdsa_linear(q, k, v, heads):
     d = C // heads
     shape = (B, T, H * W, heads, d)
     qh, kh, vh = (a.reshape(shape).transpose(0, 1, 3, 2, 4) for a in (q, k, v))  # B T h N d
-    kv = kh.transpose(0, 1, 2, 4, 3) @ vh  # B T h d d
-    a = qh @ kv  # B T h N d
+    kv = exact_matmul(kh.transpose(0, 1, 2, 4, 3), vh)  # B T h d d
+    a = exact_matmul(qh, kv)  # B T h N d
     return a.transpose(0, 1, 3, 2, 4).reshape(B, T, H, W, C)
 
 
@@ -149,7 +161,7 @@ def head_linear(s, weight, bias):
     """Classification head (§8.4): ``bias + sum_t s[t] @ weight``. Returns ``[B, K]``."""
     s = np.asarray(s, np.int64)
     B, T = s.shape[:2]
-    return np.asarray(bias, np.int64) + (s.reshape(B, T, -1) @ np.asarray(weight, np.int64)).sum(1)
+    return np.asarray(bias, np.int64) + exact_matmul(s.reshape(B, T, -1), weight).sum(1)
 
 
 def classify(logits):
@@ -171,3 +183,35 @@ def conv_reach(H, W, k, stride, padding):
         return reach
 
     return np.outer(axis(H, Ho), axis(W, Wo))
+
+
+# ---------------------------------------------------------------------------------------
+# Hardware units (spikeforge.hdl): one golden function per unit, same name in snake case.
+# They define the unit's stream contents (event order, beat layout) in terms of the
+# operator functions above.
+# ---------------------------------------------------------------------------------------
+
+__all__ += ["spike_event_encoder"]
+
+
+def spike_event_encoder(spikes, levels):
+    """Events of ``SpikeEventEncoder`` for a sequence of spike vectors ``spikes [n, C]``.
+
+    Returns a list of ``(channel, plane, empty, last, vector_index)``: one per set bit of
+    every value (bit planes, §5), ascending channel then plane; a vector with no set bit gives
+    one ``(0, 0, 1, 1, index)`` beat. ``sum(w[ch] << plane)`` over a vector's events is
+    ``spike_linear`` of that vector.
+    """
+    spikes = np.asarray(spikes, dtype=np.int64)
+    if spikes.ndim == 1:
+        spikes = spikes[None]
+    planes = bit_planes(spikes, levels)  # [nbits, n, C]
+    events = []
+    for n in range(spikes.shape[0]):
+        vec = [(int(c), int(b)) for c in range(spikes.shape[1]) for b in range(planes.shape[0])
+               if planes[b, n, c]]
+        if not vec:
+            events.append((0, 0, 1, 1, n))
+        for j, (c, b) in enumerate(vec):
+            events.append((c, b, 0, int(j == len(vec) - 1), n))
+    return events

@@ -1,0 +1,107 @@
+"""Stream helpers for async Amaranth 0.5 testbenches: put and get with random stalls.
+
+``stream_put`` drives a :class:`amaranth.lib.stream.Interface` (source side in the test),
+``stream_get`` consumes one and checks the stream rules on every cycle: once ``valid`` is
+asserted it stays asserted, with an unchanged payload, until the transfer (``valid & ready``).
+Both count clock cycles from the moment they start, so that handshake times are comparable
+when both are started together.
+"""
+
+import random
+
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+__all__ = ["to_python", "stream_put", "stream_get", "simulate", "StreamProtocolError"]
+
+
+class StreamProtocolError(AssertionError):
+    """A stream dropped ``valid`` or changed its payload before the transfer."""
+
+
+def to_python(value):
+    """Convert a sampled value (``int`` or :class:`amaranth.lib.data.Const`) to ints, lists
+    (array layouts) and dicts (struct layouts)."""
+    if isinstance(value, data.Const):
+        layout = value.shape()
+        if isinstance(layout, data.ArrayLayout):
+            return [to_python(value[i]) for i in range(layout.length)]
+        return {name: to_python(value[name]) for name, _ in layout}
+    return int(value)
+
+
+def _rng(rng):
+    return rng if rng is not None else random.Random(0)
+
+
+async def stream_put(ctx, stream, payloads, *, rng=None, stall=0.0, times=None):
+    """Send ``payloads`` in order; before each, idle while ``rng.random() < stall``.
+
+    ``times`` (a list) receives the cycle index of each transfer.
+    """
+    rng = _rng(rng)
+    cycle = 0
+    for payload in payloads:
+        while stall and rng.random() < stall:
+            ctx.set(stream.valid, 0)
+            await ctx.tick()
+            cycle += 1
+        ctx.set(stream.valid, 1)
+        ctx.set(stream.payload, payload)
+        while True:
+            _, _, ready = await ctx.tick().sample(stream.ready)
+            cycle += 1
+            if ready:
+                break
+        if times is not None:
+            times.append(cycle - 1)
+    ctx.set(stream.valid, 0)
+
+
+async def stream_get(ctx, stream, count, *, rng=None, stall=0.0, times=None, timeout=100_000):
+    """Receive ``count`` payloads (as Python values, see :func:`to_python`).
+
+    Each cycle ``ready`` is low with probability ``stall``. Raises :class:`StreamProtocolError`
+    if ``valid`` falls or the payload changes while a transfer is pending, and
+    ``TimeoutError`` after ``timeout`` cycles.
+    """
+    rng = _rng(rng)
+    out = []
+    cycle = 0
+    pending = None
+    while len(out) < count:
+        ready = not (stall and rng.random() < stall)
+        ctx.set(stream.ready, ready)
+        _, _, valid, payload = await ctx.tick().sample(stream.valid, stream.payload)
+        payload = to_python(payload)
+        if pending is not None:
+            if not valid:
+                raise StreamProtocolError(f"cycle {cycle}: valid fell before the transfer of {pending}")
+            if payload != pending:
+                raise StreamProtocolError(f"cycle {cycle}: payload changed from {pending} to "
+                                          f"{payload} while valid")
+        if valid and ready:
+            out.append(payload)
+            if times is not None:
+                times.append(cycle)
+            pending = None
+        elif valid:
+            pending = payload
+        cycle += 1
+        if cycle > timeout:
+            raise TimeoutError(f"received {len(out)} of {count} payloads in {timeout} cycles")
+    ctx.set(stream.ready, 0)
+    return out
+
+
+def simulate(dut, *testbenches, vcd=None):
+    """Run ``testbenches`` (async functions of ``ctx``) on ``dut`` with a 1 MHz sync clock."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
