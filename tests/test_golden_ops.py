@@ -149,3 +149,14 @@ def test_residual_add_saturates(pairs, bits):
     a, b = np.array(pairs).T
     got = golden.residual_add(a, b, bits)
     assert got.tolist() == [ref.sat(int(x) + int(y), bits) for x, y in pairs]
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.sampled_from([1, 2**20, 2**28]))
+def test_exact_matmul_is_exact_on_both_paths(seed, scale):
+    # 2**28: products reach 2**56, beyond float64's exact integers; int64 must be used.
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-scale, scale + 1, (3, 4), dtype=np.int64)
+    b = rng.integers(-scale, scale + 1, (4, 2), dtype=np.int64)
+    want = [[sum(int(a[i, k]) * int(b[k, j]) for k in range(4)) for j in range(2)] for i in range(3)]
+    assert golden.exact_matmul(a, b).tolist() == want
