@@ -1,0 +1,59 @@
+"""The spike-driven transformer of a :class:`~spikeforge.quant.config.ModelConfig`."""
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .layers import Block, PoolHead, QConvBN, make_neuron
+
+__all__ = ["SpikeTransformer"]
+
+
+class SpikeTransformer(nn.Module):
+    """Patch embedding (optional 3x3 stem), ``blocks`` transformer blocks, pool and head.
+
+    ``forward(images)`` takes integer images ``[B, H, W, C]`` (values ``0..max_value``, any
+    numeric dtype), presents them at each of the ``T`` time steps (direct encoding, §4) and
+    returns float logits ``[B, classes]`` (the mean over time steps).
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        if not isinstance(cfg, ModelConfig):
+            raise TypeError(f"cfg must be a ModelConfig, not {type(cfg).__name__}")
+        self.cfg = cfg
+        kw = dict(bits=cfg.weight_bits, frac_bits=cfg.frac_bits, act_bits=cfg.act_bits)
+        ci = cfg.image[2]
+        in_scale = 1.0 / cfg.max_value
+        if cfg.stem:
+            self.stem = QConvBN(ci, cfg.stem, 3, 1, 1, in_scale=in_scale, **kw)
+            self.stem_spk = make_neuron(cfg, cfg.stem, cfg.levels, cfg.frac_bits)
+            ci, in_scale = cfg.stem, 1.0
+        else:
+            self.stem = self.stem_spk = None
+        self.embed = QConvBN(ci, cfg.channels, cfg.kernel, cfg.patch, cfg.padding,
+                             in_scale=in_scale, **kw)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.blocks))
+        self.head = PoolHead(cfg)
+
+    def encode(self, images):
+        """``[B, H, W, C]`` pixels -> ``[T, B, C, H, W]`` float (direct encoding)."""
+        if torch.is_tensor(images):
+            x = images.detach().to(torch.float32)
+        else:
+            x = torch.from_numpy(np.array(images, dtype=np.float32))
+        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.cfg.image):
+            raise ValueError(f"images have shape {tuple(x.shape)}; expected [B, "
+                             f"{', '.join(map(str, self.cfg.image))}]")
+        x = x.permute(0, 3, 1, 2)
+        return x.unsqueeze(0).expand(self.cfg.time_steps, *x.shape)
+
+    def forward(self, images):
+        x = self.encode(images)
+        if self.stem is not None:
+            x = self.stem_spk(self.stem(x))
+        x = self.embed(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
