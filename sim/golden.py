@@ -215,3 +215,46 @@ def spike_event_encoder(spikes, levels):
         for j, (c, b) in enumerate(vec):
             events.append((c, b, 0, int(j == len(vec) - 1), n))
     return events
+
+__all__ += ["sparse_add", "conv_window_scan"]
+
+
+def conv_window_scan(H, W, k, stride, padding):
+    """Gather addressing of a k x k convolution (§5): for every output position, row-major,
+    the in-grid input positions of its window as ``(token, tap, end)`` with
+    ``token = y * W + x``, ``tap = ky * k + kx`` (row-major over the window) and ``end`` on
+    the last tap of the position. Zero padding: taps outside the grid are skipped."""
+    Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+    out = []
+    for oy in range(Ho):
+        for ox in range(Wo):
+            taps = [((oy * stride + ky - padding) * W + ox * stride + kx - padding, ky * k + kx)
+                    for ky in range(k) for kx in range(k)
+                    if 0 <= oy * stride + ky - padding < H and 0 <= ox * stride + kx - padding < W]
+            out += [(tok, tap, int(j == len(taps) - 1)) for j, (tok, tap) in enumerate(taps)]
+    return out
+
+
+def sparse_add(beats, weight, lanes):
+    """Output beats of ``SparseAdd`` for event ``beats`` ``(tap, channel, plane, empty, end)``.
+
+    ``weight`` ``[k, k, Ci, Co]`` (or ``[Ci, Co]``). Per group (ended by ``end``), the sum of
+    ``weight[tap, channel] << plane`` over its non-empty events (§5 bit-plane accumulation),
+    zero-padded to ``tiles * lanes`` channels, as ``tiles`` beats ``(tile, last, acc[lanes])``.
+    """
+    w = np.asarray(weight, np.int64)
+    if w.ndim == 2:
+        w = w[None, None]
+    k, _, ci, co = w.shape
+    w = w.reshape(k * k, ci, co)
+    tiles = -(-co // lanes)
+    acc = np.zeros(tiles * lanes, np.int64)
+    out = []
+    for tap, ch, plane, empty, end in beats:
+        if not empty:
+            acc[:co] += w[tap, ch] << plane
+        if end:
+            out += [(t, int(t == tiles - 1), [int(a) for a in acc[t * lanes:(t + 1) * lanes]])
+                    for t in range(tiles)]
+            acc[:] = 0
+    return out

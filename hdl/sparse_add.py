@@ -1,0 +1,183 @@
+"""Sparse addition unit (spec §5): spike events select weight rows that are added, shifted by
+the event's bit plane, into P parallel accumulator lanes.
+
+Golden function: :func:`spikeforge.sim.golden.sparse_add`.
+"""
+
+import numpy as np
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..graph import bits_for_range
+from .event_encoder import event_layout
+from .params import check_int, check_int_array, field_bits
+
+__all__ = ["SparseAdd", "sparse_tag_layout"]
+
+
+def sparse_tag_layout(kernel):
+    """Per-vector tag understood by :class:`SparseAdd`: the kernel ``tap`` (``ky * k + kx``)
+    the vector's events use, and ``end``: the vector is the last one of an output position."""
+    return data.StructLayout({"tap": unsigned(field_bits(kernel * kernel)), "end": 1})
+
+
+class SparseAdd(wiring.Component):
+    """Event-driven accumulation of weight rows for linear/1x1 layers and k x k convolutions.
+
+    An output position (a "group") is a sequence of events, the events of the input vectors
+    that reach it, each tagged with its kernel tap (see :class:`ConvWindowScan` for the
+    addressing with stride and zero padding); the group ends with the event that has ``last``
+    and ``tag.end`` set. Output channels are split in ``tiles = ceil(Co / P)`` tiles of P lanes
+    (lanes past Co carry zero weights). Each event adds ``weight[tap, channel, tile] << plane``
+    to the accumulators of every tile, one tile per cycle.
+
+    Parameters
+    ----------
+    weight : int array ``[k, k, Ci, Co]`` or ``[Ci, Co]``
+        Signed weights (the weight memory's initial contents).
+    levels : int
+        Largest input spike value D (bit planes ``bit_length(D)``); sets the accumulator bound
+        ``D * sum(min(w, 0)) .. D * sum(max(w, 0))`` (§9) from which ``acc_bits`` derives.
+    lanes : int
+        P, the accumulator lanes (additions per cycle).
+
+    Members
+    -------
+    i : ``In(stream.Signature(event_layout(Ci, D, sparse_tag_layout(k))))``
+        Events, as produced by :class:`SpikeEventEncoder`. A non-empty event is held for
+        ``tiles`` cycles (one weight row read per tile) and transferred on the last; an
+        ``empty`` event is transferred at once. Not ready while a group is being emitted.
+    o : ``Out(stream.Signature(output layout))``
+        Per group, ``tiles`` beats: ``acc`` (P signed ``acc_bits`` lanes), ``tile`` and
+        ``last`` (last tile of the group). The first beat is valid 2 cycles after the group's
+        end event is transferred; accumulators are cleared as their beat is transferred.
+    """
+
+    def __init__(self, *, weight, levels=1, lanes=8):
+        name = type(self).__name__
+        w = np.asarray(weight)
+        if w.ndim == 2:
+            w = w[None, None]
+        if w.ndim != 4 or w.shape[0] != w.shape[1]:
+            raise ValueError(f"{name}: weight has shape {np.shape(weight)}; expected "
+                             "[k, k, Ci, Co] or [Ci, Co]")
+        self.weight = check_int_array(name, "weight", w, None, -(1 << 31), (1 << 31) - 1)
+        self.kernel, _, self.in_channels, self.out_channels = self.weight.shape
+        if min(self.weight.shape) < 1:
+            raise ValueError(f"{name}: weight has an empty axis (shape {self.weight.shape})")
+        self.levels = check_int(name, "levels", levels, 1, 65535)
+        self.lanes = check_int(name, "lanes", lanes, 1, 1024)
+        self.tiles = -(-self.out_channels // self.lanes)
+        self.weight_bits = bits_for_range(int(min(self.weight.min(), 0)), int(max(self.weight.max(), 0)))
+        flat = self.weight.reshape(-1, self.out_channels)
+        self.acc_lo = int((self.levels * np.minimum(flat, 0).sum(0)).min())
+        self.acc_hi = int((self.levels * np.maximum(flat, 0).sum(0)).max())
+        self.acc_bits = bits_for_range(self.acc_lo, self.acc_hi)
+        self.tag_layout = sparse_tag_layout(self.kernel)
+        self.out_layout = data.StructLayout({
+            "acc": data.ArrayLayout(signed(self.acc_bits), self.lanes),
+            "tile": unsigned(field_bits(self.tiles)),
+            "last": 1,
+        })
+        super().__init__({
+            "i": In(stream.Signature(event_layout(self.in_channels, self.levels, self.tag_layout))),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    # cost model ---------------------------------------------------------------------------
+    def cycles(self, beats):
+        """Cycles without stalls (input always valid, output always ready) from the first
+        event presented to the last output transfer, for event beats
+        ``(tap, channel, plane, empty, end)``: a non-empty event costs ``tiles``, an empty
+        one 1, and each group ``1 + tiles`` more (pipeline bubble and output beats). So
+        ``events * tiles + groups * (1 + tiles)`` when no group is empty."""
+        n = 0
+        for _tap, _ch, _plane, empty, end in beats:
+            n += 1 if empty else self.tiles
+            if end:
+                n += 1 + self.tiles
+        return n
+
+    def memory_bits(self):
+        """Weight memory: ``k*k*Ci*tiles`` rows of ``P * weight_bits``."""
+        return self.kernel ** 2 * self.in_channels * self.tiles * self.lanes * self.weight_bits
+
+    def logic_estimate(self):
+        """Rough LUT/FF: P adders and a tiles-to-1 accumulator multiplexer; accumulators in FFs."""
+        acc_ff = self.tiles * self.lanes * self.acc_bits
+        return {"lut": self.lanes * self.acc_bits * (2 + self.tiles) + 64,
+                "ff": acc_ff + 48}
+
+    # hardware ---------------------------------------------------------------------------
+    def _init_rows(self):
+        """Weight rows, address ``(tap * Ci + channel) * tiles + tile``, lanes packed LSB first."""
+        k, ci, co, p, wb = self.kernel, self.in_channels, self.out_channels, self.lanes, self.weight_bits
+        padded = np.zeros((k * k, ci, self.tiles * p), np.int64)
+        padded[:, :, :co] = self.weight.reshape(k * k, ci, co)
+        rows = []
+        mask = (1 << wb) - 1
+        for row in padded.reshape(-1, p):
+            rows.append(sum((int(v) & mask) << (wb * lane) for lane, v in enumerate(row)))
+        return rows
+
+    def elaborate(self, platform):
+        m = Module()
+        tiles, p, wb = self.tiles, self.lanes, self.weight_bits
+        rows = self._init_rows()
+        m.submodules.weights = mem = memory.Memory(shape=unsigned(p * wb), depth=len(rows), init=rows)
+        rd = mem.read_port()
+
+        acc = [[Signal(signed(self.acc_bits), name=f"acc_{t}_{lane}") for lane in range(p)]
+               for t in range(tiles)]
+        tile = Signal(range(tiles))
+        s2_valid = Signal()
+        s2_tile = Signal(range(tiles))
+        s2_plane = Signal.like(self.i.payload.plane)
+        wait = Signal()
+        draining = Signal()
+        d_tile = Signal(range(tiles))
+
+        ev = self.i.payload
+        last_tile = tile == tiles - 1
+        addr = (ev.tag.tap * self.in_channels + ev.channel) * tiles + tile
+        m.d.comb += rd.addr.eq(addr)
+        m.d.sync += s2_valid.eq(0)
+        with m.If(self.i.valid & ~wait & ~draining):
+            with m.If(ev.empty):
+                m.d.comb += self.i.ready.eq(1)
+            with m.Else():
+                m.d.comb += [rd.en.eq(1), self.i.ready.eq(last_tile)]
+                m.d.sync += [s2_valid.eq(1), s2_tile.eq(tile), s2_plane.eq(ev.plane)]
+                if tiles > 1:
+                    m.d.sync += tile.eq(tile + 1)
+                    with m.If(last_tile):
+                        m.d.sync += tile.eq(0)
+            with m.If(self.i.ready & ev.last & ev.tag.end):
+                m.d.sync += wait.eq(1)
+
+        # Stage 2: add the shifted weight row to the tile's accumulators.
+        with m.If(s2_valid):
+            for t in range(tiles):
+                with m.If(s2_tile == t):
+                    for lane in range(p):
+                        w = rd.data[lane * wb:(lane + 1) * wb].as_signed()
+                        m.d.sync += acc[t][lane].eq(acc[t][lane] + (w << s2_plane))
+
+        with m.If(wait):
+            m.d.sync += [wait.eq(0), draining.eq(1)]
+
+        m.d.comb += [self.o.valid.eq(draining), self.o.payload.tile.eq(d_tile),
+                     self.o.payload.last.eq(d_tile == tiles - 1)]
+        for t in range(tiles):
+            with m.If(d_tile == t):
+                m.d.comb += [self.o.payload.acc[lane].eq(acc[t][lane]) for lane in range(p)]
+        with m.If(self.o.valid & self.o.ready):
+            for t in range(tiles):
+                with m.If(d_tile == t):
+                    m.d.sync += [acc[t][lane].eq(0) for lane in range(p)]
+            with m.If(d_tile == tiles - 1):
+                m.d.sync += [d_tile.eq(0), draining.eq(0)]
+            with m.Else():
+                m.d.sync += d_tile.eq(d_tile + 1)
+        return m
