@@ -258,3 +258,19 @@ def sparse_add(beats, weight, lanes):
                     for t in range(tiles)]
             acc[:] = 0
     return out
+
+__all__ += ["lif_array"]
+
+
+def lif_array(acc, *, mode, mult, bias, shift, out_bits, theta=None, leak=1, reset="hard",
+              levels=1, ms_shift=0):
+    """Outputs of ``LifArray`` for accumulators ``acc [T, N, C]`` of one image: requantize
+    (§5), then ``mode`` ``"lif"`` (§6.1, state across T), ``"multispike"`` (§6.2) or
+    ``"pass"`` (the requantized integers). Returns ``[T, N, C]``."""
+    x = requantize(acc, mult, bias, shift, out_bits)
+    if mode == "pass":
+        return x
+    if mode == "multispike":
+        return multispike(x, levels, ms_shift)
+    spikes, _ = lif(x[None], theta, leak, reset)
+    return spikes[0]
