@@ -274,3 +274,22 @@ def lif_array(acc, *, mode, mult, bias, shift, out_bits, theta=None, leak=1, res
         return multispike(x, levels, ms_shift)
     spikes, _ = lif(x[None], theta, leak, reset)
     return spikes[0]
+
+__all__ += ["spike_attention_mask", "spike_attention_linear"]
+
+
+def spike_attention_mask(q, k, v, theta, leak=1, reset="hard"):
+    """Output of ``SpikeAttentionMask`` for ``q, k, v [T, N, C]`` binary: ``q AND mask``
+    (``sdsa_mask``, §8.1). Returns ``[T, N, C]``."""
+    T, N, C = np.shape(q)
+    out, _, _ = sdsa_mask(*(np.asarray(a, np.int64).reshape(1, T, N, 1, C) for a in (q, k, v)),
+                          theta, leak, reset)
+    return out.reshape(T, N, C)
+
+
+def spike_attention_linear(q, k, v, heads):
+    """Output of ``SpikeAttentionLinear``: ``A = Q (K^T V)`` per head (``sdsa_linear``, §8.2)
+    for ``q, k, v [T, N, C]``. Returns ``[T, N, C]``."""
+    T, N, C = np.shape(q)
+    return sdsa_linear(*(np.asarray(a, np.int64).reshape(1, T, N, 1, C) for a in (q, k, v)),
+                       heads).reshape(T, N, C)
