@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Spike-driven self-attention (spec §8.1 mask form, §8.2 linear / QSD form).
 
 Golden functions: :func:`spikeforge.sim.golden.spike_attention_mask`,

@@ -1,0 +1,120 @@
+# amaranth: UnusedElaboratable=no
+"""Standalone Verilog generation of single hardware units (``spikeforge generate unit``).
+
+``UNITS`` maps a unit name (the name of its golden function) to a factory taking scalar
+keyword parameters; tensors (weights, per-channel constants) are made from scalars: random
+signed weights from ``seed``, or one value broadcast to every channel.
+"""
+
+import inspect
+import pathlib
+
+import numpy as np
+from amaranth.back import verilog
+
+from .conv_window import ConvWindowScan
+from .event_encoder import SpikeEventEncoder
+from .lif_array import LifArray
+from .sparse_add import SparseAdd
+from .spike_attention import SpikeAttentionLinear, SpikeAttentionMask
+
+__all__ = ["UNITS", "make_unit", "generate_unit", "UnitError"]
+
+
+class UnitError(ValueError):
+    """Unknown unit or parameter, or a value of the wrong kind."""
+
+
+def _sparse_add(*, in_channels=16, out_channels=16, kernel=1, weight_bits=4, levels=1, lanes=8,
+                seed=0):
+    """Random signed ``weight_bits``-bit weights ``[kernel, kernel, in, out]`` from ``seed``."""
+    if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
+        raise UnitError(f"sparse_add: weight_bits is {weight_bits!r}; allowed: an integer 2..16")
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                        ("kernel", kernel)):
+        if not isinstance(value, int) or value < 1:
+            raise UnitError(f"sparse_add: {name} is {value!r}; allowed: an integer >= 1")
+    w = rng.integers(lo, hi + 1, (kernel, kernel, in_channels, out_channels))
+    return SparseAdd(weight=w, levels=levels, lanes=lanes)
+
+
+def _lif_array(*, channels=16, tokens=64, lanes=8, time_steps=4, in_bits=12, out_bits=8,
+               mult=1, bias=0, shift=0, mode="lif", theta=1, leak=1, reset="hard", levels=1,
+               ms_shift=0):
+    """Accumulator range: the signed ``in_bits`` range; ``mult``, ``bias``, ``theta`` broadcast."""
+    if not isinstance(in_bits, int) or not 2 <= in_bits <= 48:
+        raise UnitError(f"lif_array: in_bits is {in_bits!r}; allowed: an integer 2..48")
+    if not isinstance(channels, int) or channels < 1:
+        raise UnitError(f"lif_array: channels is {channels!r}; allowed: an integer >= 1")
+    full = [np.full(channels, v, np.int64) if isinstance(v, int) else v for v in (mult, bias, theta)]
+    return LifArray(channels=channels, tokens=tokens, lanes=lanes, time_steps=time_steps,
+                    in_lo=-(1 << (in_bits - 1)), in_hi=(1 << (in_bits - 1)) - 1,
+                    mult=full[0], bias=full[1], shift=shift, out_bits=out_bits, mode=mode,
+                    theta=full[2], leak=leak, reset=reset, levels=levels, ms_shift=ms_shift)
+
+
+def _attention_mask(*, channels=16, tokens=64, time_steps=4, theta=1, leak=1, reset="hard"):
+    """``theta`` broadcast to every channel."""
+    if not isinstance(channels, int) or channels < 1:
+        raise UnitError(f"spike_attention_mask: channels is {channels!r}; allowed: an integer >= 1")
+    return SpikeAttentionMask(channels=channels, tokens=tokens, time_steps=time_steps,
+                              theta=np.full(channels, theta, np.int64) if isinstance(theta, int)
+                              else theta, leak=leak, reset=reset)
+
+
+UNITS = {
+    "spike_event_encoder": lambda **kw: SpikeEventEncoder(**kw),
+    "sparse_add": _sparse_add,
+    "conv_window_scan": lambda **kw: ConvWindowScan(**kw),
+    "lif_array": _lif_array,
+    "spike_attention_mask": _attention_mask,
+    "spike_attention_linear": lambda **kw: SpikeAttentionLinear(**kw),
+}
+
+_CLASSES = {"spike_event_encoder": SpikeEventEncoder, "conv_window_scan": ConvWindowScan,
+            "spike_attention_linear": SpikeAttentionLinear}
+
+
+def _allowed(name):
+    target = _CLASSES.get(name, UNITS[name])
+    return [p.name for p in inspect.signature(target).parameters.values()
+            if p.kind == p.KEYWORD_ONLY and p.name != "tag_shape"]
+
+
+def _parse(value):
+    """``"12"``, ``"0x10"`` -> int; anything else stays a string; non-strings unchanged."""
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            return value
+    return value
+
+
+def make_unit(name, params=None):
+    """Build unit ``name`` from ``params`` (values may be strings from a command line)."""
+    if name not in UNITS:
+        raise UnitError(f"unknown unit {name!r}; known: {', '.join(UNITS)}")
+    params = {k: _parse(v) for k, v in (params or {}).items()}
+    allowed = _allowed(name)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise UnitError(f"unit {name!r}: unknown parameter(s) {unknown}; allowed: {', '.join(allowed)}")
+    try:
+        return UNITS[name](**params)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, UnitError):
+            raise
+        raise UnitError(f"unit {name!r}: {e}") from e
+
+
+def generate_unit(name, params, out_dir):
+    """Write Verilog of unit ``name`` to ``out_dir/<name>.v`` and return the path."""
+    unit = make_unit(name, params)
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.v"
+    path.write_text(verilog.convert(unit, name=name))
+    return path
