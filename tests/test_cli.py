@@ -75,3 +75,21 @@ def test_only_spikeforge_is_importable_at_top_level(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path)
     assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_generate_unit_writes_verilog(tmp_path, capsys):
+    from spikeforge.hdl.generate import UNITS
+
+    assert main(["generate", "unit", "list"]) == 0
+    assert capsys.readouterr().out.split() == list(UNITS)
+    assert main(["generate", "unit", "spike_event_encoder", "-p", "channels=5", "-o", str(tmp_path)]) == 0
+    path = capsys.readouterr().out.strip()
+    text = open(path).read()
+    assert "module" in text and "i__valid" in text and "o__ready" in text
+
+
+def test_generate_unit_errors_are_one_line(tmp_path, capsys):
+    assert main(["generate", "unit", "nope", "-o", str(tmp_path)]) == 2
+    assert "unknown unit 'nope'" in capsys.readouterr().err
+    assert main(["generate", "unit", "sparse_add", "-p", "lanes", "-o", str(tmp_path)]) == 2
+    assert "must look like KEY=VALUE" in capsys.readouterr().err
