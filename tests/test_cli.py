@@ -84,7 +84,8 @@ def test_generate_unit_writes_verilog(tmp_path, capsys):
     assert capsys.readouterr().out.split() == list(UNITS)
     assert main(["generate", "unit", "spike_event_encoder", "-p", "channels=5", "-o", str(tmp_path)]) == 0
     path = capsys.readouterr().out.strip()
-    text = open(path).read()
+    with open(path) as f:
+        text = f.read()
     assert "module" in text and "i__valid" in text and "o__ready" in text
 
 
