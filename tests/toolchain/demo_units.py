@@ -1,6 +1,6 @@
 """Small Amaranth components used only by the toolchain tests."""
 
-from amaranth import Cat, Module, Signal, unsigned
+from amaranth import Cat, Elaboratable, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -64,4 +64,21 @@ class WideXor(wiring.Component):
         m.d.sync += self.y.eq(self.a ^ (self.b + self.a))
         m.d.sync += acc.eq(acc + self.a[:16] * self.b[:16])
         m.d.comb += self.s.eq(Cat(acc))
+        return m
+
+
+class AffineProof(Elaboratable):
+    """Proof harness: free inputs, stream rules assumed on ``i`` and asserted on ``o``."""
+
+    def __init__(self, *, broken=False):
+        self.broken = broken
+
+    def elaborate(self, platform):
+        from spikeforge.sim.formal import free_inputs, stream_rules
+
+        m = Module()
+        m.submodules.dut = dut = AffineStage(width=8, broken=self.broken)
+        free_inputs(m, dut)
+        stream_rules(m, dut.i, assume=True, name="i")
+        stream_rules(m, dut.o, name="o")
         return m
