@@ -1,0 +1,209 @@
+# amaranth: UnusedElaboratable=no
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from spikeforge.boards.hostlink import (
+    ErrorCode, MsgType, decode_error, decode_frames, decode_result, encode_frame, encode_image,
+)
+from spikeforge.boards.link_gateware import FrameReceiver, FrameTransmitter
+from spikeforge.hdl.testing import stream_get, stream_put, to_python
+
+TIMEOUT = 40  # inter-byte timeout of the receivers under test, cycles
+
+
+def _image(rng, pixels=64, max_value=16):
+    return rng.integers(0, max_value + 1, pixels)
+
+
+def _run_receiver(rcv, chunks, *, gap=TIMEOUT + 10, out_stall=0.0, seed=0, hold_output=0):
+    """Feed byte chunks (one frame or junk each) with ``gap`` idle cycles after each; collect
+    the images (lists of (pixel, last, seq)) and error reports until all is sent and idle."""
+    pixels, errors = [], []
+    done = []
+
+    async def feed(ctx):
+        for chunk in chunks:
+            await stream_put(ctx, rcv.i, list(chunk))
+            await ctx.tick().repeat(gap)
+        await ctx.tick().repeat(hold_output + 3 * rcv.pixels + 20)
+        done.append(True)
+
+    async def take_pixels(ctx):
+        rng = random.Random(seed)
+        if hold_output:
+            await ctx.tick().repeat(hold_output)
+        while not done:
+            ready = not (out_stall and rng.random() < out_stall)
+            ctx.set(rcv.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(rcv.o.valid, rcv.o.payload)
+            if valid and ready:
+                pixels.append(to_python(payload))
+
+    async def take_errors(ctx):
+        ctx.set(rcv.err.ready, 1)
+        while not done:
+            _, _, valid, payload = await ctx.tick().sample(rcv.err.valid, rcv.err.payload)
+            if valid:
+                errors.append((ErrorCode(payload.code), int(payload.seq)))
+
+    sim = Simulator(rcv)
+    sim.add_clock(1e-6)
+    sim.add_testbench(feed)
+    sim.add_testbench(take_pixels)
+    sim.add_testbench(take_errors)
+    sim.run()
+    images = []
+    current = []
+    for p in pixels:
+        current.append(p)
+        if p["last"]:
+            images.append(([q["pixel"] for q in current], current[0]["seq"]))
+            assert {q["seq"] for q in current} == {current[0]["seq"]}
+            current = []
+    assert current == [], "image stream ended without last"
+    return images, errors
+
+
+def test_good_frames_give_exact_pixels_with_stalls():
+    rng = np.random.default_rng(1)
+    imgs = [_image(rng) for _ in range(4)]
+    imgs.append(np.full(64, 16))
+    imgs.append(np.zeros(64, np.int64))
+    chunks = [encode_image(img, seq=10 + k) for k, img in enumerate(imgs)]
+    chunks.insert(2, b"\x00\x13\xff noise between frames")
+    rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
+    images, errors = _run_receiver(rcv, chunks, out_stall=0.3, gap=200)
+    assert errors == []
+    assert images == [([int(v) for v in img], 10 + k) for k, img in enumerate(imgs)]
+
+
+def _flip(frame, pos, mask=0x01):
+    b = bytearray(frame)
+    b[pos] ^= mask
+    return bytes(b)
+
+
+@pytest.mark.parametrize("case", ["payload", "crc", "seq", "truncated", "short_length", "long_length",
+                                  "bad_type", "bad_value", "sync"])
+def test_corrupted_frame_rejected_then_recovers(case):
+    rng = np.random.default_rng(2)
+    good1, bad_img, good2 = _image(rng), _image(rng), _image(rng)
+    frame = encode_image(bad_img, seq=7)
+    expect = {
+        "payload": (_flip(frame, 5 + 30, 0x10), [(ErrorCode.BAD_CRC, 7)]),
+        "crc": (_flip(frame, len(frame) - 1), [(ErrorCode.BAD_CRC, 7)]),
+        "seq": (_flip(frame, 2), [(ErrorCode.BAD_CRC, 6)]),
+        "truncated": (frame[:40], [(ErrorCode.TIMEOUT, 7)]),
+        "short_length": (encode_frame(MsgType.IMAGE, 7, bytes(63)), [(ErrorCode.BAD_LENGTH, 7)]),
+        "long_length": (encode_frame(MsgType.IMAGE, 7, bytes(65)), [(ErrorCode.BAD_LENGTH, 7)]),
+        "bad_type": (encode_frame(0x33, 7, bytes(64)), [(ErrorCode.BAD_TYPE, 7)]),
+        "bad_value": (encode_frame(MsgType.IMAGE, 7, bytes([3] * 20 + [17] + [0] * 43)),
+                      [(ErrorCode.BAD_VALUE, 7)]),
+        "sync": (_flip(frame, 0), []),  # never seen as a frame: silently skipped
+    }
+    bad, errs = expect[case]
+    rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
+    images, errors = _run_receiver(rcv, [encode_image(good1, seq=1), bad, encode_image(good2, seq=2)])
+    assert images == [([int(v) for v in good1], 1), ([int(v) for v in good2], 2)]
+    assert errors == errs
+
+
+def test_random_single_byte_corruption_never_passes_an_image():
+    rng = np.random.default_rng(3)
+    prng = random.Random(3)
+    chunks, expected = [], []
+    for k in range(24):
+        img = _image(rng)
+        frame = encode_image(img, seq=k)
+        if k % 2:
+            # half of the corruptions keep every pixel in range, so that only the CRC can tell
+            pos = prng.randrange(5, 5 + 64) if k % 4 == 1 else prng.randrange(len(frame))
+            if 5 <= pos < 5 + 64:
+                new = prng.choice([v for v in range(17) if v != frame[pos]])
+                frame = _flip(frame, pos, frame[pos] ^ new)
+            else:
+                frame = _flip(frame, pos, prng.randrange(1, 256))
+        else:
+            expected.append(([int(v) for v in img], k))
+        chunks.append(frame)
+    rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
+    images, errors = _run_receiver(rcv, chunks, out_stall=0.2, gap=250)
+    assert images == expected
+    assert 1 <= len(errors) <= 12
+    assert all(code != ErrorCode.BUSY for code, _ in errors)
+
+
+def test_busy_while_previous_image_not_taken():
+    rng = np.random.default_rng(4)
+    a, b = _image(rng), _image(rng)
+    rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
+    images, errors = _run_receiver(rcv, [encode_image(a, seq=1), encode_image(b, seq=2)],
+                                   hold_output=400)
+    assert images == [([int(v) for v in a], 1)]
+    assert errors == [(ErrorCode.BUSY, 2)]
+
+
+def test_small_image_and_max_value():
+    rcv = FrameReceiver(pixels=3, max_value=1, timeout_cycles=0)
+    images, errors = _run_receiver(rcv, [encode_image([1, 0, 1], seq=9, pixels=3, max_value=1),
+                                         encode_frame(MsgType.IMAGE, 4, bytes([1, 2, 0]))])
+    assert images == [([1, 0, 1], 9)]
+    assert errors == [(ErrorCode.BAD_VALUE, 4)]
+
+
+def test_receiver_parameter_checks():
+    with pytest.raises(ValueError, match="pixels is 0; allowed: an integer 1..1024"):
+        FrameReceiver(pixels=0)
+    with pytest.raises(ValueError, match="max_value is 256"):
+        FrameReceiver(max_value=256)
+    with pytest.raises(TypeError, match="timeout_cycles must be"):
+        FrameReceiver(timeout_cycles=1.5)
+    with pytest.raises(ValueError, match="classes is 0"):
+        FrameTransmitter(classes=0)
+    with pytest.raises(ValueError, match="logit_bits is 33"):
+        FrameTransmitter(classes=10, logit_bits=33)
+
+
+@pytest.mark.parametrize("classes,logit_bits,cycle_bits", [(10, 32, 32), (3, 9, 12), (1, 2, 1)])
+def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bits):
+    rng = random.Random(classes)
+    lo, hi = -(1 << (logit_bits - 1)), (1 << (logit_bits - 1)) - 1
+    results = []
+    for k in range(5):
+        logits = [rng.randint(lo, hi) for _ in range(classes)]
+        if k == 0:
+            logits[0] = lo
+            logits[-1] = hi
+        results.append({"logits": logits, "cls": rng.randrange(classes),
+                        "cycles": rng.randrange(1 << cycle_bits), "seq": rng.randrange(256)})
+    errors = [{"code": int(ErrorCode.BAD_CRC), "seq": 200}, {"code": int(ErrorCode.BUSY), "seq": 3}]
+    xmt = FrameTransmitter(classes=classes, logit_bits=logit_bits, cycle_bits=cycle_bits)
+    got = bytearray()
+    n_bytes = len(results) * (5 + 4 * classes + 5 + 2) + len(errors) * 8
+
+    async def put_results(ctx):
+        await stream_put(ctx, xmt.result, results, rng=random.Random(1), stall=0.3)
+
+    async def put_errors(ctx):
+        await ctx.tick().repeat(30)
+        await stream_put(ctx, xmt.err, errors, rng=random.Random(2), stall=0.3)
+
+    async def get(ctx):
+        got.extend(await stream_get(ctx, xmt.o, n_bytes, rng=random.Random(3), stall=0.3))
+
+    sim = Simulator(xmt)
+    sim.add_clock(1e-6)
+    for tb in (put_results, put_errors, get):
+        sim.add_testbench(tb)
+    sim.run()
+    frames = decode_frames(bytes(got))
+    res = [f for f in frames if f.type == MsgType.RESULT]
+    err = [f for f in frames if f.type == MsgType.ERROR]
+    assert len(res) == len(results) and len(err) == len(errors)
+    for f, r in zip(res, results):
+        d = decode_result(f.payload, classes=classes)
+        assert (list(d.logits), d.cls, d.cycles, f.seq) == (r["logits"], r["cls"], r["cycles"], r["seq"])
+    assert [(decode_error(f.payload), f.seq) for f in err] == [(ErrorCode.BAD_CRC, 200), (ErrorCode.BUSY, 3)]
