@@ -51,7 +51,14 @@ class ErrorCode(enum.IntEnum):
 
 
 class FrameError(ValueError):
-    """A frame or payload that does not decode (the message says why)."""
+    """A frame or payload that does not decode (the message says why). ``code`` is the
+    :class:`ErrorCode` a board answers it with and ``seq`` the frame's (maybe corrupted) seq
+    byte, where known."""
+
+    def __init__(self, message, *, code=None, seq=None):
+        super().__init__(message)
+        self.code = code
+        self.seq = seq
 
 
 def _crc_table():
@@ -143,7 +150,8 @@ class FrameDecoder:
                 return out
             length = int.from_bytes(self._buf[3:5], "little")
             if length > self.max_payload:
-                out.append(FrameError(f"length {length} above the limit {self.max_payload}"))
+                out.append(FrameError(f"length {length} above the limit {self.max_payload}",
+                                      code=ErrorCode.BAD_LENGTH, seq=self._buf[2]))
                 del self._buf[:1]
                 continue
             total = HEADER_BYTES + length + TRAILER_BYTES
@@ -154,7 +162,8 @@ class FrameDecoder:
                 got = int.from_bytes(frame[-2:], "big")
                 want = crc16(frame[1:-2])
                 out.append(FrameError(f"bad CRC 0x{got:04X}, expected 0x{want:04X} "
-                                      f"(type 0x{frame[1]:02X}, seq {frame[2]}, length {length})"))
+                                      f"(type 0x{frame[1]:02X}, seq {frame[2]}, length {length})",
+                                      code=ErrorCode.BAD_CRC, seq=frame[2]))
                 del self._buf[:1]
                 continue
             del self._buf[:total]
