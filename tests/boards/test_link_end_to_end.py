@@ -1,0 +1,126 @@
+"""The whole byte path through the gateware, at the bit level:
+
+host codec bytes -> UART line (Python line model) -> UARTHostLink (UART rx, frame receiver)
+-> a stand-in accelerator written here -> UARTHostLink (frame transmitter, UART tx) -> UART line
+-> host codec, compared with the same stand-in function computed in Python.
+"""
+# amaranth: UnusedElaboratable=no
+
+import numpy as np
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from spikeforge.boards.hostlink import (
+    ErrorCode, MsgType, decode_error, decode_frames, decode_result, encode_image,
+)
+from spikeforge.boards.link_gateware import UARTHostLink, image_layout, result_layout
+from uart_bits import drive_uart, sample_uart
+
+CLASSES = 4
+LOGIT_BITS = 16
+LATENCY = 7
+WEIGHTS = np.random.default_rng(42).integers(-8, 8, (64, CLASSES))
+BIAS = np.array([2, -3, 5, 5])  # a tie between classes 2 and 3 for the blank image
+
+
+def stand_in_logits(image):
+    """The golden-style function of the stand-in: bias + pixels @ WEIGHTS."""
+    return BIAS + np.asarray(image).reshape(-1).astype(np.int64) @ WEIGHTS
+
+
+class StandIn(wiring.Component):
+    """Accumulates ``bias + sum_i pixel_i * WEIGHTS[i]`` over the pixel stream; the result
+    (logits and argmax, ties to the lowest index) is valid ``LATENCY`` cycles after the last
+    pixel's transfer."""
+
+    def __init__(self):
+        super().__init__({
+            "image": In(stream.Signature(image_layout(16))),
+            "result": Out(stream.Signature(result_layout(CLASSES, LOGIT_BITS, with_meta=False))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = [Signal(signed(LOGIT_BITS), name=f"acc{j}", init=int(BIAS[j])) for j in range(CLASSES)]
+        idx = Signal(range(64))
+        delay = Signal(range(LATENCY + 1))
+        pending = Signal()
+        rows = [Array(Const(int(WEIGHTS[i, j]), signed(5)) for i in range(64)) for j in range(CLASSES)]
+        m.d.comb += self.image.ready.eq(~pending)
+        with m.If(self.image.valid & self.image.ready):
+            for j in range(CLASSES):
+                m.d.sync += acc[j].eq(acc[j] + self.image.payload.pixel * rows[j][idx])
+            m.d.sync += idx.eq(idx + 1)
+            with m.If(self.image.payload.last):
+                m.d.sync += [idx.eq(0), pending.eq(1), delay.eq(LATENCY)]
+        with m.If(pending & (delay != 0)):
+            m.d.sync += delay.eq(delay - 1)
+        m.d.comb += self.result.valid.eq(pending & (delay == 0))
+        best = Const(0, range(CLASSES))
+        best_val = acc[0]
+        for j in range(1, CLASSES):
+            better = acc[j] > best_val
+            best = Mux(better, j, best)
+            best_val = Mux(better, acc[j], best_val)
+        for j in range(CLASSES):
+            m.d.comb += self.result.payload.logits[j].eq(acc[j])
+        m.d.comb += self.result.payload.cls.eq(best)
+        with m.If(self.result.valid & self.result.ready):
+            m.d.sync += [pending.eq(0)] + [acc[j].eq(int(BIAS[j])) for j in range(CLASSES)]
+        return m
+
+
+def test_bit_level_round_trip_through_gateware():
+    divisor = 4
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 17, (8, 8)) for _ in range(2)]
+    images.append(np.full((8, 8), 16))   # large logits, both signs
+    images[1][0, 0] = 0
+    images[1][0, 1] = 0
+    tie = np.zeros((8, 8), np.int64)     # logits = bias: tie, the lowest index (2) wins
+    images.append(tie)
+
+    m = Module()
+    m.submodules.link = link = UARTHostLink(divisor=divisor, pixels=64, max_value=16, classes=CLASSES,
+                                            logit_bits=LOGIT_BITS, cycle_bits=16, timeout_bytes=3)
+    m.submodules.dut = dut = StandIn()
+    wiring.connect(m, link.image, dut.image)
+    wiring.connect(m, dut.result, link.result)
+
+    good = [encode_image(img, seq=20 + k) for k, img in enumerate(images)]
+    bad = bytearray(encode_image(images[0], seq=99))
+    bad[30] ^= 0x02   # pixel flipped: CRC must catch it
+    sent = [good[0], bytes(bad), good[1], good[2], good[3]]
+    reply_len = 5 + 4 * CLASSES + 5 + 2
+    expect_bytes = 4 * reply_len + 8
+    received = []
+
+    async def host_tx(ctx):
+        for frame in sent:
+            await drive_uart(ctx, link.rx, frame, divisor)
+            # wait for the reply to go out before the next request (one request in flight)
+            await ctx.tick().repeat(reply_len * 10 * divisor + 200)
+
+    async def host_rx(ctx):
+        received.append(await sample_uart(ctx, link.tx, expect_bytes, divisor, timeout=20_000))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host_tx)
+    sim.add_testbench(host_rx)
+    sim.run()
+
+    frames = decode_frames(received[0])
+    assert [f.type for f in frames] == [MsgType.RESULT, MsgType.ERROR] + [MsgType.RESULT] * 3
+    assert (decode_error(frames[1].payload), frames[1].seq) == (ErrorCode.BAD_CRC, 99)
+    results = [f for f in frames if f.type == MsgType.RESULT]
+    for k, (f, img) in enumerate(zip(results, images)):
+        want = stand_in_logits(img)
+        got = decode_result(f.payload, classes=CLASSES)
+        assert f.seq == 20 + k
+        assert list(got.logits) == want.tolist()
+        assert got.cls == int(np.argmax(want))
+        assert got.cycles == LATENCY
+    assert decode_result(results[3].payload).cls == 2
