@@ -388,12 +388,11 @@ class UARTHostLink(wiring.Component):
         name = type(self).__name__
         self.divisor = _check_divisor(name, divisor)
         self.timeout_bytes = check_int(name, "timeout_bytes", timeout_bytes, 1, 1024)
-        self._receiver = FrameReceiver(pixels=pixels, max_value=max_value,
-                                       timeout_cycles=10 * self.divisor * self.timeout_bytes)
-        self._transmitter = FrameTransmitter(classes=classes, logit_bits=logit_bits, cycle_bits=cycle_bits)
-        self.pixels, self.max_value = self._receiver.pixels, self._receiver.max_value
-        self.classes, self.logit_bits = self._transmitter.classes, self._transmitter.logit_bits
-        self.cycle_bits = self._transmitter.cycle_bits
+        self.pixels = check_int(name, "pixels", pixels, 1, 1024)
+        self.max_value = check_int(name, "max_value", max_value, 1, 255)
+        self.classes = check_int(name, "classes", classes, 1, 255)
+        self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
+        self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
         super().__init__({
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -405,8 +404,11 @@ class UARTHostLink(wiring.Component):
         m = Module()
         m.submodules.uart_rx = urx = UARTRx(divisor=self.divisor)
         m.submodules.uart_tx = utx = UARTTx(divisor=self.divisor)
-        m.submodules.receiver = rcv = self._receiver
-        m.submodules.transmitter = xmt = self._transmitter
+        m.submodules.receiver = rcv = FrameReceiver(
+            pixels=self.pixels, max_value=self.max_value,
+            timeout_cycles=10 * self.divisor * self.timeout_bytes)
+        m.submodules.transmitter = xmt = FrameTransmitter(
+            classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o, rcv.i)
         wiring.connect(m, xmt.o, utx.i)

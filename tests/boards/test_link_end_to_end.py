@@ -1,11 +1,10 @@
+# amaranth: UnusedElaboratable=no
 """The whole byte path through the gateware, at the bit level:
 
 host codec bytes -> UART line (Python line model) -> UARTHostLink (UART rx, frame receiver)
 -> a stand-in accelerator written here -> UARTHostLink (frame transmitter, UART tx) -> UART line
 -> host codec, compared with the same stand-in function computed in Python.
 """
-# amaranth: UnusedElaboratable=no
-
 import numpy as np
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
@@ -124,3 +123,16 @@ def test_bit_level_round_trip_through_gateware():
         assert got.cls == int(np.argmax(want))
         assert got.cycles == LATENCY
     assert decode_result(results[3].payload).cls == 2
+
+
+def test_bridge_converts_to_verilog_and_checks_parameters():
+    import pytest
+    from amaranth.back import verilog
+    text = verilog.convert(UARTHostLink(divisor=104, classes=10, logit_bits=20), name="hostlink")
+    assert "module hostlink" in text
+    with pytest.raises(ValueError, match="divisor is 2; allowed: an integer 4"):
+        UARTHostLink(divisor=2)
+    with pytest.raises(ValueError, match="timeout_bytes is 0"):
+        UARTHostLink(divisor=8, timeout_bytes=0)
+    with pytest.raises(ValueError, match="classes is 300"):
+        UARTHostLink(divisor=8, classes=300)

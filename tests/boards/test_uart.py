@@ -3,6 +3,7 @@ import random
 
 import pytest
 from amaranth.hdl import Module
+from amaranth.sim import Simulator
 
 from spikeforge.boards.uart import UARTRx, UARTTx, baud_divisor
 from spikeforge.hdl.testing import simulate, stream_get, stream_put
@@ -31,9 +32,7 @@ def test_loopback_random_bytes(divisor):
             if fe or ov:
                 errors.append((fe, ov))
 
-    sim_dut = m
-    from amaranth.sim import Simulator
-    sim = Simulator(sim_dut)
+    sim = Simulator(m)
     sim.add_clock(1e-6)
     sim.add_testbench(put)
     sim.add_testbench(get)
@@ -105,7 +104,6 @@ def test_rx_framing_error_and_overrun():
             seen["fe"] += fe
             seen["ov"] += ov
 
-    from amaranth.sim import Simulator
     sim = Simulator(rx)
     sim.add_clock(1e-6)
     sim.add_testbench(drive)
