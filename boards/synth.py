@@ -92,6 +92,14 @@ class PinHarness(wiring.Component):
     dout: Out(1)
 
     def __init__(self, unit):
+        try:
+            self._collect_ports(unit)
+        except Exception:
+            self._MustUse__used = True  # a harness that could not be built is not a forgotten design
+            raise
+        super().__init__()
+
+    def _collect_ports(self, unit):
         if not isinstance(getattr(unit, "signature", None), wiring.Signature):
             raise TypeError(f"synthesis needs a wiring.Component with a signature, got {unit!r}")
         self.unit = unit
@@ -103,7 +111,6 @@ class PinHarness(wiring.Component):
         self.output_bits = sum(len(v) for _, v in self.outputs)
         if self.output_bits == 0:
             raise ValueError(f"unit {type(unit).__name__} has no output ports: synthesis would remove it all")
-        super().__init__()
 
     def elaborate(self, platform):
         m = Module()

@@ -51,13 +51,15 @@ def test_counter_passes_and_injected_failure_is_named(simulator, verilog_of, tmp
     src = verilog_of(Counter(width=8), "counter")
     build = tmp_path_factory.mktemp(f"counter_{simulator}")
     waves = build / "counter.vcd"
-    result = run_cocotb([src], "counter", HERE / "tb_counter.py", simulator=simulator,
-                        build_dir=build, parameters={"cycles": 300, "width": 8}, waves=waves)
-    assert result.ok and "counts_when_enabled" in result.passed
+    params = {"cycles": 300, "width": 8}
+    result = run_cocotb([src], "counter", HERE / "tb_counter.py", simulator=simulator, build_dir=build,
+                        parameters=params, waves=waves, testcase="counts_when_enabled")
+    assert result.ok and result.passed == ["counts_when_enabled"]
     assert result.waves is not None and result.waves.stat().st_size > 0
+    # same parameters: the build is reused; the always-failing test must be reported by name
     with pytest.raises(SimulationFailed, match="failing tests: expect_wrong_count") as info:
-        run_cocotb([src], "counter", "tb_counter", simulator=simulator, build_dir=build,
-                   parameters={"cycles": 5, "inject_failure": True})
+        run_cocotb([src], "counter", HERE / "tb_counter.py", simulator=simulator, build_dir=build,
+                   parameters=params, waves=waves, testcase="expect_wrong_count")
     assert info.value.failed == ["expect_wrong_count"]
 
 
