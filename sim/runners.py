@@ -46,19 +46,12 @@ PARAMS_ENV = "SPIKEFORGE_TEST_PARAMS"
 #: Verilator ``-Wall`` warnings that Amaranth-generated Verilog triggers by construction; see
 #: docs/toolchain.md for why each one is harmless.
 AMARANTH_HARMLESS_WARNINGS = (
-    "DECLFILENAME",  # one file holds all submodules; names do not match the file name
-    "UNUSEDSIGNAL",  # unused slices/bits of intermediate wires (e.g. carry bits of `+`)
-    "UNUSEDPARAM",
-    "UNDRIVEN",  # Amaranth declares but may leave unused port bits undriven in submodules
-    "WIDTHEXPAND",  # Amaranth emits operands unextended and relies on Verilog's context widths
-    "WIDTHTRUNC",
-    "PINCONNECTEMPTY",
-    "PROCASSINIT",  # `reg x = init;` plus assignment in an always block (Amaranth's init values)
-    "SYNCASYNCNET",
-    "GENUNNAMED",
-    "CASEINCOMPLETE",
-    "EOFNEWLINE",
-    "VARHIDDEN",
+    "DECLFILENAME",  # all submodules share one file, named after the top module
+    "PROCASSINIT",  # `reg x = init;` plus an always block: how Amaranth states init values
+    "UNUSEDSIGNAL",  # named debug wires, struct-field views, unused carry bits of `+`
+    "WIDTHEXPAND",  # operands emitted at natural width; Verilog extends them as RTLIL defines
+    "WIDTHTRUNC",  # e.g. `!x` on a multi-bit x (RTLIL $logic_not), truncating slices
+    "CASEINCOMPLETE",  # m.Switch without default inside an always @* that assigns a default first
 )
 
 

@@ -95,3 +95,12 @@ def test_lint_reports_only_unexpected_warnings(verilog_of, tmp_path):
     broken.write_text("module broken(input a, output y);\n  assign y = a +;\nendmodule\n")
     with pytest.raises(RuntimeError, match="lint of .*broken.v failed"):
         verilator_lint(broken)
+
+
+def test_build_error_is_reported_with_log(tmp_path):
+    _need("verilator")
+    bad = tmp_path / "bad_syntax.v"
+    bad.write_text("module bad_syntax(input clk);\n  wire x = ;\nendmodule\n")
+    with pytest.raises(SimulationFailed, match="build of bad_syntax .* failed") as info:
+        run_cocotb([bad], "bad_syntax", HERE / "tb_counter.py", build_dir=tmp_path / "build")
+    assert "bad_syntax.v" in str(info.value) and info.value.log_path.name == "build.log"
