@@ -78,7 +78,6 @@ def test_synth_ice40_up5k(tmp_path):
     assert d["fits"] and d["fmax"] == r.fmax and d["device"] == "ice40-up5k"
 
 
-@pytest.mark.slow
 def test_synth_ecp5_85f(tmp_path):
     r = synthesize(AffineStage(width=8), "ecp5-85f", workdir=tmp_path, progress=None)
     assert r.totals["lut"] == 83640 and r.totals["dsp"] == 156
