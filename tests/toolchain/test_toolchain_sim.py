@@ -73,6 +73,7 @@ def test_stream_source_sink_backpressure(simulator, verilog_of, tmp_path_factory
     assert result.passed == ["stream_with_backpressure"]
 
 
+@pytest.mark.slow  # a second Verilator build (15-20 s); formal covers the broken stage quickly
 def test_broken_stream_stage_is_caught(verilog_of, tmp_path_factory):
     _need("verilator")
     src = verilog_of(AffineStage(width=8, broken=True), "affine_broken")
