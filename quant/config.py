@@ -28,10 +28,13 @@ class ModelConfig:
     """Shape and quantization of one spike-driven transformer.
 
     ``image``: (height, width, channels) of the input, ``max_value`` its largest pixel.
-    ``patch``: stride of the patch-embedding convolution, ``embed_kernel`` its kernel (default
+    ``patch``: stride of the patch-embedding convolution, ``embed_kernel`` its kernel (0 means
     ``patch``; a larger kernel is zero-padded by ``(embed_kernel - patch + 1) // 2``).
     ``stem``: channels of an optional 3x3 convolution + neuron before the patch embedding
-    (0: none). ``levels`` D: 1 is binary LIF neurons, D > 1 multi-level (QSD) neurons.
+    (0: none). ``pos_kernel``: kernel of the relative position embedding after the patch
+    embedding, a membrane-shortcut branch ``x + conv(neuron(x))`` with same-size zero
+    padding (0: none); without it the model cannot see where a token is.
+    ``levels`` D: 1 is binary LIF neurons, D > 1 multi-level (QSD) neurons.
     ``attention``: ``"mask"`` (V1), ``"linear"`` (V2) or ``"qsd"`` (multi-level Q-SDSA).
     ``frac_bits`` / ``act_bits``: the common fixed point of every requantized tensor and of the
     residual stream (value = integer / 2**frac_bits, signed ``act_bits`` bits).
@@ -47,8 +50,9 @@ class ModelConfig:
     heads: int = 2
     mlp_ratio: int = 2
     patch: int = 2
-    embed_kernel: int = 0
+    embed_kernel: int = 3
     stem: int = 0
+    pos_kernel: int = 3
     time_steps: int = 2
     levels: int = 1
     weight_bits: int = 4
@@ -80,6 +84,9 @@ class ModelConfig:
         _positive("patch", self.patch)
         _positive("embed_kernel", self.embed_kernel, 0, 15)
         _positive("stem", self.stem, 0, 4096)
+        _positive("pos_kernel", self.pos_kernel, 0, 15)
+        if self.pos_kernel and self.pos_kernel % 2 == 0:
+            raise ValueError(f"pos_kernel={self.pos_kernel} must be odd (same-size padding) or 0")
         _positive("time_steps", self.time_steps, 1, 64)
         _positive("levels", self.levels, 1, 255)
         _positive("leak", self.leak, 0, 16)

@@ -80,6 +80,9 @@ def export_model(net, metadata=None):
     if net.stem is not None:
         x = _neuron(b, "stem_spk", _conv(b, "stem", x, net.stem, cfg), net.stem_spk)
     x = _conv(b, "embed", x, net.embed, cfg)
+    if net.pos is not None:
+        s = _neuron(b, "pos_in", x, net.pos_in)
+        x = b.add("pos_res", x, _conv(b, "pos", s, net.pos, cfg), cfg.act_bits)
     for i, blk in enumerate(net.blocks):
         p = f"block{i}."
         att = blk.attn

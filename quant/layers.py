@@ -14,7 +14,7 @@ from .functional import fake_quant, round_half_up
 from .lsq import LSQWeight
 from .neurons import LIF, MultiSpike
 
-__all__ = ["QConvBN", "SpikeAttention", "SpikeMLP", "Block", "PoolHead", "make_neuron"]
+__all__ = ["QConvBN", "SpikeAttention", "SpikeMLP", "Block", "PoolHead", "make_neuron", "stream_add"]
 
 
 def _tb(x):
@@ -44,7 +44,12 @@ class QConvBN(nn.Module):
 
     def forward(self, x):
         T = x.shape[0]
-        z = F.conv2d(_tb(x) * self.in_scale, self.quant(self.weight), None, self.stride, self.padding)
+        w = self.quant(self.weight)
+        x = _tb(x) * self.in_scale
+        if w.shape[2] == 1 and self.stride == 1 and self.padding == 0:
+            z = torch.einsum("nchw,oc->nohw", x, w[:, :, 0, 0])   # faster than a 1x1 conv on CPU
+        else:
+            z = F.conv2d(x, w, None, self.stride, self.padding)
         return _untb(fake_quant(self.bn(z), self.frac_bits, self.act_bits), T)
 
 
@@ -115,7 +120,7 @@ class SpikeMLP(nn.Module):
         return self.out(self.hidden_spk(self.hidden(s)))
 
 
-def _stream_add(a, b, cfg):
+def stream_add(a, b, cfg):
     """Membrane shortcut (§7): ``sat(a + b)`` on the common fixed point."""
     scale = float(1 << cfg.frac_bits)
     lo, hi = -(1 << (cfg.act_bits - 1)) / scale, ((1 << (cfg.act_bits - 1)) - 1) / scale
@@ -134,8 +139,8 @@ class Block(nn.Module):
         self.mlp = SpikeMLP(cfg)
 
     def forward(self, x):
-        x = _stream_add(x, self.attn(self.attn_in(x)), self.cfg)
-        return _stream_add(x, self.mlp(self.mlp_in(x)), self.cfg)
+        x = stream_add(x, self.attn(self.attn_in(x)), self.cfg)
+        return stream_add(x, self.mlp(self.mlp_in(x)), self.cfg)
 
 
 class PoolHead(nn.Module):

@@ -5,13 +5,13 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .layers import Block, PoolHead, QConvBN, make_neuron
+from .layers import Block, PoolHead, QConvBN, make_neuron, stream_add
 
 __all__ = ["SpikeTransformer"]
 
 
 class SpikeTransformer(nn.Module):
-    """Patch embedding (optional 3x3 stem), ``blocks`` transformer blocks, pool and head.
+    """Patch embedding (optional 3x3 stem), position-embedding branch, ``blocks`` transformer blocks, pool and head.
 
     ``forward(images)`` takes integer images ``[B, H, W, C]`` (values ``0..max_value``, any
     numeric dtype), presents them at each of the ``T`` time steps (direct encoding, §4) and
@@ -34,6 +34,11 @@ class SpikeTransformer(nn.Module):
             self.stem = self.stem_spk = None
         self.embed = QConvBN(ci, cfg.channels, cfg.kernel, cfg.patch, cfg.padding,
                              in_scale=in_scale, **kw)
+        if cfg.pos_kernel:
+            self.pos_in = make_neuron(cfg, cfg.channels, cfg.levels, cfg.frac_bits)
+            self.pos = QConvBN(cfg.channels, cfg.channels, cfg.pos_kernel, 1, cfg.pos_kernel // 2, **kw)
+        else:
+            self.pos_in = self.pos = None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.blocks))
         self.head = PoolHead(cfg)
 
@@ -54,6 +59,8 @@ class SpikeTransformer(nn.Module):
         if self.stem is not None:
             x = self.stem_spk(self.stem(x))
         x = self.embed(x)
+        if self.pos is not None:
+            x = stream_add(x, self.pos(self.pos_in(x)), self.cfg)
         for block in self.blocks:
             x = block(x)
         return self.head(x)
