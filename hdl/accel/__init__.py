@@ -1,0 +1,1 @@
+"""The accelerator generator: model file to a complete engine (docs/accelerator.md)."""
