@@ -12,6 +12,7 @@ from spikeforge.data import load_digits_split  # noqa: E402
 from spikeforge.modelfile import load_model  # noqa: E402
 from spikeforge.quant.cli import add_train_arguments, config_from_args, run_train  # noqa: E402
 from spikeforge.quant.config import ModelConfig  # noqa: E402
+from spikeforge.quant.footprint import memory_bits  # noqa: E402
 from spikeforge.quant.integer import evaluate  # noqa: E402
 from spikeforge.quant.train import float_accuracy, train  # noqa: E402
 from spikeforge.sim.model import run_model  # noqa: E402
@@ -72,8 +73,18 @@ def test_default_model_metadata(default_model):
     assert meta["weight_bits"] == 4 and meta["dataset"] == "sklearn-digits-8x8"
     assert meta["config"] == ModelConfig().to_dict()
     x, y = load_digits_split("test")
-    assert meta["accuracy"]["golden"] == pytest.approx(
-        100 * float((run_model(default_model, x).classes == y).mean()))
+    golden = 100 * float((run_model(default_model, x).classes == y).mean())
+    assert meta["accuracy"]["golden"] == pytest.approx(golden)
+    # The float fake-quant accuracy measured at training time is within 0.5 points.
+    assert abs(meta["accuracy"]["float_fake_quant"] - golden) <= 0.5
+    assert meta["accuracy"]["float_fake_quant"] >= 97.0
+
+
+def test_default_model_fits_the_ice40up5k(default_model):
+    bits = memory_bits(default_model)
+    assert bits["total"] <= 120 * 1024 + 1024 * 1024
+    assert bits["weights"] == sum(n.tensors["weight"].size * n.attrs["weight_bits"]
+                                  for n in default_model.nodes if "weight" in n.tensors)
 
 
 @pytest.mark.slow
