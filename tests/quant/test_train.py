@@ -24,6 +24,7 @@ def _parse(*argv):
     return add_train_arguments(argparse.ArgumentParser()).parse_args(list(argv))
 
 
+@pytest.mark.slow
 def test_smoke_training_one_epoch_tiny_model():
     cfg = ModelConfig(channels=8, heads=2, mlp_ratio=1, attention="qsd", levels=2)
     r = train(cfg, epochs=1, progress=False)
