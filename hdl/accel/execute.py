@@ -22,7 +22,7 @@ TIMING = dict(
     syn_row=1,          # a row with no event (or a tap outside the grid) costs one cycle
     syn_drain_tail=2,   # after the last position: pipeline flush before the pass ends
     ew_latency=3,       # EW/RED: pipeline depth, paid once per tile
-    red_epilogue=1,     # RED: one extra cycle per (tile, t) for the epilogue
+    red_epilogue=0,     # RED: the epilogue is pipelined behind the next (tile, t)
 )
 
 

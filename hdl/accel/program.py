@@ -148,7 +148,8 @@ def compile_model(model, lanes):
         base = len(consts)
         for tile in range(_ceil_div(C, P)):
             word = np.zeros((P, 3), np.int64)
-            word[:, 0] = 1
+            word[:, 0] = 1  # padding lanes: mult 1, bias 0, theta 1 (they never fire)
+            word[:, 2] = 1
             for lane in range(P):
                 c = tile * P + lane
                 if c < C:

@@ -1,0 +1,59 @@
+"""Run the engine in amaranth.sim (tier 1): images in, logits, classes and cycle counts out."""
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from .engine import Engine
+
+__all__ = ["simulate_engine"]
+
+
+def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=None):
+    """Simulate ``Engine(program)`` on ``images [B, H, W, C]``.
+
+    Returns ``(logits [B, K], classes [B], cycles [B], events [B])``.
+    """
+    dut = Engine(program)
+    images = np.asarray(images, np.int64)
+    K = program.classes
+    out = {"logits": [], "classes": [], "cycles": [], "events": []}
+
+    async def bench(ctx):
+        for image in images:
+            for v in image.reshape(-1):
+                ctx.set(dut.pixels.payload, int(v))
+                ctx.set(dut.pixels.valid, 1)
+                await ctx.tick().until(dut.pixels.ready)
+            ctx.set(dut.pixels.valid, 0)
+            ctx.set(dut.result.ready, 1)
+            beats = []
+            waited = 0
+            while len(beats) < K + 1:
+                _, _, valid, value, pc, evc = await ctx.tick().sample(
+                    dut.result.valid, dut.result.payload.value, dut.debug_pc, dut.debug_events)
+                if dump is not None:
+                    dump.setdefault("trace", []).append((pc, evc))
+                waited += 1
+                if waited > max_cycles:
+                    raise TimeoutError(f"no result after {max_cycles} cycles (pass "
+                                       f"{ctx.get(dut.debug_pc)})")
+                if valid:
+                    beats.append(value)
+            ctx.set(dut.result.ready, 0)
+            out["logits"].append(beats[:K])
+            out["classes"].append(beats[K])
+            out["cycles"].append(ctx.get(dut.cycles))
+            out["events"].append(ctx.get(dut.events))
+            if dump is not None and "imem" not in dump:
+                dump["imem"] = [ctx.get(dut.debug_imem.data[i]) for i in range(dut.debug_imem.depth)]
+                dump["smem"] = [[ctx.get(mem.data[i]) for i in range(mem.depth)] for mem in dut.debug_smem]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return tuple(np.array(out[k], np.int64) for k in ("logits", "classes", "cycles", "events"))
