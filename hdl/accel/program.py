@@ -126,21 +126,15 @@ def compile_model(model, lanes):
     T = model.time_steps
     tensors, passes = {}, []
     weights, consts = [], []
-    spike_rows = 0
-    int_words = 0
 
     def spike_tensor(name, info, t=T):
-        nonlocal spike_rows
         H, W, C = info.shape
-        tt = Tensor(name, "spike", t, H, W, C, base=spike_rows, levels=info.levels)
-        spike_rows += t * H * W
+        tt = Tensor(name, "spike", t, H, W, C, levels=info.levels)
         tensors[name] = tt
         return tt
 
     def int_tensor(name, H, W, C, lo, hi, t=T, requant=None):
-        nonlocal int_words
-        tt = Tensor(name, "int", t, H, W, C, base=int_words, lo=lo, hi=hi, requant=requant)
-        int_words += t * H * W * _ceil_div(C, P)
+        tt = Tensor(name, "int", t, H, W, C, lo=lo, hi=hi, requant=requant)
         tensors[name] = tt
         return tt
 
@@ -247,7 +241,7 @@ def compile_model(model, lanes):
                                acc_words=C * tiles))
             dst = int_tensor(node.name, H, W, C, 0, info.hi)
             passes.append(Pass(SYN, node.name, src=q.name, src2=kv.name, dst=dst.name, wsrc="kv", heads=heads,
-                               T=T, Hi=N, Wi=1, Ho=N, Wo=1, tiles=tiles, w_base=kv.base,
+                               T=T, Hi=N, Wi=1, Ho=N, Wo=1, tiles=tiles,
                                t_stride=C * tiles, ch_stride=tiles, acc_words=tiles))
             del d
         elif node.op == "sdsa_mask":
@@ -285,6 +279,11 @@ def compile_model(model, lanes):
         else:
             raise MappingError(f"node {node.name!r}: operator {node.op!r} is not supported by the "
                                "accelerator")
+
+    spike_rows, int_words = _allocate(passes, tensors, P)
+    for p in passes:
+        if p.wsrc == "kv":  # Q KV reads its "weights" from the KV tensor, wherever it landed
+            p.w_base = tensors[p.src2].base
 
     # Accumulator bounds of the synaptic passes, for the accumulator and integer lane widths.
     for p in passes:
@@ -327,3 +326,67 @@ def _attach_requant(p, conv, add_consts, C, theta):
     p.shift = conv.attrs["shift"]
     p.sat_bits = conv.attrs["out_bits"]
     p.c_base = add_consts(C, conv.tensors["mult"], conv.tensors["bias"], theta)
+
+
+def _allocate(passes, tensors, P):
+    """Place tensors in the spike and integer memories by liveness (first fit).
+
+    A tensor lives from the pass that writes it to the last pass that reads it. Spike regions
+    are only shared between tensors with the same channel count: the event encoder reads
+    whole rows, and memory persists from one image to the next, so slots past a tensor's last
+    channel must never hold another tensor's spikes. Returns the spike rows and integer words.
+    """
+    def reads(p):
+        return [n for n in (p.src, p.src2, p.a, p.b) if n]
+
+    last = {}
+    first = {}
+    for i, p in enumerate(passes):
+        for n in reads(p):
+            last[n] = i
+        if p.dst in tensors and p.dst not in first:
+            first[p.dst] = i
+    free = {"spike": [], "int": []}   # [start, length, max_channels]
+    top = {"spike": 0, "int": 0}
+
+    def size(t):
+        return t.T * t.N if t.space == "spike" else t.T * t.N * _ceil_div(t.C, P)
+
+    def alloc(t):
+        need = size(t)
+        blocks = free[t.space]
+        for b in blocks:
+            if b[1] >= need and (t.space == "int" or b[2] == t.C):
+                t.base = b[0]
+                b[0] += need
+                b[1] -= need
+                if b[1] == 0:
+                    blocks.remove(b)
+                return
+        t.base = top[t.space]
+        top[t.space] += need
+
+    def release(t):
+        blocks = free[t.space]
+        blocks.append([t.base, size(t), t.C])
+        blocks.sort()
+        merged = []
+        for b in blocks:
+            if merged and merged[-1][0] + merged[-1][1] == b[0] and merged[-1][2] == b[2]:
+                merged[-1][1] += b[1]
+                merged[-1][2] = max(merged[-1][2], b[2])
+            else:
+                merged.append(b)
+        free[t.space] = merged
+
+    live = []
+    for i, p in enumerate(passes):
+        for name in list(live):
+            if last.get(name, -1) < i:
+                release(tensors[name])
+                live.remove(name)
+        t = tensors.get(p.dst)
+        if t is not None and t.space in ("spike", "int") and first.get(p.dst) == i:
+            alloc(t)
+            live.append(p.dst)
+    return max(1, top["spike"]), max(1, top["int"])

@@ -32,7 +32,12 @@ def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=Non
                 _, _, valid, value, pc, evc = await ctx.tick().sample(
                     dut.result.valid, dut.result.payload.value, dut.debug_pc, dut.debug_events)
                 if dump is not None:
-                    dump.setdefault("trace", []).append((pc, evc))
+                    trace = dump.setdefault("trace", [])
+                    if dump.get("snapshots") is not None and (not trace or trace[-1][0] != pc):
+                        dump["snapshots"].append((trace[-1][0] if trace else -1, {
+                            "imem": [ctx.get(dut.debug_imem.data[i]) for i in range(dut.debug_imem.depth)],
+                            "smem": [[ctx.get(mem.data[i]) for i in range(mem.depth)] for mem in dut.debug_smem]}))
+                    trace.append((pc, evc))
                 waited += 1
                 if waited > max_cycles:
                     raise TimeoutError(f"no result after {max_cycles} cycles (pass "

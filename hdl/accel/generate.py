@@ -1,0 +1,57 @@
+"""Model file -> accelerator Verilog (``spikeforge generate``), with the analytic report.
+
+Everything that can refuse a model (unsupported operator, sizes beyond the engine's limits,
+memories beyond the target device) runs before any file is written, and the outputs are
+written atomically.
+"""
+
+import json
+import os
+
+from ...modelfile import atomic_write
+from .engine import Engine
+from .program import MappingError, compile_model
+from .report import analyze
+
+__all__ = ["generate_accelerator", "TOP_NAME", "verilog_text"]
+
+TOP_NAME = "spikeforge_accel"
+
+
+def verilog_text(engine):
+    """Verilog of an :class:`Engine` with the top module named :data:`TOP_NAME`."""
+    from amaranth.back import verilog
+
+    return verilog.convert(engine, name=TOP_NAME, emit_src=False)
+
+
+def generate_accelerator(model, out_dir, *, lanes=8, target=None, images=None):
+    """Write ``spikeforge_accel.v``, ``program.json`` and ``report.json`` into ``out_dir``.
+
+    ``target`` (a device name of :mod:`.report`) adds the device's memory and logic check:
+    a model that does not fit is refused with :class:`MappingError` before anything is
+    written. Returns ``{"verilog": path, "program": path, "report": path, "analysis": dict}``.
+    """
+    program = compile_model(model, lanes)
+    analysis = analyze(program, target=target, images=images)
+    if target is not None and not analysis["fits"]:
+        raise MappingError(f"the model does not fit {target} with {lanes} lanes: "
+                           + "; ".join(analysis["problems"]))
+    engine = Engine(program)
+    text = verilog_text(engine)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, f) for k, f in
+             (("verilog", f"{TOP_NAME}.v"), ("program", "program.json"), ("report", "report.json"))}
+    program_doc = {
+        "lanes": lanes,
+        "passes": [{k: v for k, v in vars(p).items() if v not in ("", 0, None, False)}
+                   for p in program.passes],
+        "tensors": {n: {"space": t.space, "base": t.base, "T": t.T, "H": t.H, "W": t.W, "C": t.C}
+                    for n, t in program.tensors.items()},
+        "ports": {"pixels": engine.pixel_bits, "logit_bits": engine.logit_bits,
+                  "classes": program.classes},
+    }
+    atomic_write(paths["verilog"], text.encode())
+    atomic_write(paths["program"], json.dumps(program_doc, indent=1).encode())
+    atomic_write(paths["report"], json.dumps(analysis, indent=1).encode())
+    return dict(paths, analysis=analysis)
