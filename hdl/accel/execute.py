@@ -18,9 +18,11 @@ __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING"]
 
 # Timing rules of the engine (cycles), shared with the RTL and checked by its tests.
 TIMING = dict(
-    pass_setup=2,       # load the pass descriptor, start the loops
-    syn_row=1,          # a row with no event (or a tap outside the grid) costs one cycle
-    syn_drain_tail=2,   # after the last position: pipeline flush before the pass ends
+    pass_setup=3,       # load the pass descriptor, start the loops
+    syn_row=1,          # a row with no event costs one cycle in the event stage
+    syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
+    syn_drain=2,        # a drain blocks the next position end for 2 + accumulator words cycles
+    syn_drain_tail=4,   # after the last drain: pipeline fill and flush of the pass
     ew_latency=3,       # EW/RED: pipeline depth, paid once per tile
     red_epilogue=0,     # RED: the epilogue is pipelined behind the next (tile, t)
 )
@@ -95,6 +97,7 @@ def execute_program(prog, image):
                     for ox in range(p.Wo):
                         acc = out[(t * p.Ho + oy) * p.Wo + ox]
                         pos_cycles = 0
+                        gen_cycles = p.t_rows * p.kh * p.kw * TIMING["syn_tap"]
                         for tr in range(p.t_rows):
                             tt = t if p.t_rows == 1 else tr
                             for ky in range(p.kh):
@@ -126,8 +129,8 @@ def execute_program(prog, image):
                                     n_events += len(evs)
                                     pos_cycles += max(TIMING["syn_row"], work)
                         # The drain of the previous position overlaps this one's accumulation.
-                        c += max(pos_cycles, prev_drain)
-                        prev_drain = p.acc_words
+                        c += max(pos_cycles, gen_cycles, prev_drain)
+                        prev_drain = p.acc_words + TIMING["syn_drain"]
             c += prev_drain + TIMING["syn_drain_tail"]
             # Store as [T, H, W, C] of the destination tensor (channels = tiles * P lanes).
             if p.accsel == "channel":  # K^T V: [T, C rows, tiles*P]
