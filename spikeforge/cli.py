@@ -42,11 +42,20 @@ def _print_json(obj):
 
 # --- info ----------------------------------------------------------------------------------
 
+def _accel_analysis(model, lanes, target):
+    from .hdl.accel.program import compile_model
+    from .hdl.accel.report import analyze
+
+    return analyze(compile_model(model, lanes), target=target)
+
+
 def cmd_info(args):
     from .summary import summarize
 
     path, model = _load(args.model)
     summary = {"model": path, **summarize(model)}
+    if args.lanes is not None or args.target is not None:
+        summary["accelerator"] = _accel_analysis(model, args.lanes or 8, args.target)
     if args.json:
         _print_json(summary)
         return 0
@@ -62,6 +71,22 @@ def cmd_info(args):
         widths = " ".join(f"{n}:{t['bits']}b" for n, t in layer["tensors"].items())
         print(f"{layer['name']:24} {layer['op']:12} {str(tuple(layer['output_shape'])):14} "
               f"{layer['output']:22} {bits:>11}  {widths}")
+    acc = summary.get("accelerator")
+    if acc:
+        cyc = acc["cycles_per_image"]
+        print()
+        print(f"accelerator, {acc['lanes']} lanes (analytic model, {acc['images']} test images):")
+        print(f"  cycles/image {cyc['mean']:.0f} (min {cyc['min']}, max {cyc['max']}), lower bound "
+              f"{acc['lower_bound_cycles']:.0f}, ratio {acc['ratio_to_bound']:.3f}")
+        for mem in acc["memories"]:
+            blocks = f", {mem['bram_blocks']} block RAMs" if "bram_blocks" in mem else ""
+            print(f"  memory {mem['name']:13} {mem['depth']:6} x {mem['width']:4} bits x{mem['copies']}{blocks}")
+        est = acc["logic_estimate"]
+        print(f"  logic estimate: {est['lut']} LUTs, {est['ff']} FFs, {est['multipliers']} multipliers")
+        if "device" in acc:
+            dev = acc["device"]
+            print(f"  {dev['name']}: {dev['bram_blocks']}/{dev['available']['bram']} block RAMs, "
+                  + ("fits" if acc["fits"] else "does NOT fit: " + "; ".join(acc["problems"])))
     meta = summary["metadata"]
     if meta:
         print()
@@ -179,6 +204,38 @@ def _add_generate(sub):
                    help="unit parameter, repeatable (integers or names)")
     u.add_argument("-o", "--output", default=".", help="output directory")
     u.set_defaults(func=cmd_generate_unit)
+    a = gsub.add_parser("accel", help="the complete accelerator for a model (the default)")
+    _add_accel_args(a)
+
+
+def _add_accel_args(p):
+    p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    p.add_argument("--lanes", type=int, default=8, help="parallel adder lanes P (power of two)")
+    p.add_argument("--target", help="device to check the design against: " + ", ".join(_devices()))
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.set_defaults(func=cmd_generate_accel)
+
+
+def _devices():
+    from .boards.synth import DEVICES
+
+    return list(DEVICES)
+
+
+def cmd_generate_accel(args):
+    from .hdl.accel.generate import generate_accelerator
+
+    path, model = _load(args.model)
+    if args.target is not None and args.target not in _devices():
+        raise CLIError(f"unknown target {args.target!r}; supported: {', '.join(_devices())}")
+    out = generate_accelerator(model, args.output, lanes=args.lanes, target=args.target)
+    an = out["analysis"]
+    print(f"wrote {out['verilog']}")
+    print(f"      {out['program']}")
+    print(f"      {out['report']}")
+    print(f"{an['lanes']} lanes: {an['cycles_per_image']['mean']:.0f} cycles/image (analytic), "
+          f"{an['ratio_to_bound']:.3f} x the lower bound")
+    return 0
 
 
 def _parse_params(pairs):
@@ -219,8 +276,10 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"spikeforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("info", help="describe a model file")
+    p = sub.add_parser("info", help="describe a model file (and its accelerator with --lanes/--target)")
     p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    p.add_argument("--lanes", type=int, help="add the accelerator's analytic model for P lanes")
+    p.add_argument("--target", help="check the accelerator against a device")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
@@ -241,6 +300,10 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `spikeforge generate [MODEL] ...` is the accelerator; `generate unit NAME` a single unit.
+    if argv[:1] == ["generate"] and argv[1:2] not in (["unit"], ["accel"], ["-h"], ["--help"]):
+        argv.insert(1, "accel")
     args = parser.parse_args(argv)
     try:
         return args.func(args)
