@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from ...graph import bits_for_range
 from .program import EW, RED, SYN
 
-__all__ = ["Engine", "result_layout"]
+__all__ = ["Engine", "EnginePlan", "result_layout"]
 
 
 def lane(word, i, width):
@@ -41,36 +41,19 @@ def result_layout(logit_bits):
     return data.StructLayout({"value": signed(logit_bits), "last": 1})
 
 
-class Engine(wiring.Component):
-    """Run one compiled program per image.
+class EnginePlan:
+    """The engine's static plan for a program: lane widths, row layouts, descriptor table.
 
-    Members
-    -------
-    pixels : ``In(stream.Signature(unsigned(pixel_bits)))``
-        The image, row-major with channels fastest (``H * W * C`` beats).
-    result : ``Out(stream.Signature(result_layout(logit_bits)))``
-        ``K`` logits then the class (``last`` set on the class beat).
-    cycles, events : ``Out(32)``
-        Cycles from the last pixel to the first result beat, and synaptic events processed,
-        for the last image.
+    Separate from :class:`Engine` so that reports and tests can read widths without building
+    hardware.
     """
 
     def __init__(self, program):
         self.prog = prog = program
-        P = prog.lanes
-        img = prog.image
-        self.pixel_bits = _ubits(img.levels)
+        self.pixel_bits = _ubits(prog.image.levels)
         self.logit_bits = bits_for_range(min(prog.logits.lo, 0), max(prog.logits.hi, 0))
         self._plan()
-        super().__init__({
-            "pixels": In(stream.Signature(unsigned(self.pixel_bits))),
-            "result": Out(stream.Signature(result_layout(self.logit_bits))),
-            "cycles": Out(32),
-            "events": Out(32),
-        })
-        del P
 
-    # --- static plan: widths and the descriptor table ------------------------------------
     def _plan(self):
         prog = self.prog
         P = prog.lanes
@@ -159,6 +142,38 @@ class Engine(wiring.Component):
             out.append(value)
         return out
 
+
+_PLAN_FIELDS = ("pixel_bits", "logit_bits", "pbs", "pbi", "slot_bits", "row_bits_s", "row_bits_i",
+                "row_bits", "ib", "wb", "mb", "bb", "tb", "ab", "h_base", "hstart", "desc_rows",
+                "desc_layout")
+
+
+class Engine(wiring.Component):
+    """Run one compiled program per image.
+
+    Members
+    -------
+    pixels : ``In(stream.Signature(unsigned(pixel_bits)))``
+        The image, row-major with channels fastest (``H * W * C`` beats).
+    result : ``Out(stream.Signature(result_layout(logit_bits)))``
+        ``K`` logits then the class (``last`` set on the class beat).
+    cycles, events : ``Out(32)``
+        Cycles from the last pixel to the first result beat, and synaptic events processed,
+        for the last image.
+    """
+
+    def __init__(self, program):
+        self.prog = program
+        self.plan = EnginePlan(program)
+        for name in _PLAN_FIELDS:
+            setattr(self, name, getattr(self.plan, name))
+        super().__init__({
+            "pixels": In(stream.Signature(unsigned(self.pixel_bits))),
+            "result": Out(stream.Signature(result_layout(self.logit_bits))),
+            "cycles": Out(32),
+            "events": Out(32),
+        })
+
     # --- hardware -----------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
@@ -221,7 +236,7 @@ class Engine(wiring.Component):
         hst = Array(Const(v, _ubits(max(self.hstart))) for v in self.hstart)
 
         desc_mem = Memory(shape=unsigned(self.desc_layout.size), depth=len(self.desc_rows),
-                          init=self._desc_init())
+                          init=self.plan._desc_init())
         m.submodules.desc_mem = desc_mem
         desc_r = desc_mem.read_port()
         desc = data.View(self.desc_layout, Signal(self.desc_layout.size))

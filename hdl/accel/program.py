@@ -281,6 +281,7 @@ def compile_model(model, lanes):
                                "accelerator")
 
     spike_rows, int_words = _allocate(passes, tensors, P)
+    _check_limits(model, tensors, passes, spike_rows, int_words, P)
     for p in passes:
         if p.wsrc == "kv":  # Q KV reads its "weights" from the KV tensor, wherever it landed
             p.w_base = tensors[p.src2].base
@@ -390,3 +391,29 @@ def _allocate(passes, tensors, P):
             alloc(t)
             live.append(p.dst)
     return max(1, top["spike"]), max(1, top["int"])
+
+
+# Engine limits: counters are 16 bits, addresses 24 bits, the event encoder reads whole rows.
+MAX_ROW_BITS = 2048
+MAX_COUNT = (1 << 16) - 1
+MAX_WORDS = (1 << 24) - 1
+
+
+def _check_limits(model, tensors, passes, spike_rows, int_words, P):
+    for t in tensors.values():
+        if t.space == "spike":
+            bits = t.C * max(1, int(t.levels).bit_length())
+            if bits > MAX_ROW_BITS:
+                raise MappingError(
+                    f"tensor {t.name!r}: a row of {t.C} channels x {int(t.levels).bit_length()} "
+                    f"bit planes is {bits} bits; the event encoder reads rows of at most "
+                    f"{MAX_ROW_BITS} bits")
+    for p in passes:
+        for field in ("T", "Hi", "Wi", "Ho", "Wo", "kh", "kw", "tiles", "acc_words", "N"):
+            v = getattr(p, field)
+            if v > MAX_COUNT:
+                raise MappingError(f"pass {p.node!r}: {field} = {v} exceeds the engine's "
+                                   f"16-bit loop counters (at most {MAX_COUNT})")
+    for what, n in (("spike memory rows", spike_rows), ("integer memory words", int_words)):
+        if n > MAX_WORDS:
+            raise MappingError(f"{what}: {n} needed; the engine addresses at most {MAX_WORDS}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...boards.synth import DEVICES
 from ...sim.model import run_model
-from .engine import Engine
+from .engine import EnginePlan
 from .execute import execute_program
 
 __all__ = ["analyze", "memories", "BRAM_CONFIGS"]
@@ -29,7 +29,7 @@ _LUTRAM_BITS = 256  # memories this small become logic, not block RAM
 
 def memories(program):
     """``[{name, depth, width, copies, rom}]`` of the engine built for ``program``."""
-    eng = Engine(program)
+    eng = EnginePlan(program)
     P = program.lanes
     acc_depth = max(p.acc_words for p in program.passes if p.kind == "syn")
     cw = eng.mb + eng.bb + eng.tb
@@ -65,7 +65,7 @@ def analyze(program, *, target=None, images=None):
     golden = run_model(program.model, images)
     bound = golden.lower_bound_cycles(P)
     mems = memories(program)
-    eng = Engine(program)
+    eng = EnginePlan(program)
     logic = {
         "lut": int(900 + P * (2 * eng.ab + eng.ib * 3 + 4 * eng.slot_bits * program.spike_slots)
                    + 4 * eng.row_bits),
