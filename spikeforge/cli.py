@@ -143,7 +143,7 @@ def cmd_eval(args):
         "n": int(len(labels)),
         "correct": correct,
         "accuracy": correct / len(labels),
-        "firing_rate": {k: float(np.mean(v)) for k, v in counts.firing.items()},
+        "firing_rate": {k: float(np.mean(v)) for k, v in result.firing.items()},
         "synaptic_ops_per_image": float(np.mean(sum(counts.sops.values()))),
         "synaptic_additions_per_image": float(np.mean(sum(counts.syn_adds.values()))),
         "energy_estimate": {
