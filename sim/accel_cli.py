@@ -1,0 +1,133 @@
+"""``spikeforge sim``: run the accelerator's generated Verilog on digits test images.
+
+Wired into :mod:`spikeforge.cli` by the lead with::
+
+    p = sub.add_parser("sim", help=...)
+    add_sim_arguments(p)
+    p.set_defaults(func=run_sim)
+
+Exit status: 0 when every image matched the golden model (logits, class, inner-layer spikes),
+1 when some did not; user errors raise ``ValueError`` (a bad option value, or a
+:class:`~spikeforge.hdl.accel.program.MappingError` for a model the accelerator cannot map,
+raised before any Verilog is written), which the CLI prints as one line with status 2.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+__all__ = ["add_sim_arguments", "run_sim", "summarize"]
+
+
+def add_sim_arguments(parser):
+    parser.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    parser.add_argument("--images", "-n", type=int, default=20,
+                        help="number of digits test images (default 20; the split has 360)")
+    parser.add_argument("--seed", type=int,
+                        help="pick the images at random with this seed (default: the first N)")
+    parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    parser.add_argument("--lanes", type=int, default=8, help="parallel adder lanes P (power of two)")
+    parser.add_argument("--vcd", metavar="PATH", help="write the waveform (Icarus: FST, suffix .fst)")
+    parser.add_argument("--build-dir", metavar="DIR",
+                        help="build cache folder (default: $SPIKEFORGE_CACHE or ~/.cache/spikeforge)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _stats(a):
+    a = np.asarray(a, np.float64)
+    return {"mean": float(a.mean()), "min": int(a.min()), "max": int(a.max())}
+
+
+def summarize(result, labels=None):
+    """The JSON report of ``spikeforge sim`` from a :func:`simulate_verilog` result."""
+    B = result["images"]
+    failed = sorted({m["image"] for m in result["mismatches"]})
+    cycles, predicted, bound = result["cycles"], result["predicted_cycles"], result["lower_bound_cycles"]
+    report = {
+        "simulator": result["simulator"],
+        "lanes": result["lanes"],
+        "images": B,
+        "mismatches": len(failed),
+        "mismatched_images": failed,
+        "mismatch_details": result["mismatches"][:20],
+        "logits_equal_golden": bool(np.array_equal(result["logits"], result["golden_logits"])),
+        "classes_equal_golden": bool(np.array_equal(result["classes"], result["golden_classes"])),
+        "inner_layers_compared": result["inner_layers_compared"],
+        "inner_spike_mismatches": int(np.sum(result["spike_mismatches"])),
+        "cycles_per_image": _stats(cycles),
+        "predicted_cycles_per_image": _stats(predicted),
+        "cycles_minus_predicted": _stats(cycles - predicted),
+        "lower_bound_cycles": float(np.mean(bound)),
+        "ratio_to_bound": float(np.mean(cycles) / np.mean(bound)),
+        "events_per_image": float(np.mean(result["events"])),
+        "events_equal_predicted": bool(np.array_equal(result["events"], result["predicted_events"])),
+        "verilog": result["verilog"],
+        "build_seconds": round(result["build_seconds"], 2),
+        "sim_seconds": round(result["sim_seconds"], 2),
+        "waves": result["waves"],
+    }
+    if labels is not None:
+        labels = np.asarray(labels)
+        report["accuracy"] = float(np.mean(result["classes"] == labels))
+        report["golden_accuracy"] = float(np.mean(result["golden_classes"] == labels))
+    return report
+
+
+def _table(r):
+    c, p = r["cycles_per_image"], r["predicted_cycles_per_image"]
+    ok = "all match" if r["mismatches"] == 0 else f"{r['mismatches']} MISMATCHED: {r['mismatched_images'][:10]}"
+    rows = [
+        ("simulator", f"{r['simulator']}, {r['lanes']} lanes"),
+        ("images", f"{r['images']} ({ok})"),
+        ("accuracy", f"{100 * r['accuracy']:.2f}% (golden {100 * r['golden_accuracy']:.2f}%)"),
+        ("logits / classes", f"{'equal' if r['logits_equal_golden'] else 'DIFFER'} / "
+                             f"{'equal' if r['classes_equal_golden'] else 'DIFFER'} to golden"),
+        ("inner layers", f"{len(r['inner_layers_compared'])} spike tensors, "
+                         f"{r['inner_spike_mismatches']} elements differ "
+                         f"({', '.join(r['inner_layers_compared'])})"),
+        ("cycles/image", f"mean {c['mean']:.0f}, min {c['min']}, max {c['max']}"),
+        ("predicted", f"mean {p['mean']:.0f}, min {p['min']}, max {p['max']} (analytic model)"),
+        ("lower bound", f"{r['lower_bound_cycles']:.0f} (spec §10), ratio {r['ratio_to_bound']:.3f}"),
+        ("events/image", f"{r['events_per_image']:.0f}"
+                         f"{'' if r['events_equal_predicted'] else ' (DIFFER from the analytic model)'}"),
+        ("time", f"build {r['build_seconds']:.1f} s, simulation {r['sim_seconds']:.1f} s"),
+    ]
+    if r["waves"]:
+        rows.append(("waves", r["waves"]))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def run_sim(args):
+    from ..cli import CLIError, _load
+    from ..data import load_digits_split
+    from ..hdl.accel.program import compile_model
+    from .accel_runner import simulate_verilog
+    from .runners import SimulationFailed, SimulatorNotFound
+
+    path, model = _load(args.model)
+    images, labels = load_digits_split("test")
+    if not 1 <= args.images <= len(images):
+        raise ValueError(f"--images is {args.images}; allowed 1..{len(images)} (the digits test split)")
+    compile_model(model, args.lanes)  # MappingError (a ValueError) before anything else
+    if args.seed is not None:
+        pick = np.sort(np.random.default_rng(args.seed).choice(len(images), args.images, replace=False))
+    else:
+        pick = np.arange(args.images)
+    try:
+        result = simulate_verilog(model, images[pick], lanes=args.lanes, simulator=args.simulator,
+                                  build_dir=args.build_dir, vcd=args.vcd, progress=not args.quiet)
+    except SimulatorNotFound as e:
+        raise CLIError(str(e)) from None
+    except SimulationFailed as e:
+        print(f"spikeforge: error: the Verilog simulation failed: {e}", file=sys.stderr)
+        return 1
+    report = {"model": path, **summarize(result, labels[pick]), "image_indices": pick.tolist()}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_table(report))
+    return 0 if report["mismatches"] == 0 else 1

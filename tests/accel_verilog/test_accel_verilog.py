@@ -1,0 +1,207 @@
+"""Tier 3: the accelerator's generated Verilog (``spikeforge sim``) against the golden model.
+
+Every simulation test compares, per image, the logits and the class with
+:func:`spikeforge.sim.model.run_model`, the spikes of the inner layers still in the spike
+memory with :func:`~spikeforge.hdl.accel.execute.execute_program`, and the measured cycles
+with the analytic cycle model. Builds are cached (content-addressed) under
+``$SPIKEFORGE_CACHE`` or ``~/.cache/spikeforge/accel_sim``: a cold Verilator build of the
+default model takes one to two minutes on this machine's two shared cores, so the tests that
+need one are marked ``slow`` except the smallest random model.
+"""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from spikeforge.builder import random_model
+from spikeforge.cli import default_model_path
+from spikeforge.data import load_digits_split
+from spikeforge.hdl.accel.execute import execute_program
+from spikeforge.hdl.accel.program import MappingError, compile_model
+from spikeforge.modelfile import load_model
+from spikeforge.sim.accel_cli import add_sim_arguments, run_sim
+from spikeforge.sim.accel_runner import decode_spike_rows, simulate_verilog, surviving_spikes
+from spikeforge.sim.runners import simulator_missing_reason
+
+slow = pytest.mark.slow
+
+
+def need(simulator):
+    reason = simulator_missing_reason(simulator)
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return load_model(default_model_path())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_split("test")
+
+
+def check_exact(r, *, cycle_tolerance=0.05):
+    """Everything the simulation must satisfy, with readable failures."""
+    assert r["mismatches"] == [], r["mismatches"][:5]
+    np.testing.assert_array_equal(r["logits"], r["golden_logits"])
+    np.testing.assert_array_equal(r["classes"], r["golden_classes"])
+    assert r["inner_layers_compared"], "no inner spike tensor survives to be compared"
+    assert not r["spike_mismatches"].any()
+    np.testing.assert_array_equal(r["events"], r["predicted_events"])
+    rel = np.abs(r["cycles"] - r["predicted_cycles"]) / r["predicted_cycles"]
+    assert rel.max() <= cycle_tolerance, (r["cycles"], r["predicted_cycles"])
+
+
+# --- without a simulator ---------------------------------------------------------------
+
+
+def _encode_banks(program, spikes, rows):
+    """Bank words from spike tensors (the inverse of decode_spike_rows, written independently:
+    lane by lane, slot by slot)."""
+    P, sb = program.lanes, program.spike_planes
+    banks = [[0] * len(rows) for _ in range(P)]
+    pos = {r: i for i, r in enumerate(rows)}
+    for name, x in spikes.items():
+        t = program.tensors[name]
+        flat = x.reshape(-1, t.C)
+        for lane in range(P):
+            for slot in range(program.spike_slots):
+                c = slot * P + lane
+                if c >= t.C:
+                    continue
+                for r in range(flat.shape[0]):
+                    banks[lane][pos[t.base + r]] |= int(flat[r, c]) << (slot * sb)
+    return banks
+
+
+@pytest.mark.parametrize("lanes", [1, 8, 32])
+def test_spike_bank_decoding_round_trip(default_model, digits, lanes):
+    program = compile_model(default_model, lanes)
+    ex = execute_program(program, digits[0][3])
+    alive = surviving_spikes(program)
+    name = "block0.mlp_hidden_spk"  # 64 channels: more than one slot per bank below 64 lanes
+    t = program.tensors[name]
+    rows = list(range(t.base, t.base + t.T * t.H * t.W))
+    banks = _encode_banks(program, {name: ex.spikes[name]}, rows)
+    np.testing.assert_array_equal(decode_spike_rows(program, banks, rows, name), ex.spikes[name])
+    assert alive[name].all()
+    # A single flipped bit (bank 5 % P, row 3, slot 1) is found.
+    banks[5 % lanes][3] ^= 1 << program.spike_planes
+    bad = decode_spike_rows(program, banks, rows, name) != ex.spikes[name]
+    assert bad.sum() == 1
+
+
+def test_surviving_spikes_follow_the_memory_map(default_model):
+    program = compile_model(default_model, 8)
+    alive = surviving_spikes(program)
+    spike_dsts = [p.dst for p in program.passes if program.tensors.get(p.dst) is not None
+                  and program.tensors[p.dst].space == "spike"]
+    # The last spike tensor written always survives; each compared tensor is a real one.
+    assert spike_dsts[-1] in alive and alive[spike_dsts[-1]].all()
+    assert set(alive) <= set(spike_dsts)
+    # Brute force over rows and channels: an element survives iff no later spike writer
+    # covers its row with at least c + 1 channels.
+    for i, name in enumerate(spike_dsts):
+        t = program.tensors[name]
+        n = t.T * t.H * t.W
+        expect = np.ones((n, t.C), bool)
+        for later in spike_dsts[i + 1:]:
+            u = program.tensors[later]
+            for r in range(n):
+                if u.base <= t.base + r < u.base + u.T * u.H * u.W:
+                    expect[r, :u.C] = False
+        if expect.any():
+            np.testing.assert_array_equal(alive[name].reshape(n, t.C), expect)
+        else:
+            assert name not in alive
+
+
+def test_unmappable_model_is_refused_before_any_verilog(default_model, digits, tmp_path):
+    with pytest.raises(MappingError, match="lanes is 3"):
+        simulate_verilog(default_model, digits[0][:1], lanes=3, build_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    parser = add_sim_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["--lanes", "3", "--images", "1", "--build-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="allowed: a power of two"):
+        run_sim(args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_arguments_are_named(default_model, digits, tmp_path):
+    with pytest.raises(ValueError, match="simulator is 'modelsim'; allowed: verilator, icarus"):
+        simulate_verilog(default_model, digits[0][:1], simulator="modelsim", build_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"expected \[B >= 1, 8, 8, 1\]"):
+        simulate_verilog(default_model, digits[0][0], build_dir=tmp_path)
+    with pytest.raises(ValueError, match="allowed 0..16"):
+        simulate_verilog(default_model, digits[0][:1] + 100, build_dir=tmp_path)
+    parser = add_sim_arguments(argparse.ArgumentParser())
+    with pytest.raises(ValueError, match="--images is 0; allowed 1..360"):
+        run_sim(parser.parse_args(["--images", "0"]))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- Verilator -----------------------------------------------------------------------------
+
+
+@slow
+def test_default_model_100_images(default_model, digits):
+    need("verilator")
+    r = simulate_verilog(default_model, digits[0][:100], lanes=8, progress=False)
+    check_exact(r)
+    assert {"block0.q_spk", "block0.k_spk", "block0.mlp_hidden_spk"} <= set(r["inner_layers_compared"])
+    assert r["cycles"].mean() <= 1.5 * r["lower_bound_cycles"].mean()
+
+
+@slow
+@pytest.mark.parametrize("lanes", [1, 2, 4, 16, 32])
+def test_lane_counts_give_identical_results(default_model, digits, lanes):
+    need("verilator")
+    images = digits[0][[0, 1, 2, 17]]
+    r = simulate_verilog(default_model, images, lanes=lanes, progress=False)
+    check_exact(r)
+    assert r["cycles"].mean() <= 1.5 * r["lower_bound_cycles"].mean()
+
+
+RANDOM = [
+    pytest.param(dict(attention="linear", levels=2, time_steps=3), id="linear-T3-L2"),
+    pytest.param(dict(attention="mask", levels=2, time_steps=2), id="mask-T2-L2", marks=slow),
+    pytest.param(dict(attention="qsd", levels=3, time_steps=2), id="qsd-T2-L3", marks=slow),
+]
+
+
+@pytest.mark.parametrize("kw", RANDOM)
+def test_random_models(kw):
+    need("verilator")
+    model = random_model(7, channels=8, heads=2, blocks=1, patch=2, **kw)
+    images = np.random.default_rng(3).integers(0, 17, size=(3, 8, 8, 1))
+    r = simulate_verilog(model, images, lanes=4, progress=False)
+    check_exact(r)
+
+
+@slow
+def test_cli_json_report(capsys):
+    need("verilator")
+    parser = add_sim_arguments(argparse.ArgumentParser())
+    status = run_sim(parser.parse_args(["--images", "3", "--seed", "5", "--json", "--quiet"]))
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert report["images"] == 3 and report["mismatches"] == 0
+    assert report["accuracy"] == report["golden_accuracy"]
+    for key in ("accuracy", "cycles_per_image", "predicted_cycles_per_image", "lower_bound_cycles",
+                "ratio_to_bound", "inner_layers_compared"):
+        assert key in report
+    assert set(report["cycles_per_image"]) == {"mean", "min", "max"}
+    assert 0 < report["ratio_to_bound"] <= 1.5
+
+
+# --- Icarus --------------------------------------------------------------------------------
+
+
+def test_icarus_default_model(default_model, digits):
+    need("icarus")
+    r = simulate_verilog(default_model, digits[0][:2], lanes=8, simulator="icarus", progress=False)
+    check_exact(r)
