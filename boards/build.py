@@ -1,0 +1,280 @@
+"""``spikeforge build``: model -> board bitstream, with a resource pre-check and a report.
+
+Stages (one progress line each):
+
+1. compile the model for ``lanes`` lanes (:func:`~spikeforge.hdl.accel.program.compile_model`);
+2. resource pre-check with the board's device (:func:`~spikeforge.hdl.accel.report.analyze`):
+   a model that does not fit stops here with "needed vs available" (:class:`DoesNotFit`);
+3. elaborate :class:`~spikeforge.boards.top.BoardTop` on the amaranth-boards platform and write
+   Amaranth's build plan (RTLIL, constraints, the Verilog of the whole top);
+4. Yosys, 5. nextpnr, 6. the bitstream packer: the commands of Amaranth's plan
+   (``build_top.json``), each run with the tool found by :func:`~spikeforge.boards.toolchain.find_tool`
+   (system tool when on PATH, else the YoWASP wheel). nextpnr runs with ``--timing-allow-fail``
+   so that its log can be read; a clock below the requested one is then a :class:`TimingFailed`
+   (exit status 3) and no bitstream is written to the output folder unless
+   ``allow_timing_fail``.
+
+Outputs in ``out_dir``, each written atomically: ``spikeforge_<board>.bin`` / ``.bit``,
+``spikeforge_<board>.v`` (Verilog of the whole board top, as read by Yosys) and
+``build_report.json``; the tools' logs stay in ``out_dir/build/``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from ..modelfile import atomic_write
+from .hostlink import result_payload_length
+from .synth import _CELL_CLASSES, DEVICES, parse_nextpnr_log
+from .targets import get_target
+from .toolchain import ToolNotFound, find_tool
+
+__all__ = ["BuildError", "DoesNotFit", "TimingFailed", "build_board", "format_report", "precheck"]
+
+#: nextpnr bel -> report resource, per family
+_PNR_BELS = {
+    "ice40": {"ICESTORM_LC": "logic_cells", "ICESTORM_RAM": "bram", "ICESTORM_SPRAM": "spram",
+              "ICESTORM_DSP": "dsp", "SB_IO": "io", "ICESTORM_PLL": "pll"},
+    "ecp5": {"TRELLIS_COMB": "lut", "TRELLIS_FF": "ff", "DP16KD": "bram", "MULT18X18D": "dsp",
+             "TRELLIS_IO": "io", "EHXPLLL": "pll"},
+}
+
+
+class BuildError(RuntimeError):
+    """A build stopped; ``exit_code`` is what the CLI returns (2 pre-check, 3 timing, 1 other)."""
+
+    exit_code = 1
+
+
+class DoesNotFit(BuildError):
+    exit_code = 2
+
+
+class TimingFailed(BuildError):
+    exit_code = 3
+
+
+def _say(progress, line):
+    if progress is not None:
+        progress(line)
+
+
+def precheck(program, target):
+    """Analytic report for ``target``'s device; :class:`DoesNotFit` listing every resource
+    whose need exceeds the device ("needed vs available") when the model does not fit."""
+    from ..hdl.accel.report import analyze
+
+    analysis = analyze(program, target=target.device)
+    if not analysis["fits"]:
+        raise DoesNotFit(
+            f"the model does not fit {target.name} ({target.device}) with {program.lanes} lanes: "
+            + "; ".join(analysis["problems"])
+            + " (needed vs available). Try fewer lanes (--lanes) or a larger board "
+              "(ulx3s-85f); nothing was synthesized")
+    return analysis
+
+
+def _run_stage(stage, cmd, cwd, env, progress, timeout, log_name):
+    """Run one tool; a progress line every 30 s while it runs; the output goes to ``log_name``."""
+    t0 = time.monotonic()
+    log_path = Path(cwd) / log_name
+    with open(log_path, "wb") as log:
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        except OSError as e:
+            raise BuildError(f"{stage}: cannot start {cmd[0]}: {e}") from e
+        next_note = 30
+        while True:
+            try:
+                proc.wait(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - t0
+                if elapsed > timeout:
+                    proc.kill()
+                    proc.wait()
+                    raise BuildError(f"{stage} did not finish within {timeout} s; log: {log_path}") from None
+                if elapsed >= next_note:
+                    _say(progress, f"      ... {stage} still running ({elapsed:.0f} s)")
+                    next_note += 30
+    seconds = time.monotonic() - t0
+    if proc.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
+        raise BuildError(f"{stage} failed (exit {proc.returncode}); command: {' '.join(map(str, cmd))}\n"
+                         f"log: {log_path}\n--- last lines ---\n{tail}")
+    return seconds
+
+
+def _system_fmax(fmax_by_clock, target):
+    """fmax of the design's clock: nextpnr also reports the oscillator pad feeding a PLL and,
+    on iCE40, a constant-driven DSP clock (``$PACKER_GND_NET``); those are not the system clock."""
+    clocks = {k: v for k, v in fmax_by_clock.items()
+              if "PACKER_GND" not in k and not k.startswith(target.clock_resource)}
+    clocks = clocks or fmax_by_clock
+    return min(clocks.values()) if clocks else None
+
+
+def _yosys_counts(stat_path, family):
+    stat = json.loads(Path(stat_path).read_text())
+    cells = stat.get("design", {}).get("num_cells_by_type")
+    if cells is None:
+        cells = {}
+        for mod in stat.get("modules", {}).values():
+            for k, v in mod.get("num_cells_by_type", {}).items():
+                cells[k] = cells.get(k, 0) + v
+    counts = dict(lut=0, ff=0, carry=0, bram=0, spram=0, dsp=0, lutram=0)
+    for cell, n in cells.items():
+        for pattern, kind in _CELL_CLASSES[family]:
+            if pattern.match(cell):
+                counts[kind] += n
+    if family == "ecp5":
+        counts["lut"] += 2 * counts["carry"]  # a CCU2C takes two LUT4 positions
+    return counts, {k: v for k, v in sorted(cells.items()) if not k.startswith("$")}
+
+
+def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="build", seed=1,
+                allow_timing_fail=False, progress=print, timeout=3600):
+    """Build a bitstream of ``model`` for ``board``; returns the report (a JSON-able dict).
+
+    Raises :class:`DoesNotFit` (pre-check), :class:`TimingFailed` (fmax below the clock),
+    :class:`BuildError` (a tool failed or is missing), ``ValueError`` (bad board, clock, baud),
+    :class:`~spikeforge.hdl.accel.program.MappingError` (the model cannot be mapped).
+    """
+    from ..hdl.accel.program import compile_model
+    from .top import BoardTop
+
+    target = get_target(board)
+    dev = DEVICES[target.device]
+    out_dir = Path(out_dir)
+    t_all = time.monotonic()
+    seconds = {}
+    stages = 6
+
+    t0 = time.monotonic()
+    _say(progress, f"[1/{stages}] compile the model for {lanes} lanes")
+    program = compile_model(model, lanes)
+    seconds["compile"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    _say(progress, f"[2/{stages}] resource pre-check on {target.device} ({target.name})")
+    analysis = precheck(program, target)
+    seconds["precheck"] = time.monotonic() - t0
+    _say(progress, f"      fits: {analysis['device']['bram_blocks']}/{dev.totals['bram']} block RAMs, "
+                   f"about {analysis['logic_estimate']['lut']}/{dev.totals['lut']} LUTs (estimate)")
+
+    t0 = time.monotonic()
+    top = BoardTop(target, program, clock_mhz=clock_mhz, baud=baud)
+    clk = top.clock
+    _say(progress, f"[3/{stages}] elaborate the board top: {clk.mhz:g} MHz "
+                   f"({'PLL from ' + format(target.osc_mhz, 'g') + ' MHz' if clk.pll else 'oscillator'}), "
+                   f"UART {baud} baud (divisor {top.divisor})")
+    tools = {}
+    try:
+        for name in ("yosys", f"nextpnr-{target.family}", "icepack" if target.family == "ice40" else "ecppack"):
+            tools[name] = find_tool(name)
+    except ToolNotFound as e:
+        raise BuildError(str(e)) from e
+    overrides = dict(script_after_read="write_verilog -norename top_rtl.v",
+                     script_after_synth="tee -q -o stat.json stat -json",
+                     nextpnr_opts=f"--timing-allow-fail --seed {int(seed)}")
+    if target.family == "ice40":
+        overrides["synth_opts"] = "-dsp"
+    platform = target.make_platform()
+    plan = platform.prepare(top, name="top", **overrides)
+    work = out_dir / "build"
+    if work.exists():
+        shutil.rmtree(work)
+    plan.extract(str(work))
+    commands = json.loads(plan.files["build_top.json"])["commands"]
+    seconds["elaborate"] = time.monotonic() - t0
+
+    env = dict(os.environ)
+    for step, cmd in enumerate(commands):
+        tool = cmd[0]
+        if tool not in tools:
+            raise BuildError(f"Amaranth's build plan runs {tool!r}, which this flow does not know "
+                             f"(known: {', '.join(tools)})")
+        stage = {"yosys": "Yosys synthesis", "icepack": "icepack", "ecppack": "ecppack"}.get(
+            tool, "nextpnr place and route")
+        _say(progress, f"[{4 + step}/{stages}] {stage} ({Path(tools[tool]).name})")
+        seconds[tool] = _run_stage(stage, [tools[tool], *cmd[1:]], work, env, progress, timeout, f"{tool}.out")
+        _say(progress, f"      done in {seconds[tool]:.1f} s")
+
+    counts, cells = _yosys_counts(work / "stat.json", target.family)
+    util, fmax_by_clock = parse_nextpnr_log((work / "top.tim").read_text(errors="replace"))
+    placed = {}
+    for bel, (used, total) in util.items():
+        if bel in _PNR_BELS[target.family]:
+            placed[_PNR_BELS[target.family][bel]] = {"used": used, "available": total}
+    totals = dict(dev.totals)
+    resources = {k: {"used": counts[k], "available": totals[k]} for k in ("lut", "ff", "bram", "spram", "dsp")}
+    fmax = _system_fmax(fmax_by_clock, target)
+    timing_met = fmax is not None and fmax >= clk.mhz
+
+    cyc = analysis["cycles_per_image"]
+    reply = result_payload_length(program.classes) + 7
+    request = top.system.pixels + 7
+    link_ips = baud / 10 / (request + reply)
+    compute_ips = clk.mhz * 1e6 / cyc["mean"]
+    report = {
+        "board": target.name, "device": target.device, "lanes": lanes,
+        "clock": clk.as_dict(), "fmax_mhz": fmax, "fmax_by_clock": fmax_by_clock, "timing_met": timing_met,
+        "baud": baud, "uart_divisor": top.divisor,
+        "resources": resources, "placed": placed, "cells": cells,
+        "cycles_per_image": cyc,
+        "images_per_second": {"compute": compute_ips,
+                              "compute_at_fmax": (fmax * 1e6 / cyc["mean"]) if fmax else None,
+                              "uart_link": link_ips, "end_to_end": 1 / (1 / compute_ips + 1 / link_ips)},
+        "precheck": {"bram_blocks": analysis["device"]["bram_blocks"], "logic_estimate": analysis["logic_estimate"]},
+        "files": {}, "build_dir": str(work), "seconds": {},
+    }
+
+    bit_name = f"spikeforge_{target.name}{Path(target.bitstream).suffix}"
+    v_name = f"spikeforge_{target.name}.v"
+    files = {"verilog": out_dir / v_name, "report": out_dir / "build_report.json"}
+    atomic_write(files["verilog"], (work / "top_rtl.v").read_bytes())
+    if timing_met or allow_timing_fail:
+        files["bitstream"] = out_dir / bit_name
+        atomic_write(files["bitstream"], (work / target.bitstream).read_bytes())
+    elif (out_dir / bit_name).exists():
+        os.unlink(out_dir / bit_name)  # never leave an older bitstream beside a failed report
+    report["files"] = {k: str(v) for k, v in files.items()}
+    seconds["total"] = time.monotonic() - t_all
+    report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+    atomic_write(files["report"], json.dumps(report, indent=1).encode())
+    if not timing_met and not allow_timing_fail:
+        got = f"{fmax:.2f} MHz" if fmax is not None else "no fmax reported"
+        err = TimingFailed(f"timing failed on {target.name}: fmax {got} < requested clock {clk.mhz:g} MHz; "
+                           f"no bitstream written (report: {files['report']}). Build again with "
+                           f"--clock {int(fmax) if fmax else 'LOWER'} or fewer lanes")
+        err.report = report
+        raise err
+    return report
+
+
+def format_report(r):
+    """The build report as a readable table."""
+    lines = [f"board {r['board']} ({r['device']}), {r['lanes']} lanes"]
+    clk = r["clock"]
+    src = f"PLL from {clk['oscillator_mhz']:g} MHz" if clk["source"] == "pll" else "oscillator"
+    fmax = f"{r['fmax_mhz']:.2f} MHz" if r["fmax_mhz"] is not None else "n/a"
+    lines.append(f"clock {clk['mhz']:g} MHz ({src}); fmax {fmax}: "
+                 + ("timing met" if r["timing_met"] else "TIMING FAILED"))
+    lines.append(f"{'resource':<10}{'used':>9}{'available':>11}{'%':>7}")
+    for k, v in r["resources"].items():
+        pct = f"{100 * v['used'] / v['available']:.1f}%" if v["available"] else "-"
+        lines.append(f"{k.upper():<10}{v['used']:>9}{v['available']:>11}{pct:>7}")
+    if r.get("placed"):
+        lines.append("placed (nextpnr): " + ", ".join(f"{k} {v['used']}/{v['available']}"
+                                                     for k, v in r["placed"].items()))
+    cyc = r["cycles_per_image"]
+    ips = r["images_per_second"]
+    lines.append(f"cycles per image (analytic): mean {cyc['mean']:.0f} (min {cyc['min']}, max {cyc['max']})")
+    lines.append(f"images/s at {clk['mhz']:g} MHz: {ips['compute']:.0f} compute, "
+                 f"{ips['uart_link']:.0f} UART-bound at {r['baud']} baud, {ips['end_to_end']:.0f} end to end")
+    for k, v in r["files"].items():
+        lines.append(f"{k}: {v}")
+    return "\n".join(lines)

@@ -1,0 +1,155 @@
+"""The simulated board: the board's system (engine, UART host link, LEDs) under cocotb, and a
+:class:`~spikeforge.boards.runtime.Transport` that moves the host runtime's bytes through the
+simulated UART pins, bit by bit.
+
+- :func:`write_sim_board` writes the Verilog of :class:`~spikeforge.boards.top.AcceleratorSystem`
+  (toplevel ``sim_board``: ``clk``, ``rst``, ``rx``, ``tx``, ``leds``) with a fast UART divisor.
+- :class:`UARTPinTransport` (inside a cocotb test only): ``write`` drives ``rx`` with 8N1
+  frames of ``divisor`` clock periods per bit; a monitor task decodes ``tx`` into a receive
+  buffer; ``read`` waits in simulated time. Its ``clock`` is the simulation time in seconds, so
+  :class:`~spikeforge.boards.runtime.HostLink` timeouts and latencies are simulated seconds.
+  The unchanged host runtime runs in a cocotb ``bridge`` thread; each transport call
+  ``resume``\\ s into the simulator.
+- Fault injection: :meth:`UARTPinTransport.corrupt_write` flips a bit of a byte of a given
+  write (a corrupted IMAGE frame: the board must answer BAD_CRC and the host retry);
+  :meth:`UARTPinTransport.corrupt_read` flips a bit of a received byte (a corrupted RESULT).
+
+The only difference to a real board is the missing PLL and pin buffers (:class:`BoardTop`'s
+platform part) and the divisor.
+"""
+
+from pathlib import Path
+
+from .runtime import Transport
+
+__all__ = ["SIM_TOP", "write_sim_board", "UARTPinTransport"]
+
+SIM_TOP = "sim_board"
+
+
+def write_sim_board(program, path, *, divisor=4, leds=4):
+    """Write the Verilog of the board system for ``program`` to ``path``; returns the path."""
+    from amaranth.back import verilog
+
+    from ..modelfile import atomic_write
+    from .top import AcceleratorSystem
+
+    system = AcceleratorSystem(program, divisor=divisor, clk_hz=1e3, leds=leds)
+    text = verilog.convert(system, name=SIM_TOP, emit_src=False)
+    atomic_write(path, text.encode())
+    return Path(path)
+
+
+class UARTPinTransport(Transport):
+    """Host <-> simulated board bytes over the ``rx``/``tx`` pins (use inside a cocotb test).
+
+    Parameters
+    ----------
+    dut : the cocotb toplevel handle (``rx`` driven here, ``tx`` monitored)
+    divisor : int
+        Clock cycles per bit, the same as the gateware's.
+    period_ns : float
+        Clock period of the simulation.
+    """
+
+    def __init__(self, dut, *, divisor, period_ns=10):
+        import cocotb
+        from cocotb.triggers import Event
+        from cocotb.utils import get_sim_time
+
+        self._cocotb = cocotb
+        self.dut = dut
+        self.bit_ns = divisor * period_ns
+        self._get_time = get_sim_time
+        self._rx = bytearray()
+        self._got = Event()
+        self._now = get_sim_time("ns") * 1e-9
+        self.writes = 0
+        self.received = 0
+        self._corrupt_w = {}
+        self._corrupt_r = {}
+        dut.rx.value = 1
+        self._monitor = cocotb.start_soon(self._watch_tx())
+
+    def clock(self):  # noqa: D102 (Transport.clock): simulated seconds, exact between calls
+        return self._now
+
+    def _stamp(self):
+        self._now = self._get_time("ns") * 1e-9
+
+    # --- fault injection ---
+    def corrupt_write(self, write_index, offset, mask=0x10):
+        """XOR ``mask`` into byte ``offset`` of write number ``write_index`` (0-based)."""
+        self._corrupt_w[write_index] = (offset, mask)
+
+    def corrupt_read(self, byte_index, mask=0x04):
+        """XOR ``mask`` into received byte number ``byte_index`` (0-based, counted over the run)."""
+        self._corrupt_r[byte_index] = mask
+
+    # --- simulator side ---
+    async def _watch_tx(self):
+        from cocotb.triggers import FallingEdge, Timer
+
+        dut, bit = self.dut, self.bit_ns
+        while True:
+            await FallingEdge(dut.tx)
+            await Timer(bit / 2, "ns")
+            if int(dut.tx.value) != 0:
+                continue  # a glitch, not a start bit
+            value = 0
+            for i in range(8):
+                await Timer(bit, "ns")
+                value |= int(dut.tx.value) << i
+            await Timer(bit, "ns")
+            if int(dut.tx.value) != 1:
+                continue  # framing error: drop the byte, like the gateware does
+            value ^= self._corrupt_r.pop(self.received, 0)
+            self.received += 1
+            self._rx.append(value)
+            self._got.set()
+
+    async def _send(self, data):
+        from cocotb.triggers import Timer
+
+        dut, bit = self.dut, self.bit_ns
+        for byte in data:
+            for level in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+                dut.rx.value = level
+                await Timer(bit, "ns")
+        self._stamp()
+
+    async def _read(self, size, timeout):
+        from cocotb.triggers import First, Timer
+
+        if not self._rx:
+            self._got.clear()
+            wait_ns = max(1.0, round(timeout * 1e9))
+            await First(self._got.wait(), Timer(wait_ns, "ns", round_mode="round"))
+        out = bytes(self._rx[:size])
+        del self._rx[:size]
+        self._stamp()
+        return out
+
+    # --- Transport (called from the bridge thread) ---
+    def write(self, data):
+        from cocotb.task import resume
+
+        data = bytearray(data)
+        offset, mask = self._corrupt_w.pop(self.writes, (None, 0))
+        if offset is not None and offset < len(data):
+            data[offset] ^= mask
+        self.writes += 1
+        resume(self._send)(bytes(data))
+
+    def read(self, size, timeout):
+        from cocotb.task import resume
+
+        return resume(self._read)(size, timeout)
+
+    def reset_input(self):
+        self._rx.clear()
+
+    def close(self):
+        if self._monitor is not None:
+            self._monitor.cancel()
+            self._monitor = None

@@ -1,0 +1,292 @@
+"""Board top: clock (PLL when it helps), reset, the accelerator engine, the UART host link, LEDs.
+
+- :class:`EngineLinkAdapter`: between :class:`~spikeforge.boards.link_gateware.UARTHostLink`
+  (pixel stream with ``last``/``seq``; one result struct of K logits and the class) and
+  :class:`~spikeforge.hdl.accel.engine.Engine` (bare pixel stream; K logit beats then the
+  class beat with ``last``).
+- :class:`AcceleratorSystem`: everything that is not board-specific (UART pins ``rx``/``tx``,
+  ``leds``). The simulated board (:mod:`spikeforge.boards.sim_board`) runs exactly this.
+- :class:`BoardTop`: the system on an amaranth-boards platform: PLL (``SB_PLL40_PAD`` on
+  iCE40, ``EHXPLLL`` on ECP5) unless the board oscillator already is the requested clock,
+  reset held until the PLL locks, pins from the :class:`~spikeforge.boards.targets.Target`.
+- :func:`ice40_pll`, :func:`ecp5_pll`: divider search for a requested output frequency.
+
+LEDs, in the target's order: 0 activity (an image is being received or computed, stretched
+to about 50 ms so it is visible), 1 heartbeat (about 1 Hz: the clock runs and the design is
+out of reset), 2.. the last class in binary (least significant bit first).
+"""
+
+from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal, unsigned
+from amaranth.lib import io, stream, wiring
+from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.wiring import In, Out
+
+from ..hdl.accel.engine import Engine
+from ..hdl.accel.engine import result_layout as engine_result_layout
+from ..hdl.params import field_bits
+from .link_gateware import UARTHostLink, image_layout, result_layout
+from .uart import baud_divisor
+
+__all__ = ["EngineLinkAdapter", "AcceleratorSystem", "BoardTop", "ClockPlan", "plan_clock", "ice40_pll",
+           "ecp5_pll"]
+
+
+class EngineLinkAdapter(wiring.Component):
+    """Pixels from the link to the engine; the engine's K logit beats and class beat gathered
+    into the link's result struct (held until the link takes it).
+
+    Members
+    -------
+    image : ``In(stream.Signature(image_layout(max_value)))``
+    pixels : ``Out(stream.Signature(unsigned(pixel_bits)))``
+    beats : ``In(stream.Signature(engine result_layout(logit_bits)))``
+    result : ``Out(stream.Signature(link result_layout(classes, logit_bits, with_meta=False)))``
+    busy : ``Out(1)``
+        High from the image's first pixel until its result has been taken.
+    last_class : ``Out(field_bits(classes))``
+        Class of the last result taken.
+    """
+
+    def __init__(self, *, max_value, pixel_bits, classes, logit_bits):
+        if max_value.bit_length() != pixel_bits:
+            raise ValueError(f"EngineLinkAdapter: pixels of max_value {max_value} are {max_value.bit_length()} "
+                             f"bits on the link but the engine takes {pixel_bits}; they must be equal")
+        self.classes = classes
+        super().__init__({
+            "image": In(stream.Signature(image_layout(max_value))),
+            "pixels": Out(stream.Signature(unsigned(pixel_bits))),
+            "beats": In(stream.Signature(engine_result_layout(logit_bits))),
+            "result": Out(stream.Signature(result_layout(classes, logit_bits, with_meta=False))),
+            "busy": Out(1),
+            "last_class": Out(field_bits(classes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [
+            self.pixels.valid.eq(self.image.valid),
+            self.pixels.payload.eq(self.image.payload.pixel),
+            self.image.ready.eq(self.pixels.ready),
+        ]
+        full = Signal()
+        idx = Signal(range(self.classes + 1))
+        m.d.comb += [self.beats.ready.eq(~full), self.result.valid.eq(full)]
+        with m.If(self.beats.valid & self.beats.ready):
+            with m.If(self.beats.payload.last):
+                m.d.sync += [self.result.payload.cls.eq(self.beats.payload.value), full.eq(1), idx.eq(0)]
+            with m.Else():
+                with m.Switch(idx):
+                    for k in range(self.classes):
+                        with m.Case(k):
+                            m.d.sync += self.result.payload.logits[k].eq(self.beats.payload.value)
+                m.d.sync += idx.eq(idx + 1)
+        with m.If(self.image.valid & self.image.ready):
+            m.d.sync += self.busy.eq(1)
+        with m.If(self.result.valid & self.result.ready):
+            m.d.sync += [full.eq(0), self.busy.eq(0), self.last_class.eq(self.result.payload.cls)]
+        return m
+
+
+class AcceleratorSystem(wiring.Component):
+    """Engine + UART host link + LED logic, without any board specifics.
+
+    Parameters
+    ----------
+    program : compiled program (:func:`spikeforge.hdl.accel.program.compile_model`)
+    divisor : int
+        Clock cycles per UART bit.
+    clk_hz : float
+        Clock frequency (for the LED heartbeat and activity stretch only).
+    leds : int
+        Number of LED outputs (0..16).
+    """
+
+    def __init__(self, program, *, divisor, clk_hz=12e6, leds=2):
+        if isinstance(leds, bool) or not isinstance(leds, int) or not 0 <= leds <= 16:
+            raise ValueError(f"AcceleratorSystem: leds is {leds!r}; allowed: an integer 0..16")
+        self.program = program
+        self.engine = Engine(program)
+        img = program.image
+        self.max_value = int(img.levels)
+        self.pixels = img.H * img.W * img.C
+        if not 1 <= self.pixels <= 1024:
+            raise ValueError(f"AcceleratorSystem: the image has {self.pixels} pixels; the host link "
+                             "carries 1..1024")
+        self.classes = program.classes
+        self.logit_bits = self.engine.logit_bits
+        self.divisor = divisor
+        self.clk_hz = float(clk_hz)
+        self.n_leds = leds
+        self.link = UARTHostLink(divisor=divisor, pixels=self.pixels, max_value=self.max_value,
+                                 classes=self.classes, logit_bits=self.logit_bits)
+        self.adapter = EngineLinkAdapter(max_value=self.max_value, pixel_bits=self.engine.pixel_bits,
+                                         classes=self.classes, logit_bits=self.logit_bits)
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(max(leds, 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = eng = self.engine
+        m.submodules.link = link = self.link
+        m.submodules.adapter = ad = self.adapter
+        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx)]
+        wiring.connect(m, link.image, ad.image)
+        wiring.connect(m, ad.pixels, eng.pixels)
+        wiring.connect(m, eng.result, ad.beats)
+        wiring.connect(m, ad.result, link.result)
+
+        if self.n_leds:
+            stretch = max(2, int(self.clk_hz / 20))      # about 50 ms
+            active = Signal(range(stretch + 1))
+            with m.If(ad.busy | ~self.rx):
+                m.d.sync += active.eq(stretch)
+            with m.Elif(active != 0):
+                m.d.sync += active.eq(active - 1)
+            beat_bit = max(1, int(self.clk_hz).bit_length() - 1)   # toggles about every 0.5-1 s
+            beat = Signal(beat_bit + 1)
+            m.d.sync += beat.eq(beat + 1)
+            leds = [active != 0, beat[-1]]
+            leds += [ad.last_class[i] for i in range(len(ad.last_class))]
+            for i in range(self.n_leds):
+                m.d.comb += self.leds[i].eq(leds[i] if i < len(leds) else 0)
+        return m
+
+
+# --- clocks ----------------------------------------------------------------------------------
+
+def ice40_pll(fin_mhz, fout_mhz):
+    """SB_PLL40 (SIMPLE feedback) dividers closest to ``fout_mhz`` from ``fin_mhz``:
+    ``{"DIVR", "DIVF", "DIVQ", "FILTER_RANGE", "fout"}`` (the rules of icepll)."""
+    best = None
+    for divr in range(16):
+        fpfd = fin_mhz / (divr + 1)
+        if not 10 <= fpfd <= 133:
+            continue
+        for divf in range(128):
+            fvco = fpfd * (divf + 1)
+            if not 533 <= fvco <= 1066:
+                continue
+            for divq in range(1, 7):
+                fout = fvco / (1 << divq)
+                err = abs(fout - fout_mhz)
+                if best is None or err < best[0] - 1e-9:
+                    filt = 1 if fpfd < 17 else 2 if fpfd < 26 else 3 if fpfd < 44 else \
+                        4 if fpfd < 66 else 5 if fpfd < 101 else 6
+                    best = (err, dict(DIVR=divr, DIVF=divf, DIVQ=divq, FILTER_RANGE=filt, fout=fout))
+    if best is None:
+        raise ValueError(f"no iCE40 PLL setting from {fin_mhz} MHz")
+    return best[1]
+
+
+def ecp5_pll(fin_mhz, fout_mhz):
+    """EHXPLLL dividers (feedback from CLKOP) closest to ``fout_mhz`` from ``fin_mhz``:
+    ``{"CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV", "fout", "fvco"}`` (the rules of ecppll)."""
+    best = None
+    for clki in range(1, 129):
+        fpfd = fin_mhz / clki
+        if not 3.125 <= fpfd <= 400:
+            continue
+        for clkfb in range(1, 81):
+            fout = fpfd * clkfb
+            if not 10 <= fout <= 400:
+                continue
+            for clkop in range(1, 129):
+                fvco = fout * clkop
+                if 400 <= fvco <= 800:
+                    err = abs(fout - fout_mhz)
+                    if best is None or err < best[0] - 1e-9:
+                        best = (err, dict(CLKI_DIV=clki, CLKFB_DIV=clkfb, CLKOP_DIV=clkop, fout=fout, fvco=fvco))
+                    break
+    if best is None:
+        raise ValueError(f"no ECP5 PLL setting from {fin_mhz} MHz")
+    return best[1]
+
+
+class ClockPlan:
+    """The clock a build runs at: the oscillator (``pll`` is None) or a PLL's output."""
+
+    def __init__(self, target, requested, mhz, pll):
+        self.target, self.requested, self.mhz, self.pll = target, float(requested), mhz, pll
+
+    def as_dict(self):
+        return {"requested_mhz": self.requested, "mhz": self.mhz, "source": "pll" if self.pll else "oscillator",
+                "oscillator_mhz": self.target.osc_mhz, "pll": self.pll}
+
+
+def plan_clock(target, clock_mhz=None, *, tolerance=0.01):
+    """How ``target`` reaches ``clock_mhz`` (default: the target's default clock).
+
+    The oscillator when it is within ``tolerance`` (relative) of the request, else the PLL; a
+    request the PLL cannot meet within ``tolerance`` is a ``ValueError`` naming the nearest
+    clock it can give and the allowed range."""
+    req = target.default_clock_mhz if clock_mhz is None else clock_mhz
+    if isinstance(req, bool) or not isinstance(req, (int, float)) or not req > 0:
+        raise ValueError(f"clock is {clock_mhz!r} MHz; allowed: a positive number of MHz")
+    lo, hi = target.clock_range_mhz
+    if abs(req - target.osc_mhz) <= tolerance * req:
+        plan = ClockPlan(target, req, target.osc_mhz, None)
+    else:
+        if not lo <= req <= hi:
+            raise ValueError(f"clock {req:g} MHz is out of range for {target.name}; allowed: "
+                             f"{target.osc_mhz:g} MHz (oscillator) or {lo:g}..{hi:g} MHz (PLL)")
+        pll = (ice40_pll if target.family == "ice40" else ecp5_pll)(target.osc_mhz, req)
+        if abs(pll["fout"] - req) > tolerance * req:
+            raise ValueError(f"clock {req:g} MHz: the nearest PLL output on {target.name} is "
+                             f"{pll['fout']:.4g} MHz, more than {100 * tolerance:g}% off; ask for that")
+        plan = ClockPlan(target, req, pll["fout"], pll)
+    return plan
+
+
+class BoardTop(Elaboratable):
+    """The accelerator system on a board (an amaranth-boards platform of ``target``)."""
+
+    def __init__(self, target, program, *, clock_mhz=None, baud=115200):
+        self.target = target
+        self.clock = plan_clock(target, clock_mhz)
+        self.baud = baud
+        self.divisor = baud_divisor(self.clock.mhz * 1e6, baud)
+        self.system = AcceleratorSystem(program, divisor=self.divisor, clk_hz=self.clock.mhz * 1e6,
+                                        leds=len(target.leds))
+
+    def _pll_domain(self, m, platform):
+        t, pll = self.target, self.clock.pll
+        m.domains.sync = cd = ClockDomain("sync")
+        clk_io = platform.request(t.clock_resource, 0, dir="-")
+        lock = Signal()
+        if t.family == "ice40":
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE", p_DIVR=pll["DIVR"], p_DIVF=pll["DIVF"], p_DIVQ=pll["DIVQ"],
+                p_FILTER_RANGE=pll["FILTER_RANGE"],
+                i_PACKAGEPIN=clk_io.io, i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=cd.clk, o_LOCK=lock)
+        else:
+            m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_io)
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_FREQUENCY_PIN_CLKI=str(t.osc_mhz), a_FREQUENCY_PIN_CLKOP=f"{self.clock.mhz:.4f}",
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+                p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+                p_CLKI_DIV=pll["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=pll["CLKOP_DIV"],
+                p_CLKOP_CPHASE=pll["CLKOP_DIV"] - 1, p_CLKOP_FPHASE=0,
+                p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=pll["CLKFB_DIV"],
+                i_RST=0, i_STDBY=0, i_CLKI=clk_buf.i, o_CLKOP=cd.clk, i_CLKFB=cd.clk,
+                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+                i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock)
+        m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
+        platform.add_clock_constraint(cd.clk, self.clock.mhz * 1e6)
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.clock.pll is not None:
+            self._pll_domain(m, platform)
+        # else: the platform's default "sync" domain (oscillator, power-on reset) is used.
+        m.submodules.system = sys_ = self.system
+        uart = platform.request(self.target.uart, 0)
+        m.d.comb += [sys_.rx.eq(uart.rx.i), uart.tx.o.eq(sys_.tx)]
+        for i, (name, number) in enumerate(self.target.leds):
+            led = platform.request(name, number)
+            m.d.comb += led.o.eq(sys_.leds[i])
+        return m
+

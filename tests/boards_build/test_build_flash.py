@@ -1,0 +1,181 @@
+"""spikeforge build / flash (boards.cli handlers): the resource pre-check refuses a model that
+does not fit before any synthesis; flash errors are one clear line and --dry-run prints the
+exact command; PLL and clock planning; a ULX3S build of a small model (slow)."""
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from spikeforge.boards import cli as bcli
+from spikeforge.boards.build import DoesNotFit, precheck
+from spikeforge.boards.flash import FlashError, flash, resolve_bitstream
+from spikeforge.boards.targets import get_target
+from spikeforge.boards.toolchain import find_tool, openfpgaloader_problem
+from spikeforge.boards.top import ecp5_pll, ice40_pll, plan_clock
+from spikeforge.builder import random_model
+from spikeforge.hdl.accel.program import compile_model
+from spikeforge.modelfile import save_model
+
+
+def _parse(add, argv):
+    p = argparse.ArgumentParser()
+    add(p)
+    return p.parse_args(argv)
+
+
+def test_build_precheck_refuses_default_model_on_icebreaker(tmp_path, capsys, monkeypatch):
+    import spikeforge.boards.build as build
+
+    def no_synthesis(*a, **k):
+        raise AssertionError("synthesis must not start when the pre-check fails")
+
+    monkeypatch.setattr(build, "_run_stage", no_synthesis)
+    args = _parse(bcli.add_build_arguments, ["--board", "icebreaker", "--lanes", "8", "-o", str(tmp_path / "out")])
+    code = bcli.run_build(args)
+    err = capsys.readouterr().err
+    assert code == 2
+    line = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(line) == 1
+    assert "does not fit icebreaker (ice40-up5k) with 8 lanes" in line[0]
+    assert "block RAM: needs" in line[0] and "ice40-up5k has 30" in line[0]
+    assert "needed vs available" in line[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_precheck_passes_small_model_on_icebreaker():
+    program = compile_model(random_model(1, channels=4, heads=1), 1)
+    analysis = precheck(program, get_target("icebreaker"))
+    assert analysis["fits"]
+    with pytest.raises(DoesNotFit, match="block RAM: needs"):
+        precheck(compile_model(random_model(1, channels=8), 8), get_target("icebreaker"))
+
+
+def test_unknown_board_and_bad_clock():
+    with pytest.raises(ValueError, match="unknown board 'nexys'; supported boards: icebreaker, ulx3s-85f"):
+        get_target("nexys")
+    with pytest.raises(ValueError, match=r"clock 5 MHz is out of range for icebreaker; allowed: 12 MHz"):
+        plan_clock(get_target("icebreaker"), 5)
+
+
+@pytest.mark.parametrize("fout", [16, 24, 30, 48, 60])
+def test_ice40_pll_meets_icepll_rules(fout):
+    p = ice40_pll(12.0, fout)
+    fpfd = 12.0 / (p["DIVR"] + 1)
+    fvco = fpfd * (p["DIVF"] + 1)
+    assert 10 <= fpfd <= 133 and 533 <= fvco <= 1066 and 1 <= p["DIVQ"] <= 6
+    assert p["fout"] == pytest.approx(fvco / 2 ** p["DIVQ"])
+    assert abs(p["fout"] - fout) / fout < 0.01
+
+
+@pytest.mark.parametrize("fout", [30, 40, 50, 75, 100])
+def test_ecp5_pll_meets_ecppll_rules(fout):
+    p = ecp5_pll(25.0, fout)
+    assert 400 <= p["fvco"] <= 800
+    assert p["fout"] == pytest.approx(25.0 / p["CLKI_DIV"] * p["CLKFB_DIV"])
+    assert p["fvco"] == pytest.approx(p["fout"] * p["CLKOP_DIV"])
+    assert abs(p["fout"] - fout) / fout < 0.01
+
+
+def test_clock_plan_uses_oscillator_when_it_is_the_request():
+    t = get_target("ulx3s-85f")
+    assert plan_clock(t, 25).pll is None
+    assert plan_clock(t, 50).pll is not None and plan_clock(t, 50).mhz == pytest.approx(50)
+
+
+# --- flash -----------------------------------------------------------------------------------
+
+def _fake_bitstream(tmp_path, board):
+    t = get_target(board)
+    path = tmp_path / f"spikeforge_{t.name}{Path(t.bitstream).suffix}"
+    path.write_bytes(b"\xff\x00not a real bitstream")
+    return path
+
+
+def test_flash_dry_run_prints_exact_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda *a, **k: None)  # no iceprog: openFPGALoader
+    path = _fake_bitstream(tmp_path, "ulx3s-85f")
+    code = bcli.run_flash(_parse(bcli.add_flash_arguments, [str(path), "--dry-run"]))
+    out = capsys.readouterr().out.strip()
+    assert code == 0
+    assert shlex.split(out) == [find_tool("openFPGALoader"), "-b", "ulx3s", str(path)]
+    ice = _fake_bitstream(tmp_path, "icebreaker")
+    cmd = flash(str(ice), dry_run=True, to_flash=True)
+    assert cmd[1:] == ["-b", "ice40_generic", "-f", str(ice)]
+
+
+def test_flash_missing_bitstream_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = bcli.run_flash(_parse(bcli.add_flash_arguments, ["--board", "icebreaker"]))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "build/icebreaker/spikeforge_icebreaker.bin' does not exist" in err
+    assert "spikeforge build --board icebreaker" in err
+
+
+def test_flash_wrong_suffix_and_unknown_name(tmp_path):
+    bad = tmp_path / "design.bit"
+    bad.write_bytes(b"x")
+    with pytest.raises(FlashError, match=r"has suffix '.bit'; icebreaker takes '.bin' files"):
+        resolve_bitstream(str(bad), "icebreaker")
+    odd = tmp_path / "design.xyz"
+    odd.write_bytes(b"x")
+    with pytest.raises(FlashError, match="cannot tell the board"):
+        resolve_bitstream(str(odd))
+
+
+@pytest.mark.skipif(openfpgaloader_problem() is None, reason="openFPGALoader runs here (system libraries present)")
+def test_flash_without_system_library_fails_clearly(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda *a, **k: None)
+    path = _fake_bitstream(tmp_path, "ulx3s-85f")
+    code = bcli.run_flash(_parse(bcli.add_flash_arguments, [str(path)]))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "needs the system library libusb" in err
+
+
+def test_flash_no_cable_is_one_line(tmp_path, capsys, monkeypatch):
+    """A loader that finds no cable (stand-in script with openFPGALoader's message)."""
+    fake = tmp_path / "openFPGALoader"
+    fake.write_text("#!/bin/sh\necho 'write to ram'\necho 'unable to open ftdi device: -3 (device not found)' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("OPENFPGALOADER", str(fake))
+    monkeypatch.setattr("shutil.which", lambda cmd, *a, **k: str(fake) if cmd == str(fake) else None)
+    path = _fake_bitstream(tmp_path, "ulx3s-85f")
+    code = bcli.run_flash(_parse(bcli.add_flash_arguments, [str(path), "--board", "ulx3s-85f"]))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "no board or cable found: openFPGALoader says: unable to open ftdi device" in err
+
+
+# --- a real build ----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_ulx3s_build_small_model_report(tmp_path, capsys):
+    """Yosys + nextpnr-ecp5 (YoWASP) on a small random model: about 4-6 minutes here."""
+    model_path = tmp_path / "m.sfm"
+    save_model(random_model(1, channels=8, blocks=1), model_path)
+    out = tmp_path / "out"
+    args = _parse(bcli.add_build_arguments, [str(model_path), "--board", "ulx3s-85f", "--lanes", "2",
+                                             "--clock", "25", "-o", str(out), "--json"])
+    code = bcli.run_build(args)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert code == 0, captured.err
+    assert "[5/6] nextpnr place and route" in captured.err
+    assert report["board"] == "ulx3s-85f" and report["device"] == "ecp5-85f" and report["lanes"] == 2
+    for k in ("lut", "ff", "bram", "spram", "dsp"):
+        assert set(report["resources"][k]) == {"used", "available"}
+    assert 500 < report["resources"]["lut"]["used"] < report["resources"]["lut"]["available"] == 83640
+    assert report["resources"]["bram"]["used"] > 0 and report["resources"]["dsp"]["used"] > 0
+    assert report["timing_met"] and report["fmax_mhz"] >= 25
+    assert report["clock"]["source"] == "oscillator" and report["clock"]["mhz"] == 25
+    assert report["cycles_per_image"]["mean"] > 0
+    assert report["images_per_second"]["compute"] == pytest.approx(25e6 / report["cycles_per_image"]["mean"])
+    bit = Path(report["files"]["bitstream"])
+    assert bit.name == "spikeforge_ulx3s-85f.bit" and bit.stat().st_size > 100_000
+    assert "module top" in Path(report["files"]["verilog"]).read_text()
+    assert json.loads(Path(report["files"]["report"]).read_text())["fmax_mhz"] == report["fmax_mhz"]
