@@ -283,10 +283,12 @@ class BoardTop(Elaboratable):
             self._pll_domain(m, platform)
         # else: the platform's default "sync" domain (oscillator, power-on reset) is used.
         m.submodules.system = sys_ = self.system
-        uart = platform.request(self.target.uart, 0)
-        m.d.comb += [sys_.rx.eq(uart.rx.i), uart.tx.o.eq(sys_.tx)]
+        uart = platform.request(self.target.uart, 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [sys_.rx.eq(rx.i), tx.o.eq(sys_.tx)]
         for i, (name, number) in enumerate(self.target.leds):
-            led = platform.request(name, number)
+            m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request(name, number, dir="-"))
             m.d.comb += led.o.eq(sys_.leds[i])
         return m
 

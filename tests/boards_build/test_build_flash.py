@@ -179,3 +179,31 @@ def test_ulx3s_build_small_model_report(tmp_path, capsys):
     assert bit.name == "spikeforge_ulx3s-85f.bit" and bit.stat().st_size > 100_000
     assert "module top" in Path(report["files"]["verilog"]).read_text()
     assert json.loads(Path(report["files"]["report"]).read_text())["fmax_mhz"] == report["fmax_mhz"]
+
+
+@pytest.mark.parametrize("board, clock, cell, constraint", [
+    ("icebreaker", 24, "SB_PLL40_PAD", "set_frequency"),
+    ("ulx3s-85f", 50, "EHXPLLL", "FREQUENCY NET"),
+    ("icebreaker", 12, None, "set_frequency"),
+])
+def test_board_top_plan_has_pll_pins_and_clock(board, clock, cell, constraint):
+    """Amaranth's build plan of the board top (no tools run): the PLL cell when the clock needs
+    it, the UART and LED pins of the board, the clock constraint at the planned clock."""
+    from spikeforge.boards.top import BoardTop
+
+    t = get_target(board)
+    top = BoardTop(t, compile_model(random_model(1, channels=4, heads=1), 1), clock_mhz=clock)
+    plan = t.make_platform().prepare(top, name="top")
+    rtlil = plan.files["top.il"]
+    cons = plan.files["top.pcf" if t.family == "ice40" else "top.lpf"]
+    if cell:
+        assert f"cell \\{cell} " in rtlil or f"cell {cell} " in rtlil
+    else:
+        assert "SB_PLL40" not in rtlil and "EHXPLLL" not in rtlil
+    assert "uart_0__rx__io" in cons and "uart_0__tx__io" in cons
+    assert all(f"led_{n}__io" in cons for _, n in t.leds)
+    if t.family == "ice40":
+        assert f"set_frequency system.adapter.clk {float(clock)}" in cons or clock == 12
+    else:
+        assert f'FREQUENCY NET "system.adapter.clk" {clock * 1e6}' in cons
+    assert top.divisor == round(clock * 1e6 / 115200)
