@@ -108,11 +108,11 @@ def _run_stage(stage, cmd, cwd, env, progress, timeout, log_name):
     return seconds
 
 
-def _system_fmax(fmax_by_clock, target):
+def _system_fmax(fmax_by_clock, target, pll):
     """fmax of the design's clock: nextpnr also reports the oscillator pad feeding a PLL and,
     on iCE40, a constant-driven DSP clock (``$PACKER_GND_NET``); those are not the system clock."""
     clocks = {k: v for k, v in fmax_by_clock.items()
-              if "PACKER_GND" not in k and not k.startswith(target.clock_resource)}
+              if "PACKER_GND" not in k and not (pll and target.clock_resource in k)}
     clocks = clocks or fmax_by_clock
     return min(clocks.values()) if clocks else None
 
@@ -211,7 +211,7 @@ def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="
             placed[_PNR_BELS[target.family][bel]] = {"used": used, "available": total}
     totals = dict(dev.totals)
     resources = {k: {"used": counts[k], "available": totals[k]} for k in ("lut", "ff", "bram", "spram", "dsp")}
-    fmax = _system_fmax(fmax_by_clock, target)
+    fmax = _system_fmax(fmax_by_clock, target, clk.pll is not None)
     timing_met = fmax is not None and fmax >= clk.mhz
 
     cyc = analysis["cycles_per_image"]

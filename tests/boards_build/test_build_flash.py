@@ -207,3 +207,52 @@ def test_board_top_plan_has_pll_pins_and_clock(board, clock, cell, constraint):
     else:
         assert f'FREQUENCY NET "system.adapter.clk" {clock * 1e6}' in cons
     assert top.divisor == round(clock * 1e6 / 115200)
+
+
+def _fake_tools(fmax):
+    """A stand-in for the tool runs: writes what Yosys, nextpnr and ecppack would."""
+    def run_stage(stage, cmd, cwd, env, progress, timeout, log_name):
+        cwd = Path(cwd)
+        if "Yosys" in stage:
+            (cwd / "top_rtl.v").write_text("module top(); endmodule\n")
+            (cwd / "stat.json").write_text(json.dumps({"design": {"num_cells_by_type": {
+                "LUT4": 1000, "CCU2C": 50, "TRELLIS_FF": 800, "DP16KD": 12, "MULT18X18D": 4}}}))
+        elif "nextpnr" in stage:
+            (cwd / "top.tim").write_text(
+                "Info: Device utilisation:\nInfo: \t      TRELLIS_COMB:  1200/ 83640     1%\n"
+                f"Info: Max frequency for clock '$glbnet$clk25_0__i': {fmax:.2f} MHz (FAIL at 25.00 MHz)\n")
+        else:
+            (cwd / "top.bit").write_bytes(b"bits")
+        return 0.1
+    return run_stage
+
+
+@pytest.mark.parametrize("fmax", [20.0, 40.0])
+def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkeypatch, fmax):
+    import spikeforge.boards.build as build
+
+    monkeypatch.setattr(build, "_run_stage", _fake_tools(fmax))
+    model_path = tmp_path / "m.sfm"
+    save_model(random_model(1, channels=4, heads=1), model_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / "spikeforge_ulx3s-85f.bit"
+    stale.write_bytes(b"old")
+    args = _parse(bcli.add_build_arguments, [str(model_path), "--board", "ulx3s-85f", "--lanes", "1",
+                                             "-o", str(out)])
+    code = bcli.run_build(args)
+    cap = capsys.readouterr()
+    report = json.loads((out / "build_report.json").read_text())
+    assert report["fmax_mhz"] == fmax
+    assert report["resources"]["lut"] == {"used": 1100, "available": 83640}   # LUT4 + 2 x CCU2C
+    assert report["resources"]["bram"]["used"] == 12 and report["resources"]["dsp"]["used"] == 4
+    if fmax < 25:
+        assert code == 3 and not stale.exists()
+        assert not report["timing_met"] and "bitstream" not in report["files"]
+        assert "TIMING FAILED" in cap.out
+        line = [ln for ln in cap.err.splitlines() if "error:" in ln]
+        assert len(line) == 1 and "fmax 20.00 MHz < requested clock 25 MHz; no bitstream written" in line[0]
+    else:
+        assert code == 0 and stale.read_bytes() == b"bits"
+        assert report["timing_met"] and "timing met" in cap.out
+        assert report["images_per_second"]["compute"] == pytest.approx(25e6 / report["cycles_per_image"]["mean"])
