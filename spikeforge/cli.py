@@ -295,7 +295,25 @@ def build_parser():
 
     _add_train(sub)
     _add_generate(sub)
+    _add_delegated(sub, "sim", "run test images through the accelerator's Verilog (cocotb)",
+                   ".sim.accel_cli", "add_sim_arguments", "run_sim")
+    _add_delegated(sub, "build", "synthesize a bitstream for a board, with the resource report",
+                   ".boards.cli", "add_build_arguments", "run_build")
+    _add_delegated(sub, "flash", "program a board with a bitstream (openFPGALoader / iceprog)",
+                   ".boards.cli", "add_flash_arguments", "run_flash")
+    _add_delegated(sub, "run", "inference on a board over its UART host link",
+                   ".boards.cli", "add_run_arguments", "run_run")
     return parser
+
+
+def _add_delegated(sub, name, help_text, module, add_fn, run_fn):
+    """A subcommand whose options and action live in a stage's own ``cli`` module."""
+    import importlib
+
+    p = sub.add_parser(name, help=help_text)
+    mod = importlib.import_module(module, __package__)
+    getattr(mod, add_fn)(p)
+    p.set_defaults(func=lambda args: getattr(mod, run_fn)(args))
 
 
 def main(argv=None):
