@@ -1,0 +1,107 @@
+# amaranth: UnusedElaboratable=no
+"""Deliberately broken variants of the ``spikeforge.hdl`` units: each proof kind must catch
+one. They change the real unit as little as possible: a subclass that narrows one width
+while elaborating, or that overrides one handshake signal after the unit's own logic (a later
+``comb`` assignment wins in Amaranth)."""
+
+from amaranth.hdl import Signal
+
+from spikeforge.hdl.conv_window import ConvWindowScan
+from spikeforge.hdl.event_encoder import SpikeEventEncoder
+from spikeforge.hdl.lif_array import LifArray
+from spikeforge.hdl.sparse_add import SparseAdd
+from spikeforge.hdl.spike_attention import SpikeAttentionLinear, SpikeAttentionMask
+
+
+class _Narrowed:
+    """Mixin: elaborate with attribute ``_narrow`` reduced (by ``_by`` or halved), so the
+    accumulator/membrane registers are one bit too narrow; the ports keep their width."""
+
+    _narrow = None
+    _by = 1
+    _halve = False
+
+    def elaborate(self, platform):
+        saved = getattr(self, self._narrow)
+        setattr(self, self._narrow, saved // 2 if self._halve else saved - self._by)
+        try:
+            return super().elaborate(platform)
+        finally:
+            setattr(self, self._narrow, saved)
+
+
+# -- too narrow (overflow proofs) ---------------------------------------------------------------
+
+class SparseAddNarrowAcc(_Narrowed, SparseAdd):
+    """Accumulators one bit narrower than the §9 bound needs."""
+    _narrow = "acc_bits"
+
+
+class LifArrayNarrowMembrane(_Narrowed, LifArray):
+    """Membrane memory and ``U`` one bit narrower than needed: two below the declared
+    ``v_bits``, whose ``2 m + 1`` bound (leak >= 1) has one bit of slack over the reachable
+    ``-2^A .. 2^A - 1``."""
+    _narrow = "v_bits"
+    _by = 2
+
+
+class AttentionMaskNarrowMembrane(_Narrowed, SpikeAttentionMask):
+    """Mask-neuron membrane registers one bit too narrow."""
+    _narrow = "v_bits"
+
+
+class AttentionLinearNarrowKV(_Narrowed, SpikeAttentionLinear):
+    """K^T V accumulators sized for half the bound ``N Dk Dv``."""
+    _narrow = "kv_max"
+    _halve = True
+
+
+# -- handshake bugs (stream-rule proofs) ------------------------------------------------------------
+
+class EncoderIgnoresStall(SpikeEventEncoder):
+    """Takes the next vector while the last event is still waiting for ``o.ready``: the
+    pending event is overwritten (payload changes while valid and not ready)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.payload.last)
+        return m
+
+
+class SparseAddGivesUp(SparseAdd):
+    """Output ``valid`` withdrawn after a beat has waited one cycle for ``ready``."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        waited = Signal()
+        m.d.sync += waited.eq(self.o.valid & ~self.o.ready)
+        with m.If(waited & ~self.o.ready):
+            m.d.comb += self.o.valid.eq(0)
+        return m
+
+
+class ConvWindowRestartsWhileBusy(ConvWindowScan):
+    """Start stream always ready: a start during a pass restarts the scan under a stalled beat."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.i.ready.eq(1)
+        return m
+
+
+class AttentionMaskIgnoresStall(SpikeAttentionMask):
+    """q is taken whenever kv is not (ignores the output register and the phase)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.q.ready.eq(~self.kv.ready)
+        return m
+
+
+class LifArrayDropsBeats(LifArray):
+    """Input always ready although the pipeline stalls with the output: beats are lost."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.i.ready.eq(1)
+        return m

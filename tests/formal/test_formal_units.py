@@ -1,0 +1,134 @@
+# amaranth: UnusedElaboratable=no
+"""Bounded proofs (SymbiYosys BMC via ``spikeforge.sim.formal.prove``) for every unit of
+``spikeforge.hdl.generate.UNITS``: output stream rules given input stream rules, exact
+full-width results (so no accumulator, membrane or counter overflows) within the §9 bounds.
+Each proof kind has deliberately broken units that must FAIL with the expected assertion.
+
+Small parameter sizes keep each proof to seconds; see unit_proofs.py for the harnesses.
+"""
+
+import numpy as np
+import pytest
+from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
+                          ConvWindowRestartsWhileBusy, EncoderIgnoresStall, LifArrayDropsBeats,
+                          LifArrayNarrowMembrane, SparseAddNarrowAcc, SparseAddGivesUp)
+from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
+                         LifArrayProof, SparseAddProof)
+
+from spikeforge.hdl.conv_window import ConvWindowScan
+from spikeforge.hdl.event_encoder import SpikeEventEncoder
+from spikeforge.hdl.generate import UNITS
+from spikeforge.hdl.lif_array import LifArray
+from spikeforge.hdl.sparse_add import SparseAdd
+from spikeforge.hdl.spike_attention import SpikeAttentionLinear, SpikeAttentionMask
+from spikeforge.sim.formal import prove
+
+W_SMALL = np.array([[7, -8, 3], [5, -3, -8]])  # [Ci=2, Co=3], signed 4-bit
+W_2X2 = np.array([[7, -8], [5, -3]]).reshape(2, 2, 1, 1)  # [k=2, k=2, Ci=1, Co=1]
+
+
+def _lif(cls=LifArray, channels=3, **kw):
+    """Small LifArray: 4-bit accumulators, per-channel constants (first ``channels`` of 3)."""
+    base = dict(channels=channels, tokens=1, lanes=2, time_steps=3, in_lo=-8, in_hi=7,
+                mult=np.array([3, -2, 5][:channels]), bias=np.array([1, 0, -3][:channels]), shift=1,
+                out_bits=4, theta=np.array([2, 3, 1][:channels]), leak=1, reset="hard")
+    base.update(kw)
+    return cls(**base)
+
+
+# unit name -> list of (id, harness factory, depth); every UNITS entry must be here
+PROOFS = {
+    "spike_event_encoder": [
+        ("c3_d3", lambda: EncoderProof(SpikeEventEncoder(channels=3, levels=3)), 12),
+        ("c2_d2", lambda: EncoderProof(SpikeEventEncoder(channels=2, levels=2)), 10),
+    ],
+    "sparse_add": [
+        # depth: one full group of the largest size and the start of the next
+        ("1x1_tiles2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL, levels=1, lanes=2)), 14),
+        ("1x1_planes2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL[:, :2], levels=3, lanes=1)), 12),
+        ("2x2_padded_lane", lambda: SparseAddProof(SparseAdd(weight=W_2X2, levels=1, lanes=2)), 14),
+    ],
+    "conv_window_scan": [
+        ("3x3_k2_s2_p1", lambda: ConvWindowProof(ConvWindowScan(height=3, width=3, kernel=2, stride=2,
+                                                                padding=1)), 24),
+        ("1x4_k3_s1_p2", lambda: ConvWindowProof(ConvWindowScan(height=1, width=4, kernel=3, stride=1,
+                                                                padding=2)), 24),
+    ],
+    "lif_array": [
+        ("lif_hard_leak1_tiles2", lambda: LifArrayProof(_lif()), 10),
+        ("lif_soft_leak0_tokens2", lambda: LifArrayProof(_lif(channels=1, lanes=1, tokens=2, leak=0,
+                                                             reset="soft")), 10),
+        ("multispike", lambda: LifArrayProof(_lif(mode="multispike", tokens=2, levels=4, ms_shift=1,
+                                                  theta=None)), 12),
+        ("pass", lambda: LifArrayProof(_lif(mode="pass", tokens=2, theta=None)), 12),
+    ],
+    "spike_attention_mask": [
+        ("hard_leak1", lambda: AttentionMaskProof(SpikeAttentionMask(
+            channels=2, tokens=2, time_steps=3, theta=np.array([1, 3]))), 20),
+        ("soft_leak0", lambda: AttentionMaskProof(SpikeAttentionMask(
+            channels=2, tokens=2, time_steps=3, theta=np.array([6, 2]), leak=0, reset="soft")), 20),
+    ],
+    "spike_attention_linear": [
+        ("c2_h1_binary", lambda: AttentionLinearProof(SpikeAttentionLinear(channels=2, heads=1, tokens=2)), 12),
+        ("c1_multilevel", lambda: AttentionLinearProof(SpikeAttentionLinear(
+            channels=1, heads=1, tokens=2, levels_q=3, levels_k=2, levels_v=2)), 12),
+    ],
+}
+
+
+def test_every_unit_has_a_proof():
+    assert set(PROOFS) == set(UNITS)
+
+
+@pytest.mark.parametrize("make,depth", [pytest.param(f, d, id=f"{unit}-{pid}")
+                                        for unit, cases in PROOFS.items() for pid, f, d in cases])
+def test_unit_proof(make, depth, tmp_path):
+    result = prove(make(), depth=depth, workdir=tmp_path)
+    assert result.passed, (result.failed_assertions, result.counterexample, result.log[-3000:])
+
+
+# broken units: (id, harness factory, depth, text expected in a failed assertion)
+BROKEN = [
+    # stream rules
+    ("encoder_ignores_stall", lambda: EncoderProof(EncoderIgnoresStall(channels=3, levels=3), shadow=False), 8,
+     "o: payload changed while valid and not ready"),
+    ("sparse_add_gives_up", lambda: SparseAddProof(SparseAddGivesUp(
+        weight=W_SMALL, levels=1, lanes=2), shadow=False), 10, "o: valid dropped before ready"),
+    ("conv_restarts_while_busy", lambda: ConvWindowProof(ConvWindowRestartsWhileBusy(
+        height=3, width=3, kernel=2, stride=2, padding=1), shadow=False), 8,
+     "o: payload changed while valid and not ready"),
+    ("mask_ignores_stall", lambda: AttentionMaskProof(AttentionMaskIgnoresStall(
+        channels=2, tokens=2, time_steps=3, theta=np.array([1, 3])), shadow=False), 10,
+     "o: payload changed while valid and not ready"),
+    # exact-value shadow: lost beats
+    ("lif_drops_beats", lambda: LifArrayProof(_lif(LifArrayDropsBeats)), 8, "o: "),
+    # overflow: too-narrow accumulator / membrane / KV
+    ("sparse_add_narrow_acc", lambda: SparseAddProof(SparseAddNarrowAcc(weight=W_SMALL, levels=1, lanes=2)),
+     16, "o: acc differs from the exact sum"),
+    ("lif_narrow_membrane", lambda: LifArrayProof(_lif(LifArrayNarrowMembrane, channels=1, lanes=1)), 10,
+     "o: output differs from the exact value"),
+    ("mask_narrow_membrane", lambda: AttentionMaskProof(AttentionMaskNarrowMembrane(
+        channels=2, tokens=2, time_steps=3, theta=np.array([6, 1]), leak=0)), 20,
+     "o: output differs from the exact value"),
+    ("linear_narrow_kv", lambda: AttentionLinearProof(AttentionLinearNarrowKV(
+        channels=1, heads=1, tokens=2, levels_q=3, levels_k=2, levels_v=2)), 12,
+     "o: output differs from the exact value"),
+]
+
+
+@pytest.mark.parametrize("make,depth,expected", [pytest.param(f, d, e, id=i) for i, f, d, e in BROKEN])
+def test_broken_unit_fails(make, depth, expected, tmp_path):
+    result = prove(make(), depth=depth, workdir=tmp_path)
+    assert not result.passed and result.status == "FAIL", result.log[-2000:]
+    assert result.counterexample is not None and result.counterexample.is_file()
+    assert any(expected in a for a in result.failed_assertions), result.failed_assertions
+
+
+def test_bound_assertion_is_live(tmp_path):
+    """Without the premise of the §9 bound (each event once per group) the exact sums leave
+    the bound and the proof says so."""
+    proof = SparseAddProof(SparseAdd(weight=W_SMALL, levels=1, lanes=2))
+    proof.once_per_group = False
+    result = prove(proof, depth=12, workdir=tmp_path)
+    assert not result.passed
+    assert any("the §9 bound" in a for a in result.failed_assertions), result.failed_assertions

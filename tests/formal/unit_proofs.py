@@ -1,0 +1,414 @@
+"""Bounded-proof harnesses for the units of ``spikeforge.hdl`` (used by test_formal_units.py).
+
+Every harness wraps one unit with free inputs (the solver picks every input bit and the reset
+on every cycle) and
+
+- *assumes* the stream rules on the unit's input streams and the declared input value
+  ranges (spike values ``<= levels``, accumulators within ``in_lo..in_hi``, each event at most
+  once per group: the premises of the §9 bounds);
+- *asserts* the stream rules on the output stream, and compares the output with a shadow
+  model kept in the harness at full width (no truncation anywhere): each output beat equals
+  the exact value, the shadow values stay within the §9 bounds the unit derives its widths
+  from, and no beat appears that has no input behind it. A too-narrow accumulator, membrane or
+  counter in the unit shows as an output that differs from the exact value.
+
+The shadows are written independently of the units (plain registers and full-width
+arithmetic, no pipelining) and read only ports.
+"""
+
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal, signed
+
+from spikeforge.graph import bits_for_range
+from spikeforge.sim.formal import free_inputs, in_range, stream_rules
+
+__all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
+           "AttentionMaskProof", "AttentionLinearProof"]
+
+
+
+def _guarded(lo, hi):
+    """Shadow width for values asserted to stay in ``lo..hi``: two bits more than the bound
+    needs, so one step cannot wrap a shadow value back inside without the bound assertion
+    failing first (no step adds more than the bound's magnitude)."""
+    return signed(bits_for_range(min(lo, 0), max(hi, 0)) + 2)
+
+
+def _const_shape(values):
+    return signed(max(abs(int(v)) for v in values).bit_length() + 1)
+
+
+def _fire(s):
+    return s.valid & s.ready
+
+
+def _setup(m, dut, inputs):
+    m.submodules.dut = dut
+    free_inputs(m, dut)
+    for name in inputs:
+        stream_rules(m, getattr(dut, name), assume=True, name=name)
+    stream_rules(m, dut.o, name="o")
+
+
+class _Proof(Elaboratable):
+    """``shadow=False`` keeps only the stream rules (assumed on inputs, asserted on ``o``)."""
+
+    inputs = ("i",)
+
+    def __init__(self, dut, *, shadow=True):
+        self.dut = dut
+        self.shadow = shadow
+
+    def elaborate(self, platform):
+        m = Module()
+        _setup(m, self.dut, self.inputs)
+        if self.shadow:
+            self.check(m, self.dut)
+        return m
+
+
+class _Fifo:
+    """Expected output beats: pushed when an input is taken, compared when an output is."""
+
+    def __init__(self, m, width, depth, name):
+        self.m, self.depth, self.name = m, depth, name
+        self.slots = [Signal(width, name=f"{name}_slot{j}") for j in range(depth)]
+        self.count = Signal(range(depth + 2), name=f"{name}_count")
+
+    def connect(self, push, value, pop, actual):
+        m, count = self.m, self.count
+        nxt = count + push - pop
+        m.d.comb += [
+            Assert(~pop | (count > 0), f"{self.name}: output beat with no input behind it"),
+            Assert(nxt <= self.depth, f"{self.name}: more than {self.depth} beats in flight"),
+        ]
+        with m.If(pop & (count > 0)):
+            m.d.comb += Assert(actual == self.slots[0], f"{self.name}: output differs from the exact value")
+        with m.If(pop):
+            m.d.sync += [self.slots[j].eq(self.slots[j + 1]) for j in range(self.depth - 1)]
+        with m.If(push):
+            with m.Switch(count - pop):
+                for j in range(self.depth):
+                    with m.Case(j):
+                        m.d.sync += self.slots[j].eq(value)
+        m.d.sync += count.eq(nxt)
+
+
+# -- SpikeEventEncoder ------------------------------------------------------------------------
+
+class EncoderProof(_Proof):
+    """Events are exactly the set bits of the accepted vector, lowest (channel, plane) first,
+    each once; ``last`` on the final one; ``empty`` only for an all-zero vector."""
+
+    def check(self, m, dut):
+        C, D, planes = dut.channels, dut.levels, dut.planes
+        n = C * planes
+        with m.If(dut.i.valid):
+            m.d.comb += [Assume(dut.i.payload.spikes[c] <= D) for c in range(C)]
+        packed = Cat(dut.i.payload.spikes[c][b] for c in range(C) for b in range(planes))
+        remaining = Signal(n)  # set bits of the vector in flight not yet sent as events
+        inflight = Signal(range(3))
+        ev = dut.o.payload
+        onehot = Signal(n)
+        m.d.comb += onehot.eq(Const(1, 1) << (ev.channel * planes + ev.plane))
+        take, give = _fire(dut.i), _fire(dut.o)
+        nxt = inflight + take - (give & ev.last)
+        m.d.comb += [
+            Assert(~dut.o.valid | (inflight == 1), "o: event with no vector in flight"),
+            Assert(nxt <= 1, "i: vector taken while another one is being sent"),
+        ]
+        with m.If(dut.o.valid):
+            with m.If(ev.empty):
+                m.d.comb += [Assert(remaining == 0, "o: empty beat for a vector with spikes"),
+                             Assert(ev.last, "o: empty beat without last")]
+            with m.Else():
+                m.d.comb += [
+                    Assert((ev.channel < C) & (ev.plane < planes), "o: channel/plane out of range"),
+                    Assert((remaining & onehot) != 0, "o: event for a bit that is not set or was sent"),
+                    Assert((remaining & (onehot - 1)) == 0, "o: events out of order"),
+                    Assert(ev.last == ((remaining & ~onehot) == 0), "o: last flag wrong"),
+                ]
+        with m.If(give):
+            m.d.sync += remaining.eq(remaining & ~onehot)
+        with m.If(take):
+            m.d.sync += remaining.eq(packed)
+        m.d.sync += inflight.eq(nxt)
+
+
+# -- SparseAdd ----------------------------------------------------------------------------------
+
+class SparseAddProof(_Proof):
+    """Output sums equal the exact per-group sums of ``weight << plane`` and stay within the
+    unit's weight-derived bound ``acc_lo..acc_hi`` (§9), given that each (tap, channel, plane)
+    event comes at most once per group (a convolution window) and ``levels = 2^b - 1`` (so any
+    set of planes of one channel is a value ``<= levels``)."""
+
+    once_per_group = True  # the premise of the bound; False shows the bound assertion is live
+
+    def check(self, m, dut):
+        assert (dut.levels + 1) & dut.levels == 0, "levels must be 2^b - 1 for this harness"
+        k2, ci, co, P, tiles = dut.kernel ** 2, dut.in_channels, dut.out_channels, dut.lanes, dut.tiles
+        planes = dut.levels.bit_length()
+        w = dut.weight.reshape(k2 * ci, co)
+        ev = dut.i.payload
+        # environment: events in range, each (tap, channel, plane) at most once per group
+        seen = Signal(k2 * ci * planes)
+        onehot = Signal(len(seen))
+        m.d.comb += onehot.eq(Const(1, 1) << ((ev.tag.tap * ci + ev.channel) * planes + ev.plane))
+        with m.If(dut.i.valid & ~ev.empty):
+            m.d.comb += [Assume(ev.tag.tap < k2), Assume(ev.channel < ci), Assume(ev.plane < planes)]
+            if self.once_per_group:
+                m.d.comb += Assume((seen & onehot) == 0)
+        take = _fire(dut.i)
+        group_end = take & ev.last & ev.tag.end
+        with m.If(take & ~ev.empty):
+            m.d.sync += seen.eq(seen | onehot)
+        with m.If(group_end):
+            m.d.sync += seen.eq(0)
+
+        shape = _guarded(dut.acc_lo, dut.acc_hi)
+        sums = [Signal(shape, name=f"sum_{c}") for c in range(co)]
+        expect = [Signal(shape, name=f"expect_{c}") for c in range(co)]
+        row = ev.tag.tap * ci + ev.channel
+        for c in range(co):
+            table = Array(Const(int(v), _const_shape(w[:, c])) for v in w[:, c])
+            new = sums[c] + Mux(ev.empty, 0, table[row] << ev.plane)
+            m.d.comb += [Assert(sums[c] >= dut.acc_lo, f"sum {c} below the §9 bound"),
+                         Assert(sums[c] <= dut.acc_hi, f"sum {c} above the §9 bound")]
+            with m.If(take):
+                m.d.sync += sums[c].eq(Mux(group_end, 0, new))
+            with m.If(group_end):
+                m.d.sync += expect[c].eq(new)
+
+        pending = Signal()  # a group's sums are being sent
+        out_tile = Signal(range(tiles))
+        give = _fire(dut.o)
+        m.d.comb += [Assert(~dut.o.valid | pending, "o: beat with no finished group"),
+                     Assert(~(take & pending), "i: event taken while sums are being sent")]
+        with m.If(dut.o.valid):
+            m.d.comb += [Assert(dut.o.payload.tile == out_tile, "o: tile out of order"),
+                         Assert(dut.o.payload.last == (out_tile == tiles - 1), "o: last flag wrong")]
+            for t in range(tiles):
+                with m.If(out_tile == t):
+                    for lane in range(P):
+                        c = t * P + lane
+                        want = expect[c] if c < co else 0
+                        m.d.comb += Assert(dut.o.payload.acc[lane] == want,
+                                           "o: acc differs from the exact sum (overflow?)")
+            for lane in range(P):
+                in_range(m, dut.o.payload.acc[lane], dut.acc_lo, dut.acc_hi, name=f"o.acc[{lane}]")
+        with m.If(give):
+            m.d.sync += out_tile.eq(Mux(dut.o.payload.last, 0, out_tile + 1))
+            with m.If(dut.o.payload.last):
+                m.d.sync += pending.eq(0)
+        with m.If(group_end):
+            m.d.sync += [pending.eq(1), out_tile.eq(0)]
+
+
+# -- ConvWindowScan -----------------------------------------------------------------------------
+
+class ConvWindowProof(_Proof):
+    """Each pass emits exactly ``golden.conv_window_scan`` (token, tap, end) with ``last`` on
+    its final beat; the beat counter stays below the number of taps; starts only between
+    passes."""
+
+    def check(self, m, dut):
+        from spikeforge.sim.golden import conv_window_scan
+
+        scan = conv_window_scan(dut.height, dut.width, dut.kernel, dut.stride, dut.padding)
+        count = Signal(range(len(scan) + 1))
+        active = Signal()
+        fields = list(zip(*scan))
+        want_tok, want_tap, want_end = (Array(Const(v, range(max(f) + 1)) for v in f) for f in fields)
+        o = dut.o.payload
+        m.d.comb += [Assert(~dut.o.valid | active, "o: beat outside a pass"),
+                     Assert(~(_fire(dut.i) & active), "i: start taken during a pass"),
+                     Assert(count < len(scan), "beat counter beyond the number of taps")]
+        with m.If(dut.o.valid):
+            m.d.comb += [
+                Assert(o.token == want_tok[count], "o: token differs from the golden scan"),
+                Assert(o.tap == want_tap[count], "o: tap differs from the golden scan"),
+                Assert(o.end == want_end[count], "o: end differs from the golden scan"),
+                Assert(o.last == (count == len(scan) - 1), "o: last flag wrong"),
+            ]
+        with m.If(_fire(dut.o)):
+            m.d.sync += count.eq(count + 1)
+            with m.If(o.last):
+                m.d.sync += [count.eq(0), active.eq(0)]
+        with m.If(_fire(dut.i)):
+            m.d.sync += [count.eq(0), active.eq(1)]
+
+
+# -- LifArray -----------------------------------------------------------------------------------
+
+class LifArrayProof(_Proof):
+    """Every output beat equals requantization + LIF / multispike / pass computed at full
+    width (§5, §6) with the membrane state of each (token, channel) across the time steps; the
+    LIF membrane ``U`` stays within the §9 bound; at most 2 beats in flight (latency 2)."""
+
+    def check(self, m, dut):
+        P, tiles, C, N, T = dut.lanes, dut.tiles, dut.channels, dut.tokens, dut.time_steps
+        depth = N * tiles
+        with m.If(dut.i.valid):
+            for lane in range(P):
+                in_range(m, dut.i.payload.acc[lane], dut.in_lo, dut.in_hi, assume=True, name=f"i.acc[{lane}]")
+        take = _fire(dut.i)
+        tile, pos, step = Signal(range(tiles)), Signal(range(depth)), Signal(range(T))
+        with m.If(take):
+            m.d.sync += [tile.eq(Mux(tile == tiles - 1, 0, tile + 1)), pos.eq(Mux(pos == depth - 1, 0, pos + 1))]
+            with m.If(pos == depth - 1):
+                m.d.sync += step.eq(Mux(step == T - 1, 0, step + 1))
+
+        def lane_table(values, lane, fill):
+            vals = [int(values[j * P + lane]) if j * P + lane < C else fill for j in range(tiles)]
+            return Array(Const(v, _const_shape(vals)) for v in vals)
+
+        out_lo, out_hi = -(1 << (dut.out_bits - 1)), (1 << (dut.out_bits - 1)) - 1
+        if dut.leak >= 1:
+            # §9 says |U| < 2^A; U = -2^A is reachable (x = -2^(A-1) repeatedly), still A+1 bits
+            u_lo, u_hi = -(1 << dut.out_bits), (1 << dut.out_bits) - 1
+        else:
+            u_lo, u_hi = -T * (1 << (dut.out_bits - 1)), T * (1 << (dut.out_bits - 1))
+        rnd = (1 << (dut.shift - 1)) if dut.shift else 0
+        # exact range of acc * mult + bias + rnd over the assumed inputs (padding lanes: rnd)
+        ends = [int(v) for c in range(C) for a in (dut.in_lo, dut.in_hi)
+                for v in (a * int(dut.mult[c]) + int(dut.bias[c]) + rnd,)] + [rnd]
+        prod_shape = signed(bits_for_range(min(min(ends), 0), max(max(ends), 0)))
+        expected = Signal(dut.out_layout)
+        m.d.comb += [expected.tile.eq(tile), expected.last.eq(tile == tiles - 1)]
+        for lane in range(P):
+            pad = Signal(name=f"pad_{lane}")
+            m.d.comb += pad.eq(tile * P + lane >= C)
+            prod = Signal(prod_shape, name=f"prod_{lane}")
+            x = Signal(signed(dut.out_bits + 1), name=f"x_{lane}")
+            m.d.comb += prod.eq(dut.i.payload.acc[lane] * lane_table(dut.mult, lane, 0)[tile]
+                                + lane_table(dut.bias, lane, 0)[tile] + rnd)
+            q = prod >> dut.shift
+            m.d.comb += x.eq(Mux(q > out_hi, out_hi, Mux(q < out_lo, out_lo, q)))
+            if dut.mode == "pass":
+                m.d.comb += expected.data[lane].eq(Mux(pad, 0, x))
+            elif dut.mode == "multispike":
+                r = (1 << (dut.ms_shift - 1)) if dut.ms_shift else 0
+                s = (x + r) >> dut.ms_shift
+                m.d.comb += expected.data[lane].eq(Mux(pad | (s < 0), 0, Mux(s > dut.levels, dut.levels, s)))
+            else:
+                vmem = [Signal(_guarded(u_lo, u_hi), name=f"v_{p}_{lane}") for p in range(depth)]
+                theta = lane_table(dut.theta, lane, 1)[tile]
+                u = Signal(_guarded(u_lo, u_hi), name=f"u_{lane}")
+                fire = Signal(name=f"fire_{lane}")
+                m.d.comb += [u.eq(Mux(step == 0, 0, Array(vmem)[pos] >> dut.leak) + x),
+                             fire.eq(~pad & (u >= theta)),
+                             expected.data[lane].eq(fire)]
+                with m.If(take & ~pad):
+                    m.d.comb += [Assert(u >= u_lo, f"U[{lane}] below the §9 bound"),
+                                 Assert(u <= u_hi, f"U[{lane}] above the §9 bound")]
+                vnext = Mux(fire, 0 if dut.reset == "hard" else u - theta, u)
+                with m.If(take):
+                    with m.Switch(pos):
+                        for p in range(depth):
+                            with m.Case(p):
+                                m.d.sync += vmem[p].eq(vnext)
+        fifo = _Fifo(m, len(expected.as_value()), 2, "o")
+        fifo.connect(take, expected.as_value(), _fire(dut.o), dut.o.payload.as_value())
+        m.d.comb += Assert(~dut.o.valid | (fifo.count > 0), "o: valid with no beat in flight")
+
+
+# -- SpikeAttentionMask ----------------------------------------------------------------------------
+
+class AttentionMaskProof(_Proof):
+    """Phase protocol (N kv beats, then N q beats, per time step) and ``o = q & mask`` with the
+    mask neuron computed at full width; ``0 <= kv <= N`` and the mask membrane within the §9 /
+    unit bound."""
+
+    inputs = ("kv", "q")
+
+    def check(self, m, dut):
+        C, N, T = dut.channels, dut.tokens, dut.time_steps
+        bound = 2 * N + 1 if dut.leak >= 1 else T * N
+        take_kv, take_q = _fire(dut.kv), _fire(dut.q)
+        q_phase = Signal()
+        count = Signal(range(N + 1))
+        step = Signal(range(T))
+        m.d.comb += [Assert(~(take_kv & q_phase), "kv: taken during the q phase"),
+                     Assert(~(take_q & ~q_phase), "q: taken during the kv phase"),
+                     Assert(count < N, "token counter beyond N")]
+        kvs = [Signal(_guarded(0, N), name=f"kv_{c}") for c in range(C)]
+        vmem = [Signal(_guarded(-bound, bound), name=f"v_{c}") for c in range(C)]
+        mask = Signal(C)
+        done = take_kv & (count == N - 1)
+        for c in range(C):
+            new = kvs[c] + (dut.kv.payload.k[c] & dut.kv.payload.v[c])
+            u = Signal(_guarded(-bound, bound), name=f"u_{c}")
+            theta = int(dut.theta[c])
+            m.d.comb += [u.eq(Mux(step == 0, 0, vmem[c] >> dut.leak) + new),
+                         Assert((kvs[c] >= 0) & (kvs[c] <= N), f"kv[{c}] outside 0..N")]
+            fire = u >= theta
+            with m.If(done):
+                m.d.comb += Assert((u >= -bound) & (u <= bound), f"U[{c}] outside the membrane bound")
+                m.d.sync += [kvs[c].eq(0), mask[c].eq(fire),
+                             vmem[c].eq(Mux(fire, 0 if dut.reset == "hard" else u - theta, u))]
+            with m.Elif(take_kv):
+                m.d.sync += kvs[c].eq(new)
+        with m.If(take_kv | take_q):
+            m.d.sync += count.eq(Mux(count == N - 1, 0, count + 1))
+            with m.If(count == N - 1):
+                m.d.sync += q_phase.eq(~q_phase)
+        with m.If(take_q & (count == N - 1)):
+            m.d.sync += step.eq(Mux(step == T - 1, 0, step + 1))
+        fifo = _Fifo(m, C, 1, "o")
+        fifo.connect(take_q, dut.q.payload & mask, _fire(dut.o), dut.o.payload)
+        m.d.comb += Assert(~dut.o.valid | (fifo.count > 0), "o: valid with no q beat behind it")
+
+
+# -- SpikeAttentionLinear ------------------------------------------------------------------------
+
+class AttentionLinearProof(_Proof):
+    """Phase protocol and ``A = q (K^T V)`` per head at full width, for each q vector; KV
+    within ``0..N Dk Dv`` and A within ``0..d N Dq Dk Dv`` (§9)."""
+
+    inputs = ("kv", "q")
+    in_flight = 2
+
+    def check(self, m, dut):
+        C, N, d = dut.channels, dut.tokens, dut.d
+        k, v, q = dut.kv.payload.k, dut.kv.payload.v, dut.q.payload
+        with m.If(dut.kv.valid):
+            m.d.comb += [Assume((k[c] <= dut.levels_k) & (v[c] <= dut.levels_v)) for c in range(C)]
+        with m.If(dut.q.valid):
+            m.d.comb += [Assume(q[c] <= dut.levels_q) for c in range(C)]
+        take_kv, take_q, give = _fire(dut.kv), _fire(dut.q), _fire(dut.o)
+        # q phase: after N kv beats, until N q vectors are taken (the rows may still be in the
+        # unit: the next kv beats must then not change them, which the exact check covers)
+        q_phase = Signal()
+        kv_count, q_in = Signal(range(N)), Signal(range(N))
+        m.d.comb += [Assert(~(take_kv & q_phase), "kv: taken during the q phase"),
+                     Assert(~(take_q & ~q_phase), "q: taken outside the q phase")]
+        KV = [[Signal(_guarded(0, dut.kv_max), name=f"kv_{i}_{j}") for j in range(C)] for i in range(C)]
+        for i in range(C):
+            for j in range(C):
+                if i // d != j // d:
+                    continue
+                m.d.comb += Assert((KV[i][j] >= 0) & (KV[i][j] <= dut.kv_max), f"KV[{i}][{j}] outside 0..N Dk Dv")
+                with m.If(take_kv):
+                    m.d.sync += KV[i][j].eq(Mux(kv_count == 0, 0, KV[i][j]) + k[i] * v[j])
+        with m.If(take_kv):
+            m.d.sync += kv_count.eq(Mux(kv_count == N - 1, 0, kv_count + 1))
+            with m.If(kv_count == N - 1):
+                m.d.sync += q_phase.eq(1)
+        with m.If(take_q):
+            m.d.sync += q_in.eq(Mux(q_in == N - 1, 0, q_in + 1))
+            with m.If(q_in == N - 1):
+                m.d.sync += q_phase.eq(0)
+        expected = Signal(dut.signature.members["o"].signature.members["payload"].shape)
+        for j in range(C):
+            h0 = (j // d) * d
+            a = Signal(_guarded(0, dut.a_max), name=f"a_{j}")
+            total = Const(0, _guarded(0, dut.a_max))
+            for i in range(h0, h0 + d):
+                total = total + q[i] * KV[i][j]
+            m.d.comb += a.eq(total)
+            with m.If(take_q):
+                m.d.comb += Assert((a >= 0) & (a <= dut.a_max), f"A[{j}] outside 0..d N Dq Dk Dv")
+            m.d.comb += expected[j].eq(a)
+        fifo = _Fifo(m, len(expected.as_value()), self.in_flight, "o")
+        fifo.connect(take_q, expected.as_value(), give, dut.o.payload.as_value())
+        m.d.comb += Assert(~dut.o.valid | (fifo.count > 0), "o: valid with no q vector behind it")
