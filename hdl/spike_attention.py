@@ -225,7 +225,13 @@ class SpikeAttentionLinear(wiring.Component):
             for j in range(C):
                 hh, jl = divmod(j, d)
                 row = Array(kvr[hh * d + il][jl] for il in range(d))
-                in_head = (ev.channel >= hh * d) & (ev.channel < hh * d + d) & ~ev.empty
+                # bounds that are always true (head 0, last head) are left out: Verilator
+                # lint flags a constant comparison (UNSIGNED)
+                in_head = ~ev.empty
+                if hh > 0:
+                    in_head = in_head & (ev.channel >= hh * d)
+                if hh * d + d < C:
+                    in_head = in_head & (ev.channel < hh * d + d)
                 add = Mux(in_head, row[(ev.channel - hh * d)[:max(1, (d - 1).bit_length())]] << ev.plane, 0)
                 total = acc[j] + add
                 with m.If(ev.last):
