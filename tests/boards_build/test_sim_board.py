@@ -49,3 +49,16 @@ def test_host_runtime_through_simulated_uart(tmp_path, monkeypatch):
     assert s["bad_replies"] == 1 and s["retries"] == 2 and s["timeouts"] == 0
     # the board's cycle count (last pixel to result) is the engine's work plus the K+1 beats
     assert all(c > 100 for c in s["board_cycles"])
+
+
+@pytest.mark.slow
+def test_default_model_through_simulated_uart(tmp_path, monkeypatch):
+    """The shipped model on the 8-lane engine, 20 test digits, same checks."""
+    from spikeforge.cli import default_model_path
+    from spikeforge.modelfile import load_model
+
+    monkeypatch.setenv("MAKEFLAGS", PCH_FIX)
+    s = _run(tmp_path, load_model(default_model_path()), 8, 20)
+    assert s["images"] == 20 and s["logits_match"] == 20
+    assert s["nacks"] == {"BAD_CRC": 1} and s["bad_replies"] == 1 and s["retries"] == 2
+    assert s["accuracy"] >= 0.8   # the shipped model: 97.5 % on the whole test split
