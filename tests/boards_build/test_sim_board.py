@@ -39,6 +39,7 @@ def _run(tmp_path, model, lanes, images):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # a cold Verilator build of the board: about 2.5 min here (project rule: Verilator tests are slow)
 def test_host_runtime_through_simulated_uart(tmp_path, monkeypatch):
     monkeypatch.setenv("MAKEFLAGS", PCH_FIX)
     model = random_model(1, channels=8, blocks=1)
