@@ -61,7 +61,7 @@ class ModelBuilder:
     @staticmethod
     def _requant_attrs(acc_lo, acc_hi, mult, bias, shift, out_bits):
         mult, bias = _i64(mult), _i64(bias)
-        acc_bits = bits_for_range(int(acc_lo.min()), int(acc_hi.max()))
+        acc_bits = max(2, bits_for_range(int(acc_lo.min()), int(acc_hi.max())))  # 2: the spec's minimum
         mult_bits = max(2, bits_for_range(int(mult.min()), int(mult.max())))
         rnd = (1 << (shift - 1)) if shift else 0
         p = np.concatenate([acc_lo * mult, acc_hi * mult]) + np.concatenate([bias, bias]) + rnd
@@ -119,7 +119,7 @@ class ModelBuilder:
         lo = bias + T * D * np.minimum(weight, 0).sum(0)
         hi = bias + T * D * np.maximum(weight, 0).sum(0)
         attrs = dict(in_channels=weight.shape[0], classes=weight.shape[1],
-                     weight_bits=weight_bits, acc_bits=bits_for_range(int(lo.min()), int(hi.max())))
+                     weight_bits=weight_bits, acc_bits=max(2, bits_for_range(int(lo.min()), int(hi.max()))))
         return self._add(name, "head", [source], attrs, dict(weight=weight, bias=bias))
 
     def build(self):

@@ -92,3 +92,12 @@ def test_bad_images_are_refused():
         run_model(model, np.full((1, 8, 8, 1), 17))
     with pytest.raises(ValueError, match=r"images have shape \(4, 4, 1\)"):
         run_model(model, np.zeros((1, 4, 4, 1), np.int64))
+
+
+def test_builder_handles_all_zero_weights():
+    from spikeforge.builder import ModelBuilder
+
+    b = ModelBuilder(1)
+    x = b.input("image", 2, 2, 1, 16)
+    y = b.conv("c", x, np.zeros((1, 1, 1, 2), np.int64), [1, 1], [0, 0], 0, 8, 2)
+    assert b.info(y).lo == 0 and b.model.nodes[-1].attrs["acc_bits"] == 2
