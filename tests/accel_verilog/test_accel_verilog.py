@@ -157,8 +157,11 @@ def test_default_model_100_images(default_model, digits):
     assert r["cycles"].mean() <= 1.5 * r["lower_bound_cycles"].mean()
 
 
+# Every Verilator build of the accelerator takes minutes, so the suite checks the extreme and a
+# middle lane count at the Verilog level; all of 1..32 are checked in amaranth.sim
+# (tests/accel/test_engine.py) and by benchmarks/accel_lanes.py, which reports mismatches.
 @slow
-@pytest.mark.parametrize("lanes", [1, 2, 4, 16, 32])
+@pytest.mark.parametrize("lanes", [1, 16])
 def test_lane_counts_give_identical_results(default_model, digits, lanes):
     need("verilator")
     images = digits[0][[0, 1, 2, 17]]
@@ -167,9 +170,8 @@ def test_lane_counts_give_identical_results(default_model, digits, lanes):
     assert r["cycles"].mean() <= 1.5 * r["lower_bound_cycles"].mean()
 
 
+# One random model at the Verilog level (the 200-model differential test runs in amaranth.sim).
 RANDOM = [
-    pytest.param(dict(attention="linear", levels=2, time_steps=3), id="linear-T3-L2", marks=slow),
-    pytest.param(dict(attention="mask", levels=2, time_steps=2), id="mask-T2-L2", marks=slow),
     pytest.param(dict(attention="qsd", levels=3, time_steps=2), id="qsd-T2-L3", marks=slow),
 ]
 
