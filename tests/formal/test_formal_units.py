@@ -80,8 +80,10 @@ def test_every_unit_has_a_proof():
     assert set(PROOFS) == set(UNITS)
 
 
-@pytest.mark.parametrize("make,depth", [pytest.param(f, d, id=f"{unit}-{pid}")
-                                        for unit, cases in PROOFS.items() for pid, f, d in cases])
+# the first case of each unit runs by default, the others are marked slow
+@pytest.mark.parametrize("make,depth", [pytest.param(f, d, id=f"{unit}-{pid}", marks=[pytest.mark.slow] if n else [])
+                                        for unit, cases in PROOFS.items()
+                                        for n, (pid, f, d) in enumerate(cases)])
 def test_unit_proof(make, depth, tmp_path):
     result = prove(make(), depth=depth, workdir=tmp_path)
     assert result.passed, (result.failed_assertions, result.counterexample, result.log[-3000:])
