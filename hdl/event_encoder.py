@@ -3,13 +3,13 @@
 Golden function: :func:`spikeforge.sim.golden.spike_event_encoder`.
 """
 
-from amaranth.hdl import Module, Signal, Shape, unsigned
+from amaranth.hdl import Cat, Const, Module, Signal, Shape, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import check_int, field_bits
 
-__all__ = ["SpikeEventEncoder", "event_layout", "vector_layout"]
+__all__ = ["SpikeEventEncoder", "event_layout", "vector_layout", "one_hot_index"]
 
 NO_TAG = unsigned(0)
 
@@ -37,6 +37,21 @@ def event_layout(channels, levels, tag_shape=NO_TAG):
         "last": 1,
         "tag": tag_shape,
     })
+
+
+def one_hot_index(one_hot):
+    """Index of the set bit of a one-hot (or zero) value, as OR trees: bit k of the index is
+    the OR of the input bits whose position has bit k set. Shared by the encoder and the
+    accelerator engine."""
+    n = len(one_hot)
+    out = []
+    for k in range(max(1, (n - 1).bit_length())):
+        bits = [one_hot[j] for j in range(n) if (j >> k) & 1]
+        acc = Const(0, 1)
+        for b in bits:
+            acc = acc | b
+        out.append(acc)
+    return Cat(*out)
 
 
 class SpikeEventEncoder(wiring.Component):
@@ -120,13 +135,7 @@ class SpikeEventEncoder(wiring.Component):
             low.eq(pending & (~pending + 1)),
             rest.eq(pending & (pending - 1)),
         ]
-        for k in range(len(index)):
-            bits = [low[j] for j in range(n) if (j >> k) & 1]
-            if bits:
-                acc = bits[0]
-                for b in bits[1:]:
-                    acc = acc | b
-                m.d.comb += index[k].eq(acc)
+        m.d.comb += index.eq(one_hot_index(low))
 
         is_last = rest == 0
         m.d.comb += [

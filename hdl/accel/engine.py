@@ -14,6 +14,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
+from ..event_encoder import one_hot_index
 from .program import EW, RED, SYN
 
 __all__ = ["Engine", "EnginePlan", "result_layout"]
@@ -458,13 +459,7 @@ class Engine(wiring.Component):
         low = Signal(Rw)
         m.d.comb += low.eq(pending & (~pending + 1))
         idx = Signal(_ubits(Rw))
-        for k in range(len(idx)):
-            bits = [low[j] for j in range(Rw) if (j >> k) & 1]
-            if bits:
-                acc_or = bits[0]
-                for b_ in bits[1:]:
-                    acc_or = acc_or | b_
-                m.d.comb += idx[k].eq(acc_or)
+        m.d.comb += idx.eq(one_hot_index(low))
         ev_c = Signal(16)
         ev_b = Signal(8)
         m.d.comb += [
