@@ -1,4 +1,6 @@
 import os
+
+from pty_board import serve_pty
 import threading
 
 import numpy as np
@@ -178,20 +180,7 @@ def test_serial_transport_over_pty():
     board = ReferenceBoard(golden_logits, cycles_fn=lambda img: 1234)
     stop = threading.Event()
 
-    def serve():
-        import select
-        while not stop.is_set():
-            r, _, _ = select.select([master], [], [], 0.05)
-            if r:
-                try:
-                    data = os.read(master, 4096)
-                except OSError:
-                    return
-                reply = board(data)
-                if reply:
-                    os.write(master, reply)
-
-    thread = threading.Thread(target=serve, daemon=True)
+    thread = threading.Thread(target=serve_pty, args=(master, board, stop), daemon=True)
     thread.start()
     try:
         with SerialTransport(path, 115200) as transport:

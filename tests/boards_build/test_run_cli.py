@@ -12,23 +12,11 @@ import pytest
 from spikeforge.boards import cli as bcli
 from spikeforge.boards.runtime import ReferenceBoard
 from spikeforge.builder import random_model
+from pty_board import serve_pty
 from spikeforge.modelfile import save_model
 from spikeforge.sim.model import run_model
 
 
-def _serve(master, board, stop):
-    import select
-
-    while not stop.is_set():
-        ready, _, _ = select.select([master], [], [], 0.05)
-        if ready:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                return
-            reply = board(data)
-            if reply:
-                os.write(master, reply)
 
 
 @pytest.mark.parametrize("wrong", [False, True])
@@ -49,7 +37,7 @@ def test_run_over_pty(tmp_path, capsys, wrong):
     master, slave = os.openpty()
     tty.setraw(master)
     stop = threading.Event()
-    server = threading.Thread(target=_serve, args=(master, ReferenceBoard(logits_fn), stop), daemon=True)
+    server = threading.Thread(target=serve_pty, args=(master, ReferenceBoard(logits_fn), stop), daemon=True)
     server.start()
     try:
         p = argparse.ArgumentParser()
