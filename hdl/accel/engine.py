@@ -37,18 +37,19 @@ def _log2(n):
     return max(0, (int(n) - 1).bit_length())
 
 
-def _two_or_more(bits):
-    """1 when at least two bits of ``bits`` are set: a tree of (any, two or more) pairs."""
-    nodes = [(bits[i], Const(0, 1)) for i in range(len(bits))]
+def _popcount_flags(bits):
+    """(at least two, at least three) bits of ``bits`` set: a tree of saturating counts."""
+    zero = Const(0, 1)
+    nodes = [(bits[i], zero, zero) for i in range(len(bits))]
     while len(nodes) > 1:
         nxt = []
         for i in range(0, len(nodes) - 1, 2):
-            (a1, m1), (a2, m2) = nodes[i], nodes[i + 1]
-            nxt.append((a1 | a2, m1 | m2 | (a1 & a2)))
+            (a1, t1, h1), (a2, t2, h2) = nodes[i], nodes[i + 1]
+            nxt.append((a1 | a2, t1 | t2 | (a1 & a2), h1 | h2 | (t1 & a2) | (a1 & t2)))
         if len(nodes) % 2:
             nxt.append(nodes[-1])
         nodes = nxt
-    return nodes[0][1]
+    return nodes[0][1], nodes[0][2]
 
 
 def result_layout(logit_bits):
@@ -159,9 +160,16 @@ class EnginePlan:
     def _pass_consts(self, p):
         """Products of descriptor fields the engine needs as constants of a pass (its running
         pointers add them), so that no multiplier sits in an address path."""
-        if p.kind == SYN:
-            return dict(nt=0, sw=p.stride * p.Wi, sp00=-p.pad * p.Wi - p.pad)
-        return dict(nt=p.N * p.tiles, sw=0, sp00=0)
+        d = dict(nt=0, sw=0, sp00=0, kw1=0, kh1=0, tr1=0, wo1=0, ho1=0, hi1=0, wi1=0, n1=0,
+                 t1=p.T - 1, tiles1=p.tiles - 1, z_kx=0, z_ky=0, z_tr=0, z_ox=0, z_oy=0, z_t=0)
+        if p.kind == SYN:  # "minus one" values: loop ends compare two registers
+            d.update(sw=p.stride * p.Wi, sp00=-p.pad * p.Wi - p.pad, kw1=p.kw - 1, kh1=p.kh - 1,
+                     tr1=p.t_rows - 1, wo1=p.Wo - 1, ho1=p.Ho - 1, hi1=p.Hi - 1, wi1=p.Wi - 1)
+            d.update(z_kx=int(p.kw == 1), z_ky=int(p.kh == 1), z_tr=int(p.t_rows == 1),
+                     z_ox=int(p.Wo == 1), z_oy=int(p.Ho == 1), z_t=int(p.T == 1))
+        else:
+            d.update(nt=p.N * p.tiles, n1=p.N - 1)
+        return d
 
     def _descriptor(self, p):
         prog = self.prog
@@ -334,6 +342,7 @@ class Engine(wiring.Component):
         out_idx = Signal(range(K + 1))
         best = Signal(signed(self.logit_bits))
         best_idx = Signal(range(max(2, K)))
+        gt = Signal()
 
         start_syn = Signal()
         start_ew = Signal()
@@ -382,16 +391,24 @@ class Engine(wiring.Component):
                         m.d.sync += pc.eq(pc + 1)
                         m.next = "DESC"
             with m.State("OUT"):
+                # The logits shift down one place per beat: the current one is always logit0
+                # (no K-way multiplexer in front of the argmax comparison).
                 is_class = out_idx == K
+                cur = logits[0]
                 m.d.comb += [
                     self.result.valid.eq(1),
-                    self.result.payload.value.eq(Mux(is_class, best_idx, logits[out_idx])),
+                    self.result.payload.value.eq(Mux(is_class, best_idx, cur)),
                     self.result.payload.last.eq(is_class),
                 ]
+                # ``gt``: logit0 beats the best so far, decided a beat ahead (both candidates
+                # for the next best are compared with logit1), so no comparator sits in front of
+                # the update.
+                upd = (out_idx == 0) | gt
                 with m.If(self.result.ready):
                     m.d.sync += out_idx.eq(out_idx + 1)
-                    cur = logits[out_idx]
-                    with m.If(~is_class & ((out_idx == 0) | (cur > best))):
+                    m.d.sync += [logits[j].eq(logits[j + 1]) for j in range(K - 1)]
+                    m.d.sync += gt.eq(Mux(upd, logits[1] > cur, logits[1] > best))
+                    with m.If(~is_class & upd):
                         m.d.sync += [best.eq(cur), best_idx.eq(out_idx)]
                     with m.If(is_class):
                         m.next = "IDLE"
@@ -453,10 +470,17 @@ class Engine(wiring.Component):
         wptr = Signal(ww)            # w_base + tap * tap_stride + tt * t_stride
         sw = self._pass_const(m, "sw")      # stride * Wi
         sp00 = self._pass_const(m, "sp00")  # -pad * Wi - pad
+        kw1, kh1, tr1, wo1, ho1, t1, hi1, wi1 = (self._pass_const(m, k) for k in (
+            "kw1", "kh1", "tr1", "wo1", "ho1", "t1", "hi1", "wi1"))
         inb = (y >= 0) & (y < desc.Hi) & (x >= 0) & (x < desc.Wi)
+        # Loop-end flags, registered: each is updated with its counter (no compare chain in
+        # front of the generator's enables).
+        last_kx, last_ky, last_tr, last_ox, last_oy, last_t = (
+            Signal(name=f"last_{k}") for k in ("kx", "ky", "tr", "ox", "oy", "t"))
+        z_kx, z_ky, z_tr, z_ox, z_oy, z_t = (self._pass_const(m, k) for k in (
+            "z_kx", "z_ky", "z_tr", "z_ox", "z_oy", "z_t"))    # loop of one iteration
         # Last in-grid tap of the position (only read for in-grid taps).
-        row_last = (tr == desc.t_rows - 1) & ((ky == desc.kh - 1) | (y == desc.Hi - 1)) & \
-            ((kx == desc.kw - 1) | (x == desc.Wi - 1))
+        row_last = last_tr & (last_ky | (y == hi1)) & (last_kx | (x == wi1))
 
         # FIFO of fetched rows (3 entries, so the generator never waits for the scan stage's
         # decision of the same cycle) and the read in flight.
@@ -465,13 +489,15 @@ class Engine(wiring.Component):
         fifo_v = [Signal(cmax * sb, name=f"fifo_v{i}") for i in range(NF)]
         fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
         fifo_last = [Signal(name=f"fifo_last{i}") for i in range(NF)]
+        fifo_single = [Signal(name=f"fifo_single{i}") for i in range(NF)]  # at most one set bit
         count = Signal(range(NF + 1))
         infl = Signal()
         infl_wb = Signal(ww)
         infl_last = Signal()
         pop = Signal()
 
-        can_issue = gen_on & ((count + infl) < NF)
+        credits = Signal(range(NF + 1))  # rows in the FIFO and in flight: count + infl
+        can_issue = active & gen_on & (credits < NF)
         issue = Signal()
         m.d.comb += issue.eq(can_issue & inb)
         # Read addresses (spike banks port A: event rows; port B: V rows).
@@ -479,41 +505,71 @@ class Engine(wiring.Component):
             m.d.comb += [ra.addr.eq(tb + sp), rb.addr.eq(tb2 + sp)]
         m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
 
-        with m.If(can_issue):  # advance the generator (a tap outside the grid costs its cycle here)
-            last_kx = kx == desc.kw - 1
-            last_ky = ky == desc.kh - 1
-            last_tr = tr == desc.t_rows - 1
-            last_ox = ox == desc.Wo - 1
-            last_oy = oy == desc.Ho - 1
-            with m.If(~last_kx):
-                m.d.sync += [kx.eq(kx + 1), x.eq(x + 1), sp.eq(sp + 1), wptr.eq(wptr + desc.tap_stride)]
-            with m.Elif(~last_ky):
-                m.d.sync += [kx.eq(0), ky.eq(ky + 1), x.eq(xs), y.eq(y + 1), sp_k.eq(sp_k + desc.Wi),
-                             sp.eq(sp_k + desc.Wi), wptr.eq(wptr + desc.tap_stride)]
-            with m.Elif(~last_tr):
-                m.d.sync += [kx.eq(0), ky.eq(0), tr.eq(tr + 1), x.eq(xs), y.eq(ys), sp_k.eq(sp_p),
-                             sp.eq(sp_p), tb.eq(tb + desc.HW), tb2.eq(tb2 + desc.HW),
-                             wb_tt.eq(wb_tt + desc.t_stride), wptr.eq(wb_tt + desc.t_stride)]
-            with m.Elif(~last_ox):
-                m.d.sync += [kx.eq(0), ky.eq(0), tr.eq(0), ox.eq(ox + 1), xs.eq(xs + desc.stride),
-                             x.eq(xs + desc.stride), y.eq(ys), sp_p.eq(sp_p + desc.stride),
-                             sp_k.eq(sp_p + desc.stride), sp.eq(sp_p + desc.stride),
-                             tb.eq(tb_t), tb2.eq(tb2_t), wb_tt.eq(wb_t), wptr.eq(wb_t)]
-            with m.Elif(~last_oy):
-                m.d.sync += [kx.eq(0), ky.eq(0), tr.eq(0), ox.eq(0), oy.eq(oy + 1),
-                             ys.eq(ys + desc.stride), y.eq(ys + desc.stride), xs.eq(-desc.pad),
-                             x.eq(-desc.pad), sp_o.eq(sp_o + sw), sp_p.eq(sp_o + sw), sp_k.eq(sp_o + sw),
-                             sp.eq(sp_o + sw), tb.eq(tb_t), tb2.eq(tb2_t), wb_tt.eq(wb_t), wptr.eq(wb_t)]
-            with m.Else():
-                m.d.sync += [kx.eq(0), ky.eq(0), tr.eq(0), ox.eq(0), oy.eq(0), t.eq(t + 1),
-                             ys.eq(-desc.pad), y.eq(-desc.pad), xs.eq(-desc.pad), x.eq(-desc.pad),
-                             sp_o.eq(sp00), sp_p.eq(sp00), sp_k.eq(sp00), sp.eq(sp00),
-                             tb_t.eq(tb_t + desc.HW), tb.eq(tb_t + desc.HW),
-                             tb2_t.eq(tb2_t + desc.HW), tb2.eq(tb2_t + desc.HW),
-                             wb_t.eq(wb_t + desc.t_stride), wb_tt.eq(wb_t + desc.t_stride),
-                             wptr.eq(wb_t + desc.t_stride)]
-                with m.If(t == desc.T - 1):
-                    m.d.sync += gen_on.eq(0)
+        # Advance the generator (a tap outside the grid costs its cycle here). Level j steps
+        # when every level below it is at its end: cum[j - 1], the registered AND of the
+        # registered end flags, so each enable is a short function of registers.
+        lasts = [last_kx, last_ky, last_tr, last_ox, last_oy, last_t]
+        zs = [z_kx, z_ky, z_tr, z_ox, z_oy, z_t]
+        cum = [Signal(name=f"cum_last{k}") for k in range(6)]
+        nl = [Signal(name=f"next_last{k}") for k in range(6)]  # end flags after this cycle
+        wrap_all = can_issue & cum[5]
+        nexts = [(kx, kw1), (ky, kh1), (tr, tr1), (ox, wo1), (oy, ho1), (t, t1)]
+        for j in range(6):
+            # When the generator advances, the levels below the stepping one restart (end flag:
+            # a loop of one iteration), the stepping level compares its next count, the levels
+            # above keep theirs.
+            counter, lim = nexts[j]
+            adv = Mux(cum[j], zs[j], Mux(j == 0 or cum[j - 1], counter + 1 == lim, lasts[j]))
+            m.d.comb += nl[j].eq(Mux(~active, zs[j], Mux(can_issue, adv, lasts[j])))
+        m.d.sync += [lasts[j].eq(nl[j]) for j in range(6)]
+        m.d.sync += [cum[j].eq(Cat(*nl[:j + 1]).all()) for j in range(6)]
+        # Each register takes one of a few values selected by mutually exclusive conditions on
+        # registered flags (an AND-OR, not a priority chain of multiplexers); its enable is
+        # "inactive, or a level at or above its own steps". While inactive it holds its start
+        # value (descriptor and pass constants are valid from the START cycle on).
+        init = ~active
+        c0 = ~last_kx                # the level that steps when the generator advances
+        c1 = cum[0] & ~last_ky
+        c2 = cum[1] & ~last_tr
+        c3 = cum[2] & ~last_ox
+        c4 = cum[3] & ~last_oy
+        c5 = cum[4]
+        en = [init | can_issue] + [init | (can_issue & cum[j]) for j in range(5)]
+        lo = -desc.pad
+        sp_s = sp_p + desc.stride
+        sp_r = sp_o + sw
+
+        def sel(reg, level, start_value, cases):
+            value = Mux(cases[0][0], cases[0][1], 0)
+            for cond, v in cases[1:]:
+                value = value | Mux(cond, v, 0)
+            with m.If(en[level]):
+                m.d.sync += reg.eq(Mux(init, start_value, value))
+
+        sel(kx, 0, 0, [(c0, kx + 1)])
+        sel(ky, 1, 0, [(c1, ky + 1)])
+        sel(tr, 2, 0, [(c2, tr + 1)])
+        sel(ox, 3, 0, [(c3, ox + 1)])
+        sel(oy, 4, 0, [(c4, oy + 1)])
+        sel(t, 5, 0, [(c5, t + 1)])
+        sel(x, 0, lo, [(c0, x + 1), (c1 | c2, xs), (c3, xs + desc.stride), (c4 | c5, lo)])
+        sel(y, 1, lo, [(c1, y + 1), (c2 | c3, ys), (c4, ys + desc.stride), (c5, lo)])
+        sel(xs, 3, lo, [(c3, xs + desc.stride), (c4 | c5, lo)])
+        sel(ys, 4, lo, [(c4, ys + desc.stride), (c5, lo)])
+        sel(sp, 0, sp00, [(c0, sp + 1), (c1, sp_k + desc.Wi), (c2, sp_p), (c3, sp_s), (c4, sp_r), (c5, sp00)])
+        sel(sp_k, 1, sp00, [(c1, sp_k + desc.Wi), (c2, sp_p), (c3, sp_s), (c4, sp_r), (c5, sp00)])
+        sel(sp_p, 3, sp00, [(c3, sp_s), (c4, sp_r), (c5, sp00)])
+        sel(sp_o, 4, sp00, [(c4, sp_r), (c5, sp00)])
+        sel(tb_t, 5, desc.src_base, [(c5, tb_t + desc.HW)])
+        sel(tb2_t, 5, desc.src2_base, [(c5, tb2_t + desc.HW)])
+        sel(wb_t, 5, desc.w_base, [(c5, wb_t + desc.t_stride)])
+        sel(tb, 2, desc.src_base, [(c2, tb + desc.HW), (c3 | c4, tb_t), (c5, tb_t + desc.HW)])
+        sel(tb2, 2, desc.src2_base, [(c2, tb2 + desc.HW), (c3 | c4, tb2_t), (c5, tb2_t + desc.HW)])
+        sel(wb_tt, 2, desc.w_base, [(c2, wb_tt + desc.t_stride), (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
+        sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
+                                   (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
+        with m.If(wrap_all):
+            m.d.sync += gen_on.eq(0)
         m.d.sync += infl.eq(issue)
         with m.If(issue):
             m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last)]
@@ -534,20 +590,23 @@ class Engine(wiring.Component):
             m.d.comb += row_i[(c << self.pbi):(c << self.pbi) + self.pixel_bits].eq(
                 img_r.data[c * self.pixel_bits:(c + 1) * self.pixel_bits])
         fetched = Mux(desc.src_img, row_i, row_s)
+        # At most one set bit (the row is a single item), per source so that no multiplexer
+        # sits in front of the count tree.
+        fetched_single = Mux(desc.src_img, ~_popcount_flags(row_i)[0], ~_popcount_flags(row_s)[0])
 
-        # Push the fetched row, pop to the scan stage.
+        # Push the fetched row (circular buffer: a pop moves a pointer, not the rows).
         push = infl
-        with m.If(pop):
-            for i in range(NF - 1):
-                m.d.sync += [fifo_bits[i].eq(fifo_bits[i + 1]), fifo_v[i].eq(fifo_v[i + 1]),
-                             fifo_wb[i].eq(fifo_wb[i + 1]), fifo_last[i].eq(fifo_last[i + 1])]
-        slot_idx = Mux(pop, count - 1, count)
+        wr_ptr = Signal(range(NF))
+        rd_ptr = Signal(range(NF))
         with m.If(push):
             for i in range(NF):
-                with m.If(slot_idx == i):
+                with m.If(wr_ptr == i):
                     m.d.sync += [fifo_bits[i].eq(fetched), fifo_v[i].eq(row_v), fifo_wb[i].eq(infl_wb),
-                                 fifo_last[i].eq(infl_last)]
-        m.d.sync += count.eq(count + push - pop)
+                                 fifo_last[i].eq(infl_last), fifo_single[i].eq(fetched_single)]
+            m.d.sync += wr_ptr.eq(Mux(wr_ptr == NF - 1, 0, wr_ptr + 1))
+        with m.If(pop):
+            m.d.sync += rd_ptr.eq(Mux(rd_ptr == NF - 1, 0, rd_ptr + 1))
+        m.d.sync += [count.eq(count + push - pop), credits.eq(credits + issue - pop)]
 
         # Scan stage: the lowest set bit of the row, one per cycle ------------------------
         pending = Signal(Rw)
@@ -559,84 +618,113 @@ class Engine(wiring.Component):
         m.d.comb += low.eq(pending & (~pending + 1))
         rest = Signal(Rw)
         m.d.comb += rest.eq(pending & (pending - 1))
-        single = Signal()          # at most one set bit: the row ends with this item
-        m.d.comb += single.eq(~_two_or_more(pending))
+        single = Signal()          # at most one set bit: the row ends with this item (registered)
+        _, three = _popcount_flags(pending)
         idx = Signal(_ubits(Rw))
         m.d.comb += idx.eq(one_hot_index(low))
 
         # Items: an event (channel, plane) or, for a row without events, an empty item; each
-        # carries the row's flags. Stages D1, D2 and E (issue) hold one item each.
-        def item(name):
-            return {
-                "valid": Signal(name=f"{name}_valid"), "ev": Signal(name=f"{name}_ev"),
-                "idx": Signal(len(idx), name=f"{name}_idx"), "row_end": Signal(name=f"{name}_row_end"),
-                "pos_last": Signal(name=f"{name}_pos_last"), "wb": Signal(ww, name=f"{name}_wb"),
-                "v": Signal(cmax * sb, name=f"{name}_v"),
-            }
-        d1, d2, e = item("d1"), item("d2"), item("e")
-        d1_c = Signal(16)
-        d1_b = Signal(8)
-        m.d.comb += [
-            d1_c.eq(Mux(desc.src_img, d1["idx"] >> self.pbi, d1["idx"] >> self.pbs)),
-            d1_b.eq(Mux(desc.src_img, d1["idx"] & ((1 << self.pbi) - 1), d1["idx"] & ((1 << self.pbs) - 1))),
-        ]
-        d2_c = Signal(16)
-        d2_b = Signal(8)
-        d2_lo = Signal(16)     # first channel of the event's head
-        d2_ct = Signal(ww)     # channel * tiles
-        e_b = Signal(8)
-        e_ct = Signal(ww)
-        e_lo = Signal(16)
-        e_base = Signal(ww)    # weight word of the event's tile 0: wb + channel * tiles
-        e_tile = Signal(16)
-        e_tile_hi = Signal(16)
-        e_first = Signal()
-        bank = Signal()        # accumulator bank of the current position
-        dr_busy = Signal()
-
-        # Issue stage E: one (event, tile) per cycle.
-        e_at_last = ~e["ev"] | (e_tile == e_tile_hi)
-        e_final = e["row_end"] & e["pos_last"] & e_at_last   # the position's last cycle
-        stall = Signal()       # a position can only end (swap banks) when the drain engine is free
-        m.d.comb += stall.eq(e["valid"] & e_final & dr_busy)
-        e_go = e["valid"] & ~stall
-        ev_issue = Signal()
-        m.d.comb += ev_issue.eq(e_go & e["ev"])
-        pos_end = Signal()
-        m.d.comb += pos_end.eq(e_go & e_final)
-        e_ready = ~e["valid"] | (e_go & e_at_last)
-        d2_ready = ~d2["valid"] | e_ready
-        d1_ready = ~d1["valid"] | d2_ready
-        emit = e1_on & d1_ready
+        # carries its row's flags. The decode stages D1 and D2 never stall; a queue of NQ
+        # items feeds the issue stage E, and the scan stage emits only while fewer than NQ
+        # items are in D1, D2 and the queue (a registered count: no ready chain from E).
+        NQ = 3
+        held = Signal(range(NQ + 1))
+        emit = Signal()
+        m.d.comb += emit.eq(e1_on & (held < NQ))
         row_done = emit & single
-
         with m.If(emit):
-            m.d.sync += pending.eq(rest)
+            m.d.sync += [pending.eq(rest), single.eq(~three)]
         with m.If(row_done):
             m.d.sync += e1_on.eq(0)
         m.d.comb += pop.eq((~e1_on | row_done) & active & (count > 0))
         with m.If(pop):
-            m.d.sync += [pending.eq(fifo_bits[0]), e1_v.eq(fifo_v[0]), e1_wb.eq(fifo_wb[0]),
-                         e1_last.eq(fifo_last[0]), e1_on.eq(1)]
+            m.d.sync += [pending.eq(Array(fifo_bits)[rd_ptr]), e1_v.eq(Array(fifo_v)[rd_ptr]),
+                         e1_wb.eq(Array(fifo_wb)[rd_ptr]), e1_last.eq(Array(fifo_last)[rd_ptr]),
+                         single.eq(Array(fifo_single)[rd_ptr]), e1_on.eq(1)]
 
         # Stage D1: the head's first channel, channel * tiles.
-        with m.If(d1_ready):
-            m.d.sync += [d1["valid"].eq(emit), d1["ev"].eq(pending != 0), d1["idx"].eq(idx),
-                         d1["row_end"].eq(single), d1["pos_last"].eq(e1_last), d1["wb"].eq(e1_wb),
-                         d1["v"].eq(e1_v)]
-        with m.If(d2_ready):
-            m.d.sync += [d2[k].eq(d1[k]) for k in d2]
-            m.d.sync += [d2_c.eq(d1_c), d2_b.eq(d1_b), d2_ct.eq(d1_c * desc.tiles),
-                         d2_lo.eq(Mux(desc.heads_on, hst[desc.h_base + d1_c], 0))]
+        d1_valid = Signal()
+        d1_ev = Signal()
+        d1_idx = Signal(len(idx))
+        d1_row_end = Signal()
+        d1_pos_last = Signal()
+        d1_wb = Signal(ww)
+        d1_v = Signal(cmax * sb)
+        m.d.sync += [d1_valid.eq(emit), d1_ev.eq(pending != 0), d1_idx.eq(idx), d1_row_end.eq(single),
+                     d1_pos_last.eq(e1_last), d1_wb.eq(e1_wb), d1_v.eq(e1_v)]
+        d1_c = Signal(16)
+        m.d.comb += d1_c.eq(Mux(desc.src_img, d1_idx >> self.pbi, d1_idx >> self.pbs))
+        d1_b = Mux(desc.src_img, d1_idx & ((1 << self.pbi) - 1), d1_idx & ((1 << self.pbs) - 1))
+        cb = _ubits(cmax)          # channel index bits
+        tw = len(desc.tiles)
+        item = data.StructLayout({
+            "ev": 1, "row_end": 1, "pos_last": 1, "b": 8, "ct": ww, "lo": cb + 1, "base": ww,
+            "tile": tw, "tile_hi": tw, "at_last": 1, "v": cmax * sb,
+        })
+        d2_valid = Signal()
+        d2_ev = Signal()
+        d2_row_end = Signal()
+        d2_pos_last = Signal()
+        d2_wb = Signal(ww)
+        d2_v = Signal(cmax * sb)
+        d2_b = Signal(8)
+        d2_lo = Signal(cb + 1)     # first channel of the event's head
+        d2_ct = Signal(ww)         # channel * tiles
+        m.d.sync += [d2_valid.eq(d1_valid), d2_ev.eq(d1_ev), d2_row_end.eq(d1_row_end),
+                     d2_pos_last.eq(d1_pos_last), d2_wb.eq(d1_wb), d2_v.eq(d1_v), d2_b.eq(d1_b),
+                     d2_ct.eq(d1_c * desc.tiles), d2_lo.eq(Mux(desc.heads_on, hst[desc.h_base + d1_c], 0))]
         # Stage D2: the tile range and the weight base.
-        with m.If(e_ready):
-            m.d.sync += [e[k].eq(d2[k]) for k in e]
-            m.d.sync += [e_b.eq(d2_b), e_ct.eq(d2_ct), e_lo.eq(d2_lo), e_base.eq(d2["wb"] + d2_ct),
-                         e_first.eq(1),
-                         e_tile.eq(Mux(desc.heads_on, d2_lo >> _log2(P), 0)),
-                         e_tile_hi.eq(Mux(desc.heads_on, (d2_lo + desc.hd - 1) >> _log2(P), desc.tiles - 1))]
-        with m.Elif(ev_issue):
-            m.d.sync += [e_tile.eq(e_tile + 1), e_first.eq(0)]
+        d2_item = Signal(item)
+        tile_lo = Mux(desc.heads_on, d2_lo >> _log2(P), 0)
+        tile_hi = Mux(desc.heads_on, (d2_lo + desc.hd - 1) >> _log2(P), desc.tiles - 1)
+        m.d.comb += [
+            d2_item.ev.eq(d2_ev), d2_item.row_end.eq(d2_row_end), d2_item.pos_last.eq(d2_pos_last),
+            d2_item.b.eq(d2_b), d2_item.ct.eq(d2_ct), d2_item.lo.eq(d2_lo), d2_item.base.eq(d2_wb + d2_ct),
+            d2_item.tile.eq(tile_lo), d2_item.tile_hi.eq(tile_hi),
+            d2_item.at_last.eq(~d2_ev | (tile_lo == tile_hi)), d2_item.v.eq(d2_v),
+        ]
+
+        # Queue between D2 and E (D2 goes straight to E when the queue is empty).
+        queue = [Signal(item, name=f"evq{i}") for i in range(NQ)]
+        q_n = Signal(range(NQ + 1))
+        q_rd = Signal(range(NQ))
+        q_wr = Signal(range(NQ))
+
+        # Issue stage E: one (event, tile) per cycle.
+        e = Signal(item)
+        e_valid = Signal()
+        e_first = Signal()
+        bank = Signal()            # accumulator bank of the current position
+        dr_busy = Signal()
+        e_final = e.row_end & e.pos_last & e.at_last   # the position's last cycle
+        stall = Signal()           # a position can only end (swap banks) when the drain engine is free
+        m.d.comb += stall.eq(e_valid & e_final & dr_busy)
+        e_go = e_valid & ~stall
+        ev_issue = Signal()
+        m.d.comb += ev_issue.eq(e_go & e.ev)
+        pos_end = Signal()
+        m.d.comb += pos_end.eq(e_go & e_final)
+        e_ready = ~e_valid | (~stall & e.at_last)
+        q_empty = q_n == 0
+        take = Signal()
+        m.d.comb += take.eq(e_ready & (d2_valid | ~q_empty))
+        q_push = d2_valid & ~(take & q_empty)
+        q_pop = take & ~q_empty
+        with m.If(q_push):
+            for i in range(NQ):
+                with m.If(q_wr == i):
+                    m.d.sync += queue[i].eq(d2_item)
+            m.d.sync += q_wr.eq(Mux(q_wr == NQ - 1, 0, q_wr + 1))
+        with m.If(q_pop):
+            m.d.sync += q_rd.eq(Mux(q_rd == NQ - 1, 0, q_rd + 1))
+        m.d.sync += [q_n.eq(q_n + q_push - q_pop), held.eq(held + emit - take)]
+        with m.If(take):
+            m.d.sync += [e.eq(Mux(q_empty, d2_item, Array(queue)[q_rd])), e_valid.eq(1), e_first.eq(1)]
+        with m.Elif(ev_issue & ~e.at_last):
+            m.d.sync += [e.tile.eq(e.tile + 1), e.at_last.eq(e.tile + 1 == e.tile_hi), e_first.eq(0)]
+        with m.Elif(e_go & e.at_last):
+            m.d.sync += e_valid.eq(0)
+        e_b, e_ct, e_lo, e_base, e_tile = e.b, e.ct, e.lo, e.base, e.tile
         # Count events (once per event, at its first tile).
         with m.If(ev_issue & e_first):
             m.d.sync += event_ctr.eq(event_ctr + 1)
@@ -654,46 +742,48 @@ class Engine(wiring.Component):
             m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(1), dr_word.eq(0),
                          dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words)]
 
-        # Stage I: addresses and reads.
+        # The weight word is read as the event issues; stage I reads the accumulator word
+        # and registers the weight lanes (shifted by the plane), stage A accumulates.
+        e_waddr = Signal(ww)
+        m.d.comb += e_waddr.eq(e_base + e_tile)
+        m.d.comb += wm_r.addr.eq(e_waddr)
+        syn_im_addr = e_waddr
+        # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
+        vl = []
+        for ln in range(P):
+            opts = Array(e.v[(s * P + ln) * sb:(s * P + ln + 1) * sb] for s in range(S))
+            ch = e_tile * P + ln
+            in_head = (ch >= e_lo) & (ch < e_lo + desc.hd)
+            vl.append(Mux(in_head, opts[e_tile], 0))
+
+        # Stage I.
         i_valid = Signal()
         i_b = Signal(8)
         i_word = Signal(16)
         i_bank = Signal()
-        i_waddr = Signal(ww)
-        # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
-        vl = []
-        for ln in range(P):
-            opts = Array(e["v"][(s * P + ln) * sb:(s * P + ln + 1) * sb] for s in range(S))
-            ch = e_tile * P + ln
-            in_head = (ch >= e_lo) & (ch < e_lo + desc.hd)
-            vl.append(Mux(in_head, opts[e_tile], 0))
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
         m.d.sync += i_valid.eq(ev_issue)
         with m.If(ev_issue):
-            m.d.sync += [i_b.eq(e_b), i_bank.eq(bank), i_waddr.eq(e_base + e_tile),
+            m.d.sync += [i_b.eq(e_b), i_bank.eq(bank),
                          i_word.eq(Mux(desc.accsel_ch, e_ct + e_tile, e_tile))]
             m.d.sync += [i_v[ln].eq(vl[ln]) for ln in range(P)]
-        m.d.comb += wm_r.addr.eq(i_waddr)
-        syn_im_addr = i_waddr
         for k, (wp, rr, rd) in enumerate(amems):
             m.d.comb += rr.addr.eq(i_word)
 
         # Stage A: accumulate.
         a_valid = Signal()
-        a_b = Signal(8)
         a_word = Signal(16)
         a_bank = Signal()
-        a_v = [Signal(sb + 1, name=f"a_v{ln}") for ln in range(P)]
-        m.d.sync += [a_valid.eq(i_valid), a_b.eq(i_b), a_word.eq(i_word), a_bank.eq(i_bank)]
-        m.d.sync += [a_v[ln].eq(i_v[ln]) for ln in range(P)]
+        a_w = [Signal(ab, name=f"a_w{ln}") for ln in range(P)]  # weight << plane (mod 2^ab)
+        m.d.sync += [a_valid.eq(i_valid), a_word.eq(i_word), a_bank.eq(i_bank)]
+        for ln in range(P):
+            w = Mux(desc.kv_mode, i_v[ln], Mux(desc.qkv_mode, lane(im_a.data, ln, ib), lane(wm_r.data, ln, wb)))
+            m.d.sync += a_w[ln].eq(w << i_b[:max(self.pbs, self.pbi, 1)])
         sums = []
         for ln in range(P):
-            w_wm = lane(wm_r.data, ln, wb)
-            w_im = lane(im_a.data, ln, ib)
-            w = Mux(desc.kv_mode, a_v[ln], Mux(desc.qkv_mode, w_im, w_wm))
             accv = Mux(a_bank, lane(amems[1][1].data, ln, ab), lane(amems[0][1].data, ln, ab))
             s_ = Signal(signed(ab), name=f"sum{ln}")
-            m.d.comb += s_.eq(accv + (w << a_b))
+            m.d.comb += s_.eq(accv + a_w[ln])
             sums.append(s_)
         for k, (wp, rr, rd) in enumerate(amems):
             with m.If(a_valid & (a_bank == k)):
@@ -721,33 +811,39 @@ class Engine(wiring.Component):
                 with m.If(dr_wr_bank == k):
                     m.d.comb += [wp.en.eq(1), wp.addr.eq(dr_clr_addr), wp.data.eq(0)]
 
-        # Start / done.
+        # Start / done. While the engine is inactive its loop state holds the start values
+        # (descriptor and pass constants are valid from the START cycle), so ``start`` only sets
+        # ``active``.
         with m.If(start):
-            m.d.sync += [active.eq(1), gen_on.eq(1), t.eq(0), oy.eq(0), ox.eq(0), tr.eq(0),
-                         ky.eq(0), kx.eq(0), dst_ptr.eq(0), e1_on.eq(0), count.eq(0), bank.eq(0),
-                         y.eq(-desc.pad), x.eq(-desc.pad), ys.eq(-desc.pad), xs.eq(-desc.pad),
-                         sp.eq(sp00), sp_k.eq(sp00), sp_p.eq(sp00), sp_o.eq(sp00),
-                         tb_t.eq(desc.src_base), tb.eq(desc.src_base), tb2_t.eq(desc.src2_base),
-                         tb2.eq(desc.src2_base), wb_t.eq(desc.w_base), wb_tt.eq(desc.w_base),
-                         wptr.eq(desc.w_base)]
-        idle = active & ~start & ~gen_on & ~infl & (count == 0) & ~e1_on & ~d1["valid"] & ~d2["valid"] & \
-            ~e["valid"] & ~i_valid & ~a_valid & ~dr_busy & ~dr_wr
-        with m.If(idle):
+            m.d.sync += active.eq(1)
+        with m.If(~active):
+            m.d.sync += [gen_on.eq(1), dst_ptr.eq(0), e1_on.eq(0), count.eq(0), credits.eq(0), bank.eq(0),
+                         wr_ptr.eq(0), rd_ptr.eq(0),
+]
+        # Done in the cycle after the last drain write, registered: the pipeline ahead of the
+        # drain is empty and the drain writes its last word in this cycle.
+        front_empty = ~gen_on & ~infl & (count == 0) & ~e1_on & (held == 0) & ~e_valid & ~i_valid & ~a_valid
+        done_r = Signal()
+        m.d.sync += done_r.eq(active & front_empty & ~dr_busy & dr_wr)
+        with m.If(done_r):
             m.d.sync += active.eq(0)
-            m.d.comb += done.eq(1)
+        m.d.comb += done.eq(done_r)
         self._syn_im_addr = syn_im_addr
         self._syn_active = active
 
     # --- per-pass constants derived from the descriptor ----------------------------------
     def _pass_const(self, m, name):
-        """A per-pass constant of :meth:`EnginePlan._pass_consts` (exact, computed here in
-        Python), looked up by the pass counter and registered: valid from the second cycle of
-        a pass's descriptor load, long before the pass starts."""
+        """A per-pass constant of :meth:`EnginePlan._pass_consts` (exact, computed in Python),
+        looked up by the registered pass counter and registered: valid from the pass's START
+        cycle on, like the descriptor."""
+        if not hasattr(self, "_pc_r"):
+            self._pc_r = Signal.like(self._pc, name="pc_r")
+            m.d.sync += self._pc_r.eq(self._pc)
         values = [row[name] for row in self.plan.pass_consts]
         lo, hi = min(values + [0]), max(values + [0])
         shape = signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi))
         sig = Signal(shape, name=f"pc_{name}")
-        m.d.sync += sig.eq(Array(Const(v, shape) for v in values)[self._pc])
+        m.d.sync += sig.eq(Array(Const(v, shape) for v in values)[self._pc_r])
         return sig
 
     # --- EW / RED: element-wise and reduction passes --------------------------------------
@@ -815,12 +911,13 @@ class Engine(wiring.Component):
         bi = Signal(rw_)   # spike row of operand b: t * b_rows + (n, or 0 when broadcast)
         tbr = Signal(rw_)  # RED: t * b_rows
         ti = Signal(iw)    # RED: t * tiles + tile (pool output word)
-        last_n = n == desc.N - 1
-        last_t = t == desc.T - 1
-        last_tile = tile == desc.tiles - 1
-        issue = run
+        n1, t1, tiles1 = (self._pass_const(m, k) for k in ("n1", "t1", "tiles1"))
+        last_n = n == n1
+        last_t = t == t1
+        last_tile = tile == tiles1
+        issue = active & run
         last_el = last_n & last_t & last_tile
-        with m.If(run):
+        with m.If(issue):
             step_tile = Signal()
             with m.If(f_red):
                 m.d.sync += n.eq(Mux(last_n, 0, n + 1))
@@ -987,9 +1084,14 @@ class Engine(wiring.Component):
             with m.Else():
                 m.d.comb += [im_w.en.eq(1), im_w.addr.eq(desc.dst_base + c8.widx), im_w.data.eq(Cat(*out_int))]
 
-        with m.If(c8.valid & c8.last):
+        done_r = Signal()  # the last element's write (stage 8), registered from stage 7
+        m.d.sync += done_r.eq(c7.valid & c7.last)
+        with m.If(done_r):
             m.d.sync += active.eq(0)
-            m.d.comb += done.eq(1)
+        m.d.comb += done.eq(done_r)
+        # While inactive the loop state holds its start values: ``start`` only sets ``active``.
         with m.If(start):
-            m.d.sync += [active.eq(1), run.eq(1), tile.eq(0), n.eq(0), t.eq(0), ii.eq(0), ii_n.eq(0),
+            m.d.sync += active.eq(1)
+        with m.If(~active):
+            m.d.sync += [run.eq(1), tile.eq(0), n.eq(0), t.eq(0), ii.eq(0), ii_n.eq(0),
                          si.eq(0), bi.eq(0), tbr.eq(0), ti.eq(0)]
