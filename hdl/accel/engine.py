@@ -8,13 +8,12 @@ logits followed by the class on ``result``. ``cycles`` and ``events`` hold the c
 counts of the last image.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
-from ..event_encoder import one_hot_index
 from .program import EW, RED, SYN
 
 __all__ = ["Engine", "EnginePlan", "result_layout"]
@@ -35,6 +34,25 @@ def _ubits(n):
 
 def _log2(n):
     return max(0, (int(n) - 1).bit_length())
+
+
+def _lsb_index(bits):
+    """Index of the lowest set bit of ``bits`` (0 when none): a tree of 4-way priority
+    selections, log4(width) levels of a few LUTs each, with no carry chain."""
+    zero = Const(0, 1)
+    nodes = [(bits[i], Const(0, 0)) for i in range(len(bits))]
+    while len(nodes) > 1:
+        nxt = []
+        for g in range(0, len(nodes), 4):
+            grp = nodes[g:g + 4]
+            width = len(grp[0][1])
+            grp += [(zero, Const(0, width))] * (4 - len(grp))
+            (a0, i0), (a1, i1), (a2, i2), (a3, i3) = grp
+            low = Mux(a0, i0, Mux(a1, i1, Mux(a2, i2, i3)))
+            high = Cat(~a0 & (a1 | ~a2), ~a0 & ~a1)
+            nxt.append((a0 | a1 | a2 | a3, Cat(low, high)))
+        nodes = nxt
+    return nodes[0][1]
 
 
 def _popcount_flags(bits):
@@ -161,12 +179,15 @@ class EnginePlan:
         """Products of descriptor fields the engine needs as constants of a pass (its running
         pointers add them), so that no multiplier sits in an address path."""
         d = dict(nt=0, sw=0, sp00=0, kw1=0, kh1=0, tr1=0, wo1=0, ho1=0, hi1=0, wi1=0, n1=0,
-                 t1=p.T - 1, tiles1=p.tiles - 1, z_kx=0, z_ky=0, z_tr=0, z_ox=0, z_oy=0, z_t=0)
+                 t1=p.T - 1, tiles1=p.tiles - 1, z_kx=0, z_ky=0, z_tr=0, z_ox=0, z_oy=0, z_t=0,
+                 o_kx=0, o_ky=0, o_tr=0, o_ox=0, o_oy=0, o_t=0)
         if p.kind == SYN:  # "minus one" values: loop ends compare two registers
             d.update(sw=p.stride * p.Wi, sp00=-p.pad * p.Wi - p.pad, kw1=p.kw - 1, kh1=p.kh - 1,
                      tr1=p.t_rows - 1, wo1=p.Wo - 1, ho1=p.Ho - 1, hi1=p.Hi - 1, wi1=p.Wi - 1)
             d.update(z_kx=int(p.kw == 1), z_ky=int(p.kh == 1), z_tr=int(p.t_rows == 1),
-                     z_ox=int(p.Wo == 1), z_oy=int(p.Ho == 1), z_t=int(p.T == 1))
+                     z_ox=int(p.Wo == 1), z_oy=int(p.Ho == 1), z_t=int(p.T == 1),
+                     o_kx=int(p.kw == 2), o_ky=int(p.kh == 2), o_tr=int(p.t_rows == 2),
+                     o_ox=int(p.Wo == 2), o_oy=int(p.Ho == 2), o_t=int(p.T == 2))
         else:
             d.update(nt=p.N * p.tiles, n1=p.N - 1)
         return d
@@ -452,7 +473,7 @@ class Engine(wiring.Component):
         tr = Signal(len(desc.t_rows))
         ky = Signal(len(desc.kh))
         kx = Signal(len(desc.kw))
-        gen_on = Signal()
+        gen_on = Signal()            # the generator runs (implies active)
         y = Signal(signed(cw_))      # oy * stride + ky - pad
         x = Signal(signed(cw_))      # ox * stride + kx - pad
         ys = Signal(signed(cw_))     # oy * stride - pad
@@ -468,6 +489,8 @@ class Engine(wiring.Component):
         tb2 = Signal(rows_w)         # src2_base + tt * HW
         wb_tt = Signal(ww)           # w_base + tt * t_stride
         wptr = Signal(ww)            # w_base + tap * tap_stride + tt * t_stride
+        sa = Signal(rows_w)          # tb + sp, tb2 + sp: the spike row addresses
+        sa2 = Signal(rows_w)
         sw = self._pass_const(m, "sw")      # stride * Wi
         sp00 = self._pass_const(m, "sp00")  # -pad * Wi - pad
         kw1, kh1, tr1, wo1, ho1, t1, hi1, wi1 = (self._pass_const(m, k) for k in (
@@ -482,27 +505,29 @@ class Engine(wiring.Component):
         # Last in-grid tap of the position (only read for in-grid taps).
         row_last = last_tr & (last_ky | (y == hi1)) & (last_kx | (x == wi1))
 
-        # FIFO of fetched rows (3 entries, so the generator never waits for the scan stage's
-        # decision of the same cycle) and the read in flight.
-        NF = 3
+        # FIFO of fetched rows and the reads in flight: 4 credits cover the round trip (issue,
+        # read, fetch register, FIFO, pop seen a cycle later), so the generator never waits
+        # for the scan stage's decision of the same cycle.
+        NF = 4
         fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
         fifo_v = [Signal(cmax * sb, name=f"fifo_v{i}") for i in range(NF)]
         fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
         fifo_last = [Signal(name=f"fifo_last{i}") for i in range(NF)]
         fifo_single = [Signal(name=f"fifo_single{i}") for i in range(NF)]  # at most one set bit
+        fifo_rest = [Signal(Rw, name=f"fifo_rest{i}") for i in range(NF)]  # less the lowest bit
         count = Signal(range(NF + 1))
         infl = Signal()
         infl_wb = Signal(ww)
         infl_last = Signal()
         pop = Signal()
 
-        credits = Signal(range(NF + 1))  # rows in the FIFO and in flight: count + infl
-        can_issue = active & gen_on & (credits < NF)
+        credits = Signal(range(NF + 1))  # rows in the FIFO and in flight
+        can_issue = gen_on & (credits < NF)
         issue = Signal()
         m.d.comb += issue.eq(can_issue & inb)
         # Read addresses (spike banks port A: event rows; port B: V rows).
         for wp, ra, rb in banks:
-            m.d.comb += [ra.addr.eq(tb + sp), rb.addr.eq(tb2 + sp)]
+            m.d.comb += [ra.addr.eq(sa), rb.addr.eq(sa2)]
         m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
 
         # Advance the generator (a tap outside the grid costs its cycle here). Level j steps
@@ -514,13 +539,21 @@ class Engine(wiring.Component):
         nl = [Signal(name=f"next_last{k}") for k in range(6)]  # end flags after this cycle
         wrap_all = can_issue & cum[5]
         nexts = [(kx, kw1), (ky, kh1), (tr, tr1), (ox, wo1), (oy, ho1), (t, t1)]
+        # pen[j]: level j is at its last but one iteration (registered like the end flags).
+        pen = [Signal(name=f"pen_{k}") for k in ("kx", "ky", "tr", "ox", "oy", "t")]
+        ones = [self._pass_const(m, k) for k in ("o_kx", "o_ky", "o_tr", "o_ox", "o_oy", "o_t")]
         for j in range(6):
             # When the generator advances, the levels below the stepping one restart (end flag:
-            # a loop of one iteration), the stepping level compares its next count, the levels
-            # above keep theirs.
+            # a loop of one iteration), the stepping level moves on (its end flag is its
+            # last-but-one flag), the levels above keep theirs.
             counter, lim = nexts[j]
-            adv = Mux(cum[j], zs[j], Mux(j == 0 or cum[j - 1], counter + 1 == lim, lasts[j]))
-            m.d.comb += nl[j].eq(Mux(~active, zs[j], Mux(can_issue, adv, lasts[j])))
+            restart = ~active | (can_issue & cum[j])
+            stepping = can_issue & ~cum[j] & (True if j == 0 else cum[j - 1])
+            m.d.comb += nl[j].eq(Mux(restart, zs[j], Mux(stepping, pen[j], lasts[j])))
+            with m.If(restart):
+                m.d.sync += pen[j].eq(ones[j])
+            with m.Elif(stepping):
+                m.d.sync += pen[j].eq(counter + 2 == lim)
         m.d.sync += [lasts[j].eq(nl[j]) for j in range(6)]
         m.d.sync += [cum[j].eq(Cat(*nl[:j + 1]).all()) for j in range(6)]
         # Each register takes one of a few values selected by mutually exclusive conditions on
@@ -543,8 +576,10 @@ class Engine(wiring.Component):
             value = Mux(cases[0][0], cases[0][1], 0)
             for cond, v in cases[1:]:
                 value = value | Mux(cond, v, 0)
-            with m.If(en[level]):
-                m.d.sync += reg.eq(Mux(init, start_value, value))
+            nxt = Signal.like(reg, name=f"{reg.name}_next")
+            m.d.comb += nxt.eq(Mux(en[level], Mux(init, start_value, value), reg))
+            m.d.sync += reg.eq(nxt)
+            return nxt
 
         sel(kx, 0, 0, [(c0, kx + 1)])
         sel(ky, 1, 0, [(c1, ky + 1)])
@@ -556,18 +591,19 @@ class Engine(wiring.Component):
         sel(y, 1, lo, [(c1, y + 1), (c2 | c3, ys), (c4, ys + desc.stride), (c5, lo)])
         sel(xs, 3, lo, [(c3, xs + desc.stride), (c4 | c5, lo)])
         sel(ys, 4, lo, [(c4, ys + desc.stride), (c5, lo)])
-        sel(sp, 0, sp00, [(c0, sp + 1), (c1, sp_k + desc.Wi), (c2, sp_p), (c3, sp_s), (c4, sp_r), (c5, sp00)])
+        sp_next = sel(sp, 0, sp00, [(c0, sp + 1), (c1, sp_k + desc.Wi), (c2, sp_p), (c3, sp_s), (c4, sp_r), (c5, sp00)])
         sel(sp_k, 1, sp00, [(c1, sp_k + desc.Wi), (c2, sp_p), (c3, sp_s), (c4, sp_r), (c5, sp00)])
         sel(sp_p, 3, sp00, [(c3, sp_s), (c4, sp_r), (c5, sp00)])
         sel(sp_o, 4, sp00, [(c4, sp_r), (c5, sp00)])
         sel(tb_t, 5, desc.src_base, [(c5, tb_t + desc.HW)])
         sel(tb2_t, 5, desc.src2_base, [(c5, tb2_t + desc.HW)])
         sel(wb_t, 5, desc.w_base, [(c5, wb_t + desc.t_stride)])
-        sel(tb, 2, desc.src_base, [(c2, tb + desc.HW), (c3 | c4, tb_t), (c5, tb_t + desc.HW)])
-        sel(tb2, 2, desc.src2_base, [(c2, tb2 + desc.HW), (c3 | c4, tb2_t), (c5, tb2_t + desc.HW)])
+        tb_next = sel(tb, 2, desc.src_base, [(c2, tb + desc.HW), (c3 | c4, tb_t), (c5, tb_t + desc.HW)])
+        tb2_next = sel(tb2, 2, desc.src2_base, [(c2, tb2 + desc.HW), (c3 | c4, tb2_t), (c5, tb2_t + desc.HW)])
         sel(wb_tt, 2, desc.w_base, [(c2, wb_tt + desc.t_stride), (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
         sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
                                    (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
+        m.d.sync += [sa.eq(tb_next + sp_next), sa2.eq(tb2_next + sp_next)]
         with m.If(wrap_all):
             m.d.sync += gen_on.eq(0)
         m.d.sync += infl.eq(issue)
@@ -590,19 +626,29 @@ class Engine(wiring.Component):
             m.d.comb += row_i[(c << self.pbi):(c << self.pbi) + self.pixel_bits].eq(
                 img_r.data[c * self.pixel_bits:(c + 1) * self.pixel_bits])
         fetched = Mux(desc.src_img, row_i, row_s)
-        # At most one set bit (the row is a single item), per source so that no multiplexer
-        # sits in front of the count tree.
-        fetched_single = Mux(desc.src_img, ~_popcount_flags(row_i)[0], ~_popcount_flags(row_s)[0])
+        # The fetched row is registered (the block RAM output multiplexers end there), then
+        # pushed into the FIFO with the row less its lowest set bit and an 'at most one set
+        # bit' flag, so that the scan stage never waits on a carry chain or a count tree.
+        f_valid = Signal()
+        f_bits = Signal(Rw)
+        f_v = Signal(cmax * sb)
+        f_wb = Signal(ww)
+        f_last = Signal()
+        m.d.sync += [f_valid.eq(infl), f_bits.eq(fetched), f_v.eq(row_v), f_wb.eq(infl_wb),
+                     f_last.eq(infl_last)]
+        fetched_single = ~_popcount_flags(f_bits)[0]
+        fetched_rest = f_bits & (f_bits - 1)
 
         # Push the fetched row (circular buffer: a pop moves a pointer, not the rows).
-        push = infl
+        push = f_valid
         wr_ptr = Signal(range(NF))
         rd_ptr = Signal(range(NF))
         with m.If(push):
             for i in range(NF):
                 with m.If(wr_ptr == i):
-                    m.d.sync += [fifo_bits[i].eq(fetched), fifo_v[i].eq(row_v), fifo_wb[i].eq(infl_wb),
-                                 fifo_last[i].eq(infl_last), fifo_single[i].eq(fetched_single)]
+                    m.d.sync += [fifo_bits[i].eq(f_bits), fifo_v[i].eq(f_v), fifo_wb[i].eq(f_wb),
+                                 fifo_last[i].eq(f_last), fifo_single[i].eq(fetched_single),
+                                 fifo_rest[i].eq(fetched_rest)]
             m.d.sync += wr_ptr.eq(Mux(wr_ptr == NF - 1, 0, wr_ptr + 1))
         with m.If(pop):
             m.d.sync += rd_ptr.eq(Mux(rd_ptr == NF - 1, 0, rd_ptr + 1))
@@ -614,14 +660,10 @@ class Engine(wiring.Component):
         e1_wb = Signal(ww)
         e1_last = Signal()
         e1_on = Signal()           # a row is loaded in ``pending``
-        low = Signal(Rw)
-        m.d.comb += low.eq(pending & (~pending + 1))
-        rest = Signal(Rw)
-        m.d.comb += rest.eq(pending & (pending - 1))
+        rest = Signal(Rw)          # pending less its lowest set bit (registered)
         single = Signal()          # at most one set bit: the row ends with this item (registered)
-        _, three = _popcount_flags(pending)
         idx = Signal(_ubits(Rw))
-        m.d.comb += idx.eq(one_hot_index(low))
+        m.d.comb += idx.eq(_lsb_index(pending))
 
         # Items: an event (channel, plane) or, for a row without events, an empty item; each
         # carries its row's flags. The decode stages D1 and D2 never stall; a queue of NQ
@@ -633,14 +675,15 @@ class Engine(wiring.Component):
         m.d.comb += emit.eq(e1_on & (held < NQ))
         row_done = emit & single
         with m.If(emit):
-            m.d.sync += [pending.eq(rest), single.eq(~three)]
+            m.d.sync += [pending.eq(rest), rest.eq(rest & (rest - 1)), single.eq(~_popcount_flags(rest)[0])]
         with m.If(row_done):
             m.d.sync += e1_on.eq(0)
         m.d.comb += pop.eq((~e1_on | row_done) & active & (count > 0))
         with m.If(pop):
             m.d.sync += [pending.eq(Array(fifo_bits)[rd_ptr]), e1_v.eq(Array(fifo_v)[rd_ptr]),
                          e1_wb.eq(Array(fifo_wb)[rd_ptr]), e1_last.eq(Array(fifo_last)[rd_ptr]),
-                         single.eq(Array(fifo_single)[rd_ptr]), e1_on.eq(1)]
+                         single.eq(Array(fifo_single)[rd_ptr]), rest.eq(Array(fifo_rest)[rd_ptr]),
+                         e1_on.eq(1)]
 
         # Stage D1: the head's first channel, channel * tiles.
         d1_valid = Signal()
@@ -658,8 +701,9 @@ class Engine(wiring.Component):
         cb = _ubits(cmax)          # channel index bits
         tw = len(desc.tiles)
         item = data.StructLayout({
-            "ev": 1, "row_end": 1, "pos_last": 1, "b": 8, "ct": ww, "lo": cb + 1, "base": ww,
-            "tile": tw, "tile_hi": tw, "at_last": 1, "v": cmax * sb,
+            "ev": 1, "row_end": 1, "pos_last": 1, "b": 8, "lo": cb + 1, "tile": tw, "tile_hi": tw,
+            "at_last": 1, "v": cmax * sb,
+            "waddr": ww, "word": 16,   # weight word and accumulator word of the current tile
         })
         d2_valid = Signal()
         d2_ev = Signal()
@@ -673,13 +717,15 @@ class Engine(wiring.Component):
         m.d.sync += [d2_valid.eq(d1_valid), d2_ev.eq(d1_ev), d2_row_end.eq(d1_row_end),
                      d2_pos_last.eq(d1_pos_last), d2_wb.eq(d1_wb), d2_v.eq(d1_v), d2_b.eq(d1_b),
                      d2_ct.eq(d1_c * desc.tiles), d2_lo.eq(Mux(desc.heads_on, hst[desc.h_base + d1_c], 0))]
-        # Stage D2: the tile range and the weight base.
+        # Stage D2: the tile range, the weight and accumulator words of the first tile.
         d2_item = Signal(item)
         tile_lo = Mux(desc.heads_on, d2_lo >> _log2(P), 0)
+        ct_lo = d2_ct + tile_lo
         tile_hi = Mux(desc.heads_on, (d2_lo + desc.hd - 1) >> _log2(P), desc.tiles - 1)
         m.d.comb += [
             d2_item.ev.eq(d2_ev), d2_item.row_end.eq(d2_row_end), d2_item.pos_last.eq(d2_pos_last),
-            d2_item.b.eq(d2_b), d2_item.ct.eq(d2_ct), d2_item.lo.eq(d2_lo), d2_item.base.eq(d2_wb + d2_ct),
+            d2_item.b.eq(d2_b), d2_item.lo.eq(d2_lo), d2_item.waddr.eq(d2_wb + ct_lo),
+            d2_item.word.eq(Mux(desc.accsel_ch, ct_lo, tile_lo)),
             d2_item.tile.eq(tile_lo), d2_item.tile_hi.eq(tile_hi),
             d2_item.at_last.eq(~d2_ev | (tile_lo == tile_hi)), d2_item.v.eq(d2_v),
         ]
@@ -721,10 +767,11 @@ class Engine(wiring.Component):
         with m.If(take):
             m.d.sync += [e.eq(Mux(q_empty, d2_item, Array(queue)[q_rd])), e_valid.eq(1), e_first.eq(1)]
         with m.Elif(ev_issue & ~e.at_last):
-            m.d.sync += [e.tile.eq(e.tile + 1), e.at_last.eq(e.tile + 1 == e.tile_hi), e_first.eq(0)]
+            m.d.sync += [e.tile.eq(e.tile + 1), e.at_last.eq(e.tile + 1 == e.tile_hi), e_first.eq(0),
+                         e.waddr.eq(e.waddr + 1), e.word.eq(e.word + 1)]
         with m.Elif(e_go & e.at_last):
             m.d.sync += e_valid.eq(0)
-        e_b, e_ct, e_lo, e_base, e_tile = e.b, e.ct, e.lo, e.base, e.tile
+        e_b, e_lo, e_tile = e.b, e.lo, e.tile
         # Count events (once per event, at its first tile).
         with m.If(ev_issue & e_first):
             m.d.sync += event_ctr.eq(event_ctr + 1)
@@ -744,10 +791,8 @@ class Engine(wiring.Component):
 
         # The weight word is read as the event issues; stage I reads the accumulator word
         # and registers the weight lanes (shifted by the plane), stage A accumulates.
-        e_waddr = Signal(ww)
-        m.d.comb += e_waddr.eq(e_base + e_tile)
-        m.d.comb += wm_r.addr.eq(e_waddr)
-        syn_im_addr = e_waddr
+        m.d.comb += wm_r.addr.eq(e.waddr)
+        syn_im_addr = e.waddr
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
         vl = []
         for ln in range(P):
@@ -765,7 +810,7 @@ class Engine(wiring.Component):
         m.d.sync += i_valid.eq(ev_issue)
         with m.If(ev_issue):
             m.d.sync += [i_b.eq(e_b), i_bank.eq(bank),
-                         i_word.eq(Mux(desc.accsel_ch, e_ct + e_tile, e_tile))]
+                         i_word.eq(e.word)]
             m.d.sync += [i_v[ln].eq(vl[ln]) for ln in range(P)]
         for k, (wp, rr, rd) in enumerate(amems):
             m.d.comb += rr.addr.eq(i_word)
@@ -774,16 +819,17 @@ class Engine(wiring.Component):
         a_valid = Signal()
         a_word = Signal(16)
         a_bank = Signal()
-        a_w = [Signal(ab, name=f"a_w{ln}") for ln in range(P)]  # weight << plane (mod 2^ab)
-        m.d.sync += [a_valid.eq(i_valid), a_word.eq(i_word), a_bank.eq(i_bank)]
+        a_w = [Signal(signed(max(ib, wb, sb + 1)), name=f"a_w{ln}") for ln in range(P)]  # weight lanes
+        a_b = Signal(max(self.pbs, self.pbi, 1))
+        m.d.sync += [a_valid.eq(i_valid), a_word.eq(i_word), a_bank.eq(i_bank), a_b.eq(i_b)]
         for ln in range(P):
             w = Mux(desc.kv_mode, i_v[ln], Mux(desc.qkv_mode, lane(im_a.data, ln, ib), lane(wm_r.data, ln, wb)))
-            m.d.sync += a_w[ln].eq(w << i_b[:max(self.pbs, self.pbi, 1)])
+            m.d.sync += a_w[ln].eq(w)
         sums = []
         for ln in range(P):
             accv = Mux(a_bank, lane(amems[1][1].data, ln, ab), lane(amems[0][1].data, ln, ab))
             s_ = Signal(signed(ab), name=f"sum{ln}")
-            m.d.comb += s_.eq(accv + a_w[ln])
+            m.d.comb += s_.eq(accv + (a_w[ln] << a_b))
             sums.append(s_)
         for k, (wp, rr, rd) in enumerate(amems):
             with m.If(a_valid & (a_bank == k)):
@@ -815,14 +861,14 @@ class Engine(wiring.Component):
         # (descriptor and pass constants are valid from the START cycle), so ``start`` only sets
         # ``active``.
         with m.If(start):
-            m.d.sync += active.eq(1)
+            m.d.sync += [active.eq(1), gen_on.eq(1)]
         with m.If(~active):
-            m.d.sync += [gen_on.eq(1), dst_ptr.eq(0), e1_on.eq(0), count.eq(0), credits.eq(0), bank.eq(0),
+            m.d.sync += [dst_ptr.eq(0), e1_on.eq(0), count.eq(0), credits.eq(0), bank.eq(0),
                          wr_ptr.eq(0), rd_ptr.eq(0),
 ]
         # Done in the cycle after the last drain write, registered: the pipeline ahead of the
         # drain is empty and the drain writes its last word in this cycle.
-        front_empty = ~gen_on & ~infl & (count == 0) & ~e1_on & (held == 0) & ~e_valid & ~i_valid & ~a_valid
+        front_empty = ~gen_on & ~infl & ~f_valid & (count == 0) & ~e1_on & (held == 0) & ~e_valid & ~i_valid & ~a_valid
         done_r = Signal()
         m.d.sync += done_r.eq(active & front_empty & ~dr_busy & dr_wr)
         with m.If(done_r):
@@ -833,17 +879,23 @@ class Engine(wiring.Component):
 
     # --- per-pass constants derived from the descriptor ----------------------------------
     def _pass_const(self, m, name):
-        """A per-pass constant of :meth:`EnginePlan._pass_consts` (exact, computed in Python),
-        looked up by the registered pass counter and registered: valid from the pass's START
-        cycle on, like the descriptor."""
-        if not hasattr(self, "_pc_r"):
-            self._pc_r = Signal.like(self._pc, name="pc_r")
-            m.d.sync += self._pc_r.eq(self._pc)
+        """A per-pass constant of :meth:`EnginePlan._pass_consts` (exact, computed in Python):
+        the pass counter decoded one-hot (registered), each bit an OR of the passes that set it
+        (registered). Valid from the pass's START cycle on, like the descriptor."""
+        n = len(self.plan.pass_consts)
+        if not hasattr(self, "_pc_onehot"):
+            self._pc_onehot = Signal(n, name="pc_onehot")
+            m.d.sync += self._pc_onehot.eq(Cat(*(self._pc == i for i in range(n))))
         values = [row[name] for row in self.plan.pass_consts]
         lo, hi = min(values + [0]), max(values + [0])
         shape = signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi))
         sig = Signal(shape, name=f"pc_{name}")
-        m.d.sync += sig.eq(Array(Const(v, shape) for v in values)[self._pc_r])
+        width = Shape.cast(shape).width
+        bits = []
+        for b in range(width):  # bit b: OR of the passes whose value has bit b set
+            terms = [self._pc_onehot[i] for i, v in enumerate(values) if (v >> b) & 1]
+            bits.append(Cat(*terms).any() if terms else Const(0, 1))
+        m.d.sync += sig.eq(Cat(*bits))
         return sig
 
     # --- EW / RED: element-wise and reduction passes --------------------------------------
