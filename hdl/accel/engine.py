@@ -744,7 +744,8 @@ class Engine(wiring.Component):
         dr_busy = Signal()
         e_final = e.row_end & e.pos_last & e.at_last   # the position's last cycle
         stall = Signal()           # a position can only end (swap banks) when the drain engine is free
-        m.d.comb += stall.eq(e_valid & e_final & dr_busy)
+        dr_blk = Signal()      # the drain engine is busy and not in its last read
+        m.d.comb += stall.eq(e_valid & e_final & dr_blk)
         e_go = e_valid & ~stall
         ev_issue = Signal()
         m.d.comb += ev_issue.eq(e_go & e.ev)
@@ -777,7 +778,7 @@ class Engine(wiring.Component):
             m.d.sync += event_ctr.eq(event_ctr + 1)
 
         # Drain engine state.
-        dr_delay = Signal()        # first drain cycle waits for the last accumulator write
+        dr_delay = Signal(2)       # the drain's first read waits for the last accumulator write
         dr_bank = Signal()
         dr_word = Signal(16)
         dr_ptr = Signal(24)        # destination word of the position being drained
@@ -785,14 +786,7 @@ class Engine(wiring.Component):
         dr_wr = Signal()
         dr_wr_addr = Signal(24)
         dr_wr_bank = Signal()
-        with m.If(pos_end):
-            m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(1), dr_word.eq(0),
-                         dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words)]
 
-        # The weight word is read as the event issues; stage I reads the accumulator word
-        # and registers the weight lanes (shifted by the plane), stage A accumulates.
-        m.d.comb += wm_r.addr.eq(e.waddr)
-        syn_im_addr = e.waddr
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
         vl = []
         for ln in range(P):
@@ -801,47 +795,70 @@ class Engine(wiring.Component):
             in_head = (ch >= e_lo) & (ch < e_lo + desc.hd)
             vl.append(Mux(in_head, opts[e_tile], 0))
 
-        # Stage I.
+        # Stage I: weight and accumulator words are read (addresses from registers).
         i_valid = Signal()
         i_b = Signal(8)
         i_word = Signal(16)
         i_bank = Signal()
+        i_waddr = Signal(ww)
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
         m.d.sync += i_valid.eq(ev_issue)
         with m.If(ev_issue):
-            m.d.sync += [i_b.eq(e_b), i_bank.eq(bank),
-                         i_word.eq(e.word)]
+            m.d.sync += [i_b.eq(e_b), i_bank.eq(bank), i_word.eq(e.word), i_waddr.eq(e.waddr)]
             m.d.sync += [i_v[ln].eq(vl[ln]) for ln in range(P)]
+        m.d.comb += wm_r.addr.eq(i_waddr)
+        syn_im_addr = i_waddr
         for k, (wp, rr, rd) in enumerate(amems):
             m.d.comb += rr.addr.eq(i_word)
 
-        # Stage A: accumulate.
+        # Stage R: the read data is registered as read (weight lanes, accumulator lanes).
+        # The accumulator word read in stage I misses the write of the event one ahead (stage
+        # A, one cycle later): ``fwd`` marks that case and stage A takes that event's sum.
+        # (The write two ahead lands in the read's own cycle: the read port is transparent.)
+        q_valid = Signal()
+        q_b = Signal(len(i_b))
+        q_word = Signal(16)
+        q_bank = Signal()
+        q_v = [Signal(sb, name=f"q_v{ln}") for ln in range(P)]
+        m.d.sync += [q_valid.eq(i_valid), q_b.eq(i_b), q_word.eq(i_word), q_bank.eq(i_bank)]
+        m.d.sync += [q_v[ln].eq(i_v[ln]) for ln in range(P)]
         a_valid = Signal()
         a_word = Signal(16)
         a_bank = Signal()
-        a_w = [Signal(signed(max(ib, wb, sb + 1)), name=f"a_w{ln}") for ln in range(P)]  # weight lanes
+        a_fwd = Signal()
+        a_v = [Signal(sb, name=f"a_v{ln}") for ln in range(P)]
+        a_wm = [Signal(signed(wb), name=f"a_wm{ln}") for ln in range(P)]    # weight lanes (ROM)
+        a_im = [Signal(signed(ib), name=f"a_im{ln}") for ln in range(P)]    # weight lanes (Q KV)
+        a_acc = [[Signal(signed(ab), name=f"a_acc{k}_{ln}") for ln in range(P)] for k in range(2)]
         a_b = Signal(max(self.pbs, self.pbi, 1))
-        m.d.sync += [a_valid.eq(i_valid), a_word.eq(i_word), a_bank.eq(i_bank), a_b.eq(i_b)]
+        m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank), a_b.eq(q_b),
+                     a_fwd.eq(a_valid & (a_bank == q_bank) & (a_word == q_word))]
         for ln in range(P):
-            w = Mux(desc.kv_mode, i_v[ln], Mux(desc.qkv_mode, lane(im_a.data, ln, ib), lane(wm_r.data, ln, wb)))
-            m.d.sync += a_w[ln].eq(w)
+            m.d.sync += [a_v[ln].eq(q_v[ln]), a_wm[ln].eq(lane(wm_r.data, ln, wb)),
+                         a_im[ln].eq(lane(im_a.data, ln, ib))]
+            m.d.sync += [a_acc[k][ln].eq(lane(amems[k][1].data, ln, ab)) for k in range(2)]
+
+        # Stage A: accumulate and write back.
         sums = []
         for ln in range(P):
-            accv = Mux(a_bank, lane(amems[1][1].data, ln, ab), lane(amems[0][1].data, ln, ab))
+            last = Signal(signed(ab), name=f"a_last{ln}")  # the sum written in the previous cycle
             s_ = Signal(signed(ab), name=f"sum{ln}")
-            m.d.comb += s_.eq(accv + (a_w[ln] << a_b))
+            w = Mux(desc.kv_mode, a_v[ln], Mux(desc.qkv_mode, a_im[ln], a_wm[ln]))
+            acc = Mux(a_fwd, last, Mux(a_bank, a_acc[1][ln], a_acc[0][ln]))
+            m.d.comb += s_.eq(acc + (w << a_b))
+            m.d.sync += last.eq(s_)
             sums.append(s_)
         for k, (wp, rr, rd) in enumerate(amems):
             with m.If(a_valid & (a_bank == k)):
                 m.d.comb += [wp.en.eq(1), wp.addr.eq(a_word), wp.data.eq(Cat(*sums))]
 
-        # Drain engine: after two cycles (in-flight writes), copy each accumulator word to the
-        # integer memory and clear it.
+        # Drain engine: after three cycles (in-flight writes), copy each accumulator word to
+        # the integer memory and clear it.
         dr_clr_addr = Signal(16)
         m.d.sync += dr_wr.eq(0)
         with m.If(dr_busy):
-            with m.If(dr_delay):
-                m.d.sync += dr_delay.eq(0)
+            with m.If(dr_delay != 0):
+                m.d.sync += dr_delay.eq(dr_delay - 1)
             with m.Else():
                 for k, (wp, rr, rd) in enumerate(amems):
                     m.d.comb += rd.addr.eq(dr_word)
@@ -849,6 +866,16 @@ class Engine(wiring.Component):
                              dr_wr_bank.eq(dr_bank), dr_word.eq(dr_word + 1)]
                 with m.If(dr_word == desc.acc_words - 1):
                     m.d.sync += dr_busy.eq(0)
+        # A position ends (banks swap, a drain starts) once the previous drain is in its last
+        # read: ``dr_blk`` (registered) counts it down; assignments here win over the drain's
+        # own in that cycle.
+        dr_left = Signal(len(desc.acc_words) + 2)
+        with m.If(pos_end):
+            m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(2), dr_word.eq(0),
+                         dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words),
+                         dr_left.eq(desc.acc_words + 2), dr_blk.eq(1)]
+        with m.Elif(dr_left != 0):
+            m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
         with m.If(dr_wr & active):
             data_w = Mux(dr_wr_bank, amems[1][2].data, amems[0][2].data)
             m.d.comb += [im_w.en.eq(1), im_w.addr.eq(desc.dst_base + dr_wr_addr)]
@@ -864,14 +891,18 @@ class Engine(wiring.Component):
             m.d.sync += [active.eq(1), gen_on.eq(1)]
         with m.If(~active):
             m.d.sync += [dst_ptr.eq(0), e1_on.eq(0), count.eq(0), credits.eq(0), bank.eq(0),
-                         wr_ptr.eq(0), rd_ptr.eq(0),
-]
-        # Done in the cycle after the last drain write, registered: the pipeline ahead of the
-        # drain is empty and the drain writes its last word in this cycle.
-        front_empty = ~gen_on & ~infl & ~f_valid & (count == 0) & ~e1_on & (held == 0) & ~e_valid & ~i_valid & ~a_valid
+                         wr_ptr.eq(0), rd_ptr.eq(0)]
+        # Done two cycles before the pass's last write (the drain's last word), so that the
+        # next descriptor load overlaps it: the descriptor changes at the end of the second
+        # cycle after done, and the next pass reads memory from the fourth. Predicted a cycle
+        # ahead and registered: the front of the pipeline is empty and the drain (the last
+        # one: nothing is left to issue) is one cycle before its last read. ``active`` stays
+        # on for that last read's write.
+        front_empty = ~gen_on & ~infl & ~f_valid & (count == 0) & ~e1_on & (held == 0) & ~e_valid
         done_r = Signal()
-        m.d.sync += done_r.eq(active & front_empty & ~dr_busy & dr_wr)
-        with m.If(done_r):
+        fin = Signal()
+        m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & (dr_left == 2)), fin.eq(done_r)]
+        with m.If(fin):
             m.d.sync += active.eq(0)
         m.d.comb += done.eq(done_r)
         self._syn_im_addr = syn_im_addr
@@ -900,21 +931,22 @@ class Engine(wiring.Component):
 
     # --- EW / RED: element-wise and reduction passes --------------------------------------
     def _elab_ew(self, m, desc, start, done, banks, im_a, im_b, im_w, cm_r, logits):
-        """One element per cycle through an 8-stage pipeline; tiles follow each other without
+        """One element per cycle through a 9-stage pipeline; tiles follow each other without
         a gap, so a pass costs ``tiles * N * T`` issue cycles plus the pipeline depth once.
 
         ===== =====================================================================
         stage work (the element issued in cycle 0)
         ===== =====================================================================
         0     loop counters and running pointers; memory read addresses
-        1     operand lanes from the memories (spike slot select), constants
-        2     RED running sum; the addend (bias + rounding, or the logit bias)
-        3     requantization product
-        4     product (or operand) + addend
-        5     arithmetic shift
-        6     saturation (requantization)
-        7     ``y - theta``, the residual sum, the multispike rounding, ``y AND b``
-        8     neuron (the membrane loop alone), residual saturation, memory write
+        1     memory words registered as read; constants
+        2     operand lanes (spike slot select or integer lane)
+        3     RED running sum; the addend (bias + rounding, or the logit bias)
+        4     requantization product
+        5     product (or operand) + addend
+        6     arithmetic shift
+        7     saturation (requantization)
+        8     ``y - theta``, the residual sum, the multispike rounding, ``y AND b``
+        9     neuron (the membrane loop alone), residual saturation, memory write
         ===== =====================================================================
         """
         prog = self.prog
@@ -1007,7 +1039,7 @@ class Engine(wiring.Component):
             "valid": 1, "last": 1, "first_n": 1, "first_t": 1, "wr": 1,
             "tile": len(tile), "widx": max(iw, rw_),
         })
-        stages = [Signal(ctl, name=f"ew_c{k}") for k in range(9)]
+        stages = [Signal(ctl, name=f"ew_c{k}") for k in range(10)]
         c0 = Signal(ctl)
         m.d.comb += [
             c0.valid.eq(issue), c0.last.eq(last_el), c0.first_n.eq(n == 0), c0.first_t.eq(t == 0),
@@ -1015,28 +1047,37 @@ class Engine(wiring.Component):
             c0.widx.eq(Mux(f_red, Mux(f_spk, t, ti), Mux(f_spk, si, ii))),
         ]
         stages[0] = c0
-        for k in range(1, 9):
+        for k in range(1, 10):
             m.d.sync += stages[k].eq(stages[k - 1])
-        c1, c2, c3, c4, c5, c6, c7, c8 = stages[1:]
+        c1, c2, c3, c4, c5, c6, c7, c8, c9 = stages[1:]
 
         def per_lane(name, shape):
             return [Signal(shape, name=f"{name}{ln}") for ln in range(P)]
 
-        # Stage 1: operand lanes and constants.
-        opa, opb = per_lane("ew_a", signed(ow)), per_lane("ew_b", signed(bw))
+        # Stage 1: the memory words are registered as read (nothing between a block RAM output
+        # and a register).
+        raw_sa, raw_sb = per_lane("ew_rsa", unsigned(S * sb)), per_lane("ew_rsb", unsigned(S * sb))
+        raw_ia, raw_ib = per_lane("ew_ria", signed(ib)), per_lane("ew_rib", signed(ib))
         mult1, bias1, theta1 = per_lane("ew_mult", signed(mb)), per_lane("ew_bias", signed(bb)), \
             per_lane("ew_theta", unsigned(tb))
         for ln in range(P):
-            spk_a = banks[ln][1].data
-            spk_b = banks[ln][2].data
-            sel_a = Array(spk_a[s * sb:(s + 1) * sb] for s in range(S))[c1.tile]
-            sel_b = Array(spk_b[s * sb:(s + 1) * sb] for s in range(S))[c1.tile]
             word = cm_r.data[ln * cw:(ln + 1) * cw]
             m.d.sync += [
-                opa[ln].eq(Mux(desc.a_int, lane(im_a.data, ln, ib), sel_a)),
-                opb[ln].eq(Mux(desc.b_int, lane(im_b.data, ln, ib), sel_b)),
+                raw_sa[ln].eq(banks[ln][1].data), raw_sb[ln].eq(banks[ln][2].data),
+                raw_ia[ln].eq(lane(im_a.data, ln, ib)), raw_ib[ln].eq(lane(im_b.data, ln, ib)),
                 mult1[ln].eq(word[:mb].as_signed()), bias1[ln].eq(word[mb:mb + bb].as_signed()),
                 theta1[ln].eq(word[mb + bb:cw]),
+            ]
+        # Stage 2: operand lanes (the tile's spike slot, or the integer lane).
+        opa, opb = per_lane("ew_a", signed(ow)), per_lane("ew_b", signed(bw))
+        mult2_, bias2_ = per_lane("ew_mult1d", signed(mb)), per_lane("ew_bias1d", signed(bb))
+        for ln in range(P):
+            sel_a = Array(raw_sa[ln][s * sb:(s + 1) * sb] for s in range(S))[c2.tile]
+            sel_b = Array(raw_sb[ln][s * sb:(s + 1) * sb] for s in range(S))[c2.tile]
+            m.d.sync += [
+                opa[ln].eq(Mux(desc.a_int, raw_ia[ln], sel_a)),
+                opb[ln].eq(Mux(desc.b_int, raw_ib[ln], sel_b)),
+                mult2_[ln].eq(mult1[ln]), bias2_[ln].eq(bias1[ln]),
             ]
 
         def carry(name, values, shape, n_stages):
@@ -1047,33 +1088,33 @@ class Engine(wiring.Component):
                 values = nxt
             return values
 
-        # Stage 2: RED running sum (the one-cycle loop of a reduction); the addend.
+        # Stage 3: RED running sum (the one-cycle loop of a reduction); the addend.
         opnd = per_lane("ew_opnd", signed(ow))
         mult2 = per_lane("ew_mult2_", signed(mb))
         addend = per_lane("ew_addend", signed(max(bb, pw) + 1))
         for ln in range(P):
             cur = Mux(f_mask, opa[ln] & opb[ln], opa[ln])
-            total = Mux(c2.first_n, 0, opnd[ln]) + cur
+            total = Mux(c3.first_n, 0, opnd[ln]) + cur
             m.d.sync += [
                 opnd[ln].eq(Mux(f_red, total, opa[ln])),
-                mult2[ln].eq(mult1[ln]),
-                addend[ln].eq(Mux(f_rq, bias1[ln] + rnd, Mux(f_out, bias1[ln], 0))),
+                mult2[ln].eq(mult2_[ln]),
+                addend[ln].eq(Mux(f_rq, bias2_[ln] + rnd, Mux(f_out, bias2_[ln], 0))),
             ]
-        # Stage 3: the requantization product (a registered multiplier).
+        # Stage 4: the requantization product (a registered multiplier).
         prod = per_lane("ew_prod", signed(ow + mb))
         raw = per_lane("ew_raw", signed(ow))
         addend3 = carry("ew_addend3", addend, signed(max(bb, pw) + 1), 1)
         for ln in range(P):
             m.d.sync += [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])]
-        # Stage 4: + bias + rounding (requantization) / + logit bias (out).
+        # Stage 5: + bias + rounding (requantization) / + logit bias (out).
         z = per_lane("ew_z", signed(pw))
         for ln in range(P):
             m.d.sync += z[ln].eq(Mux(f_rq, prod[ln], raw[ln]) + addend3[ln])
-        # Stage 5: arithmetic shift (shift is 0 without requantization).
+        # Stage 6: arithmetic shift (shift is 0 without requantization).
         sh = per_lane("ew_sh", signed(pw))
         for ln in range(P):
             m.d.sync += sh[ln].eq(z[ln] >> desc.shift)
-        # Stage 6: saturation to sat_bits: sh fits iff its bits from sat_bits - 1 up are all
+        # Stage 7: saturation to sat_bits: sh fits iff its bits from sat_bits - 1 up are all
         # equal, i.e. sh & mask is 0 or mask, where mask = sat_lo = -2^(sat_bits-1).
         y = per_lane("ew_y", signed(yw))
         sat_mask = Signal(signed(pw))
@@ -1082,8 +1123,8 @@ class Engine(wiring.Component):
             hi_bits = sh[ln] & sat_mask
             fits = (hi_bits == 0) | (hi_bits == sat_mask)
             m.d.sync += y[ln].eq(Mux(~f_rq | fits, sh[ln], Mux(sh[ln][-1], desc.sat_lo, desc.sat_hi)))
-        # Stage 7: values that feed the neuron stage.
-        theta7 = carry("ew_theta7", theta1, unsigned(tb), 5)
+        # Stage 8: values that feed the neuron stage.
+        theta7 = carry("ew_theta7", theta1, unsigned(tb), 6)
         b7 = carry("ew_b7", opb, signed(bw), 5)
         ymt = per_lane("ew_ymt", signed(max(yw, tb + 1) + 1))
         y8 = per_lane("ew_y8", signed(yw))
@@ -1095,20 +1136,20 @@ class Engine(wiring.Component):
                 ymt[ln].eq(y[ln] - theta7[ln]), y8[ln].eq(y[ln]), yadd[ln].eq(y[ln] + b7[ln]),
                 msp[ln].eq(y[ln] + ms_rnd), yand[ln].eq(y[ln][:sb] & b7[ln][:sb]),
             ]
-        # Stage 8: neuron and write. The membrane loop (leak, integrate, fire, reset) is the
+        # Stage 9: neuron and write. The membrane loop (leak, integrate, fire, reset) is the
         # only logic between two membrane registers: U - theta comes precomputed.
         add_mask = Signal(signed(len(yadd[0])))
         m.d.sync += add_mask.eq(desc.add_lo)
         out_int, out_spk = [], []
         for ln in range(P):
             membrane = Signal(signed(mw), name=f"membrane{ln}")
-            v_prev = Mux(c8.first_t, 0, membrane)
+            v_prev = Mux(c9.first_t, 0, membrane)
             v_leak = v_prev >> desc.leak
             u = Signal(signed(mw), name=f"ew_u{ln}")
             w = Signal(signed(uw), name=f"ew_w{ln}")
             m.d.comb += [u.eq(v_leak + y8[ln]), w.eq(v_leak + ymt[ln])]
             fire = ~w[-1]
-            with m.If(c8.valid & c8.wr & f_lif):
+            with m.If(c9.valid & c9.wr & f_lif):
                 m.d.sync += membrane.eq(Mux(fire, Mux(f_soft, w, 0), u))
             msr = msp[ln] >> desc.ms_shift
             ms = Mux(msr[-1], 0, Mux(msr > desc.levels, desc.levels, msr))
@@ -1121,23 +1162,26 @@ class Engine(wiring.Component):
             out_int.append(iv[:ib])
             out_spk.append(spike)
 
-        with m.If(c8.valid & c8.wr):
+        with m.If(c9.valid & c9.wr):
             with m.If(f_out):
                 for ln in range(P):
                     for j in range(K):
-                        with m.If(c8.tile * P + ln == j):
+                        with m.If(c9.tile * P + ln == j):
                             m.d.sync += logits[j].eq(y8[ln])
             with m.Elif(f_spk):
                 for ln, (wp, _ra, _rb) in enumerate(banks):
-                    m.d.comb += [wp.addr.eq(desc.dst_base + c8.widx), wp.data.eq(Cat(*([out_spk[ln]] * S)))]
-                    real = c8.tile * P + ln < desc.C  # lanes past the last channel write nothing
+                    m.d.comb += [wp.addr.eq(desc.dst_base + c9.widx), wp.data.eq(Cat(*([out_spk[ln]] * S)))]
+                    real = c9.tile * P + ln < desc.C  # lanes past the last channel write nothing
                     for s in range(S):
-                        m.d.comb += wp.en[s].eq(real & (c8.tile == s))
+                        m.d.comb += wp.en[s].eq(real & (c9.tile == s))
             with m.Else():
-                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(desc.dst_base + c8.widx), im_w.data.eq(Cat(*out_int))]
+                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(desc.dst_base + c9.widx), im_w.data.eq(Cat(*out_int))]
 
-        done_r = Signal()  # the last element's write (stage 8), registered from stage 7
-        m.d.sync += done_r.eq(c7.valid & c7.last)
+        # Done two cycles before the last element's write (stage 9), so that the next
+        # descriptor load overlaps the flush (the descriptor changes at the end of the second
+        # cycle after done); the last pass waits for its write (the logits are read next).
+        done_r = Signal()
+        m.d.sync += done_r.eq(Mux(desc.last_pass, c8.valid & c8.last, c6.valid & c6.last))
         with m.If(done_r):
             m.d.sync += active.eq(0)
         m.d.comb += done.eq(done_r)

@@ -22,8 +22,9 @@ TIMING = dict(
     syn_row=1,          # a row with no event costs one cycle in the event stage
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
     syn_drain=2,        # a drain blocks the next position end for 2 + accumulator words cycles
-    syn_drain_tail=8,   # pipeline fill (read, fetch, FIFO, scan, 2 decode stages) and flush
-    ew_latency=8,       # EW/RED: pipeline depth, paid once per pass (tiles follow without a gap)
+    syn_drain_tail=7,   # pipeline fill (read, fetch, FIFO, scan, 2 decode stages) and flush
+    ew_latency=7,       # EW/RED: pipeline depth, paid once per pass (tiles follow without a gap)
+    last_flush=2,       # passes end 2 cycles before their last write, except the last pass
     red_epilogue=0,     # RED: the epilogue is pipelined behind the next (tile, t)
 )
 
@@ -83,8 +84,10 @@ def execute_program(prog, image):
             return np.broadcast_to(img[None], (T_model, *img.shape))
         return spikes[name]
 
-    for p in prog.passes:
+    for i, p in enumerate(prog.passes):
         c = TIMING["pass_setup"]
+        if i == len(prog.passes) - 1:
+            c += TIMING["last_flush"]
         if p.kind == SYN:
             src = spike_rows(p.src)
             dst = prog.tensors[p.dst]

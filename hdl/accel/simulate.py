@@ -28,15 +28,27 @@ def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=Non
             ctx.set(dut.result.ready, 1)
             beats = []
             waited = 0
+            pending = []  # [pass, cycles to wait] of snapshots not taken yet
             while len(beats) < K + 1:
                 _, _, valid, value, pc, evc = await ctx.tick().sample(
                     dut.result.valid, dut.result.payload.value, dut.debug_pc, dut.debug_events)
                 if dump is not None:
                     trace = dump.setdefault("trace", [])
-                    if dump.get("snapshots") is not None and (not trace or trace[-1][0] != pc):
-                        dump["snapshots"].append((trace[-1][0] if trace else -1, {
-                            "imem": [ctx.get(dut.debug_imem.data[i]) for i in range(dut.debug_imem.depth)],
-                            "smem": [[ctx.get(mem.data[i]) for i in range(mem.depth)] for mem in dut.debug_smem]}))
+                    if dump.get("snapshots") is not None:
+                        # A pass ends two cycles before its last write (the next descriptor
+                        # load overlaps it): snapshot pass i two cycles after the pass counter
+                        # leaves it, before pass i + 1 touches memory.
+                        if trace and trace[-1][0] != pc:
+                            pending.append([trace[-1][0], 2])
+                        elif not trace:
+                            pending.append([-1, 0])
+                        for snap in pending:
+                            snap[1] -= 1
+                        while pending and pending[0][1] < 0:
+                            dump["snapshots"].append((pending.pop(0)[0], {
+                                "imem": [ctx.get(dut.debug_imem.data[i]) for i in range(dut.debug_imem.depth)],
+                                "smem": [[ctx.get(mem.data[i]) for i in range(mem.depth)]
+                                         for mem in dut.debug_smem]}))
                     trace.append((pc, evc))
                 waited += 1
                 if waited > max_cycles:
