@@ -36,12 +36,21 @@ def _log2(n):
     return max(0, (int(n) - 1).bit_length())
 
 
-def _lsb_index(bits):
-    """Index of the lowest set bit of ``bits`` (0 when none): a tree of 4-way priority
-    selections, log4(width) levels of a few LUTs each, with no carry chain."""
+def _lsb_groups(bits):
+    """First level of :func:`_lsb_index`: (any set, index of the lowest) per 4 bits."""
+    return _lsb_reduce([(bits[i], Const(0, 0)) for i in range(len(bits))], levels=1)
+
+
+def _lsb_index(nodes):
+    """Index of the lowest set bit (0 when none) from :func:`_lsb_groups`: a tree of 4-way
+    priority selections, log4(width) levels of a few LUTs each, with no carry chain."""
+    return _lsb_reduce(nodes)[0][1]
+
+
+def _lsb_reduce(nodes, levels=None):
     zero = Const(0, 1)
-    nodes = [(bits[i], Const(0, 0)) for i in range(len(bits))]
-    while len(nodes) > 1:
+    while len(nodes) > 1 and levels != 0:
+        levels = None if levels is None else levels - 1
         nxt = []
         for g in range(0, len(nodes), 4):
             grp = nodes[g:g + 4]
@@ -52,7 +61,7 @@ def _lsb_index(bits):
             high = Cat(~a0 & (a1 | ~a2), ~a0 & ~a1)
             nxt.append((a0 | a1 | a2 | a3, Cat(low, high)))
         nodes = nxt
-    return nodes[0][1]
+    return nodes
 
 
 def _popcount_flags(bits):
@@ -180,7 +189,8 @@ class EnginePlan:
         pointers add them), so that no multiplier sits in an address path."""
         d = dict(nt=0, sw=0, sp00=0, kw1=0, kh1=0, tr1=0, wo1=0, ho1=0, hi1=0, wi1=0, n1=0,
                  t1=p.T - 1, tiles1=p.tiles - 1, z_kx=0, z_ky=0, z_tr=0, z_ox=0, z_oy=0, z_t=0,
-                 o_kx=0, o_ky=0, o_tr=0, o_ox=0, o_oy=0, o_t=0)
+                 o_kx=0, o_ky=0, o_tr=0, o_ox=0, o_oy=0, o_t=0,
+                 ez_n=0, ez_t=0, ez_tile=0, eo_n=0, eo_t=0, eo_tile=0)
         if p.kind == SYN:  # "minus one" values: loop ends compare two registers
             d.update(sw=p.stride * p.Wi, sp00=-p.pad * p.Wi - p.pad, kw1=p.kw - 1, kh1=p.kh - 1,
                      tr1=p.t_rows - 1, wo1=p.Wo - 1, ho1=p.Ho - 1, hi1=p.Hi - 1, wi1=p.Wi - 1)
@@ -189,7 +199,9 @@ class EnginePlan:
                      o_kx=int(p.kw == 2), o_ky=int(p.kh == 2), o_tr=int(p.t_rows == 2),
                      o_ox=int(p.Wo == 2), o_oy=int(p.Ho == 2), o_t=int(p.T == 2))
         else:
-            d.update(nt=p.N * p.tiles, n1=p.N - 1)
+            d.update(nt=p.N * p.tiles, n1=p.N - 1, ez_n=int(p.N == 1), ez_t=int(p.T == 1),
+                     ez_tile=int(p.tiles == 1), eo_n=int(p.N == 2), eo_t=int(p.T == 2),
+                     eo_tile=int(p.tiles == 2))
         return d
 
     def _descriptor(self, p):
@@ -662,14 +674,13 @@ class Engine(wiring.Component):
         e1_on = Signal()           # a row is loaded in ``pending``
         rest = Signal(Rw)          # pending less its lowest set bit (registered)
         single = Signal()          # at most one set bit: the row ends with this item (registered)
-        idx = Signal(_ubits(Rw))
-        m.d.comb += idx.eq(_lsb_index(pending))
+        groups = _lsb_groups(pending)   # the index tree's first level, registered in D0
 
         # Items: an event (channel, plane) or, for a row without events, an empty item; each
-        # carries its row's flags. The decode stages D1 and D2 never stall; a queue of NQ
+        # carries its row's flags. The decode stages D0, D1 and D2 never stall; a queue of NQ
         # items feeds the issue stage E, and the scan stage emits only while fewer than NQ
-        # items are in D1, D2 and the queue (a registered count: no ready chain from E).
-        NQ = 3
+        # items are in D0, D1, D2 and the queue (a registered count: no ready chain from E).
+        NQ = 4
         held = Signal(range(NQ + 1))
         emit = Signal()
         m.d.comb += emit.eq(e1_on & (held < NQ))
@@ -688,13 +699,28 @@ class Engine(wiring.Component):
         # Stage D1: the head's first channel, channel * tiles.
         d1_valid = Signal()
         d1_ev = Signal()
-        d1_idx = Signal(len(idx))
+        d1_idx = Signal(_ubits(Rw))
         d1_row_end = Signal()
         d1_pos_last = Signal()
         d1_wb = Signal(ww)
         d1_v = Signal(cmax * sb)
-        m.d.sync += [d1_valid.eq(emit), d1_ev.eq(pending != 0), d1_idx.eq(idx), d1_row_end.eq(single),
-                     d1_pos_last.eq(e1_last), d1_wb.eq(e1_wb), d1_v.eq(e1_v)]
+        # Stage D0: the lowest set bit's index (its first level came registered).
+        d0_valid = Signal()
+        d0_ev = Signal()
+        d0_row_end = Signal()
+        d0_pos_last = Signal()
+        d0_wb = Signal(ww)
+        d0_v = Signal(cmax * sb)
+        d0_groups = [(Signal(name=f"d0_any{i}"), Signal(len(g[1]), name=f"d0_low{i}"))
+                     for i, g in enumerate(groups)]
+        m.d.sync += [d0_valid.eq(emit), d0_ev.eq(pending != 0), d0_row_end.eq(single),
+                     d0_pos_last.eq(e1_last), d0_wb.eq(e1_wb), d0_v.eq(e1_v)]
+        for (ra, rl), (ga, gl) in zip(d0_groups, groups):
+            m.d.sync += [ra.eq(ga), rl.eq(gl)]
+        idx = Signal(_ubits(Rw))
+        m.d.comb += idx.eq(_lsb_index(d0_groups))
+        m.d.sync += [d1_valid.eq(d0_valid), d1_ev.eq(d0_ev), d1_idx.eq(idx), d1_row_end.eq(d0_row_end),
+                     d1_pos_last.eq(d0_pos_last), d1_wb.eq(d0_wb), d1_v.eq(d0_v)]
         d1_c = Signal(16)
         m.d.comb += d1_c.eq(Mux(desc.src_img, d1_idx >> self.pbi, d1_idx >> self.pbs))
         d1_b = Mux(desc.src_img, d1_idx & ((1 << self.pbi) - 1), d1_idx & ((1 << self.pbs) - 1))
@@ -996,43 +1022,71 @@ class Engine(wiring.Component):
         tbr = Signal(rw_)  # RED: t * b_rows
         ti = Signal(iw)    # RED: t * tiles + tile (pool output word)
         n1, t1, tiles1 = (self._pass_const(m, k) for k in ("n1", "t1", "tiles1"))
-        last_n = n == n1
-        last_t = t == t1
-        last_tile = tile == tiles1
+        # End flags (counter == limit) and last-but-one flags, registered and updated with
+        # their counters; one-iteration and two-iteration limits are pass constants.
+        z_n, z_t, z_tile, o_n, o_t, o_tile = (self._pass_const(m, k) for k in (
+            "ez_n", "ez_t", "ez_tile", "eo_n", "eo_t", "eo_tile"))
+        last_n, last_t, last_tile, pen_n, pen_t, pen_tile = (
+            Signal(name=f"ew_{k}") for k in ("last_n", "last_t", "last_tile", "pen_n", "pen_t", "pen_tile"))
         issue = active & run
-        last_el = last_n & last_t & last_tile
-        with m.If(issue):
-            step_tile = Signal()
-            with m.If(f_red):
-                m.d.sync += n.eq(Mux(last_n, 0, n + 1))
-                with m.If(~last_n):
-                    m.d.sync += [ii.eq(ii + desc.tiles), si.eq(si + 1), bi.eq(bi + ~desc.b_bcast)]
-                with m.Elif(~last_t):
-                    m.d.sync += [t.eq(t + 1), ii.eq(ii + desc.tiles), si.eq(si + 1),
-                                 tbr.eq(tbr + desc.b_rows), bi.eq(tbr + desc.b_rows), ti.eq(ti + desc.tiles)]
-                with m.Else():
-                    m.d.comb += step_tile.eq(1)
-            with m.Else():
-                m.d.sync += t.eq(Mux(last_t, 0, t + 1))
-                with m.If(~last_t):
-                    m.d.sync += [ii.eq(ii + nt), si.eq(si + desc.N), bi.eq(bi + desc.b_rows)]
-                with m.Elif(~last_n):
-                    m.d.sync += [n.eq(n + 1), ii_n.eq(ii_n + desc.tiles), ii.eq(ii_n + desc.tiles),
-                                 si.eq(n + 1), bi.eq(Mux(desc.b_bcast, 0, n + 1))]
-                with m.Else():
-                    m.d.comb += step_tile.eq(1)
-            with m.If(step_tile):
-                m.d.sync += [t.eq(0), n.eq(0), tile.eq(tile + 1), ii.eq(tile + 1), ii_n.eq(tile + 1),
-                             si.eq(0), bi.eq(0), tbr.eq(0), ti.eq(tile + 1)]
-                with m.If(last_tile):
-                    m.d.sync += run.eq(0)
+        init = ~active
+        i_last = Mux(f_red, last_n, last_t)   # inner loop: t (EW), n (RED)
+        m_last = Mux(f_red, last_t, last_n)   # middle loop: n (EW), t (RED)
+        s_in = issue & ~i_last
+        s_mid = issue & i_last & ~m_last
+        s_tile = issue & i_last & m_last
+        last_el = i_last & m_last & last_tile
+        with m.If(s_tile & last_tile):
+            m.d.sync += run.eq(0)
+        red = f_red
+
+        def count(ctr, last, pen, inc, rst, z, o, lim):
+            with m.If(init | rst):
+                m.d.sync += [ctr.eq(0), last.eq(z), pen.eq(o)]
+            with m.Elif(inc):
+                m.d.sync += [ctr.eq(ctr + 1), last.eq(pen), pen.eq(ctr + 2 == lim)]
+
+        count(t, last_t, pen_t, Mux(red, s_mid, s_in), Mux(red, s_tile, s_mid | s_tile), z_t, o_t, t1)
+        count(n, last_n, pen_n, Mux(red, s_in, s_mid), Mux(red, s_mid | s_tile, s_tile), z_n, o_n, n1)
+        count(tile, last_tile, pen_tile, s_tile, Const(0, 1), z_tile, o_tile, tiles1)
+
+        def sel(reg, cases):
+            """The next value of ``reg``: one of ``cases`` (exclusive conditions), 0 while
+            inactive, else unchanged; registered, and returned for the address registers."""
+            value = Const(0, 1)
+            any_ = Const(0, 1)
+            for cond, v in cases:
+                value = value | Mux(cond, v, 0)
+                any_ = any_ | cond
+            nxt = Signal.like(reg, name=f"{reg.name}_next")
+            m.d.comb += nxt.eq(Mux(init, 0, Mux(any_, value, reg)))
+            m.d.sync += reg.eq(nxt)
+            return nxt
+
+        ew_in, ew_mid, red_in, red_mid = s_in & ~red, s_mid & ~red, s_in & red, s_mid & red
+        ii_next = sel(ii, [(ew_in, ii + nt), (red_in | red_mid, ii + desc.tiles), (ew_mid, ii_n + desc.tiles),
+                           (s_tile, tile + 1)])
+        sel(ii_n, [(ew_mid, ii_n + desc.tiles), (s_tile, tile + 1)])
+        si_next = sel(si, [(ew_in, si + desc.N), (red_in | red_mid, si + 1), (ew_mid, n + 1), (s_tile, 0)])
+        bi_next = sel(bi, [(ew_in, bi + desc.b_rows), (red_in, bi + ~desc.b_bcast),
+                           (ew_mid, Mux(desc.b_bcast, 0, n + 1)), (red_mid, tbr + desc.b_rows), (s_tile, 0)])
+        sel(tbr, [(red_mid, tbr + desc.b_rows), (s_tile, 0)])
+        sel(ti, [(red_mid, ti + desc.tiles), (s_tile, tile + 1)])
+        tile_next = Mux(init, 0, Mux(s_tile, tile + 1, tile))
+        # Memory addresses, registered from the next pointer values.
+        a_int, b_int = Signal(iw, name="ew_a_int"), Signal(iw, name="ew_b_int")
+        a_spk, b_spk = Signal(rw_, name="ew_a_spk"), Signal(rw_, name="ew_b_spk")
+        c_adr = Signal(range(max(2, len(prog.consts))), name="ew_c_adr")
+        m.d.sync += [a_int.eq(desc.a_base + ii_next), b_int.eq(desc.b_base + ii_next),
+                     a_spk.eq(desc.a_base + si_next), b_spk.eq(desc.b_base + bi_next),
+                     c_adr.eq(desc.c_base + tile_next)]
         with m.If(active):
-            m.d.comb += [im_a.addr.eq(desc.a_base + ii), im_b.addr.eq(desc.b_base + ii)]
+            m.d.comb += [im_a.addr.eq(a_int), im_b.addr.eq(b_int)]
             for wp, ra, rb in banks:
-                m.d.comb += [ra.addr.eq(desc.a_base + si), rb.addr.eq(desc.b_base + bi)]
+                m.d.comb += [ra.addr.eq(a_spk), rb.addr.eq(b_spk)]
         with m.Else():
             m.d.comb += im_a.addr.eq(self._syn_im_addr)
-        m.d.comb += cm_r.addr.eq(desc.c_base + tile)
+        m.d.comb += cm_r.addr.eq(c_adr)
 
         # Element control, carried down the pipeline with the element.
         ctl = data.StructLayout({
@@ -1189,5 +1243,4 @@ class Engine(wiring.Component):
         with m.If(start):
             m.d.sync += active.eq(1)
         with m.If(~active):
-            m.d.sync += [run.eq(1), tile.eq(0), n.eq(0), t.eq(0), ii.eq(0), ii_n.eq(0),
-                         si.eq(0), bi.eq(0), tbr.eq(0), ti.eq(0)]
+            m.d.sync += run.eq(1)
