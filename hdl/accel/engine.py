@@ -454,14 +454,15 @@ class Engine(wiring.Component):
 
     # --- SYN: event-driven accumulation ----------------------------------------------------
     def _elab_syn(self, m, desc, start, done, banks, img_r, im_a, im_w, wm_r, amems, hst, event_ctr):
-        """Row generator | read | 3-row FIFO | scan | decode 1 | decode 2 | issue | I | A.
+        """Generator | read | fetch | FIFO | scan | D0 | D1 | D2 | queue | issue | I | R | A.
 
         The generator walks (t, y', x', t_rows, ky, kx) one tap per cycle with running
         pointers (no multiplier): the read address is a time base plus a spatial pointer. The
-        scan stage takes the lowest set bit of the current row each cycle; two decode stages
-        turn its index into the head's tile range, ``channel * tiles`` and the weight base;
-        the issue stage sends one (event, tile) per cycle to the accumulator pipeline exactly
-        as before, so the per-position timing rules are unchanged.
+        scan stage takes the lowest set bit of the current row each cycle; three decode
+        stages turn its index into the head's tile range, ``channel * tiles`` and the weight
+        and accumulator words; the issue stage sends one (event, tile) per cycle to the
+        accumulator pipeline as the single event stage did, so the per-position timing
+        rules are unchanged (docs/accelerator.md).
         """
         prog = self.prog
         P = prog.lanes
@@ -821,23 +822,30 @@ class Engine(wiring.Component):
             in_head = (ch >= e_lo) & (ch < e_lo + desc.hd)
             vl.append(Mux(in_head, opts[e_tile], 0))
 
-        # Stage I: weight and accumulator words are read (addresses from registers).
+        # The weight word is read as the event issues (its address is a register of E).
+        m.d.comb += wm_r.addr.eq(e.waddr)
+        syn_im_addr = e.waddr
+
+        # Stage I: the accumulator word is read; the weight lanes (read in E) are registered
+        # as read, valid in stage R.
         i_valid = Signal()
         i_b = Signal(8)
         i_word = Signal(16)
         i_bank = Signal()
-        i_waddr = Signal(ww)
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
+        i_wm = [Signal(signed(wb), name=f"i_wm{ln}") for ln in range(P)]    # weight lanes (ROM)
+        i_im = [Signal(signed(ib), name=f"i_im{ln}") for ln in range(P)]    # weight lanes (Q KV)
         m.d.sync += i_valid.eq(ev_issue)
         with m.If(ev_issue):
-            m.d.sync += [i_b.eq(e_b), i_bank.eq(bank), i_word.eq(e.word), i_waddr.eq(e.waddr)]
+            m.d.sync += [i_b.eq(e_b), i_bank.eq(bank), i_word.eq(e.word)]
             m.d.sync += [i_v[ln].eq(vl[ln]) for ln in range(P)]
-        m.d.comb += wm_r.addr.eq(i_waddr)
-        syn_im_addr = i_waddr
         for k, (wp, rr, rd) in enumerate(amems):
             m.d.comb += rr.addr.eq(i_word)
+        for ln in range(P):
+            m.d.sync += [i_wm[ln].eq(lane(wm_r.data, ln, wb)), i_im[ln].eq(lane(im_a.data, ln, ib))]
 
-        # Stage R: the read data is registered as read (weight lanes, accumulator lanes).
+        # Stage R: the accumulator lanes are registered as read; the weight lanes are selected
+        # and shifted by the plane.
         # The accumulator word read in stage I misses the write of the event one ahead (stage
         # A, one cycle later): ``fwd`` marks that case and stage A takes that event's sum.
         # (The write two ahead lands in the read's own cycle: the read port is transparent.)
@@ -852,16 +860,13 @@ class Engine(wiring.Component):
         a_word = Signal(16)
         a_bank = Signal()
         a_fwd = Signal()
-        a_v = [Signal(sb, name=f"a_v{ln}") for ln in range(P)]
-        a_wm = [Signal(signed(wb), name=f"a_wm{ln}") for ln in range(P)]    # weight lanes (ROM)
-        a_im = [Signal(signed(ib), name=f"a_im{ln}") for ln in range(P)]    # weight lanes (Q KV)
+        a_w = [Signal(ab, name=f"a_w{ln}") for ln in range(P)]  # weight << plane (mod 2^ab)
         a_acc = [[Signal(signed(ab), name=f"a_acc{k}_{ln}") for ln in range(P)] for k in range(2)]
-        a_b = Signal(max(self.pbs, self.pbi, 1))
-        m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank), a_b.eq(q_b),
+        m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank),
                      a_fwd.eq(a_valid & (a_bank == q_bank) & (a_word == q_word))]
         for ln in range(P):
-            m.d.sync += [a_v[ln].eq(q_v[ln]), a_wm[ln].eq(lane(wm_r.data, ln, wb)),
-                         a_im[ln].eq(lane(im_a.data, ln, ib))]
+            w = Mux(desc.kv_mode, q_v[ln], Mux(desc.qkv_mode, i_im[ln], i_wm[ln]))
+            m.d.sync += a_w[ln].eq(w << q_b[:max(self.pbs, self.pbi, 1)])
             m.d.sync += [a_acc[k][ln].eq(lane(amems[k][1].data, ln, ab)) for k in range(2)]
 
         # Stage A: accumulate and write back.
@@ -869,9 +874,8 @@ class Engine(wiring.Component):
         for ln in range(P):
             last = Signal(signed(ab), name=f"a_last{ln}")  # the sum written in the previous cycle
             s_ = Signal(signed(ab), name=f"sum{ln}")
-            w = Mux(desc.kv_mode, a_v[ln], Mux(desc.qkv_mode, a_im[ln], a_wm[ln]))
             acc = Mux(a_fwd, last, Mux(a_bank, a_acc[1][ln], a_acc[0][ln]))
-            m.d.comb += s_.eq(acc + (w << a_b))
+            m.d.comb += s_.eq(acc + a_w[ln])
             m.d.sync += last.eq(s_)
             sums.append(s_)
         for k, (wp, rr, rd) in enumerate(amems):
