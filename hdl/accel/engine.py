@@ -477,6 +477,7 @@ class Engine(wiring.Component):
         cw_ = _ubits(max(max(p.Hi, p.Wi) + p.pad + max(p.stride, p.kh, p.kw) for p in syn)) + 1
         rows_w = _ubits(max(prog.spike_rows, prog.image.N, 1))
         ww = _ubits(max(len(prog.weights), prog.int_words, 1))
+        aww = _ubits(max(p.acc_words for p in syn) - 1)   # accumulator word index
 
         active = Signal()
         # Row generator ------------------------------------------------------------------
@@ -730,7 +731,7 @@ class Engine(wiring.Component):
         item = data.StructLayout({
             "ev": 1, "row_end": 1, "pos_last": 1, "b": 8, "lo": cb + 1, "tile": tw, "tile_hi": tw,
             "at_last": 1, "v": cmax * sb,
-            "waddr": ww, "word": 16,   # weight word and accumulator word of the current tile
+            "waddr": ww, "word": aww,  # weight word and accumulator word of the current tile
         })
         d2_valid = Signal()
         d2_ev = Signal()
@@ -830,7 +831,7 @@ class Engine(wiring.Component):
         # as read, valid in stage R.
         i_valid = Signal()
         i_b = Signal(8)
-        i_word = Signal(16)
+        i_word = Signal(aww)
         i_bank = Signal()
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
         i_wm = [Signal(signed(wb), name=f"i_wm{ln}") for ln in range(P)]    # weight lanes (ROM)
@@ -851,13 +852,13 @@ class Engine(wiring.Component):
         # (The write two ahead lands in the read's own cycle: the read port is transparent.)
         q_valid = Signal()
         q_b = Signal(len(i_b))
-        q_word = Signal(16)
+        q_word = Signal(aww)
         q_bank = Signal()
         q_v = [Signal(sb, name=f"q_v{ln}") for ln in range(P)]
         m.d.sync += [q_valid.eq(i_valid), q_b.eq(i_b), q_word.eq(i_word), q_bank.eq(i_bank)]
         m.d.sync += [q_v[ln].eq(i_v[ln]) for ln in range(P)]
         a_valid = Signal()
-        a_word = Signal(16)
+        a_word = Signal(aww)
         a_bank = Signal()
         a_fwd = Signal()
         a_w = [Signal(ab, name=f"a_w{ln}") for ln in range(P)]  # weight << plane (mod 2^ab)
@@ -1008,7 +1009,8 @@ class Engine(wiring.Component):
                 (op == _EW_OPS["lif"]) | (op == _EW_OPS["multispike"]) | (op == _EW_OPS["and"])))),
         ]
         nt = self._pass_const(m, "nt")                  # N * tiles
-        rnd = Signal(pw)                                # 2^(shift-1), 0 for shift 0
+        smax = max([p.shift for p in prog.passes if p.kind != SYN] + [1])
+        rnd = Signal(smax)                              # 2^(shift-1), 0 for shift 0
         ms_rnd = Signal(yw + 1)
         m.d.sync += [rnd.eq((Const(1, pw) << desc.shift) >> 1),
                      ms_rnd.eq((Const(1, yw + 1) << desc.ms_shift) >> 1)]
@@ -1149,7 +1151,8 @@ class Engine(wiring.Component):
         # Stage 3: RED running sum (the one-cycle loop of a reduction); the addend.
         opnd = per_lane("ew_opnd", signed(ow))
         mult2 = per_lane("ew_mult2_", signed(mb))
-        addend = per_lane("ew_addend", signed(max(bb, pw) + 1))
+        adw = max(bb, smax + 1) + 1
+        addend = per_lane("ew_addend", signed(adw))
         for ln in range(P):
             cur = Mux(f_mask, opa[ln] & opb[ln], opa[ln])
             total = Mux(c3.first_n, 0, opnd[ln]) + cur
@@ -1161,7 +1164,7 @@ class Engine(wiring.Component):
         # Stage 4: the requantization product (a registered multiplier).
         prod = per_lane("ew_prod", signed(ow + mb))
         raw = per_lane("ew_raw", signed(ow))
-        addend3 = carry("ew_addend3", addend, signed(max(bb, pw) + 1), 1)
+        addend3 = carry("ew_addend3", addend, signed(adw), 1)
         for ln in range(P):
             m.d.sync += [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])]
         # Stage 5: + bias + rounding (requantization) / + logit bias (out).
