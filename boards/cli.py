@@ -2,6 +2,7 @@
 :mod:`spikeforge.cli`). Each ``run_*`` returns the exit status; errors are printed as one line
 ``spikeforge <command>: error: ...`` on stderr; progress goes to stderr, results to stdout."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -209,7 +210,7 @@ def run_run(args):
                                  (lambda i, line: _progress(f"{i + 1}/{len(images)}") if (i + 1) % 20 == 0 else None))
     except (LinkError, ResultMismatchError) as e:
         return _err("run", str(e), 1)
-    summary["weights_loaded"] = loaded
+    summary["weights_loaded"] = None if loaded is None else dataclasses.asdict(loaded)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "results" or args.verbose}, indent=1))
     else:
