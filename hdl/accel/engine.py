@@ -79,6 +79,7 @@ class EnginePlan:
         self.tb = max(prog.widths["theta"], 2)
         # Accumulators: large enough for every SYN destination and for KV weights.
         self.ab = self.ib
+        self._ew_widths()
         # Head-start table for attention passes: channel -> first channel of its head.
         hstart = []
         self.h_base = {}
@@ -92,6 +93,7 @@ class EnginePlan:
         rows = []
         for p in prog.passes:
             rows.append(self._descriptor(p))
+        self.pass_consts = [self._pass_consts(p) for p in prog.passes]
         self.desc_rows = rows
         fields = {}
         for row in rows:
@@ -101,6 +103,55 @@ class EnginePlan:
         self.desc_layout = data.StructLayout({
             k: (signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi)))
             for k, (lo, hi) in sorted(fields.items())})
+
+    def _ew_widths(self):
+        """EW/RED datapath widths from the program's proven value bounds (docs/spec.md §9).
+
+        ``rw``: RED running sums (pool: ``N`` values of the operand tensor's range; mask: ``N``
+        ANDed spike values). ``ow``: the requantization operand (an integer lane or a RED
+        sum). ``pw``: ``operand * mult + bias + 2^(shift-1)``. ``yw``: the value after
+        requantization (saturated, the operand unchanged, or a logit). ``mw``: the LIF membrane
+        ``U`` (``graph.lif_membrane_bits``: ``2 max|X| + 1`` with a leak, ``T max|X|`` without),
+        ``uw``: ``U - theta``.
+        """
+        prog = self.prog
+        t = prog.tensors
+        sb = self.slot_bits
+        spike_max = (1 << sb) - 1
+        red_lo = red_hi = 0
+        for p in prog.passes:
+            if p.kind != RED:
+                continue
+            if p.op == "pool":
+                a = t[p.a]
+                red_lo, red_hi = min(red_lo, p.N * min(a.lo, 0)), max(red_hi, p.N * max(a.hi, 0))
+            else:
+                red_hi = max(red_hi, p.N * spike_max)
+        self.rw = bits_for_range(red_lo, red_hi)
+        self.ow = max(self.ib, self.rw, sb + 1)
+        self.pw = max(self.ow + self.mb, self.bb) + 2
+        sat_max = max([p.sat_bits for p in prog.passes if p.kind != SYN and p.requant] + [2])
+        self.yw = max(self.ow, sat_max, self.logit_bits)  # out: y is the logit (operand + bias)
+        theta_hi = int(prog.consts[..., 2].max(initial=1))
+        bound = 1
+        for p in prog.passes:
+            if not ((p.kind == EW and p.op == "lif") or (p.kind == RED and p.op == "mask")):
+                continue
+            if p.kind == RED:
+                x = p.N * spike_max
+            elif p.requant:
+                x = 1 << (p.sat_bits - 1)
+            else:
+                a = t[p.a]
+                x = max(abs(a.lo), abs(a.hi))
+            bound = max(bound, 2 * x + 1 if p.leak >= 1 else p.T * x)
+        self.mw = bits_for_range(-bound, bound)
+        self.uw = bits_for_range(-bound - theta_hi, bound)
+
+    def _pass_consts(self, p):
+        """Products of descriptor fields the engine needs as constants of a pass (its running
+        pointers add them), so that no multiplier sits in an address path."""
+        return dict(nt=p.N * p.tiles if p.kind != SYN else 0)
 
     def _descriptor(self, p):
         prog = self.prog
@@ -163,8 +214,8 @@ class EnginePlan:
 
 
 _PLAN_FIELDS = ("pixel_bits", "logit_bits", "pbs", "pbi", "slot_bits", "row_bits_s", "row_bits_i",
-                "row_bits", "ib", "wb", "mb", "bb", "tb", "ab", "h_base", "hstart", "desc_rows",
-                "desc_layout")
+                "row_bits", "ib", "wb", "mb", "bb", "tb", "ab", "rw", "ow", "pw", "yw", "mw", "uw", "h_base",
+                "hstart", "desc_rows", "desc_layout")
 
 
 class Engine(wiring.Component):
@@ -370,6 +421,7 @@ class Engine(wiring.Component):
                     with m.If(is_class):
                         m.next = "IDLE"
 
+        self._pc = pc
         self._elab_syn(m, desc, start_syn, syn_done, banks, img_r, im_a, im_w, wm_r, amems, hst,
                        event_ctr)
         self._elab_ew(m, desc, start_ew, ew_done, banks, im_a, im_b, im_w, cm_r, logits)
@@ -645,179 +697,258 @@ class Engine(wiring.Component):
         self._syn_im_addr = syn_im_addr
         self._syn_active = active
 
+    # --- per-pass constants derived from the descriptor ----------------------------------
+    def _pass_const(self, m, name):
+        """A per-pass constant of :meth:`EnginePlan._pass_consts` (exact, computed here in
+        Python), looked up by the pass counter and registered: valid from the second cycle of
+        a pass's descriptor load, long before the pass starts."""
+        values = [row[name] for row in self.plan.pass_consts]
+        lo, hi = min(values + [0]), max(values + [0])
+        shape = signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi))
+        sig = Signal(shape, name=f"pc_{name}")
+        m.d.sync += sig.eq(Array(Const(v, shape) for v in values)[self._pc])
+        return sig
+
     # --- EW / RED: element-wise and reduction passes --------------------------------------
     def _elab_ew(self, m, desc, start, done, banks, im_a, im_b, im_w, cm_r, logits):
+        """One element per cycle through an 8-stage pipeline; tiles follow each other without
+        a gap, so a pass costs ``tiles * N * T`` issue cycles plus the pipeline depth once.
+
+        ===== =====================================================================
+        stage work (the element issued in cycle 0)
+        ===== =====================================================================
+        0     loop counters and running pointers; memory read addresses
+        1     operand lanes from the memories (spike slot select), constants
+        2     RED running sum; the addend (bias + rounding, or the logit bias)
+        3     requantization product
+        4     product (or operand) + addend
+        5     arithmetic shift
+        6     saturation (requantization)
+        7     ``y - theta``, the residual sum, the multispike rounding, ``y AND b``
+        8     neuron (the membrane loop alone), residual saturation, memory write
+        ===== =====================================================================
+        """
         prog = self.prog
         P = prog.lanes
         S, sb = prog.spike_slots, self.slot_bits
         ib, mb, bb, tb = self.ib, self.mb, self.bb, self.tb
+        ow, pw, yw, mw, uw = self.ow, self.pw, self.yw, self.mw, self.uw
         K = prog.classes
         cw = mb + bb + tb
+        bw = max(ib, sb + 1)                   # operand b: an integer lane or a spike value
+        iw = _ubits(max(1, prog.int_words))    # integer memory word index
+        rw_ = _ubits(max(1, prog.spike_rows))  # spike memory row index
+        op = desc.op
+
+        # Pass flags, registered from the descriptor (valid from the pass's first cycle).
+        f_red, f_rq, f_lif, f_ms, f_add, f_and, f_out, f_spk, f_mask, f_soft = (
+            Signal(name=f"ew_{n}") for n in ("red", "rq", "lif", "ms", "add", "and", "out", "spk",
+                                             "mask", "soft"))
         is_red = desc.kind == _KIND[RED]
+        m.d.sync += [
+            f_red.eq(is_red), f_rq.eq(desc.requant), f_soft.eq(desc.soft),
+            f_lif.eq((~is_red & (op == _EW_OPS["lif"])) | (is_red & (op == _RED_OPS["mask"]))),
+            f_ms.eq(~is_red & (op == _EW_OPS["multispike"])),
+            f_add.eq(~is_red & (op == _EW_OPS["add"])),
+            f_and.eq(~is_red & (op == _EW_OPS["and"])),
+            f_out.eq(~is_red & (op == _EW_OPS["out"])),
+            f_mask.eq(is_red & (op == _RED_OPS["mask"])),
+            f_spk.eq((is_red & (op == _RED_OPS["mask"])) | (~is_red & (
+                (op == _EW_OPS["lif"]) | (op == _EW_OPS["multispike"]) | (op == _EW_OPS["and"])))),
+        ]
+        nt = self._pass_const(m, "nt")                  # N * tiles
+        rnd = Signal(pw)                                # 2^(shift-1), 0 for shift 0
+        ms_rnd = Signal(yw + 1)
+        m.d.sync += [rnd.eq((Const(1, pw) << desc.shift) >> 1),
+                     ms_rnd.eq((Const(1, yw + 1) << desc.ms_shift) >> 1)]
 
+        # Stage 0: loops (EW: tile, n, t; RED: tile, t, n) and running pointers.
         active = Signal()
-        tile = Signal(16)
-        n = Signal(16)
-        t = Signal(16)
-        phase = Signal(2)   # 0: constants, 1: run, 2: flush
-        flush = Signal(3)
-
-        # Operand reads.
-        a_addr_int = desc.a_base + (t * desc.N + n) * desc.tiles + tile
-        b_addr_int = desc.b_base + (t * desc.N + n) * desc.tiles + tile
-        a_addr_spk = desc.a_base + t * desc.N + n
-        b_addr_spk = desc.b_base + t * desc.b_rows + Mux(desc.b_bcast, 0, n)
+        run = Signal()
+        tile = Signal(len(desc.tiles))
+        n = Signal(len(desc.N))
+        t = Signal(len(desc.T))
+        ii = Signal(iw)    # integer word (t * N + n) * tiles + tile
+        ii_n = Signal(iw)  # EW: n * tiles + tile
+        si = Signal(rw_)   # spike row t * N + n
+        bi = Signal(rw_)   # spike row of operand b: t * b_rows + (n, or 0 when broadcast)
+        tbr = Signal(rw_)  # RED: t * b_rows
+        ti = Signal(iw)    # RED: t * tiles + tile (pool output word)
+        last_n = n == desc.N - 1
+        last_t = t == desc.T - 1
+        last_tile = tile == desc.tiles - 1
+        issue = run
+        last_el = last_n & last_t & last_tile
+        with m.If(run):
+            step_tile = Signal()
+            with m.If(f_red):
+                m.d.sync += n.eq(Mux(last_n, 0, n + 1))
+                with m.If(~last_n):
+                    m.d.sync += [ii.eq(ii + desc.tiles), si.eq(si + 1), bi.eq(bi + ~desc.b_bcast)]
+                with m.Elif(~last_t):
+                    m.d.sync += [t.eq(t + 1), ii.eq(ii + desc.tiles), si.eq(si + 1),
+                                 tbr.eq(tbr + desc.b_rows), bi.eq(tbr + desc.b_rows), ti.eq(ti + desc.tiles)]
+                with m.Else():
+                    m.d.comb += step_tile.eq(1)
+            with m.Else():
+                m.d.sync += t.eq(Mux(last_t, 0, t + 1))
+                with m.If(~last_t):
+                    m.d.sync += [ii.eq(ii + nt), si.eq(si + desc.N), bi.eq(bi + desc.b_rows)]
+                with m.Elif(~last_n):
+                    m.d.sync += [n.eq(n + 1), ii_n.eq(ii_n + desc.tiles), ii.eq(ii_n + desc.tiles),
+                                 si.eq(n + 1), bi.eq(Mux(desc.b_bcast, 0, n + 1))]
+                with m.Else():
+                    m.d.comb += step_tile.eq(1)
+            with m.If(step_tile):
+                m.d.sync += [t.eq(0), n.eq(0), tile.eq(tile + 1), ii.eq(tile + 1), ii_n.eq(tile + 1),
+                             si.eq(0), bi.eq(0), tbr.eq(0), ti.eq(tile + 1)]
+                with m.If(last_tile):
+                    m.d.sync += run.eq(0)
         with m.If(active):
-            m.d.comb += [im_a.addr.eq(a_addr_int), im_b.addr.eq(b_addr_int)]
+            m.d.comb += [im_a.addr.eq(desc.a_base + ii), im_b.addr.eq(desc.b_base + ii)]
             for wp, ra, rb in banks:
-                m.d.comb += [ra.addr.eq(a_addr_spk), rb.addr.eq(b_addr_spk)]
+                m.d.comb += [ra.addr.eq(desc.a_base + si), rb.addr.eq(desc.b_base + bi)]
         with m.Else():
             m.d.comb += im_a.addr.eq(self._syn_im_addr)
         m.d.comb += cm_r.addr.eq(desc.c_base + tile)
 
-        issue = Signal()
-        m.d.comb += issue.eq(active & (phase == 1))
-        last_n = n == desc.N - 1
-        last_t = t == desc.T - 1
-        last_tile = tile == desc.tiles - 1
-        with m.If(active):
-            with m.If(phase == 0):
-                m.d.sync += phase.eq(1)
-            with m.Elif(phase == 1):
-                with m.If(is_red):  # order tile, t, n
-                    m.d.sync += n.eq(Mux(last_n, 0, n + 1))
-                    with m.If(last_n):
-                        m.d.sync += t.eq(Mux(last_t, 0, t + 1))
-                        with m.If(last_t):
-                            m.d.sync += [phase.eq(2), flush.eq(2)]
-                with m.Else():  # order tile, n, t
-                    m.d.sync += t.eq(Mux(last_t, 0, t + 1))
-                    with m.If(last_t):
-                        m.d.sync += n.eq(Mux(last_n, 0, n + 1))
-                        with m.If(last_n):
-                            m.d.sync += [phase.eq(2), flush.eq(2)]
-            with m.Elif(phase == 2):
-                m.d.sync += flush.eq(flush - 1)
-                with m.If(flush == 1):
-                    m.d.sync += [phase.eq(0), tile.eq(tile + 1)]
-                    with m.If(last_tile):
-                        m.d.sync += active.eq(0)
-                        m.d.comb += done.eq(1)
+        # Element control, carried down the pipeline with the element.
+        ctl = data.StructLayout({
+            "valid": 1, "last": 1, "first_n": 1, "first_t": 1, "wr": 1,
+            "tile": len(tile), "widx": max(iw, rw_),
+        })
+        stages = [Signal(ctl, name=f"ew_c{k}") for k in range(9)]
+        c0 = Signal(ctl)
+        m.d.comb += [
+            c0.valid.eq(issue), c0.last.eq(last_el), c0.first_n.eq(n == 0), c0.first_t.eq(t == 0),
+            c0.wr.eq(~f_red | last_n), c0.tile.eq(tile),
+            c0.widx.eq(Mux(f_red, Mux(f_spk, t, ti), Mux(f_spk, si, ii))),
+        ]
+        stages[0] = c0
+        for k in range(1, 9):
+            m.d.sync += stages[k].eq(stages[k - 1])
+        c1, c2, c3, c4, c5, c6, c7, c8 = stages[1:]
 
-        # Stage 1: operand lanes arrive; requantization product.
-        s1 = Signal()
-        s1_t = Signal(16)
-        s1_n = Signal(16)
-        s1_tile = Signal(16)
-        s1_endred = Signal()
-        m.d.sync += [s1.eq(issue), s1_t.eq(t), s1_n.eq(n), s1_tile.eq(tile),
-                     s1_endred.eq(issue & is_red & last_n)]
-        lanes_a, lanes_b = [], []
+        def per_lane(name, shape):
+            return [Signal(shape, name=f"{name}{ln}") for ln in range(P)]
+
+        # Stage 1: operand lanes and constants.
+        opa, opb = per_lane("ew_a", signed(ow)), per_lane("ew_b", signed(bw))
+        mult1, bias1, theta1 = per_lane("ew_mult", signed(mb)), per_lane("ew_bias", signed(bb)), \
+            per_lane("ew_theta", unsigned(tb))
         for ln in range(P):
             spk_a = banks[ln][1].data
             spk_b = banks[ln][2].data
-            sel_a = Array(spk_a[s * sb:(s + 1) * sb] for s in range(S))[s1_tile]
-            sel_b = Array(spk_b[s * sb:(s + 1) * sb] for s in range(S))[s1_tile]
-            va = Mux(desc.a_int, im_a.data[ln * ib:(ln + 1) * ib].as_signed(), sel_a)
-            vb = Mux(desc.b_int, im_b.data[ln * ib:(ln + 1) * ib].as_signed(), sel_b)
-            lanes_a.append(va)
-            lanes_b.append(vb)
-
-        def const_lane(ln):
+            sel_a = Array(spk_a[s * sb:(s + 1) * sb] for s in range(S))[c1.tile]
+            sel_b = Array(spk_b[s * sb:(s + 1) * sb] for s in range(S))[c1.tile]
             word = cm_r.data[ln * cw:(ln + 1) * cw]
-            return word[:mb].as_signed(), word[mb:mb + bb].as_signed(), word[mb + bb:cw]
+            m.d.sync += [
+                opa[ln].eq(Mux(desc.a_int, lane(im_a.data, ln, ib), sel_a)),
+                opb[ln].eq(Mux(desc.b_int, lane(im_b.data, ln, ib), sel_b)),
+                mult1[ln].eq(word[:mb].as_signed()), bias1[ln].eq(word[mb:mb + bb].as_signed()),
+                theta1[ln].eq(word[mb + bb:cw]),
+            ]
 
-        # RED running sums.
-        red_sum = [Signal(signed(ib + 16), name=f"red_sum{ln}") for ln in range(P)]
-        prod_w = max(ib + 16 + mb, bb) + 2
-        s2 = Signal()
-        s2_t = Signal(16)
-        s2_n = Signal(16)
-        s2_tile = Signal(16)
-        s2_x = [Signal(signed(prod_w), name=f"s2_x{ln}") for ln in range(P)]
-        s2_b = [Signal(signed(ib + 1), name=f"s2_b{ln}") for ln in range(P)]
-        rnd = (Const(1, prod_w) << desc.shift) >> 1  # 2^(shift-1), 0 for shift 0
-        for ln in range(P):
-            mult, bias, _ = const_lane(ln)
-            operand = Signal(signed(ib + 16), name=f"operand{ln}")
-            with m.If(is_red):
-                k_and_v = lanes_a[ln] & lanes_b[ln]
-                cur = Mux(desc.op == _RED_OPS["mask"], k_and_v, lanes_a[ln])
-                total = Mux(s1_n == 0, 0, red_sum[ln]) + cur
-                m.d.comb += operand.eq(total)
-                with m.If(s1):
-                    m.d.sync += red_sum[ln].eq(total)
-            with m.Else():
-                m.d.comb += operand.eq(lanes_a[ln])
-            with m.If(desc.requant):
-                m.d.sync += s2_x[ln].eq(operand * mult + bias + rnd)
-            with m.Else():
-                m.d.sync += s2_x[ln].eq(operand)
-            m.d.sync += s2_b[ln].eq(lanes_b[ln])
-        s2_valid = Mux(is_red, s1_endred, s1)
-        m.d.sync += [s2.eq(s2_valid), s2_t.eq(s1_t), s2_n.eq(s1_n), s2_tile.eq(s1_tile)]
+        def carry(name, values, shape, n_stages):
+            """Delay per-lane ``values`` by ``n_stages`` registers; returns the last ones."""
+            for k in range(n_stages):
+                nxt = per_lane(f"{name}_d{k}_", shape)
+                m.d.sync += [d.eq(v) for d, v in zip(nxt, values)]
+                values = nxt
+            return values
 
-        # Stage 2: shift, saturate, combine, neuron, write.
-        membrane = [Signal(signed(ib + 16 + 2), name=f"membrane{ln}") for ln in range(P)]
-        out_int = []
-        out_spk = []
+        # Stage 2: RED running sum (the one-cycle loop of a reduction); the addend.
+        opnd = per_lane("ew_opnd", signed(ow))
+        mult2 = per_lane("ew_mult2_", signed(mb))
+        addend = per_lane("ew_addend", signed(max(bb, pw) + 1))
         for ln in range(P):
-            _, bias, theta = const_lane(ln)
-            x = s2_x[ln]
-            y = Signal(signed(prod_w), name=f"y{ln}")
-            with m.If(desc.requant):
-                shifted = x >> desc.shift
-                m.d.comb += y.eq(Mux(shifted > desc.sat_hi, desc.sat_hi,
-                                     Mux(shifted < desc.sat_lo, desc.sat_lo, shifted)))
-            with m.Else():
-                m.d.comb += y.eq(x)
-            added = y + s2_b[ln]
-            y_add = Mux(added > desc.add_hi, desc.add_hi, Mux(added < desc.add_lo, desc.add_lo, added))
-            # LIF (membrane across t: t is innermost for EW, outer for RED with n done).
-            v_prev = Mux(s2_t == 0, 0, membrane[ln])
-            u = Signal(signed(prod_w + 1), name=f"u{ln}")
-            m.d.comb += u.eq((v_prev >> desc.leak) + y)
-            fire = u >= theta
-            v_next = Mux(fire, Mux(desc.soft, u - theta, 0), u)
-            is_lif = (~is_red & (desc.op == _EW_OPS["lif"])) | (is_red & (desc.op == _RED_OPS["mask"]))
-            with m.If(s2 & is_lif):
-                m.d.sync += membrane[ln].eq(v_next)
-            ms = Signal(signed(prod_w + 1), name=f"ms{ln}")
-            msr = (y + ((Const(1, prod_w) << desc.ms_shift) >> 1)) >> desc.ms_shift
-            m.d.comb += ms.eq(Mux(msr < 0, 0, Mux(msr > desc.levels, desc.levels, msr)))
+            cur = Mux(f_mask, opa[ln] & opb[ln], opa[ln])
+            total = Mux(c2.first_n, 0, opnd[ln]) + cur
+            m.d.sync += [
+                opnd[ln].eq(Mux(f_red, total, opa[ln])),
+                mult2[ln].eq(mult1[ln]),
+                addend[ln].eq(Mux(f_rq, bias1[ln] + rnd, Mux(f_out, bias1[ln], 0))),
+            ]
+        # Stage 3: the requantization product (a registered multiplier).
+        prod = per_lane("ew_prod", signed(ow + mb))
+        raw = per_lane("ew_raw", signed(ow))
+        addend3 = carry("ew_addend3", addend, signed(max(bb, pw) + 1), 1)
+        for ln in range(P):
+            m.d.sync += [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])]
+        # Stage 4: + bias + rounding (requantization) / + logit bias (out).
+        z = per_lane("ew_z", signed(pw))
+        for ln in range(P):
+            m.d.sync += z[ln].eq(Mux(f_rq, prod[ln], raw[ln]) + addend3[ln])
+        # Stage 5: arithmetic shift (shift is 0 without requantization).
+        sh = per_lane("ew_sh", signed(pw))
+        for ln in range(P):
+            m.d.sync += sh[ln].eq(z[ln] >> desc.shift)
+        # Stage 6: saturation to sat_bits: sh fits iff its bits from sat_bits - 1 up are all
+        # equal, i.e. sh & mask is 0 or mask, where mask = sat_lo = -2^(sat_bits-1).
+        y = per_lane("ew_y", signed(yw))
+        sat_mask = Signal(signed(pw))
+        m.d.sync += sat_mask.eq(desc.sat_lo)
+        for ln in range(P):
+            hi_bits = sh[ln] & sat_mask
+            fits = (hi_bits == 0) | (hi_bits == sat_mask)
+            m.d.sync += y[ln].eq(Mux(~f_rq | fits, sh[ln], Mux(sh[ln][-1], desc.sat_lo, desc.sat_hi)))
+        # Stage 7: values that feed the neuron stage.
+        theta7 = carry("ew_theta7", theta1, unsigned(tb), 5)
+        b7 = carry("ew_b7", opb, signed(bw), 5)
+        ymt = per_lane("ew_ymt", signed(max(yw, tb + 1) + 1))
+        y8 = per_lane("ew_y8", signed(yw))
+        yadd = per_lane("ew_yadd", signed(max(yw, bw) + 1))
+        msp = per_lane("ew_msp", signed(yw + 2))
+        yand = per_lane("ew_yand", unsigned(sb))
+        for ln in range(P):
+            m.d.sync += [
+                ymt[ln].eq(y[ln] - theta7[ln]), y8[ln].eq(y[ln]), yadd[ln].eq(y[ln] + b7[ln]),
+                msp[ln].eq(y[ln] + ms_rnd), yand[ln].eq(y[ln][:sb] & b7[ln][:sb]),
+            ]
+        # Stage 8: neuron and write. The membrane loop (leak, integrate, fire, reset) is the
+        # only logic between two membrane registers: U - theta comes precomputed.
+        add_mask = Signal(signed(len(yadd[0])))
+        m.d.sync += add_mask.eq(desc.add_lo)
+        out_int, out_spk = [], []
+        for ln in range(P):
+            membrane = Signal(signed(mw), name=f"membrane{ln}")
+            v_prev = Mux(c8.first_t, 0, membrane)
+            v_leak = v_prev >> desc.leak
+            u = Signal(signed(mw), name=f"ew_u{ln}")
+            w = Signal(signed(uw), name=f"ew_w{ln}")
+            m.d.comb += [u.eq(v_leak + y8[ln]), w.eq(v_leak + ymt[ln])]
+            fire = ~w[-1]
+            with m.If(c8.valid & c8.wr & f_lif):
+                m.d.sync += membrane.eq(Mux(fire, Mux(f_soft, w, 0), u))
+            msr = msp[ln] >> desc.ms_shift
+            ms = Mux(msr[-1], 0, Mux(msr > desc.levels, desc.levels, msr))
             spike = Signal(sb, name=f"spike{ln}")
-            op = desc.op
-            with m.If(is_lif):
-                m.d.comb += spike.eq(fire)
-            with m.Elif(~is_red & (op == _EW_OPS["multispike"])):
-                m.d.comb += spike.eq(ms)
-            with m.Else():  # and
-                m.d.comb += spike.eq(y[:sb] & s2_b[ln][:sb])
-            iv = Mux(~is_red & (op == _EW_OPS["add"]), y_add, y)
+            m.d.comb += spike.eq(Mux(f_lif, fire, Mux(f_ms, ms, yand[ln])))
+            hi_bits = yadd[ln] & add_mask
+            fits = (hi_bits == 0) | (hi_bits == add_mask)
+            y_add = Mux(fits, yadd[ln], Mux(yadd[ln][-1], desc.add_lo, desc.add_hi))
+            iv = Mux(f_add, y_add, y8[ln])
             out_int.append(iv[:ib])
             out_spk.append(spike)
 
-        spike_out = (is_red & (desc.op == _RED_OPS["mask"])) | (
-            ~is_red & ((desc.op == _EW_OPS["lif"]) | (desc.op == _EW_OPS["multispike"]) |
-                       (desc.op == _EW_OPS["and"])))
-        is_out = ~is_red & (desc.op == _EW_OPS["out"])
-        with m.If(s2):
-            with m.If(is_out):
+        with m.If(c8.valid & c8.wr):
+            with m.If(f_out):
                 for ln in range(P):
                     for j in range(K):
-                        with m.If(s2_tile * P + ln == j):
-                            m.d.sync += logits[j].eq(out_int[ln] + const_lane(ln)[1])
-            with m.Elif(spike_out):
-                row = desc.dst_base + s2_t * Mux(is_red, 1, desc.N) + Mux(is_red, 0, s2_n)
+                        with m.If(c8.tile * P + ln == j):
+                            m.d.sync += logits[j].eq(y8[ln])
+            with m.Elif(f_spk):
                 for ln, (wp, _ra, _rb) in enumerate(banks):
-                    m.d.comb += [wp.addr.eq(row), wp.data.eq(Cat(*([out_spk[ln]] * S)))]
-                    real = s2_tile * P + ln < desc.C  # lanes past the last channel write nothing
+                    m.d.comb += [wp.addr.eq(desc.dst_base + c8.widx), wp.data.eq(Cat(*([out_spk[ln]] * S)))]
+                    real = c8.tile * P + ln < desc.C  # lanes past the last channel write nothing
                     for s in range(S):
-                        m.d.comb += wp.en[s].eq(real & (s2_tile == s))
+                        m.d.comb += wp.en[s].eq(real & (c8.tile == s))
             with m.Else():
-                word = desc.dst_base + (s2_t * Mux(is_red, 1, desc.N) + Mux(is_red, 0, s2_n)) * desc.tiles \
-                    + s2_tile
-                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(word), im_w.data.eq(Cat(*out_int))]
+                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(desc.dst_base + c8.widx), im_w.data.eq(Cat(*out_int))]
 
+        with m.If(c8.valid & c8.last):
+            m.d.sync += active.eq(0)
+            m.d.comb += done.eq(1)
         with m.If(start):
-            m.d.sync += [active.eq(1), tile.eq(0), n.eq(0), t.eq(0), phase.eq(0)]
+            m.d.sync += [active.eq(1), run.eq(1), tile.eq(0), n.eq(0), t.eq(0), ii.eq(0), ii_n.eq(0),
+                         si.eq(0), bi.eq(0), tbr.eq(0), ti.eq(0)]

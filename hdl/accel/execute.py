@@ -23,7 +23,7 @@ TIMING = dict(
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
     syn_drain=2,        # a drain blocks the next position end for 2 + accumulator words cycles
     syn_drain_tail=4,   # after the last drain: pipeline fill and flush of the pass
-    ew_latency=3,       # EW/RED: pipeline depth, paid once per tile
+    ew_latency=8,       # EW/RED: pipeline depth, paid once per pass (tiles follow without a gap)
     red_epilogue=0,     # RED: the epilogue is pipelined behind the next (tile, t)
 )
 
@@ -165,7 +165,7 @@ def execute_program(prog, image):
                 ints[p.dst] = x
             elif p.op == "out":
                 logits = x.reshape(-1) + bias
-            c += p.tiles * (p.N * p.T + TIMING["ew_latency"])
+            c += p.tiles * p.N * p.T + TIMING["ew_latency"]
         elif p.kind == RED:
             mult, bias, theta = (prog.consts[p.c_base:p.c_base + p.tiles, :, j].reshape(-1) for j in range(3))
             if p.op == "pool":
@@ -178,7 +178,7 @@ def execute_program(prog, image):
                 kv = (k & v).reshape(k.shape[0], -1, Cd).sum(1)
                 m, _ = golden.lif(kv[None], theta[:Cd], p.leak, "soft" if p.soft else "hard")
                 spikes[p.dst] = m[0][:, None, None, :]
-            c += p.tiles * (p.T * (p.N + TIMING["red_epilogue"]) + TIMING["ew_latency"])
+            c += p.tiles * p.T * (p.N + TIMING["red_epilogue"]) + TIMING["ew_latency"]
         cycles[p.node] = c
     cls = int(golden.classify(logits[None])[0])
     return ExecResult(logits=logits, cls=cls, spikes=spikes, ints=ints, cycles=cycles, events=n_events)
