@@ -314,8 +314,10 @@ class Engine(wiring.Component):
         desc_mem = Memory(shape=unsigned(dw), depth=len(self.desc_rows) * nw, init=self.plan._desc_init())
         m.submodules.desc_mem = desc_mem
         desc_r = desc_mem.read_port()
-        desc = data.View(self.desc_layout, Signal(self.desc_layout.size))
+        # The descriptor register is a shift register of nw pieces (piece 0 lowest when full);
+        # its fields are meaningless while it loads, when no pass runs.
         desc_bits = Signal(nw * dw)
+        desc = data.View(self.desc_layout, desc_bits[:self.desc_layout.size])
         desc_k = Signal(range(nw + 1))
 
         # Default port enables.
@@ -388,8 +390,7 @@ class Engine(wiring.Component):
                     m.next = "DESC2"
             with m.State("DESC2"):
                 m.d.sync += desc_k.eq(0)
-                whole = Cat(desc_bits[dw:], desc_r.data) if nw > 1 else desc_r.data
-                m.d.sync += desc.as_value().eq(whole[:self.desc_layout.size])
+                m.d.sync += desc_bits.eq(Cat(desc_bits[dw:], desc_r.data) if nw > 1 else desc_r.data)
                 m.next = "START"
             with m.State("START"):
                 with m.If(desc.kind == _KIND[SYN]):
