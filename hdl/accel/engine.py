@@ -38,6 +38,20 @@ def _log2(n):
     return max(0, (int(n) - 1).bit_length())
 
 
+def _two_or_more(bits):
+    """1 when at least two bits of ``bits`` are set: a tree of (any, two or more) pairs."""
+    nodes = [(bits[i], Const(0, 1)) for i in range(len(bits))]
+    while len(nodes) > 1:
+        nxt = []
+        for i in range(0, len(nodes) - 1, 2):
+            (a1, m1), (a2, m2) = nodes[i], nodes[i + 1]
+            nxt.append((a1 | a2, m1 | m2 | (a1 & a2)))
+        if len(nodes) % 2:
+            nxt.append(nodes[-1])
+        nodes = nxt
+    return nodes[0][1]
+
+
 def result_layout(logit_bits):
     """Result payload: ``value`` (a logit, or the class on the last beat) and ``last``."""
     return data.StructLayout({"value": signed(logit_bits), "last": 1})
@@ -151,7 +165,9 @@ class EnginePlan:
     def _pass_consts(self, p):
         """Products of descriptor fields the engine needs as constants of a pass (its running
         pointers add them), so that no multiplier sits in an address path."""
-        return dict(nt=p.N * p.tiles if p.kind != SYN else 0)
+        if p.kind == SYN:
+            return dict(nt=0, sw=p.stride * p.Wi, sp00=-p.pad * p.Wi - p.pad)
+        return dict(nt=p.N * p.tiles, sw=0, sp00=0)
 
     def _descriptor(self, p):
         prog = self.prog
@@ -430,82 +446,119 @@ class Engine(wiring.Component):
 
     # --- SYN: event-driven accumulation ----------------------------------------------------
     def _elab_syn(self, m, desc, start, done, banks, img_r, im_a, im_w, wm_r, amems, hst, event_ctr):
+        """Row generator | read | 3-row FIFO | scan | decode 1 | decode 2 | issue | I | A.
+
+        The generator walks (t, y', x', t_rows, ky, kx) one tap per cycle with running
+        pointers (no multiplier): the read address is a time base plus a spatial pointer. The
+        scan stage takes the lowest set bit of the current row each cycle; two decode stages
+        turn its index into the head's tile range, ``channel * tiles`` and the weight base;
+        the issue stage sends one (event, tile) per cycle to the accumulator pipeline exactly
+        as before, so the per-position timing rules are unchanged.
+        """
         prog = self.prog
         P = prog.lanes
         S, sb = prog.spike_slots, self.slot_bits
         ib, wb, ab = self.ib, self.wb, self.ab
         Rw = self.row_bits
         cmax = S * P
+        syn = [p for p in prog.passes if p.kind == SYN]
+        # Spatial pointer y * Wi + x (negative inside the padding), coordinates, addresses.
+        sp_max = max((p.Hi + p.pad + 1) * (p.Wi + p.pad + 1) for p in syn)
+        spw = _ubits(sp_max) + 1
+        cw_ = _ubits(max(max(p.Hi, p.Wi) + p.pad + max(p.stride, p.kh, p.kw) for p in syn)) + 1
+        rows_w = _ubits(max(prog.spike_rows, prog.image.N, 1))
+        ww = _ubits(max(len(prog.weights), prog.int_words, 1))
 
         active = Signal()
         # Row generator ------------------------------------------------------------------
-        t = Signal(16)
-        oy = Signal(16)
-        ox = Signal(16)
-        tr = Signal(16)
-        ky = Signal(16)
-        kx = Signal(16)
+        t = Signal(len(desc.T))
+        oy = Signal(len(desc.Ho))
+        ox = Signal(len(desc.Wo))
+        tr = Signal(len(desc.t_rows))
+        ky = Signal(len(desc.kh))
+        kx = Signal(len(desc.kw))
         gen_on = Signal()
-        tt = Mux(desc.t_rows == 1, t, tr)
-        y = Signal(signed(18))
-        x = Signal(signed(18))
-        m.d.comb += [y.eq(oy * desc.stride + ky - desc.pad), x.eq(ox * desc.stride + kx - desc.pad)]
+        y = Signal(signed(cw_))      # oy * stride + ky - pad
+        x = Signal(signed(cw_))      # ox * stride + kx - pad
+        ys = Signal(signed(cw_))     # oy * stride - pad
+        xs = Signal(signed(cw_))     # ox * stride - pad
+        sp = Signal(signed(spw))     # y * Wi + x
+        sp_k = Signal(signed(spw))   # y * Wi + xs   (start of the kernel row)
+        sp_p = Signal(signed(spw))   # ys * Wi + xs  (the position's first tap)
+        sp_o = Signal(signed(spw))   # ys * Wi - pad (the first position of the output row)
+        tb_t = Signal(rows_w)        # src_base + t * HW          (position time step)
+        tb2_t = Signal(rows_w)       # src2_base + t * HW
+        wb_t = Signal(ww)            # w_base + t * t_stride
+        tb = Signal(rows_w)          # src_base + tt * HW         (row time step)
+        tb2 = Signal(rows_w)         # src2_base + tt * HW
+        wb_tt = Signal(ww)           # w_base + tt * t_stride
+        wptr = Signal(ww)            # w_base + tap * tap_stride + tt * t_stride
+        sw = self._pass_const(m, "sw")      # stride * Wi
+        sp00 = self._pass_const(m, "sp00")  # -pad * Wi - pad
         inb = (y >= 0) & (y < desc.Hi) & (x >= 0) & (x < desc.Wi)
-        ky_max = Signal(signed(18))
-        kx_max = Signal(signed(18))
-        m.d.comb += [
-            ky_max.eq(Mux(desc.Hi - 1 + desc.pad - oy * desc.stride < desc.kh - 1,
-                          desc.Hi - 1 + desc.pad - oy * desc.stride, desc.kh - 1)),
-            kx_max.eq(Mux(desc.Wi - 1 + desc.pad - ox * desc.stride < desc.kw - 1,
-                          desc.Wi - 1 + desc.pad - ox * desc.stride, desc.kw - 1)),
-        ]
-        row_last = (tr == desc.t_rows - 1) & (ky == ky_max) & (kx == kx_max)
-        row_off = Signal(24)
-        m.d.comb += row_off.eq(tt * desc.HW + y * desc.Wi + x)
+        # Last in-grid tap of the position (only read for in-grid taps).
+        row_last = (tr == desc.t_rows - 1) & ((ky == desc.kh - 1) | (y == desc.Hi - 1)) & \
+            ((kx == desc.kw - 1) | (x == desc.Wi - 1))
 
-        # FIFO of fetched rows (2 entries) and the read in flight.
-        fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(2)]
-        fifo_v = [Signal(cmax * sb, name=f"fifo_v{i}") for i in range(2)]
-        fifo_tap = [Signal(16, name=f"fifo_tap{i}") for i in range(2)]
-        fifo_tt = [Signal(16, name=f"fifo_tt{i}") for i in range(2)]
-        fifo_last = [Signal(name=f"fifo_last{i}") for i in range(2)]
-        count = Signal(range(3))
+        # FIFO of fetched rows (3 entries, so the generator never waits for the scan stage's
+        # decision of the same cycle) and the read in flight.
+        NF = 3
+        fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
+        fifo_v = [Signal(cmax * sb, name=f"fifo_v{i}") for i in range(NF)]
+        fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
+        fifo_last = [Signal(name=f"fifo_last{i}") for i in range(NF)]
+        count = Signal(range(NF + 1))
         infl = Signal()
-        infl_tap = Signal(16)
-        infl_tt = Signal(16)
+        infl_wb = Signal(ww)
         infl_last = Signal()
         pop = Signal()
 
-        can_issue = gen_on & ((count + infl - pop) < 2)
+        can_issue = gen_on & ((count + infl) < NF)
         issue = Signal()
         m.d.comb += issue.eq(can_issue & inb)
         # Read addresses (spike banks port A: event rows; port B: V rows).
         for wp, ra, rb in banks:
-            m.d.comb += [ra.addr.eq(desc.src_base + row_off), rb.addr.eq(desc.src2_base + row_off)]
-        m.d.comb += img_r.addr.eq(y * desc.Wi + x)  # the image is stored once for every t
+            m.d.comb += [ra.addr.eq(tb + sp), rb.addr.eq(tb2 + sp)]
+        m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
 
         with m.If(can_issue):  # advance the generator (a tap outside the grid costs its cycle here)
             last_kx = kx == desc.kw - 1
             last_ky = ky == desc.kh - 1
             last_tr = tr == desc.t_rows - 1
-            m.d.sync += kx.eq(Mux(last_kx, 0, kx + 1))
-            with m.If(last_kx):
-                m.d.sync += ky.eq(Mux(last_ky, 0, ky + 1))
-                with m.If(last_ky):
-                    m.d.sync += tr.eq(Mux(last_tr, 0, tr + 1))
-                    with m.If(last_tr):
-                        last_ox = ox == desc.Wo - 1
-                        last_oy = oy == desc.Ho - 1
-                        m.d.sync += ox.eq(Mux(last_ox, 0, ox + 1))
-                        with m.If(last_ox):
-                            m.d.sync += oy.eq(Mux(last_oy, 0, oy + 1))
-                            with m.If(last_oy):
-                                m.d.sync += t.eq(t + 1)
-                                with m.If(t == desc.T - 1):
-                                    m.d.sync += gen_on.eq(0)
+            last_ox = ox == desc.Wo - 1
+            last_oy = oy == desc.Ho - 1
+            with m.If(~last_kx):
+                m.d.sync += [kx.eq(kx + 1), x.eq(x + 1), sp.eq(sp + 1), wptr.eq(wptr + desc.tap_stride)]
+            with m.Elif(~last_ky):
+                m.d.sync += [kx.eq(0), ky.eq(ky + 1), x.eq(xs), y.eq(y + 1), sp_k.eq(sp_k + desc.Wi),
+                             sp.eq(sp_k + desc.Wi), wptr.eq(wptr + desc.tap_stride)]
+            with m.Elif(~last_tr):
+                m.d.sync += [kx.eq(0), ky.eq(0), tr.eq(tr + 1), x.eq(xs), y.eq(ys), sp_k.eq(sp_p),
+                             sp.eq(sp_p), tb.eq(tb + desc.HW), tb2.eq(tb2 + desc.HW),
+                             wb_tt.eq(wb_tt + desc.t_stride), wptr.eq(wb_tt + desc.t_stride)]
+            with m.Elif(~last_ox):
+                m.d.sync += [kx.eq(0), ky.eq(0), tr.eq(0), ox.eq(ox + 1), xs.eq(xs + desc.stride),
+                             x.eq(xs + desc.stride), y.eq(ys), sp_p.eq(sp_p + desc.stride),
+                             sp_k.eq(sp_p + desc.stride), sp.eq(sp_p + desc.stride),
+                             tb.eq(tb_t), tb2.eq(tb2_t), wb_tt.eq(wb_t), wptr.eq(wb_t)]
+            with m.Elif(~last_oy):
+                m.d.sync += [kx.eq(0), ky.eq(0), tr.eq(0), ox.eq(0), oy.eq(oy + 1),
+                             ys.eq(ys + desc.stride), y.eq(ys + desc.stride), xs.eq(-desc.pad),
+                             x.eq(-desc.pad), sp_o.eq(sp_o + sw), sp_p.eq(sp_o + sw), sp_k.eq(sp_o + sw),
+                             sp.eq(sp_o + sw), tb.eq(tb_t), tb2.eq(tb2_t), wb_tt.eq(wb_t), wptr.eq(wb_t)]
+            with m.Else():
+                m.d.sync += [kx.eq(0), ky.eq(0), tr.eq(0), ox.eq(0), oy.eq(0), t.eq(t + 1),
+                             ys.eq(-desc.pad), y.eq(-desc.pad), xs.eq(-desc.pad), x.eq(-desc.pad),
+                             sp_o.eq(sp00), sp_p.eq(sp00), sp_k.eq(sp00), sp.eq(sp00),
+                             tb_t.eq(tb_t + desc.HW), tb.eq(tb_t + desc.HW),
+                             tb2_t.eq(tb2_t + desc.HW), tb2.eq(tb2_t + desc.HW),
+                             wb_t.eq(wb_t + desc.t_stride), wb_tt.eq(wb_t + desc.t_stride),
+                             wptr.eq(wb_t + desc.t_stride)]
+                with m.If(t == desc.T - 1):
+                    m.d.sync += gen_on.eq(0)
         m.d.sync += infl.eq(issue)
         with m.If(issue):
-            m.d.sync += [infl_tap.eq(ky * desc.kw + kx), infl_tt.eq(tt), infl_last.eq(row_last)]
+            m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last)]
 
         # Flatten the fetched row: spikes channel-major with plane stride 2^pbs.
         row_s = Signal(Rw)
@@ -524,54 +577,113 @@ class Engine(wiring.Component):
                 img_r.data[c * self.pixel_bits:(c + 1) * self.pixel_bits])
         fetched = Mux(desc.src_img, row_i, row_s)
 
-        # Push the fetched row, pop to the event stage.
+        # Push the fetched row, pop to the scan stage.
         push = infl
         with m.If(pop):
-            m.d.sync += [fifo_bits[0].eq(fifo_bits[1]), fifo_v[0].eq(fifo_v[1]),
-                         fifo_tap[0].eq(fifo_tap[1]), fifo_tt[0].eq(fifo_tt[1]),
-                         fifo_last[0].eq(fifo_last[1])]
+            for i in range(NF - 1):
+                m.d.sync += [fifo_bits[i].eq(fifo_bits[i + 1]), fifo_v[i].eq(fifo_v[i + 1]),
+                             fifo_wb[i].eq(fifo_wb[i + 1]), fifo_last[i].eq(fifo_last[i + 1])]
         slot_idx = Mux(pop, count - 1, count)
         with m.If(push):
-            for i in range(2):
+            for i in range(NF):
                 with m.If(slot_idx == i):
-                    m.d.sync += [fifo_bits[i].eq(fetched), fifo_v[i].eq(row_v), fifo_tap[i].eq(infl_tap),
-                                 fifo_tt[i].eq(infl_tt), fifo_last[i].eq(infl_last)]
+                    m.d.sync += [fifo_bits[i].eq(fetched), fifo_v[i].eq(row_v), fifo_wb[i].eq(infl_wb),
+                                 fifo_last[i].eq(infl_last)]
         m.d.sync += count.eq(count + push - pop)
 
-        # Event stage ------------------------------------------------------------------
+        # Scan stage: the lowest set bit of the row, one per cycle ------------------------
         pending = Signal(Rw)
-        cur_v = Signal(cmax * sb)
-        cur_last = Signal()
-        row_wbase = Signal(24)
-        cur_tt = Signal(16)
-        row_on = Signal()          # a row is loaded in ``pending``
-        first = Signal(init=1)     # next issue is the first tile of its event
-        tile_r = Signal(16)
-        bank = Signal()            # accumulator bank of the current position
-        stall = Signal()
-
+        e1_v = Signal(cmax * sb)
+        e1_wb = Signal(ww)
+        e1_last = Signal()
+        e1_on = Signal()           # a row is loaded in ``pending``
         low = Signal(Rw)
         m.d.comb += low.eq(pending & (~pending + 1))
+        rest = Signal(Rw)
+        m.d.comb += rest.eq(pending & (pending - 1))
+        single = Signal()          # at most one set bit: the row ends with this item
+        m.d.comb += single.eq(~_two_or_more(pending))
         idx = Signal(_ubits(Rw))
         m.d.comb += idx.eq(one_hot_index(low))
-        ev_c = Signal(16)
-        ev_b = Signal(8)
+
+        # Items: an event (channel, plane) or, for a row without events, an empty item; each
+        # carries the row's flags. Stages D1, D2 and E (issue) hold one item each.
+        def item(name):
+            return {
+                "valid": Signal(name=f"{name}_valid"), "ev": Signal(name=f"{name}_ev"),
+                "idx": Signal(len(idx), name=f"{name}_idx"), "row_end": Signal(name=f"{name}_row_end"),
+                "pos_last": Signal(name=f"{name}_pos_last"), "wb": Signal(ww, name=f"{name}_wb"),
+                "v": Signal(cmax * sb, name=f"{name}_v"),
+            }
+        d1, d2, e = item("d1"), item("d2"), item("e")
+        d1_c = Signal(16)
+        d1_b = Signal(8)
         m.d.comb += [
-            ev_c.eq(Mux(desc.src_img, idx >> self.pbi, idx >> self.pbs)),
-            ev_b.eq(Mux(desc.src_img, idx & ((1 << self.pbi) - 1), idx & ((1 << self.pbs) - 1))),
+            d1_c.eq(Mux(desc.src_img, d1["idx"] >> self.pbi, d1["idx"] >> self.pbs)),
+            d1_b.eq(Mux(desc.src_img, d1["idx"] & ((1 << self.pbi) - 1), d1["idx"] & ((1 << self.pbs) - 1))),
         ]
-        lo = Signal(16)
-        m.d.comb += lo.eq(Mux(desc.heads_on, hst[desc.h_base + ev_c], 0))
-        tile_lo = Mux(desc.heads_on, lo >> _log2(P), 0)
-        tile_hi = Mux(desc.heads_on, (lo + desc.hd - 1) >> _log2(P), desc.tiles - 1)
-        tile = Mux(first, tile_lo, tile_r)
-        has_ev = pending != 0
-        last_tile = tile == tile_hi
-        rest = pending & (pending - 1)
-        row_finish = row_on & ~stall & (~has_ev | (last_tile & (rest == 0)))
+        d2_c = Signal(16)
+        d2_b = Signal(8)
+        d2_lo = Signal(16)     # first channel of the event's head
+        d2_ct = Signal(ww)     # channel * tiles
+        e_b = Signal(8)
+        e_ct = Signal(ww)
+        e_lo = Signal(16)
+        e_base = Signal(ww)    # weight word of the event's tile 0: wb + channel * tiles
+        e_tile = Signal(16)
+        e_tile_hi = Signal(16)
+        e_first = Signal()
+        bank = Signal()        # accumulator bank of the current position
+        dr_busy = Signal()
+
+        # Issue stage E: one (event, tile) per cycle.
+        e_at_last = ~e["ev"] | (e_tile == e_tile_hi)
+        e_final = e["row_end"] & e["pos_last"] & e_at_last   # the position's last cycle
+        stall = Signal()       # a position can only end (swap banks) when the drain engine is free
+        m.d.comb += stall.eq(e["valid"] & e_final & dr_busy)
+        e_go = e["valid"] & ~stall
+        ev_issue = Signal()
+        m.d.comb += ev_issue.eq(e_go & e["ev"])
+        pos_end = Signal()
+        m.d.comb += pos_end.eq(e_go & e_final)
+        e_ready = ~e["valid"] | (e_go & e_at_last)
+        d2_ready = ~d2["valid"] | e_ready
+        d1_ready = ~d1["valid"] | d2_ready
+        emit = e1_on & d1_ready
+        row_done = emit & single
+
+        with m.If(emit):
+            m.d.sync += pending.eq(rest)
+        with m.If(row_done):
+            m.d.sync += e1_on.eq(0)
+        m.d.comb += pop.eq((~e1_on | row_done) & active & (count > 0))
+        with m.If(pop):
+            m.d.sync += [pending.eq(fifo_bits[0]), e1_v.eq(fifo_v[0]), e1_wb.eq(fifo_wb[0]),
+                         e1_last.eq(fifo_last[0]), e1_on.eq(1)]
+
+        # Stage D1: the head's first channel, channel * tiles.
+        with m.If(d1_ready):
+            m.d.sync += [d1["valid"].eq(emit), d1["ev"].eq(pending != 0), d1["idx"].eq(idx),
+                         d1["row_end"].eq(single), d1["pos_last"].eq(e1_last), d1["wb"].eq(e1_wb),
+                         d1["v"].eq(e1_v)]
+        with m.If(d2_ready):
+            m.d.sync += [d2[k].eq(d1[k]) for k in d2]
+            m.d.sync += [d2_c.eq(d1_c), d2_b.eq(d1_b), d2_ct.eq(d1_c * desc.tiles),
+                         d2_lo.eq(Mux(desc.heads_on, hst[desc.h_base + d1_c], 0))]
+        # Stage D2: the tile range and the weight base.
+        with m.If(e_ready):
+            m.d.sync += [e[k].eq(d2[k]) for k in e]
+            m.d.sync += [e_b.eq(d2_b), e_ct.eq(d2_ct), e_lo.eq(d2_lo), e_base.eq(d2["wb"] + d2_ct),
+                         e_first.eq(1),
+                         e_tile.eq(Mux(desc.heads_on, d2_lo >> _log2(P), 0)),
+                         e_tile_hi.eq(Mux(desc.heads_on, (d2_lo + desc.hd - 1) >> _log2(P), desc.tiles - 1))]
+        with m.Elif(ev_issue):
+            m.d.sync += [e_tile.eq(e_tile + 1), e_first.eq(0)]
+        # Count events (once per event, at its first tile).
+        with m.If(ev_issue & e_first):
+            m.d.sync += event_ctr.eq(event_ctr + 1)
 
         # Drain engine state.
-        dr_busy = Signal()
         dr_delay = Signal()        # first drain cycle waits for the last accumulator write
         dr_bank = Signal()
         dr_word = Signal(16)
@@ -580,33 +692,6 @@ class Engine(wiring.Component):
         dr_wr = Signal()
         dr_wr_addr = Signal(24)
         dr_wr_bank = Signal()
-        # A position can only end (swap banks) when the drain engine is free.
-        pos_end = Signal()
-        m.d.comb += stall.eq(row_on & cur_last & dr_busy &
-                             (~has_ev | (last_tile & (rest == 0))))
-        m.d.comb += pos_end.eq(row_finish & cur_last)
-
-        # Issue (one (event, tile) per cycle).
-        ev_issue = Signal()
-        m.d.comb += ev_issue.eq(row_on & has_ev & ~stall)
-        with m.If(ev_issue):
-            with m.If(last_tile):
-                m.d.sync += [pending.eq(rest), first.eq(1)]
-            with m.Else():
-                m.d.sync += [tile_r.eq(tile + 1), first.eq(0)]
-        # Count events (once per event, at its first tile).
-        with m.If(ev_issue & first):
-            m.d.sync += event_ctr.eq(event_ctr + 1)
-
-        # Load the next row.
-        want = (~row_on | row_finish) & active
-        m.d.comb += pop.eq(want & (count > 0))
-        with m.If(row_finish):
-            m.d.sync += row_on.eq(0)
-        with m.If(pop):
-            m.d.sync += [pending.eq(fifo_bits[0]), cur_v.eq(fifo_v[0]), cur_last.eq(fifo_last[0]),
-                         cur_tt.eq(fifo_tt[0]), row_on.eq(1), first.eq(1),
-                         row_wbase.eq(desc.w_base + fifo_tap[0] * desc.tap_stride + fifo_tt[0] * desc.t_stride)]
         with m.If(pos_end):
             m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(1), dr_word.eq(0),
                          dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words)]
@@ -616,28 +701,22 @@ class Engine(wiring.Component):
         i_b = Signal(8)
         i_word = Signal(16)
         i_bank = Signal()
-        i_c = Signal(16)
-        i_tile = Signal(16)
-        i_wbase = Signal(24)
+        i_waddr = Signal(ww)
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
         vl = []
         for ln in range(P):
-            opts = Array(cur_v[(s * P + ln) * sb:(s * P + ln + 1) * sb] for s in range(S))
-            ch = tile * P + ln
-            in_head = (ch >= lo) & (ch < lo + desc.hd)
-            vl.append(Mux(in_head, opts[tile], 0))
+            opts = Array(e["v"][(s * P + ln) * sb:(s * P + ln + 1) * sb] for s in range(S))
+            ch = e_tile * P + ln
+            in_head = (ch >= e_lo) & (ch < e_lo + desc.hd)
+            vl.append(Mux(in_head, opts[e_tile], 0))
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
         m.d.sync += i_valid.eq(ev_issue)
         with m.If(ev_issue):
-            m.d.sync += [i_b.eq(ev_b), i_c.eq(ev_c), i_tile.eq(tile), i_bank.eq(bank),
-                         i_wbase.eq(row_wbase),
-                         i_word.eq(Mux(desc.accsel_ch, ev_c * desc.tiles + tile, tile))]
+            m.d.sync += [i_b.eq(e_b), i_bank.eq(bank), i_waddr.eq(e_base + e_tile),
+                         i_word.eq(Mux(desc.accsel_ch, e_ct + e_tile, e_tile))]
             m.d.sync += [i_v[ln].eq(vl[ln]) for ln in range(P)]
-        waddr = Signal(24)
-        m.d.comb += waddr.eq(i_wbase + i_c * desc.tiles + i_tile)
-        m.d.comb += wm_r.addr.eq(waddr)
-        syn_im_addr = Signal(24)
-        m.d.comb += syn_im_addr.eq(waddr)
+        m.d.comb += wm_r.addr.eq(i_waddr)
+        syn_im_addr = i_waddr
         for k, (wp, rr, rd) in enumerate(amems):
             m.d.comb += rr.addr.eq(i_word)
 
@@ -688,10 +767,14 @@ class Engine(wiring.Component):
         # Start / done.
         with m.If(start):
             m.d.sync += [active.eq(1), gen_on.eq(1), t.eq(0), oy.eq(0), ox.eq(0), tr.eq(0),
-                         ky.eq(0), kx.eq(0), dst_ptr.eq(0), row_on.eq(0), count.eq(0),
-                         first.eq(1), bank.eq(0)]
-        idle = active & ~start & ~gen_on & ~infl & (count == 0) & ~row_on & ~i_valid & ~a_valid & \
-            ~dr_busy & ~dr_wr
+                         ky.eq(0), kx.eq(0), dst_ptr.eq(0), e1_on.eq(0), count.eq(0), bank.eq(0),
+                         y.eq(-desc.pad), x.eq(-desc.pad), ys.eq(-desc.pad), xs.eq(-desc.pad),
+                         sp.eq(sp00), sp_k.eq(sp00), sp_p.eq(sp00), sp_o.eq(sp00),
+                         tb_t.eq(desc.src_base), tb.eq(desc.src_base), tb2_t.eq(desc.src2_base),
+                         tb2.eq(desc.src2_base), wb_t.eq(desc.w_base), wb_tt.eq(desc.w_base),
+                         wptr.eq(desc.w_base)]
+        idle = active & ~start & ~gen_on & ~infl & (count == 0) & ~e1_on & ~d1["valid"] & ~d2["valid"] & \
+            ~e["valid"] & ~i_valid & ~a_valid & ~dr_busy & ~dr_wr
         with m.If(idle):
             m.d.sync += active.eq(0)
             m.d.comb += done.eq(1)

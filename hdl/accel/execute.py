@@ -22,7 +22,7 @@ TIMING = dict(
     syn_row=1,          # a row with no event costs one cycle in the event stage
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
     syn_drain=2,        # a drain blocks the next position end for 2 + accumulator words cycles
-    syn_drain_tail=4,   # after the last drain: pipeline fill and flush of the pass
+    syn_drain_tail=7,   # pipeline fill (read, FIFO, scan, 2 decode stages) and flush of the pass
     ew_latency=8,       # EW/RED: pipeline depth, paid once per pass (tiles follow without a gap)
     red_epilogue=0,     # RED: the epilogue is pipelined behind the next (tile, t)
 )
