@@ -65,7 +65,7 @@ async def host_runtime_through_uart_pins(dut):
         "logits_match": sum(r["logits_match"] for r in rows),
         "accuracy": sum(r["cls"] == r["label"] for r in rows) / len(rows),
         "results": rows,
-        "retries": link.stats.retries,
+        "retries": link.stats.retries + (loaded.retries if loaded is not None else 0),
         "nacks": {ErrorCode(k).name: v for k, v in link.stats.nacks.items()},
         "bad_replies": link.stats.bad_replies,
         "timeouts": link.stats.timeouts,
