@@ -140,3 +140,16 @@ def test_single_port_ram_model_cycle_behaviour():
     sim.add_testbench(bench)
     sim.run()
     assert seen == [0x1234, 0x1234, 0x1234, 0x0F0F]
+
+
+def test_spram_verilog_instantiates_the_primitive():
+    """For synthesis the SPRAM mapping becomes SB_SPRAM256KA instances: three integer banks and
+    the weights (the behavioural model, simulated above, has the same ports and timing)."""
+    from spikeforge.hdl.accel.engine import Engine
+    from spikeforge.hdl.accel.generate import verilog_text
+
+    prog = compile_model(random_model(4, channels=8), 1, memory="spram")
+    text = verilog_text(Engine(prog, spram_primitive=True))
+    assert text.count("SB_SPRAM256KA ") == 4
+    assert "POWEROFF" in text and "MASKWREN" in text
+    assert "SB_SPRAM256KA" not in verilog_text(Engine(prog))
