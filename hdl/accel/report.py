@@ -131,16 +131,17 @@ def compile_for_target(model, lanes, target=None):
 def logic_estimate(program, extra=None):
     """Estimated logic of the engine (``extra``: ``{"lut", "ff"}`` of what surrounds it).
 
-    Calibrated on synthesis (Yosys + nextpnr) of the shipped model: about 4,000 LUT4s and
-    2,400 flip-flops at one lane on the iCE40UP5K, and some 1,400 LUTs per further lane (ECP5).
-    ``cells``: iCE40 logic cells, a LUT4 and a flip-flop each, when flip-flops that cannot
-    share a cell with their LUT are counted (about half of them).
+    Calibrated on synthesis (Yosys + nextpnr, ice40-up5k, one lane): 2,559 LUT4s and 1,872
+    flip-flops for a random 8-channel model (spike rows of 16 bits), about 4,100 and 2,700 for
+    the shipped model (rows of 64 bits); some 1,400 LUTs per further lane (ECP5, 8 lanes).
+    ``cells``: iCE40 logic cells (a LUT4 and a flip-flop each); measured, about two thirds of
+    the flip-flops need a cell of their own.
     """
     eng = EnginePlan(program)
     P = program.lanes
-    lut = 1800 + 1400 * P + 12 * eng.row_bits + (extra or {}).get("lut", 0)
-    ff = 1200 + 800 * P + 6 * eng.row_bits + (extra or {}).get("ff", 0)
-    return {"lut": int(lut), "ff": int(ff), "cells": int(lut + ff // 2), "multipliers": P}
+    lut = 650 + 1400 * P + 32 * eng.row_bits + (extra or {}).get("lut", 0)
+    ff = 800 + 800 * P + 17 * eng.row_bits + (extra or {}).get("ff", 0)
+    return {"lut": int(lut), "ff": int(ff), "cells": int(lut + 2 * ff // 3), "multipliers": P}
 
 
 def analyze(program, *, target=None, images=None, extra_logic=None):
