@@ -77,8 +77,9 @@ def precheck(program, target):
         raise DoesNotFit(
             f"the model does not fit {target.name} ({target.device}) with {program.lanes} lanes: "
             + "; ".join(analysis["problems"])
-            + " (needed vs available). Try fewer lanes (--lanes) or a larger board "
-              "(ulx3s-85f); nothing was synthesized")
+            + " (needed vs available). Try "
+            + ("fewer lanes (--lanes) or " if program.lanes > 1 else "a smaller model or ")
+            + "a larger board (ulx3s-85f); nothing was synthesized")
     return analysis
 
 
