@@ -62,18 +62,24 @@ def _say(progress, line):
         progress(line)
 
 
+# The UART host link, its result adapter and the LED logic around the engine (measured on
+# ice40-up5k: about 840 LUTs with weight loading).
+LINK_LOGIC = {"lut": 900, "ff": 600}
+
+
 def precheck(program, target):
     """Analytic report for ``target``'s device; :class:`DoesNotFit` listing every resource
     whose need exceeds the device ("needed vs available") when the model does not fit."""
     from ..hdl.accel.report import analyze
 
-    analysis = analyze(program, target=target.device)
+    analysis = analyze(program, target=target.device, extra_logic=LINK_LOGIC)
     if not analysis["fits"]:
         raise DoesNotFit(
             f"the model does not fit {target.name} ({target.device}) with {program.lanes} lanes: "
             + "; ".join(analysis["problems"])
-            + " (needed vs available). Try fewer lanes (--lanes) or a larger board "
-              "(ulx3s-85f); nothing was synthesized")
+            + " (needed vs available). Try "
+            + ("fewer lanes (--lanes) or " if program.lanes > 1 else "a smaller model or ")
+            + "a larger board (ulx3s-85f); nothing was synthesized")
     return analysis
 
 
@@ -135,7 +141,7 @@ def _yosys_counts(stat_path, family):
     return counts, {k: v for k, v in sorted(cells.items()) if not k.startswith("$")}
 
 
-def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="build", seed=1,
+def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_dir="build", seed=1,
                 allow_timing_fail=False, progress=print, timeout=3600):
     """Build a bitstream of ``model`` for ``board``; returns the report (a JSON-able dict).
 
@@ -143,10 +149,12 @@ def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="
     :class:`BuildError` (a tool failed or is missing), ``ValueError`` (bad board, clock, baud),
     :class:`~spikeforge.hdl.accel.program.MappingError` (the model cannot be mapped).
     """
-    from ..hdl.accel.program import compile_model
+    from ..hdl.accel.report import DeviceTooSmall, compile_for_target
     from .top import BoardTop
 
     target = get_target(board)
+    if lanes is None:
+        lanes = target.default_lanes
     dev = DEVICES[target.device]
     out_dir = Path(out_dir)
     t_all = time.monotonic()
@@ -155,7 +163,17 @@ def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="
 
     t0 = time.monotonic()
     _say(progress, f"[1/{stages}] compile the model for {lanes} lanes")
-    program = compile_model(model, lanes)
+    try:
+        program = compile_for_target(model, lanes, target.device)
+    except DeviceTooSmall as e:
+        raise DoesNotFit(f"the model does not fit {target.name} ({target.device}) with {lanes} lanes: {e} "
+                         "(needed vs available). Try fewer lanes (--lanes) or a larger board (ulx3s-85f); "
+                         "nothing was synthesized") from None
+    spram = program.memory.kind == "spram"
+    if spram:
+        _say(progress, f"      SPRAM mapping: integer memory in {program.memory.int_banks} SPRAM banks, "
+                       f"weights ({program.memory.weight_words} words) in SPRAM, loaded by the host "
+                       "at start-up")
     seconds["compile"] = time.monotonic() - t0
 
     t0 = time.monotonic()
@@ -163,6 +181,7 @@ def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="
     analysis = precheck(program, target)
     seconds["precheck"] = time.monotonic() - t0
     _say(progress, f"      fits: {analysis['device']['bram_blocks']}/{dev.totals['bram']} block RAMs, "
+                   f"{analysis['device']['spram_blocks']}/{dev.totals['spram']} SPRAMs, "
                    f"about {analysis['logic_estimate']['lut']}/{dev.totals['lut']} LUTs (estimate)")
 
     t0 = time.monotonic()
@@ -221,6 +240,7 @@ def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="
     compute_ips = clk.mhz * 1e6 / cyc["mean"]
     report = {
         "board": target.name, "device": target.device, "lanes": lanes,
+        "memory_map": analysis["memory_map"],
         "clock": clk.as_dict(), "fmax_mhz": fmax, "fmax_by_clock": fmax_by_clock, "timing_met": timing_met,
         "baud": baud, "uart_divisor": top.divisor,
         "resources": resources, "placed": placed, "cells": cells,
@@ -228,7 +248,9 @@ def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="
         "images_per_second": {"compute": compute_ips,
                               "compute_at_fmax": (fmax * 1e6 / cyc["mean"]) if fmax else None,
                               "uart_link": link_ips, "end_to_end": 1 / (1 / compute_ips + 1 / link_ips)},
-        "precheck": {"bram_blocks": analysis["device"]["bram_blocks"], "logic_estimate": analysis["logic_estimate"]},
+        "precheck": {"bram_blocks": analysis["device"]["bram_blocks"],
+                     "spram_blocks": analysis["device"]["spram_blocks"],
+                     "logic_estimate": analysis["logic_estimate"]},
         "files": {}, "build_dir": str(work), "seconds": {},
     }
 
@@ -236,6 +258,9 @@ def build_board(model, board, *, lanes=8, clock_mhz=None, baud=115200, out_dir="
     v_name = f"spikeforge_{target.name}.v"
     files = {"verilog": out_dir / v_name, "report": out_dir / "build_report.json"}
     atomic_write(files["verilog"], (work / "top_rtl.v").read_bytes())
+    if spram:  # what `spikeforge run` loads into the weight SPRAM after configuration
+        files["weights"] = out_dir / "weights.hex"
+        atomic_write(files["weights"], "".join(f"{int(w):04x}\n" for w in program.weight_image()).encode())
     if timing_met or allow_timing_fail:
         files["bitstream"] = out_dir / bit_name
         atomic_write(files["bitstream"], (work / target.bitstream).read_bytes())

@@ -2,6 +2,7 @@
 :mod:`spikeforge.cli`). Each ``run_*`` returns the exit status; errors are printed as one line
 ``spikeforge <command>: error: ...`` on stderr; progress goes to stderr, results to stdout."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -47,7 +48,8 @@ def _positive_float(text):
 def add_build_arguments(p):
     p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
     p.add_argument("--board", required=True, choices=target_names(), help="target board")
-    p.add_argument("--lanes", type=int, default=8, help="engine lanes P (power of two; default 8)")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="engine lanes P (power of two; default: the board's, 1 on icebreaker, 8 on ulx3s-85f)")
     p.add_argument("--clock", type=_positive_float, default=None, metavar="MHZ",
                    help="system clock in MHz (default: the board's default; a PLL makes other clocks)")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
@@ -115,6 +117,8 @@ def add_run_arguments(p):
     p.add_argument("--board", required=True, choices=target_names(), help="target board")
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
     p.add_argument("--baud", type=int, default=115200, help="UART baud rate the bitstream was built with")
+    p.add_argument("--lanes", type=int, default=None,
+                   help="lanes the bitstream was built with (default: the board's default)")
     p.add_argument("--images", type=int, default=100, help="number of test images (default 100)")
     p.add_argument("--timeout", type=_positive_float, default=1.0, help="seconds per attempt (default 1)")
     p.add_argument("--retries", type=int, default=3, help="re-sends after a failed attempt (default 3)")
@@ -174,17 +178,19 @@ def format_run(s):
 
 def run_run(args):
     from ..data import load_digits_split
-    from ..hdl.accel.program import compile_model
+    from ..hdl.accel.report import compile_for_target
     from .runtime import HostLink, LinkError, ResultMismatchError, SerialTransport
 
     try:
-        get_target(args.board)
+        target = get_target(args.board)
         _, model = _load_model(args.model)
         if args.images < 1:
             raise ValueError(f"--images is {args.images}; allowed: 1 or more")
         images, labels = load_digits_split("test")
         images, labels = images[:args.images], labels[:args.images]
-        program = compile_model(model, 1)  # only for the image size, pixel range and class count
+        # The image size, pixel range, class count, and whether the build keeps its weights in
+        # SPRAM (then the host loads them first): the same mapping decision as `spikeforge build`.
+        program = compile_for_target(model, args.lanes or target.default_lanes, target.device)
         img = program.image
         transport = SerialTransport(args.port, args.baud)
     except (ValueError, OSError, TypeError) as e:
@@ -193,11 +199,18 @@ def run_run(args):
         with transport:
             link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
                             max_value=int(img.levels), timeout=args.timeout, retries=args.retries)
+            loaded = None
+            if program.memory.kind == "spram":
+                words = program.weight_image()
+                _progress(f"loading {len(words)} weight words into SPRAM")
+                loaded = link.load_weights(words, progress=lambda done, total: _progress(
+                    f"  weights {done}/{total}") if done == total or done % 2048 == 0 else None)
             summary = run_images(link, model, images, labels,
                                  progress=(lambda i, line: _progress(line)) if args.verbose else
                                  (lambda i, line: _progress(f"{i + 1}/{len(images)}") if (i + 1) % 20 == 0 else None))
     except (LinkError, ResultMismatchError) as e:
         return _err("run", str(e), 1)
+    summary["weights_loaded"] = None if loaded is None else dataclasses.asdict(loaded)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "results" or args.verbose}, indent=1))
     else:

@@ -19,35 +19,46 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
-    "SYNC", "HEADER_BYTES", "TRAILER_BYTES", "MAX_PAYLOAD", "MsgType", "ErrorCode", "Frame",
+    "VERSION", "SYNC", "HEADER_BYTES", "TRAILER_BYTES", "MAX_PAYLOAD", "MsgType", "ErrorCode", "Frame",
     "FrameError", "crc16", "crc16_update", "encode_frame", "FrameDecoder", "decode_frames", "encode_image",
     "decode_image", "image_payload_length", "Result", "result_payload_length", "encode_result",
-    "decode_result", "encode_error", "decode_error", "argmax_lowest",
+    "decode_result", "encode_error", "decode_error", "argmax_lowest", "MAX_WEIGHT_WORDS",
+    "weights_payload_length", "encode_weights", "decode_weights", "Loaded", "LOADED_PAYLOAD", "encode_loaded",
+    "decode_loaded",
 ]
 
 SYNC = 0xA5
 HEADER_BYTES = 5      # SYNC, type, seq, length lo, length hi
 TRAILER_BYTES = 2     # CRC hi, CRC lo
-MAX_PAYLOAD = 1024    # no message of version 1 is longer; longer lengths are rejected
+VERSION = 2
+MAX_PAYLOAD = 1024    # no message is longer; longer lengths are rejected
+MAX_WEIGHT_WORDS = (MAX_PAYLOAD - 2) // 2  # words in one WEIGHTS frame (511)
+LOADED_PAYLOAD = 3    # LOADED: next_word (u16 LE), loaded (u8)
 CRC_INIT = 0xFFFF
 CRC_POLY = 0x1021
 
 
 class MsgType(enum.IntEnum):
     """Message types. Host-to-board types are below 0x80, board-to-host types 0x80 and up."""
-    IMAGE = 0x01   # host -> board: pixels, one byte each, row-major (spec §2)
-    RESULT = 0x81  # board -> host: K logits (int32 LE), class (u8), cycles (u32 LE)
-    ERROR = 0x82   # board -> host: the request with this seq was rejected (a NACK): code (u8)
+    IMAGE = 0x01    # host -> board: pixels, one byte each, row-major (spec §2)
+    WEIGHTS = 0x02  # host -> board: offset (u16 LE, a word index), then n words (u16 LE each)
+    RESULT = 0x81   # board -> host: K logits (int32 LE), class (u8), cycles (u32 LE)
+    ERROR = 0x82    # board -> host: the request with this seq was rejected (a NACK): code (u8)
+    LOADED = 0x83   # board -> host: ACK of a WEIGHTS frame: next_word (u16 LE), loaded (u8)
 
 
 class ErrorCode(enum.IntEnum):
-    """Code byte of an ERROR message. Every code is a NACK: the host may retry."""
+    """Code byte of an ERROR message: the request was rejected (a NACK). The host retries all
+    but NOT_LOADED (which cannot succeed until the weights are loaded)."""
     BAD_CRC = 1     # the CRC did not match: transmission error
     BAD_LENGTH = 2  # the length field does not fit the message type
     BAD_TYPE = 3    # unknown message type
     BAD_VALUE = 4   # CRC correct but a pixel is above the input's max_value
     TIMEOUT = 5     # the frame stopped before its end (inter-byte timeout): truncated
-    BUSY = 6        # an image arrived while the previous one was still being handed on
+    BUSY = 6        # an image arrived while the previous one was still being handed on; or a
+                    # WEIGHTS frame while an image is in flight
+    NOT_LOADED = 7  # an IMAGE arrived while the weights are not completely loaded
+    BAD_OFFSET = 8  # a WEIGHTS frame whose offset is not the board's next_word (0 for begin load)
 
 
 class FrameError(ValueError):
@@ -268,3 +279,59 @@ def decode_error(payload):
         return ErrorCode(payload[0])
     except ValueError:
         return payload[0]
+
+
+def _check_u16(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= 0xFFFF:
+        raise ValueError(f"{name} is {value!r}; allowed: an integer 0..65535")
+    return int(value)
+
+
+def weights_payload_length(words):
+    """Payload length of a WEIGHTS frame with ``words`` words: ``2 + 2 * words``."""
+    return 2 + 2 * words
+
+
+def encode_weights(offset, words, seq=0):
+    """WEIGHTS frame: ``words`` (each 0..65535, at most :data:`MAX_WEIGHT_WORDS`) to be written
+    from word ``offset`` on. ``encode_weights(0, [])`` is "begin load"."""
+    offset = _check_u16("offset", offset)
+    words = list(words)
+    if len(words) > MAX_WEIGHT_WORDS:
+        raise ValueError(f"{len(words)} words; allowed: at most {MAX_WEIGHT_WORDS} per WEIGHTS frame")
+    if not words and offset:
+        raise ValueError(f"offset is {offset} with no words; allowed: 0 (begin load)")
+    payload = offset.to_bytes(2, "little")
+    payload += b"".join(_check_u16(f"word {i}", w).to_bytes(2, "little") for i, w in enumerate(words))
+    return encode_frame(MsgType.WEIGHTS, seq, payload)
+
+
+def decode_weights(payload):
+    """``(offset, words)`` of a WEIGHTS payload (words a list of ints)."""
+    n = len(payload)
+    if n < 2 or n % 2 or n > MAX_PAYLOAD:
+        raise FrameError(f"WEIGHTS payload is {n} bytes; expected 2 + 2*n, at most {MAX_PAYLOAD}",
+                         code=ErrorCode.BAD_LENGTH)
+    offset = int.from_bytes(payload[:2], "little")
+    words = [int.from_bytes(payload[k:k + 2], "little") for k in range(2, n, 2)]
+    return offset, words
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """Payload of a LOADED frame: the board's ``next_word`` and whether all words are loaded."""
+    next_word: int
+    loaded: bool
+
+
+def encode_loaded(next_word, loaded, seq=0):
+    payload = _check_u16("next_word", next_word).to_bytes(2, "little") + bytes([1 if loaded else 0])
+    return encode_frame(MsgType.LOADED, seq, payload)
+
+
+def decode_loaded(payload):
+    if len(payload) != LOADED_PAYLOAD:
+        raise FrameError(f"LOADED payload is {len(payload)} bytes; expected {LOADED_PAYLOAD}")
+    if payload[2] > 1:
+        raise FrameError(f"LOADED flag is {payload[2]}; expected 0 or 1")
+    return Loaded(int.from_bytes(payload[:2], "little"), bool(payload[2]))

@@ -6,10 +6,13 @@ The frame format and message types are those of :mod:`spikeforge.boards.hostlink
 - :class:`FrameReceiver`: bytes in, IMAGE frames checked (CRC, type, length, pixel range,
   inter-byte timeout) and buffered; only a frame that passed every check is handed on as a
   pixel stream. A rejected frame is reported on ``err`` (to be answered with an ERROR frame).
-- :class:`FrameTransmitter`: RESULT (logits, class, cycle count) and ERROR frames out as bytes.
-- :class:`UARTHostLink`: UART rx -> receiver -> ``image`` stream; ``result`` stream ->
-  transmitter -> UART tx; rejected frames answered with ERROR; it measures the cycle count
-  from the last pixel handed on to the result.
+  With ``weight_words`` it also takes WEIGHTS frames: their words go out on ``weights`` as they
+  arrive and the frame is acknowledged (LOADED) after its CRC passed.
+- :class:`FrameTransmitter`: RESULT (logits, class, cycle count), ERROR and LOADED frames out as
+  bytes.
+- :class:`UARTHostLink`: UART rx -> receiver -> ``image`` stream (and ``weights``); ``result``
+  stream -> transmitter -> UART tx; rejected frames answered with ERROR; it measures the cycle
+  count from the last pixel handed on to the result.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -18,13 +21,20 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..hdl.params import check_int, field_bits
-from .hostlink import CRC_INIT, CRC_POLY, SYNC, ErrorCode, MsgType, result_payload_length
+from .hostlink import (
+    CRC_INIT, CRC_POLY, LOADED_PAYLOAD, MAX_PAYLOAD, MAX_WEIGHT_WORDS, SYNC, ErrorCode, MsgType,
+    result_payload_length,
+)
 from .uart import UARTRx, UARTTx, _check_divisor
 
 __all__ = [
-    "crc16_step", "image_layout", "error_layout", "result_layout", "FrameReceiver",
-    "FrameTransmitter", "UARTHostLink",
+    "crc16_step", "image_layout", "error_layout", "result_layout", "weight_layout", "LOADED_REPORT",
+    "FrameReceiver", "FrameTransmitter", "UARTHostLink",
 ]
+
+#: ``code`` of an ``err`` report that is not an error but the LOADED acknowledgement of a
+#: WEIGHTS frame (no :class:`ErrorCode` is 0).
+LOADED_REPORT = 0
 
 
 def crc16_step(crc, byte):
@@ -44,8 +54,15 @@ def image_layout(max_value):
 
 
 def error_layout():
-    """Rejected frame report: ERROR ``code`` (:class:`ErrorCode`) and the frame's ``seq``."""
+    """Reply report: ERROR ``code`` (:class:`ErrorCode`, or :data:`LOADED_REPORT` for the
+    LOADED acknowledgement of a WEIGHTS frame) and the frame's ``seq``."""
     return data.StructLayout({"code": 8, "seq": 8})
+
+
+def weight_layout(weight_words):
+    """Weight memory write: word address ``addr`` (``bit_length(weight_words - 1)`` bits, at
+    least 1) and the 16-bit word ``data``."""
+    return data.StructLayout({"addr": unsigned(max(1, (weight_words - 1).bit_length())), "data": unsigned(16)})
 
 
 def result_layout(classes, logit_bits, cycle_bits=32, *, with_meta=True):
@@ -62,15 +79,28 @@ def result_layout(classes, logit_bits, cycle_bits=32, *, with_meta=True):
 
 
 class FrameReceiver(wiring.Component):
-    """Receive IMAGE frames from a byte stream and hand on only images that passed all checks.
+    """Receive IMAGE (and WEIGHTS) frames from a byte stream; hand on only images that passed
+    all checks, write weight words as they arrive.
 
     Bytes outside a frame are skipped until SYNC. The header is checked at its end: type
-    IMAGE and length ``pixels``, else ``BAD_TYPE`` / ``BAD_LENGTH`` is reported and the
-    receiver hunts for the next SYNC. The payload is written to an image buffer; at the
-    frame's end the CRC (run over type through CRC, must be 0) decides: ``BAD_CRC``, else a
-    pixel above ``max_value`` gives ``BAD_VALUE``, else an image still being handed on gives
-    ``BUSY``, else the image is handed on from the buffer. A frame in which no byte arrives
-    for ``timeout_cycles`` cycles is dropped with ``TIMEOUT`` (truncated frame).
+    IMAGE (or WEIGHTS with ``weight_words``) and a length that fits it, else ``BAD_TYPE`` /
+    ``BAD_LENGTH`` is reported and the receiver hunts for the next SYNC. An IMAGE payload is
+    written to an image buffer; at the frame's end the CRC (run over type through CRC, must be
+    0) decides: ``BAD_CRC``, else a pixel above ``max_value`` gives ``BAD_VALUE``, else weights
+    not completely loaded give ``NOT_LOADED``, else an image still being handed on gives
+    ``BUSY``, else the image is handed on from the buffer. A frame in which no byte arrives for
+    ``timeout_cycles`` cycles is dropped with ``TIMEOUT`` (truncated frame).
+
+    WEIGHTS (``docs/hostlink.md``): length even, 2..1024; after the two offset bytes the
+    offset must be ``next_word`` (0 when the frame has no words: begin load), else
+    ``BAD_OFFSET``; ``offset + n`` must not pass ``weight_words``, else ``BAD_LENGTH``; an image
+    in flight (``busy`` or being handed on) or a word not yet taken on ``weights`` gives
+    ``BUSY``. Each rejection is made before any word is written. The words go out on
+    ``weights`` as they arrive; only when the CRC passed does ``next_word`` become
+    ``offset + n`` (begin load: 0), ``loaded`` become ``next_word == weight_words``, and a
+    :data:`LOADED_REPORT` go out on ``err``. A frame whose words were not all taken in time
+    (one word is held; the next one completes two byte times later) is answered ``BUSY``
+    instead and changes nothing.
 
     Parameters
     ----------
@@ -80,6 +110,9 @@ class FrameReceiver(wiring.Component):
         Largest pixel value (1..255); pixels are ``bit_length(max_value)`` bits wide.
     timeout_cycles : int
         Inter-byte timeout within a frame, in cycles (0: none). Choose a few byte times.
+    weight_words : int
+        Words of the loadable weight memory (0..65535); 0: no WEIGHTS frames (``BAD_TYPE``)
+        and none of the members below marked "weights".
 
     Members
     -------
@@ -88,25 +121,45 @@ class FrameReceiver(wiring.Component):
     o : ``Out(stream.Signature(image_layout(max_value)))``
         Pixels of an accepted image, row-major, ``last`` on the final one.
     err : ``Out(stream.Signature(error_layout()))``
-        One report per rejected frame. One report is held; while it is not taken, further
-        reports are dropped (the host then times out and retries).
+        One report per rejected frame (and, with weights, per committed WEIGHTS frame). One
+        report is held; while it is not taken, further reports are dropped (the host then
+        times out and retries) and no WEIGHTS frame is committed.
+    weights : ``Out(stream.Signature(weight_layout(weight_words)))`` (weights)
+        One write per received word, held until taken.
+    next_word : ``Out(range(weight_words + 1))`` (weights)
+        The next word a WEIGHTS frame must start at; constant while a LOADED report is held.
+    loaded : ``Out(1)`` (weights)
+        All ``weight_words`` words have been loaded (set with the last chunk's LOADED report,
+        cleared by begin load).
+    busy : ``In(1)`` (weights)
+        An image is in flight beyond the receiver (until its RESULT has been sent).
     """
 
-    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0):
+    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0):
         name = type(self).__name__
         self.pixels = check_int(name, "pixels", pixels, 1, 1024)
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
         self.timeout_cycles = check_int(name, "timeout_cycles", timeout_cycles, 0, 1 << 30)
+        self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
         self.pixel_bits = self.max_value.bit_length()
-        super().__init__({
+        members = {
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(image_layout(self.max_value))),
             "err": Out(stream.Signature(error_layout())),
-        })
+        }
+        if self.weight_words:
+            members.update({
+                "weights": Out(stream.Signature(weight_layout(self.weight_words))),
+                "next_word": Out(range(self.weight_words + 1)),
+                "loaded": Out(1),
+                "busy": In(1),
+            })
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         n = self.pixels
+        ww = self.weight_words
         m.submodules.buf = buf = Memory(shape=unsigned(self.pixel_bits), depth=n, init=[])
         wr = buf.write_port()
         rd = buf.read_port(domain="sync")
@@ -118,7 +171,7 @@ class FrameReceiver(wiring.Component):
         crc = Signal(16, init=CRC_INIT)
         mtype = Signal(8)
         seq = Signal(8)
-        length = Signal(16)
+        lo = Signal(8)            # low byte of the 16-bit field being received
         count = Signal(range(n))
         bad_value = Signal()
         busy_frame = Signal()
@@ -155,10 +208,13 @@ class FrameReceiver(wiring.Component):
         with m.If(self.err.ready):
             m.d.sync += err_valid.eq(0)
         can_report = ~err_valid | self.err.ready
+        report_now = Signal()
+        report_code = Signal(8)
+        with m.If(report_now & can_report):
+            m.d.sync += [err_valid.eq(1), err_code.eq(report_code), err_seq.eq(seq)]
 
         def report(code):
-            with m.If(can_report):
-                m.d.sync += [err_valid.eq(1), err_code.eq(code), err_seq.eq(seq)]
+            m.d.comb += [report_now.eq(1), report_code.eq(code)]
 
         with m.If(got):
             m.d.sync += crc.eq(crc16_step(crc, byte))
@@ -178,6 +234,31 @@ class FrameReceiver(wiring.Component):
             wr.addr.eq(count),
             wr.data.eq(byte[:self.pixel_bits]),
         ]
+
+        # weight loading state and the one-word holding register of `weights`
+        if ww:
+            is_weights = Signal()                 # the frame being received is WEIGHTS
+            next_word = Signal(range(ww + 1))
+            loaded = Signal()
+            # n + 1 from the length field on, n after the offset, then words still to come: at
+            # the frame's end 1 for begin load (n = 0), else 0
+            words = Signal(range(MAX_WEIGHT_WORDS + 2))
+            addr = Signal(range(ww + 1))          # address of the held / next word
+            w_valid = Signal()
+            w_data = Signal(16)
+            overrun = Signal()                    # a word came while the previous was still held
+            m.d.comb += [
+                self.next_word.eq(next_word),
+                self.loaded.eq(loaded),
+                self.weights.valid.eq(w_valid),
+                self.weights.payload.addr.eq(addr),
+                self.weights.payload.data.eq(w_data),
+            ]
+            with m.If(self.weights.valid & self.weights.ready):
+                m.d.sync += [w_valid.eq(0), addr.eq(addr + 1)]
+            image_not_loaded = ~loaded
+        else:
+            image_not_loaded = Const(0)
 
         def on_timeout():
             with m.If(timed_out):
@@ -205,21 +286,36 @@ class FrameReceiver(wiring.Component):
                 m.d.comb += in_frame.eq(1)
                 on_timeout()
                 with m.If(got):
-                    m.d.sync += length[:8].eq(byte)
+                    m.d.sync += lo.eq(byte)
                     m.next = "LEN1"
             with m.State("LEN1"):
                 m.d.comb += in_frame.eq(1)
                 on_timeout()
+                length = Cat(lo, byte)
                 with m.If(got):
-                    with m.If(mtype != MsgType.IMAGE):
+                    with m.If(mtype == MsgType.IMAGE):
+                        with m.If(length != n):
+                            report(ErrorCode.BAD_LENGTH)
+                            m.next = "HUNT"
+                        with m.Else():
+                            m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting)]
+                            if ww:
+                                m.d.sync += is_weights.eq(0)
+                            m.next = "PAYLOAD"
+                    if ww:
+                        with m.Elif(mtype == MsgType.WEIGHTS):
+                            # odd, below 2 or above MAX_PAYLOAD (a multiple of 256), bit by bit
+                            odd, short = lo[0], (byte == 0) & (lo[1:] == 0)
+                            long = (byte > MAX_PAYLOAD >> 8) | ((byte == MAX_PAYLOAD >> 8) & (lo != 0))
+                            with m.If(odd | short | long):
+                                report(ErrorCode.BAD_LENGTH)
+                                m.next = "HUNT"
+                            with m.Else():
+                                m.d.sync += [words.eq(length[1:]), is_weights.eq(1)]
+                                m.next = "OFFSET0"
+                    with m.Else():
                         report(ErrorCode.BAD_TYPE)
                         m.next = "HUNT"
-                    with m.Elif(Cat(length[:8], byte) != n):
-                        report(ErrorCode.BAD_LENGTH)
-                        m.next = "HUNT"
-                    with m.Else():
-                        m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting)]
-                        m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += in_frame.eq(1)
                 on_timeout()
@@ -233,6 +329,54 @@ class FrameReceiver(wiring.Component):
                         m.next = "CRC0"
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
+            if ww:
+                with m.State("OFFSET0"):
+                    m.d.comb += in_frame.eq(1)
+                    on_timeout()
+                    with m.If(got):
+                        m.d.sync += lo.eq(byte)
+                        m.next = "OFFSET1"
+                with m.State("OFFSET1"):
+                    m.d.comb += in_frame.eq(1)
+                    on_timeout()
+                    offset = Cat(lo, byte)
+                    begin = words == 1              # n = 0: begin load, offset must be 0
+                    with m.If(got):
+                        with m.If(Mux(begin, offset != 0, offset != next_word)):
+                            report(ErrorCode.BAD_OFFSET)
+                            m.next = "HUNT"
+                        with m.Elif(next_word + words > ww + 1):   # offset + n > weight_words
+                            report(ErrorCode.BAD_LENGTH)
+                            m.next = "HUNT"
+                        with m.Elif(self.busy | emitting | w_valid):
+                            report(ErrorCode.BUSY)
+                            m.next = "HUNT"
+                        with m.Else():
+                            m.d.sync += [addr.eq(next_word), overrun.eq(0)]
+                            with m.If(begin):
+                                m.next = "CRC0"
+                            with m.Else():
+                                m.d.sync += words.eq(words - 1)
+                                m.next = "WORD0"
+                with m.State("WORD0"):
+                    m.d.comb += in_frame.eq(1)
+                    on_timeout()
+                    with m.If(got):
+                        m.d.sync += lo.eq(byte)
+                        m.next = "WORD1"
+                with m.State("WORD1"):
+                    m.d.comb += in_frame.eq(1)
+                    on_timeout()
+                    with m.If(got):
+                        with m.If(w_valid & ~self.weights.ready):
+                            m.d.sync += overrun.eq(1)
+                        with m.Else():
+                            m.d.sync += [w_valid.eq(1), w_data.eq(Cat(lo, byte))]
+                        m.d.sync += words.eq(words - 1)
+                        with m.If(words == 1):
+                            m.next = "CRC0"
+                        with m.Else():
+                            m.next = "WORD0"
             with m.State("CRC0"):
                 m.d.comb += in_frame.eq(1)
                 on_timeout()
@@ -242,20 +386,31 @@ class FrameReceiver(wiring.Component):
                 m.d.comb += in_frame.eq(1)
                 on_timeout()
                 with m.If(got):
+                    m.next = "HUNT"
                     with m.If(crc16_step(crc, byte) != 0):
                         report(ErrorCode.BAD_CRC)
+                    if ww:
+                        with m.Elif(is_weights):
+                            with m.If(overrun | w_valid):
+                                report(ErrorCode.BUSY)
+                            with m.Else():
+                                report(LOADED_REPORT)
+                                begin = words[0]    # 1 after begin load, 0 after a chunk
+                                with m.If(can_report):
+                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww))]
                     with m.Elif(bad_value):
                         report(ErrorCode.BAD_VALUE)
+                    with m.Elif(image_not_loaded):
+                        report(ErrorCode.NOT_LOADED)
                     with m.Elif(busy_frame | emitting):
                         report(ErrorCode.BUSY)
                     with m.Else():
                         m.d.sync += [emitting.eq(1), out_seq.eq(seq)]
-                    m.next = "HUNT"
         return m
 
 
 class FrameTransmitter(wiring.Component):
-    """Send RESULT and ERROR frames as bytes.
+    """Send RESULT, ERROR and (with ``weight_words``) LOADED frames as bytes.
 
     Parameters
     ----------
@@ -265,6 +420,9 @@ class FrameTransmitter(wiring.Component):
         Width of a logit (2..32); sent sign-extended to 32 bits.
     cycle_bits : int
         Width of the cycle count (1..32); sent zero-extended to 32 bits.
+    weight_words : int
+        Words of the loadable weight memory (0..65535); 0: no LOADED frames and no
+        ``next_word`` / ``loaded`` inputs.
 
     Members
     -------
@@ -272,22 +430,30 @@ class FrameTransmitter(wiring.Component):
         One RESULT frame per transfer. The payload is not copied: it is read while the frame
         is sent and the transfer (``ready``) happens with the frame's last byte.
     err : ``In(stream.Signature(error_layout()))``
-        One ERROR frame per transfer (same rule). When both are valid and the transmitter is
-        idle, the ERROR frame goes first.
+        One ERROR frame per transfer (same rule); with ``weight_words``, a LOADED frame for
+        code :data:`LOADED_REPORT`. When both are valid and the transmitter is idle, the
+        ``err`` frame goes first.
+    next_word : ``In(range(weight_words + 1))``, loaded : ``In(1)`` (with ``weight_words``)
+        The payload of a LOADED frame; read while it is sent, so they must hold while a
+        LOADED report is valid.
     o : ``Out(stream.Signature(8))``
         Frame bytes, SYNC first.
     """
 
-    def __init__(self, *, classes, logit_bits=32, cycle_bits=32):
+    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0):
         name = type(self).__name__
         self.classes = check_int(name, "classes", classes, 1, 255)
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
-        super().__init__({
+        self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        members = {
             "result": In(stream.Signature(result_layout(self.classes, self.logit_bits, self.cycle_bits))),
             "err": In(stream.Signature(error_layout())),
             "o": Out(stream.Signature(8)),
-        })
+        }
+        if self.weight_words:
+            members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1)})
+        super().__init__(members)
 
     def _result_bytes(self, m):
         p = self.result.payload
@@ -304,17 +470,26 @@ class FrameTransmitter(wiring.Component):
         out += [cycles[8 * k:8 * k + 8] for k in range(4)]
         return out
 
-    def _error_bytes(self):
+    def _reply_bytes(self, m, is_loaded):
+        """Body of an ERROR frame; with weights, of a LOADED frame when ``is_loaded`` (the two
+        share their first bytes and their logic)."""
         p = self.err.payload
-        return [Const(MsgType.ERROR, 8), p.seq, Const(1, 8), Const(0, 8), p.code]
+        if not self.weight_words:
+            return [Const(MsgType.ERROR, 8), p.seq, Const(1, 8), Const(0, 8), p.code]
+        next_word = Signal(16)
+        m.d.comb += next_word.eq(self.next_word)
+        return [Mux(is_loaded, MsgType.LOADED, MsgType.ERROR), p.seq, Mux(is_loaded, LOADED_PAYLOAD, 1),
+                Const(0, 8), Mux(is_loaded, next_word[:8], p.code), next_word[8:], self.loaded]
 
     def elaborate(self, platform):
         m = Module()
-        bodies = {"RESULT": self._result_bytes(m), "ERROR": self._error_bytes()}
-        longest = max(len(b) for b in bodies.values()) + 3
+        is_err = Signal()                 # sending the err report (else the result)
+        is_loaded = Signal()              # ... and it is a LOADED acknowledgement
+        result_body = self._result_bytes(m)
+        reply_body = self._reply_bytes(m, is_loaded)
+        longest = max(len(result_body), len(reply_body)) + 3
         pos = Signal(range(longest))      # byte index in the frame: 0 SYNC, then body, then CRC
         crc = Signal(16, init=CRC_INIT)
-        is_err = Signal()
         sending = Signal()
         byte = Signal(8)
         take = self.o.valid & self.o.ready
@@ -323,34 +498,43 @@ class FrameTransmitter(wiring.Component):
         with m.If(~sending):
             with m.If(self.err.valid):
                 m.d.sync += [sending.eq(1), is_err.eq(1), pos.eq(0)]
+                if self.weight_words:
+                    m.d.sync += is_loaded.eq(self.err.payload.code == LOADED_REPORT)
             with m.Elif(self.result.valid):
                 m.d.sync += [sending.eq(1), is_err.eq(0), pos.eq(0)]
 
-        for kind, body in bodies.items():
-            total = len(body) + 3
-            with m.If(sending & (is_err == (kind == "ERROR"))):
+        def frame_end(body_len):
+            return body_len + 2           # position of the CRC's low byte: the frame's last byte
+
+        last = Mux(is_err, Mux(is_loaded, frame_end(7), frame_end(5)), frame_end(len(result_body)))
+        last_hi = Mux(is_err, Mux(is_loaded, frame_end(7) - 1, frame_end(5) - 1), frame_end(len(result_body)) - 1)
+        at_crc_hi = pos == last_hi
+        at_end = pos == last
+        with m.If(pos == 0):
+            m.d.comb += byte.eq(SYNC)
+        with m.Elif(at_crc_hi):
+            m.d.comb += byte.eq(crc[8:])
+        with m.Elif(at_end):
+            m.d.comb += byte.eq(crc[:8])
+        for body, selected in ((reply_body, is_err), (result_body, ~is_err)):
+            with m.Elif(selected):
                 with m.Switch(pos):
-                    with m.Case(0):
-                        m.d.comb += byte.eq(SYNC)
                     for k, value in enumerate(body):
                         with m.Case(k + 1):
                             m.d.comb += byte.eq(value)
-                    with m.Case(total - 2):
-                        m.d.comb += byte.eq(crc[8:])
-                    with m.Case(total - 1):
-                        m.d.comb += byte.eq(crc[:8])
-                with m.If(take):
-                    m.d.sync += pos.eq(pos + 1)
-                    with m.If(pos == 0):
-                        m.d.sync += crc.eq(CRC_INIT)
-                    with m.Elif(pos <= len(body)):
-                        m.d.sync += crc.eq(crc16_step(crc, byte))
-                    with m.If(pos == total - 1):
-                        m.d.sync += sending.eq(0)
-                        if kind == "ERROR":
-                            m.d.comb += self.err.ready.eq(1)
-                        else:
-                            m.d.comb += self.result.ready.eq(1)
+
+        with m.If(take):
+            m.d.sync += pos.eq(pos + 1)
+            with m.If(pos == 0):
+                m.d.sync += crc.eq(CRC_INIT)
+            with m.Elif(~at_crc_hi & ~at_end):
+                m.d.sync += crc.eq(crc16_step(crc, byte))
+            with m.If(at_end):
+                m.d.sync += sending.eq(0)
+        m.d.comb += [
+            self.err.ready.eq(take & at_end & is_err),
+            self.result.ready.eq(take & at_end & ~is_err),
+        ]
         return m
 
 
@@ -370,21 +554,32 @@ class UARTHostLink(wiring.Component):
         Width of the cycle counter (1..32); it saturates.
     timeout_bytes : int
         Inter-byte timeout within a frame, in byte times (1..1024).
+    weight_words : int
+        Words of a weight memory loaded over the link with WEIGHTS frames (0..65535). 0: none;
+        the link is then exactly the version 1 link (WEIGHTS answered ``BAD_TYPE``) and has
+        neither ``weights`` nor ``loaded``.
 
     Members
     -------
     rx : ``In(1)``, tx : ``Out(1)``
         The serial line.
     image : ``Out(stream.Signature(image_layout(max_value)))``
-        Checked images, pixel by pixel.
+        Checked images, pixel by pixel. With ``weight_words``, only once ``loaded``.
     result : ``In(stream.Signature(result_layout(classes, logit_bits, with_meta=False)))``
         One result (logits, class) per image, in order. The RESULT frame echoes the ``seq`` of
         the image and reports as ``cycles`` the clock cycles from the transfer of the image's
         last pixel to the cycle ``result.valid`` rose.
+    weights : ``Out(stream.Signature(weight_layout(weight_words)))`` (with ``weight_words``)
+        One write (``addr``, ``data``) per received word, in order, as the words arrive (words
+        of a frame that later fails its CRC included; the load rewrites them before ``loaded``
+        rises). One word is held until ``ready``; ``ready`` must come within two byte times,
+        else the frame is answered BUSY and the host retries it.
+    loaded : ``Out(1)`` (with ``weight_words``)
+        All ``weight_words`` words are loaded; low from reset and from a "begin load" on.
     """
 
     def __init__(self, *, divisor, pixels=64, max_value=16, classes=10, logit_bits=32, cycle_bits=32,
-                 timeout_bytes=4):
+                 timeout_bytes=4, weight_words=0):
         name = type(self).__name__
         self.divisor = _check_divisor(name, divisor)
         self.timeout_bytes = check_int(name, "timeout_bytes", timeout_bytes, 1, 1024)
@@ -393,12 +588,19 @@ class UARTHostLink(wiring.Component):
         self.classes = check_int(name, "classes", classes, 1, 255)
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
-        super().__init__({
+        self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        members = {
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
             "image": Out(stream.Signature(image_layout(self.max_value))),
             "result": In(stream.Signature(result_layout(self.classes, self.logit_bits, with_meta=False))),
-        })
+        }
+        if self.weight_words:
+            members.update({
+                "weights": Out(stream.Signature(weight_layout(self.weight_words))),
+                "loaded": Out(1),
+            })
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -406,14 +608,31 @@ class UARTHostLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(divisor=self.divisor)
         m.submodules.receiver = rcv = FrameReceiver(
             pixels=self.pixels, max_value=self.max_value,
-            timeout_cycles=10 * self.divisor * self.timeout_bytes)
+            timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words)
         m.submodules.transmitter = xmt = FrameTransmitter(
-            classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits)
+            classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits,
+            weight_words=self.weight_words)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o, rcv.i)
         wiring.connect(m, xmt.o, utx.i)
         wiring.connect(m, rcv.err, xmt.err)
         wiring.connect(m, rcv.o, wiring.flipped(self.image))
+
+        if self.weight_words:
+            wiring.connect(m, rcv.weights, wiring.flipped(self.weights))
+            m.d.comb += [
+                self.loaded.eq(rcv.loaded),
+                xmt.next_word.eq(rcv.next_word),
+                xmt.loaded.eq(rcv.loaded),
+            ]
+            # an image is in flight from its first pixel's transfer until its RESULT was sent
+            # (the host has one request in flight at a time); WEIGHTS frames are refused then
+            in_flight = Signal()
+            with m.If(xmt.result.valid & xmt.result.ready):
+                m.d.sync += in_flight.eq(0)
+            with m.If(self.image.valid & self.image.ready):
+                m.d.sync += in_flight.eq(1)
+            m.d.comb += rcv.busy.eq(in_flight)
 
         counter = Signal(self.cycle_bits)
         running = Signal()

@@ -39,6 +39,7 @@ class Target:
     bitstream: str = "top.bin"    # file name of the bitstream in Amaranth's build folder
     loader_board: str = ""        # openFPGALoader -b argument
     iceprog: bool = False         # iceprog can program it (iCE40 boards with an FTDI flasher)
+    default_lanes: int = 8        # engine lanes when --lanes is not given
 
     def make_platform(self):
         """A fresh amaranth-boards platform instance."""
@@ -52,6 +53,7 @@ TARGETS = {
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform", device="ice40-up5k", family="ice40",
         clock_resource="clk12", osc_mhz=12.0, default_clock_mhz=12.0, clock_range_mhz=(16.0, 275.0),
         leds=(("led", 0), ("led", 1)), bitstream="top.bin", loader_board="ice40_generic", iceprog=True,
+        default_lanes=1,
     ),
     "ulx3s-85f": Target(
         name="ulx3s-85f", description="Radiona ULX3S with LFE5U-85F (Lattice ECP5)",

@@ -99,13 +99,19 @@ class AcceleratorSystem(wiring.Component):
         Clock frequency (for the LED heartbeat and activity stretch only).
     leds : int
         Number of LED outputs (0..16).
+    spram_primitive : bool
+        With the SPRAM mapping (``program.memory.kind == "spram"``): instantiate
+        ``SB_SPRAM256KA`` (synthesis) rather than the behavioural model (simulation). The host
+        link then accepts WEIGHTS frames (``docs/hostlink.md``) and refuses images until the
+        weights are loaded.
     """
 
-    def __init__(self, program, *, divisor, clk_hz=12e6, leds=2):
+    def __init__(self, program, *, divisor, clk_hz=12e6, leds=2, spram_primitive=False):
         if isinstance(leds, bool) or not isinstance(leds, int) or not 0 <= leds <= 16:
             raise ValueError(f"AcceleratorSystem: leds is {leds!r}; allowed: an integer 0..16")
         self.program = program
-        self.engine = Engine(program)
+        self.engine = Engine(program, spram_primitive=spram_primitive)
+        self.weight_words = program.memory.weight_words if program.memory.kind == "spram" else 0
         img = program.image
         self.max_value = int(img.levels)
         self.pixels = img.H * img.W * img.C
@@ -118,7 +124,8 @@ class AcceleratorSystem(wiring.Component):
         self.clk_hz = float(clk_hz)
         self.n_leds = leds
         self.link = UARTHostLink(divisor=divisor, pixels=self.pixels, max_value=self.max_value,
-                                 classes=self.classes, logit_bits=self.logit_bits)
+                                 classes=self.classes, logit_bits=self.logit_bits,
+                                 **({"weight_words": self.weight_words} if self.weight_words else {}))
         self.adapter = EngineLinkAdapter(max_value=self.max_value, pixel_bits=self.engine.pixel_bits,
                                          classes=self.classes, logit_bits=self.logit_bits)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(max(leds, 1))})
@@ -133,6 +140,11 @@ class AcceleratorSystem(wiring.Component):
         wiring.connect(m, ad.pixels, eng.pixels)
         wiring.connect(m, eng.result, ad.beats)
         wiring.connect(m, ad.result, link.result)
+        if self.weight_words:
+            m.d.comb += [eng.weights.valid.eq(link.weights.valid),
+                         eng.weights.payload.addr.eq(link.weights.payload.addr),
+                         eng.weights.payload.data.eq(link.weights.payload.data),
+                         link.weights.ready.eq(eng.weights.ready)]
 
         if self.n_leds:
             stretch = max(2, int(self.clk_hz / 20))      # about 50 ms
@@ -245,7 +257,7 @@ class BoardTop(Elaboratable):
         self.baud = baud
         self.divisor = baud_divisor(self.clock.mhz * 1e6, baud)
         self.system = AcceleratorSystem(program, divisor=self.divisor, clk_hz=self.clock.mhz * 1e6,
-                                        leds=len(target.leds))
+                                        leds=len(target.leds), spram_primitive=True)
 
     def _pll_domain(self, m, platform):
         t, pll = self.target, self.clock.pll

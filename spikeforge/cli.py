@@ -43,10 +43,9 @@ def _print_json(obj):
 # --- info ----------------------------------------------------------------------------------
 
 def _accel_analysis(model, lanes, target):
-    from .hdl.accel.program import compile_model
-    from .hdl.accel.report import analyze
+    from .hdl.accel.report import analyze, compile_for_target
 
-    return analyze(compile_model(model, lanes), target=target)
+    return analyze(compile_for_target(model, lanes, target), target=target)
 
 
 def cmd_info(args):

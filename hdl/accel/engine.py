@@ -14,9 +14,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
-from .program import EW, RED, SYN
+from .memories import int_memory, weight_memory
+from .program import EW, RED, SPRAM_BITS, SYN
 
-__all__ = ["Engine", "EnginePlan", "result_layout"]
+__all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout"]
 
 
 def lane(word, i, width):
@@ -82,6 +83,11 @@ def _popcount_flags(bits):
 def result_layout(logit_bits):
     """Result payload: ``value`` (a logit, or the class on the last beat) and ``last``."""
     return data.StructLayout({"value": signed(logit_bits), "last": 1})
+
+
+def weight_load_layout():
+    """Weight load payload (SPRAM mapping): one 16-bit word ``data`` at word ``addr``."""
+    return data.StructLayout({"addr": unsigned(14), "data": unsigned(SPRAM_BITS)})
 
 
 class EnginePlan:
@@ -239,7 +245,18 @@ class EnginePlan:
                      c_base=p.c_base)
         return d
 
+    @property
+    def desc_words(self):
+        """Memory words per descriptor (one, or ``desc_word_bits`` pieces)."""
+        bits = self.prog.memory.desc_word_bits
+        return -(-self.desc_layout.size // bits) if bits else 1
+
+    @property
+    def desc_word_width(self):
+        return self.prog.memory.desc_word_bits or self.desc_layout.size
+
     def _desc_init(self):
+        """Descriptor memory words: pass ``i`` at ``i * desc_words``, lowest piece first."""
         layout = self.desc_layout
         out = []
         for i, row in enumerate(self.desc_rows):
@@ -248,7 +265,8 @@ class EnginePlan:
             for name, field in layout:
                 v = row.get(name, 0)
                 value |= (v & ((1 << field.width) - 1)) << field.offset
-            out.append(value)
+            bits = self.desc_word_width
+            out.extend((value >> (k * bits)) & ((1 << bits) - 1) for k in range(self.desc_words))
         return out
 
 
@@ -269,19 +287,29 @@ class Engine(wiring.Component):
     cycles, events : ``Out(32)``
         Cycles from the last pixel to the first result beat, and synaptic events processed,
         for the last image.
+    weights : ``In(stream.Signature(weight_load_layout()))``
+        Only with the SPRAM mapping: the words of ``program.weight_image()``, accepted while
+        the engine waits for an image. Load them all before the first image.
+
+    ``spram_primitive``: instantiate ``SB_SPRAM256KA`` for the SPRAM mapping (synthesis for
+    the iCE40UP5K) instead of the behavioural model (simulation).
     """
 
-    def __init__(self, program):
+    def __init__(self, program, *, spram_primitive=False):
         self.prog = program
         self.plan = EnginePlan(program)
+        self.spram_primitive = spram_primitive
         for name in _PLAN_FIELDS:
             setattr(self, name, getattr(self.plan, name))
-        super().__init__({
+        members = {
             "pixels": In(stream.Signature(unsigned(self.pixel_bits))),
             "result": Out(stream.Signature(result_layout(self.logit_bits))),
             "cycles": Out(32),
             "events": Out(32),
-        })
+        }
+        if program.memory.kind == "spram":
+            members["weights"] = In(stream.Signature(weight_load_layout()))
+        super().__init__(members)
 
     # --- hardware -----------------------------------------------------------------------
     def elaborate(self, platform):
@@ -308,12 +336,8 @@ class Engine(wiring.Component):
             self.debug_smem.append(mem)
             banks.append((mem.write_port(granularity=sb), mem.read_port(), mem.read_port()))
 
-        imem = Memory(shape=unsigned(P * ib), depth=max(1, prog.int_words), init=[])
-        m.submodules.imem = imem
-        self.debug_imem = imem
-        im_w = imem.write_port()
-        im_a = imem.read_port()
-        im_b = imem.read_port()
+        spram = prog.memory.kind == "spram"
+        self.debug_imem, im_w, im_a, im_b = int_memory(m, prog, P * ib, primitive=self.spram_primitive)
 
         def pack(values, width):
             v = 0
@@ -321,10 +345,8 @@ class Engine(wiring.Component):
                 v |= (int(x) & ((1 << width) - 1)) << (i * width)
             return v
 
-        wmem = Memory(shape=unsigned(P * wb), depth=max(1, len(prog.weights)),
-                      init=[pack(row, wb) for row in prog.weights])
-        m.submodules.wmem = wmem
-        wm_r = wmem.read_port()
+        wm_r, wm_load = weight_memory(m, prog, P * wb, [pack(row, wb) for row in prog.weights],
+                                      primitive=self.spram_primitive)
 
         cw = mb + bb + tb
         cmem = Memory(shape=unsigned(P * cw), depth=max(1, len(prog.consts)),
@@ -336,26 +358,37 @@ class Engine(wiring.Component):
 
         acc_depth = max(p.acc_words for p in prog.passes if p.kind == SYN)
         amems = []
-        for k in range(2):
+        for k in range(2):  # one read port per bank: a bank accumulates or drains, never both
             mem = Memory(shape=unsigned(P * ab), depth=acc_depth, init=[])
             m.submodules[f"amem{k}"] = mem
             wp = mem.write_port()
-            amems.append((wp, mem.read_port(transparent_for=(wp,)), mem.read_port(transparent_for=(wp,))))
+            rp = mem.read_port(transparent_for=(wp,))
+            amems.append((wp, rp, rp))
 
         hst = Array(Const(v, _ubits(max(self.hstart))) for v in self.hstart)
 
-        desc_mem = Memory(shape=unsigned(self.desc_layout.size), depth=len(self.desc_rows),
-                          init=self.plan._desc_init())
+        nw, dw = self.plan.desc_words, self.plan.desc_word_width
+        desc_mem = Memory(shape=unsigned(dw), depth=len(self.desc_rows) * nw, init=self.plan._desc_init())
         m.submodules.desc_mem = desc_mem
         desc_r = desc_mem.read_port()
-        desc = data.View(self.desc_layout, Signal(self.desc_layout.size))
+        # The descriptor register is a shift register of nw pieces (piece 0 lowest when full);
+        # its fields are meaningless while it loads, when no pass runs.
+        desc_bits = Signal(nw * dw)
+        desc = data.View(self.desc_layout, desc_bits[:self.desc_layout.size])
+        desc_k = Signal(range(nw + 1))
 
         # Default port enables.
         for wp, ra, rb in banks:
             m.d.comb += [ra.en.eq(1), rb.en.eq(1)]
-        m.d.comb += [im_a.en.eq(1), im_b.en.eq(1), wm_r.en.eq(1), cm_r.en.eq(1), img_r.en.eq(1)]
+        m.d.comb += [wm_r.en.eq(1), cm_r.en.eq(1), img_r.en.eq(1)]
+        if spram:  # a bank serves one access per cycle: enable only the ports in use
+            is_syn = desc.kind == _KIND[SYN]
+            m.d.comb += [im_a.en.eq(Mux(is_syn, desc.qkv_mode, desc.a_int)),
+                         im_b.en.eq(~is_syn & desc.b_used & desc.b_int)]
+        else:
+            m.d.comb += [im_a.en.eq(1), im_b.en.eq(1)]
         for wp, rr, rd in amems:
-            m.d.comb += [rr.en.eq(1), rd.en.eq(1)]
+            m.d.comb += rr.en.eq(1)
 
         # Top-level control ------------------------------------------------------------
         pc = Signal(range(len(self.desc_rows) + 1))
@@ -385,6 +418,10 @@ class Engine(wiring.Component):
         with m.FSM(name="top"):
             with m.State("IDLE"):
                 m.d.comb += self.pixels.ready.eq(1)
+                if wm_load is not None:
+                    m.d.comb += [self.weights.ready.eq(1), wm_load.en.eq(self.weights.valid),
+                                 wm_load.addr.eq(self.weights.payload.addr),
+                                 wm_load.data.eq(self.weights.payload.data)]
                 with m.If(self.pixels.valid):
                     if img.C == 1:
                         word = self.pixels.payload
@@ -398,15 +435,20 @@ class Engine(wiring.Component):
                     m.d.sync += pix_idx.eq(pix_idx + 1)
                     with m.If(pix_idx == img.N * img.C - 1):
                         m.d.sync += [pix_idx.eq(0), pc.eq(0), cycle_ctr.eq(0), event_ctr.eq(0),
-                                     counting.eq(1)]
+                                     counting.eq(1), desc_k.eq(0)]
                         m.next = "DESC"
+            # The descriptor: nw memory words, read one per cycle (pass setup: nw + 2 cycles).
             with m.State("DESC"):
-                m.d.comb += desc_r.addr.eq(pc)
-                m.d.comb += desc_r.en.eq(1)
-                m.next = "DESC2"
+                m.d.comb += [desc_r.addr.eq(pc * nw + desc_k), desc_r.en.eq(1)]
+                m.d.sync += desc_k.eq(desc_k + 1)
+                if nw > 1:
+                    with m.If(desc_k != 0):
+                        m.d.sync += desc_bits.eq(Cat(desc_bits[dw:], desc_r.data))
+                with m.If(desc_k == nw - 1):
+                    m.next = "DESC2"
             with m.State("DESC2"):
-                m.d.comb += [desc_r.addr.eq(pc), desc_r.en.eq(1)]
-                m.d.sync += desc.as_value().eq(desc_r.data)
+                m.d.sync += desc_k.eq(0)
+                m.d.sync += desc_bits.eq(Cat(desc_bits[dw:], desc_r.data) if nw > 1 else desc_r.data)
                 m.next = "START"
             with m.State("START"):
                 with m.If(desc.kind == _KIND[SYN]):
@@ -892,7 +934,8 @@ class Engine(wiring.Component):
                 m.d.sync += dr_delay.eq(dr_delay - 1)
             with m.Else():
                 for k, (wp, rr, rd) in enumerate(amems):
-                    m.d.comb += rd.addr.eq(dr_word)
+                    with m.If(dr_bank == k):
+                        m.d.comb += rd.addr.eq(dr_word)
                 m.d.sync += [dr_wr.eq(1), dr_wr_addr.eq(dr_ptr + dr_word), dr_clr_addr.eq(dr_word),
                              dr_wr_bank.eq(dr_bank), dr_word.eq(dr_word + 1)]
                 with m.If(dr_word == desc.acc_words - 1):

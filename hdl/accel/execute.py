@@ -18,7 +18,7 @@ __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING"]
 
 # Timing rules of the engine (cycles), shared with the RTL and checked by its tests.
 TIMING = dict(
-    pass_setup=3,       # load the pass descriptor, start the loops
+    pass_setup=3,       # load a one-word pass descriptor, start the loops (+1 per further word)
     syn_row=1,          # a row with no event costs one cycle in the event stage
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
     syn_drain=2,        # a drain blocks the next position end for 2 + accumulator words cycles
@@ -84,8 +84,10 @@ def execute_program(prog, image):
             return np.broadcast_to(img[None], (T_model, *img.shape))
         return spikes[name]
 
+    from .engine import EnginePlan  # the descriptor's memory words (one, or 16-bit pieces)
+    setup = TIMING["pass_setup"] + EnginePlan(prog).desc_words - 1
     for i, p in enumerate(prog.passes):
-        c = TIMING["pass_setup"]
+        c = setup
         if i == len(prog.passes) - 1:
             c += TIMING["last_flush"]
         if p.kind == SYN:

@@ -10,8 +10,8 @@ import os
 
 from ...modelfile import atomic_write
 from .engine import Engine
-from .program import MappingError, compile_model
-from .report import analyze
+from .program import MappingError
+from .report import analyze, compile_for_target
 
 __all__ = ["generate_accelerator", "TOP_NAME", "verilog_text"]
 
@@ -30,20 +30,25 @@ def generate_accelerator(model, out_dir, *, lanes=8, target=None, images=None):
 
     ``target`` (a device name of :mod:`.report`) adds the device's memory and logic check:
     a model that does not fit is refused with :class:`MappingError` before anything is
-    written. Returns ``{"verilog": path, "program": path, "report": path, "analysis": dict}``.
+    written. On the iCE40UP5K a model whose memories exceed block RAM gets the SPRAM mapping
+    (``SB_SPRAM256KA`` instances; the weights are then loaded through the ``weights`` port
+    and also written as ``weights.hex``, one 16-bit word per line). Returns ``{"verilog":
+    path, "program": path, "report": path, "analysis": dict}`` (and ``"weights"``).
     """
-    program = compile_model(model, lanes)
+    program = compile_for_target(model, lanes, target)
     analysis = analyze(program, target=target, images=images)
     if target is not None and not analysis["fits"]:
         raise MappingError(f"the model does not fit {target} with {lanes} lanes: "
                            + "; ".join(analysis["problems"]))
-    engine = Engine(program)
+    spram = program.memory.kind == "spram"
+    engine = Engine(program, spram_primitive=spram)
     text = verilog_text(engine)
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, f) for k, f in
              (("verilog", f"{TOP_NAME}.v"), ("program", "program.json"), ("report", "report.json"))}
     program_doc = {
         "lanes": lanes,
+        "memory_map": analysis["memory_map"],
         "passes": [{k: v for k, v in vars(p).items() if v not in ("", 0, None, False)}
                    for p in program.passes],
         "tensors": {n: {"space": t.space, "base": t.base, "T": t.T, "H": t.H, "W": t.W, "C": t.C}
@@ -54,4 +59,7 @@ def generate_accelerator(model, out_dir, *, lanes=8, target=None, images=None):
     atomic_write(paths["verilog"], text.encode())
     atomic_write(paths["program"], json.dumps(program_doc, indent=1).encode())
     atomic_write(paths["report"], json.dumps(analysis, indent=1).encode())
+    if spram:
+        paths["weights"] = os.path.join(out_dir, "weights.hex")
+        atomic_write(paths["weights"], "".join(f"{int(w):04x}\n" for w in program.weight_image()).encode())
     return dict(paths, analysis=analysis)

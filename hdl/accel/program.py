@@ -21,13 +21,44 @@ import numpy as np
 
 from ...graph import bits_for_range, infer
 
-__all__ = ["Pass", "Program", "compile_model", "MappingError", "SYN", "EW", "RED"]
+__all__ = ["Pass", "Program", "MemoryMap", "compile_model", "MappingError", "SYN", "EW", "RED",
+           "SPRAM_WORDS", "SPRAM_BITS"]
 
 SYN, EW, RED = "syn", "ew", "red"
 
 
 class MappingError(ValueError):
     """The model cannot be mapped onto the accelerator (says what and why)."""
+
+
+# One iCE40UP5K single-port RAM (SB_SPRAM256KA): 16,384 words of 16 bits, not initialisable.
+SPRAM_WORDS = 16384
+SPRAM_BITS = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryMap:
+    """Where the engine keeps its integer memory, weights and descriptors.
+
+    ``kind="bram"``: every memory is block RAM; weights and descriptors are initialised from
+    the bitstream. ``kind="spram"`` (iCE40UP5K): the integer memory is ``int_banks`` banks of
+    single-port SPRAM of ``int_bank_words`` words each (every tensor lies in one bank, and
+    the tensors one pass touches lie in different banks, so each bank sees at most one access
+    per cycle); the weights are one SPRAM, ``weight_pack`` weight words per 16-bit word,
+    loaded over the host link at start-up; the descriptor ROM is read in ``desc_word_bits``
+    pieces.
+    """
+    kind: str = "bram"
+    int_banks: int = 1
+    int_bank_words: int = 0      # 0: one bank of any size
+    int_bank_sprams: int = 0     # SPRAMs side by side per bank (P lanes x int bits / 16)
+    weight_pack: int = 1         # weight words per stored word
+    weight_words: int = 0        # stored weight words (spram: 16-bit words to load)
+    desc_word_bits: int = 0      # 0: one descriptor word per pass
+
+    @property
+    def sprams(self):
+        return self.int_banks * self.int_bank_sprams + (1 if self.kind == "spram" else 0)
 
 
 @dataclasses.dataclass
@@ -111,17 +142,48 @@ class Program:
     logits: Tensor
     widths: dict               # lane widths: weight, int, acc, mult, bias, theta
     classes: int
+    memory: MemoryMap = MemoryMap()
+
+    def weight_image(self):
+        """The 16-bit words a host loads into the weight SPRAM (``memory.kind == "spram"``).
+
+        Stored word ``j`` holds weight words ``j * pack .. j * pack + pack - 1``, the lowest
+        first; each weight word is its P lanes of ``weight`` bits (lane 0 lowest), two's
+        complement.
+        """
+        if self.memory.kind != "spram":
+            raise ValueError("weight_image: this program keeps its weights in block RAM "
+                             "(initialised by the bitstream); nothing to load")
+        from .engine import EnginePlan  # the lane width of the engine's weight words
+        wb = EnginePlan(self).wb
+        pack, P = self.memory.weight_pack, self.lanes
+        out = np.zeros(self.memory.weight_words, np.uint16)
+        mask = (1 << wb) - 1
+        for i, row in enumerate(self.weights):
+            word = 0
+            for ln, v in enumerate(row):
+                word |= (int(v) & mask) << (ln * wb)
+            out[i // pack] |= np.uint16(word << ((i % pack) * P * wb))
+        return out
 
 
 def _ceil_div(a, b):
     return -(-a // b)
 
 
-def compile_model(model, lanes):
-    """Map ``model`` onto an engine of ``lanes`` lanes; raises :class:`MappingError`."""
+def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None):
+    """Map ``model`` onto an engine of ``lanes`` lanes; raises :class:`MappingError`.
+
+    ``memory``: ``"bram"`` (every target) or ``"spram"`` (the iCE40UP5K's ``sprams``
+    single-port RAMs hold the integer memory and the weights; see :class:`MemoryMap`).
+    ``desc_word_bits``: read each pass descriptor in pieces of this many bits (small block
+    RAM budgets); default: whole (block RAM) or 16 (SPRAM mapping).
+    """
     P = lanes
     if not isinstance(P, int) or P < 1 or P & (P - 1) or P > 64:
         raise MappingError(f"lanes is {lanes!r}; allowed: a power of two 1..64")
+    if memory not in ("bram", "spram"):
+        raise MappingError(f"memory mapping {memory!r}; allowed: 'bram', 'spram'")
     infos = infer(model)
     T = model.time_steps
     tensors, passes = {}, []
@@ -280,12 +342,6 @@ def compile_model(model, lanes):
             raise MappingError(f"node {node.name!r}: operator {node.op!r} is not supported by the "
                                "accelerator")
 
-    spike_rows, int_words = _allocate(passes, tensors, P)
-    _check_limits(model, tensors, passes, spike_rows, int_words, P)
-    for p in passes:
-        if p.wsrc == "kv":  # Q KV reads its "weights" from the KV tensor, wherever it landed
-            p.w_base = tensors[p.src2].base
-
     # Accumulator bounds of the synaptic passes, for the accumulator and integer lane widths.
     for p in passes:
         if p.kind == SYN and p.node.endswith("#acc"):
@@ -310,7 +366,17 @@ def compile_model(model, lanes):
         theta=bits_for_range(0, int(consts_arr[..., 2].max(initial=1))),
     )
     widths["acc"] = widths["int"]
-    return Program(lanes=P, model=model, tensors=tensors, passes=passes,
+    mmap = _memory_map(memory, P, widths, len(weights_arr), sprams)
+    if desc_word_bits is not None:
+        if not isinstance(desc_word_bits, int) or desc_word_bits < 0:
+            raise MappingError(f"desc_word_bits is {desc_word_bits!r}; allowed: 0 (whole) or a width in bits")
+        mmap = dataclasses.replace(mmap, desc_word_bits=desc_word_bits)
+    spike_rows, int_words = _allocate(passes, tensors, P, mmap)
+    _check_limits(model, tensors, passes, spike_rows, int_words, P)
+    for p in passes:
+        if p.wsrc == "kv":  # Q KV reads its "weights" from the KV tensor, wherever it landed
+            p.w_base = tensors[p.src2].base
+    return Program(lanes=P, model=model, tensors=tensors, passes=passes, memory=mmap,
                    weights=weights_arr, consts=consts_arr, spike_rows=spike_rows,
                    spike_slots=_ceil_div(cmax, P),
                    spike_planes=max(int(max(spike_levels + [1])).bit_length(), 1),
@@ -329,13 +395,43 @@ def _attach_requant(p, conv, add_consts, C, theta):
     p.c_base = add_consts(C, conv.tensors["mult"], conv.tensors["bias"], theta)
 
 
-def _allocate(passes, tensors, P):
+def _memory_map(memory, P, widths, weight_words, sprams):
+    if memory == "bram":
+        return MemoryMap()
+    ib = widths["int"] + 1                 # the engine's integer lane width (EnginePlan.ib)
+    wb = max(widths["weight"], 2)          # and its weight lane width (EnginePlan.wb)
+    if P * wb > SPRAM_BITS:
+        raise MappingError(
+            f"SPRAM mapping: a weight word of {P} lanes x {wb} bits is {P * wb} bits, wider than "
+            f"the SPRAM's {SPRAM_BITS}; use at most {max(1, SPRAM_BITS // wb)} lanes")
+    pack = 1
+    while pack * 2 * P * wb <= SPRAM_BITS:
+        pack *= 2
+    stored = -(-weight_words // pack)
+    if stored > SPRAM_WORDS:
+        raise MappingError(
+            f"SPRAM mapping: the weights need {stored} 16-bit words, one SPRAM holds {SPRAM_WORDS}")
+    per_bank = -(-P * ib // SPRAM_BITS)
+    banks = (sprams - 1) // per_bank
+    if banks < 1:
+        raise MappingError(
+            f"SPRAM mapping: one integer word of {P} lanes x {ib} bits needs {per_bank} SPRAMs side "
+            f"by side; with one SPRAM for the weights, {sprams} SPRAMs leave {sprams - 1}")
+    return MemoryMap(kind="spram", int_banks=banks, int_bank_words=SPRAM_WORDS,
+                     int_bank_sprams=per_bank, weight_pack=pack, weight_words=stored,
+                     desc_word_bits=SPRAM_BITS)
+
+
+def _allocate(passes, tensors, P, mmap=MemoryMap()):
     """Place tensors in the spike and integer memories by liveness (first fit).
 
     A tensor lives from the pass that writes it to the last pass that reads it. Spike regions
     are only shared between tensors with the same channel count: the event encoder reads
     whole rows, and memory persists from one image to the next, so slots past a tensor's last
-    channel must never hold another tensor's spikes. Returns the spike rows and integer words.
+    channel must never hold another tensor's spikes. With a banked integer memory
+    (``mmap.int_bank_words``), each integer tensor lies inside one bank and the integer
+    tensors that one pass touches lie in different banks. Returns the spike rows and integer
+    words (the highest integer address + 1).
     """
     def reads(p):
         return [n for n in (p.src, p.src2, p.a, p.b) if n]
@@ -347,25 +443,56 @@ def _allocate(passes, tensors, P):
             last[n] = i
         if p.dst in tensors and p.dst not in first:
             first[p.dst] = i
+    # Integer tensors that one pass touches may not share a bank.
+    conflicts = {}
+    for p in passes:
+        ints = {n for n in (p.src, p.src2, p.a, p.b, p.dst) if n in tensors and tensors[n].space == "int"}
+        for n in ints:
+            conflicts.setdefault(n, set()).update(ints - {n})
+    banked = mmap.int_bank_words > 0
+    nbanks = mmap.int_banks if banked else 1
+    bank_words = mmap.int_bank_words if banked else None
     free = {"spike": [], "int": []}   # [start, length, max_channels]
-    top = {"spike": 0, "int": 0}
+    top = {"spike": [0], "int": [0] * nbanks}
+    bank_of = {}
 
     def size(t):
         return t.T * t.N if t.space == "spike" else t.T * t.N * _ceil_div(t.C, P)
 
     def alloc(t):
         need = size(t)
+        if t.space == "spike" or not banked:
+            banks = [0]
+        else:
+            if need > bank_words:
+                raise MappingError(
+                    f"tensor {t.name!r}: {need} integer words, one SPRAM bank holds {bank_words}")
+            taken = {bank_of[n] for n in conflicts.get(t.name, ()) if n in bank_of}
+            banks = [k for k in range(nbanks) if k not in taken]
+            if not banks:
+                raise MappingError(
+                    f"tensor {t.name!r}: no integer memory bank left that the other tensors of its "
+                    f"passes do not use ({nbanks} SPRAM banks); use fewer lanes")
         blocks = free[t.space]
         for b in blocks:
-            if b[1] >= need and (t.space == "int" or b[2] == t.C):
+            k = b[0] // bank_words if banked and t.space == "int" else 0
+            if k in banks and b[1] >= need and (t.space == "int" or b[2] == t.C):
                 t.base = b[0]
                 b[0] += need
                 b[1] -= need
                 if b[1] == 0:
                     blocks.remove(b)
+                bank_of[t.name] = k
                 return
-        t.base = top[t.space]
-        top[t.space] += need
+        tops = top[t.space]
+        k = min(banks, key=lambda k: tops[k])
+        if banked and t.space == "int" and tops[k] + need > bank_words:
+            raise MappingError(
+                f"tensor {t.name!r}: the integer memory banks are full ({nbanks} banks of "
+                f"{bank_words} words)")
+        t.base = (k * bank_words if banked and t.space == "int" else 0) + tops[k]
+        tops[k] += need
+        bank_of[t.name] = k
 
     def release(t):
         blocks = free[t.space]
@@ -373,7 +500,9 @@ def _allocate(passes, tensors, P):
         blocks.sort()
         merged = []
         for b in blocks:
-            if merged and merged[-1][0] + merged[-1][1] == b[0] and merged[-1][2] == b[2]:
+            at_bank_start = banked and t.space == "int" and b[0] % bank_words == 0
+            if merged and merged[-1][0] + merged[-1][1] == b[0] and merged[-1][2] == b[2] \
+                    and not at_bank_start:
                 merged[-1][1] += b[1]
                 merged[-1][2] = max(merged[-1][2], b[2])
             else:
@@ -390,7 +519,12 @@ def _allocate(passes, tensors, P):
         if t is not None and t.space in ("spike", "int") and first.get(p.dst) == i:
             alloc(t)
             live.append(p.dst)
-    return max(1, top["spike"]), max(1, top["int"])
+    if banked:
+        used = [k for k in range(nbanks) if top["int"][k]]
+        int_words = (max(used) * bank_words + top["int"][max(used)]) if used else 1
+    else:
+        int_words = top["int"][0]
+    return max(1, top["spike"][0]), max(1, int_words)
 
 
 # Engine limits: counters are 16 bits, addresses 24 bits, the event encoder reads whole rows.

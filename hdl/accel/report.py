@@ -4,10 +4,12 @@
   RTL follows, on real test images; beside it the spec's ``lower_bound_cycles`` (§10) from the
   golden model's counts.
 - **Memory**: every engine memory (depth x width, read ports) mapped onto the device's block
-  RAM configurations; memories with two read ports are stored twice.
+  RAM configurations (memories with two read ports are stored twice), or the SPRAM blocks
+  of the iCE40UP5K mapping.
 - **Logic**: a per-lane and fixed estimate of LUTs, flip-flops and multipliers.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,8 +18,13 @@ from ...boards.synth import DEVICES
 from ...sim.model import run_model
 from .engine import EnginePlan
 from .execute import execute_program
+from .program import SPRAM_BITS, SPRAM_WORDS, MappingError, compile_model
 
-__all__ = ["analyze", "memories", "BRAM_CONFIGS"]
+__all__ = ["analyze", "memories", "memory_fit", "compile_for_target", "DeviceTooSmall", "BRAM_CONFIGS"]
+
+
+class DeviceTooSmall(MappingError):
+    """The model's memories exceed the device with every memory mapping (needed vs available)."""
 
 # (depth, width) configurations of one block RAM, per family.
 BRAM_CONFIGS = {
@@ -28,20 +35,39 @@ _LUTRAM_BITS = 256  # memories this small become logic, not block RAM
 
 
 def memories(program):
-    """``[{name, depth, width, copies, rom}]`` of the engine built for ``program``."""
+    """``[{name, kind, depth, width, copies, rom}]`` of the engine built for ``program``.
+
+    ``kind``: "bram" (block RAM, or logic when tiny) or "spram" (iCE40UP5K single-port RAM:
+    ``copies`` is then the number of SPRAM blocks).
+    """
     eng = EnginePlan(program)
+    mm = program.memory
     P = program.lanes
     acc_depth = max(p.acc_words for p in program.passes if p.kind == "syn")
     cw = eng.mb + eng.bb + eng.tb
+
+    def mem(name, depth, width, copies, rom, kind="bram"):
+        return dict(name=name, kind=kind, depth=depth, width=width, copies=copies, rom=rom)
+
     mems = [
-        dict(name="image", depth=program.image.N, width=program.image.C * eng.pixel_bits, copies=1, rom=False),
-        dict(name="spikes", depth=max(1, program.spike_rows), width=program.spike_slots * eng.slot_bits,
-             copies=2 * P, rom=False),
-        dict(name="ints", depth=max(1, program.int_words), width=P * eng.ib, copies=2, rom=False),
-        dict(name="weights", depth=max(1, len(program.weights)), width=P * eng.wb, copies=1, rom=True),
-        dict(name="constants", depth=max(1, len(program.consts)), width=P * cw, copies=1, rom=True),
-        dict(name="accumulators", depth=acc_depth, width=P * eng.ab, copies=4, rom=False),
-        dict(name="descriptors", depth=len(program.passes), width=eng.desc_layout.size, copies=1, rom=True),
+        mem("image", program.image.N, program.image.C * eng.pixel_bits, 1, False),
+        mem("spikes", max(1, program.spike_rows), program.spike_slots * eng.slot_bits, 2 * P, False),
+    ]
+    if mm.kind == "spram":
+        mems += [
+            mem("ints", mm.int_bank_words, min(P * eng.ib, SPRAM_BITS), mm.int_banks * mm.int_bank_sprams,
+                False, "spram"),
+            mem("weights", SPRAM_WORDS, SPRAM_BITS, 1, False, "spram"),
+        ]
+    else:
+        mems += [
+            mem("ints", max(1, program.int_words), P * eng.ib, 2, False),
+            mem("weights", max(1, len(program.weights)), P * eng.wb, 1, True),
+        ]
+    mems += [
+        mem("constants", max(1, len(program.consts)), P * cw, 1, True),
+        mem("accumulators", acc_depth, P * eng.ab, 2, False),
+        mem("descriptors", len(program.passes) * eng.desc_words, eng.desc_word_width, 1, True),
     ]
     for m in mems:
         m["bits"] = m["depth"] * m["width"] * m["copies"]
@@ -52,8 +78,76 @@ def _blocks(depth, width, family):
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_CONFIGS[family])
 
 
-def analyze(program, *, target=None, images=None):
-    """The analytic report (JSON-ready). ``images``: default the first 16 test images."""
+def memory_fit(program, target):
+    """Block RAM and SPRAM use of ``program`` on device ``target``: ``(usage, problems)``.
+
+    ``usage``: ``{"bram": blocks, "spram": blocks}``; ``problems``: lines "what: needs N,
+    device has M" (empty when it fits). Also sets ``bram_blocks`` on every memory of
+    :func:`memories`'s list, which it returns as ``usage["memories"]``.
+    """
+    if target not in DEVICES:
+        raise ValueError(f"unknown target {target!r}; supported: {', '.join(DEVICES)}")
+    dev = DEVICES[target]
+    mems = memories(program)
+    bram = spram = 0
+    for m in mems:
+        if m["kind"] == "spram":
+            m["bram_blocks"] = 0
+            spram += m["copies"]
+        else:
+            m["bram_blocks"] = 0 if m["depth"] * m["width"] <= _LUTRAM_BITS else \
+                m["copies"] * _blocks(m["depth"], m["width"], dev.family)
+            bram += m["bram_blocks"]
+    problems = []
+    if bram > dev.totals["bram"]:
+        problems.append(f"block RAM: needs {bram} blocks, {target} has {dev.totals['bram']}")
+    if spram > dev.totals.get("spram", 0):
+        problems.append(f"SPRAM: needs {spram} blocks, {target} has {dev.totals.get('spram', 0)}")
+    return {"bram": bram, "spram": spram, "memories": mems}, problems
+
+
+def compile_for_target(model, lanes, target=None):
+    """:func:`compile_model` with the memory mapping ``target`` needs.
+
+    Block RAM everywhere; on a device with SPRAM (the iCE40UP5K) the SPRAM mapping when the
+    block RAM mapping does not fit the device's block RAM. On iCE40 the descriptors are read
+    in 16-bit pieces (a whole descriptor is some 200 bits wide: a dozen block RAMs).
+    """
+    if target is None or target not in DEVICES:
+        return compile_model(model, lanes)
+    ice40 = DEVICES[target].family == "ice40"
+    program = compile_model(model, lanes, desc_word_bits=SPRAM_BITS if ice40 else None)
+    if not DEVICES[target].totals.get("spram"):
+        return program
+    usage, problems = memory_fit(program, target)
+    if not problems:
+        return program
+    try:
+        return compile_model(model, lanes, memory="spram", sprams=DEVICES[target].totals["spram"])
+    except MappingError as e:
+        raise DeviceTooSmall(f"{'; '.join(problems)}; the SPRAM mapping does not fit either: {e}") from None
+
+
+def logic_estimate(program, extra=None):
+    """Estimated logic of the engine (``extra``: ``{"lut", "ff"}`` of what surrounds it).
+
+    Calibrated on synthesis (Yosys + nextpnr, ice40-up5k, one lane): 2,559 LUT4s and 1,872
+    flip-flops for a random 8-channel model (spike rows of 16 bits), about 4,100 and 2,700 for
+    the shipped model (rows of 64 bits); some 1,400 LUTs per further lane (ECP5, 8 lanes).
+    ``cells``: iCE40 logic cells (a LUT4 and a flip-flop each); measured, about two thirds of
+    the flip-flops need a cell of their own.
+    """
+    eng = EnginePlan(program)
+    P = program.lanes
+    lut = 650 + 1400 * P + 32 * eng.row_bits + (extra or {}).get("lut", 0)
+    ff = 800 + 800 * P + 17 * eng.row_bits + (extra or {}).get("ff", 0)
+    return {"lut": int(lut), "ff": int(ff), "cells": int(lut + 2 * ff // 3), "multipliers": P}
+
+
+def analyze(program, *, target=None, images=None, extra_logic=None):
+    """The analytic report (JSON-ready). ``images``: default the first 16 test images;
+    ``extra_logic``: ``{"lut", "ff"}`` around the engine (a board's host link), counted in the
+    fit check."""
     if images is None:
         from ...data import load_digits_split
 
@@ -65,13 +159,7 @@ def analyze(program, *, target=None, images=None):
     golden = run_model(program.model, images)
     bound = golden.lower_bound_cycles(P)
     mems = memories(program)
-    eng = EnginePlan(program)
-    logic = {
-        "lut": int(900 + P * (2 * eng.ab + eng.ib * 3 + 4 * eng.slot_bits * program.spike_slots)
-                   + 4 * eng.row_bits),
-        "ff": int(600 + P * (2 * eng.ab + 3 * eng.ib + 2 * 8) + 4 * eng.row_bits),
-        "multipliers": P,
-    }
+    logic = logic_estimate(program, extra_logic)
     per_pass = {}
     for r in runs:
         for k, v in r.cycles.items():
@@ -84,6 +172,7 @@ def analyze(program, *, target=None, images=None):
         "ratio_to_bound": float(cycles.mean() / np.mean(bound)),
         "cycles_per_pass": {k: round(v, 1) for k, v in per_pass.items()},
         "events_per_image": float(np.mean([r.events for r in runs])),
+        "memory_map": dataclasses.asdict(program.memory),
         "memories": mems,
         "memory_bits": {"total": int(sum(m["bits"] for m in mems)),
                         "rom": int(sum(m["bits"] for m in mems if m["rom"])),
@@ -92,22 +181,17 @@ def analyze(program, *, target=None, images=None):
         "target": target,
     }
     if target is not None:
-        if target not in DEVICES:
-            raise ValueError(f"unknown target {target!r}; supported: {', '.join(DEVICES)}")
-        dev = DEVICES[target]
-        totals = dev.totals
-        blocks = 0
-        for m in mems:
-            m["bram_blocks"] = 0 if m["depth"] * m["width"] <= _LUTRAM_BITS else \
-                m["copies"] * _blocks(m["depth"], m["width"], dev.family)
-            blocks += m["bram_blocks"]
-        problems = []
-        if blocks > totals["bram"]:
-            problems.append(f"block RAM: needs {blocks} blocks, {target} has {totals['bram']}")
-        if logic["lut"] > totals["lut"]:
-            problems.append(f"logic: needs about {logic['lut']} LUTs, {target} has {totals['lut']}")
-        report["device"] = {"name": target, "bram_blocks": blocks, "available": totals,
-                            "dsp": min(P, totals["dsp"])}
+        usage, problems = memory_fit(program, target)
+        totals = DEVICES[target].totals
+        family = DEVICES[target].family
+        if family == "ice40" and logic["cells"] > totals["lut"]:
+            problems.append(f"logic: needs about {logic['cells']} logic cells ({logic['lut']} LUTs, "
+                            f"{logic['ff']} flip-flops, estimate), {target} has {totals['lut']}")
+        elif family != "ice40" and logic["lut"] > totals["lut"]:
+            problems.append(f"logic: needs about {logic['lut']} LUTs (estimate), {target} has {totals['lut']}")
+        report["memories"] = usage["memories"]
+        report["device"] = {"name": target, "bram_blocks": usage["bram"], "spram_blocks": usage["spram"],
+                            "available": totals, "dsp": min(P, totals["dsp"])}
         report["fits"] = not problems
         report["problems"] = problems
     return report

@@ -11,14 +11,24 @@ __all__ = ["simulate_engine"]
 def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=None):
     """Simulate ``Engine(program)`` on ``images [B, H, W, C]``.
 
-    Returns ``(logits [B, K], classes [B], cycles [B], events [B])``.
+    Returns ``(logits [B, K], classes [B], cycles [B], events [B])``. With the SPRAM mapping
+    the weights are loaded through the ``weights`` stream first (``dump`` needs block RAM).
     """
     dut = Engine(program)
     images = np.asarray(images, np.int64)
     K = program.classes
     out = {"logits": [], "classes": [], "cycles": [], "events": []}
+    spram = program.memory.kind == "spram"
+    if spram and dump is not None:
+        raise ValueError("simulate_engine: memory dumps need the block RAM mapping")
 
     async def bench(ctx):
+        if spram:
+            for addr, word in enumerate(program.weight_image()):
+                ctx.set(dut.weights.payload, {"addr": addr, "data": int(word)})
+                ctx.set(dut.weights.valid, 1)
+                await ctx.tick().until(dut.weights.ready)
+            ctx.set(dut.weights.valid, 0)
         for image in images:
             for v in image.reshape(-1):
                 ctx.set(dut.pixels.payload, int(v))

@@ -132,12 +132,24 @@ def _random_config(seed):
     ), int(rng.choice([1, 2, 4, 8, 16, 32]))
 
 
+def _mapping(seed, model, lanes):
+    if seed % 3 == 1:
+        try:
+            return compile_model(model, lanes, memory="spram")
+        except MappingError:
+            pass
+    return compile_model(model, lanes, desc_word_bits=16 if seed % 2 == 0 else None)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chunk", range(8))
 def test_differential_random_models(chunk):
-    """200 random small models (shapes, bit widths, variants, T, D, lanes) vs the golden model.
+    """200 random small models (shapes, bit widths, variants, T, D, lanes, memory mappings) vs
+    the golden model.
 
-    Reproduce a failure with ``_random_config(seed)`` and ``random_model(seed, **config)``.
+    Every third seed uses the SPRAM mapping where it exists for the lane count (else block
+    RAM), every other seed reads descriptors in 16-bit pieces. Reproduce a failure with
+    ``_random_config(seed)``, ``random_model(seed, **config)`` and ``_mapping(seed, ...)``.
     """
     failures = []
     for seed in range(chunk * 25, chunk * 25 + 25):
@@ -145,7 +157,8 @@ def test_differential_random_models(chunk):
         model = random_model(seed, **config)
         images = _images(2, config["image"], seed=seed)
         want = run_model(model, images)
-        logits, classes, _, _ = simulate_engine(compile_model(model, lanes), images)
+        prog = _mapping(seed, model, lanes)
+        logits, classes, _, _ = simulate_engine(prog, images)
         if not (np.array_equal(logits, want.logits) and np.array_equal(classes, want.classes)):
-            failures.append(f"seed {seed} lanes {lanes} config {config}")
+            failures.append(f"seed {seed} lanes {lanes} memory {prog.memory} config {config}")
     assert not failures, "accelerator differs from the golden model:\n" + "\n".join(failures)

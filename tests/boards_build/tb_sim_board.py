@@ -2,8 +2,11 @@
 board system through its UART pins (UARTPinTransport). Parameters (test_parameters()): model
 (file), images (count), divisor, timeout (simulated seconds per attempt), out (summary JSON),
 corrupt_image (index whose first IMAGE frame is corrupted), corrupt_reply_image (index whose
-first RESULT frame is corrupted)."""
+first RESULT frame is corrupted), lanes, target (device name or "": the memory mapping, as
+`spikeforge build` picks it). With the SPRAM mapping the host first loads the weights, and the
+second WEIGHTS frame is corrupted (NACKed, retried)."""
 
+import dataclasses
 import json
 
 import cocotb
@@ -14,7 +17,7 @@ from spikeforge.boards.hostlink import ErrorCode
 from spikeforge.boards.runtime import HostLink
 from spikeforge.boards.sim_board import UARTPinTransport
 from spikeforge.data import load_digits_split
-from spikeforge.hdl.accel.program import compile_model
+from spikeforge.hdl.accel.report import compile_for_target
 from spikeforge.modelfile import load_model
 from spikeforge.sim.cocotb_util import TB, test_parameters
 
@@ -25,7 +28,8 @@ IMAGE_FRAME_HEADER = 5
 async def host_runtime_through_uart_pins(dut):
     p = test_parameters()
     model = load_model(p["model"])
-    program = compile_model(model, 1)
+    program = compile_for_target(model, p["lanes"], p["target"] or None)
+    spram = program.memory.kind == "spram"
     img = program.image
     images, labels = load_digits_split("test")
     images, labels = images[:p["images"]], labels[:p["images"]]
@@ -37,11 +41,16 @@ async def host_runtime_through_uart_pins(dut):
     link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
                     max_value=int(img.levels), timeout=p["timeout"], settle=p["settle"], retries=2)
 
-    # Image k's first attempt is write number k (no retry before it): corrupt a pixel byte.
-    transport.corrupt_write(p["corrupt_image"], IMAGE_FRAME_HEADER + 10)
     reply_len = 4 * program.classes + 5 + 7
+    loaded = None
+    if spram:
+        # write 0: begin load; write 2: the second data chunk, a data byte corrupted
+        transport.corrupt_write(2, IMAGE_FRAME_HEADER + 40)
+        loaded = await bridge(lambda: link.load_weights(program.weight_image()))()
 
     def run():
+        # Image k's first attempt is write number (writes so far + k): corrupt a pixel byte.
+        transport.corrupt_write(transport.writes + p["corrupt_image"], IMAGE_FRAME_HEADER + 10)
         first = run_images(link, model, images[:p["corrupt_reply_image"]], labels[:p["corrupt_reply_image"]])
         # the next reply's byte 12 (a logit byte) arrives corrupted: CRC error, host retries
         transport.corrupt_read(transport.received + 12)
@@ -56,7 +65,7 @@ async def host_runtime_through_uart_pins(dut):
         "logits_match": sum(r["logits_match"] for r in rows),
         "accuracy": sum(r["cls"] == r["label"] for r in rows) / len(rows),
         "results": rows,
-        "retries": link.stats.retries,
+        "retries": link.stats.retries + (loaded.retries if loaded is not None else 0),
         "nacks": {ErrorCode(k).name: v for k, v in link.stats.nacks.items()},
         "bad_replies": link.stats.bad_replies,
         "timeouts": link.stats.timeouts,
@@ -65,10 +74,13 @@ async def host_runtime_through_uart_pins(dut):
         "board_cycles": link.stats.board_cycles,
         "reply_len": reply_len,
         "leds": int(dut.leds.value),
+        "memory": program.memory.kind,
+        "weights_loaded": None if loaded is None else dataclasses.asdict(loaded),
     }
     with open(p["out"], "w") as f:
         json.dump(summary, f, indent=1)
     assert summary["logits_match"] == len(rows), "logits differ from the golden model"
-    assert summary["nacks"].get("BAD_CRC") == 1, f"corrupted IMAGE frame not NACKed: {summary['nacks']}"
+    corrupted = 2 if spram else 1   # the IMAGE frame, and a WEIGHTS frame with SPRAM
+    assert summary["nacks"].get("BAD_CRC") == corrupted, f"corrupted frames not NACKed: {summary['nacks']}"
     assert summary["bad_replies"] == 1, "corrupted RESULT frame not detected"
-    assert summary["retries"] == 2, f"expected exactly 2 retries, got {summary['retries']}"
+    assert summary["retries"] == 1 + corrupted, f"expected exactly {1 + corrupted} retries, got {summary['retries']}"

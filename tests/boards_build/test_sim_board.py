@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spikeforge.builder import random_model
-from spikeforge.hdl.accel.program import compile_model
+from spikeforge.hdl.accel.report import compile_for_target
 from spikeforge.modelfile import save_model
 from spikeforge.sim.runners import run_cocotb, simulator_missing_reason
 
@@ -22,7 +22,7 @@ TB_FILE = Path(__file__).with_name("tb_sim_board.py")
 PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 
 
-def _run(tmp_path, model, lanes, images):
+def _run(tmp_path, model, lanes, images, target=None):
     from spikeforge.boards.sim_board import SIM_TOP, write_sim_board
 
     reason = simulator_missing_reason("verilator")
@@ -30,12 +30,14 @@ def _run(tmp_path, model, lanes, images):
         pytest.skip(reason)
     model_path = tmp_path / "model.sfm"
     save_model(model, model_path)
-    verilog = write_sim_board(compile_model(model, lanes), tmp_path / "sim_board.v", divisor=4)
+    program = compile_for_target(model, lanes, target)
+    verilog = write_sim_board(program, tmp_path / "sim_board.v", divisor=4)
     out = tmp_path / "summary.json"
     run_cocotb([verilog], SIM_TOP, str(TB_FILE), build_dir=tmp_path / "sim", timeout=1800,
                parameters={"model": str(model_path), "images": images, "divisor": 4,
                            "timeout": 2e-3, "settle": 2e-5, "out": str(out),
-                           "corrupt_image": 3, "corrupt_reply_image": 7})
+                           "corrupt_image": 3, "corrupt_reply_image": 7, "lanes": lanes,
+                           "target": target or ""})
     return json.loads(out.read_text())
 
 
@@ -54,12 +56,15 @@ def test_host_runtime_through_simulated_uart(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_default_model_through_simulated_uart(tmp_path, monkeypatch):
-    """The shipped model on the 8-lane engine, 20 test digits, same checks."""
+    """The shipped model as built for the iCEBreaker (1 lane, SPRAM mapping): the host loads the
+    weights over the UART (one WEIGHTS frame corrupted and retried), then 20 test digits, same
+    checks."""
     from spikeforge.cli import default_model_path
     from spikeforge.modelfile import load_model
 
     monkeypatch.setenv("MAKEFLAGS", PCH_FIX)
-    s = _run(tmp_path, load_model(default_model_path()), 8, 20)
+    s = _run(tmp_path, load_model(default_model_path()), 1, 20, target="ice40-up5k")
+    assert s["memory"] == "spram"
     assert s["images"] == 20 and s["logits_match"] == 20
-    assert s["nacks"] == {"BAD_CRC": 1} and s["bad_replies"] == 1 and s["retries"] == 2
+    assert s["nacks"] == {"BAD_CRC": 2} and s["bad_replies"] == 1 and s["retries"] == 3
     assert s["accuracy"] >= 0.8   # the shipped model: 97.5 % on the whole test split

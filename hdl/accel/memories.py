@@ -1,0 +1,157 @@
+"""The engine's integer and weight memories in block RAM or in iCE40UP5K SPRAM.
+
+The engine sees every memory through ports with ``addr``, ``en`` and ``data`` (reads: data one
+cycle after the address, as a synchronous block RAM read port) or ``addr``, ``en`` and
+``data`` (writes). :class:`~.program.MemoryMap` decides the backing:
+
+- ``bram``: one :class:`amaranth.lib.memory.Memory` per memory, initialised weights.
+- ``spram``: :class:`SinglePortRAM` blocks. The integer memory is ``int_banks`` banks (address
+  bits above ``log2(int_bank_words)`` pick the bank); each bank serves one access per cycle,
+  a write first, then read port ``a``, then ``b``. The compiler places the integer tensors of
+  one pass in different banks, so the accesses the engine uses never collide. The weights are
+  one SPRAM holding ``weight_pack`` weight words per 16-bit word, written by the loader.
+"""
+
+from amaranth.hdl import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .program import SPRAM_BITS, SPRAM_WORDS
+
+__all__ = ["SinglePortRAM", "Port", "int_memory", "weight_memory"]
+
+
+class SinglePortRAM(wiring.Component):
+    """One iCE40UP5K SPRAM: 16,384 x 16 bits, one access per cycle.
+
+    ``we``: write ``wdata`` at ``addr``; else ``re``: ``rdata`` is the word at ``addr`` on the
+    next cycle; with neither, ``rdata`` holds. ``primitive=True`` instantiates
+    ``SB_SPRAM256KA`` (for synthesis); ``False`` is the behavioural model with the same
+    cycle behaviour (for simulation; also what other devices get).
+    """
+
+    addr: In(14)
+    wdata: In(16)
+    we: In(1)
+    re: In(1)
+    rdata: Out(16)
+
+    def __init__(self, *, primitive=False):
+        self.primitive = primitive
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.primitive:
+            m.submodules.spram = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=self.addr, i_DATAIN=self.wdata, i_MASKWREN=Const(0b1111, 4),
+                i_WREN=self.we, i_CHIPSELECT=self.we | self.re, i_CLOCK=ClockSignal(),
+                i_STANDBY=Const(0), i_SLEEP=Const(0), i_POWEROFF=Const(1),
+                o_DATAOUT=self.rdata)
+        else:
+            m.submodules.mem = mem = Memory(shape=16, depth=SPRAM_WORDS, init=[])
+            wp = mem.write_port()
+            rp = mem.read_port()
+            m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(self.we),
+                         rp.addr.eq(self.addr), rp.en.eq(self.re & ~self.we),
+                         self.rdata.eq(rp.data)]
+        return m
+
+
+class Port:
+    """A memory port as the engine uses it: ``addr``, ``en``, ``data``."""
+
+    def __init__(self, name, addr_bits, data_bits):
+        self.addr = Signal(addr_bits, name=f"{name}_addr")
+        self.en = Signal(name=f"{name}_en")
+        self.data = Signal(data_bits, name=f"{name}_data")
+
+
+def _bram_ports(m, name, depth, width, init, reads, write):
+    mem = Memory(shape=width, depth=depth, init=init)
+    m.submodules[name] = mem
+    ports = []
+    if write:
+        wp = mem.write_port()
+        w = Port(f"{name}_w", len(wp.addr), width)
+        m.d.comb += [wp.addr.eq(w.addr), wp.en.eq(w.en), wp.data.eq(w.data)]
+        ports.append(w)
+    for i in range(reads):
+        rp = mem.read_port()
+        r = Port(f"{name}_r{i}", len(rp.addr), width)
+        m.d.comb += [rp.addr.eq(r.addr), rp.en.eq(r.en), r.data.eq(rp.data)]
+        ports.append(r)
+    return mem, ports
+
+
+def int_memory(m, program, width, *, primitive=False):
+    """The integer memory: ``(memory or None, write, read_a, read_b)`` ports of ``width`` bits.
+
+    In block RAM the returned memory is the :class:`Memory` (for test access); in SPRAM it is
+    ``None``.
+    """
+    mm = program.memory
+    depth = max(1, program.int_words)
+    if mm.kind == "bram":
+        mem, (w, a, b) = _bram_ports(m, "imem", depth, width, [], 2, True)
+        return mem, w, a, b
+    lb = (mm.int_bank_words - 1).bit_length()
+    abits = max(1, (depth - 1).bit_length())
+    w, a, b = (Port(f"imem_{n}", abits, width) for n in ("w", "a", "b"))
+    bank_data = []
+    a_bank = Signal(range(mm.int_banks))
+    b_bank = Signal(range(mm.int_banks))
+    m.d.sync += [a_bank.eq(a.addr >> lb), b_bank.eq(b.addr >> lb)]
+    for k in range(mm.int_banks):
+        sel_w = w.en & ((w.addr >> lb) == k)
+        sel_a = a.en & ((a.addr >> lb) == k)
+        sel_b = b.en & ((b.addr >> lb) == k)
+        addr = Signal(14, name=f"imem{k}_addr")
+        m.d.comb += addr.eq(Mux(sel_w, w.addr, Mux(sel_a, a.addr, b.addr))[:lb])
+        parts = []
+        for j in range(mm.int_bank_sprams):
+            ram = SinglePortRAM(primitive=primitive)
+            m.submodules[f"imem{k}_{j}"] = ram
+            lo = j * SPRAM_BITS
+            m.d.comb += [ram.addr.eq(addr), ram.we.eq(sel_w), ram.re.eq(sel_a | sel_b)]
+            if lo < width:
+                m.d.comb += ram.wdata.eq(w.data[lo:lo + SPRAM_BITS])
+            parts.append(ram.rdata)
+        bank_data.append(Signal(width, name=f"imem{k}_data"))
+        m.d.comb += bank_data[-1].eq(Cat(*parts)[:width])
+    banks = Array(bank_data)
+    m.d.comb += [a.data.eq(banks[a_bank]), b.data.eq(banks[b_bank])]
+    return None, w, a, b
+
+
+def weight_memory(m, program, width, init, *, primitive=False):
+    """The weight memory: ``(read port, load port or None)``.
+
+    ``load`` (SPRAM only) has ``addr`` (a 16-bit stored word), ``data`` (16 bits) and ``en``.
+    The engine must not read while it loads.
+    """
+    mm = program.memory
+    depth = max(1, len(program.weights))
+    if mm.kind == "bram":
+        _mem, (r,) = _bram_ports(m, "wmem", depth, width, init, 1, False)
+        return r, None
+    pack = mm.weight_pack
+    lp = (pack - 1).bit_length()
+    r = Port("wmem_r", max(1, (depth - 1).bit_length()) + 1, width)
+    load = Port("wmem_load", 14, SPRAM_BITS)
+    ram = SinglePortRAM(primitive=primitive)
+    m.submodules.wmem = ram
+    sub = Signal(max(1, lp))
+    m.d.sync += sub.eq(r.addr[:lp] if lp else 0)
+    m.d.comb += [
+        ram.addr.eq(Mux(load.en, load.addr, r.addr >> lp)),
+        ram.wdata.eq(load.data), ram.we.eq(load.en), ram.re.eq(r.en & ~load.en),
+    ]
+    if lp:
+        words = Array(ram.rdata[i * width:(i + 1) * width] for i in range(pack))
+        m.d.comb += r.data.eq(words[sub])
+    else:
+        m.d.comb += r.data.eq(ram.rdata[:width])
+    return r, load

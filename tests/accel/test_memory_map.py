@@ -1,0 +1,155 @@
+"""Memory mappings of the engine: block RAM, the iCE40UP5K's SPRAM, narrow descriptor words.
+
+Every simulation compares with the golden model (logits) and the program executor (cycles).
+"""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from spikeforge.builder import random_model
+from spikeforge.cli import default_model_path
+from spikeforge.hdl.accel.engine import EnginePlan
+from spikeforge.hdl.accel.execute import execute_program
+from spikeforge.hdl.accel.memories import SinglePortRAM
+from spikeforge.hdl.accel.program import SPRAM_WORDS, MappingError, compile_model
+from spikeforge.hdl.accel.report import DeviceTooSmall, compile_for_target, memory_fit
+from spikeforge.hdl.accel.simulate import simulate_engine
+from spikeforge.modelfile import load_model
+from spikeforge.sim.model import run_model
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 17, (n, 8, 8, 1))
+
+
+def _int_tensors_of(prog, p):
+    names = (p.src, p.src2, p.a, p.b, p.dst)
+    return [n for n in names if n in prog.tensors and prog.tensors[n].space == "int"]
+
+
+def test_default_model_maps_to_spram_on_up5k_and_fits():
+    prog = compile_for_target(load_model(default_model_path()), 1, "ice40-up5k")
+    mm = prog.memory
+    assert mm.kind == "spram" and mm.int_banks == 3 and mm.weight_pack == 4
+    usage, problems = memory_fit(prog, "ice40-up5k")
+    assert problems == [] and usage["spram"] == 4 and usage["bram"] <= 30
+    # Block RAM alone does not fit (that is why SPRAM is used).
+    assert memory_fit(compile_model(prog.model, 1, desc_word_bits=16), "ice40-up5k")[1]
+    # Every integer tensor lies in one bank; the tensors of one pass in different banks.
+    bank = {}
+    for name, t in prog.tensors.items():
+        if t.space == "int":
+            size = t.T * t.N * -(-t.C // prog.lanes)
+            assert t.base // SPRAM_WORDS == (t.base + size - 1) // SPRAM_WORDS, name
+            bank[name] = t.base // SPRAM_WORDS
+    assert set(bank.values()) == {0, 1, 2}
+    for p in prog.passes:
+        used = [bank[n] for n in _int_tensors_of(prog, p)]
+        assert len(used) == len(set(used)), (p.node, used)
+
+
+def test_weight_image_unpacks_to_the_weights():
+    prog = compile_model(random_model(3, channels=8, weight_bits=2), 1, memory="spram")
+    assert prog.memory.weight_pack == 8
+    wb = EnginePlan(prog).wb
+    pack, P = prog.memory.weight_pack, prog.lanes
+    image = prog.weight_image()
+    assert image.dtype == np.uint16 and len(image) == -(-len(prog.weights) // pack)
+    for i, row in enumerate(prog.weights):
+        word = (int(image[i // pack]) >> ((i % pack) * P * wb)) & ((1 << (P * wb)) - 1)
+        lanes = [(word >> (ln * wb)) & ((1 << wb) - 1) for ln in range(P)]
+        assert [v - (1 << wb) if v >> (wb - 1) else v for v in lanes] == list(row), i
+    with pytest.raises(ValueError, match="keeps its weights in block RAM"):
+        compile_model(prog.model, 1).weight_image()
+
+
+@pytest.mark.parametrize("attention,lanes,T", [("linear", 1, 2), ("mask", 1, 3), ("qsd", 1, 1)])
+def test_spram_engine_matches_golden_and_cycle_model(attention, lanes, T):
+    model = random_model(5, attention=attention, time_steps=T, channels=8, heads=2, blocks=1,
+                         patch=2, embed_kernel=3, weight_bits=4 if lanes == 1 else 2)
+    prog = compile_model(model, lanes, memory="spram")
+    assert prog.memory.kind == "spram"
+    images = _images(2, seed=T)
+    want = run_model(model, images)
+    logits, classes, cycles, _ = simulate_engine(prog, images)
+    assert np.array_equal(logits, want.logits) and np.array_equal(classes, want.classes)
+    predicted = [execute_program(prog, im).total_cycles for im in images]
+    # the pass setup grows by one cycle per further descriptor piece, in both
+    assert all(abs(int(c) - p) <= 8 for c, p in zip(cycles, predicted)), (cycles, predicted)
+    bram = compile_model(model, lanes)
+    extra = (EnginePlan(prog).desc_words - 1) * len(prog.passes)
+    assert [execute_program(bram, im).total_cycles + extra for im in images] == predicted
+
+
+def test_narrow_descriptors_in_block_ram_match():
+    model = random_model(8, channels=8, blocks=1)
+    prog = compile_model(model, 4, desc_word_bits=16)
+    assert EnginePlan(prog).desc_words > 1 and prog.memory.kind == "bram"
+    images = _images(2, seed=4)
+    logits, _, cycles, _ = simulate_engine(prog, images)
+    assert np.array_equal(logits, run_model(model, images).logits)
+    assert all(abs(int(c) - execute_program(prog, im).total_cycles) <= 8 for c, im in zip(cycles, images))
+
+
+def test_spram_refusals_say_what_and_why():
+    model = load_model(default_model_path())
+    with pytest.raises(MappingError, match="no integer memory bank left .* use fewer lanes"):
+        compile_model(model, 2, memory="spram")
+    with pytest.raises(MappingError, match="weight word of 8 lanes x 4 bits is 32 bits, wider than the "
+                                           "SPRAM's 16; use at most 4 lanes"):
+        compile_model(model, 8, memory="spram")
+    with pytest.raises(DeviceTooSmall, match=r"block RAM: needs \d+ blocks, ice40-up5k has 30; the SPRAM "
+                                             "mapping does not fit either"):
+        compile_for_target(model, 8, "ice40-up5k")
+    with pytest.raises(MappingError, match="memory mapping 'flash'; allowed: 'bram', 'spram'"):
+        compile_model(model, 1, memory="flash")
+
+
+def test_single_port_ram_model_cycle_behaviour():
+    """The behavioural SPRAM: write, read next cycle, output holds while idle or writing."""
+    dut = SinglePortRAM()
+    seen = []
+
+    async def bench(ctx):
+        for addr, value in ((5, 0x1234), (SPRAM_WORDS - 1, 0xBEEF)):
+            ctx.set(dut.addr, addr)
+            ctx.set(dut.wdata, value)
+            ctx.set(dut.we, 1)
+            await ctx.tick()
+        ctx.set(dut.we, 0)
+        ctx.set(dut.addr, 5)
+        ctx.set(dut.re, 1)
+        await ctx.tick()
+        seen.append(ctx.get(dut.rdata))                 # read of 5
+        ctx.set(dut.re, 0)
+        ctx.set(dut.addr, SPRAM_WORDS - 1)
+        await ctx.tick()
+        seen.append(ctx.get(dut.rdata))                 # idle: holds
+        ctx.set(dut.we, 1)
+        ctx.set(dut.wdata, 0x0F0F)
+        await ctx.tick()
+        seen.append(ctx.get(dut.rdata))                 # write: holds
+        ctx.set(dut.we, 0)
+        ctx.set(dut.re, 1)
+        await ctx.tick()
+        seen.append(ctx.get(dut.rdata))                 # the new value
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [0x1234, 0x1234, 0x1234, 0x0F0F]
+
+
+def test_spram_verilog_instantiates_the_primitive():
+    """For synthesis the SPRAM mapping becomes SB_SPRAM256KA instances: three integer banks and
+    the weights (the behavioural model, simulated above, has the same ports and timing)."""
+    from spikeforge.hdl.accel.engine import Engine
+    from spikeforge.hdl.accel.generate import verilog_text
+
+    prog = compile_model(random_model(4, channels=8), 1, memory="spram")
+    text = verilog_text(Engine(prog, spram_primitive=True))
+    assert text.count("SB_SPRAM256KA ") == 4
+    assert "POWEROFF" in text and "MASKWREN" in text
+    assert "SB_SPRAM256KA" not in verilog_text(Engine(prog))
