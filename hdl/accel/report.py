@@ -128,19 +128,26 @@ def compile_for_target(model, lanes, target=None):
         raise DeviceTooSmall(f"{'; '.join(problems)}; the SPRAM mapping does not fit either: {e}") from None
 
 
+#: logic per further lane: Yosys on the ULX3S 85F board top, shipped model at 32 lanes (22,934
+#: LUT4s + 2,959 CCU2Cs, 21,744 flip-flops; less the one-lane engine and the host link)
+LANE_LOGIC = {"lut": 760, "ff": 560}
+
+
 def logic_estimate(program, extra=None):
     """Estimated logic of the engine (``extra``: ``{"lut", "ff"}`` of what surrounds it).
 
-    Calibrated on synthesis (Yosys + nextpnr, ice40-up5k, one lane): 2,559 LUT4s and 1,872
-    flip-flops for a random 8-channel model (spike rows of 16 bits), about 4,100 and 2,700 for
-    the shipped model (rows of 64 bits); some 1,400 LUTs per further lane (ECP5, 8 lanes).
-    ``cells``: iCE40 logic cells (a LUT4 and a flip-flop each); measured, about two thirds of
-    the flip-flops need a cell of their own.
+    Calibrated on synthesis of the pipelined engine (Yosys + nextpnr, ice40-up5k, one lane):
+    2,683 LUT4s and 2,038 flip-flops for a 4-channel random model (spike rows of 8 bits, block
+    RAM mapping), 3,793 and 3,149 for a 16-channel one (rows of 32 bits) and 4,897 and 4,187 for
+    the shipped model (rows of 64 bits; both SPRAM mapping): about 40 LUTs and 38 flip-flops
+    per row bit. Each further lane: LANE_LOGIC. ``cells``: iCE40 logic cells (a LUT4 and a
+    flip-flop each); measured, about two thirds of the flip-flops need a cell of their own
+    (0.66 to 0.72).
     """
     eng = EnginePlan(program)
     P = program.lanes
-    lut = 650 + 1400 * P + 32 * eng.row_bits + (extra or {}).get("lut", 0)
-    ff = 800 + 800 * P + 17 * eng.row_bits + (extra or {}).get("ff", 0)
+    lut = 2300 + LANE_LOGIC["lut"] * (P - 1) + 40 * eng.row_bits + (extra or {}).get("lut", 0)
+    ff = 1750 + LANE_LOGIC["ff"] * (P - 1) + 38 * eng.row_bits + (extra or {}).get("ff", 0)
     return {"lut": int(lut), "ff": int(ff), "cells": int(lut + 2 * ff // 3), "multipliers": P}
 
 

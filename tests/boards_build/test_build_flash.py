@@ -261,9 +261,9 @@ def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkey
 @pytest.mark.slow
 def test_icebreaker_build_tiny_model_through_pll(tmp_path, capsys):
     """The whole iCEBreaker path (pre-check, SB_PLL40_PAD at 24 MHz, pins, Yosys -dsp, nextpnr-ice40,
-    icepack) on a model small enough for the UP5K: about 2-4 minutes here. Today's engine does
-    not reach 24 MHz on iCE40 (about 12 MHz), so the bitstream is kept with --allow-timing-fail
-    and the exit status says whether timing was met."""
+    icepack) on a model small enough for the UP5K: about 1-3 minutes here. The pipelined engine
+    closes 24 MHz there (37.3 MHz with seed 1); --allow-timing-fail keeps the bitstream so that a
+    regression shows its fmax in the report before the assertion fails."""
     model_path = tmp_path / "m.sfm"
     save_model(random_model(1, channels=4, heads=1), model_path)
     out = tmp_path / "out"
@@ -272,11 +272,11 @@ def test_icebreaker_build_tiny_model_through_pll(tmp_path, capsys):
     code = bcli.run_build(args)
     cap = capsys.readouterr()
     report = json.loads(cap.out)
-    assert code == (0 if report["timing_met"] else 3), cap.err
+    assert code == 0 and report["timing_met"], (report["fmax_mhz"], cap.err)
     assert report["clock"]["source"] == "pll" and report["clock"]["pll"]["DIVF"] == 63
     assert report["placed"]["pll"]["used"] == 1
     assert report["resources"]["lut"]["available"] == 5280
     assert 0 < report["resources"]["lut"]["used"] <= 5280 and 0 < report["resources"]["bram"]["used"] <= 30
-    assert report["fmax_mhz"] > 5 and "clk" in report["fmax_by_clock"]   # the PLL output net
+    assert report["fmax_mhz"] >= 24 and "clk" in report["fmax_by_clock"]   # the PLL output net
     bit = Path(report["files"]["bitstream"])
     assert bit.name == "spikeforge_icebreaker.bin" and bit.stat().st_size > 100_000
