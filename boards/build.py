@@ -10,8 +10,8 @@ Stages (one progress line each):
 4. Yosys, 5. nextpnr, 6. the bitstream packer: the commands of Amaranth's plan
    (``build_top.json``), each run with the tool found by :func:`~spikeforge.boards.toolchain.find_tool`
    (system tool when on PATH, else the YoWASP wheel). nextpnr runs with ``--timing-allow-fail``
-   so that its log can be read; a clock below the requested one is then a :class:`TimingFailed`
-   (exit status 3) and no bitstream is written to the output folder unless
+   (and ``--router router2`` on ECP5) so that its log can be read; a clock below the requested
+   one is then a :class:`TimingFailed` (exit status 3) and no bitstream is written to the output folder unless
    ``allow_timing_fail``.
 
 Outputs in ``out_dir``, each written atomically: ``spikeforge_<board>.bin`` / ``.bit``,
@@ -201,6 +201,9 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
                      nextpnr_opts=f"--timing-allow-fail --seed {int(seed)}")
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
+    else:
+        # router1 did not finish a 32-lane ULX3S build in 40 minutes; router2 routes it in 3.
+        overrides["nextpnr_opts"] += " --router router2"
     platform = target.make_platform()
     plan = platform.prepare(top, name="top", **overrides)
     work = out_dir / "build"
