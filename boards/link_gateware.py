@@ -15,6 +15,8 @@ The frame format and message types are those of :mod:`spikeforge.boards.hostlink
   count from the last pixel handed on to the result.
 """
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -260,37 +262,31 @@ class FrameReceiver(wiring.Component):
         else:
             image_not_loaded = Const(0)
 
-        def on_timeout():
-            with m.If(timed_out):
-                report(ErrorCode.TIMEOUT)
-                m.next = "HUNT"
+        @contextmanager
+        def frame_state(name):
+            # Every state after HUNT is inside a frame and gives up on a timeout.
+            with m.State(name):
+                m.d.comb += in_frame.eq(1)
+                with m.If(timed_out):
+                    report(ErrorCode.TIMEOUT)
+                    m.next = "HUNT"
+                yield
+
+        def byte_state(name, reg, next_state):
+            with frame_state(name):
+                with m.If(got):
+                    m.d.sync += reg.eq(byte)
+                    m.next = next_state
 
         with m.FSM():
             with m.State("HUNT"):
                 with m.If(got & (byte == SYNC)):
                     m.d.sync += crc.eq(CRC_INIT)
                     m.next = "TYPE"
-            with m.State("TYPE"):
-                m.d.comb += in_frame.eq(1)
-                on_timeout()
-                with m.If(got):
-                    m.d.sync += mtype.eq(byte)
-                    m.next = "SEQ"
-            with m.State("SEQ"):
-                m.d.comb += in_frame.eq(1)
-                on_timeout()
-                with m.If(got):
-                    m.d.sync += seq.eq(byte)
-                    m.next = "LEN0"
-            with m.State("LEN0"):
-                m.d.comb += in_frame.eq(1)
-                on_timeout()
-                with m.If(got):
-                    m.d.sync += lo.eq(byte)
-                    m.next = "LEN1"
-            with m.State("LEN1"):
-                m.d.comb += in_frame.eq(1)
-                on_timeout()
+            byte_state("TYPE", mtype, "SEQ")
+            byte_state("SEQ", seq, "LEN0")
+            byte_state("LEN0", lo, "LEN1")
+            with frame_state("LEN1"):
                 length = Cat(lo, byte)
                 with m.If(got):
                     with m.If(mtype == MsgType.IMAGE):
@@ -316,9 +312,7 @@ class FrameReceiver(wiring.Component):
                     with m.Else():
                         report(ErrorCode.BAD_TYPE)
                         m.next = "HUNT"
-            with m.State("PAYLOAD"):
-                m.d.comb += in_frame.eq(1)
-                on_timeout()
+            with frame_state("PAYLOAD"):
                 with m.If(got):
                     m.d.comb += wr.en.eq(~busy_frame & ~emitting)
                     with m.If(emitting):
@@ -330,15 +324,8 @@ class FrameReceiver(wiring.Component):
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
             if ww:
-                with m.State("OFFSET0"):
-                    m.d.comb += in_frame.eq(1)
-                    on_timeout()
-                    with m.If(got):
-                        m.d.sync += lo.eq(byte)
-                        m.next = "OFFSET1"
-                with m.State("OFFSET1"):
-                    m.d.comb += in_frame.eq(1)
-                    on_timeout()
+                byte_state("OFFSET0", lo, "OFFSET1")
+                with frame_state("OFFSET1"):
                     offset = Cat(lo, byte)
                     begin = words == 1              # n = 0: begin load, offset must be 0
                     with m.If(got):
@@ -358,15 +345,8 @@ class FrameReceiver(wiring.Component):
                             with m.Else():
                                 m.d.sync += words.eq(words - 1)
                                 m.next = "WORD0"
-                with m.State("WORD0"):
-                    m.d.comb += in_frame.eq(1)
-                    on_timeout()
-                    with m.If(got):
-                        m.d.sync += lo.eq(byte)
-                        m.next = "WORD1"
-                with m.State("WORD1"):
-                    m.d.comb += in_frame.eq(1)
-                    on_timeout()
+                byte_state("WORD0", lo, "WORD1")
+                with frame_state("WORD1"):
                     with m.If(got):
                         with m.If(w_valid & ~self.weights.ready):
                             m.d.sync += overrun.eq(1)
@@ -377,14 +357,10 @@ class FrameReceiver(wiring.Component):
                             m.next = "CRC0"
                         with m.Else():
                             m.next = "WORD0"
-            with m.State("CRC0"):
-                m.d.comb += in_frame.eq(1)
-                on_timeout()
+            with frame_state("CRC0"):
                 with m.If(got):
                     m.next = "CRC1"
-            with m.State("CRC1"):
-                m.d.comb += in_frame.eq(1)
-                on_timeout()
+            with frame_state("CRC1"):
                 with m.If(got):
                     m.next = "HUNT"
                     with m.If(crc16_step(crc, byte) != 0):
