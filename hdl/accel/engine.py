@@ -132,19 +132,49 @@ class EnginePlan:
                 self.h_base[p.node] = len(hstart)
                 hstart.extend((c // d) * d for c in range(C))
         self.hstart = hstart or [0]
-        rows = []
-        for p in prog.passes:
-            rows.append(self._descriptor(p))
+        rows = [self._descriptor(p) for p in prog.passes]
         self.pass_consts = [self._pass_consts(p) for p in prog.passes]
-        self.desc_rows = rows
-        fields = {}
+        # A field a pass does not read (None) takes the value the other passes agree on, so
+        # that a field with one value over the program becomes a constant of the Verilog
+        # instead of descriptor bits (and the logic it selects is not built at all).
+        values = {}
         for row in rows:
             for k, v in row.items():
-                lo, hi = fields.get(k, (0, 0))
-                fields[k] = (min(lo, v), max(hi, v))
-        self.desc_layout = data.StructLayout({
-            k: (signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi)))
-            for k, (lo, hi) in sorted(fields.items())})
+                if v is not None:
+                    values.setdefault(k, []).append(v)
+        for row in rows:
+            for k, v in row.items():
+                if v is None:
+                    row[k] = max(set(values.get(k, [0])), key=values.get(k, [0]).count)
+        self.desc_rows = rows
+        fields, self.desc_consts = {}, {}
+        for k in sorted({k for row in rows for k in row}):
+            vs = [row[k] for row in rows if k in row]
+            lo, hi = min(vs + [0]), max(vs + [0])
+            shape = signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi))
+            if len(set(vs)) == 1:
+                self.desc_consts[k] = Const(vs[0], shape)
+            else:
+                fields[k] = shape
+        fields["last_pass"] = unsigned(1)
+        # Fields of SYN passes only and of EW / RED passes only share bits: no pass reads the
+        # other kind's fields (the engine's other half is idle while it runs).
+        syn_keys = {k for row in rows if row["kind"] == _KIND[SYN] for k in row}
+        ew_keys = {k for row in rows if row["kind"] != _KIND[SYN] for k in row}
+        common = [k for k in fields if (k in syn_keys) == (k in ew_keys)]
+        layout, offset = {}, 0
+        for k in common:
+            layout[k] = data.Field(fields[k], offset)
+            offset += Shape.cast(fields[k]).width
+        size = offset
+        for keys in (syn_keys, ew_keys):
+            at = offset
+            for k in fields:
+                if k in keys and k not in common:
+                    layout[k] = data.Field(fields[k], at)
+                    at += Shape.cast(fields[k]).width
+            size = max(size, at)
+        self.desc_layout = data.FlexibleLayout(size, layout)
 
     def _ew_widths(self):
         """EW/RED datapath widths from the program's proven value bounds (docs/spec.md §9).
@@ -213,18 +243,20 @@ class EnginePlan:
     def _descriptor(self, p):
         prog = self.prog
         t = prog.tensors
-        d = dict(kind=_KIND[p.kind], last_pass=0)
+        d = dict(kind=_KIND[p.kind])
         if p.kind == SYN:
             src = t[p.src]
-            d.update(src_img=int(src.space == "image"), kv_mode=int(p.wsrc == "vrow"),
+            vrow = p.wsrc == "vrow"
+            d.update(src_img=int(src.space == "image"), kv_mode=int(vrow),
                      qkv_mode=int(p.wsrc == "kv"), accsel_ch=int(p.accsel == "channel"),
                      heads_on=int(bool(p.heads)),
-                     hd=(src.C // p.heads) if p.heads else 0, h_base=self.h_base.get(p.node, 0),
+                     hd=(src.C // p.heads) if p.heads else (None if not vrow else 0),
+                     h_base=self.h_base.get(p.node, 0) if p.heads else None,
                      T=p.T, t_rows=p.t_rows, Hi=p.Hi, Wi=p.Wi, HW=p.Hi * p.Wi, Ho=p.Ho, Wo=p.Wo,
                      kh=p.kh, kw=p.kw, stride=p.stride, pad=p.pad, tiles=p.tiles,
                      w_base=p.w_base, tap_stride=p.tap_stride, t_stride=p.t_stride,
                      acc_words=p.acc_words, src_base=src.base,
-                     src2_base=t[p.src2].base if p.wsrc == "vrow" else 0,
+                     src2_base=t[p.src2].base if vrow else None,
                      dst_base=t[p.dst].base)
         else:
             a = t[p.a]
@@ -232,16 +264,22 @@ class EnginePlan:
             dst = t[p.dst]
             sat = p.sat_bits or 2
             add = p.add_bits or 2
+            lif = (p.kind == EW and p.op == "lif") or (p.kind == RED and p.op == "mask")
             d.update(op=_EW_OPS[p.op] if p.kind == EW else _RED_OPS[p.op],
                      T=p.T, N=p.N, tiles=p.tiles, a_int=int(a.space == "int"), a_base=a.base,
-                     b_used=int(b is not None), b_int=int(b is not None and b.space == "int"),
-                     b_base=b.base if b is not None else 0, b_bcast=int(p.b_broadcast),
-                     C=dst.C, b_rows=(b.H * b.W) if b is not None else 0,
+                     b_used=int(b is not None), b_int=int(b.space == "int") if b is not None else None,
+                     b_base=b.base if b is not None else None,
+                     b_bcast=int(p.b_broadcast) if b is not None else None,
+                     C=dst.C, b_rows=(b.H * b.W) if b is not None else None,
                      dst_base=dst.base if dst.space in ("int", "spike") else 0,
                      requant=int(p.requant), shift=p.shift,
-                     sat_hi=(1 << (sat - 1)) - 1, sat_lo=-(1 << (sat - 1)),
-                     add_hi=(1 << (add - 1)) - 1, add_lo=-(1 << (add - 1)),
-                     leak=p.leak, soft=int(p.soft), levels=p.levels, ms_shift=p.ms_shift,
+                     sat_hi=(1 << (sat - 1)) - 1 if p.requant else None,
+                     sat_lo=-(1 << (sat - 1)) if p.requant else None,
+                     add_hi=(1 << (add - 1)) - 1 if p.op == "add" else None,
+                     add_lo=-(1 << (add - 1)) if p.op == "add" else None,
+                     leak=p.leak if lif else None, soft=int(p.soft) if lif else None,
+                     levels=p.levels if p.op == "multispike" else None,
+                     ms_shift=p.ms_shift if p.op == "multispike" else None,
                      c_base=p.c_base)
         return d
 
@@ -268,6 +306,19 @@ class EnginePlan:
             bits = self.desc_word_width
             out.extend((value >> (k * bits)) & ((1 << bits) - 1) for k in range(self.desc_words))
         return out
+
+
+class _Descriptor:
+    """The running pass's descriptor: fields of the descriptor register, or constants where
+    every pass of the program agrees (:attr:`EnginePlan.desc_consts`)."""
+
+    def __init__(self, view, consts):
+        self._view, self._consts = view, consts
+
+    def __getattr__(self, name):
+        if name in self._consts:
+            return self._consts[name]
+        return getattr(self._view, name)
 
 
 _PLAN_FIELDS = ("pixel_bits", "logit_bits", "pbs", "pbi", "slot_bits", "row_bits_s", "row_bits_i",
@@ -299,6 +350,7 @@ class Engine(wiring.Component):
         self.prog = program
         self.plan = EnginePlan(program)
         self.spram_primitive = spram_primitive
+        self.compact = program.compact
         for name in _PLAN_FIELDS:
             setattr(self, name, getattr(self.plan, name))
         members = {
@@ -377,7 +429,8 @@ class Engine(wiring.Component):
         # The descriptor register is a shift register of nw pieces (piece 0 lowest when full);
         # its fields are meaningless while it loads, when no pass runs.
         desc_bits = Signal(nw * dw)
-        desc = data.View(self.desc_layout, desc_bits[:self.desc_layout.size])
+        desc = _Descriptor(data.View(self.desc_layout, desc_bits[:self.desc_layout.size]),
+                           self.plan.desc_consts)
         desc_k = Signal(range(nw + 1))
 
         # Default port enables.
@@ -407,7 +460,10 @@ class Engine(wiring.Component):
         pix_word = Signal(max(1, img.C * self.pixel_bits))
         pix_ch = Signal(range(img.C + 1))
 
-        logits = Array(Signal(signed(self.logit_bits), name=f"logit{j}") for j in range(K))
+        # A shift register: the out pass (T = N = 1, tiles in order) shifts P logits in at the
+        # top per tile, the OUT state shifts one out at the bottom per beat (no K-way decode).
+        n_logits = -(-K // prog.lanes) * prog.lanes
+        logits = [Signal(signed(self.logit_bits), name=f"logit{j}") for j in range(n_logits)]
         out_idx = Signal(range(K + 1))
         best = Signal(signed(self.logit_bits))
         best_idx = Signal(range(max(2, K)))
@@ -484,7 +540,7 @@ class Engine(wiring.Component):
                 upd = (out_idx == 0) | gt
                 with m.If(self.result.ready):
                     m.d.sync += out_idx.eq(out_idx + 1)
-                    m.d.sync += [logits[j].eq(logits[j + 1]) for j in range(K - 1)]
+                    m.d.sync += [logits[j].eq(logits[j + 1]) for j in range(len(logits) - 1)]
                     m.d.sync += gt.eq(Mux(upd, logits[1] > cur, logits[1] > best))
                     with m.If(~is_class & upd):
                         m.d.sync += [best.eq(cur), best_idx.eq(out_idx)]
@@ -523,6 +579,8 @@ class Engine(wiring.Component):
         rows_w = _ubits(max(prog.spike_rows, prog.image.N, 1))
         ww = _ubits(max(len(prog.weights), prog.int_words, 1))
         aww = _ubits(max(p.acc_words for p in syn) - 1)   # accumulator word index
+        # V row address (K^T V passes only; no bits when the program has none).
+        va_w = rows_w if any(p.wsrc == "vrow" for p in syn) else 0
 
         active = Signal()
         # Row generator ------------------------------------------------------------------
@@ -566,18 +624,22 @@ class Engine(wiring.Component):
 
         # FIFO of fetched rows and the reads in flight: 4 credits cover the round trip (issue,
         # read, fetch register, FIFO, pop seen a cycle later), so the generator never waits
-        # for the scan stage's decision of the same cycle.
-        NF = 4
+        # for the scan stage's decision of the same cycle. The compact build has no fetch
+        # register (the row goes from the block RAM output into the FIFO): 3 credits.
+        NF = 3 if self.compact else 4
         fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
-        fifo_v = [Signal(cmax * sb, name=f"fifo_v{i}") for i in range(NF)]
+        fifo_va = [Signal(va_w, name=f"fifo_va{i}") for i in range(NF)]
         fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
         fifo_last = [Signal(name=f"fifo_last{i}") for i in range(NF)]
         fifo_single = [Signal(name=f"fifo_single{i}") for i in range(NF)]  # at most one set bit
-        fifo_rest = [Signal(Rw, name=f"fifo_rest{i}") for i in range(NF)]  # less the lowest bit
+        # Less the lowest bit (the fast build's scan loop has no carry chain; the compact one
+        # computes it in the loop).
+        fifo_rest = [Signal(0 if self.compact else Rw, name=f"fifo_rest{i}") for i in range(NF)]
         count = Signal(range(NF + 1))
         infl = Signal()
         infl_wb = Signal(ww)
         infl_last = Signal()
+        infl_va = Signal(va_w)
         pop = Signal()
 
         credits = Signal(range(NF + 1))  # rows in the FIFO and in flight
@@ -586,7 +648,7 @@ class Engine(wiring.Component):
         m.d.comb += issue.eq(can_issue & inb)
         # Read addresses (spike banks port A: event rows; port B: V rows).
         for wp, ra, rb in banks:
-            m.d.comb += [ra.addr.eq(sa), rb.addr.eq(sa2)]
+            m.d.comb += ra.addr.eq(sa)
         m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
 
         # Advance the generator (a tap outside the grid costs its cycle here). Level j steps
@@ -667,19 +729,14 @@ class Engine(wiring.Component):
             m.d.sync += gen_on.eq(0)
         m.d.sync += infl.eq(issue)
         with m.If(issue):
-            m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last)]
+            m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last), infl_va.eq(sa2[:va_w])]
 
         # Flatten the fetched row: spikes channel-major with plane stride 2^pbs.
         row_s = Signal(Rw)
-        row_v = Signal(cmax * sb)
         for c in range(cmax):
             bank, slot = c % P, c // P
             word_a = banks[bank][1].data
-            word_b = banks[bank][2].data
-            m.d.comb += [
-                row_s[(c << self.pbs):(c << self.pbs) + sb].eq(word_a[slot * sb:(slot + 1) * sb]),
-                row_v[c * sb:(c + 1) * sb].eq(word_b[slot * sb:(slot + 1) * sb]),
-            ]
+            m.d.comb += row_s[(c << self.pbs):(c << self.pbs) + sb].eq(word_a[slot * sb:(slot + 1) * sb])
         row_i = Signal(Rw)
         for c in range(prog.image.C):
             m.d.comb += row_i[(c << self.pbi):(c << self.pbi) + self.pixel_bits].eq(
@@ -688,15 +745,18 @@ class Engine(wiring.Component):
         # The fetched row is registered (the block RAM output multiplexers end there), then
         # pushed into the FIFO with the row less its lowest set bit and an 'at most one set
         # bit' flag, so that the scan stage never waits on a carry chain or a count tree.
-        f_valid = Signal()
-        f_bits = Signal(Rw)
-        f_v = Signal(cmax * sb)
-        f_wb = Signal(ww)
-        f_last = Signal()
-        m.d.sync += [f_valid.eq(infl), f_bits.eq(fetched), f_v.eq(row_v), f_wb.eq(infl_wb),
-                     f_last.eq(infl_last)]
+        if self.compact:
+            f_valid, f_bits, f_va, f_wb, f_last = infl, fetched, infl_va, infl_wb, infl_last
+        else:
+            f_valid = Signal()
+            f_bits = Signal(Rw)
+            f_va = Signal(va_w)
+            f_wb = Signal(ww)
+            f_last = Signal()
+            m.d.sync += [f_valid.eq(infl), f_bits.eq(fetched), f_va.eq(infl_va), f_wb.eq(infl_wb),
+                         f_last.eq(infl_last)]
         fetched_single = ~_popcount_flags(f_bits)[0]
-        fetched_rest = f_bits & (f_bits - 1)
+        fetched_rest = Const(0, 0) if self.compact else f_bits & (f_bits - 1)
 
         # Push the fetched row (circular buffer: a pop moves a pointer, not the rows).
         push = f_valid
@@ -705,7 +765,7 @@ class Engine(wiring.Component):
         with m.If(push):
             for i in range(NF):
                 with m.If(wr_ptr == i):
-                    m.d.sync += [fifo_bits[i].eq(f_bits), fifo_v[i].eq(f_v), fifo_wb[i].eq(f_wb),
+                    m.d.sync += [fifo_bits[i].eq(f_bits), fifo_va[i].eq(f_va), fifo_wb[i].eq(f_wb),
                                  fifo_last[i].eq(f_last), fifo_single[i].eq(fetched_single),
                                  fifo_rest[i].eq(fetched_rest)]
             m.d.sync += wr_ptr.eq(Mux(wr_ptr == NF - 1, 0, wr_ptr + 1))
@@ -715,11 +775,11 @@ class Engine(wiring.Component):
 
         # Scan stage: the lowest set bit of the row, one per cycle ------------------------
         pending = Signal(Rw)
-        e1_v = Signal(cmax * sb)
+        e1_va = Signal(va_w)
         e1_wb = Signal(ww)
         e1_last = Signal()
         e1_on = Signal()           # a row is loaded in ``pending``
-        rest = Signal(Rw)          # pending less its lowest set bit (registered)
+        rest = Signal(0 if self.compact else Rw)  # pending less its lowest set bit (registered)
         single = Signal()          # at most one set bit: the row ends with this item (registered)
         groups = _lsb_groups(pending)   # the index tree's first level, registered in D0
 
@@ -730,17 +790,27 @@ class Engine(wiring.Component):
         NQ = 4
         held = Signal(range(NQ + 1))
         emit = Signal()
-        m.d.comb += emit.eq(e1_on & (held < NQ))
+        # Stage enables: the fast build's decode stages never stall; the compact build has no
+        # queue, its decode stages hold while the next one is full (a ready chain from E).
+        d0_en, d1_en, d2_en = Signal(), Signal(), Signal()
+        if self.compact:
+            m.d.comb += emit.eq(e1_on & d0_en)
+        else:
+            m.d.comb += [emit.eq(e1_on & (held < NQ)), d0_en.eq(1), d1_en.eq(1), d2_en.eq(1)]
         row_done = emit & single
         with m.If(emit):
-            m.d.sync += [pending.eq(rest), rest.eq(rest & (rest - 1)), single.eq(~_popcount_flags(rest)[0])]
+            if self.compact:  # the row left has at most one bit iff this one has at most two
+                m.d.sync += [pending.eq(pending & (pending - 1)), single.eq(~_popcount_flags(pending)[1])]
+            else:
+                m.d.sync += [pending.eq(rest), rest.eq(rest & (rest - 1)), single.eq(~_popcount_flags(rest)[0])]
         with m.If(row_done):
             m.d.sync += e1_on.eq(0)
         m.d.comb += pop.eq((~e1_on | row_done) & active & (count > 0))
         with m.If(pop):
-            m.d.sync += [pending.eq(Array(fifo_bits)[rd_ptr]), e1_v.eq(Array(fifo_v)[rd_ptr]),
+            m.d.sync += [single.eq(Array(fifo_single)[rd_ptr]), pending.eq(Array(fifo_bits)[rd_ptr]),
+                         e1_va.eq(Array(fifo_va)[rd_ptr]),
                          e1_wb.eq(Array(fifo_wb)[rd_ptr]), e1_last.eq(Array(fifo_last)[rd_ptr]),
-                         single.eq(Array(fifo_single)[rd_ptr]), rest.eq(Array(fifo_rest)[rd_ptr]),
+                         rest.eq(Array(fifo_rest)[rd_ptr]),
                          e1_on.eq(1)]
 
         # Stage D1: the head's first channel, channel * tiles.
@@ -750,24 +820,26 @@ class Engine(wiring.Component):
         d1_row_end = Signal()
         d1_pos_last = Signal()
         d1_wb = Signal(ww)
-        d1_v = Signal(cmax * sb)
+        d1_va = Signal(va_w)
         # Stage D0: the lowest set bit's index (its first level came registered).
         d0_valid = Signal()
         d0_ev = Signal()
         d0_row_end = Signal()
         d0_pos_last = Signal()
         d0_wb = Signal(ww)
-        d0_v = Signal(cmax * sb)
+        d0_va = Signal(va_w)
         d0_groups = [(Signal(name=f"d0_any{i}"), Signal(len(g[1]), name=f"d0_low{i}"))
                      for i, g in enumerate(groups)]
-        m.d.sync += [d0_valid.eq(emit), d0_ev.eq(pending != 0), d0_row_end.eq(single),
-                     d0_pos_last.eq(e1_last), d0_wb.eq(e1_wb), d0_v.eq(e1_v)]
-        for (ra, rl), (ga, gl) in zip(d0_groups, groups):
-            m.d.sync += [ra.eq(ga), rl.eq(gl)]
+        with m.If(d0_en):
+            m.d.sync += [d0_valid.eq(emit), d0_ev.eq(pending != 0), d0_row_end.eq(single),
+                         d0_pos_last.eq(e1_last), d0_wb.eq(e1_wb), d0_va.eq(e1_va)]
+            for (ra, rl), (ga, gl) in zip(d0_groups, groups):
+                m.d.sync += [ra.eq(ga), rl.eq(gl)]
         idx = Signal(_ubits(Rw))
         m.d.comb += idx.eq(_lsb_index(d0_groups))
-        m.d.sync += [d1_valid.eq(d0_valid), d1_ev.eq(d0_ev), d1_idx.eq(idx), d1_row_end.eq(d0_row_end),
-                     d1_pos_last.eq(d0_pos_last), d1_wb.eq(d0_wb), d1_v.eq(d0_v)]
+        with m.If(d1_en):
+            m.d.sync += [d1_valid.eq(d0_valid), d1_ev.eq(d0_ev), d1_idx.eq(idx), d1_row_end.eq(d0_row_end),
+                         d1_pos_last.eq(d0_pos_last), d1_wb.eq(d0_wb), d1_va.eq(d0_va)]
         d1_c = Signal(16)
         m.d.comb += d1_c.eq(Mux(desc.src_img, d1_idx >> self.pbi, d1_idx >> self.pbs))
         d1_b = Mux(desc.src_img, d1_idx & ((1 << self.pbi) - 1), d1_idx & ((1 << self.pbs) - 1))
@@ -775,7 +847,7 @@ class Engine(wiring.Component):
         tw = len(desc.tiles)
         item = data.StructLayout({
             "ev": 1, "row_end": 1, "pos_last": 1, "b": 8, "lo": cb + 1, "tile": tw, "tile_hi": tw,
-            "at_last": 1, "v": cmax * sb,
+            "at_last": 1, "va": va_w,
             "waddr": ww, "word": aww,  # weight word and accumulator word of the current tile
         })
         d2_valid = Signal()
@@ -783,13 +855,14 @@ class Engine(wiring.Component):
         d2_row_end = Signal()
         d2_pos_last = Signal()
         d2_wb = Signal(ww)
-        d2_v = Signal(cmax * sb)
+        d2_va = Signal(va_w)
         d2_b = Signal(8)
         d2_lo = Signal(cb + 1)     # first channel of the event's head
         d2_ct = Signal(ww)         # channel * tiles
-        m.d.sync += [d2_valid.eq(d1_valid), d2_ev.eq(d1_ev), d2_row_end.eq(d1_row_end),
-                     d2_pos_last.eq(d1_pos_last), d2_wb.eq(d1_wb), d2_v.eq(d1_v), d2_b.eq(d1_b),
-                     d2_ct.eq(d1_c * desc.tiles), d2_lo.eq(Mux(desc.heads_on, hst[desc.h_base + d1_c], 0))]
+        with m.If(d2_en):
+            m.d.sync += [d2_valid.eq(d1_valid), d2_ev.eq(d1_ev), d2_row_end.eq(d1_row_end),
+                         d2_pos_last.eq(d1_pos_last), d2_wb.eq(d1_wb), d2_va.eq(d1_va), d2_b.eq(d1_b),
+                         d2_ct.eq(d1_c * desc.tiles), d2_lo.eq(Mux(desc.heads_on, hst[desc.h_base + d1_c], 0))]
         # Stage D2: the tile range, the weight and accumulator words of the first tile.
         d2_item = Signal(item)
         tile_lo = Mux(desc.heads_on, d2_lo >> _log2(P), 0)
@@ -800,14 +873,8 @@ class Engine(wiring.Component):
             d2_item.b.eq(d2_b), d2_item.lo.eq(d2_lo), d2_item.waddr.eq(d2_wb + ct_lo),
             d2_item.word.eq(Mux(desc.accsel_ch, ct_lo, tile_lo)),
             d2_item.tile.eq(tile_lo), d2_item.tile_hi.eq(tile_hi),
-            d2_item.at_last.eq(~d2_ev | (tile_lo == tile_hi)), d2_item.v.eq(d2_v),
+            d2_item.at_last.eq(~d2_ev | (tile_lo == tile_hi)), d2_item.va.eq(d2_va),
         ]
-
-        # Queue between D2 and E (D2 goes straight to E when the queue is empty).
-        queue = [Signal(item, name=f"evq{i}") for i in range(NQ)]
-        q_n = Signal(range(NQ + 1))
-        q_rd = Signal(range(NQ))
-        q_wr = Signal(range(NQ))
 
         # Issue stage E: one (event, tile) per cycle.
         e = Signal(item)
@@ -825,21 +892,34 @@ class Engine(wiring.Component):
         pos_end = Signal()
         m.d.comb += pos_end.eq(e_go & e_final)
         e_ready = ~e_valid | (~stall & e.at_last)
-        q_empty = q_n == 0
         take = Signal()
-        m.d.comb += take.eq(e_ready & (d2_valid | ~q_empty))
-        q_push = d2_valid & ~(take & q_empty)
-        q_pop = take & ~q_empty
-        with m.If(q_push):
-            for i in range(NQ):
-                with m.If(q_wr == i):
-                    m.d.sync += queue[i].eq(d2_item)
-            m.d.sync += q_wr.eq(Mux(q_wr == NQ - 1, 0, q_wr + 1))
-        with m.If(q_pop):
-            m.d.sync += q_rd.eq(Mux(q_rd == NQ - 1, 0, q_rd + 1))
-        m.d.sync += [q_n.eq(q_n + q_push - q_pop), held.eq(held + emit - take)]
+        if self.compact:
+            m.d.comb += [take.eq(e_ready & d2_valid),
+                         d2_en.eq(~d2_valid | take), d1_en.eq(~d1_valid | d2_en), d0_en.eq(~d0_valid | d1_en)]
+            next_item = d2_item
+            decode_empty = ~d0_valid & ~d1_valid & ~d2_valid
+        else:
+            # Queue between D2 and E (D2 goes straight to E when the queue is empty).
+            queue = [Signal(item, name=f"evq{i}") for i in range(NQ)]
+            q_n = Signal(range(NQ + 1))
+            q_rd = Signal(range(NQ))
+            q_wr = Signal(range(NQ))
+            q_empty = q_n == 0
+            m.d.comb += take.eq(e_ready & (d2_valid | ~q_empty))
+            q_push = d2_valid & ~(take & q_empty)
+            q_pop = take & ~q_empty
+            with m.If(q_push):
+                for i in range(NQ):
+                    with m.If(q_wr == i):
+                        m.d.sync += queue[i].eq(d2_item)
+                m.d.sync += q_wr.eq(Mux(q_wr == NQ - 1, 0, q_wr + 1))
+            with m.If(q_pop):
+                m.d.sync += q_rd.eq(Mux(q_rd == NQ - 1, 0, q_rd + 1))
+            m.d.sync += [q_n.eq(q_n + q_push - q_pop), held.eq(held + emit - take)]
+            next_item = Mux(q_empty, d2_item, Array(queue)[q_rd])
+            decode_empty = held == 0
         with m.If(take):
-            m.d.sync += [e.eq(Mux(q_empty, d2_item, Array(queue)[q_rd])), e_valid.eq(1), e_first.eq(1)]
+            m.d.sync += [e.eq(next_item), e_valid.eq(1), e_first.eq(1)]
         with m.Elif(ev_issue & ~e.at_last):
             m.d.sync += [e.tile.eq(e.tile + 1), e.at_last.eq(e.tile + 1 == e.tile_hi), e_first.eq(0),
                          e.waddr.eq(e.waddr + 1), e.word.eq(e.word + 1)]
@@ -854,19 +934,21 @@ class Engine(wiring.Component):
         dr_delay = Signal(2)       # the drain's first read waits for the last accumulator write
         dr_bank = Signal()
         dr_word = Signal(16)
-        dr_ptr = Signal(24)        # destination word of the position being drained
+        dr_ptr = Signal(24)        # destination word of the position being drained (dst_base included)
         dst_ptr = Signal(24)       # destination word of the current position
         dr_wr = Signal()
         dr_wr_addr = Signal(24)
         dr_wr_bank = Signal()
 
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
-        vl = []
+        # The V row is read (spike banks, port B) as the event issues, so only its address
+        # travels with the event; the lanes are selected in stage I.
+        for wp, ra, rb in banks:
+            m.d.comb += rb.addr.eq(e.va)
+        in_head = []
         for ln in range(P):
-            opts = Array(e.v[(s * P + ln) * sb:(s * P + ln + 1) * sb] for s in range(S))
             ch = e_tile * P + ln
-            in_head = (ch >= e_lo) & (ch < e_lo + desc.hd)
-            vl.append(Mux(in_head, opts[e_tile], 0))
+            in_head.append((ch >= e_lo) & (ch < e_lo + desc.hd))
 
         # The weight word is read as the event issues (its address is a register of E).
         m.d.comb += wm_r.addr.eq(e.waddr)
@@ -878,13 +960,19 @@ class Engine(wiring.Component):
         i_b = Signal(8)
         i_word = Signal(aww)
         i_bank = Signal()
+        i_tile = Signal(len(e_tile))
+        i_inh = [Signal(name=f"i_inh{ln}") for ln in range(P)]
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
         i_wm = [Signal(signed(wb), name=f"i_wm{ln}") for ln in range(P)]    # weight lanes (ROM)
         i_im = [Signal(signed(ib), name=f"i_im{ln}") for ln in range(P)]    # weight lanes (Q KV)
         m.d.sync += i_valid.eq(ev_issue)
         with m.If(ev_issue):
             m.d.sync += [i_b.eq(e_b), i_bank.eq(bank), i_word.eq(e.word)]
-            m.d.sync += [i_v[ln].eq(vl[ln]) for ln in range(P)]
+            m.d.sync += i_tile.eq(e_tile)
+            m.d.sync += [i_inh[ln].eq(in_head[ln]) for ln in range(P)]
+        for ln in range(P):
+            slots = Array(banks[ln][2].data[s * sb:(s + 1) * sb] for s in range(S))
+            m.d.comb += i_v[ln].eq(Mux(i_inh[ln], slots[i_tile], 0))
         for k, (wp, rr, rd) in enumerate(amems):
             m.d.comb += rr.addr.eq(i_word)
         for ln in range(P):
@@ -955,7 +1043,7 @@ class Engine(wiring.Component):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
         with m.If(dr_wr & active):
             data_w = Mux(dr_wr_bank, amems[1][2].data, amems[0][2].data)
-            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(desc.dst_base + dr_wr_addr)]
+            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dr_wr_addr)]
             m.d.comb += im_w.data.eq(Cat(*[lane(data_w, ln, ab)[:ib] for ln in range(P)]))
             for k, (wp, rr, rd) in enumerate(amems):
                 with m.If(dr_wr_bank == k):
@@ -967,7 +1055,7 @@ class Engine(wiring.Component):
         with m.If(start):
             m.d.sync += [active.eq(1), gen_on.eq(1)]
         with m.If(~active):
-            m.d.sync += [dst_ptr.eq(0), e1_on.eq(0), count.eq(0), credits.eq(0), bank.eq(0),
+            m.d.sync += [dst_ptr.eq(desc.dst_base), e1_on.eq(0), count.eq(0), credits.eq(0), bank.eq(0),
                          wr_ptr.eq(0), rd_ptr.eq(0)]
         # Done two cycles before the pass's last write (the drain's last word), so that the
         # next descriptor load overlaps it: the descriptor changes at the end of the second
@@ -975,7 +1063,7 @@ class Engine(wiring.Component):
         # ahead and registered: the front of the pipeline is empty and the drain (the last
         # one: nothing is left to issue) is one cycle before its last read. ``active`` stays
         # on for that last read's write.
-        front_empty = ~gen_on & ~infl & ~f_valid & (count == 0) & ~e1_on & (held == 0) & ~e_valid
+        front_empty = ~gen_on & ~infl & ~f_valid & (count == 0) & ~e1_on & decode_empty & ~e_valid
         done_r = Signal()
         fin = Signal()
         m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & (dr_left == 2)), fin.eq(done_r)]
@@ -997,6 +1085,8 @@ class Engine(wiring.Component):
         values = [row[name] for row in self.plan.pass_consts]
         lo, hi = min(values + [0]), max(values + [0])
         shape = signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi))
+        if len(set(values)) == 1:  # the same in every pass: a constant
+            return Const(values[0], shape)
         sig = Signal(shape, name=f"pc_{name}")
         width = Shape.cast(shape).width
         bits = []
@@ -1031,29 +1121,38 @@ class Engine(wiring.Component):
         S, sb = prog.spike_slots, self.slot_bits
         ib, mb, bb, tb = self.ib, self.mb, self.bb, self.tb
         ow, pw, yw, mw, uw = self.ow, self.pw, self.yw, self.mw, self.uw
-        K = prog.classes
         cw = mb + bb + tb
         bw = max(ib, sb + 1)                   # operand b: an integer lane or a spike value
         iw = _ubits(max(1, prog.int_words))    # integer memory word index
         rw_ = _ubits(max(1, prog.spike_rows))  # spike memory row index
         op = desc.op
 
-        # Pass flags, registered from the descriptor (valid from the pass's first cycle).
-        f_red, f_rq, f_lif, f_ms, f_add, f_and, f_out, f_spk, f_mask, f_soft = (
-            Signal(name=f"ew_{n}") for n in ("red", "rq", "lif", "ms", "add", "and", "out", "spk",
-                                             "mask", "soft"))
+        # Pass flags, registered from the descriptor (valid from the pass's first cycle); a flag
+        # no pass of the program sets is the constant 0, and the logic it enables is not built.
+        present = {(p.kind, p.op) for p in prog.passes if p.kind != SYN}
         is_red = desc.kind == _KIND[RED]
-        m.d.sync += [
-            f_red.eq(is_red), f_rq.eq(desc.requant), f_soft.eq(desc.soft),
-            f_lif.eq((~is_red & (op == _EW_OPS["lif"])) | (is_red & (op == _RED_OPS["mask"]))),
-            f_ms.eq(~is_red & (op == _EW_OPS["multispike"])),
-            f_add.eq(~is_red & (op == _EW_OPS["add"])),
-            f_and.eq(~is_red & (op == _EW_OPS["and"])),
-            f_out.eq(~is_red & (op == _EW_OPS["out"])),
-            f_mask.eq(is_red & (op == _RED_OPS["mask"])),
-            f_spk.eq((is_red & (op == _RED_OPS["mask"])) | (~is_red & (
-                (op == _EW_OPS["lif"]) | (op == _EW_OPS["multispike"]) | (op == _EW_OPS["and"])))),
-        ]
+
+        def flag(name, expr, uses):
+            if not any(u in present for u in uses):
+                return Const(0, 1)
+            sig = Signal(name=f"ew_{name}")
+            m.d.sync += sig.eq(expr)
+            return sig
+
+        reds = [(RED, o) for o in _RED_OPS]
+        f_red = flag("red", is_red, reds)
+        f_rq = flag("rq", desc.requant, [(p.kind, p.op) for p in prog.passes if p.kind != SYN and p.requant])
+        f_soft = flag("soft", desc.soft, [(p.kind, p.op) for p in prog.passes if p.kind != SYN and p.soft])
+        f_lif = flag("lif", (~is_red & (op == _EW_OPS["lif"])) | (is_red & (op == _RED_OPS["mask"])),
+                     [(EW, "lif"), (RED, "mask")])
+        f_ms = flag("ms", ~is_red & (op == _EW_OPS["multispike"]), [(EW, "multispike")])
+        f_add = flag("add", ~is_red & (op == _EW_OPS["add"]), [(EW, "add")])
+        f_and = flag("and", ~is_red & (op == _EW_OPS["and"]), [(EW, "and")])
+        f_out = flag("out", ~is_red & (op == _EW_OPS["out"]), [(EW, "out")])
+        f_mask = flag("mask", is_red & (op == _RED_OPS["mask"]), [(RED, "mask")])
+        f_spk = flag("spk", (is_red & (op == _RED_OPS["mask"])) | (~is_red & (
+            (op == _EW_OPS["lif"]) | (op == _EW_OPS["multispike"]) | (op == _EW_OPS["and"]))),
+            [(EW, "lif"), (EW, "multispike"), (EW, "and"), (RED, "mask")])
         nt = self._pass_const(m, "nt")                  # N * tiles
         smax = max([p.shift for p in prog.passes if p.kind != SYN] + [1])
         rnd = Signal(smax)                              # 2^(shift-1), 0 for shift 0
@@ -1140,51 +1239,44 @@ class Engine(wiring.Component):
             m.d.comb += im_a.addr.eq(self._syn_im_addr)
         m.d.comb += cm_r.addr.eq(c_adr)
 
-        # Element control, carried down the pipeline with the element.
+        # Element control, carried down the pipeline with the element: ``ctl_at(k)`` is the
+        # control of the element issued k cycles ago.
         ctl = data.StructLayout({
             "valid": 1, "last": 1, "first_n": 1, "first_t": 1, "wr": 1,
             "tile": len(tile), "widx": max(iw, rw_),
         })
-        stages = [Signal(ctl, name=f"ew_c{k}") for k in range(10)]
-        c0 = Signal(ctl)
+        c0 = Signal(ctl, name="ew_c0")
         m.d.comb += [
             c0.valid.eq(issue), c0.last.eq(last_el), c0.first_n.eq(n == 0), c0.first_t.eq(t == 0),
             c0.wr.eq(~f_red | last_n), c0.tile.eq(tile),
             c0.widx.eq(Mux(f_red, Mux(f_spk, t, ti), Mux(f_spk, si, ii))),
         ]
-        stages[0] = c0
-        for k in range(1, 10):
-            m.d.sync += stages[k].eq(stages[k - 1])
-        c1, c2, c3, c4, c5, c6, c7, c8, c9 = stages[1:]
+        ctlv = [c0]
+
+        def ctl_at(k):
+            while len(ctlv) <= k:
+                nxt = Signal(ctl, name=f"ew_c{len(ctlv)}")
+                m.d.sync += nxt.eq(ctlv[-1])
+                ctlv.append(nxt)
+            return ctlv[k]
+
+        # Stages 1..8 each end in a register in the fast build; the compact build keeps only
+        # the registers of stages 2, 3 (the RED running sum), 4 (the product), 5 and 7, so an
+        # element is written 6 cycles after its issue instead of 9 (docs/accelerator.md).
+        registered = {k: (not self.compact) or k in (2, 3, 4, 5, 7) for k in range(1, 9)}
+        cyc = {0: 1}   # cyc[k]: the cycle (after issue) in which stage k's outputs are valid
+        for k in range(1, 9):
+            cyc[k] = (cyc[k - 1] if k > 1 else 1) + registered[k]
+        cyc_in = {k: (cyc[k - 1] if k > 1 else 1) for k in range(1, 10)}
 
         def per_lane(name, shape):
             return [Signal(shape, name=f"{name}{ln}") for ln in range(P)]
 
-        # Stage 1: the memory words are registered as read (nothing between a block RAM output
-        # and a register).
-        raw_sa, raw_sb = per_lane("ew_rsa", unsigned(S * sb)), per_lane("ew_rsb", unsigned(S * sb))
-        raw_ia, raw_ib = per_lane("ew_ria", signed(ib)), per_lane("ew_rib", signed(ib))
-        mult1, bias1, theta1 = per_lane("ew_mult", signed(mb)), per_lane("ew_bias", signed(bb)), \
-            per_lane("ew_theta", unsigned(tb))
-        for ln in range(P):
-            word = cm_r.data[ln * cw:(ln + 1) * cw]
-            m.d.sync += [
-                raw_sa[ln].eq(banks[ln][1].data), raw_sb[ln].eq(banks[ln][2].data),
-                raw_ia[ln].eq(lane(im_a.data, ln, ib)), raw_ib[ln].eq(lane(im_b.data, ln, ib)),
-                mult1[ln].eq(word[:mb].as_signed()), bias1[ln].eq(word[mb:mb + bb].as_signed()),
-                theta1[ln].eq(word[mb + bb:cw]),
-            ]
-        # Stage 2: operand lanes (the tile's spike slot, or the integer lane).
-        opa, opb = per_lane("ew_a", signed(ow)), per_lane("ew_b", signed(bw))
-        mult2_, bias2_ = per_lane("ew_mult1d", signed(mb)), per_lane("ew_bias1d", signed(bb))
-        for ln in range(P):
-            sel_a = Array(raw_sa[ln][s * sb:(s + 1) * sb] for s in range(S))[c2.tile]
-            sel_b = Array(raw_sb[ln][s * sb:(s + 1) * sb] for s in range(S))[c2.tile]
-            m.d.sync += [
-                opa[ln].eq(Mux(desc.a_int, raw_ia[ln], sel_a)),
-                opb[ln].eq(Mux(desc.b_int, raw_ib[ln], sel_b)),
-                mult2_[ln].eq(mult1[ln]), bias2_[ln].eq(bias1[ln]),
-            ]
+        def put(k, stmts):
+            if registered[k]:
+                m.d.sync += stmts
+            else:
+                m.d.comb += stmts
 
         def carry(name, values, shape, n_stages):
             """Delay per-lane ``values`` by ``n_stages`` registers; returns the last ones."""
@@ -1194,7 +1286,35 @@ class Engine(wiring.Component):
                 values = nxt
             return values
 
+        # Stage 1: the memory words as read (registered in the fast build: nothing between a
+        # block RAM output and a register).
+        raw_sa, raw_sb = per_lane("ew_rsa", unsigned(S * sb)), per_lane("ew_rsb", unsigned(S * sb))
+        raw_ia, raw_ib = per_lane("ew_ria", signed(ib)), per_lane("ew_rib", signed(ib))
+        mult1, bias1, theta1 = per_lane("ew_mult", signed(mb)), per_lane("ew_bias", signed(bb)), \
+            per_lane("ew_theta", unsigned(tb))
+        for ln in range(P):
+            word = cm_r.data[ln * cw:(ln + 1) * cw]
+            put(1, [
+                raw_sa[ln].eq(banks[ln][1].data), raw_sb[ln].eq(banks[ln][2].data),
+                raw_ia[ln].eq(lane(im_a.data, ln, ib)), raw_ib[ln].eq(lane(im_b.data, ln, ib)),
+                mult1[ln].eq(word[:mb].as_signed()), bias1[ln].eq(word[mb:mb + bb].as_signed()),
+                theta1[ln].eq(word[mb + bb:cw]),
+            ])
+        # Stage 2: operand lanes (the tile's spike slot, or the integer lane).
+        c2 = ctl_at(cyc_in[2])
+        opa, opb = per_lane("ew_a", signed(ow)), per_lane("ew_b", signed(bw))
+        mult2_, bias2_ = per_lane("ew_mult1d", signed(mb)), per_lane("ew_bias1d", signed(bb))
+        for ln in range(P):
+            sel_a = Array(raw_sa[ln][s * sb:(s + 1) * sb] for s in range(S))[c2.tile]
+            sel_b = Array(raw_sb[ln][s * sb:(s + 1) * sb] for s in range(S))[c2.tile]
+            put(2, [
+                opa[ln].eq(Mux(desc.a_int, raw_ia[ln], sel_a)),
+                opb[ln].eq(Mux(desc.b_int, raw_ib[ln], sel_b)),
+                mult2_[ln].eq(mult1[ln]), bias2_[ln].eq(bias1[ln]),
+            ])
+
         # Stage 3: RED running sum (the one-cycle loop of a reduction); the addend.
+        c3 = ctl_at(cyc_in[3])
         opnd = per_lane("ew_opnd", signed(ow))
         mult2 = per_lane("ew_mult2_", signed(mb))
         adw = max(bb, smax + 1) + 1
@@ -1202,25 +1322,25 @@ class Engine(wiring.Component):
         for ln in range(P):
             cur = Mux(f_mask, opa[ln] & opb[ln], opa[ln])
             total = Mux(c3.first_n, 0, opnd[ln]) + cur
-            m.d.sync += [
+            put(3, [
                 opnd[ln].eq(Mux(f_red, total, opa[ln])),
                 mult2[ln].eq(mult2_[ln]),
                 addend[ln].eq(Mux(f_rq, bias2_[ln] + rnd, Mux(f_out, bias2_[ln], 0))),
-            ]
+            ])
         # Stage 4: the requantization product (a registered multiplier).
         prod = per_lane("ew_prod", signed(ow + mb))
         raw = per_lane("ew_raw", signed(ow))
-        addend3 = carry("ew_addend3", addend, signed(adw), 1)
+        addend3 = carry("ew_addend3", addend, signed(adw), cyc_in[5] - cyc[3])
         for ln in range(P):
-            m.d.sync += [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])]
+            put(4, [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])])
         # Stage 5: + bias + rounding (requantization) / + logit bias (out).
         z = per_lane("ew_z", signed(pw))
         for ln in range(P):
-            m.d.sync += z[ln].eq(Mux(f_rq, prod[ln], raw[ln]) + addend3[ln])
+            put(5, z[ln].eq(Mux(f_rq, prod[ln], raw[ln]) + addend3[ln]))
         # Stage 6: arithmetic shift (shift is 0 without requantization).
         sh = per_lane("ew_sh", signed(pw))
         for ln in range(P):
-            m.d.sync += sh[ln].eq(z[ln] >> desc.shift)
+            put(6, sh[ln].eq(z[ln] >> desc.shift))
         # Stage 7: saturation to sat_bits: sh fits iff its bits from sat_bits - 1 up are all
         # equal, i.e. sh & mask is 0 or mask, where mask = sat_lo = -2^(sat_bits-1).
         y = per_lane("ew_y", signed(yw))
@@ -1229,22 +1349,25 @@ class Engine(wiring.Component):
         for ln in range(P):
             hi_bits = sh[ln] & sat_mask
             fits = (hi_bits == 0) | (hi_bits == sat_mask)
-            m.d.sync += y[ln].eq(Mux(~f_rq | fits, sh[ln], Mux(sh[ln][-1], desc.sat_lo, desc.sat_hi)))
+            put(7, y[ln].eq(Mux(~f_rq | fits, sh[ln], Mux(sh[ln][-1], desc.sat_lo, desc.sat_hi))))
         # Stage 8: values that feed the neuron stage.
-        theta7 = carry("ew_theta7", theta1, unsigned(tb), 6)
-        b7 = carry("ew_b7", opb, signed(bw), 5)
+        theta7 = carry("ew_theta7", theta1, unsigned(tb), cyc_in[8] - cyc[1])
+        b7 = carry("ew_b7", opb, signed(bw), cyc_in[8] - cyc[2])
         ymt = per_lane("ew_ymt", signed(max(yw, tb + 1) + 1))
         y8 = per_lane("ew_y8", signed(yw))
         yadd = per_lane("ew_yadd", signed(max(yw, bw) + 1))
         msp = per_lane("ew_msp", signed(yw + 2))
         yand = per_lane("ew_yand", unsigned(sb))
         for ln in range(P):
-            m.d.sync += [
+            put(8, [
                 ymt[ln].eq(y[ln] - theta7[ln]), y8[ln].eq(y[ln]), yadd[ln].eq(y[ln] + b7[ln]),
                 msp[ln].eq(y[ln] + ms_rnd), yand[ln].eq(y[ln][:sb] & b7[ln][:sb]),
-            ]
+            ])
         # Stage 9: neuron and write. The membrane loop (leak, integrate, fire, reset) is the
-        # only logic between two membrane registers: U - theta comes precomputed.
+        # only logic between two membrane registers in the fast build: U - theta comes
+        # precomputed.
+        write_cycle = cyc[8]
+        c9 = ctl_at(write_cycle)
         add_mask = Signal(signed(len(yadd[0])))
         m.d.sync += add_mask.eq(desc.add_lo)
         out_int, out_spk = [], []
@@ -1261,7 +1384,7 @@ class Engine(wiring.Component):
             msr = msp[ln] >> desc.ms_shift
             ms = Mux(msr[-1], 0, Mux(msr > desc.levels, desc.levels, msr))
             spike = Signal(sb, name=f"spike{ln}")
-            m.d.comb += spike.eq(Mux(f_lif, fire, Mux(f_ms, ms, yand[ln])))
+            m.d.comb += spike.eq(Mux(f_lif, fire, Mux(f_ms, ms, Mux(f_and, yand[ln], 0))))
             hi_bits = yadd[ln] & add_mask
             fits = (hi_bits == 0) | (hi_bits == add_mask)
             y_add = Mux(fits, yadd[ln], Mux(yadd[ln][-1], desc.add_lo, desc.add_hi))
@@ -1271,10 +1394,7 @@ class Engine(wiring.Component):
 
         with m.If(c9.valid & c9.wr):
             with m.If(f_out):
-                for ln in range(P):
-                    for j in range(K):
-                        with m.If(c9.tile * P + ln == j):
-                            m.d.sync += logits[j].eq(y8[ln])
+                m.d.sync += [dst.eq(src) for dst, src in zip(logits, logits[P:] + y8)]
             with m.Elif(f_spk):
                 for ln, (wp, _ra, _rb) in enumerate(banks):
                     m.d.comb += [wp.addr.eq(desc.dst_base + c9.widx), wp.data.eq(Cat(*([out_spk[ln]] * S)))]
@@ -1288,7 +1408,8 @@ class Engine(wiring.Component):
         # descriptor load overlaps the flush (the descriptor changes at the end of the second
         # cycle after done); the last pass waits for its write (the logits are read next).
         done_r = Signal()
-        m.d.sync += done_r.eq(Mux(desc.last_pass, c8.valid & c8.last, c6.valid & c6.last))
+        late, early = ctl_at(write_cycle - 1), ctl_at(write_cycle - 3)
+        m.d.sync += done_r.eq(Mux(desc.last_pass, late.valid & late.last, early.valid & early.last))
         with m.If(done_r):
             m.d.sync += active.eq(0)
         m.d.comb += done.eq(done_r)

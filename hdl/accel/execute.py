@@ -14,7 +14,7 @@ import numpy as np
 from ...sim import golden
 from .program import EW, RED, SYN
 
-__all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING"]
+__all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of"]
 
 # Timing rules of the engine (cycles), shared with the RTL and checked by its tests.
 TIMING = dict(
@@ -27,6 +27,17 @@ TIMING = dict(
     last_flush=2,       # passes end 2 cycles before their last write, except the last pass
     red_epilogue=0,     # RED: the epilogue is pipelined behind the next (tile, t)
 )
+
+
+#: The compact build (``Program.compact``, small devices): the same rules with a shorter EW
+#: pipeline (an element is written 6 cycles after its issue instead of 9) and no fetch
+#: register in front of the SYN row FIFO.
+TIMING_COMPACT = dict(TIMING, ew_latency=4, syn_drain_tail=7)
+
+
+def timing_of(prog):
+    """The timing rules of the engine built for ``prog``."""
+    return TIMING_COMPACT if prog.compact else TIMING
 
 
 @dataclasses.dataclass
@@ -85,11 +96,12 @@ def execute_program(prog, image):
         return spikes[name]
 
     from .engine import EnginePlan  # the descriptor's memory words (one, or 16-bit pieces)
-    setup = TIMING["pass_setup"] + EnginePlan(prog).desc_words - 1
+    tm = timing_of(prog)
+    setup = tm["pass_setup"] + EnginePlan(prog).desc_words - 1
     for i, p in enumerate(prog.passes):
         c = setup
         if i == len(prog.passes) - 1:
-            c += TIMING["last_flush"]
+            c += tm["last_flush"]
         if p.kind == SYN:
             src = spike_rows(p.src)
             dst = prog.tensors[p.dst]
@@ -102,7 +114,7 @@ def execute_program(prog, image):
                     for ox in range(p.Wo):
                         acc = out[(t * p.Ho + oy) * p.Wo + ox]
                         pos_cycles = 0
-                        gen_cycles = p.t_rows * p.kh * p.kw * TIMING["syn_tap"]
+                        gen_cycles = p.t_rows * p.kh * p.kw * tm["syn_tap"]
                         for tr in range(p.t_rows):
                             tt = t if p.t_rows == 1 else tr
                             for ky in range(p.kh):
@@ -132,11 +144,11 @@ def execute_program(prog, image):
                                             word = tile if p.accsel == "tile" else ch * p.tiles + tile
                                             acc[word] += np.asarray(w, np.int64) << b
                                     n_events += len(evs)
-                                    pos_cycles += max(TIMING["syn_row"], work)
+                                    pos_cycles += max(tm["syn_row"], work)
                         # The drain of the previous position overlaps this one's accumulation.
                         c += max(pos_cycles, gen_cycles, prev_drain)
-                        prev_drain = p.acc_words + TIMING["syn_drain"]
-            c += prev_drain + TIMING["syn_drain_tail"]
+                        prev_drain = p.acc_words + tm["syn_drain"]
+            c += prev_drain + tm["syn_drain_tail"]
             # Store as [T, H, W, C] of the destination tensor (channels = tiles * P lanes).
             if p.accsel == "channel":  # K^T V: [T, C rows, tiles*P]
                 vals = out.reshape(p.T, p.acc_words // p.tiles, p.tiles * P)
@@ -168,7 +180,7 @@ def execute_program(prog, image):
                 ints[p.dst] = x
             elif p.op == "out":
                 logits = x.reshape(-1) + bias
-            c += p.tiles * p.N * p.T + TIMING["ew_latency"]
+            c += p.tiles * p.N * p.T + tm["ew_latency"]
         elif p.kind == RED:
             mult, bias, theta = (prog.consts[p.c_base:p.c_base + p.tiles, :, j].reshape(-1) for j in range(3))
             if p.op == "pool":
@@ -181,7 +193,7 @@ def execute_program(prog, image):
                 kv = (k & v).reshape(k.shape[0], -1, Cd).sum(1)
                 m, _ = golden.lif(kv[None], theta[:Cd], p.leak, "soft" if p.soft else "hard")
                 spikes[p.dst] = m[0][:, None, None, :]
-            c += p.tiles * p.T * (p.N + TIMING["red_epilogue"]) + TIMING["ew_latency"]
+            c += p.tiles * p.T * (p.N + tm["red_epilogue"]) + tm["ew_latency"]
         cycles[p.node] = c
     cls = int(golden.classify(logits[None])[0])
     return ExecResult(logits=logits, cls=cls, spikes=spikes, ints=ints, cycles=cycles, events=n_events)

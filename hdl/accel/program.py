@@ -143,6 +143,7 @@ class Program:
     widths: dict               # lane widths: weight, int, acc, mult, bias, theta
     classes: int
     memory: MemoryMap = MemoryMap()
+    compact: bool = False      # the area-built engine (docs/accelerator.md, "Two builds")
 
     def weight_image(self):
         """The 16-bit words a host loads into the weight SPRAM (``memory.kind == "spram"``).
@@ -171,13 +172,15 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None):
+def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None, compact=False):
     """Map ``model`` onto an engine of ``lanes`` lanes; raises :class:`MappingError`.
 
     ``memory``: ``"bram"`` (every target) or ``"spram"`` (the iCE40UP5K's ``sprams``
     single-port RAMs hold the integer memory and the weights; see :class:`MemoryMap`).
     ``desc_word_bits``: read each pass descriptor in pieces of this many bits (small block
     RAM budgets); default: whole (block RAM) or 16 (SPRAM mapping).
+    ``compact``: build the engine for area (small devices; its own timing rules) rather than
+    for clock rate.
     """
     P = lanes
     if not isinstance(P, int) or P < 1 or P & (P - 1) or P > 64:
@@ -381,7 +384,7 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None)
                    spike_slots=_ceil_div(cmax, P),
                    spike_planes=max(int(max(spike_levels + [1])).bit_length(), 1),
                    int_words=int_words, image=image, logits=logits, widths=widths,
-                   classes=model.head.attrs["classes"])
+                   classes=model.head.attrs["classes"], compact=bool(compact))
 
 
 def _attach_requant(p, conv, add_consts, C, theta):

@@ -116,14 +116,15 @@ def compile_for_target(model, lanes, target=None):
     if target is None or target not in DEVICES:
         return compile_model(model, lanes)
     ice40 = DEVICES[target].family == "ice40"
-    program = compile_model(model, lanes, desc_word_bits=SPRAM_BITS if ice40 else None)
+    program = compile_model(model, lanes, desc_word_bits=SPRAM_BITS if ice40 else None, compact=ice40)
     if not DEVICES[target].totals.get("spram"):
         return program
     usage, problems = memory_fit(program, target)
     if not problems:
         return program
     try:
-        return compile_model(model, lanes, memory="spram", sprams=DEVICES[target].totals["spram"])
+        return compile_model(model, lanes, memory="spram", sprams=DEVICES[target].totals["spram"],
+                             compact=ice40)
     except MappingError as e:
         raise DeviceTooSmall(f"{'; '.join(problems)}; the SPRAM mapping does not fit either: {e}") from None
 

@@ -46,16 +46,18 @@ def _decode_tensor(prog, mem, name):
 
 
 CASES = [
-    ("linear", 1, 2, 4), ("linear", 3, 1, 1), ("mask", 1, 2, 8), ("mask", 1, 3, 2),
-    ("qsd", 3, 2, 32), ("qsd", 1, 1, 16),
+    ("linear", 1, 2, 4, False), ("linear", 3, 1, 1, False), ("mask", 1, 2, 8, False),
+    ("mask", 1, 3, 2, False), ("qsd", 3, 2, 32, False), ("qsd", 1, 1, 16, False),
+    # the compact build (small devices): its own pipeline and timing rules
+    ("linear", 1, 2, 1, True), ("mask", 1, 2, 2, True), ("qsd", 3, 2, 1, True),
 ]
 
 
-@pytest.mark.parametrize("attention,levels,T,lanes", CASES)
-def test_every_tensor_logit_and_cycle_matches(attention, levels, T, lanes):
+@pytest.mark.parametrize("attention,levels,T,lanes,compact", CASES)
+def test_every_tensor_logit_and_cycle_matches(attention, levels, T, lanes, compact):
     model = random_model(11, attention=attention, levels=levels, time_steps=T, channels=8,
                          heads=2, blocks=1, patch=2, embed_kernel=3)
-    prog = compile_model(model, lanes)
+    prog = compile_model(model, lanes, compact=compact)
     image = _images(1, seed=T)
     dump = {"snapshots": []}
     logits, classes, cycles, events = simulate_engine(prog, image, dump=dump)
@@ -133,12 +135,13 @@ def _random_config(seed):
 
 
 def _mapping(seed, model, lanes):
+    compact = seed % 4 == 3
     if seed % 3 == 1:
         try:
-            return compile_model(model, lanes, memory="spram")
+            return compile_model(model, lanes, memory="spram", compact=compact)
         except MappingError:
             pass
-    return compile_model(model, lanes, desc_word_bits=16 if seed % 2 == 0 else None)
+    return compile_model(model, lanes, desc_word_bits=16 if seed % 2 == 0 else None, compact=compact)
 
 
 @pytest.mark.slow
@@ -148,7 +151,8 @@ def test_differential_random_models(chunk):
     the golden model.
 
     Every third seed uses the SPRAM mapping where it exists for the lane count (else block
-    RAM), every other seed reads descriptors in 16-bit pieces. Reproduce a failure with
+    RAM), every other seed reads descriptors in 16-bit pieces, every fourth seed is the
+    compact build. Reproduce a failure with
     ``_random_config(seed)``, ``random_model(seed, **config)`` and ``_mapping(seed, ...)``.
     """
     failures = []
