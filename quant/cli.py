@@ -1,7 +1,7 @@
 """Command-line pieces for ``spikeforge train`` (wired into :mod:`spikeforge.cli` by the lead).
 
 Defaults reproduce the shipped ``spikeforge/models/default.sfm``: the default
-:class:`~spikeforge.quant.config.ModelConfig`, ``--seed 0``, ``--epochs 60``.
+:class:`~spikeforge.quant.config.ModelConfig`, ``--seed 2``, ``--epochs 60``.
 """
 
 import sys

@@ -48,7 +48,7 @@ class ModelConfig:
     channels: int = 32
     blocks: int = 1
     heads: int = 2
-    mlp_ratio: int = 2
+    mlp_ratio: int = 1
     patch: int = 2
     embed_kernel: int = 3
     stem: int = 0
