@@ -51,7 +51,7 @@ TARGETS = {
     "icebreaker": Target(
         name="icebreaker", description="1BitSquared iCEBreaker (Lattice iCE40UP5K-SG48)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform", device="ice40-up5k", family="ice40",
-        clock_resource="clk12", osc_mhz=12.0, default_clock_mhz=12.0, clock_range_mhz=(16.0, 275.0),
+        clock_resource="clk12", osc_mhz=12.0, default_clock_mhz=24.0, clock_range_mhz=(16.0, 275.0),
         leds=(("led", 0), ("led", 1)), bitstream="top.bin", loader_board="ice40_generic", iceprog=True,
         default_lanes=1,
     ),

@@ -137,18 +137,27 @@ LANE_LOGIC = {"lut": 760, "ff": 560}
 def logic_estimate(program, extra=None):
     """Estimated logic of the engine (``extra``: ``{"lut", "ff"}`` of what surrounds it).
 
-    Calibrated on synthesis of the pipelined engine (Yosys + nextpnr, ice40-up5k, one lane):
-    2,683 LUT4s and 2,038 flip-flops for a 4-channel random model (spike rows of 8 bits, block
-    RAM mapping), 3,793 and 3,149 for a 16-channel one (rows of 32 bits) and 4,897 and 4,187 for
-    the shipped model (rows of 64 bits; both SPRAM mapping): about 40 LUTs and 38 flip-flops
-    per row bit. Each further lane: LANE_LOGIC. ``cells``: iCE40 logic cells (a LUT4 and a
-    flip-flop each); measured, about two thirds of the flip-flops need a cell of their own
-    (0.66 to 0.72).
+    Calibrated on Yosys (``synth_ice40 -dsp``) runs of the engine alone at one lane, per build
+    (``Program.compact``), through a 4-channel random model (spike rows of 8 bits, block RAM
+    mapping) and the shipped model (rows of 32 bits, SPRAM mapping for the compact build):
+
+    ======== ============================ ============================ ===================
+    build    8-bit rows (LUT4 / FF)       shipped model (LUT4 / FF)    per row bit
+    ======== ============================ ============================ ===================
+    compact  2,291 / 1,599                2,990 / 2,134                29 LUTs, 22 FFs
+    fast     2,549 / 2,026                3,357 / 2,749 (block RAM)    24 LUTs, 20 FFs
+    ======== ============================ ============================ ===================
+
+    A 32-channel model with 64-bit rows (MLP ratio 2) measures 3,428 / 2,327 (compact) and
+    3,859 / 3,108 (fast): the compact line overestimates it by about 14%. Each further lane:
+    LANE_LOGIC. ``cells``: iCE40 logic cells (a LUT4 and a flip-flop each); measured, about two
+    thirds of the flip-flops need a cell of their own (0.65 on the shipped model's board top).
     """
     eng = EnginePlan(program)
     P = program.lanes
-    lut = 2300 + LANE_LOGIC["lut"] * (P - 1) + 40 * eng.row_bits + (extra or {}).get("lut", 0)
-    ff = 1750 + LANE_LOGIC["ff"] * (P - 1) + 38 * eng.row_bits + (extra or {}).get("ff", 0)
+    base_lut, row_lut, base_ff, row_ff = (2060, 29, 1420, 22) if program.compact else (2360, 24, 1870, 20)
+    lut = base_lut + LANE_LOGIC["lut"] * (P - 1) + row_lut * eng.row_bits + (extra or {}).get("lut", 0)
+    ff = base_ff + LANE_LOGIC["ff"] * (P - 1) + row_ff * eng.row_bits + (extra or {}).get("ff", 0)
     return {"lut": int(lut), "ff": int(ff), "cells": int(lut + 2 * ff // 3), "multipliers": P}
 
 
