@@ -8,12 +8,15 @@ logits followed by the class on ``result``. ``cycles`` and ``events`` hold the c
 counts of the last image.
 """
 
+from collections import Counter
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
+from .execute import EW_REGISTERED
 from .memories import int_memory, weight_memory
 from .program import EW, RED, SPRAM_BITS, SYN
 
@@ -141,11 +144,11 @@ class EnginePlan:
         for row in rows:
             for k, v in row.items():
                 if v is not None:
-                    values.setdefault(k, []).append(v)
+                    values.setdefault(k, Counter())[v] += 1
         for row in rows:
             for k, v in row.items():
                 if v is None:
-                    row[k] = max(set(values.get(k, [0])), key=values.get(k, [0]).count)
+                    row[k] = values[k].most_common(1)[0][0] if k in values else 0
         self.desc_rows = rows
         fields, self.desc_consts = {}, {}
         for k in sorted({k for row in rows for k in row}):
@@ -744,7 +747,8 @@ class Engine(wiring.Component):
         fetched = Mux(desc.src_img, row_i, row_s)
         # The fetched row is registered (the block RAM output multiplexers end there), then
         # pushed into the FIFO with the row less its lowest set bit and an 'at most one set
-        # bit' flag, so that the scan stage never waits on a carry chain or a count tree.
+        # bit' flag, so that the scan stage never waits on a carry chain or a count tree. The
+        # compact build pushes the block RAM output itself, with the flag but not the rest.
         if self.compact:
             f_valid, f_bits, f_va, f_wb, f_last = infl, fetched, infl_va, infl_wb, infl_last
         else:
@@ -787,8 +791,6 @@ class Engine(wiring.Component):
         # carries its row's flags. The decode stages D0, D1 and D2 never stall; a queue of NQ
         # items feeds the issue stage E, and the scan stage emits only while fewer than NQ
         # items are in D0, D1, D2 and the queue (a registered count: no ready chain from E).
-        NQ = 4
-        held = Signal(range(NQ + 1))
         emit = Signal()
         # Stage enables: the fast build's decode stages never stall; the compact build has no
         # queue, its decode stages hold while the next one is full (a ready chain from E).
@@ -796,6 +798,8 @@ class Engine(wiring.Component):
         if self.compact:
             m.d.comb += emit.eq(e1_on & d0_en)
         else:
+            NQ = 4
+            held = Signal(range(NQ + 1))
             m.d.comb += [emit.eq(e1_on & (held < NQ)), d0_en.eq(1), d1_en.eq(1), d2_en.eq(1)]
         row_done = emit & single
         with m.If(emit):
@@ -1132,27 +1136,30 @@ class Engine(wiring.Component):
         present = {(p.kind, p.op) for p in prog.passes if p.kind != SYN}
         is_red = desc.kind == _KIND[RED]
 
-        def flag(name, expr, uses):
-            if not any(u in present for u in uses):
+        def flag(name, expr, used):
+            if not used:
                 return Const(0, 1)
             sig = Signal(name=f"ew_{name}")
             m.d.sync += sig.eq(expr)
             return sig
 
-        reds = [(RED, o) for o in _RED_OPS]
-        f_red = flag("red", is_red, reds)
-        f_rq = flag("rq", desc.requant, [(p.kind, p.op) for p in prog.passes if p.kind != SYN and p.requant])
-        f_soft = flag("soft", desc.soft, [(p.kind, p.op) for p in prog.passes if p.kind != SYN and p.soft])
+        def uses(*ops):
+            return any(o in present for o in ops)
+
+        ew_passes = [p for p in prog.passes if p.kind != SYN]
+        f_red = flag("red", is_red, uses(*((RED, o) for o in _RED_OPS)))
+        f_rq = flag("rq", desc.requant, any(p.requant for p in ew_passes))
+        f_soft = flag("soft", desc.soft, any(p.soft for p in ew_passes))
         f_lif = flag("lif", (~is_red & (op == _EW_OPS["lif"])) | (is_red & (op == _RED_OPS["mask"])),
-                     [(EW, "lif"), (RED, "mask")])
-        f_ms = flag("ms", ~is_red & (op == _EW_OPS["multispike"]), [(EW, "multispike")])
-        f_add = flag("add", ~is_red & (op == _EW_OPS["add"]), [(EW, "add")])
-        f_and = flag("and", ~is_red & (op == _EW_OPS["and"]), [(EW, "and")])
-        f_out = flag("out", ~is_red & (op == _EW_OPS["out"]), [(EW, "out")])
-        f_mask = flag("mask", is_red & (op == _RED_OPS["mask"]), [(RED, "mask")])
+                     uses((EW, "lif"), (RED, "mask")))
+        f_ms = flag("ms", ~is_red & (op == _EW_OPS["multispike"]), uses((EW, "multispike")))
+        f_add = flag("add", ~is_red & (op == _EW_OPS["add"]), uses((EW, "add")))
+        f_and = flag("and", ~is_red & (op == _EW_OPS["and"]), uses((EW, "and")))
+        f_out = flag("out", ~is_red & (op == _EW_OPS["out"]), uses((EW, "out")))
+        f_mask = flag("mask", is_red & (op == _RED_OPS["mask"]), uses((RED, "mask")))
         f_spk = flag("spk", (is_red & (op == _RED_OPS["mask"])) | (~is_red & (
             (op == _EW_OPS["lif"]) | (op == _EW_OPS["multispike"]) | (op == _EW_OPS["and"]))),
-            [(EW, "lif"), (EW, "multispike"), (EW, "and"), (RED, "mask")])
+            uses((EW, "lif"), (EW, "multispike"), (EW, "and"), (RED, "mask")))
         nt = self._pass_const(m, "nt")                  # N * tiles
         smax = max([p.shift for p in prog.passes if p.kind != SYN] + [1])
         rnd = Signal(smax)                              # 2^(shift-1), 0 for shift 0
@@ -1261,13 +1268,13 @@ class Engine(wiring.Component):
             return ctlv[k]
 
         # Stages 1..8 each end in a register in the fast build; the compact build keeps only
-        # the registers of stages 2, 3 (the RED running sum), 4 (the product), 5 and 7, so an
-        # element is written 6 cycles after its issue instead of 9 (docs/accelerator.md).
-        registered = {k: (not self.compact) or k in (2, 3, 4, 5, 7) for k in range(1, 9)}
+        # those of stages 2, 3 (the RED running sum), 4 (the product), 5 and 7
+        # (execute.EW_REGISTERED, which also gives the timing rule).
+        registered = {k: k in EW_REGISTERED[self.compact] for k in range(1, 9)}
         cyc = {0: 1}   # cyc[k]: the cycle (after issue) in which stage k's outputs are valid
         for k in range(1, 9):
-            cyc[k] = (cyc[k - 1] if k > 1 else 1) + registered[k]
-        cyc_in = {k: (cyc[k - 1] if k > 1 else 1) for k in range(1, 10)}
+            cyc[k] = cyc[k - 1] + registered[k]
+        cyc_in = {k: cyc[k - 1] for k in range(1, 10)}
 
         def per_lane(name, shape):
             return [Signal(shape, name=f"{name}{ln}") for ln in range(P)]

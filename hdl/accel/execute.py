@@ -14,7 +14,18 @@ import numpy as np
 from ...sim import golden
 from .program import EW, RED, SYN
 
-__all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of"]
+__all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
+           "EW_REGISTERED", "ew_write_cycle"]
+
+#: EW/RED stages (1..8, docs/accelerator.md) that end in a register, per build (key:
+#: ``Program.compact``). An element is written ``ew_write_cycle`` cycles after its issue: one
+#: for the memory read, one per register.
+EW_REGISTERED = {False: (1, 2, 3, 4, 5, 6, 7, 8), True: (2, 3, 4, 5, 7)}
+
+
+def ew_write_cycle(compact):
+    return 1 + len(EW_REGISTERED[compact])
+
 
 # Timing rules of the engine (cycles), shared with the RTL and checked by its tests.
 TIMING = dict(
@@ -23,16 +34,16 @@ TIMING = dict(
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
     syn_drain=2,        # a drain blocks the next position end for 2 + accumulator words cycles
     syn_drain_tail=8,   # pipeline fill (read, fetch, FIFO, scan, 3 decode stages) and flush
-    ew_latency=7,       # EW/RED: pipeline depth, paid once per pass (tiles follow without a gap)
+    ew_latency=ew_write_cycle(False) - 2,  # EW/RED: pipeline depth less the 2 overlapped cycles,
+                                           # paid once per pass (tiles follow without a gap)
     last_flush=2,       # passes end 2 cycles before their last write, except the last pass
     red_epilogue=0,     # RED: the epilogue is pipelined behind the next (tile, t)
 )
 
 
 #: The compact build (``Program.compact``, small devices): the same rules with a shorter EW
-#: pipeline (an element is written 6 cycles after its issue instead of 9) and no fetch
-#: register in front of the SYN row FIFO.
-TIMING_COMPACT = dict(TIMING, ew_latency=4, syn_drain_tail=7)
+#: pipeline (EW_REGISTERED) and no fetch register in front of the SYN row FIFO.
+TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=TIMING["syn_drain_tail"] - 1)
 
 
 def timing_of(prog):
