@@ -10,7 +10,7 @@ counts of the last image.
 
 from collections import Counter
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -20,7 +20,14 @@ from .execute import EW_REGISTERED
 from .memories import int_memory, weight_memory
 from .program import EW, RED, SPRAM_BITS, SYN
 
-__all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout"]
+__all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_MARK"]
+
+#: The fast build gives each group of this many lanes its own copy of a control register that
+#: drives the lanes' datapaths (:meth:`Engine._copies`), so no net fans out to all P lanes.
+LANES_PER_COPY = 4
+#: Part of the name of every such copy: synthesis keeps them apart (boards/build.py), where it
+#: would otherwise merge registers with the same input into one.
+COPY_MARK = "__rep"
 
 
 def lane(word, i, width):
@@ -417,7 +424,10 @@ class Engine(wiring.Component):
         acc_depth = max(p.acc_words for p in prog.passes if p.kind == SYN)
         amems = []
         for k in range(2):  # one read port per bank: a bank accumulates or drains, never both
-            mem = Memory(shape=unsigned(P * ab), depth=acc_depth, init=[])
+            # Block RAM in the fast build: as distributed RAM (a few words of P lanes), its
+            # write enable reached hundreds of LUT RAMs over the die (the 32-lane ECP5 path).
+            mem = Memory(shape=unsigned(P * ab), depth=acc_depth, init=[],
+                         attrs={} if self.compact else {"ram_style": "block"})
             m.submodules[f"amem{k}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
@@ -650,8 +660,7 @@ class Engine(wiring.Component):
         issue = Signal()
         m.d.comb += issue.eq(can_issue & inb)
         # Read addresses (spike banks port A: event rows; port B: V rows).
-        for wp, ra, rb in banks:
-            m.d.comb += ra.addr.eq(sa)
+        # (Assigned below, a copy per lane group: the address reaches every bank's LUTs.)
         m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
 
         # Advance the generator (a tap outside the grid costs its cycle here). Level j steps
@@ -728,6 +737,9 @@ class Engine(wiring.Component):
         sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
                                    (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
         m.d.sync += [sa.eq(tb_next + sp_next), sa2.eq(tb2_next + sp_next)]
+        sa_l = self._copies(m, "syn_ra", tb_next + sp_next, rows_w)
+        for (wp, ra, rb), a in zip(banks, sa_l):
+            m.d.comb += ra.addr.eq(a)
         with m.If(wrap_all):
             m.d.sync += gen_on.eq(0)
         m.d.sync += infl.eq(issue)
@@ -942,13 +954,15 @@ class Engine(wiring.Component):
         dst_ptr = Signal(24)       # destination word of the current position
         dr_wr = Signal()
         dr_wr_addr = Signal(24)
-        dr_wr_bank = Signal()
+        dr_wr_bank_r, dr_wr_bank_l = self._copy_regs("dr_wr_bank", 1)
+        dr_wr_bank = dr_wr_bank_r[0]
 
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
         # The V row is read (spike banks, port B) as the event issues, so only its address
         # travels with the event; the lanes are selected in stage I.
-        for wp, ra, rb in banks:
-            m.d.comb += rb.addr.eq(e.va)
+        va_l = self._copies(m, "syn_rb", data.View(item, next_item).va, va_w, en=take)
+        for (wp, ra, rb), a in zip(banks, va_l):
+            m.d.comb += rb.addr.eq(a)
         in_head = []
         for ln in range(P):
             ch = e_tile * P + ln
@@ -964,19 +978,19 @@ class Engine(wiring.Component):
         i_b = Signal(8)
         i_word = Signal(aww)
         i_bank = Signal()
-        i_tile = Signal(len(e_tile))
-        i_inh = [Signal(name=f"i_inh{ln}") for ln in range(P)]
+        # Lane data registers have no reset: the reset net would otherwise reach every lane.
+        i_inh = [Signal(name=f"i_inh{ln}", reset_less=True) for ln in range(P)]
+        i_tile_l = self._copies(m, "i_tile", e_tile, len(e_tile), en=ev_issue)
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
-        i_wm = [Signal(signed(wb), name=f"i_wm{ln}") for ln in range(P)]    # weight lanes (ROM)
-        i_im = [Signal(signed(ib), name=f"i_im{ln}") for ln in range(P)]    # weight lanes (Q KV)
+        i_wm = [Signal(signed(wb), name=f"i_wm{ln}", reset_less=True) for ln in range(P)]    # weight lanes (ROM)
+        i_im = [Signal(signed(ib), name=f"i_im{ln}", reset_less=True) for ln in range(P)]    # weight lanes (Q KV)
         m.d.sync += i_valid.eq(ev_issue)
         with m.If(ev_issue):
             m.d.sync += [i_b.eq(e_b), i_bank.eq(bank), i_word.eq(e.word)]
-            m.d.sync += i_tile.eq(e_tile)
             m.d.sync += [i_inh[ln].eq(in_head[ln]) for ln in range(P)]
         for ln in range(P):
             slots = Array(banks[ln][2].data[s * sb:(s + 1) * sb] for s in range(S))
-            m.d.comb += i_v[ln].eq(Mux(i_inh[ln], slots[i_tile], 0))
+            m.d.comb += i_v[ln].eq(Mux(i_inh[ln], slots[i_tile_l[ln]], 0))
         for k, (wp, rr, rd) in enumerate(amems):
             m.d.comb += rr.addr.eq(i_word)
         for ln in range(P):
@@ -988,31 +1002,35 @@ class Engine(wiring.Component):
         # A, one cycle later): ``fwd`` marks that case and stage A takes that event's sum.
         # (The write two ahead lands in the read's own cycle: the read port is transparent.)
         q_valid = Signal()
-        q_b = Signal(len(i_b))
         q_word = Signal(aww)
         q_bank = Signal()
-        q_v = [Signal(sb, name=f"q_v{ln}") for ln in range(P)]
-        m.d.sync += [q_valid.eq(i_valid), q_b.eq(i_b), q_word.eq(i_word), q_bank.eq(i_bank)]
+        q_v = [Signal(sb, name=f"q_v{ln}", reset_less=True) for ln in range(P)]
+        m.d.sync += [q_valid.eq(i_valid), q_word.eq(i_word), q_bank.eq(i_bank)]
+        pb = max(self.pbs, self.pbi, 1)
+        q_b_l = self._copies(m, "q_b", i_b[:pb], pb)
+        kv_l, qkv_l = self._spread(m, "kv_mode_l", desc.kv_mode), self._spread(m, "qkv_mode_l", desc.qkv_mode)
         m.d.sync += [q_v[ln].eq(i_v[ln]) for ln in range(P)]
         a_valid = Signal()
         a_word = Signal(aww)
         a_bank = Signal()
         a_fwd = Signal()
-        a_w = [Signal(ab, name=f"a_w{ln}") for ln in range(P)]  # weight << plane (mod 2^ab)
-        a_acc = [[Signal(signed(ab), name=f"a_acc{k}_{ln}") for ln in range(P)] for k in range(2)]
-        m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank),
-                     a_fwd.eq(a_valid & (a_bank == q_bank) & (a_word == q_word))]
+        a_w = [Signal(ab, name=f"a_w{ln}", reset_less=True) for ln in range(P)]  # weight << plane (mod 2^ab)
+        a_acc = [[Signal(signed(ab), name=f"a_acc{k}_{ln}", reset_less=True) for ln in range(P)] for k in range(2)]
+        fwd_next = a_valid & (a_bank == q_bank) & (a_word == q_word)
+        m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank), a_fwd.eq(fwd_next)]
+        a_bank_l = self._copies(m, "a_bank", q_bank, 1)
+        a_fwd_l = self._copies(m, "a_fwd", fwd_next, 1)
         for ln in range(P):
-            w = Mux(desc.kv_mode, q_v[ln], Mux(desc.qkv_mode, i_im[ln], i_wm[ln]))
-            m.d.sync += a_w[ln].eq(w << q_b[:max(self.pbs, self.pbi, 1)])
+            w = Mux(kv_l[ln], q_v[ln], Mux(qkv_l[ln], i_im[ln], i_wm[ln]))
+            m.d.sync += a_w[ln].eq(w << q_b_l[ln])
             m.d.sync += [a_acc[k][ln].eq(lane(amems[k][1].data, ln, ab)) for k in range(2)]
 
         # Stage A: accumulate and write back.
         sums = []
         for ln in range(P):
-            last = Signal(signed(ab), name=f"a_last{ln}")  # the sum written in the previous cycle
+            last = Signal(signed(ab), name=f"a_last{ln}", reset_less=True)  # the sum written in the previous cycle
             s_ = Signal(signed(ab), name=f"sum{ln}")
-            acc = Mux(a_fwd, last, Mux(a_bank, a_acc[1][ln], a_acc[0][ln]))
+            acc = Mux(a_fwd_l[ln], last, Mux(a_bank_l[ln], a_acc[1][ln], a_acc[0][ln]))
             m.d.comb += s_.eq(acc + a_w[ln])
             m.d.sync += last.eq(s_)
             sums.append(s_)
@@ -1032,7 +1050,7 @@ class Engine(wiring.Component):
                     with m.If(dr_bank == k):
                         m.d.comb += rd.addr.eq(dr_word)
                 m.d.sync += [dr_wr.eq(1), dr_wr_addr.eq(dr_ptr + dr_word), dr_clr_addr.eq(dr_word),
-                             dr_wr_bank.eq(dr_bank), dr_word.eq(dr_word + 1)]
+                             *(r.eq(dr_bank) for r in dr_wr_bank_r), dr_word.eq(dr_word + 1)]
                 with m.If(dr_word == desc.acc_words - 1):
                     m.d.sync += dr_busy.eq(0)
         # A position ends (banks swap, a drain starts) once the previous drain is in its last
@@ -1045,10 +1063,22 @@ class Engine(wiring.Component):
                          dr_left.eq(desc.acc_words + 2), dr_blk.eq(1)]
         with m.Elif(dr_left != 0):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
+        if self.compact:
+            dw_en, dw_addr = dr_wr & active, dr_wr_addr
+            dw_data = Cat(*[Mux(dr_wr_bank_l[ln], lane(amems[1][2].data, ln, ab),
+                                lane(amems[0][2].data, ln, ab))[:ib] for ln in range(P)])
+        else:
+            # The fast build writes a drained word a cycle later, from stage R's registers of
+            # the accumulator read data (``a_acc``, loaded every cycle from both banks): no
+            # logic after a block RAM output (5.8 ns on the ECP5) but the read port's own. The
+            # write still lands before the next pass reads (the fourth cycle after done).
+            dw_en, dw_addr = Signal(name="dw_en"), Signal.like(dr_wr_addr, name="dw_addr")
+            dw_bank = self._copies(m, "dw_bank", dr_wr_bank, 1)
+            m.d.sync += [dw_en.eq(dr_wr & active), dw_addr.eq(dr_wr_addr)]
+            dw_data = Cat(*[Mux(dw_bank[ln], a_acc[1][ln], a_acc[0][ln])[:ib] for ln in range(P)])
+        with m.If(dw_en):
+            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dw_addr), im_w.data.eq(dw_data)]
         with m.If(dr_wr & active):
-            data_w = Mux(dr_wr_bank, amems[1][2].data, amems[0][2].data)
-            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dr_wr_addr)]
-            m.d.comb += im_w.data.eq(Cat(*[lane(data_w, ln, ab)[:ib] for ln in range(P)]))
             for k, (wp, rr, rd) in enumerate(amems):
                 with m.If(dr_wr_bank == k):
                     m.d.comb += [wp.en.eq(1), wp.addr.eq(dr_clr_addr), wp.data.eq(0)]
@@ -1076,6 +1106,51 @@ class Engine(wiring.Component):
         m.d.comb += done.eq(done_r)
         self._syn_im_addr = syn_im_addr
         self._syn_active = active
+
+    # --- control registers copied per lane group (fast build) ----------------------------
+    @property
+    def _spread_on(self):
+        return not self.compact and self.prog.lanes > LANES_PER_COPY
+
+    def _copy_regs(self, name, shape):
+        """One register per group of :data:`LANES_PER_COPY` lanes in the fast build, one
+        register otherwise; returns (registers, the register of each lane). The caller assigns
+        every register the same value."""
+        P = self.prog.lanes
+        if not self._spread_on:
+            reg = Signal(shape, name=name)
+            return [reg], [reg] * P
+        # No reset on the copies (their sources have one; they follow a cycle later), so the
+        # reset net does not reach every lane group.
+        regs = [Signal(shape, name=f"{name}{COPY_MARK}{g}", reset_less=True)
+                for g in range(-(-P // LANES_PER_COPY))]
+        return regs, [regs[ln // LANES_PER_COPY] for ln in range(P)]
+
+    def _copies(self, m, name, expr, shape, en=None):
+        """Per-lane views of a register that takes ``expr`` (when ``en``)."""
+        regs, lanes = self._copy_regs(name, shape)
+        stmts = [r.eq(expr) for r in regs]
+        if en is None:
+            m.d.sync += stmts
+        else:
+            with m.If(en):
+                m.d.sync += stmts
+        return lanes
+
+    def _spread(self, m, name, value):
+        """Per-lane views of a pass constant (a descriptor field, a flag): in the fast build a
+        copy per lane group, one cycle late. Pass constants are valid from a pass's START
+        cycle and hold one cycle past its last write, so the copies are exact for every stage
+        from 2 on (the first element reaches stage 2 three cycles after START at the soonest)."""
+        P = self.prog.lanes
+        if isinstance(value, Const) or not self._spread_on:
+            return [value] * P
+        key = ("spread", name)
+        cache = self.__dict__.setdefault("_spread_cache", {})
+        if key not in cache:
+            v = Value.cast(value)
+            cache[key] = self._copies(m, name, v, v.shape())
+        return cache[key]
 
     # --- per-pass constants derived from the descriptor ----------------------------------
     def _pass_const(self, m, name):
@@ -1118,6 +1193,7 @@ class Engine(wiring.Component):
         7     saturation (requantization)
         8     ``y - theta``, the residual sum, the multispike rounding, ``y AND b``
         9     neuron (the membrane loop alone), residual saturation, memory write
+              (the fast build registers the write port inputs: the write is a cycle later)
         ===== =====================================================================
         """
         prog = self.prog
@@ -1162,13 +1238,11 @@ class Engine(wiring.Component):
             uses((EW, "lif"), (EW, "multispike"), (EW, "and"), (RED, "mask")))
         nt = self._pass_const(m, "nt")                  # N * tiles
         smax = max([p.shift for p in prog.passes if p.kind != SYN] + [1])
-        rnd = Signal(smax)                              # 2^(shift-1), 0 for shift 0
-        ms_rnd = Signal(yw + 1)
-        m.d.sync += [rnd.eq((Const(1, pw) << desc.shift) >> 1),
-                     ms_rnd.eq((Const(1, yw + 1) << desc.ms_shift) >> 1)]
 
         # Stage 0: loops (EW: tile, n, t; RED: tile, t, n) and running pointers.
         active = Signal()
+        active_next = Signal()   # ``start`` sets ``active``, the pass's done clears it
+        m.d.sync += active.eq(active_next)
         run = Signal()
         tile = Signal(len(desc.tiles))
         n = Signal(len(desc.N))
@@ -1233,21 +1307,26 @@ class Engine(wiring.Component):
         tile_next = Mux(init, 0, Mux(s_tile, tile + 1, tile))
         # Memory addresses, registered from the next pointer values.
         a_int, b_int = Signal(iw, name="ew_a_int"), Signal(iw, name="ew_b_int")
-        a_spk, b_spk = Signal(rw_, name="ew_a_spk"), Signal(rw_, name="ew_b_spk")
         c_adr = Signal(range(max(2, len(prog.consts))), name="ew_c_adr")
         m.d.sync += [a_int.eq(desc.a_base + ii_next), b_int.eq(desc.b_base + ii_next),
-                     a_spk.eq(desc.a_base + si_next), b_spk.eq(desc.b_base + bi_next),
                      c_adr.eq(desc.c_base + tile_next)]
+        # The spike banks' read addresses, and whether this engine owns the ports (``active``),
+        # a copy per lane group.
+        a_spk = self._copies(m, "ew_a_spk", desc.a_base + si_next, rw_)
+        b_spk = self._copies(m, "ew_b_spk", desc.b_base + bi_next, rw_)
+        owns = self._copies(m, "ew_owns", active_next, 1)
+        for ln, (wp, ra, rb) in enumerate(banks):
+            with m.If(owns[ln]):
+                m.d.comb += [ra.addr.eq(a_spk[ln]), rb.addr.eq(b_spk[ln])]
         with m.If(active):
             m.d.comb += [im_a.addr.eq(a_int), im_b.addr.eq(b_int)]
-            for wp, ra, rb in banks:
-                m.d.comb += [ra.addr.eq(a_spk), rb.addr.eq(b_spk)]
         with m.Else():
             m.d.comb += im_a.addr.eq(self._syn_im_addr)
         m.d.comb += cm_r.addr.eq(c_adr)
 
         # Element control, carried down the pipeline with the element: ``ctl_at(k)`` is the
-        # control of the element issued k cycles ago.
+        # control of the element issued k cycles ago; ``ctl_lanes(k)`` the same per lane (a
+        # copy per lane group in the fast build).
         ctl = data.StructLayout({
             "valid": 1, "last": 1, "first_n": 1, "first_t": 1, "wr": 1,
             "tile": len(tile), "widx": max(iw, rw_),
@@ -1267,17 +1346,30 @@ class Engine(wiring.Component):
                 ctlv.append(nxt)
             return ctlv[k]
 
-        # Stages 1..8 each end in a register in the fast build; the compact build keeps only
-        # those of stages 2, 3 (the RED running sum), 4 (the product), 5 and 7
-        # (execute.EW_REGISTERED, which also gives the timing rule).
-        registered = {k: k in EW_REGISTERED[self.compact] for k in range(1, 9)}
+        ctl_cache = {}
+
+        def ctl_lanes(k):
+            if not self._spread_on:
+                return [ctl_at(k)] * P
+            if k not in ctl_cache:
+                ctl_cache[k] = self._copies(m, f"ew_c{k}", ctl_at(k - 1), ctl)
+            return ctl_cache[k]
+
+        def spread(name, value):
+            return self._spread(m, f"ew_{name}", value)
+
+        # Stages 1..9 each end in a register in the fast build (stage 9: the memory write
+        # port inputs); the compact build keeps only those of stages 2, 3 (the RED running
+        # sum), 4 (the product), 5 and 7 (execute.EW_REGISTERED, which also gives the timing
+        # rule).
+        registered = {k: k in EW_REGISTERED[self.compact] for k in range(1, 10)}
         cyc = {0: 1}   # cyc[k]: the cycle (after issue) in which stage k's outputs are valid
         for k in range(1, 9):
             cyc[k] = cyc[k - 1] + registered[k]
         cyc_in = {k: cyc[k - 1] for k in range(1, 10)}
 
-        def per_lane(name, shape):
-            return [Signal(shape, name=f"{name}{ln}") for ln in range(P)]
+        def per_lane(name, shape):  # lane data: no reset (the valid bits travel in ``ctl``)
+            return [Signal(shape, name=f"{name}{ln}", reset_less=True) for ln in range(P)]
 
         def put(k, stmts):
             if registered[k]:
@@ -1308,31 +1400,35 @@ class Engine(wiring.Component):
                 theta1[ln].eq(word[mb + bb:cw]),
             ])
         # Stage 2: operand lanes (the tile's spike slot, or the integer lane).
-        c2 = ctl_at(cyc_in[2])
+        c2 = ctl_lanes(cyc_in[2])
+        a_int, b_int = spread("a_int", desc.a_int), spread("b_int", desc.b_int)
         opa, opb = per_lane("ew_a", signed(ow)), per_lane("ew_b", signed(bw))
         mult2_, bias2_ = per_lane("ew_mult1d", signed(mb)), per_lane("ew_bias1d", signed(bb))
         for ln in range(P):
-            sel_a = Array(raw_sa[ln][s * sb:(s + 1) * sb] for s in range(S))[c2.tile]
-            sel_b = Array(raw_sb[ln][s * sb:(s + 1) * sb] for s in range(S))[c2.tile]
+            sel_a = Array(raw_sa[ln][s * sb:(s + 1) * sb] for s in range(S))[c2[ln].tile]
+            sel_b = Array(raw_sb[ln][s * sb:(s + 1) * sb] for s in range(S))[c2[ln].tile]
             put(2, [
-                opa[ln].eq(Mux(desc.a_int, raw_ia[ln], sel_a)),
-                opb[ln].eq(Mux(desc.b_int, raw_ib[ln], sel_b)),
+                opa[ln].eq(Mux(a_int[ln], raw_ia[ln], sel_a)),
+                opb[ln].eq(Mux(b_int[ln], raw_ib[ln], sel_b)),
                 mult2_[ln].eq(mult1[ln]), bias2_[ln].eq(bias1[ln]),
             ])
 
         # Stage 3: RED running sum (the one-cycle loop of a reduction); the addend.
-        c3 = ctl_at(cyc_in[3])
+        c3 = ctl_lanes(cyc_in[3])
+        l_mask, l_red, l_rq, l_out = (spread(k, v) for k, v in (
+            ("mask_l", f_mask), ("red_l", f_red), ("rq_l", f_rq), ("out_l", f_out)))
+        l_rnd = self._copies(m, "ew_rnd", (Const(1, pw) << desc.shift) >> 1, unsigned(smax))  # 2^(shift-1)
         opnd = per_lane("ew_opnd", signed(ow))
         mult2 = per_lane("ew_mult2_", signed(mb))
         adw = max(bb, smax + 1) + 1
         addend = per_lane("ew_addend", signed(adw))
         for ln in range(P):
-            cur = Mux(f_mask, opa[ln] & opb[ln], opa[ln])
-            total = Mux(c3.first_n, 0, opnd[ln]) + cur
+            cur = Mux(l_mask[ln], opa[ln] & opb[ln], opa[ln])
+            total = Mux(c3[ln].first_n, 0, opnd[ln]) + cur
             put(3, [
-                opnd[ln].eq(Mux(f_red, total, opa[ln])),
+                opnd[ln].eq(Mux(l_red[ln], total, opa[ln])),
                 mult2[ln].eq(mult2_[ln]),
-                addend[ln].eq(Mux(f_rq, bias2_[ln] + rnd, Mux(f_out, bias2_[ln], 0))),
+                addend[ln].eq(Mux(l_rq[ln], bias2_[ln] + l_rnd[ln], Mux(l_out[ln], bias2_[ln], 0))),
             ])
         # Stage 4: the requantization product (a registered multiplier).
         prod = per_lane("ew_prod", signed(ow + mb))
@@ -1343,23 +1439,25 @@ class Engine(wiring.Component):
         # Stage 5: + bias + rounding (requantization) / + logit bias (out).
         z = per_lane("ew_z", signed(pw))
         for ln in range(P):
-            put(5, z[ln].eq(Mux(f_rq, prod[ln], raw[ln]) + addend3[ln]))
+            put(5, z[ln].eq(Mux(l_rq[ln], prod[ln], raw[ln]) + addend3[ln]))
         # Stage 6: arithmetic shift (shift is 0 without requantization).
+        l_shift = spread("shift_l", desc.shift)
         sh = per_lane("ew_sh", signed(pw))
         for ln in range(P):
-            put(6, sh[ln].eq(z[ln] >> desc.shift))
+            put(6, sh[ln].eq(z[ln] >> l_shift[ln]))
         # Stage 7: saturation to sat_bits: sh fits iff its bits from sat_bits - 1 up are all
         # equal, i.e. sh & mask is 0 or mask, where mask = sat_lo = -2^(sat_bits-1).
         y = per_lane("ew_y", signed(yw))
-        sat_mask = Signal(signed(pw))
-        m.d.sync += sat_mask.eq(desc.sat_lo)
+        sat_lo, sat_hi = spread("sat_lo_l", desc.sat_lo), spread("sat_hi_l", desc.sat_hi)
+        sat_mask = self._copies(m, "ew_sat_mask", desc.sat_lo, signed(pw))
         for ln in range(P):
-            hi_bits = sh[ln] & sat_mask
-            fits = (hi_bits == 0) | (hi_bits == sat_mask)
-            put(7, y[ln].eq(Mux(~f_rq | fits, sh[ln], Mux(sh[ln][-1], desc.sat_lo, desc.sat_hi))))
+            hi_bits = sh[ln] & sat_mask[ln]
+            fits = (hi_bits == 0) | (hi_bits == sat_mask[ln])
+            put(7, y[ln].eq(Mux(~l_rq[ln] | fits, sh[ln], Mux(sh[ln][-1], sat_lo[ln], sat_hi[ln]))))
         # Stage 8: values that feed the neuron stage.
         theta7 = carry("ew_theta7", theta1, unsigned(tb), cyc_in[8] - cyc[1])
         b7 = carry("ew_b7", opb, signed(bw), cyc_in[8] - cyc[2])
+        l_ms_rnd = self._copies(m, "ew_ms_rnd", (Const(1, yw + 1) << desc.ms_shift) >> 1, unsigned(yw + 1))
         ymt = per_lane("ew_ymt", signed(max(yw, tb + 1) + 1))
         y8 = per_lane("ew_y8", signed(yw))
         yadd = per_lane("ew_yadd", signed(max(yw, bw) + 1))
@@ -1368,48 +1466,61 @@ class Engine(wiring.Component):
         for ln in range(P):
             put(8, [
                 ymt[ln].eq(y[ln] - theta7[ln]), y8[ln].eq(y[ln]), yadd[ln].eq(y[ln] + b7[ln]),
-                msp[ln].eq(y[ln] + ms_rnd), yand[ln].eq(y[ln][:sb] & b7[ln][:sb]),
+                msp[ln].eq(y[ln] + l_ms_rnd[ln]), yand[ln].eq(y[ln][:sb] & b7[ln][:sb]),
             ])
-        # Stage 9: neuron and write. The membrane loop (leak, integrate, fire, reset) is the
-        # only logic between two membrane registers in the fast build: U - theta comes
-        # precomputed.
-        write_cycle = cyc[8]
-        c9 = ctl_at(write_cycle)
-        add_mask = Signal(signed(len(yadd[0])))
-        m.d.sync += add_mask.eq(desc.add_lo)
-        out_int, out_spk = [], []
+        # Stage 9: neuron, and the memory write port inputs (registered in the fast build).
+        # The membrane loop (leak, integrate, fire, reset) is the only logic between two
+        # membrane registers: U - theta comes precomputed.
+        neuron_cycle = cyc[8]
+        write_cycle = neuron_cycle + registered[9]
+        c9 = ctl_lanes(neuron_cycle)
+        l_leak, l_ms_shift, l_levels = (spread(k, v) for k, v in (
+            ("leak_l", desc.leak), ("ms_shift_l", desc.ms_shift), ("levels_l", desc.levels)))
+        l_lif, l_soft, l_ms, l_and, l_add, l_spk = (spread(k, v) for k, v in (
+            ("lif_l", f_lif), ("soft_l", f_soft), ("ms_l", f_ms), ("and_l", f_and), ("add_l", f_add),
+            ("spk_l", f_spk)))
+        add_lo, add_hi = spread("add_lo_l", desc.add_lo), spread("add_hi_l", desc.add_hi)
+        add_mask = self._copies(m, "ew_add_mask", desc.add_lo, signed(len(yadd[0])))
+        l_dst, l_C = spread("dst_l", desc.dst_base), spread("C_l", desc.C)
+        out_int = []
         for ln in range(P):
-            membrane = Signal(signed(mw), name=f"membrane{ln}")
-            v_prev = Mux(c9.first_t, 0, membrane)
-            v_leak = v_prev >> desc.leak
+            c = c9[ln]
+            membrane = Signal(signed(mw), name=f"membrane{ln}", reset_less=True)  # first_t ignores it
+            v_prev = Mux(c.first_t, 0, membrane)
+            v_leak = v_prev >> l_leak[ln]
             u = Signal(signed(mw), name=f"ew_u{ln}")
             w = Signal(signed(uw), name=f"ew_w{ln}")
             m.d.comb += [u.eq(v_leak + y8[ln]), w.eq(v_leak + ymt[ln])]
             fire = ~w[-1]
-            with m.If(c9.valid & c9.wr & f_lif):
-                m.d.sync += membrane.eq(Mux(fire, Mux(f_soft, w, 0), u))
-            msr = msp[ln] >> desc.ms_shift
-            ms = Mux(msr[-1], 0, Mux(msr > desc.levels, desc.levels, msr))
+            with m.If(c.valid & c.wr & l_lif[ln]):
+                m.d.sync += membrane.eq(Mux(fire, Mux(l_soft[ln], w, 0), u))
+            msr = msp[ln] >> l_ms_shift[ln]
+            ms = Mux(msr[-1], 0, Mux(msr > l_levels[ln], l_levels[ln], msr))
             spike = Signal(sb, name=f"spike{ln}")
-            m.d.comb += spike.eq(Mux(f_lif, fire, Mux(f_ms, ms, Mux(f_and, yand[ln], 0))))
-            hi_bits = yadd[ln] & add_mask
-            fits = (hi_bits == 0) | (hi_bits == add_mask)
-            y_add = Mux(fits, yadd[ln], Mux(yadd[ln][-1], desc.add_lo, desc.add_hi))
-            iv = Mux(f_add, y_add, y8[ln])
-            out_int.append(iv[:ib])
-            out_spk.append(spike)
+            m.d.comb += spike.eq(Mux(l_lif[ln], fire, Mux(l_ms[ln], ms, Mux(l_and[ln], yand[ln], 0))))
+            hi_bits = yadd[ln] & add_mask[ln]
+            fits = (hi_bits == 0) | (hi_bits == add_mask[ln])
+            y_add = Mux(fits, yadd[ln], Mux(yadd[ln][-1], add_lo[ln], add_hi[ln]))
+            out_int.append(Mux(l_add[ln], y_add, y8[ln])[:ib])
+            # Spike write: bank ``ln``, slot ``tile`` (lanes past the last channel write nothing).
+            wp = banks[ln][0]
+            en = Cat(*(c.valid & c.wr & l_spk[ln] & (c.tile == s) & (c.tile * P + ln < l_C[ln])
+                       for s in range(S)))
+            put(9, [wp.addr.eq(l_dst[ln] + c.widx), wp.data.eq(Cat(*([spike] * S))), wp.en.eq(en)])
 
-        with m.If(c9.valid & c9.wr):
-            with m.If(f_out):
-                m.d.sync += [dst.eq(src) for dst, src in zip(logits, logits[P:] + y8)]
-            with m.Elif(f_spk):
-                for ln, (wp, _ra, _rb) in enumerate(banks):
-                    m.d.comb += [wp.addr.eq(desc.dst_base + c9.widx), wp.data.eq(Cat(*([out_spk[ln]] * S)))]
-                    real = c9.tile * P + ln < desc.C  # lanes past the last channel write nothing
-                    for s in range(S):
-                        m.d.comb += wp.en[s].eq(real & (c9.tile == s))
-            with m.Else():
-                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(desc.dst_base + c9.widx), im_w.data.eq(Cat(*out_int))]
+        c9_0 = ctl_at(neuron_cycle)
+        with m.If(c9_0.valid & c9_0.wr & f_out):
+            m.d.sync += [dst.eq(src) for dst, src in zip(logits, logits[P:] + y8)]
+        # Integer write (one memory port: the lanes of lane group 0 give its controls).
+        iw_en = c9[0].valid & c9[0].wr & ~l_out[0] & ~l_spk[0]
+        iw_addr, iw_data = l_dst[0] + c9[0].widx, Cat(*out_int)
+        if registered[9]:
+            r_en, r_addr = Signal(name="ew_iw_en"), Signal(len(im_w.addr), name="ew_iw_addr")
+            r_data = Signal(len(iw_data), name="ew_iw_data")
+            m.d.sync += [r_en.eq(iw_en), r_addr.eq(iw_addr), r_data.eq(iw_data)]
+            iw_en, iw_addr, iw_data = r_en, r_addr, r_data
+        with m.If(iw_en):
+            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(iw_addr), im_w.data.eq(iw_data)]
 
         # Done two cycles before the last element's write (stage 9), so that the next
         # descriptor load overlaps the flush (the descriptor changes at the end of the second
@@ -1417,11 +1528,7 @@ class Engine(wiring.Component):
         done_r = Signal()
         late, early = ctl_at(write_cycle - 1), ctl_at(write_cycle - 3)
         m.d.sync += done_r.eq(Mux(desc.last_pass, late.valid & late.last, early.valid & early.last))
-        with m.If(done_r):
-            m.d.sync += active.eq(0)
-        m.d.comb += done.eq(done_r)
+        m.d.comb += [active_next.eq(start | (active & ~done_r)), done.eq(done_r)]
         # While inactive the loop state holds its start values: ``start`` only sets ``active``.
-        with m.If(start):
-            m.d.sync += active.eq(1)
         with m.If(~active):
             m.d.sync += run.eq(1)

@@ -17,10 +17,10 @@ from .program import EW, RED, SYN
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
            "EW_REGISTERED", "ew_write_cycle"]
 
-#: EW/RED stages (1..8, docs/accelerator.md) that end in a register, per build (key:
-#: ``Program.compact``). An element is written ``ew_write_cycle`` cycles after its issue: one
-#: for the memory read, one per register.
-EW_REGISTERED = {False: (1, 2, 3, 4, 5, 6, 7, 8), True: (2, 3, 4, 5, 7)}
+#: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
+#: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
+#: written ``ew_write_cycle`` cycles after its issue: one for the memory read, one per register.
+EW_REGISTERED = {False: (1, 2, 3, 4, 5, 6, 7, 8, 9), True: (2, 3, 4, 5, 7)}
 
 
 def ew_write_cycle(compact):
