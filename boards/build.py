@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from ..modelfile import atomic_write
+from ..hdl.accel.engine import COPY_MARK
 from .hostlink import result_payload_length
 from .synth import _CELL_CLASSES, DEVICES, parse_nextpnr_log
 from .targets import get_target
@@ -83,6 +84,12 @@ def precheck(program, target):
             + ("fewer lanes (--lanes) or " if program.lanes > 1 else "a smaller model or ")
             + "a larger board (ulx3s-85f); nothing was synthesized")
     return analysis
+
+
+#: Yosys command that keeps the engine's per-lane-group copies of control registers
+#: (hdl/accel/engine.py, COPY_MARK) apart: they have the same input, and Yosys would merge
+#: them back into one register of full fan-out.
+KEEP_COPIES = f"setattr -set keep 1 w:*{COPY_MARK}* %ci1 c:* %i"
 
 
 def _run_stage(stage, cmd, cwd, env, progress, timeout, log_name):
@@ -200,7 +207,9 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
             tools[name] = find_tool(name)
     except ToolNotFound as e:
         raise BuildError(str(e)) from e
-    overrides = dict(script_after_read="write_verilog -norename top_rtl.v",
+    # (The Verilog is written by a separate Yosys run below: written from the synthesis script,
+    # it changed the design's order enough to trip an ABC9 assertion of Yosys 0.70.)
+    overrides = dict(script_after_read=KEEP_COPIES,
                      script_after_synth="tee -q -o stat.json stat -json",
                      nextpnr_opts=f"--timing-allow-fail --seed {int(seed)}")
     if target.family == "ice40":
@@ -228,6 +237,9 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
         _say(progress, f"[{4 + step}/{stages}] {stage} ({Path(tools[tool]).name})")
         seconds[tool] = _run_stage(stage, [tools[tool], *cmd[1:]], work, env, progress, timeout, f"{tool}.out")
         _say(progress, f"      done in {seconds[tool]:.1f} s")
+    seconds["verilog"] = _run_stage("write the Verilog", [tools["yosys"], "-q", "-p",
+                                    "read_rtlil top.il; write_verilog -norename top_rtl.v"],
+                                    work, env, progress, timeout, "verilog.out")
 
     counts, cells = _yosys_counts(work / "stat.json", target.family)
     util, fmax_by_clock = parse_nextpnr_log((work / "top.tim").read_text(errors="replace"))
