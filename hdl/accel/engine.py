@@ -1034,13 +1034,11 @@ class Engine(wiring.Component):
             m.d.comb += s_.eq(acc + a_w[ln])
             m.d.sync += last.eq(s_)
             sums.append(s_)
-        for k, (wp, rr, rd) in enumerate(amems):
-            with m.If(a_valid & (a_bank == k)):
-                m.d.comb += [wp.en.eq(1), wp.addr.eq(a_word), wp.data.eq(Cat(*sums))]
 
         # Drain engine: after three cycles (in-flight writes), copy each accumulator word to
         # the integer memory and clear it.
         dr_clr_addr = Signal(16)
+        fin = Signal()             # the pass's last cycle (``active`` clears)
         m.d.sync += dr_wr.eq(0)
         with m.If(dr_busy):
             with m.If(dr_delay != 0):
@@ -1072,16 +1070,44 @@ class Engine(wiring.Component):
             # the accumulator read data (``a_acc``, loaded every cycle from both banks): no
             # logic after a block RAM output (5.8 ns on the ECP5) but the read port's own. The
             # write still lands before the next pass reads (the fourth cycle after done).
+            # The data is 0 unless a word is written (a copy of the write flag per lane group),
+            # so the EW stage ORs it with its own write data: no select reaches all lanes.
             dw_en, dw_addr = Signal(name="dw_en"), Signal.like(dr_wr_addr, name="dw_addr")
             dw_bank = self._copies(m, "dw_bank", dr_wr_bank, 1)
+            dw_on = self._copies(m, "dw_on", dr_wr & active, 1)
             m.d.sync += [dw_en.eq(dr_wr & active), dw_addr.eq(dr_wr_addr)]
-            dw_data = Cat(*[Mux(dw_bank[ln], a_acc[1][ln], a_acc[0][ln])[:ib] for ln in range(P)])
-        with m.If(dw_en):
-            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dw_addr), im_w.data.eq(dw_data)]
-        with m.If(dr_wr & active):
-            for k, (wp, rr, rd) in enumerate(amems):
-                with m.If(dr_wr_bank == k):
-                    m.d.comb += [wp.en.eq(1), wp.addr.eq(dr_clr_addr), wp.data.eq(0)]
+            dw_data = Cat(*[Mux(dw_on[ln], Mux(dw_bank[ln], a_acc[1][ln], a_acc[0][ln]), 0)[:ib]
+                            for ln in range(P)])
+        self._drain_write = (dw_en, dw_addr, dw_data)
+        if self.compact:
+            with m.If(dw_en):
+                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dw_addr), im_w.data.eq(dw_data)]
+        # Accumulator writes: stage A's sums, or the drain clearing the word it read (which
+        # wins; never the bank being accumulated).
+        for k, (wp, rr, rd) in enumerate(amems):
+            clear = dr_wr & active & (dr_wr_bank == k)
+            if self.compact:
+                wdata = Cat(*sums)
+            else:
+                # Each lane's data is 0 under a copy of the clear flag: no select reaches all
+                # lanes. The copies take the flag's next value: ``dr_wr`` is set when the drain
+                # reads (busy, no delay left) and ``active`` by start, cleared by fin (which wins).
+                # The enable and address are registered from their next values too (they reach
+                # every block RAM of the bank).
+                rd_now = dr_busy & (dr_delay == 0)
+                clear_next = (rd_now & ~fin & (start | active)
+                              & (Mux(rd_now, dr_bank, dr_wr_bank) == k))
+                clear_l = self._copies(m, f"acc_clear{k}", clear_next, 1)
+                wdata = Cat(*(Mux(clear_l[ln], 0, sums[ln]) for ln in range(P)))
+                en_r, addr_r = Signal(name=f"acc_we{k}"), Signal.like(wp.addr, name=f"acc_wa{k}")
+                m.d.sync += [en_r.eq((q_valid & (q_bank == k)) | clear_next),
+                             addr_r.eq(Mux(clear_next, Mux(rd_now, dr_word, dr_clr_addr), q_word))]
+                m.d.comb += [wp.en.eq(en_r), wp.addr.eq(addr_r), wp.data.eq(wdata)]
+                continue
+            m.d.comb += [wp.en.eq((a_valid & (a_bank == k)) | clear),
+                         wp.addr.eq(Mux(clear, dr_clr_addr, a_word)), wp.data.eq(wdata)]
+            with m.If(clear):
+                m.d.comb += wp.data.eq(0)
 
         # Start / done. While the engine is inactive its loop state holds the start values
         # (descriptor and pass constants are valid from the START cycle), so ``start`` only sets
@@ -1099,7 +1125,6 @@ class Engine(wiring.Component):
         # on for that last read's write.
         front_empty = ~gen_on & ~infl & ~f_valid & (count == 0) & ~e1_on & decode_empty & ~e_valid
         done_r = Signal()
-        fin = Signal()
         m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & (dr_left == 2)), fin.eq(done_r)]
         with m.If(fin):
             m.d.sync += active.eq(0)
@@ -1511,16 +1536,23 @@ class Engine(wiring.Component):
         c9_0 = ctl_at(neuron_cycle)
         with m.If(c9_0.valid & c9_0.wr & f_out):
             m.d.sync += [dst.eq(src) for dst, src in zip(logits, logits[P:] + y8)]
-        # Integer write (one memory port: the lanes of lane group 0 give its controls).
+        # Integer write (one memory port: the lanes of lane group 0 give its address).
         iw_en = c9[0].valid & c9[0].wr & ~l_out[0] & ~l_spk[0]
         iw_addr, iw_data = l_dst[0] + c9[0].widx, Cat(*out_int)
         if registered[9]:
+            # Registered, each lane's data 0 unless written, and ORed with the drain's
+            # (``_elab_syn``): the two writers of the port are never active together.
             r_en, r_addr = Signal(name="ew_iw_en"), Signal(len(im_w.addr), name="ew_iw_addr")
-            r_data = Signal(len(iw_data), name="ew_iw_data")
-            m.d.sync += [r_en.eq(iw_en), r_addr.eq(iw_addr), r_data.eq(iw_data)]
-            iw_en, iw_addr, iw_data = r_en, r_addr, r_data
-        with m.If(iw_en):
-            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(iw_addr), im_w.data.eq(iw_data)]
+            r_data = [Signal(ib, name=f"ew_iw_data{ln}", reset_less=True) for ln in range(P)]
+            m.d.sync += [r_en.eq(iw_en), r_addr.eq(iw_addr)]
+            m.d.sync += [r.eq(Mux(c9[ln].valid & c9[ln].wr & ~l_out[ln] & ~l_spk[ln], out_int[ln], 0))
+                         for ln, r in enumerate(r_data)]
+            dw_en, dw_addr, dw_data = self._drain_write
+            m.d.comb += [im_w.en.eq(r_en | dw_en), im_w.addr.eq(Mux(r_en, r_addr, dw_addr)),
+                         im_w.data.eq(Cat(*r_data) | dw_data)]
+        else:
+            with m.If(iw_en):
+                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(iw_addr), im_w.data.eq(iw_data)]
 
         # Done two cycles before the last element's write (stage 9), so that the next
         # descriptor load overlaps the flush (the descriptor changes at the end of the second
