@@ -467,44 +467,51 @@ class FrameTransmitter(wiring.Component):
         pos = Signal(range(longest))      # byte index in the frame: 0 SYNC, then body, then CRC
         crc = Signal(16, init=CRC_INIT)
         sending = Signal()
-        byte = Signal(8)
+        byte = Signal(8)                  # the byte at ``pos``, registered (chosen a byte ahead)
         take = self.o.valid & self.o.ready
         m.d.comb += [self.o.valid.eq(sending), self.o.payload.eq(byte)]
 
         with m.If(~sending):
             with m.If(self.err.valid):
-                m.d.sync += [sending.eq(1), is_err.eq(1), pos.eq(0)]
+                m.d.sync += [sending.eq(1), is_err.eq(1), pos.eq(0), byte.eq(SYNC)]
                 if self.weight_words:
                     m.d.sync += is_loaded.eq(self.err.payload.code == LOADED_REPORT)
             with m.Elif(self.result.valid):
-                m.d.sync += [sending.eq(1), is_err.eq(0), pos.eq(0)]
+                m.d.sync += [sending.eq(1), is_err.eq(0), pos.eq(0), byte.eq(SYNC)]
 
         def frame_end(body_len):
             return body_len + 2           # position of the CRC's low byte: the frame's last byte
 
-        last = Mux(is_err, Mux(is_loaded, frame_end(7), frame_end(5)), frame_end(len(result_body)))
-        last_hi = Mux(is_err, Mux(is_loaded, frame_end(7) - 1, frame_end(5) - 1), frame_end(len(result_body)) - 1)
-        at_crc_hi = pos == last_hi
-        at_end = pos == last
-        with m.If(pos == 0):
-            m.d.comb += byte.eq(SYNC)
-        with m.Elif(at_crc_hi):
-            m.d.comb += byte.eq(crc[8:])
-        with m.Elif(at_end):
-            m.d.comb += byte.eq(crc[:8])
-        for body, selected in ((reply_body, is_err), (result_body, ~is_err)):
-            with m.Elif(selected):
-                with m.Switch(pos):
-                    for k, value in enumerate(body):
-                        with m.Case(k + 1):
-                            m.d.comb += byte.eq(value)
+        def ends(d):                      # position of the frame's last byte less d
+            return Mux(is_err, Mux(is_loaded, frame_end(7) - d, frame_end(5) - d),
+                       frame_end(len(result_body)) - d)
 
+        at_end, at_crc_hi, before_crc = pos == ends(0), pos == ends(1), pos == ends(2)
+
+        def body_after(body):
+            """The body byte after ``pos`` (body byte k is at position k + 1)."""
+            value = Signal(8)
+            with m.Switch(pos):
+                for k, v in enumerate(body):
+                    with m.Case(k):
+                        m.d.comb += value.eq(v)
+            return value
+
+        crc_next = crc16_step(crc, byte)
         with m.If(take):
             m.d.sync += pos.eq(pos + 1)
             with m.If(pos == 0):
                 m.d.sync += crc.eq(CRC_INIT)
             with m.Elif(~at_crc_hi & ~at_end):
-                m.d.sync += crc.eq(crc16_step(crc, byte))
+                m.d.sync += crc.eq(crc_next)
+            with m.If(at_crc_hi):
+                m.d.sync += byte.eq(crc[:8])
+            with m.Elif(before_crc):
+                m.d.sync += byte.eq(crc_next[8:])
+            with m.Elif(is_err):
+                m.d.sync += byte.eq(body_after(reply_body))
+            with m.Else():
+                m.d.sync += byte.eq(body_after(result_body))
             with m.If(at_end):
                 m.d.sync += sending.eq(0)
         m.d.comb += [
