@@ -88,8 +88,9 @@ def precheck(program, target):
 
 #: Yosys command that keeps the engine's per-lane-group copies of control registers
 #: (hdl/accel/engine.py, COPY_MARK) apart: they have the same input, and Yosys would merge
-#: them back into one register of full fan-out.
-KEEP_COPIES = f"setattr -set keep 1 w:*{COPY_MARK}* %ci1 c:* %i"
+#: them back into one register of full fan-out. Two steps back from the copy's wire: a copy
+#: that drives a memory port is an alias of the port's address wire, which its FF drives.
+KEEP_COPIES = f"setattr -set keep 1 w:*{COPY_MARK}* %ci2 c:* %i"
 
 
 def _run_stage(stage, cmd, cwd, env, progress, timeout, log_name):

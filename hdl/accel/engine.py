@@ -16,7 +16,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
-from .execute import EW_REGISTERED
+from .execute import EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED
 from .memories import int_memory, weight_memory
 from .program import EW, RED, SPRAM_BITS, SYN
 
@@ -737,9 +737,11 @@ class Engine(wiring.Component):
         sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
                                    (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
         m.d.sync += [sa.eq(tb_next + sp_next), sa2.eq(tb2_next + sp_next)]
-        sa_l = self._copies(m, "syn_ra", tb_next + sp_next, rows_w)
-        for (wp, ra, rb), a in zip(banks, sa_l):
-            m.d.comb += ra.addr.eq(a)
+        self._syn_ra_next = tb_next + sp_next
+        if self.compact:
+            sa_l = self._copies(m, "syn_ra", tb_next + sp_next, rows_w)
+            for (wp, ra, rb), a in zip(banks, sa_l):
+                m.d.comb += ra.addr.eq(a)
         with m.If(wrap_all):
             m.d.sync += gen_on.eq(0)
         m.d.sync += infl.eq(issue)
@@ -924,10 +926,14 @@ class Engine(wiring.Component):
             m.d.comb += take.eq(e_ready & (d2_valid | ~q_empty))
             q_push = d2_valid & ~(take & q_empty)
             q_pop = take & ~q_empty
-            with m.If(q_push):
+            # The free slot at q_wr takes every decoded item; only the pointer waits for the
+            # push decision (the issue stage's take, a long path), and it never points at a
+            # held item while D2 holds one (the decode stages never stall).
+            with m.If(d2_valid):
                 for i in range(NQ):
                     with m.If(q_wr == i):
                         m.d.sync += queue[i].eq(d2_item)
+            with m.If(q_push):
                 m.d.sync += q_wr.eq(Mux(q_wr == NQ - 1, 0, q_wr + 1))
             with m.If(q_pop):
                 m.d.sync += q_rd.eq(Mux(q_rd == NQ - 1, 0, q_rd + 1))
@@ -960,9 +966,11 @@ class Engine(wiring.Component):
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
         # The V row is read (spike banks, port B) as the event issues, so only its address
         # travels with the event; the lanes are selected in stage I.
-        va_l = self._copies(m, "syn_rb", data.View(item, next_item).va, va_w, en=take)
-        for (wp, ra, rb), a in zip(banks, va_l):
-            m.d.comb += rb.addr.eq(a)
+        self._syn_rb_next = (data.View(item, next_item).va, take)
+        if self.compact:
+            va_l = self._copies(m, "syn_rb", data.View(item, next_item).va, va_w, en=take)
+            for (wp, ra, rb), a in zip(banks, va_l):
+                m.d.comb += rb.addr.eq(a)
         in_head = []
         for ln in range(P):
             ch = e_tile * P + ln
@@ -1212,7 +1220,7 @@ class Engine(wiring.Component):
         1     memory words registered as read; constants
         2     operand lanes (spike slot select or integer lane)
         3     RED running sum; the addend (bias + rounding, or the logit bias)
-        4     requantization product
+        4     requantization product (the fast build: operands and product registered again)
         5     product (or operand) + addend
         6     arithmetic shift
         7     saturation (requantization)
@@ -1337,12 +1345,27 @@ class Engine(wiring.Component):
                      c_adr.eq(desc.c_base + tile_next)]
         # The spike banks' read addresses, and whether this engine owns the ports (``active``),
         # a copy per lane group.
-        a_spk = self._copies(m, "ew_a_spk", desc.a_base + si_next, rw_)
-        b_spk = self._copies(m, "ew_b_spk", desc.b_base + bi_next, rw_)
-        owns = self._copies(m, "ew_owns", active_next, 1)
-        for ln, (wp, ra, rb) in enumerate(banks):
-            with m.If(owns[ln]):
-                m.d.comb += [ra.addr.eq(a_spk[ln]), rb.addr.eq(b_spk[ln])]
+        if self.compact:
+            a_spk = self._copies(m, "ew_a_spk", desc.a_base + si_next, rw_)
+            b_spk = self._copies(m, "ew_b_spk", desc.b_base + bi_next, rw_)
+            owns = self._copies(m, "ew_owns", active_next, 1)
+            for ln, (wp, ra, rb) in enumerate(banks):
+                with m.If(owns[ln]):
+                    m.d.comb += [ra.addr.eq(a_spk[ln]), rb.addr.eq(b_spk[ln])]
+        else:
+            # The fast build selects between the EW and SYN addresses before the registers,
+            # so a bank's address pins see a register alone. Port B holds the SYN V row
+            # between takes (it is read only for the event taken last).
+            aw = len(banks[0][1].addr)
+            ra_l = self._copies(m, "bank_ra", Mux(active_next, desc.a_base + si_next, self._syn_ra_next), aw)
+            rb_regs, rb_l = self._copy_regs("bank_rb", aw)
+            va_next, take = self._syn_rb_next
+            with m.If(active_next):
+                m.d.sync += [r.eq(desc.b_base + bi_next) for r in rb_regs]
+            with m.Elif(take):
+                m.d.sync += [r.eq(va_next) for r in rb_regs]
+            for ln, (wp, ra, rb) in enumerate(banks):
+                m.d.comb += [ra.addr.eq(ra_l[ln]), rb.addr.eq(rb_l[ln])]
         with m.If(active):
             m.d.comb += [im_a.addr.eq(a_int), im_b.addr.eq(b_int)]
         with m.Else():
@@ -1388,9 +1411,10 @@ class Engine(wiring.Component):
         # sum), 4 (the product), 5 and 7 (execute.EW_REGISTERED, which also gives the timing
         # rule).
         registered = {k: k in EW_REGISTERED[self.compact] for k in range(1, 10)}
+        mult_regs, read_regs = EW_MULT_REGS[self.compact], EW_READ_REGS[self.compact]
         cyc = {0: 1}   # cyc[k]: the cycle (after issue) in which stage k's outputs are valid
         for k in range(1, 9):
-            cyc[k] = cyc[k - 1] + registered[k]
+            cyc[k] = cyc[k - 1] + registered[k] + {4: mult_regs, 1: read_regs}.get(k, 0)
         cyc_in = {k: cyc[k - 1] for k in range(1, 10)}
 
         def per_lane(name, shape):  # lane data: no reset (the valid bits travel in ``ctl``)
@@ -1416,11 +1440,18 @@ class Engine(wiring.Component):
         raw_ia, raw_ib = per_lane("ew_ria", signed(ib)), per_lane("ew_rib", signed(ib))
         mult1, bias1, theta1 = per_lane("ew_mult", signed(mb)), per_lane("ew_bias", signed(bb)), \
             per_lane("ew_theta", unsigned(tb))
+        # The fast build registers the words once more (EW_READ_REGS): a block RAM column
+        # can be far from the lanes it feeds, after 5.8 ns of clock-to-out on the ECP5.
+        words = carry("ew_cword", [cm_r.data[ln * cw:(ln + 1) * cw] for ln in range(P)], cw, read_regs)
+        rd_sa = carry("ew_rdsa", [banks[ln][1].data for ln in range(P)], S * sb, read_regs)
+        rd_sb = carry("ew_rdsb", [banks[ln][2].data for ln in range(P)], S * sb, read_regs)
+        rd_ia = carry("ew_rdia", [lane(im_a.data, ln, ib) for ln in range(P)], signed(ib), read_regs)
+        rd_ib = carry("ew_rdib", [lane(im_b.data, ln, ib) for ln in range(P)], signed(ib), read_regs)
         for ln in range(P):
-            word = cm_r.data[ln * cw:(ln + 1) * cw]
+            word = words[ln]
             put(1, [
-                raw_sa[ln].eq(banks[ln][1].data), raw_sb[ln].eq(banks[ln][2].data),
-                raw_ia[ln].eq(lane(im_a.data, ln, ib)), raw_ib[ln].eq(lane(im_b.data, ln, ib)),
+                raw_sa[ln].eq(rd_sa[ln]), raw_sb[ln].eq(rd_sb[ln]),
+                raw_ia[ln].eq(rd_ia[ln]), raw_ib[ln].eq(rd_ib[ln]),
                 mult1[ln].eq(word[:mb].as_signed()), bias1[ln].eq(word[mb:mb + bb].as_signed()),
                 theta1[ln].eq(word[mb + bb:cw]),
             ])
@@ -1459,8 +1490,20 @@ class Engine(wiring.Component):
         prod = per_lane("ew_prod", signed(ow + mb))
         raw = per_lane("ew_raw", signed(ow))
         addend3 = carry("ew_addend3", addend, signed(adw), cyc_in[5] - cyc[3])
-        for ln in range(P):
-            put(4, [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])])
+        if mult_regs:
+            # The fast build registers the multiplier's operands and its product once more,
+            # so the registers can sit next to the DSP column: the route to and from a far
+            # lane is a path of its own (EW_MULT_REGS).
+            m_a, m_b = per_lane("ew_mul_a", signed(ow)), per_lane("ew_mul_b", signed(mb))
+            m_p = per_lane("ew_mul_p", signed(ow + mb))
+            raw_d = per_lane("ew_raw_d", signed(ow))
+            m.d.sync += [d.eq(v) for d, v in zip(m_a + m_b + raw_d, opnd + mult2 + opnd)]
+            m.d.sync += [p_.eq(a * b) for p_, a, b in zip(m_p, m_a, m_b)]
+            raw_p = carry("ew_raw_p", raw_d, signed(ow), 1)
+            m.d.sync += [d.eq(v) for d, v in zip(prod + raw, m_p + raw_p)]
+        else:
+            for ln in range(P):
+                put(4, [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])])
         # Stage 5: + bias + rounding (requantization) / + logit bias (out).
         z = per_lane("ew_z", signed(pw))
         for ln in range(P):

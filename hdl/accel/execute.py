@@ -15,16 +15,22 @@ from ...sim import golden
 from .program import EW, RED, SYN
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
-           "EW_REGISTERED", "ew_write_cycle"]
+           "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "ew_write_cycle"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
 #: written ``ew_write_cycle`` cycles after its issue: one for the memory read, one per register.
 EW_REGISTERED = {False: (1, 2, 3, 4, 5, 6, 7, 8, 9), True: (2, 3, 4, 5, 7)}
+#: Further registers around the requantization multiplier (stage 4): the fast build registers
+#: its operands and its product once more, for the route between a lane and the DSP column.
+EW_MULT_REGS = {False: 2, True: 0}
+#: Further registers after the memory reads (stage 1): the fast build registers the words
+#: twice, for the route from a block RAM column to the lanes.
+EW_READ_REGS = {False: 1, True: 0}
 
 
 def ew_write_cycle(compact):
-    return 1 + len(EW_REGISTERED[compact])
+    return 1 + len(EW_REGISTERED[compact]) + EW_MULT_REGS[compact] + EW_READ_REGS[compact]
 
 
 # Timing rules of the engine (cycles), shared with the RTL and checked by its tests.

@@ -21,7 +21,7 @@ def _copy_drivers(tmp_path, script_after_read):
     engine = Engine(compile_model(random_model(3, channels=8, blocks=1), 8))
     (tmp_path / "e.il").write_text(rtlil.convert(engine, name="engine"))
     script = (f"read_rtlil e.il; {script_after_read}; proc; opt -full; "
-              f"select -write drivers.txt w:*ew_owns{COPY_MARK}* %ci1 c:* %i")
+              f"select -write drivers.txt w:*bank_ra{COPY_MARK}* %ci2 c:* %i")
     subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path, capture_output=True, check=True)
     return set((tmp_path / "drivers.txt").read_text().split())
 
@@ -29,7 +29,7 @@ def _copy_drivers(tmp_path, script_after_read):
 def test_engine_copies_control_registers_per_lane_group():
     prog = compile_model(random_model(3, channels=8, blocks=1), 8)
     names = rtlil.convert(Engine(prog), name="engine")
-    owns = set(re.findall(rf"wire (?:width \d+ )?\\(ew_owns{COPY_MARK}\d+)", names))
+    owns = set(re.findall(rf"wire (?:width \d+ )?\\(bank_ra{COPY_MARK}\d+)", names))
     assert len(owns) == 8 // LANES_PER_COPY
     compact = compile_model(random_model(3, channels=8, blocks=1), 8, compact=True)
     assert COPY_MARK not in rtlil.convert(Engine(compact), name="engine")
