@@ -619,8 +619,7 @@ class Engine(wiring.Component):
         tb2 = Signal(rows_w)         # src2_base + tt * HW
         wb_tt = Signal(ww)           # w_base + tt * t_stride
         wptr = Signal(ww)            # w_base + tap * tap_stride + tt * t_stride
-        sa = Signal(rows_w)          # tb + sp, tb2 + sp: the spike row addresses
-        sa2 = Signal(rows_w)
+        sa2 = Signal(rows_w)         # tb2 + sp: the V row address (the row address: below)
         sw = self._pass_const(m, "sw")      # stride * Wi
         sp00 = self._pass_const(m, "sp00")  # -pad * Wi - pad
         kw1, kh1, tr1, wo1, ho1, t1, hi1, wi1 = (self._pass_const(m, k) for k in (
@@ -736,7 +735,7 @@ class Engine(wiring.Component):
         sel(wb_tt, 2, desc.w_base, [(c2, wb_tt + desc.t_stride), (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
         sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
                                    (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
-        m.d.sync += [sa.eq(tb_next + sp_next), sa2.eq(tb2_next + sp_next)]
+        m.d.sync += sa2.eq(tb2_next + sp_next)
         self._syn_ra_next = tb_next + sp_next
         if self.compact:
             sa_l = self._copies(m, "syn_ra", tb_next + sp_next, rows_w)
@@ -960,8 +959,7 @@ class Engine(wiring.Component):
         dst_ptr = Signal(24)       # destination word of the current position
         dr_wr = Signal()
         dr_wr_addr = Signal(24)
-        dr_wr_bank_r, dr_wr_bank_l = self._copy_regs("dr_wr_bank", 1)
-        dr_wr_bank = dr_wr_bank_r[0]
+        dr_wr_bank = Signal()
 
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
         # The V row is read (spike banks, port B) as the event issues, so only its address
@@ -1056,7 +1054,7 @@ class Engine(wiring.Component):
                     with m.If(dr_bank == k):
                         m.d.comb += rd.addr.eq(dr_word)
                 m.d.sync += [dr_wr.eq(1), dr_wr_addr.eq(dr_ptr + dr_word), dr_clr_addr.eq(dr_word),
-                             *(r.eq(dr_bank) for r in dr_wr_bank_r), dr_word.eq(dr_word + 1)]
+                             dr_wr_bank.eq(dr_bank), dr_word.eq(dr_word + 1)]
                 with m.If(dr_word == desc.acc_words - 1):
                     m.d.sync += dr_busy.eq(0)
         # A position ends (banks swap, a drain starts) once the previous drain is in its last
@@ -1071,7 +1069,7 @@ class Engine(wiring.Component):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
         if self.compact:
             dw_en, dw_addr = dr_wr & active, dr_wr_addr
-            dw_data = Cat(*[Mux(dr_wr_bank_l[ln], lane(amems[1][2].data, ln, ab),
+            dw_data = Cat(*[Mux(dr_wr_bank, lane(amems[1][2].data, ln, ab),
                                 lane(amems[0][2].data, ln, ab))[:ib] for ln in range(P)])
         else:
             # The fast build writes a drained word a cycle later, from stage R's registers of
