@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
 from .execute import EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED
-from .memories import int_memory, weight_memory
+from .memories import bram_ports, int_memory, weight_memory
 from .program import EW, RED, SPRAM_BITS, SYN
 
 __all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_MARK"]
@@ -399,7 +399,9 @@ class Engine(wiring.Component):
             banks.append((mem.write_port(granularity=sb), mem.read_port(), mem.read_port()))
 
         spram = prog.memory.kind == "spram"
-        self.debug_imem, im_w, im_a, im_b = int_memory(m, prog, P * ib, primitive=self.spram_primitive)
+        gw = self._group_widths
+        self.debug_imem, im_w, im_a, im_b = int_memory(m, prog, P * ib, primitive=self.spram_primitive,
+                                                       groups=gw(ib))
 
         def pack(values, width):
             v = 0
@@ -408,29 +410,26 @@ class Engine(wiring.Component):
             return v
 
         wm_r, wm_load = weight_memory(m, prog, P * wb, [pack(row, wb) for row in prog.weights],
-                                      primitive=self.spram_primitive)
+                                      primitive=self.spram_primitive, groups=gw(wb))
 
         cw = mb + bb + tb
-        cmem = Memory(shape=unsigned(P * cw), depth=max(1, len(prog.consts)),
-                      init=[pack([(int(c[0]) & ((1 << mb) - 1)) | ((int(c[1]) & ((1 << bb) - 1)) << mb)
-                                  | ((int(c[2]) & ((1 << tb) - 1)) << (mb + bb)) for c in word], cw)
-                            for word in prog.consts],
-                      # Block RAM, as the report counts it: Yosys would build this shallow, wide
-                      # ROM from LUTs spread over the die (the 32-lane ECP5 critical path).
-                      attrs={"rom_style": "block", "ram_style": "block"})
-        m.submodules.cmem = cmem
-        cm_r = cmem.read_port()
+        _, (cm_r,) = bram_ports(
+            m, "cmem", max(1, len(prog.consts)), P * cw,
+            [pack([(int(c[0]) & ((1 << mb) - 1)) | ((int(c[1]) & ((1 << bb) - 1)) << mb)
+                   | ((int(c[2]) & ((1 << tb) - 1)) << (mb + bb)) for c in word], cw)
+             for word in prog.consts], 1, False, gw(cw),
+            # Block RAM, as the report counts it: Yosys would build this shallow, wide ROM
+            # from LUTs spread over the die (the 32-lane ECP5 critical path).
+            attrs={"rom_style": "block", "ram_style": "block"})
 
         acc_depth = max(p.acc_words for p in prog.passes if p.kind == SYN)
         amems = []
         for k in range(2):  # one read port per bank: a bank accumulates or drains, never both
             # Block RAM in the fast build: as distributed RAM (a few words of P lanes), its
             # write enable reached hundreds of LUT RAMs over the die (the 32-lane ECP5 path).
-            mem = Memory(shape=unsigned(P * ab), depth=acc_depth, init=[],
-                         attrs={} if self.compact else {"ram_style": "block"})
-            m.submodules[f"amem{k}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
+            _, (wp, rp) = bram_ports(m, f"amem{k}", acc_depth, P * ab, [], 1, True, gw(ab),
+                                     attrs={} if self.compact else {"ram_style": "block"},
+                                     transparent=True)
             amems.append((wp, rp, rp))
 
         hst = Array(Const(v, _ubits(max(self.hstart))) for v in self.hstart)
@@ -449,15 +448,16 @@ class Engine(wiring.Component):
         # Default port enables.
         for wp, ra, rb in banks:
             m.d.comb += [ra.en.eq(1), rb.en.eq(1)]
-        m.d.comb += [wm_r.en.eq(1), cm_r.en.eq(1), img_r.en.eq(1)]
+        m.d.comb += [en.eq(1) for en in wm_r.ens + cm_r.ens]
+        m.d.comb += img_r.en.eq(1)
         if spram:  # a bank serves one access per cycle: enable only the ports in use
             is_syn = desc.kind == _KIND[SYN]
             m.d.comb += [im_a.en.eq(Mux(is_syn, desc.qkv_mode, desc.a_int)),
                          im_b.en.eq(~is_syn & desc.b_used & desc.b_int)]
         else:
-            m.d.comb += [im_a.en.eq(1), im_b.en.eq(1)]
+            m.d.comb += [en.eq(1) for en in im_a.ens + im_b.ens]
         for wp, rr, rd in amems:
-            m.d.comb += rr.en.eq(1)
+            m.d.comb += [en.eq(1) for en in rr.ens]
 
         # Top-level control ------------------------------------------------------------
         pc = Signal(range(len(self.desc_rows) + 1))
@@ -974,9 +974,16 @@ class Engine(wiring.Component):
             ch = e_tile * P + ln
             in_head.append((ch >= e_lo) & (ch < e_lo + desc.hd))
 
-        # The weight word is read as the event issues (its address is a register of E).
-        m.d.comb += wm_r.addr.eq(e.waddr)
+        # The weight word is read as the event issues (its address is a register of E; in the
+        # fast build, registers per lane group that take its next value).
+        waddr_next = Mux(take, data.View(item, next_item).waddr,
+                         Mux(ev_issue & ~e.at_last, e.waddr + 1, e.waddr))
+        if self.compact:
+            m.d.comb += wm_r.addr.eq(e.waddr)
+        else:
+            self._addr_regs(m, "syn_wa", wm_r.addrs, waddr_next)
         syn_im_addr = e.waddr
+        self._syn_waddr_next = waddr_next
 
         # Stage I: the accumulator word is read; the weight lanes (read in E) are registered
         # as read, valid in stage R.
@@ -997,8 +1004,9 @@ class Engine(wiring.Component):
         for ln in range(P):
             slots = Array(banks[ln][2].data[s * sb:(s + 1) * sb] for s in range(S))
             m.d.comb += i_v[ln].eq(Mux(i_inh[ln], slots[i_tile_l[ln]], 0))
-        for k, (wp, rr, rd) in enumerate(amems):
-            m.d.comb += rr.addr.eq(i_word)
+        if self.compact:
+            for k, (wp, rr, rd) in enumerate(amems):
+                m.d.comb += rr.addr.eq(i_word)
         for ln in range(P):
             m.d.sync += [i_wm[ln].eq(lane(wm_r.data, ln, wb)), i_im[ln].eq(lane(im_a.data, ln, ib))]
 
@@ -1050,9 +1058,10 @@ class Engine(wiring.Component):
             with m.If(dr_delay != 0):
                 m.d.sync += dr_delay.eq(dr_delay - 1)
             with m.Else():
-                for k, (wp, rr, rd) in enumerate(amems):
-                    with m.If(dr_bank == k):
-                        m.d.comb += rd.addr.eq(dr_word)
+                if self.compact:
+                    for k, (wp, rr, rd) in enumerate(amems):
+                        with m.If(dr_bank == k):
+                            m.d.comb += rd.addr.eq(dr_word)
                 m.d.sync += [dr_wr.eq(1), dr_wr_addr.eq(dr_ptr + dr_word), dr_clr_addr.eq(dr_word),
                              dr_wr_bank.eq(dr_bank), dr_word.eq(dr_word + 1)]
                 with m.If(dr_word == desc.acc_words - 1):
@@ -1067,6 +1076,18 @@ class Engine(wiring.Component):
                          dr_left.eq(desc.acc_words + 2), dr_blk.eq(1)]
         with m.Elif(dr_left != 0):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
+        if not self.compact:
+            # A bank's read address (the drain's word while the drain reads the bank, else
+            # stage I's word) in registers per lane group, from the next values of the drain
+            # state above (``pos_end`` wins) and of ``i_word``.
+            rd_now = dr_busy & (dr_delay == 0)
+            rd_next = ~pos_end & dr_busy & Mux(dr_delay != 0, dr_delay == 1, dr_word != desc.acc_words - 1)
+            dr_word_next = Mux(pos_end, 0, Mux(rd_now, dr_word + 1, dr_word))
+            dr_bank_next = Mux(pos_end, bank, dr_bank)
+            i_word_next = Mux(ev_issue, e.word, i_word)
+            for k, (wp, rr, rd) in enumerate(amems):
+                self._addr_regs(m, f"acc_ra{k}", rr.addrs,
+                                Mux(rd_next & (dr_bank_next == k), dr_word_next, i_word_next))
         if self.compact:
             dw_en, dw_addr = dr_wr & active, dr_wr_addr
             dw_data = Cat(*[Mux(dr_wr_bank, lane(amems[1][2].data, ln, ab),
@@ -1085,6 +1106,7 @@ class Engine(wiring.Component):
             dw_data = Cat(*[Mux(dw_on[ln], Mux(dw_bank[ln], a_acc[1][ln], a_acc[0][ln]), 0)[:ib]
                             for ln in range(P)])
         self._drain_write = (dw_en, dw_addr, dw_data)
+        self._drain_write_next = (dr_wr & active, dr_wr_addr)
         if self.compact:
             with m.If(dw_en):
                 m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dw_addr), im_w.data.eq(dw_data)]
@@ -1105,10 +1127,10 @@ class Engine(wiring.Component):
                               & (Mux(rd_now, dr_bank, dr_wr_bank) == k))
                 clear_l = self._copies(m, f"acc_clear{k}", clear_next, 1)
                 wdata = Cat(*(Mux(clear_l[ln], 0, sums[ln]) for ln in range(P)))
-                en_r, addr_r = Signal(name=f"acc_we{k}"), Signal.like(wp.addr, name=f"acc_wa{k}")
-                m.d.sync += [en_r.eq((q_valid & (q_bank == k)) | clear_next),
-                             addr_r.eq(Mux(clear_next, Mux(rd_now, dr_word, dr_clr_addr), q_word))]
-                m.d.comb += [wp.en.eq(en_r), wp.addr.eq(addr_r), wp.data.eq(wdata)]
+                self._addr_regs(m, f"acc_wa{k}", wp.addrs,
+                                Mux(clear_next, Mux(rd_now, dr_word, dr_clr_addr), q_word))
+                self._addr_regs(m, f"acc_we{k}", wp.ens, (q_valid & (q_bank == k)) | clear_next)
+                m.d.comb += wp.data.eq(wdata)
                 continue
             m.d.comb += [wp.en.eq((a_valid & (a_bank == k)) | clear),
                          wp.addr.eq(Mux(clear, dr_clr_addr, a_word)), wp.data.eq(wdata)]
@@ -1156,6 +1178,31 @@ class Engine(wiring.Component):
         regs = [Signal(shape, name=f"{name}{COPY_MARK}{g}", reset_less=True)
                 for g in range(-(-P // LANES_PER_COPY))]
         return regs, [regs[ln // LANES_PER_COPY] for ln in range(P)]
+
+    def _group_widths(self, lane_width):
+        """The widths of a lane-wide memory word's parts, one per lane group in the fast build
+        with copies (a memory per group, addressed by the group's copies), else ``None``."""
+        if not self._spread_on or self.prog.memory.kind != "bram":
+            return None
+        P = self.prog.lanes
+        return [min(LANES_PER_COPY, P - lo) * lane_width for lo in range(0, P, LANES_PER_COPY)]
+
+    def _group_regs(self, m, name, expr, shape):
+        """One register per lane group (one in all without copies), each taking ``expr``."""
+        regs, _ = self._copy_regs(name, shape)
+        m.d.sync += [r.eq(expr) for r in regs]
+        return regs
+
+    def _addr_regs(self, m, name, addrs, expr):
+        """Drive a memory port's addresses (one per lane group, :func:`.memories.bram_ports`)
+        from registers that take ``expr``: the address pins of a group's block RAMs see that
+        group's register alone."""
+        if len(addrs) == 1:
+            regs = [Signal(len(addrs[0]), name=name)]
+            m.d.sync += regs[0].eq(expr)
+        else:
+            regs = self._group_regs(m, name, expr, len(addrs[0]))
+        m.d.comb += [a.eq(r) for a, r in zip(addrs, regs, strict=True)]
 
     def _copies(self, m, name, expr, shape, en=None):
         """Per-lane views of a register that takes ``expr`` (when ``en``)."""
@@ -1337,10 +1384,18 @@ class Engine(wiring.Component):
         sel(ti, [(red_mid, ti + desc.tiles), (s_tile, tile + 1)])
         tile_next = Mux(init, 0, Mux(s_tile, tile + 1, tile))
         # Memory addresses, registered from the next pointer values.
-        a_int, b_int = Signal(iw, name="ew_a_int"), Signal(iw, name="ew_b_int")
-        c_adr = Signal(range(max(2, len(prog.consts))), name="ew_c_adr")
-        m.d.sync += [a_int.eq(desc.a_base + ii_next), b_int.eq(desc.b_base + ii_next),
-                     c_adr.eq(desc.c_base + tile_next)]
+        # The fast build has registers per lane group (each group's block RAMs see their own),
+        # with the select between the EW and SYN addresses of integer port A in front.
+        if self.compact:
+            a_int, b_int = Signal(iw, name="ew_a_int"), Signal(iw, name="ew_b_int")
+            c_adr = Signal(range(max(2, len(prog.consts))), name="ew_c_adr")
+            m.d.sync += [a_int.eq(desc.a_base + ii_next), b_int.eq(desc.b_base + ii_next),
+                         c_adr.eq(desc.c_base + tile_next)]
+        else:
+            self._addr_regs(m, "ew_c_adr", cm_r.addrs, desc.c_base + tile_next)
+            self._addr_regs(m, "ew_b_int", im_b.addrs, desc.b_base + ii_next)
+            self._addr_regs(m, "im_ra", im_a.addrs,
+                            Mux(active_next, desc.a_base + ii_next, self._syn_waddr_next))
         # The spike banks' read addresses, and whether this engine owns the ports (``active``),
         # a copy per lane group.
         if self.compact:
@@ -1364,11 +1419,12 @@ class Engine(wiring.Component):
                 m.d.sync += [r.eq(va_next) for r in rb_regs]
             for ln, (wp, ra, rb) in enumerate(banks):
                 m.d.comb += [ra.addr.eq(ra_l[ln]), rb.addr.eq(rb_l[ln])]
-        with m.If(active):
-            m.d.comb += [im_a.addr.eq(a_int), im_b.addr.eq(b_int)]
-        with m.Else():
-            m.d.comb += im_a.addr.eq(self._syn_im_addr)
-        m.d.comb += cm_r.addr.eq(c_adr)
+        if self.compact:
+            with m.If(active):
+                m.d.comb += [im_a.addr.eq(a_int), im_b.addr.eq(b_int)]
+            with m.Else():
+                m.d.comb += im_a.addr.eq(self._syn_im_addr)
+            m.d.comb += cm_r.addr.eq(c_adr)
 
         # Element control, carried down the pipeline with the element: ``ctl_at(k)`` is the
         # control of the element issued k cycles ago; ``ctl_lanes(k)`` the same per lane (a
@@ -1574,23 +1630,26 @@ class Engine(wiring.Component):
                        for s in range(S)))
             put(9, [wp.addr.eq(l_dst[ln] + c.widx), wp.data.eq(Cat(*([spike] * S))), wp.en.eq(en)])
 
-        c9_0 = ctl_at(neuron_cycle)
-        with m.If(c9_0.valid & c9_0.wr & f_out):
-            m.d.sync += [dst.eq(src) for dst, src in zip(logits, logits[P:] + y8)]
+        # The logits shift in (out pass): logit j is lane j % P's, and shifts under that lane's
+        # copy of the element control (the enable reaches no other lane group's registers).
+        for j, (dst, src) in enumerate(zip(logits, logits[P:] + y8)):
+            c = c9[j % P]
+            with m.If(c.valid & c.wr & l_out[j % P]):
+                m.d.sync += dst.eq(src)
         # Integer write (one memory port: the lanes of lane group 0 give its address).
         iw_en = c9[0].valid & c9[0].wr & ~l_out[0] & ~l_spk[0]
         iw_addr, iw_data = l_dst[0] + c9[0].widx, Cat(*out_int)
         if registered[9]:
             # Registered, each lane's data 0 unless written, and ORed with the drain's
             # (``_elab_syn``): the two writers of the port are never active together.
-            r_en, r_addr = Signal(name="ew_iw_en"), Signal(len(im_w.addr), name="ew_iw_addr")
+            # The address and enable in registers per lane group, from the next values.
             r_data = [Signal(ib, name=f"ew_iw_data{ln}", reset_less=True) for ln in range(P)]
-            m.d.sync += [r_en.eq(iw_en), r_addr.eq(iw_addr)]
             m.d.sync += [r.eq(Mux(c9[ln].valid & c9[ln].wr & ~l_out[ln] & ~l_spk[ln], out_int[ln], 0))
                          for ln, r in enumerate(r_data)]
-            dw_en, dw_addr, dw_data = self._drain_write
-            m.d.comb += [im_w.en.eq(r_en | dw_en), im_w.addr.eq(Mux(r_en, r_addr, dw_addr)),
-                         im_w.data.eq(Cat(*r_data) | dw_data)]
+            (dw_en_next, dw_addr_next), dw_data = self._drain_write_next, self._drain_write[2]
+            self._addr_regs(m, "im_wa", im_w.addrs, Mux(iw_en, iw_addr, dw_addr_next))
+            self._addr_regs(m, "im_we", im_w.ens, iw_en | dw_en_next)
+            m.d.comb += im_w.data.eq(Cat(*r_data) | dw_data)
         else:
             with m.If(iw_en):
                 m.d.comb += [im_w.en.eq(1), im_w.addr.eq(iw_addr), im_w.data.eq(iw_data)]

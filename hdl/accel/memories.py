@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from .program import SPRAM_BITS, SPRAM_WORDS
 
-__all__ = ["SinglePortRAM", "Port", "int_memory", "weight_memory"]
+__all__ = ["SinglePortRAM", "Port", "GroupedMemoryView", "bram_ports", "int_memory", "weight_memory"]
 
 
 class SinglePortRAM(wiring.Component):
@@ -61,41 +61,101 @@ class SinglePortRAM(wiring.Component):
 
 
 class Port:
-    """A memory port as the engine uses it: ``addr``, ``en``, ``data``."""
+    """A memory port as the engine uses it: ``addr``, ``en``, ``data``.
 
-    def __init__(self, name, addr_bits, data_bits):
-        self.addr = Signal(addr_bits, name=f"{name}_addr")
-        self.en = Signal(name=f"{name}_en")
+    A memory split into lane groups (the fast build's block RAM: :func:`bram_ports`'s
+    ``groups``) has an address and an enable per group, ``addrs`` and ``ens``, which the
+    engine drives from per-group copies of its address registers, so that no address net
+    spans the die; ``addr`` and ``en`` are then not available. ``data`` is always the whole
+    word (the groups' parts in order).
+    """
+
+    def __init__(self, name, addr_bits, data_bits, groups=1):
+        self.groups = groups
+        if groups == 1:
+            self.addrs = [Signal(addr_bits, name=f"{name}_addr")]
+            self.ens = [Signal(name=f"{name}_en")]
+        else:
+            self.addrs = [Signal(addr_bits, name=f"{name}_addr{g}") for g in range(groups)]
+            self.ens = [Signal(name=f"{name}_en{g}") for g in range(groups)]
         self.data = Signal(data_bits, name=f"{name}_data")
 
+    def _one(self, signals, what):
+        if self.groups != 1:
+            raise AttributeError(f"a port of a memory in {self.groups} lane groups has one {what} "
+                                 f"per group: use {what}s")
+        return signals[0]
 
-def _bram_ports(m, name, depth, width, init, reads, write):
-    mem = Memory(shape=width, depth=depth, init=init)
-    m.submodules[name] = mem
-    ports = []
-    if write:
-        wp = mem.write_port()
-        w = Port(f"{name}_w", len(wp.addr), width)
-        m.d.comb += [wp.addr.eq(w.addr), wp.en.eq(w.en), wp.data.eq(w.data)]
-        ports.append(w)
-    for i in range(reads):
-        rp = mem.read_port()
-        r = Port(f"{name}_r{i}", len(rp.addr), width)
-        m.d.comb += [rp.addr.eq(r.addr), rp.en.eq(r.en), r.data.eq(rp.data)]
-        ports.append(r)
-    return mem, ports
+    @property
+    def addr(self):
+        return self._one(self.addrs, "addr")
+
+    @property
+    def en(self):
+        return self._one(self.ens, "en")
 
 
-def int_memory(m, program, width, *, primitive=False):
+class GroupedMemoryView:
+    """The rows of a memory split into lane groups, whole (like a :class:`Memory`'s ``data``
+    and ``depth``), for testbenches."""
+
+    def __init__(self, memories):
+        self.memories = memories
+        self.depth = memories[0].depth
+        self.data = _GroupedRows(memories)
+
+
+class _GroupedRows:
+    def __init__(self, memories):
+        self.memories = memories
+
+    def __getitem__(self, i):
+        return Cat(*(mem.data[i] for mem in self.memories))
+
+
+def bram_ports(m, name, depth, width, init, reads, write, groups=None, attrs=None, transparent=False):
+    """A block RAM memory of ``width``-bit words with ``write`` (0 or 1) write ports and
+    ``reads`` read ports: one :class:`Memory`, or one per lane group, each holding its part of
+    every word (``groups``: the parts' widths, low part first, summing to ``width``).
+    ``transparent``: the read ports see the write port's data in the cycle it writes. Returns
+    (the memory, or a :class:`GroupedMemoryView`; the write port then the read ports, as
+    :class:`Port`)."""
+    groups = list(groups or [width])
+    if sum(groups) != width:
+        raise ValueError(f"lane group widths {groups} do not add up to the word width {width}")
+    parts = [(sum(groups[:g]), sum(groups[:g + 1])) for g in range(len(groups))]
+    abits = max(0, (depth - 1).bit_length())
+    ports = ([Port(f"{name}_w", abits, width, len(parts))] if write else []) + \
+        [Port(f"{name}_r{i}", abits, width, len(parts)) for i in range(reads)]
+    mems = []
+    for g, (lo, hi) in enumerate(parts):
+        mask = (1 << hi) - (1 << lo)
+        mem = Memory(shape=hi - lo, depth=depth, init=[(int(v) & mask) >> lo for v in init],
+                     attrs=attrs or {})
+        m.submodules[name if len(parts) == 1 else f"{name}_g{g}"] = mem
+        mems.append(mem)
+        rports = ports
+        if write:
+            wp, w = mem.write_port(), ports[0]
+            m.d.comb += [wp.addr.eq(w.addrs[g]), wp.en.eq(w.ens[g]), wp.data.eq(w.data[lo:hi])]
+            rports = ports[1:]
+        for r in rports:
+            rp = mem.read_port(transparent_for=(wp,) if write and transparent else ())
+            m.d.comb += [rp.addr.eq(r.addrs[g]), rp.en.eq(r.ens[g]), r.data[lo:hi].eq(rp.data)]
+    return (mems[0] if len(mems) == 1 else GroupedMemoryView(mems)), ports
+
+
+def int_memory(m, program, width, *, primitive=False, groups=None):
     """The integer memory: ``(memory or None, write, read_a, read_b)`` ports of ``width`` bits.
 
-    In block RAM the returned memory is the :class:`Memory` (for test access); in SPRAM it is
-    ``None``.
+    In block RAM the returned memory is the :class:`Memory` (a :class:`GroupedMemoryView` in
+    lane groups, ``groups`` as :func:`bram_ports`; for test access); in SPRAM it is ``None`` (and ``groups`` is
+    ignored: the SPRAM mapping is the compact build's).
     """
     mm = program.memory
     depth = max(1, program.int_words)
     if mm.kind == "bram":
-        mem, (w, a, b) = _bram_ports(m, "imem", depth, width, [], 2, True)
+        mem, (w, a, b) = bram_ports(m, "imem", depth, width, [], 2, True, groups)
         return mem, w, a, b
     lb = (mm.int_bank_words - 1).bit_length()
     abits = max(1, (depth - 1).bit_length())
@@ -126,8 +186,9 @@ def int_memory(m, program, width, *, primitive=False):
     return None, w, a, b
 
 
-def weight_memory(m, program, width, init, *, primitive=False):
-    """The weight memory: ``(read port, load port or None)``.
+def weight_memory(m, program, width, init, *, primitive=False, groups=None):
+    """The weight memory: ``(read port, load port or None)``; in block RAM in lane groups
+    (``groups`` as :func:`bram_ports`).
 
     ``load`` (SPRAM only) has ``addr`` (a 16-bit stored word), ``data`` (16 bits) and ``en``.
     The engine must not read while it loads.
@@ -135,7 +196,7 @@ def weight_memory(m, program, width, init, *, primitive=False):
     mm = program.memory
     depth = max(1, len(program.weights))
     if mm.kind == "bram":
-        _mem, (r,) = _bram_ports(m, "wmem", depth, width, init, 1, False)
+        _mem, (r,) = bram_ports(m, "wmem", depth, width, init, 1, False, groups)
         return r, None
     pack = mm.weight_pack
     lp = (pack - 1).bit_length()

@@ -1,4 +1,4 @@
-"""The fast build's per-lane-group copies of control registers survive synthesis."""
+"""The fast build's per-lane-group copies of control registers and memories survive synthesis."""
 
 import re
 import subprocess
@@ -10,32 +10,58 @@ from spikeforge.boards.build import KEEP_COPIES
 from spikeforge.boards.toolchain import ToolNotFound, find_tool
 from spikeforge.builder import random_model
 from spikeforge.hdl.accel.engine import COPY_MARK, LANES_PER_COPY, Engine
+from spikeforge.hdl.accel.memories import bram_ports
 from spikeforge.hdl.accel.program import compile_model
 
+GROUPS = 8 // LANES_PER_COPY
 
-def _copy_drivers(tmp_path, script_after_read):
+
+def _copy_drivers(tmp_path, script_after_read, wires=("bank_ra",)):
+    """The cells driving each of ``wires``' copies after synthesis, by wire."""
     try:
         yosys = find_tool("yosys")
     except ToolNotFound as e:
         pytest.skip(str(e))
     engine = Engine(compile_model(random_model(3, channels=8, blocks=1), 8))
     (tmp_path / "e.il").write_text(rtlil.convert(engine, name="engine"))
-    script = (f"read_rtlil e.il; {script_after_read}; proc; opt -full; "
-              f"select -write drivers.txt w:*bank_ra{COPY_MARK}* %ci2 c:* %i")
+    selects = "; ".join(f"select -write {w}.txt w:*{w}{COPY_MARK}* %ci2 c:* %i" for w in wires)
+    script = f"read_rtlil e.il; {script_after_read}; proc; opt -full; memory_collect; {selects}"
     subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path, capture_output=True, check=True)
-    return set((tmp_path / "drivers.txt").read_text().split())
+    return {w: set((tmp_path / f"{w}.txt").read_text().split()) for w in wires}
 
 
 def test_engine_copies_control_registers_per_lane_group():
     prog = compile_model(random_model(3, channels=8, blocks=1), 8)
     names = rtlil.convert(Engine(prog), name="engine")
     owns = set(re.findall(rf"wire (?:width \d+ )?\\(bank_ra{COPY_MARK}\d+)", names))
-    assert len(owns) == 8 // LANES_PER_COPY
+    assert len(owns) == GROUPS
     compact = compile_model(random_model(3, channels=8, blocks=1), 8, compact=True)
     assert COPY_MARK not in rtlil.convert(Engine(compact), name="engine")
 
 
+def test_lane_wide_memories_are_split_per_lane_group():
+    """Constants, weights, integers and accumulators: a memory per lane group in the fast
+    build (each addressed by its group's registers), one memory in the compact build."""
+    families = ("cmem", "wmem", "imem", "amem0", "amem1")
+    for compact, count in ((False, GROUPS), (True, 1)):
+        prog = compile_model(random_model(3, channels=8, blocks=1), 8, compact=compact)
+        text = rtlil.convert(Engine(prog), name="engine")
+        for name in families:
+            found = set(re.findall(rf"memory width \d+ size \d+ \\({name}(?:_g\d+)?)\n", text))
+            assert len(found) == count, (compact, name, found)
+
+
 def test_synthesis_keeps_the_copies_apart(tmp_path):
-    assert len(_copy_drivers(tmp_path, KEEP_COPIES)) == 8 // LANES_PER_COPY
+    wires = ("bank_ra", "ew_c_adr", "im_ra", "syn_wa", "acc_ra0", "im_wa")
+    kept = _copy_drivers(tmp_path, KEEP_COPIES, wires)
+    assert {w: len(cells) for w, cells in kept.items()} == {w: GROUPS for w in wires}
     # Without the attribute Yosys merges them into one register (what the flow prevents).
-    assert len(_copy_drivers(tmp_path, "")) == 1
+    assert len(_copy_drivers(tmp_path, "")["bank_ra"]) == 1
+
+
+def test_lane_group_widths_must_add_up():
+    from amaranth.hdl import Fragment, Module
+    m = Module()
+    with pytest.raises(ValueError, match=r"lane group widths \[8, 8\] do not add up to the word width 20"):
+        bram_ports(m, "x", 4, 20, [], 1, False, [8, 8])
+    Fragment.get(m, None)  # the module is used (no warning at exit)
