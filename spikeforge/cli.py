@@ -79,7 +79,10 @@ def cmd_info(args):
               f"{acc['lower_bound_cycles']:.0f}, ratio {acc['ratio_to_bound']:.3f}")
         for mem in acc["memories"]:
             blocks = f", {mem['bram_blocks']} block RAMs" if "bram_blocks" in mem else ""
-            print(f"  memory {mem['name']:13} {mem['depth']:6} x {mem['width']:4} bits x{mem['copies']}{blocks}")
+            if mem["kind"] == "logic":
+                blocks = ", logic"
+            parts = f", {len(mem['parts'])} lane-group parts" if len(mem["parts"]) > 1 else ""
+            print(f"  memory {mem['name']:13} {mem['depth']:6} x {mem['width']:4} bits x{mem['copies']}{parts}{blocks}")
         est = acc["logic_estimate"]
         print(f"  logic estimate: {est['lut']} LUTs, {est['ff']} FFs, {est['multipliers']} multipliers")
         if "device" in acc:

@@ -16,11 +16,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
-from .execute import EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED
+from .execute import EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED
 from .memories import bram_ports, int_memory, weight_memory
 from .program import EW, RED, SPRAM_BITS, SYN
 
-__all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_MARK"]
+__all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_MARK",
+           "lane_group_widths", "CONST_LOGIC_DEPTH"]
 
 #: The fast build gives each group of this many lanes its own copy of a control register that
 #: drives the lanes' datapaths (:meth:`Engine._copies`), so no net fans out to all P lanes.
@@ -28,6 +29,19 @@ LANES_PER_COPY = 4
 #: Part of the name of every such copy: synthesis keeps them apart (boards/build.py), where it
 #: would otherwise merge registers with the same input into one.
 COPY_MARK = "__rep"
+#: The fast build's constants memory is logic (a LUT per bit and group) up to this many words,
+#: block RAM beyond.
+CONST_LOGIC_DEPTH = 32
+
+
+def lane_group_widths(program, lane_width):
+    """The widths of the parts of a lane-wide memory word, one per lane group, when the engine
+    built for ``program`` splits its memories (the fast build with block RAM and lane-group
+    copies: a memory per group, addressed by the group's copies), else ``None``."""
+    P = program.lanes
+    if program.compact or P <= LANES_PER_COPY or program.memory.kind != "bram":
+        return None
+    return [min(LANES_PER_COPY, P - lo) * lane_width for lo in range(0, P, LANES_PER_COPY)]
 
 
 def lane(word, i, width):
@@ -418,9 +432,12 @@ class Engine(wiring.Component):
             [pack([(int(c[0]) & ((1 << mb) - 1)) | ((int(c[1]) & ((1 << bb) - 1)) << mb)
                    | ((int(c[2]) & ((1 << tb) - 1)) << (mb + bb)) for c in word], cw)
              for word in prog.consts], 1, False, gw(cw),
-            # Block RAM, as the report counts it: Yosys would build this shallow, wide ROM
-            # from LUTs spread over the die (the 32-lane ECP5 critical path).
-            attrs={"rom_style": "block", "ram_style": "block"})
+            # Block RAM, as the report counts it: with one address register, Yosys would build
+            # this shallow, wide ROM from LUTs spread over the die (the 32-lane ECP5 critical
+            # path). Split per lane group (each group's own address), a shallow one is logic:
+            # no block RAM clock-to-out (5.8 ns on the ECP5) in front of the lanes.
+            attrs={"rom_style": "logic"} if gw(cw) and len(prog.consts) <= CONST_LOGIC_DEPTH
+            else {"rom_style": "block", "ram_style": "block"})
 
         acc_depth = max(p.acc_words for p in prog.passes if p.kind == SYN)
         amems = []
@@ -1089,27 +1106,24 @@ class Engine(wiring.Component):
                 self._addr_regs(m, f"acc_ra{k}", rr.addrs,
                                 Mux(rd_next & (dr_bank_next == k), dr_word_next, i_word_next))
         if self.compact:
-            dw_en, dw_addr = dr_wr & active, dr_wr_addr
             dw_data = Cat(*[Mux(dr_wr_bank, lane(amems[1][2].data, ln, ab),
                                 lane(amems[0][2].data, ln, ab))[:ib] for ln in range(P)])
+            with m.If(dr_wr & active):
+                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dr_wr_addr), im_w.data.eq(dw_data)]
         else:
             # The fast build writes a drained word a cycle later, from stage R's registers of
             # the accumulator read data (``a_acc``, loaded every cycle from both banks): no
             # logic after a block RAM output (5.8 ns on the ECP5) but the read port's own. The
             # write still lands before the next pass reads (the fourth cycle after done).
             # The data is 0 unless a word is written (a copy of the write flag per lane group),
-            # so the EW stage ORs it with its own write data: no select reaches all lanes.
-            dw_en, dw_addr = Signal(name="dw_en"), Signal.like(dr_wr_addr, name="dw_addr")
+            # so the EW stage ORs it with its own write data: no select reaches all lanes. The
+            # EW stage registers the port's address and enable from the values here (what the
+            # drain writes in the next cycle).
             dw_bank = self._copies(m, "dw_bank", dr_wr_bank, 1)
             dw_on = self._copies(m, "dw_on", dr_wr & active, 1)
-            m.d.sync += [dw_en.eq(dr_wr & active), dw_addr.eq(dr_wr_addr)]
             dw_data = Cat(*[Mux(dw_on[ln], Mux(dw_bank[ln], a_acc[1][ln], a_acc[0][ln]), 0)[:ib]
                             for ln in range(P)])
-        self._drain_write = (dw_en, dw_addr, dw_data)
-        self._drain_write_next = (dr_wr & active, dr_wr_addr)
-        if self.compact:
-            with m.If(dw_en):
-                m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dw_addr), im_w.data.eq(dw_data)]
+            self._drain_write = (dr_wr & active, dr_wr_addr, dw_data)
         # Accumulator writes: stage A's sums, or the drain clearing the word it read (which
         # wins; never the bank being accumulated).
         for k, (wp, rr, rd) in enumerate(amems):
@@ -1180,12 +1194,9 @@ class Engine(wiring.Component):
         return regs, [regs[ln // LANES_PER_COPY] for ln in range(P)]
 
     def _group_widths(self, lane_width):
-        """The widths of a lane-wide memory word's parts, one per lane group in the fast build
-        with copies (a memory per group, addressed by the group's copies), else ``None``."""
-        if not self._spread_on or self.prog.memory.kind != "bram":
-            return None
-        P = self.prog.lanes
-        return [min(LANES_PER_COPY, P - lo) * lane_width for lo in range(0, P, LANES_PER_COPY)]
+        assert self._spread_on == (lane_group_widths(self.prog, 1) is not None) or \
+            self.prog.memory.kind != "bram"
+        return lane_group_widths(self.prog, lane_width)
 
     def _group_regs(self, m, name, expr, shape):
         """One register per lane group (one in all without copies), each taking ``expr``."""
@@ -1384,18 +1395,18 @@ class Engine(wiring.Component):
         sel(ti, [(red_mid, ti + desc.tiles), (s_tile, tile + 1)])
         tile_next = Mux(init, 0, Mux(s_tile, tile + 1, tile))
         # Memory addresses, registered from the next pointer values.
-        # The fast build has registers per lane group (each group's block RAMs see their own),
-        # with the select between the EW and SYN addresses of integer port A in front.
-        if self.compact:
-            a_int, b_int = Signal(iw, name="ew_a_int"), Signal(iw, name="ew_b_int")
-            c_adr = Signal(range(max(2, len(prog.consts))), name="ew_c_adr")
-            m.d.sync += [a_int.eq(desc.a_base + ii_next), b_int.eq(desc.b_base + ii_next),
-                         c_adr.eq(desc.c_base + tile_next)]
-        else:
-            self._addr_regs(m, "ew_c_adr", cm_r.addrs, desc.c_base + tile_next)
-            self._addr_regs(m, "ew_b_int", im_b.addrs, desc.b_base + ii_next)
-            self._addr_regs(m, "im_ra", im_a.addrs,
-                            Mux(active_next, desc.a_base + ii_next, self._syn_waddr_next))
+        # The fast build registers them again (EW_ADDR_REGS) in a copy per lane group (each
+        # group's memories see their own), with the select between the EW and SYN addresses
+        # of a shared port in front of the copies: the addresses are a cycle later.
+        a_int, b_int = Signal(iw, name="ew_a_int"), Signal(iw, name="ew_b_int")
+        c_adr = Signal(range(max(2, len(prog.consts))), name="ew_c_adr")
+        m.d.sync += [a_int.eq(desc.a_base + ii_next), b_int.eq(desc.b_base + ii_next),
+                     c_adr.eq(desc.c_base + tile_next)]
+        if not self.compact:
+            assert EW_ADDR_REGS[False] == 1
+            self._addr_regs(m, "ew_c_adr_l", cm_r.addrs, c_adr)
+            self._addr_regs(m, "ew_b_int_l", im_b.addrs, b_int)
+            self._addr_regs(m, "im_ra", im_a.addrs, Mux(active, a_int, self._syn_waddr_next))
         # The spike banks' read addresses, and whether this engine owns the ports (``active``),
         # a copy per lane group.
         if self.compact:
@@ -1410,11 +1421,13 @@ class Engine(wiring.Component):
             # so a bank's address pins see a register alone. Port B holds the SYN V row
             # between takes (it is read only for the event taken last).
             aw = len(banks[0][1].addr)
-            ra_l = self._copies(m, "bank_ra", Mux(active_next, desc.a_base + si_next, self._syn_ra_next), aw)
+            ew_ra, ew_rb = Signal(aw, name="ew_spk_ra"), Signal(aw, name="ew_spk_rb")
+            m.d.sync += [ew_ra.eq(desc.a_base + si_next), ew_rb.eq(desc.b_base + bi_next)]
+            ra_l = self._copies(m, "bank_ra", Mux(active, ew_ra, self._syn_ra_next), aw)
             rb_regs, rb_l = self._copy_regs("bank_rb", aw)
             va_next, take = self._syn_rb_next
-            with m.If(active_next):
-                m.d.sync += [r.eq(desc.b_base + bi_next) for r in rb_regs]
+            with m.If(active):
+                m.d.sync += [r.eq(ew_rb) for r in rb_regs]
             with m.Elif(take):
                 m.d.sync += [r.eq(va_next) for r in rb_regs]
             for ln, (wp, ra, rb) in enumerate(banks):
@@ -1466,7 +1479,8 @@ class Engine(wiring.Component):
         # rule).
         registered = {k: k in EW_REGISTERED[self.compact] for k in range(1, 10)}
         mult_regs, read_regs = EW_MULT_REGS[self.compact], EW_READ_REGS[self.compact]
-        cyc = {0: 1}   # cyc[k]: the cycle (after issue) in which stage k's outputs are valid
+        # cyc[k]: the cycle (after issue) in which stage k's outputs are valid (0: the reads)
+        cyc = {0: 1 + EW_ADDR_REGS[self.compact]}
         for k in range(1, 9):
             cyc[k] = cyc[k - 1] + registered[k] + {4: mult_regs, 1: read_regs}.get(k, 0)
         cyc_in = {k: cyc[k - 1] for k in range(1, 10)}
@@ -1646,7 +1660,7 @@ class Engine(wiring.Component):
             r_data = [Signal(ib, name=f"ew_iw_data{ln}", reset_less=True) for ln in range(P)]
             m.d.sync += [r.eq(Mux(c9[ln].valid & c9[ln].wr & ~l_out[ln] & ~l_spk[ln], out_int[ln], 0))
                          for ln, r in enumerate(r_data)]
-            (dw_en_next, dw_addr_next), dw_data = self._drain_write_next, self._drain_write[2]
+            dw_en_next, dw_addr_next, dw_data = self._drain_write
             self._addr_regs(m, "im_wa", im_w.addrs, Mux(iw_en, iw_addr, dw_addr_next))
             self._addr_regs(m, "im_we", im_w.ens, iw_en | dw_en_next)
             m.d.comb += im_w.data.eq(Cat(*r_data) | dw_data)

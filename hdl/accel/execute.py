@@ -15,7 +15,7 @@ from ...sim import golden
 from .program import EW, RED, SYN
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
-           "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "ew_write_cycle"]
+           "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ew_write_cycle"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
@@ -27,10 +27,15 @@ EW_MULT_REGS = {False: 2, True: 0}
 #: Further registers after the memory reads (stage 1): the fast build registers the words
 #: twice, for the route from a block RAM column to the lanes.
 EW_READ_REGS = {False: 1, True: 0}
+#: Further registers in front of the memory reads: the fast build registers the addresses
+#: twice, once next to the loop counters and again in a copy per lane group (whose block RAMs
+#: and LUT RAMs can be anywhere on the die).
+EW_ADDR_REGS = {False: 1, True: 0}
 
 
 def ew_write_cycle(compact):
-    return 1 + len(EW_REGISTERED[compact]) + EW_MULT_REGS[compact] + EW_READ_REGS[compact]
+    return (1 + len(EW_REGISTERED[compact]) + EW_MULT_REGS[compact] + EW_READ_REGS[compact]
+            + EW_ADDR_REGS[compact])
 
 
 # Timing rules of the engine (cycles), shared with the RTL and checked by its tests.

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...boards.synth import DEVICES
 from ...sim.model import run_model
-from .engine import EnginePlan
+from .engine import CONST_LOGIC_DEPTH, EnginePlan, lane_group_widths
 from .execute import execute_program
 from .program import SPRAM_BITS, SPRAM_WORDS, MappingError, compile_model
 
@@ -35,10 +35,11 @@ _LUTRAM_BITS = 256  # memories this small become logic, not block RAM
 
 
 def memories(program):
-    """``[{name, kind, depth, width, copies, rom}]`` of the engine built for ``program``.
+    """``[{name, kind, depth, width, copies, rom, parts}]`` of the engine built for ``program``.
 
-    ``kind``: "bram" (block RAM, or logic when tiny) or "spram" (iCE40UP5K single-port RAM:
-    ``copies`` is then the number of SPRAM blocks).
+    ``kind``: "bram" (block RAM, or logic when tiny), "logic" or "spram" (iCE40UP5K
+    single-port RAM: ``copies`` is then the number of SPRAM blocks). ``parts``: the widths of
+    a word's parts, one memory each (the fast build's lane groups), or ``[width]``.
     """
     eng = EnginePlan(program)
     mm = program.memory
@@ -46,8 +47,9 @@ def memories(program):
     acc_depth = max(p.acc_words for p in program.passes if p.kind == "syn")
     cw = eng.mb + eng.bb + eng.tb
 
-    def mem(name, depth, width, copies, rom, kind="bram"):
-        return dict(name=name, kind=kind, depth=depth, width=width, copies=copies, rom=rom)
+    def mem(name, depth, width, copies, rom, kind="bram", lane_width=None):
+        parts = (lane_width and lane_group_widths(program, lane_width)) or [width]
+        return dict(name=name, kind=kind, depth=depth, width=width, copies=copies, rom=rom, parts=parts)
 
     mems = [
         mem("image", program.image.N, program.image.C * eng.pixel_bits, 1, False),
@@ -61,12 +63,14 @@ def memories(program):
         ]
     else:
         mems += [
-            mem("ints", max(1, program.int_words), P * eng.ib, 2, False),
-            mem("weights", max(1, len(program.weights)), P * eng.wb, 1, True),
+            mem("ints", max(1, program.int_words), P * eng.ib, 2, False, lane_width=eng.ib),
+            mem("weights", max(1, len(program.weights)), P * eng.wb, 1, True, lane_width=eng.wb),
         ]
+    n_consts = max(1, len(program.consts))
+    const_logic = lane_group_widths(program, cw) is not None and len(program.consts) <= CONST_LOGIC_DEPTH
     mems += [
-        mem("constants", max(1, len(program.consts)), P * cw, 1, True),
-        mem("accumulators", acc_depth, P * eng.ab, 2, False),
+        mem("constants", n_consts, P * cw, 1, True, "logic" if const_logic else "bram", lane_width=cw),
+        mem("accumulators", acc_depth, P * eng.ab, 2, False, lane_width=eng.ab),
         mem("descriptors", len(program.passes) * eng.desc_words, eng.desc_word_width, 1, True),
     ]
     for m in mems:
@@ -94,9 +98,11 @@ def memory_fit(program, target):
         if m["kind"] == "spram":
             m["bram_blocks"] = 0
             spram += m["copies"]
+        elif m["kind"] == "logic":
+            m["bram_blocks"] = 0
         else:
             m["bram_blocks"] = 0 if m["depth"] * m["width"] <= _LUTRAM_BITS else \
-                m["copies"] * _blocks(m["depth"], m["width"], dev.family)
+                m["copies"] * sum(_blocks(m["depth"], w, dev.family) for w in m["parts"])
             bram += m["bram_blocks"]
     problems = []
     if bram > dev.totals["bram"]:

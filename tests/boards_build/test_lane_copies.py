@@ -52,7 +52,7 @@ def test_lane_wide_memories_are_split_per_lane_group():
 
 
 def test_synthesis_keeps_the_copies_apart(tmp_path):
-    wires = ("bank_ra", "ew_c_adr", "im_ra", "syn_wa", "acc_ra0", "im_wa")
+    wires = ("bank_ra", "ew_c_adr_l", "im_ra", "syn_wa", "acc_ra0", "im_wa")
     kept = _copy_drivers(tmp_path, KEEP_COPIES, wires)
     assert {w: len(cells) for w, cells in kept.items()} == {w: GROUPS for w in wires}
     # Without the attribute Yosys merges them into one register (what the flow prevents).
