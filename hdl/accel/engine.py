@@ -427,17 +427,18 @@ class Engine(wiring.Component):
                                       primitive=self.spram_primitive, groups=gw(wb))
 
         cw = mb + bb + tb
+        # Block RAM, as the report counts it: with one address register, Yosys would build
+        # this shallow, wide ROM from LUTs spread over the die (the 32-lane ECP5 critical
+        # path). In the fast build a shallow one is logic, split per lane, each lane's part
+        # addressed by its own register: no block RAM clock-to-out (5.8 ns on the ECP5) in
+        # front of the lanes, and no address register reaching more than one lane.
+        const_logic = gw(cw) is not None and len(prog.consts) <= CONST_LOGIC_DEPTH
         _, (cm_r,) = bram_ports(
             m, "cmem", max(1, len(prog.consts)), P * cw,
             [pack([(int(c[0]) & ((1 << mb) - 1)) | ((int(c[1]) & ((1 << bb) - 1)) << mb)
                    | ((int(c[2]) & ((1 << tb) - 1)) << (mb + bb)) for c in word], cw)
-             for word in prog.consts], 1, False, gw(cw),
-            # Block RAM, as the report counts it: with one address register, Yosys would build
-            # this shallow, wide ROM from LUTs spread over the die (the 32-lane ECP5 critical
-            # path). Split per lane group (each group's own address), a shallow one is logic:
-            # no block RAM clock-to-out (5.8 ns on the ECP5) in front of the lanes.
-            attrs={"rom_style": "logic"} if gw(cw) and len(prog.consts) <= CONST_LOGIC_DEPTH
-            else {"rom_style": "block", "ram_style": "block"})
+             for word in prog.consts], 1, False, [cw] * P if const_logic else gw(cw),
+            attrs={"rom_style": "logic"} if const_logic else {"rom_style": "block", "ram_style": "block"})
 
         acc_depth = max(p.acc_words for p in prog.passes if p.kind == SYN)
         amems = []
@@ -1194,25 +1195,19 @@ class Engine(wiring.Component):
         return regs, [regs[ln // LANES_PER_COPY] for ln in range(P)]
 
     def _group_widths(self, lane_width):
-        assert self._spread_on == (lane_group_widths(self.prog, 1) is not None) or \
-            self.prog.memory.kind != "bram"
+        # The groups are those of the copies (:meth:`_addr_regs` drives one address per group).
         return lane_group_widths(self.prog, lane_width)
 
-    def _group_regs(self, m, name, expr, shape):
-        """One register per lane group (one in all without copies), each taking ``expr``."""
-        regs, _ = self._copy_regs(name, shape)
-        m.d.sync += [r.eq(expr) for r in regs]
-        return regs
-
     def _addr_regs(self, m, name, addrs, expr):
-        """Drive a memory port's addresses (one per lane group, :func:`.memories.bram_ports`)
-        from registers that take ``expr``: the address pins of a group's block RAMs see that
-        group's register alone."""
+        """Drive a memory port's addresses (one per part, :func:`.memories.bram_ports`: a lane
+        group, or a lane) from registers that take ``expr``: the address pins of a part's
+        memory see that part's register alone (copies, kept apart by synthesis)."""
         if len(addrs) == 1:
             regs = [Signal(len(addrs[0]), name=name)]
-            m.d.sync += regs[0].eq(expr)
         else:
-            regs = self._group_regs(m, name, expr, len(addrs[0]))
+            regs = [Signal(len(addrs[0]), name=f"{name}{COPY_MARK}{g}", reset_less=True)
+                    for g in range(len(addrs))]
+        m.d.sync += [r.eq(expr) for r in regs]
         m.d.comb += [a.eq(r) for a, r in zip(addrs, regs, strict=True)]
 
     def _copies(self, m, name, expr, shape, en=None):

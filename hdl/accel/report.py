@@ -49,6 +49,8 @@ def memories(program):
 
     def mem(name, depth, width, copies, rom, kind="bram", lane_width=None):
         parts = (lane_width and lane_group_widths(program, lane_width)) or [width]
+        if kind == "logic":  # split per lane (Engine: the constants memory)
+            parts = [lane_width] * P
         return dict(name=name, kind=kind, depth=depth, width=width, copies=copies, rom=rom, parts=parts)
 
     mems = [

@@ -153,3 +153,25 @@ def test_spram_verilog_instantiates_the_primitive():
     assert text.count("SB_SPRAM256KA ") == 4
     assert "POWEROFF" in text and "MASKWREN" in text
     assert "SB_SPRAM256KA" not in verilog_text(Engine(prog))
+
+
+def test_precheck_counts_block_rams_per_lane_group_part():
+    """The fast 32-lane build splits its lane-wide memories per group of LANES_PER_COPY lanes,
+    so block RAMs are counted per part (a part rounds up to whole blocks), and its shallow
+    constants memory is logic; the compact build keeps whole words."""
+    from spikeforge.hdl.accel.engine import CONST_LOGIC_DEPTH, LANES_PER_COPY
+    from spikeforge.hdl.accel.report import _blocks
+    model = load_model(default_model_path())
+    fast = compile_model(model, 32)
+    usage, _ = memory_fit(fast, "ecp5-85f")
+    mems = {m["name"]: m for m in usage["memories"]}
+    groups = 32 // LANES_PER_COPY
+    for name in ("ints", "weights", "accumulators"):
+        m = mems[name]
+        assert m["parts"] == [m["width"] // groups] * groups
+        assert m["bram_blocks"] == m["copies"] * groups * _blocks(m["depth"], m["width"] // groups, "ecp5")
+    assert len(fast.consts) <= CONST_LOGIC_DEPTH
+    assert mems["constants"]["kind"] == "logic" and mems["constants"]["bram_blocks"] == 0
+    compact = {m["name"]: m for m in memory_fit(compile_model(model, 32, compact=True), "ecp5-85f")[0]["memories"]}
+    assert compact["ints"]["parts"] == [compact["ints"]["width"]]
+    assert compact["constants"]["kind"] == "bram" and compact["constants"]["bram_blocks"] > 0

@@ -9,7 +9,7 @@ from amaranth.back import rtlil
 from spikeforge.boards.build import KEEP_COPIES
 from spikeforge.boards.toolchain import ToolNotFound, find_tool
 from spikeforge.builder import random_model
-from spikeforge.hdl.accel.engine import COPY_MARK, LANES_PER_COPY, Engine
+from spikeforge.hdl.accel.engine import CONST_LOGIC_DEPTH, COPY_MARK, LANES_PER_COPY, Engine
 from spikeforge.hdl.accel.memories import bram_ports
 from spikeforge.hdl.accel.program import compile_model
 
@@ -40,21 +40,23 @@ def test_engine_copies_control_registers_per_lane_group():
 
 
 def test_lane_wide_memories_are_split_per_lane_group():
-    """Constants, weights, integers and accumulators: a memory per lane group in the fast
-    build (each addressed by its group's registers), one memory in the compact build."""
-    families = ("cmem", "wmem", "imem", "amem0", "amem1")
-    for compact, count in ((False, GROUPS), (True, 1)):
+    """Weights, integers and accumulators: a memory per lane group in the fast build (each
+    addressed by its group's registers), one memory in the compact build. The shallow
+    constants memory: one per lane in the fast build (logic)."""
+    for compact in (False, True):
         prog = compile_model(random_model(3, channels=8, blocks=1), 8, compact=compact)
         text = rtlil.convert(Engine(prog), name="engine")
-        for name in families:
+        assert len(prog.consts) <= CONST_LOGIC_DEPTH
+        for name, count in (("cmem", 8), ("wmem", GROUPS), ("imem", GROUPS), ("amem0", GROUPS),
+                            ("amem1", GROUPS)):
             found = set(re.findall(rf"memory width \d+ size \d+ \\({name}(?:_g\d+)?)\n", text))
-            assert len(found) == count, (compact, name, found)
+            assert len(found) == (1 if compact else count), (compact, name, found)
 
 
 def test_synthesis_keeps_the_copies_apart(tmp_path):
     wires = ("bank_ra", "ew_c_adr_l", "im_ra", "syn_wa", "acc_ra0", "im_wa")
     kept = _copy_drivers(tmp_path, KEEP_COPIES, wires)
-    assert {w: len(cells) for w, cells in kept.items()} == {w: GROUPS for w in wires}
+    assert {w: len(cells) for w, cells in kept.items()} == {w: 8 if w == "ew_c_adr_l" else GROUPS for w in wires}
     # Without the attribute Yosys merges them into one register (what the flow prevents).
     assert len(_copy_drivers(tmp_path, "")["bank_ra"]) == 1
 
