@@ -29,7 +29,7 @@ from pathlib import Path
 from ..modelfile import atomic_write
 from ..hdl.accel.engine import COPY_MARK
 from .hostlink import result_payload_length
-from .synth import _CELL_CLASSES, DEVICES, parse_nextpnr_log
+from .synth import _CELL_CLASSES, DEVICES, critical_path, parse_nextpnr_log
 from .targets import get_target
 from .toolchain import ToolNotFound, find_tool
 
@@ -212,7 +212,7 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
     # it changed the design's order enough to trip an ABC9 assertion of Yosys 0.70.)
     overrides = dict(script_after_read=KEEP_COPIES,
                      script_after_synth="tee -q -o stat.json stat -json",
-                     nextpnr_opts=f"--timing-allow-fail --seed {int(seed)}")
+                     nextpnr_opts=f"--timing-allow-fail --seed {int(seed)} --report timing.json")
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
     else:
@@ -252,6 +252,10 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
     resources = {k: {"used": counts[k], "available": totals[k]} for k in ("lut", "ff", "bram", "spram", "dsp")}
     fmax = _system_fmax(fmax_by_clock, target, clk.pll is not None)
     timing_met = fmax is not None and fmax >= clk.mhz
+    try:
+        path = critical_path(json.loads((work / "timing.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        path = None  # an older nextpnr without --report: the log still has it
 
     cyc = analysis["cycles_per_image"]
     reply = result_payload_length(program.classes) + 7
@@ -262,6 +266,7 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
         "board": target.name, "device": target.device, "lanes": lanes,
         "memory_map": analysis["memory_map"],
         "clock": clk.as_dict(), "fmax_mhz": fmax, "fmax_by_clock": fmax_by_clock, "timing_met": timing_met,
+        "critical_path": path,
         "baud": baud, "uart_divisor": top.divisor,
         "resources": resources, "placed": placed, "cells": cells,
         "cycles_per_image": cyc,
@@ -293,7 +298,9 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
     if not timing_met and not allow_timing_fail:
         got = f"{fmax:.2f} MHz" if fmax is not None else "no fmax reported"
         err = TimingFailed(f"timing failed on {target.name}: fmax {got} < requested clock {clk.mhz:g} MHz; "
-                           f"no bitstream written (report: {files['report']}). Build again with "
+                           f"no bitstream written (report: {files['report']})"
+                           + (f"; critical path {path['from']} -> {path['to']}, {path['delay_ns']:.2f} ns"
+                              if path else "") + ". Build again with "
                            f"--clock {int(fmax) if fmax else 'LOWER'} or fewer lanes")
         err.report = report
         raise err
@@ -308,6 +315,11 @@ def format_report(r):
     fmax = f"{r['fmax_mhz']:.2f} MHz" if r["fmax_mhz"] is not None else "n/a"
     lines.append(f"clock {clk['mhz']:g} MHz ({src}); fmax {fmax}: "
                  + ("timing met" if r["timing_met"] else "TIMING FAILED"))
+    cp = r.get("critical_path")
+    if cp:
+        lines.append(f"critical path: {cp['from']} -> {cp['to']}: {cp['delay_ns']:.2f} ns "
+                     f"({cp['logic_ns']:.2f} logic, {cp['routing_ns']:.2f} routing)"
+                     + (f", from {', '.join(cp['sources'][:3])}" if cp["sources"] else ""))
     lines.append(f"{'resource':<10}{'used':>9}{'available':>11}{'%':>7}")
     for k, v in r["resources"].items():
         pct = f"{100 * v['used'] / v['available']:.1f}%" if v["available"] else "-"

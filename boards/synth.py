@@ -27,7 +27,8 @@ from amaranth.lib.wiring import In, Out
 
 from .toolchain import find_tool
 
-__all__ = ["DEVICES", "Device", "PinHarness", "SynthResult", "SynthError", "synthesize", "parse_nextpnr_log"]
+__all__ = ["DEVICES", "Device", "PinHarness", "SynthResult", "SynthError", "synthesize", "parse_nextpnr_log",
+           "critical_path"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,42 @@ def parse_nextpnr_log(text):
         if m:
             fmax[m.group(1)] = float(m.group(2))
     return util, fmax
+
+
+def critical_path(report):
+    """The longest register-to-register path of a nextpnr ``--report`` JSON (a dict), summed
+    up: ``{"clock", "from", "to", "delay_ns", "logic_ns", "routing_ns", "sources", "steps"}``;
+    ``None`` when the report has none. ``sources``: the design's own source lines on the path
+    (Amaranth records where each net was defined), not the toolchain's cell library.
+    ``steps``: ``[type, cell or net, ns]`` in order."""
+    best = None
+    for cp in report.get("critical_paths", []):
+        if not (cp.get("from", "").startswith("posedge") and cp.get("to", "").startswith("posedge")):
+            continue
+        path = cp.get("path", [])
+        total = sum(step["delay"] for step in path)
+        if path and (best is None or total > best[0]):
+            best = (total, cp)
+    if best is None:
+        return None
+    total, cp = best
+    path = cp["path"]
+    sources = []
+    for step in path:
+        for src in step.get("sources", []):
+            if "/share/" not in src and src not in sources:
+                sources.append(src)
+    kinds = {}
+    for step in path:
+        kinds[step["type"]] = kinds.get(step["type"], 0.0) + step["delay"]
+    return {
+        "clock": cp["to"].removeprefix("posedge "),
+        "from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
+        "delay_ns": round(total, 2), "routing_ns": round(kinds.get("routing", 0.0), 2),
+        "logic_ns": round(total - kinds.get("routing", 0.0), 2),
+        "sources": sources,
+        "steps": [[step["type"], step.get("net", step["to"]["cell"]), round(step["delay"], 2)] for step in path],
+    }
 
 
 def synthesize(unit, device="ice40-up5k", *, workdir=None, seed=1, freq_mhz=None, timeout=1800, progress=print):

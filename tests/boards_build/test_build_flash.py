@@ -173,6 +173,11 @@ def test_ulx3s_build_small_model_report(tmp_path, capsys):
     assert report["resources"]["bram"]["used"] > 0 and report["resources"]["dsp"]["used"] > 0
     assert report["timing_met"] and report["fmax_mhz"] >= 25
     assert report["clock"]["source"] == "oscillator" and report["clock"]["mhz"] == 25
+    cp = report["critical_path"]   # from nextpnr's --report JSON: the path that sets fmax
+    assert 1000 / cp["delay_ns"] == pytest.approx(report["fmax_mhz"], rel=0.05)
+    assert cp["routing_ns"] + cp["logic_ns"] == pytest.approx(cp["delay_ns"], abs=0.02)
+    from spikeforge.boards.build import format_report
+    assert f"critical path: {cp['from']} -> {cp['to']}" in format_report(report)
     assert report["cycles_per_image"]["mean"] > 0
     assert report["images_per_second"]["compute"] == pytest.approx(25e6 / report["cycles_per_image"]["mean"])
     bit = Path(report["files"]["bitstream"])

@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 from demo_units import AffineStage, WideXor
 
-from spikeforge.boards.synth import DEVICES, PinHarness, parse_nextpnr_log, synthesize
+from spikeforge.boards.synth import DEVICES, PinHarness, critical_path, parse_nextpnr_log, synthesize
 from spikeforge.boards.toolchain import ToolNotFound, find_tool, openfpgaloader_problem, toolchain_env
 
 NEXTPNR_LOG = """\
@@ -42,6 +42,38 @@ def test_parse_nextpnr_log_keeps_last_values():
     util, fmax = parse_nextpnr_log(NEXTPNR_LOG)
     assert util == {"ICESTORM_LC": [22, 5280], "ICESTORM_RAM": [0, 30]}
     assert fmax == {"clk$SB_IO_IN_$glb_clk": 115.45}
+
+
+def _step(kind, src, dst, delay, net=None, sources=()):
+    step = {"type": kind, "delay": delay, "from": {"cell": src, "port": "Q", "loc": [0, 0]},
+            "to": {"cell": dst, "port": "D", "loc": [1, 1]}}
+    if net:
+        step.update(net=net, sources=list(sources))
+    return step
+
+
+def test_critical_path_sums_the_longest_clocked_path():
+    """nextpnr's ``--report`` JSON: the clock-to-clock path with the largest total wins (an
+    I/O path is longer here and is ignored), clock-to-out counts as logic (as nextpnr's log
+    counts it), and the toolchain's own cell library is not a source line."""
+    report = {"critical_paths": [
+        {"from": "posedge clk", "to": "posedge clk", "path": [
+            _step("clk-to-q", "a_FF", "a_FF", 0.5),
+            _step("routing", "a_FF", "lut", 6.0, "a", ["/x/hdl/accel/engine.py:10"]),
+            _step("logic", "lut", "lut", 0.25),
+            _step("routing", "lut", "b_FF", 1.25, "lut_Z", ["/y/share/lattice/cells_map_trellis.v:108"]),
+            _step("setup", "b_FF", "b_FF", 0.0)]},
+        {"from": "posedge clk", "to": "posedge clk", "path": [_step("clk-to-q", "c", "c", 0.5),
+                                                              _step("routing", "c", "d", 1.0, "c")]},
+        {"from": "<async>", "to": "posedge clk", "path": [_step("routing", "pin", "e", 20.0, "pin")]},
+    ]}
+    cp = critical_path(report)
+    assert (cp["clock"], cp["from"], cp["to"]) == ("clk", "a_FF", "b_FF")
+    assert (cp["delay_ns"], cp["logic_ns"], cp["routing_ns"]) == (8.0, 0.75, 7.25)
+    assert cp["sources"] == ["/x/hdl/accel/engine.py:10"]
+    assert cp["steps"][1] == ["routing", "a", 6.0] and len(cp["steps"]) == 5
+    assert critical_path({"critical_paths": report["critical_paths"][2:]}) is None
+    assert critical_path({}) is None
 
 
 def test_harness_counts_port_bits_and_rejects_outputless_units():
