@@ -16,7 +16,8 @@ to about 50 ms so it is visible), 1 heartbeat (about 1 Hz: the clock runs and th
 out of reset), 2.. the last class in binary (least significant bit first).
 """
 
-from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal, unsigned
+from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance, Module, ResetSignal,
+                          Signal, unsigned)
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -133,7 +134,16 @@ class AcceleratorSystem(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.engine = eng = self.engine
-        m.submodules.link = link = self.link
+        # The link sits by the UART pins, which can be a die's width from the reset
+        # synchronizer: its domain is ``sync``'s clock with the reset passed through two
+        # registers (placed on the way), deasserted two cycles later. Same clock, so the
+        # streams between the link and the adapter need no synchronization.
+        m.domains.link = cd_link = ClockDomain("link", local=True)
+        rst_hops = [Signal(init=1, reset_less=True, name=f"link_rst{i}") for i in range(2)]
+        m.d.sync += [rst_hops[0].eq(ResetSignal("sync", allow_reset_less=True)), rst_hops[1].eq(rst_hops[0])]
+        m.d.comb += [cd_link.clk.eq(ClockSignal("sync")), cd_link.rst.eq(rst_hops[1])]
+        m.submodules.link = DomainRenamer("link")(self.link)
+        link = self.link
         m.submodules.adapter = ad = self.adapter
         m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx)]
         wiring.connect(m, link.image, ad.image)
