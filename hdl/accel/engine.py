@@ -21,7 +21,7 @@ from .memories import bram_ports, int_memory, weight_memory
 from .program import EW, RED, SPRAM_BITS, SYN
 
 __all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_MARK",
-           "lane_group_widths", "CONST_LOGIC_DEPTH"]
+           "lane_group_widths", "const_parts", "CONST_LOGIC_DEPTH"]
 
 #: The fast build gives each group of this many lanes its own copy of a control register that
 #: drives the lanes' datapaths (:meth:`Engine._copies`), so no net fans out to all P lanes.
@@ -32,6 +32,16 @@ COPY_MARK = "__rep"
 #: The fast build's constants memory is logic (a LUT per bit and group) up to this many words,
 #: block RAM beyond.
 CONST_LOGIC_DEPTH = 32
+
+
+def const_parts(program, const_width):
+    """The constants memory's parts (widths, as :func:`lane_group_widths`) and whether it is
+    logic: in the fast build a shallow one (``CONST_LOGIC_DEPTH``) is logic, one part per lane
+    (each addressed by its own register); else as the other lane-wide memories, in block RAM."""
+    groups = lane_group_widths(program, const_width)
+    if groups is not None and len(program.consts) <= CONST_LOGIC_DEPTH:
+        return [const_width] * program.lanes, True
+    return groups, False
 
 
 def lane_group_widths(program, lane_width):
@@ -413,7 +423,9 @@ class Engine(wiring.Component):
             banks.append((mem.write_port(granularity=sb), mem.read_port(), mem.read_port()))
 
         spram = prog.memory.kind == "spram"
-        gw = self._group_widths
+        def gw(lane_width):  # the groups are those of the copies (see _addr_regs)
+            return lane_group_widths(prog, lane_width)
+
         self.debug_imem, im_w, im_a, im_b = int_memory(m, prog, P * ib, primitive=self.spram_primitive,
                                                        groups=gw(ib))
 
@@ -432,12 +444,12 @@ class Engine(wiring.Component):
         # path). In the fast build a shallow one is logic, split per lane, each lane's part
         # addressed by its own register: no block RAM clock-to-out (5.8 ns on the ECP5) in
         # front of the lanes, and no address register reaching more than one lane.
-        const_logic = gw(cw) is not None and len(prog.consts) <= CONST_LOGIC_DEPTH
+        const_groups, const_logic = const_parts(prog, cw)
         _, (cm_r,) = bram_ports(
             m, "cmem", max(1, len(prog.consts)), P * cw,
             [pack([(int(c[0]) & ((1 << mb) - 1)) | ((int(c[1]) & ((1 << bb) - 1)) << mb)
                    | ((int(c[2]) & ((1 << tb) - 1)) << (mb + bb)) for c in word], cw)
-             for word in prog.consts], 1, False, [cw] * P if const_logic else gw(cw),
+             for word in prog.consts], 1, False, const_groups,
             attrs={"rom_style": "logic"} if const_logic else {"rom_style": "block", "ram_style": "block"})
 
         acc_depth = max(p.acc_words for p in prog.passes if p.kind == SYN)
@@ -1094,11 +1106,11 @@ class Engine(wiring.Component):
                          dr_left.eq(desc.acc_words + 2), dr_blk.eq(1)]
         with m.Elif(dr_left != 0):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
+        rd_now = dr_busy & (dr_delay == 0)   # the drain reads a word in this cycle
         if not self.compact:
             # A bank's read address (the drain's word while the drain reads the bank, else
             # stage I's word) in registers per lane group, from the next values of the drain
             # state above (``pos_end`` wins) and of ``i_word``.
-            rd_now = dr_busy & (dr_delay == 0)
             rd_next = ~pos_end & dr_busy & Mux(dr_delay != 0, dr_delay == 1, dr_word != desc.acc_words - 1)
             dr_word_next = Mux(pos_end, 0, Mux(rd_now, dr_word + 1, dr_word))
             dr_bank_next = Mux(pos_end, bank, dr_bank)
@@ -1137,7 +1149,6 @@ class Engine(wiring.Component):
                 # reads (busy, no delay left) and ``active`` by start, cleared by fin (which wins).
                 # The enable and address are registered from their next values too (they reach
                 # every block RAM of the bank).
-                rd_now = dr_busy & (dr_delay == 0)
                 clear_next = (rd_now & ~fin & (start | active)
                               & (Mux(rd_now, dr_bank, dr_wr_bank) == k))
                 clear_l = self._copies(m, f"acc_clear{k}", clear_next, 1)
@@ -1193,10 +1204,6 @@ class Engine(wiring.Component):
         regs = [Signal(shape, name=f"{name}{COPY_MARK}{g}", reset_less=True)
                 for g in range(-(-P // LANES_PER_COPY))]
         return regs, [regs[ln // LANES_PER_COPY] for ln in range(P)]
-
-    def _group_widths(self, lane_width):
-        # The groups are those of the copies (:meth:`_addr_regs` drives one address per group).
-        return lane_group_widths(self.prog, lane_width)
 
     def _addr_regs(self, m, name, addrs, expr):
         """Drive a memory port's addresses (one per part, :func:`.memories.bram_ports`: a lane
@@ -1397,11 +1404,6 @@ class Engine(wiring.Component):
         c_adr = Signal(range(max(2, len(prog.consts))), name="ew_c_adr")
         m.d.sync += [a_int.eq(desc.a_base + ii_next), b_int.eq(desc.b_base + ii_next),
                      c_adr.eq(desc.c_base + tile_next)]
-        if not self.compact:
-            assert EW_ADDR_REGS[False] == 1
-            self._addr_regs(m, "ew_c_adr_l", cm_r.addrs, c_adr)
-            self._addr_regs(m, "ew_b_int_l", im_b.addrs, b_int)
-            self._addr_regs(m, "im_ra", im_a.addrs, Mux(active, a_int, self._syn_waddr_next))
         # The spike banks' read addresses, and whether this engine owns the ports (``active``),
         # a copy per lane group.
         if self.compact:
@@ -1411,10 +1413,19 @@ class Engine(wiring.Component):
             for ln, (wp, ra, rb) in enumerate(banks):
                 with m.If(owns[ln]):
                     m.d.comb += [ra.addr.eq(a_spk[ln]), rb.addr.eq(b_spk[ln])]
+            with m.If(active):
+                m.d.comb += [im_a.addr.eq(a_int), im_b.addr.eq(b_int)]
+            with m.Else():
+                m.d.comb += im_a.addr.eq(self._syn_im_addr)
+            m.d.comb += cm_r.addr.eq(c_adr)
         else:
-            # The fast build selects between the EW and SYN addresses before the registers,
-            # so a bank's address pins see a register alone. Port B holds the SYN V row
-            # between takes (it is read only for the event taken last).
+            assert EW_ADDR_REGS[False] == 1
+            self._addr_regs(m, "ew_c_adr_l", cm_r.addrs, c_adr)
+            self._addr_regs(m, "ew_b_int_l", im_b.addrs, b_int)
+            self._addr_regs(m, "im_ra", im_a.addrs, Mux(active, a_int, self._syn_waddr_next))
+            # The EW/SYN select sits before the registers, so a bank's address pins see a
+            # register alone. Port B holds the SYN V row between takes (it is read only for
+            # the event taken last).
             aw = len(banks[0][1].addr)
             ew_ra, ew_rb = Signal(aw, name="ew_spk_ra"), Signal(aw, name="ew_spk_rb")
             m.d.sync += [ew_ra.eq(desc.a_base + si_next), ew_rb.eq(desc.b_base + bi_next)]
@@ -1427,12 +1438,6 @@ class Engine(wiring.Component):
                 m.d.sync += [r.eq(va_next) for r in rb_regs]
             for ln, (wp, ra, rb) in enumerate(banks):
                 m.d.comb += [ra.addr.eq(ra_l[ln]), rb.addr.eq(rb_l[ln])]
-        if self.compact:
-            with m.If(active):
-                m.d.comb += [im_a.addr.eq(a_int), im_b.addr.eq(b_int)]
-            with m.Else():
-                m.d.comb += im_a.addr.eq(self._syn_im_addr)
-            m.d.comb += cm_r.addr.eq(c_adr)
 
         # Element control, carried down the pipeline with the element: ``ctl_at(k)`` is the
         # control of the element issued k cycles ago; ``ctl_lanes(k)`` the same per lane (a

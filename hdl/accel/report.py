@@ -16,7 +16,7 @@ import numpy as np
 
 from ...boards.synth import DEVICES
 from ...sim.model import run_model
-from .engine import CONST_LOGIC_DEPTH, EnginePlan, lane_group_widths
+from .engine import EnginePlan, const_parts, lane_group_widths
 from .execute import execute_program
 from .program import SPRAM_BITS, SPRAM_WORDS, MappingError, compile_model
 
@@ -47,10 +47,8 @@ def memories(program):
     acc_depth = max(p.acc_words for p in program.passes if p.kind == "syn")
     cw = eng.mb + eng.bb + eng.tb
 
-    def mem(name, depth, width, copies, rom, kind="bram", lane_width=None):
-        parts = (lane_width and lane_group_widths(program, lane_width)) or [width]
-        if kind == "logic":  # split per lane (Engine: the constants memory)
-            parts = [lane_width] * P
+    def mem(name, depth, width, copies, rom, kind="bram", lane_width=None, parts=None):
+        parts = parts or (lane_width and lane_group_widths(program, lane_width)) or [width]
         return dict(name=name, kind=kind, depth=depth, width=width, copies=copies, rom=rom, parts=parts)
 
     mems = [
@@ -69,9 +67,9 @@ def memories(program):
             mem("weights", max(1, len(program.weights)), P * eng.wb, 1, True, lane_width=eng.wb),
         ]
     n_consts = max(1, len(program.consts))
-    const_logic = lane_group_widths(program, cw) is not None and len(program.consts) <= CONST_LOGIC_DEPTH
+    const_groups, const_logic = const_parts(program, cw)
     mems += [
-        mem("constants", n_consts, P * cw, 1, True, "logic" if const_logic else "bram", lane_width=cw),
+        mem("constants", n_consts, P * cw, 1, True, "logic" if const_logic else "bram", parts=const_groups),
         mem("accumulators", acc_depth, P * eng.ab, 2, False, lane_width=eng.ab),
         mem("descriptors", len(program.passes) * eng.desc_words, eng.desc_word_width, 1, True),
     ]
