@@ -29,7 +29,7 @@ from pathlib import Path
 from ..modelfile import atomic_write
 from ..hdl.accel.engine import COPY_MARK
 from .hostlink import result_payload_length
-from .synth import _CELL_CLASSES, DEVICES, critical_path, parse_nextpnr_log
+from .synth import _CELL_CLASSES, DEVICES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
 from .targets import get_target
 from .toolchain import ToolNotFound, find_tool
 
@@ -210,7 +210,7 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
         raise BuildError(str(e)) from e
     # (The Verilog is written by a separate Yosys run below: written from the synthesis script,
     # it changed the design's order enough to trip an ABC9 assertion of Yosys 0.70.)
-    overrides = dict(script_after_read=KEEP_COPIES,
+    overrides = dict(script_after_read="\n".join([KEEP_COPIES, *NO_RW_CHECK_COMMANDS]),
                      script_after_synth="tee -q -o stat.json stat -json",
                      nextpnr_opts=f"--timing-allow-fail --seed {int(seed)} --report timing.json")
     if target.family == "ice40":

@@ -25,10 +25,29 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..hdl.accel.memories import NO_RW_CHECK
 from .toolchain import find_tool
 
 __all__ = ["DEVICES", "Device", "PinHarness", "SynthResult", "SynthError", "synthesize", "parse_nextpnr_log",
            "critical_path"]
+
+
+def _no_rw_check_commands(max_reads=4, max_writes=2):
+    """Yosys commands giving the memories marked :data:`~spikeforge.hdl.accel.memories.NO_RW_CHECK`
+    an undefined read/write collision (``RD_COLLISION_X_MASK``, one bit per read and write
+    port pair): their block RAMs then need no emulation of the old word. Amaranth's memories
+    are collected into ``$mem_v2`` cells first (after ``proc``: ``memory_collect`` skips
+    modules with processes); one command per port count, as the mask's width must match."""
+    cmds = ["proc", "memory_collect"]
+    for r in range(1, max_reads + 1):
+        for w in range(1, max_writes + 1):
+            cmds.append(f"setparam -set RD_COLLISION_X_MASK {r * w}'b{'1' * (r * w)} "
+                        f"a:{NO_RW_CHECK} t:$mem_v2 %i r:RD_PORTS={r} %i r:WR_PORTS={w} %i")
+    return cmds
+
+
+#: See :func:`_no_rw_check_commands`; run after reading the design, before synthesis.
+NO_RW_CHECK_COMMANDS = _no_rw_check_commands()
 
 
 @dataclass(frozen=True)
@@ -267,7 +286,8 @@ def synthesize(unit, device="ice40-up5k", *, workdir=None, seed=1, freq_mhz=None
         f"-> RTLIL ({result.seconds['rtlil']:.1f} s)")
 
     t0 = time.monotonic()
-    script = f"read_rtlil top.il; {dev.synth_command} -top top -json top.json; tee -q -o stat.json stat -json"
+    script = (f"read_rtlil top.il; {'; '.join(NO_RW_CHECK_COMMANDS)}; {dev.synth_command} -top top -json top.json; "
+              "tee -q -o stat.json stat -json")
     _run("yosys synthesis", [yosys, "-q", "-p", script], workdir, workdir / "yosys.log", timeout)
     result.seconds["yosys"] = round(time.monotonic() - t0, 2)
     stat = json.loads((workdir / "stat.json").read_text())

@@ -105,13 +105,16 @@ class AcceleratorSystem(wiring.Component):
         ``SB_SPRAM256KA`` (synthesis) rather than the behavioural model (simulation). The host
         link then accepts WEIGHTS frames (``docs/hostlink.md``) and refuses images until the
         weights are loaded.
+    mult_primitive : bool
+        The fast build's requantization multipliers as ECP5 ``MULT18X18D`` blocks with their
+        own registers (synthesis for the ECP5; see :class:`~spikeforge.hdl.accel.product.RegisteredProduct`).
     """
 
-    def __init__(self, program, *, divisor, clk_hz=12e6, leds=2, spram_primitive=False):
+    def __init__(self, program, *, divisor, clk_hz=12e6, leds=2, spram_primitive=False, mult_primitive=False):
         if isinstance(leds, bool) or not isinstance(leds, int) or not 0 <= leds <= 16:
             raise ValueError(f"AcceleratorSystem: leds is {leds!r}; allowed: an integer 0..16")
         self.program = program
-        self.engine = Engine(program, spram_primitive=spram_primitive)
+        self.engine = Engine(program, spram_primitive=spram_primitive, mult_primitive=mult_primitive)
         self.weight_words = program.memory.weight_words if program.memory.kind == "spram" else 0
         img = program.image
         self.max_value = int(img.levels)
@@ -267,7 +270,8 @@ class BoardTop(Elaboratable):
         self.baud = baud
         self.divisor = baud_divisor(self.clock.mhz * 1e6, baud)
         self.system = AcceleratorSystem(program, divisor=self.divisor, clk_hz=self.clock.mhz * 1e6,
-                                        leds=len(target.leds), spram_primitive=True)
+                                        leds=len(target.leds), spram_primitive=True,
+                                        mult_primitive=target.family == "ecp5")
 
     def _pll_domain(self, m, platform):
         t, pll = self.target, self.clock.pll

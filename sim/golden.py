@@ -293,3 +293,9 @@ def spike_attention_linear(q, k, v, heads):
     T, N, C = np.shape(q)
     return sdsa_linear(*(np.asarray(a, np.int64).reshape(1, T, N, 1, C) for a in (q, k, v)),
                        heads).reshape(T, N, C)
+
+
+def registered_product(a, b):
+    """The fast engine's requantization multiplier (``hdl/accel/product.py``): the exact
+    signed product ``a * b`` (the unit delivers it two cycles after its operands)."""
+    return np.asarray(a, np.int64) * np.asarray(b, np.int64)

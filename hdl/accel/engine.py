@@ -17,7 +17,9 @@ from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
 from .execute import EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED
-from .memories import bram_ports, int_memory, weight_memory
+from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
+from .product import DSP_OPERAND_BITS, RegisteredProduct
+from .product import LATENCY as PRODUCT_LATENCY
 from .program import EW, RED, SPRAM_BITS, SYN
 
 __all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_MARK",
@@ -378,12 +380,21 @@ class Engine(wiring.Component):
 
     ``spram_primitive``: instantiate ``SB_SPRAM256KA`` for the SPRAM mapping (synthesis for
     the iCE40UP5K) instead of the behavioural model (simulation).
+    ``mult_primitive``: in the fast build, the requantization multipliers are ECP5
+    ``MULT18X18D`` blocks with their own registers (:class:`.product.RegisteredProduct`;
+    synthesis for the ECP5) when the operands fit.
+    ``poison_collisions`` (simulation): invert a memory read's data after it collided with a
+    write of its address. The block RAMs may return anything then (:data:`.memories.NO_RW_CHECK`),
+    so the results must not change.
     """
 
-    def __init__(self, program, *, spram_primitive=False):
+    def __init__(self, program, *, spram_primitive=False, mult_primitive=False, poison_collisions=False):
         self.prog = program
         self.plan = EnginePlan(program)
         self.spram_primitive = spram_primitive
+        self.mult_primitive = mult_primitive
+        self.poison_collisions = poison_collisions
+        self.debug_collided = []
         self.compact = program.compact
         for name in _PLAN_FIELDS:
             setattr(self, name, getattr(self.plan, name))
@@ -408,10 +419,14 @@ class Engine(wiring.Component):
         K = prog.classes
 
         # Memories -------------------------------------------------------------------------
+        # The image, spike and integer memories never use a read that collided with a write
+        # (memories.NO_RW_CHECK; ``poison_collisions`` checks it in simulation).
+        poison, flags = self.poison_collisions, self.debug_collided
         img_mem = Memory(shape=unsigned(max(1, img.C * self.pixel_bits)), depth=img.N, init=[])
         m.submodules.img_mem = img_mem
         img_w = img_mem.write_port()
-        img_r = img_mem.read_port()
+        img_rp = img_mem.read_port()
+        img_r = PortView(img_rp, collision_read(m, "img_r", img_mem, img_w, img_rp, poison, flags))
 
         rows = max(1, prog.spike_rows)
         banks = []
@@ -420,14 +435,16 @@ class Engine(wiring.Component):
             mem = Memory(shape=unsigned(S * sb), depth=rows, init=[])
             m.submodules[f"smem{lane}"] = mem
             self.debug_smem.append(mem)
-            banks.append((mem.write_port(granularity=sb), mem.read_port(), mem.read_port()))
+            wp, ra, rb = mem.write_port(granularity=sb), mem.read_port(), mem.read_port()
+            banks.append((wp, PortView(ra, collision_read(m, f"smem{lane}_ra", mem, wp, ra, poison, flags)),
+                           PortView(rb, collision_read(m, f"smem{lane}_rb", mem, wp, rb, poison, flags))))
 
         spram = prog.memory.kind == "spram"
         def gw(lane_width):  # the groups are those of the copies (see _addr_regs)
             return lane_group_widths(prog, lane_width)
 
         self.debug_imem, im_w, im_a, im_b = int_memory(m, prog, P * ib, primitive=self.spram_primitive,
-                                                       groups=gw(ib))
+                                                       groups=gw(ib), poison=poison, flags=flags)
 
         def pack(values, width):
             v = 0
@@ -1562,11 +1579,17 @@ class Engine(wiring.Component):
             # The fast build registers the multiplier's operands and its product once more,
             # so the registers can sit next to the DSP column: the route to and from a far
             # lane is a path of its own (EW_MULT_REGS).
-            m_a, m_b = per_lane("ew_mul_a", signed(ow)), per_lane("ew_mul_b", signed(mb))
-            m_p = per_lane("ew_mul_p", signed(ow + mb))
+            # Those two registers are the multiplier's (RegisteredProduct: the ECP5's DSP
+            # block's own with ``mult_primitive``).
+            assert EW_MULT_REGS[False] == PRODUCT_LATENCY
+            prim = self.mult_primitive and max(ow, mb) <= DSP_OPERAND_BITS
+            m_p = []
+            for ln in range(P):
+                unit = m.submodules[f"ew_mul{ln}"] = RegisteredProduct(ow, mb, primitive=prim)
+                m.d.comb += [unit.a.eq(opnd[ln]), unit.b.eq(mult2[ln])]
+                m_p.append(unit.p)
             raw_d = per_lane("ew_raw_d", signed(ow))
-            m.d.sync += [d.eq(v) for d, v in zip(m_a + m_b + raw_d, opnd + mult2 + opnd)]
-            m.d.sync += [p_.eq(a * b) for p_, a, b in zip(m_p, m_a, m_b)]
+            m.d.sync += [d.eq(v) for d, v in zip(raw_d, opnd)]
             raw_p = carry("ew_raw_p", raw_d, signed(ow), 1)
             m.d.sync += [d.eq(v) for d, v in zip(prod + raw, m_p + raw_p)]
         else:

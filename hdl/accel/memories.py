@@ -19,7 +19,16 @@ from amaranth.lib.wiring import In, Out
 
 from .program import SPRAM_BITS, SPRAM_WORDS
 
-__all__ = ["SinglePortRAM", "Port", "GroupedMemoryView", "bram_ports", "int_memory", "weight_memory"]
+__all__ = ["SinglePortRAM", "Port", "PortView", "GroupedMemoryView", "NO_RW_CHECK", "collision_read", "bram_ports",
+           "int_memory", "weight_memory"]
+
+#: The attribute of a memory whose read ports' data is never used after a cycle in which the
+#: write port wrote the address they read (a read/write collision). A block RAM may return
+#: anything then, so synthesis needs no logic to give the old word: Yosys emulates that with
+#: a delayed write and a bypass multiplexer after the block RAM output (40 LUTs and 48 FFs
+#: per 18-bit block on the ECP5). ``boards.build`` turns the attribute into Yosys's collision
+#: mask; simulation checks the claim (:func:`collision_read`'s ``poison``).
+NO_RW_CHECK = "no_rw_check"
 
 
 class SinglePortRAM(wiring.Component):
@@ -95,6 +104,32 @@ class Port:
         return self._one(self.ens, "en")
 
 
+class PortView:
+    """A read port's ``addr`` and ``en`` with other ``data`` (see :func:`collision_read`)."""
+
+    def __init__(self, port, data):
+        self.addr, self.en, self.data = port.addr, port.en, data
+
+
+def collision_read(m, name, mem, wp, rp, poison, flags=None):
+    """The data of read port ``rp`` of ``mem``, which is marked :data:`NO_RW_CHECK`.
+
+    With ``poison`` (simulation) the data is inverted after a read that collided with a write
+    of ``wp`` (both enabled, same address): a result that still equals the golden model's did
+    not use it, as the hardware must not. ``flags`` (a list) collects the registered
+    collision flags, for testbenches.
+    """
+    mem.attrs[NO_RW_CHECK] = 1
+    if not poison:
+        return rp.data
+    hit = Signal(name=f"{name}_collided")
+    with m.If(rp.en):
+        m.d.sync += hit.eq((wp.en != 0) & (wp.addr == rp.addr))
+    if flags is not None:
+        flags.append(hit)
+    return rp.data ^ Mux(hit, Const(-1, len(rp.data)), 0)
+
+
 class GroupedMemoryView:
     """The rows of a memory split into lane groups, whole (like a :class:`Memory`'s ``data``
     and ``depth``), for testbenches."""
@@ -113,11 +148,14 @@ class _GroupedRows:
         return Cat(*(mem.data[i] for mem in self.memories))
 
 
-def bram_ports(m, name, depth, width, init, reads, write, groups=None, attrs=None, transparent=False):
+def bram_ports(m, name, depth, width, init, reads, write, groups=None, attrs=None, transparent=False,
+               collisions_unused=False, poison=False, flags=None):
     """A block RAM memory of ``width``-bit words with ``write`` (0 or 1) write ports and
     ``reads`` read ports: one :class:`Memory`, or one per lane group, each holding its part of
     every word (``groups``: the parts' widths, low part first, summing to ``width``).
-    ``transparent``: the read ports see the write port's data in the cycle it writes. Returns
+    ``transparent``: the read ports see the write port's data in the cycle it writes.
+    ``collisions_unused``: the engine never uses a collided read (:func:`collision_read`, with
+    ``poison`` and ``flags``). Returns
     (the memory, or a :class:`GroupedMemoryView`; the write port then the read ports, as
     :class:`Port`)."""
     groups = list(groups or [width])
@@ -139,23 +177,28 @@ def bram_ports(m, name, depth, width, init, reads, write, groups=None, attrs=Non
             wp, w = mem.write_port(), ports[0]
             m.d.comb += [wp.addr.eq(w.addrs[g]), wp.en.eq(w.ens[g]), wp.data.eq(w.data[lo:hi])]
             rports = ports[1:]
-        for r in rports:
+        for i, r in enumerate(rports):
             rp = mem.read_port(transparent_for=(wp,) if write and transparent else ())
-            m.d.comb += [rp.addr.eq(r.addrs[g]), rp.en.eq(r.ens[g]), r.data[lo:hi].eq(rp.data)]
+            rdata = rp.data
+            if write and collisions_unused:
+                rdata = collision_read(m, f"{name}_g{g}_r{i}", mem, wp, rp, poison, flags)
+            m.d.comb += [rp.addr.eq(r.addrs[g]), rp.en.eq(r.ens[g]), r.data[lo:hi].eq(rdata)]
     return (mems[0] if len(mems) == 1 else GroupedMemoryView(mems)), ports
 
 
-def int_memory(m, program, width, *, primitive=False, groups=None):
+def int_memory(m, program, width, *, primitive=False, groups=None, poison=False, flags=None):
     """The integer memory: ``(memory or None, write, read_a, read_b)`` ports of ``width`` bits.
 
     In block RAM the returned memory is the :class:`Memory` (a :class:`GroupedMemoryView` in
     lane groups, ``groups`` as :func:`bram_ports`; for test access); in SPRAM it is ``None`` (and ``groups`` is
-    ignored: the SPRAM mapping is the compact build's).
+    ignored: the SPRAM mapping is the compact build's). Its read ports never use a collided
+    read (``poison``, ``flags``: :func:`collision_read`).
     """
     mm = program.memory
     depth = max(1, program.int_words)
     if mm.kind == "bram":
-        mem, (w, a, b) = bram_ports(m, "imem", depth, width, [], 2, True, groups)
+        mem, (w, a, b) = bram_ports(m, "imem", depth, width, [], 2, True, groups,
+                                    collisions_unused=True, poison=poison, flags=flags)
         return mem, w, a, b
     lb = (mm.int_bank_words - 1).bit_length()
     abits = max(1, (depth - 1).bit_length())

@@ -8,19 +8,27 @@ from .engine import Engine
 __all__ = ["simulate_engine"]
 
 
-def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=None):
+def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=None, poison_collisions=True,
+                    stats=None):
     """Simulate ``Engine(program)`` on ``images [B, H, W, C]``.
+
+    ``poison_collisions``: memory reads that collided with a write return inverted data (the
+    block RAMs' data is undefined then; see :class:`.engine.Engine`). ``stats`` (a dict) gets
+    ``collided_reads``: reads that collided (and were poisoned), over all images.
 
     Returns ``(logits [B, K], classes [B], cycles [B], events [B])``. With the SPRAM mapping
     the weights are loaded through the ``weights`` stream first (``dump`` needs block RAM).
     """
-    dut = Engine(program)
+    dut = Engine(program, poison_collisions=poison_collisions)
     images = np.asarray(images, np.int64)
     K = program.classes
     out = {"logits": [], "classes": [], "cycles": [], "events": []}
     spram = program.memory.kind == "spram"
     if spram and dump is not None:
         raise ValueError("simulate_engine: memory dumps need the block RAM mapping")
+
+    if stats is not None:
+        stats["collided_reads"] = 0
 
     async def bench(ctx):
         if spram:
@@ -42,6 +50,8 @@ def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=Non
             while len(beats) < K + 1:
                 _, _, valid, value, pc, evc = await ctx.tick().sample(
                     dut.result.valid, dut.result.payload.value, dut.debug_pc, dut.debug_events)
+                if stats is not None:
+                    stats["collided_reads"] += sum(ctx.get(f) for f in dut.debug_collided)
                 if dump is not None:
                     trace = dump.setdefault("trace", [])
                     if dump.get("snapshots") is not None:
