@@ -16,7 +16,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
-from .execute import EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED
+from .execute import ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED
 from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
 from .product import DSP_OPERAND_BITS, RegisteredProduct
 from .product import LATENCY as PRODUCT_LATENCY
@@ -615,7 +615,8 @@ class Engine(wiring.Component):
 
     # --- SYN: event-driven accumulation ----------------------------------------------------
     def _elab_syn(self, m, desc, start, done, banks, img_r, im_a, im_w, wm_r, amems, hst, event_ctr):
-        """Generator | read | fetch | FIFO | scan | D0 | D1 | D2 | queue | issue | I | R | A.
+        """Generator | read | fetch | FIFO | scan | D0 | D1 | D2 | queue | issue | I | R | A
+        (| W in the fast build: ACC_WRITE_REGS).
 
         The generator walks (t, y', x', t_rows, ky, kx) one tap per cycle with running
         pointers (no multiplier): the read address is a time base plus a spatial pointer. The
@@ -627,6 +628,7 @@ class Engine(wiring.Component):
         """
         prog = self.prog
         P = prog.lanes
+        acc_wregs = ACC_WRITE_REGS[self.compact]
         S, sb = prog.spike_slots, self.slot_bits
         ib, wb, ab = self.ib, self.wb, self.ab
         Rw = self.row_bits
@@ -1061,7 +1063,8 @@ class Engine(wiring.Component):
         # and shifted by the plane.
         # The accumulator word read in stage I misses the write of the event one ahead (stage
         # A, one cycle later): ``fwd`` marks that case and stage A takes that event's sum.
-        # (The write two ahead lands in the read's own cycle: the read port is transparent.)
+        # (The write two ahead, three in the fast build, lands in the read's own cycle: the
+        # read port is transparent.)
         q_valid = Signal()
         q_word = Signal(aww)
         q_bank = Signal()
@@ -1081,23 +1084,39 @@ class Engine(wiring.Component):
         m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank), a_fwd.eq(fwd_next)]
         a_bank_l = self._copies(m, "a_bank", q_bank, 1)
         a_fwd_l = self._copies(m, "a_fwd", fwd_next, 1)
+        if acc_wregs:
+            # Stage W (the fast build, ACC_WRITE_REGS): stage A's sum is registered and
+            # written a cycle later, so the read in stage I also misses the write of the event
+            # two ahead (in stage W while this one is in stage R): ``fwd2`` takes its sum.
+            w_valid = Signal()
+            w_word = Signal(aww)
+            w_bank = Signal()
+            m.d.sync += [w_valid.eq(a_valid), w_word.eq(a_word), w_bank.eq(a_bank)]
+            fwd2_next = w_valid & (w_bank == q_bank) & (w_word == q_word)
+            a_fwd2_l = self._copies(m, "a_fwd2", fwd2_next, 1)
         for ln in range(P):
             w = Mux(kv_l[ln], q_v[ln], Mux(qkv_l[ln], i_im[ln], i_wm[ln]))
             m.d.sync += a_w[ln].eq(w << q_b_l[ln])
             m.d.sync += [a_acc[k][ln].eq(lane(amems[k][1].data, ln, ab)) for k in range(2)]
 
-        # Stage A: accumulate and write back.
+        # Stage A: accumulate and write back (the fast build: register the sum; stage W
+        # writes it).
         sums = []
         for ln in range(P):
-            last = Signal(signed(ab), name=f"a_last{ln}", reset_less=True)  # the sum written in the previous cycle
+            last = Signal(signed(ab), name=f"a_last{ln}", reset_less=True)  # the sum of the previous cycle
             s_ = Signal(signed(ab), name=f"sum{ln}")
-            acc = Mux(a_fwd_l[ln], last, Mux(a_bank_l[ln], a_acc[1][ln], a_acc[0][ln]))
+            acc = Mux(a_bank_l[ln], a_acc[1][ln], a_acc[0][ln])
+            if acc_wregs:
+                last2 = Signal(signed(ab), name=f"a_last2_{ln}", reset_less=True)  # and of the one before
+                m.d.sync += last2.eq(last)
+                acc = Mux(a_fwd2_l[ln], last2, acc)
+            acc = Mux(a_fwd_l[ln], last, acc)
             m.d.comb += s_.eq(acc + a_w[ln])
             m.d.sync += last.eq(s_)
-            sums.append(s_)
+            sums.append(last if acc_wregs else s_)
 
-        # Drain engine: after three cycles (in-flight writes), copy each accumulator word to
-        # the integer memory and clear it.
+        # Drain engine: after three cycles (four in the fast build: the in-flight writes),
+        # copy each accumulator word to the integer memory and clear it.
         dr_clr_addr = Signal(16)
         fin = Signal()             # the pass's last cycle (``active`` clears)
         m.d.sync += dr_wr.eq(0)
@@ -1118,9 +1137,9 @@ class Engine(wiring.Component):
         # own in that cycle.
         dr_left = Signal(len(desc.acc_words) + 2)
         with m.If(pos_end):
-            m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(2), dr_word.eq(0),
+            m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(2 + acc_wregs), dr_word.eq(0),
                          dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words),
-                         dr_left.eq(desc.acc_words + 2), dr_blk.eq(1)]
+                         dr_left.eq(desc.acc_words + 2 + acc_wregs), dr_blk.eq(1)]
         with m.Elif(dr_left != 0):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
         rd_now = dr_busy & (dr_delay == 0)   # the drain reads a word in this cycle
@@ -1170,9 +1189,10 @@ class Engine(wiring.Component):
                               & (Mux(rd_now, dr_bank, dr_wr_bank) == k))
                 clear_l = self._copies(m, f"acc_clear{k}", clear_next, 1)
                 wdata = Cat(*(Mux(clear_l[ln], 0, sums[ln]) for ln in range(P)))
+                # (The sums are stage W's: the event now in stage A.)
                 self._addr_regs(m, f"acc_wa{k}", wp.addrs,
-                                Mux(clear_next, Mux(rd_now, dr_word, dr_clr_addr), q_word))
-                self._addr_regs(m, f"acc_we{k}", wp.ens, (q_valid & (q_bank == k)) | clear_next)
+                                Mux(clear_next, Mux(rd_now, dr_word, dr_clr_addr), a_word))
+                self._addr_regs(m, f"acc_we{k}", wp.ens, (a_valid & (a_bank == k)) | clear_next)
                 m.d.comb += wp.data.eq(wdata)
                 continue
             m.d.comb += [wp.en.eq((a_valid & (a_bank == k)) | clear),

@@ -15,7 +15,7 @@ from ...sim import golden
 from .program import EW, RED, SYN
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
-           "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ew_write_cycle"]
+           "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "ew_write_cycle"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
@@ -33,6 +33,12 @@ EW_READ_REGS = {False: 1, True: 0}
 EW_ADDR_REGS = {False: 1, True: 0}
 
 
+#: Registers between the SYN accumulator's adder and the block RAM write (stage W): the fast
+#: build writes a registered sum a cycle later (the route from a lane's adder to its block
+#: RAM column is a path of its own). Its drain then waits one more cycle for the last write.
+ACC_WRITE_REGS = {False: 1, True: 0}
+
+
 def ew_write_cycle(compact):
     return (1 + len(EW_REGISTERED[compact]) + EW_MULT_REGS[compact] + EW_READ_REGS[compact]
             + EW_ADDR_REGS[compact])
@@ -43,7 +49,8 @@ TIMING = dict(
     pass_setup=3,       # load a one-word pass descriptor, start the loops (+1 per further word)
     syn_row=1,          # a row with no event costs one cycle in the event stage
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
-    syn_drain=2,        # a drain blocks the next position end for 2 + accumulator words cycles
+    syn_drain=2 + ACC_WRITE_REGS[False],  # a drain blocks the next position end for this many
+                                          # cycles + accumulator words
     syn_drain_tail=8,   # pipeline fill (read, fetch, FIFO, scan, 3 decode stages) and flush
     ew_latency=ew_write_cycle(False) - 2,  # EW/RED: pipeline depth less the 2 overlapped cycles,
                                            # paid once per pass (tiles follow without a gap)
@@ -54,7 +61,8 @@ TIMING = dict(
 
 #: The compact build (``Program.compact``, small devices): the same rules with a shorter EW
 #: pipeline (EW_REGISTERED) and no fetch register in front of the SYN row FIFO.
-TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=TIMING["syn_drain_tail"] - 1)
+TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=TIMING["syn_drain_tail"] - 1,
+                      syn_drain=2 + ACC_WRITE_REGS[True])
 
 
 def timing_of(prog):
