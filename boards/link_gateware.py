@@ -469,7 +469,7 @@ class FrameTransmitter(wiring.Component):
         sending = Signal()
         byte = Signal(8)                  # the byte at ``pos``, registered (chosen a byte ahead)
         take = self.o.valid & self.o.ready
-        m.d.comb += [self.o.valid.eq(sending), self.o.payload.eq(byte)]
+        m.d.comb += self.o.payload.eq(byte)
 
         with m.If(~sending):
             with m.If(self.err.valid):
@@ -497,6 +497,16 @@ class FrameTransmitter(wiring.Component):
                         m.d.comb += value.eq(v)
             return value
 
+        # The next body byte is selected from ``pos`` into a register (``ahead``) and taken from
+        # there: the selection spans the payload (every logit), so on a large device it is a
+        # long path of its own. It is valid a cycle after ``pos`` moves (and after a frame
+        # starts), so the transmitter offers no byte in the cycle after a take or a start (a
+        # UART takes one per bit times ten).
+        ahead = Signal(8)
+        took = Signal()
+        starts = ~sending & (self.err.valid | self.result.valid)
+        m.d.sync += [ahead.eq(Mux(is_err, body_after(reply_body), body_after(result_body))),
+                     took.eq(take | starts)]
         crc_next = crc16_step(crc, byte)
         with m.If(take):
             m.d.sync += pos.eq(pos + 1)
@@ -508,13 +518,12 @@ class FrameTransmitter(wiring.Component):
                 m.d.sync += byte.eq(crc[:8])
             with m.Elif(before_crc):
                 m.d.sync += byte.eq(crc_next[8:])
-            with m.Elif(is_err):
-                m.d.sync += byte.eq(body_after(reply_body))
             with m.Else():
-                m.d.sync += byte.eq(body_after(result_body))
+                m.d.sync += byte.eq(ahead)
             with m.If(at_end):
                 m.d.sync += sending.eq(0)
         m.d.comb += [
+            self.o.valid.eq(sending & ~took),
             self.err.ready.eq(take & at_end & is_err),
             self.result.ready.eq(take & at_end & ~is_err),
         ]
