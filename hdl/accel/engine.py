@@ -16,7 +16,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
-from .execute import ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED
+from .execute import ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, SYN_READ_REGS
 from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
 from .product import DSP_OPERAND_BITS, RegisteredProduct
 from .product import LATENCY as PRODUCT_LATENCY
@@ -685,9 +685,11 @@ class Engine(wiring.Component):
 
         # FIFO of fetched rows and the reads in flight: 4 credits cover the round trip (issue,
         # read, fetch register, FIFO, pop seen a cycle later), so the generator never waits
-        # for the scan stage's decision of the same cycle. The compact build has no fetch
+        # for the scan stage's decision of the same cycle. The fast build reads a cycle after
+        # the issue (SYN_READ_REGS: the row address is registered next to the generator
+        # before its copies per lane group): 5 credits. The compact build has no fetch
         # register (the row goes from the block RAM output into the FIFO): 3 credits.
-        NF = 3 if self.compact else 4
+        NF = 3 if self.compact else 4 + SYN_READ_REGS
         fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
         fifo_va = [Signal(va_w, name=f"fifo_va{i}") for i in range(NF)]
         fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
@@ -709,7 +711,12 @@ class Engine(wiring.Component):
         m.d.comb += issue.eq(can_issue & inb)
         # Read addresses (spike banks port A: event rows; port B: V rows).
         # (Assigned below, a copy per lane group: the address reaches every bank's LUTs.)
-        m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
+        if self.compact:
+            m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
+        else:
+            img_ra = Signal.like(img_r.addr, name="img_ra")  # a cycle after the issue
+            m.d.sync += img_ra.eq(sp)
+            m.d.comb += img_r.addr.eq(img_ra)
 
         # Advance the generator (a tap outside the grid costs its cycle here). Level j steps
         # when every level below it is at its end: cum[j - 1], the registered AND of the
@@ -785,7 +792,14 @@ class Engine(wiring.Component):
         sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
                                    (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
         m.d.sync += sa2.eq(tb2_next + sp_next)
-        self._syn_ra_next = tb_next + sp_next
+        if self.compact:
+            self._syn_ra_next = tb_next + sp_next
+        else:
+            # The row address of the generator's current tap, registered here: the copies per
+            # lane group take it a cycle later (no generator logic in front of a far copy).
+            syn_ra = Signal(rows_w, name="syn_ra")
+            m.d.sync += syn_ra.eq(tb_next + sp_next)
+            self._syn_ra_next = syn_ra
         if self.compact:
             sa_l = self._copies(m, "syn_ra", tb_next + sp_next, rows_w)
             for (wp, ra, rb), a in zip(banks, sa_l):
@@ -795,6 +809,11 @@ class Engine(wiring.Component):
         m.d.sync += infl.eq(issue)
         with m.If(issue):
             m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last), infl_va.eq(sa2[:va_w])]
+        rd_on = infl               # the read of an issued row: its data is valid a cycle later
+        if not self.compact:
+            assert SYN_READ_REGS == 1
+            rd_on, rd_wb, rd_last, rd_va = Signal(name="rd_on"), Signal(ww), Signal(), Signal(va_w)
+            m.d.sync += [rd_on.eq(infl), rd_wb.eq(infl_wb), rd_last.eq(infl_last), rd_va.eq(infl_va)]
 
         # Flatten the fetched row: spikes channel-major with plane stride 2^pbs.
         row_s = Signal(Rw)
@@ -819,8 +838,8 @@ class Engine(wiring.Component):
             f_va = Signal(va_w)
             f_wb = Signal(ww)
             f_last = Signal()
-            m.d.sync += [f_valid.eq(infl), f_bits.eq(fetched), f_va.eq(infl_va), f_wb.eq(infl_wb),
-                         f_last.eq(infl_last)]
+            m.d.sync += [f_valid.eq(rd_on), f_bits.eq(fetched), f_va.eq(rd_va), f_wb.eq(rd_wb),
+                         f_last.eq(rd_last)]
         fetched_single = ~_popcount_flags(f_bits)[0]
         fetched_rest = Const(0, 0) if self.compact else f_bits & (f_bits - 1)
 
@@ -1214,7 +1233,8 @@ class Engine(wiring.Component):
         # ahead and registered: the front of the pipeline is empty and the drain (the last
         # one: nothing is left to issue) is one cycle before its last read. ``active`` stays
         # on for that last read's write.
-        front_empty = ~gen_on & ~infl & ~f_valid & (count == 0) & ~e1_on & decode_empty & ~e_valid
+        front_empty = (~gen_on & ~infl & ~rd_on & ~f_valid & (count == 0) & ~e1_on & decode_empty
+                       & ~e_valid)
         done_r = Signal()
         m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & (dr_left == 2)), fin.eq(done_r)]
         with m.If(fin):

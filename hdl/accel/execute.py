@@ -15,7 +15,8 @@ from ...sim import golden
 from .program import EW, RED, SYN
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
-           "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "ew_write_cycle"]
+           "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "SYN_READ_REGS",
+           "ew_write_cycle"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
@@ -39,6 +40,12 @@ EW_ADDR_REGS = {False: 1, True: 0}
 ACC_WRITE_REGS = {False: 1, True: 0}
 
 
+#: Cycles between the SYN row generator's tap and its spike row read in the fast build: the
+#: row address is registered next to the generator, then copied per lane group (the compact
+#: build reads in the tap's cycle). One more cycle of pipeline fill per SYN pass.
+SYN_READ_REGS = 1
+
+
 def ew_write_cycle(compact):
     return (1 + len(EW_REGISTERED[compact]) + EW_MULT_REGS[compact] + EW_READ_REGS[compact]
             + EW_ADDR_REGS[compact])
@@ -51,7 +58,8 @@ TIMING = dict(
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
     syn_drain=2 + ACC_WRITE_REGS[False],  # a drain blocks the next position end for this many
                                           # cycles + accumulator words
-    syn_drain_tail=8,   # pipeline fill (read, fetch, FIFO, scan, 3 decode stages) and flush
+    syn_drain_tail=8 + SYN_READ_REGS,  # pipeline fill (read, fetch, FIFO, scan, 3 decode
+                                       # stages) and flush
     ew_latency=ew_write_cycle(False) - 2,  # EW/RED: pipeline depth less the 2 overlapped cycles,
                                            # paid once per pass (tiles follow without a gap)
     last_flush=2,       # passes end 2 cycles before their last write, except the last pass
@@ -61,7 +69,7 @@ TIMING = dict(
 
 #: The compact build (``Program.compact``, small devices): the same rules with a shorter EW
 #: pipeline (EW_REGISTERED) and no fetch register in front of the SYN row FIFO.
-TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=TIMING["syn_drain_tail"] - 1,
+TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=7,
                       syn_drain=2 + ACC_WRITE_REGS[True])
 
 
