@@ -16,7 +16,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
-from .execute import ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, SYN_READ_REGS
+from .execute import (ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, SYN_ISSUE_REGS,
+                      SYN_READ_REGS)
 from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
 from .product import DSP_OPERAND_BITS, RegisteredProduct
 from .product import LATENCY as PRODUCT_LATENCY
@@ -629,6 +630,7 @@ class Engine(wiring.Component):
         prog = self.prog
         P = prog.lanes
         acc_wregs = ACC_WRITE_REGS[self.compact]
+        x_regs = SYN_ISSUE_REGS[self.compact]
         S, sb = prog.spike_slots, self.slot_bits
         ib, wb, ab = self.ib, self.wb, self.ab
         Rw = self.row_bits
@@ -1020,7 +1022,7 @@ class Engine(wiring.Component):
             m.d.sync += event_ctr.eq(event_ctr + 1)
 
         # Drain engine state.
-        dr_delay = Signal(2)       # the drain's first read waits for the last accumulator write
+        dr_delay = Signal(3)       # the drain's first read waits for the last accumulator write
         dr_bank = Signal()
         dr_word = Signal(16)
         dr_ptr = Signal(24)        # destination word of the position being drained (dst_base included)
@@ -1032,7 +1034,8 @@ class Engine(wiring.Component):
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
         # The V row is read (spike banks, port B) as the event issues, so only its address
         # travels with the event; the lanes are selected in stage I.
-        self._syn_rb_next = (data.View(item, next_item).va, take)
+        # (The fast build reads a cycle later, from E's registers: stage X below.)
+        self._syn_rb_next = (e.va, ev_issue) if x_regs else (data.View(item, next_item).va, take)
         if self.compact:
             va_l = self._copies(m, "syn_rb", data.View(item, next_item).va, va_w, en=take)
             for (wp, ra, rb), a in zip(banks, va_l):
@@ -1049,9 +1052,30 @@ class Engine(wiring.Component):
         if self.compact:
             m.d.comb += wm_r.addr.eq(e.waddr)
         else:
+            # Stage X (SYN_ISSUE_REGS): the copies take E's register, and the reads happen a
+            # cycle after the issue: no issue logic (``take``, the queue, the decode adders) in
+            # front of a far copy.
+            assert x_regs == 1
+            waddr_next = e.waddr
             self._addr_regs(m, "syn_wa", wm_r.addrs, waddr_next)
         syn_im_addr = e.waddr
         self._syn_waddr_next = waddr_next
+
+        # Stage X (the fast build): the issued event's fields, registered.
+        if x_regs:
+            x_valid = Signal()
+            x_b = Signal(8)
+            x_word = Signal(aww)
+            x_bank = Signal()
+            x_tile = Signal(len(e_tile))
+            x_inh = [Signal(name=f"x_inh{ln}", reset_less=True) for ln in range(P)]
+            m.d.sync += x_valid.eq(ev_issue)
+            with m.If(ev_issue):
+                m.d.sync += [x_b.eq(e_b), x_bank.eq(bank), x_word.eq(e.word), x_tile.eq(e_tile)]
+                m.d.sync += [x_inh[ln].eq(in_head[ln]) for ln in range(P)]
+            src_valid, src_b, src_bank, src_word, src_tile, src_inh = x_valid, x_b, x_bank, x_word, x_tile, x_inh
+        else:
+            src_valid, src_b, src_bank, src_word, src_tile, src_inh = ev_issue, e_b, bank, e.word, e_tile, in_head
 
         # Stage I: the accumulator word is read; the weight lanes (read in E) are registered
         # as read, valid in stage R.
@@ -1061,14 +1085,14 @@ class Engine(wiring.Component):
         i_bank = Signal()
         # Lane data registers have no reset: the reset net would otherwise reach every lane.
         i_inh = [Signal(name=f"i_inh{ln}", reset_less=True) for ln in range(P)]
-        i_tile_l = self._copies(m, "i_tile", e_tile, len(e_tile), en=ev_issue)
+        i_tile_l = self._copies(m, "i_tile", src_tile, len(e_tile), en=src_valid)
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
         i_wm = [Signal(signed(wb), name=f"i_wm{ln}", reset_less=True) for ln in range(P)]    # weight lanes (ROM)
         i_im = [Signal(signed(ib), name=f"i_im{ln}", reset_less=True) for ln in range(P)]    # weight lanes (Q KV)
-        m.d.sync += i_valid.eq(ev_issue)
-        with m.If(ev_issue):
-            m.d.sync += [i_b.eq(e_b), i_bank.eq(bank), i_word.eq(e.word)]
-            m.d.sync += [i_inh[ln].eq(in_head[ln]) for ln in range(P)]
+        m.d.sync += i_valid.eq(src_valid)
+        with m.If(src_valid):
+            m.d.sync += [i_b.eq(src_b), i_bank.eq(src_bank), i_word.eq(src_word)]
+            m.d.sync += [i_inh[ln].eq(src_inh[ln]) for ln in range(P)]
         for ln in range(P):
             slots = Array(banks[ln][2].data[s * sb:(s + 1) * sb] for s in range(S))
             m.d.comb += i_v[ln].eq(Mux(i_inh[ln], slots[i_tile_l[ln]], 0))
@@ -1156,9 +1180,9 @@ class Engine(wiring.Component):
         # own in that cycle.
         dr_left = Signal(len(desc.acc_words) + 2)
         with m.If(pos_end):
-            m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(2 + acc_wregs), dr_word.eq(0),
+            m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(2 + acc_wregs + x_regs), dr_word.eq(0),
                          dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words),
-                         dr_left.eq(desc.acc_words + 2 + acc_wregs), dr_blk.eq(1)]
+                         dr_left.eq(desc.acc_words + 2 + acc_wregs + x_regs), dr_blk.eq(1)]
         with m.Elif(dr_left != 0):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
         rd_now = dr_busy & (dr_delay == 0)   # the drain reads a word in this cycle
@@ -1169,7 +1193,7 @@ class Engine(wiring.Component):
             rd_next = ~pos_end & dr_busy & Mux(dr_delay != 0, dr_delay == 1, dr_word != desc.acc_words - 1)
             dr_word_next = Mux(pos_end, 0, Mux(rd_now, dr_word + 1, dr_word))
             dr_bank_next = Mux(pos_end, bank, dr_bank)
-            i_word_next = Mux(ev_issue, e.word, i_word)
+            i_word_next = Mux(src_valid, src_word, i_word)
             for k, (wp, rr, rd) in enumerate(amems):
                 self._addr_regs(m, f"acc_ra{k}", rr.addrs,
                                 Mux(rd_next & (dr_bank_next == k), dr_word_next, i_word_next))

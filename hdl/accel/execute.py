@@ -16,7 +16,7 @@ from .program import EW, RED, SYN
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
            "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "SYN_READ_REGS",
-           "ew_write_cycle"]
+           "SYN_ISSUE_REGS", "ew_write_cycle"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
@@ -46,6 +46,12 @@ ACC_WRITE_REGS = {False: 1, True: 0}
 SYN_READ_REGS = 1
 
 
+#: Stage X between the SYN issue stage and its memory reads (the fast build): the address
+#: copies per lane group take the issue stage's registers, so the reads happen a cycle after
+#: the issue. The drain waits one more cycle for the last write.
+SYN_ISSUE_REGS = {False: 1, True: 0}
+
+
 def ew_write_cycle(compact):
     return (1 + len(EW_REGISTERED[compact]) + EW_MULT_REGS[compact] + EW_READ_REGS[compact]
             + EW_ADDR_REGS[compact])
@@ -56,8 +62,8 @@ TIMING = dict(
     pass_setup=3,       # load a one-word pass descriptor, start the loops (+1 per further word)
     syn_row=1,          # a row with no event costs one cycle in the event stage
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
-    syn_drain=2 + ACC_WRITE_REGS[False],  # a drain blocks the next position end for this many
-                                          # cycles + accumulator words
+    syn_drain=2 + ACC_WRITE_REGS[False] + SYN_ISSUE_REGS[False],  # a drain blocks the next
+                        # position end for this many cycles + accumulator words
     syn_drain_tail=8 + SYN_READ_REGS,  # pipeline fill (read, fetch, FIFO, scan, 3 decode
                                        # stages) and flush
     ew_latency=ew_write_cycle(False) - 2,  # EW/RED: pipeline depth less the 2 overlapped cycles,
@@ -70,7 +76,7 @@ TIMING = dict(
 #: The compact build (``Program.compact``, small devices): the same rules with a shorter EW
 #: pipeline (EW_REGISTERED) and no fetch register in front of the SYN row FIFO.
 TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=7,
-                      syn_drain=2 + ACC_WRITE_REGS[True])
+                      syn_drain=2 + ACC_WRITE_REGS[True] + SYN_ISSUE_REGS[True])
 
 
 def timing_of(prog):
