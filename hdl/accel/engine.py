@@ -1289,13 +1289,15 @@ class Engine(wiring.Component):
     def _addr_regs(self, m, name, addrs, expr):
         """Drive a memory port's addresses (one per part, :func:`.memories.bram_ports`: a lane
         group, or a lane) from registers that take ``expr``: the address pins of a part's
-        memory see that part's register alone (copies, kept apart by synthesis)."""
+        memory see that part's register alone (copies, kept apart by synthesis). ``expr`` may
+        be a list, one expression per part (each from that part's lane group's copies)."""
         if len(addrs) == 1:
             regs = [Signal(len(addrs[0]), name=name)]
         else:
             regs = [Signal(len(addrs[0]), name=f"{name}{COPY_MARK}{g}", reset_less=True)
                     for g in range(len(addrs))]
-        m.d.sync += [r.eq(expr) for r in regs]
+        exprs = expr if isinstance(expr, list) else [expr] * len(regs)
+        m.d.sync += [r.eq(e) for r, e in zip(regs, exprs, strict=True)]
         m.d.comb += [a.eq(r) for a, r in zip(addrs, regs, strict=True)]
 
     def _copies(self, m, name, expr, shape, en=None):
@@ -1737,9 +1739,16 @@ class Engine(wiring.Component):
             c = c9[j % P]
             with m.If(c.valid & c.wr & l_out[j % P]):
                 m.d.sync += dst.eq(src)
-        # Integer write (one memory port: the lanes of lane group 0 give its address).
-        iw_en = c9[0].valid & c9[0].wr & ~l_out[0] & ~l_spk[0]
-        iw_addr, iw_data = l_dst[0] + c9[0].widx, Cat(*out_int)
+        # Integer write (one memory port: in the compact build the lanes of lane group 0 give
+        # its address; in the fast build each part's address register takes it from its own
+        # lane group's copies, which hold the same values).
+        def iw_en_of(ln):
+            return c9[ln].valid & c9[ln].wr & ~l_out[ln] & ~l_spk[ln]
+
+        def iw_addr_of(ln):
+            return l_dst[ln] + c9[ln].widx
+
+        iw_en, iw_addr, iw_data = iw_en_of(0), iw_addr_of(0), Cat(*out_int)
         if registered[9]:
             # Registered, each lane's data 0 unless written, and ORed with the drain's
             # (``_elab_syn``): the two writers of the port are never active together.
@@ -1748,8 +1757,11 @@ class Engine(wiring.Component):
             m.d.sync += [r.eq(Mux(c9[ln].valid & c9[ln].wr & ~l_out[ln] & ~l_spk[ln], out_int[ln], 0))
                          for ln, r in enumerate(r_data)]
             dw_en_next, dw_addr_next, dw_data = self._drain_write
-            self._addr_regs(m, "im_wa", im_w.addrs, Mux(iw_en, iw_addr, dw_addr_next))
-            self._addr_regs(m, "im_we", im_w.ens, iw_en | dw_en_next)
+            step = P // len(im_w.addrs)          # lanes per part: part g's first lane is g * step
+            firsts = range(0, P, step)
+            self._addr_regs(m, "im_wa", im_w.addrs,
+                            [Mux(iw_en_of(ln), iw_addr_of(ln), dw_addr_next) for ln in firsts])
+            self._addr_regs(m, "im_we", im_w.ens, [iw_en_of(ln) | dw_en_next for ln in firsts])
             m.d.comb += im_w.data.eq(Cat(*r_data) | dw_data)
         else:
             with m.If(iw_en):

@@ -182,7 +182,10 @@ def test_ulx3s_build_small_model_report(tmp_path, capsys):
     assert report["images_per_second"]["compute"] == pytest.approx(25e6 / report["cycles_per_image"]["mean"])
     bit = Path(report["files"]["bitstream"])
     assert bit.name == "spikeforge_ulx3s-85f.bit" and bit.stat().st_size > 100_000
-    assert "module top" in Path(report["files"]["verilog"]).read_text()
+    verilog = Path(report["files"]["verilog"]).read_text()
+    assert "module top" in verilog
+    # the fast build's requantization multipliers in the DSP blocks' own registers
+    assert verilog.count("MULT18X18D ") == 2 and "REG_OUTPUT_CLK" in verilog
     assert json.loads(Path(report["files"]["report"]).read_text())["fmax_mhz"] == report["fmax_mhz"]
 
 
