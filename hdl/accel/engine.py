@@ -529,6 +529,8 @@ class Engine(wiring.Component):
         best = Signal(signed(self.logit_bits))
         best_idx = Signal(range(max(2, K)))
         gt = Signal()
+        out_beat = Signal()        # a result beat in this cycle
+        out_shifting = Signal()    # the fast build shifts the logits after a beat
 
         start_syn = Signal()
         start_ew = Signal()
@@ -587,11 +589,13 @@ class Engine(wiring.Component):
                         m.next = "DESC"
             with m.State("OUT"):
                 # The logits shift down one place per beat: the current one is always logit0
-                # (no K-way multiplexer in front of the argmax comparison).
+                # (no K-way multiplexer in front of the argmax comparison). The fast build
+                # shifts a cycle after the beat, under each lane group's copy of the beat (one
+                # enable would reach every logit register), and offers no beat meanwhile.
                 is_class = out_idx == K
                 cur = logits[0]
                 m.d.comb += [
-                    self.result.valid.eq(1),
+                    self.result.valid.eq(~out_shifting),
                     self.result.payload.value.eq(Mux(is_class, best_idx, cur)),
                     self.result.payload.last.eq(is_class),
                 ]
@@ -599,14 +603,23 @@ class Engine(wiring.Component):
                 # for the next best are compared with logit1), so no comparator sits in front of
                 # the update.
                 upd = (out_idx == 0) | gt
-                with m.If(self.result.ready):
+                with m.If(self.result.valid & self.result.ready):
+                    m.d.comb += out_beat.eq(1)
                     m.d.sync += out_idx.eq(out_idx + 1)
-                    m.d.sync += [logits[j].eq(logits[j + 1]) for j in range(len(logits) - 1)]
+                    if self.compact:
+                        m.d.sync += [logits[j].eq(logits[j + 1]) for j in range(len(logits) - 1)]
                     m.d.sync += gt.eq(Mux(upd, logits[1] > cur, logits[1] > best))
                     with m.If(~is_class & upd):
                         m.d.sync += [best.eq(cur), best_idx.eq(out_idx)]
                     with m.If(is_class):
                         m.next = "IDLE"
+
+        if not self.compact:
+            shift_regs, shift_l = self._copy_regs("out_shift", 1)
+            m.d.sync += [r.eq(out_beat) for r in shift_regs] + [out_shifting.eq(out_beat)]
+            for j in range(len(logits) - 1):
+                with m.If(shift_l[j % P]):
+                    m.d.sync += logits[j].eq(logits[j + 1])
 
         self._pc = pc
         self._elab_syn(m, desc, start_syn, syn_done, banks, img_r, im_a, im_w, wm_r, amems, hst,
