@@ -807,14 +807,12 @@ class Engine(wiring.Component):
         sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
                                    (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
         m.d.sync += sa2.eq(tb2_next + sp_next)
-        if self.compact:
-            self._syn_ra_next = tb_next + sp_next
-        else:
+        if not self.compact:
             # The row address of the generator's current tap, registered here: the copies per
-            # lane group take it a cycle later (no generator logic in front of a far copy).
-            syn_ra = Signal(rows_w, name="syn_ra")
-            m.d.sync += syn_ra.eq(tb_next + sp_next)
-            self._syn_ra_next = syn_ra
+            # lane group (in ``_elab_ew``, which shares the ports) take it a cycle later, so no
+            # generator logic sits in front of a far copy.
+            self._syn_ra = Signal(rows_w, name="syn_ra")
+            m.d.sync += self._syn_ra.eq(tb_next + sp_next)
         if self.compact:
             sa_l = self._copies(m, "syn_ra", tb_next + sp_next, rows_w)
             for (wp, ra, rb), a in zip(banks, sa_l):
@@ -1047,8 +1045,9 @@ class Engine(wiring.Component):
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
         # The V row is read (spike banks, port B) as the event issues, so only its address
         # travels with the event; the lanes are selected in stage I.
-        # (The fast build reads a cycle later, from E's registers: stage X below.)
-        self._syn_rb_next = (e.va, ev_issue) if x_regs else (data.View(item, next_item).va, take)
+        # (The fast build reads a cycle later, from E's registers: stage X below; the copies are
+        # in ``_elab_ew``.)
+        self._syn_rb = (e.va, ev_issue)
         if self.compact:
             va_l = self._copies(m, "syn_rb", data.View(item, next_item).va, va_w, en=take)
             for (wp, ra, rb), a in zip(banks, va_l):
@@ -1058,21 +1057,17 @@ class Engine(wiring.Component):
             ch = e_tile * P + ln
             in_head.append((ch >= e_lo) & (ch < e_lo + desc.hd))
 
-        # The weight word is read as the event issues (its address is a register of E; in the
-        # fast build, registers per lane group that take its next value).
-        waddr_next = Mux(take, data.View(item, next_item).waddr,
-                         Mux(ev_issue & ~e.at_last, e.waddr + 1, e.waddr))
+        # The weight word is read as the event issues (its address is a register of E). In the
+        # fast build (stage X, SYN_ISSUE_REGS) registers per lane group take E's register, and
+        # the reads happen a cycle after the issue: no issue logic (``take``, the queue, the
+        # decode adders) in front of a far copy. The integer memory's port A reads the same
+        # address (Q/KV weights; its copies are in ``_elab_ew``).
         if self.compact:
             m.d.comb += wm_r.addr.eq(e.waddr)
         else:
-            # Stage X (SYN_ISSUE_REGS): the copies take E's register, and the reads happen a
-            # cycle after the issue: no issue logic (``take``, the queue, the decode adders) in
-            # front of a far copy.
             assert x_regs == 1
-            waddr_next = e.waddr
-            self._addr_regs(m, "syn_wa", wm_r.addrs, waddr_next)
+            self._addr_regs(m, "syn_wa", wm_r.addrs, e.waddr)
         syn_im_addr = e.waddr
-        self._syn_waddr_next = waddr_next
 
         # Stage X (the fast build): the issued event's fields, registered.
         if x_regs:
@@ -1518,20 +1513,20 @@ class Engine(wiring.Component):
             assert EW_ADDR_REGS[False] == 1
             self._addr_regs(m, "ew_c_adr_l", cm_r.addrs, c_adr)
             self._addr_regs(m, "ew_b_int_l", im_b.addrs, b_int)
-            self._addr_regs(m, "im_ra", im_a.addrs, Mux(active, a_int, self._syn_waddr_next))
+            self._addr_regs(m, "im_ra", im_a.addrs, Mux(active, a_int, self._syn_im_addr))
             # The EW/SYN select sits before the registers, so a bank's address pins see a
-            # register alone. Port B holds the SYN V row between takes (it is read only for
-            # the event taken last).
+            # register alone. Port B holds the SYN V row between issues (it is read only for
+            # the event issued last).
             aw = len(banks[0][1].addr)
             ew_ra, ew_rb = Signal(aw, name="ew_spk_ra"), Signal(aw, name="ew_spk_rb")
             m.d.sync += [ew_ra.eq(desc.a_base + si_next), ew_rb.eq(desc.b_base + bi_next)]
-            ra_l = self._copies(m, "bank_ra", Mux(active, ew_ra, self._syn_ra_next), aw)
+            ra_l = self._copies(m, "bank_ra", Mux(active, ew_ra, self._syn_ra), aw)
             rb_regs, rb_l = self._copy_regs("bank_rb", aw)
-            va_next, take = self._syn_rb_next
+            syn_va, syn_issue = self._syn_rb
             with m.If(active):
                 m.d.sync += [r.eq(ew_rb) for r in rb_regs]
-            with m.Elif(take):
-                m.d.sync += [r.eq(va_next) for r in rb_regs]
+            with m.Elif(syn_issue):
+                m.d.sync += [r.eq(syn_va) for r in rb_regs]
             for ln, (wp, ra, rb) in enumerate(banks):
                 m.d.comb += [ra.addr.eq(ra_l[ln]), rb.addr.eq(rb_l[ln])]
 
