@@ -29,6 +29,7 @@ from pathlib import Path
 from ..modelfile import atomic_write
 from ..hdl.accel.engine import COPY_MARK
 from .hostlink import result_payload_length
+from .output_registers import absorb_output_registers_file
 from .synth import _CELL_CLASSES, DEVICES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
 from .targets import get_target
 from .toolchain import ToolNotFound, find_tool
@@ -228,6 +229,7 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
     seconds["elaborate"] = time.monotonic() - t0
 
     env = dict(os.environ)
+    absorbed = []   # block RAM read ports given their read register (ECP5, output_registers.py)
     for step, cmd in enumerate(commands):
         tool = cmd[0]
         if tool not in tools:
@@ -238,11 +240,19 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
         _say(progress, f"[{4 + step}/{stages}] {stage} ({Path(tools[tool]).name})")
         seconds[tool] = _run_stage(stage, [tools[tool], *cmd[1:]], work, env, progress, timeout, f"{tool}.out")
         _say(progress, f"      done in {seconds[tool]:.1f} s")
+        if tool == "yosys" and target.family == "ecp5":
+            absorbed = absorb_output_registers_file(work / "top.json")
+            _say(progress, f"      block RAM output registers: {len(absorbed)} read ports take their "
+                           f"read register ({sum(n for _c, _p, n in absorbed)} flip-flops)")
     seconds["verilog"] = _run_stage("write the Verilog", [tools["yosys"], "-q", "-p",
                                     "read_rtlil top.il; write_verilog -norename top_rtl.v"],
                                     work, env, progress, timeout, "verilog.out")
 
     counts, cells = _yosys_counts(work / "stat.json", target.family)
+    moved = sum(n for _c, _p, n in absorbed)   # flip-flops now inside block RAMs (OUTREG)
+    counts["ff"] -= moved
+    if moved and "TRELLIS_FF" in cells:
+        cells["TRELLIS_FF"] -= moved
     util, fmax_by_clock = parse_nextpnr_log((work / "top.tim").read_text(errors="replace"))
     placed = {}
     for bel, (used, total) in util.items():
@@ -269,6 +279,7 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
         "critical_path": path,
         "baud": baud, "uart_divisor": top.divisor,
         "resources": resources, "placed": placed, "cells": cells,
+        "bram_output_registers": {"read_ports": len(absorbed), "flip_flops": moved},
         "cycles_per_image": cyc,
         "images_per_second": {"compute": compute_ips,
                               "compute_at_fmax": (fmax * 1e6 / cyc["mean"]) if fmax else None,

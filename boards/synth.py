@@ -26,6 +26,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hdl.accel.memories import NO_RW_CHECK
+from .output_registers import absorb_output_registers_file
 from .toolchain import find_tool
 
 __all__ = ["DEVICES", "Device", "PinHarness", "SynthResult", "SynthError", "synthesize", "parse_nextpnr_log",
@@ -162,6 +163,7 @@ class SynthResult:
     spram: int = 0
     dsp: int = 0
     lutram: int = 0
+    bram_output_registers: int = 0  # ECP5 read ports given their read register (OUTREG)
     totals: dict = field(default_factory=dict)
     cells: dict = field(default_factory=dict)  # yosys cell type -> count
     utilization: dict = field(default_factory=dict)  # nextpnr bel type -> [used, available]
@@ -299,6 +301,9 @@ def synthesize(unit, device="ice40-up5k", *, workdir=None, seed=1, freq_mhz=None
                 setattr(result, kind, getattr(result, kind) + count)
     if dev.family == "ecp5":
         result.lut += 2 * result.carry  # a CCU2C occupies two LUT4 positions
+        absorbed = absorb_output_registers_file(workdir / "top.json")
+        result.bram_output_registers = len(absorbed)
+        result.ff -= sum(n for _c, _p, n in absorbed)
     say(f"[synth {device}] yosys: {result.lut} LUT, {result.ff} FF, {result.bram} BRAM, {result.spram} SPRAM, "
         f"{result.dsp} DSP ({result.seconds['yosys']:.1f} s)")
 
