@@ -1334,6 +1334,17 @@ class Engine(wiring.Component):
             cache[key] = self._copies(m, name, v, v.shape())
         return cache[key]
 
+    def _lane_regs(self, m, name, views):
+        """Per-lane registers taking per-lane ``views`` (of :meth:`_spread` or :meth:`_copies`)
+        a cycle later, in the fast build: a register next to each lane for a value that fans
+        out widely inside it (a shift amount, a mask). Exact for every stage from 3 on, by
+        :meth:`_spread`'s argument with one more cycle."""
+        if not self._spread_on:
+            return views
+        regs = [Signal.like(v, name=f"{name}{COPY_MARK}l{ln}", reset_less=True) for ln, v in enumerate(views)]
+        m.d.sync += [r.eq(v) for r, v in zip(regs, views, strict=True)]
+        return regs
+
     # --- per-pass constants derived from the descriptor ----------------------------------
     def _pass_const(self, m, name):
         """A per-pass constant of :meth:`EnginePlan._pass_consts` (exact, computed in Python):
@@ -1632,7 +1643,11 @@ class Engine(wiring.Component):
         c3 = ctl_lanes(cyc_in[3])
         l_mask, l_red, l_rq, l_out = (spread(k, v) for k, v in (
             ("mask_l", f_mask), ("red_l", f_red), ("rq_l", f_rq), ("out_l", f_out)))
-        l_rnd = self._copies(m, "ew_rnd", (Const(1, pw) << desc.shift) >> 1, unsigned(smax))  # 2^(shift-1)
+        # (A register per lane for the addend's selects and rounding term: they reach every bit
+        # of the lane's adder.)
+        l_rq_a, l_out_a = self._lane_regs(m, "ew_rq_a", l_rq), self._lane_regs(m, "ew_out_a", l_out)
+        l_rnd = self._lane_regs(m, "ew_rnd_l", self._copies(
+            m, "ew_rnd", (Const(1, pw) << desc.shift) >> 1, unsigned(smax)))  # 2^(shift-1)
         opnd = per_lane("ew_opnd", signed(ow))
         mult2 = per_lane("ew_mult2_", signed(mb))
         adw = max(bb, smax + 1) + 1
@@ -1643,7 +1658,7 @@ class Engine(wiring.Component):
             put(3, [
                 opnd[ln].eq(Mux(l_red[ln], total, opa[ln])),
                 mult2[ln].eq(mult2_[ln]),
-                addend[ln].eq(Mux(l_rq[ln], bias2_[ln] + l_rnd[ln], Mux(l_out[ln], bias2_[ln], 0))),
+                addend[ln].eq(Mux(l_rq_a[ln], bias2_[ln] + l_rnd[ln], Mux(l_out_a[ln], bias2_[ln], 0))),
             ])
         # Stage 4: the requantization product (a registered multiplier).
         prod = per_lane("ew_prod", signed(ow + mb))
@@ -1674,7 +1689,7 @@ class Engine(wiring.Component):
         for ln in range(P):
             put(5, z[ln].eq(Mux(l_rq[ln], prod[ln], raw[ln]) + addend3[ln]))
         # Stage 6: arithmetic shift (shift is 0 without requantization).
-        l_shift = spread("shift_l", desc.shift)
+        l_shift = self._lane_regs(m, "ew_shift_ln", spread("shift_l", desc.shift))  # the shifter's selects
         sh = per_lane("ew_sh", signed(pw))
         for ln in range(P):
             put(6, sh[ln].eq(z[ln] >> l_shift[ln]))
@@ -1682,7 +1697,7 @@ class Engine(wiring.Component):
         # equal, i.e. sh & mask is 0 or mask, where mask = sat_lo = -2^(sat_bits-1).
         y = per_lane("ew_y", signed(yw))
         sat_lo, sat_hi = spread("sat_lo_l", desc.sat_lo), spread("sat_hi_l", desc.sat_hi)
-        sat_mask = self._copies(m, "ew_sat_mask", desc.sat_lo, signed(pw))
+        sat_mask = self._lane_regs(m, "ew_sat_mask_l", self._copies(m, "ew_sat_mask", desc.sat_lo, signed(pw)))
         for ln in range(P):
             hi_bits = sh[ln] & sat_mask[ln]
             fits = (hi_bits == 0) | (hi_bits == sat_mask[ln])
