@@ -700,9 +700,9 @@ class Engine(wiring.Component):
 
         # FIFO of fetched rows and the reads in flight: 4 credits cover the round trip (issue,
         # read, fetch register, FIFO, pop seen a cycle later), so the generator never waits
-        # for the scan stage's decision of the same cycle. The fast build reads a cycle after
-        # the issue (SYN_READ_REGS: the row address is registered next to the generator
-        # before its copies per lane group): 5 credits. The compact build has no fetch
+        # for the scan stage's decision of the same cycle. The fast build reads two cycles
+        # after the issue (SYN_READ_REGS: the row address is registered next to the generator
+        # before its copies per lane group): 6 credits. The compact build has no fetch
         # register (the row goes from the block RAM output into the FIFO): 3 credits.
         NF = 3 if self.compact else 4 + SYN_READ_REGS
         fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
@@ -729,9 +729,10 @@ class Engine(wiring.Component):
         if self.compact:
             m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
         else:
-            img_ra = Signal.like(img_r.addr, name="img_ra")  # a cycle after the issue
-            m.d.sync += img_ra.eq(sp)
-            m.d.comb += img_r.addr.eq(img_ra)
+            img_ra = Signal.like(img_r.addr, name="img_ra")  # read SYN_READ_REGS cycles after the issue
+            img_ra2 = Signal.like(img_r.addr, name="img_ra2")
+            m.d.sync += [img_ra.eq(sp), img_ra2.eq(img_ra)]
+            m.d.comb += img_r.addr.eq(img_ra2)
 
         # Advance the generator (a tap outside the grid costs its cycle here). Level j steps
         # when every level below it is at its end: cum[j - 1], the registered AND of the
@@ -806,13 +807,16 @@ class Engine(wiring.Component):
         sel(wb_tt, 2, desc.w_base, [(c2, wb_tt + desc.t_stride), (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
         sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
                                    (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
-        m.d.sync += sa2.eq(tb2_next + sp_next)
         if not self.compact:
-            # The row address of the generator's current tap, registered here: the copies per
-            # lane group (in ``_elab_ew``, which shares the ports) take it a cycle later, so no
-            # generator logic sits in front of a far copy.
+            # The row addresses of the generator's tap, registered here a cycle after the tap
+            # (sums of the generator's registers, not of their next values): the copies per
+            # lane group (in ``_elab_ew``, which shares the ports) take them a cycle later, so
+            # no generator logic sits in front of a far copy.
+            assert SYN_READ_REGS == 2
             self._syn_ra = Signal(rows_w, name="syn_ra")
-            m.d.sync += self._syn_ra.eq(tb_next + sp_next)
+            m.d.sync += [self._syn_ra.eq(tb + sp), sa2.eq(tb2 + sp)]
+        else:
+            m.d.sync += sa2.eq(tb2_next + sp_next)
         if self.compact:
             sa_l = self._copies(m, "syn_ra", tb_next + sp_next, rows_w)
             for (wp, ra, rb), a in zip(banks, sa_l):
@@ -821,12 +825,18 @@ class Engine(wiring.Component):
             m.d.sync += gen_on.eq(0)
         m.d.sync += infl.eq(issue)
         with m.If(issue):
-            m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last), infl_va.eq(sa2[:va_w])]
+            m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last)]
+            if self.compact:
+                m.d.sync += infl_va.eq(sa2[:va_w])
         rd_on = infl               # the read of an issued row: its data is valid a cycle later
         if not self.compact:
-            assert SYN_READ_REGS == 1
+            # The issued row's flags wait for its read (SYN_READ_REGS cycles); its V row address
+            # joins them from ``sa2`` a cycle after the issue.
+            infl2, infl2_wb, infl2_last = Signal(name="infl2"), Signal(ww), Signal()
             rd_on, rd_wb, rd_last, rd_va = Signal(name="rd_on"), Signal(ww), Signal(), Signal(va_w)
-            m.d.sync += [rd_on.eq(infl), rd_wb.eq(infl_wb), rd_last.eq(infl_last), rd_va.eq(infl_va)]
+            m.d.sync += [infl2.eq(infl), infl2_wb.eq(infl_wb), infl2_last.eq(infl_last),
+                         infl_va.eq(sa2[:va_w]),
+                         rd_on.eq(infl2), rd_wb.eq(infl2_wb), rd_last.eq(infl2_last), rd_va.eq(infl_va)]
 
         # Flatten the fetched row: spikes channel-major with plane stride 2^pbs.
         row_s = Signal(Rw)

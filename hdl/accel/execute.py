@@ -41,9 +41,10 @@ ACC_WRITE_REGS = {False: 1, True: 0}
 
 
 #: Cycles between the SYN row generator's tap and its spike row read in the fast build: the
-#: row address is registered next to the generator, then copied per lane group (the compact
-#: build reads in the tap's cycle). One more cycle of pipeline fill per SYN pass.
-SYN_READ_REGS = 1
+#: row address (the sum of the generator's registers) is registered next to the generator a
+#: cycle after the tap, then copied per lane group (the compact build reads in the tap's
+#: cycle). A cycle of pipeline fill per SYN pass each.
+SYN_READ_REGS = 2
 
 
 #: Stage X between the SYN issue stage and its memory reads (the fast build): the address
