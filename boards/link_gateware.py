@@ -403,8 +403,9 @@ class FrameTransmitter(wiring.Component):
     Members
     -------
     result : ``In(stream.Signature(result_layout(classes, logit_bits, cycle_bits)))``
-        One RESULT frame per transfer. The payload is not copied: it is read while the frame
-        is sent and the transfer (``ready``) happens with the frame's last byte.
+        One RESULT frame per transfer. The transfer (``ready``) happens with the frame's last
+        byte; the payload is read while the frame is sent, or once as the frame starts with
+        ``copy_result``.
     err : ``In(stream.Signature(error_layout()))``
         One ERROR frame per transfer (same rule); with ``weight_words``, a LOADED frame for
         code :data:`LOADED_REPORT`. When both are valid and the transmitter is idle, the
@@ -414,10 +415,18 @@ class FrameTransmitter(wiring.Component):
         LOADED report is valid.
     o : ``Out(stream.Signature(8))``
         Frame bytes, SYNC first.
+
+    ``copy_result`` keeps a copy of the result payload, loaded while the transmitter is idle:
+    the byte selection then reads registers next to it, not the payload's sources wherever
+    they are placed (a path of its own on a large device; the copy costs a register per
+    payload bit, which a small one may not have).
     """
 
-    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0):
+    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0, copy_result=False):
         name = type(self).__name__
+        if not isinstance(copy_result, bool):
+            raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
+        self.copy_result = copy_result
         self.classes = check_int(name, "classes", classes, 1, 255)
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
@@ -431,8 +440,15 @@ class FrameTransmitter(wiring.Component):
             members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1)})
         super().__init__(members)
 
-    def _result_bytes(self, m):
+    def _result_bytes(self, m, sending):
         p = self.result.payload
+        if self.copy_result:
+            # Loaded in every idle cycle, so it holds the payload of the frame's start from
+            # the cycle after on: the first body byte is selected then (``ahead``).
+            copy = Signal(p.shape(), name="result_copy")
+            with m.If(~sending):
+                m.d.sync += copy.eq(p)
+            p = copy
         length = result_payload_length(self.classes)
         out = [Const(MsgType.RESULT, 8), p.seq, Const(length & 0xFF, 8), Const(length >> 8, 8)]
         for j in range(self.classes):
@@ -461,12 +477,12 @@ class FrameTransmitter(wiring.Component):
         m = Module()
         is_err = Signal()                 # sending the err report (else the result)
         is_loaded = Signal()              # ... and it is a LOADED acknowledgement
-        result_body = self._result_bytes(m)
+        sending = Signal()
+        result_body = self._result_bytes(m, sending)
         reply_body = self._reply_bytes(m, is_loaded)
         longest = max(len(result_body), len(reply_body)) + 3
         pos = Signal(range(longest))      # byte index in the frame: 0 SYNC, then body, then CRC
         crc = Signal(16, init=CRC_INIT)
-        sending = Signal()
         byte = Signal(8)                  # the byte at ``pos``, registered (chosen a byte ahead)
         take = self.o.valid & self.o.ready
         m.d.comb += self.o.payload.eq(byte)
@@ -550,6 +566,9 @@ class UARTHostLink(wiring.Component):
         Words of a weight memory loaded over the link with WEIGHTS frames (0..65535). 0: none;
         the link is then exactly the version 1 link (WEIGHTS answered ``BAD_TYPE``) and has
         neither ``weights`` nor ``loaded``.
+    copy_result : bool
+        The transmitter keeps a copy of the result payload (:class:`FrameTransmitter`): for a
+        large device, where the payload's sources can be far from the link.
 
     Members
     -------
@@ -571,8 +590,11 @@ class UARTHostLink(wiring.Component):
     """
 
     def __init__(self, *, divisor, pixels=64, max_value=16, classes=10, logit_bits=32, cycle_bits=32,
-                 timeout_bytes=4, weight_words=0):
+                 timeout_bytes=4, weight_words=0, copy_result=False):
         name = type(self).__name__
+        if not isinstance(copy_result, bool):
+            raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
+        self.copy_result = copy_result
         self.divisor = _check_divisor(name, divisor)
         self.timeout_bytes = check_int(name, "timeout_bytes", timeout_bytes, 1, 1024)
         self.pixels = check_int(name, "pixels", pixels, 1, 1024)
@@ -603,7 +625,7 @@ class UARTHostLink(wiring.Component):
             timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words)
         m.submodules.transmitter = xmt = FrameTransmitter(
             classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits,
-            weight_words=self.weight_words)
+            weight_words=self.weight_words, copy_result=self.copy_result)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o, rcv.i)
         wiring.connect(m, xmt.o, utx.i)

@@ -129,6 +129,7 @@ class AcceleratorSystem(wiring.Component):
         self.n_leds = leds
         self.link = UARTHostLink(divisor=divisor, pixels=self.pixels, max_value=self.max_value,
                                  classes=self.classes, logit_bits=self.logit_bits,
+                                 copy_result=not program.compact,   # the fast build: a large device
                                  **({"weight_words": self.weight_words} if self.weight_words else {}))
         self.adapter = EngineLinkAdapter(max_value=self.max_value, pixel_bits=self.engine.pixel_bits,
                                          classes=self.classes, logit_bits=self.logit_bits)

@@ -165,10 +165,13 @@ def test_receiver_parameter_checks():
         FrameTransmitter(classes=0)
     with pytest.raises(ValueError, match="logit_bits is 33"):
         FrameTransmitter(classes=10, logit_bits=33)
+    with pytest.raises(TypeError, match="copy_result is 1; allowed: True or False"):
+        FrameTransmitter(classes=10, copy_result=1)
 
 
+@pytest.mark.parametrize("copy_result", [False, True])
 @pytest.mark.parametrize("classes,logit_bits,cycle_bits", [(10, 32, 32), (3, 9, 12), (1, 2, 1)])
-def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bits):
+def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bits, copy_result):
     rng = random.Random(classes)
     lo, hi = -(1 << (logit_bits - 1)), (1 << (logit_bits - 1)) - 1
     results = []
@@ -180,7 +183,7 @@ def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bi
         results.append({"logits": logits, "cls": rng.randrange(classes),
                         "cycles": rng.randrange(1 << cycle_bits), "seq": rng.randrange(256)})
     errors = [{"code": int(ErrorCode.BAD_CRC), "seq": 200}, {"code": int(ErrorCode.BUSY), "seq": 3}]
-    xmt = FrameTransmitter(classes=classes, logit_bits=logit_bits, cycle_bits=cycle_bits)
+    xmt = FrameTransmitter(classes=classes, logit_bits=logit_bits, cycle_bits=cycle_bits, copy_result=copy_result)
     got = bytearray()
     n_bytes = len(results) * (5 + 4 * classes + 5 + 2) + len(errors) * 8
 
