@@ -335,6 +335,10 @@ def format_report(r):
     for k, v in r["resources"].items():
         pct = f"{100 * v['used'] / v['available']:.1f}%" if v["available"] else "-"
         lines.append(f"{k.upper():<10}{v['used']:>9}{v['available']:>11}{pct:>7}")
+    moved = r.get("bram_output_registers") or {}
+    if moved.get("read_ports"):
+        lines.append(f"block RAM output registers: {moved['read_ports']} read ports "
+                     f"({moved['flip_flops']} flip-flops moved into their block RAMs)")
     if r.get("placed"):
         lines.append("placed (nextpnr): " + ", ".join(f"{k} {v['used']}/{v['available']}"
                                                      for k, v in r["placed"].items()))

@@ -186,6 +186,14 @@ def test_ulx3s_build_small_model_report(tmp_path, capsys):
     assert "module top" in verilog
     # the fast build's requantization multipliers in the DSP blocks' own registers
     assert verilog.count("MULT18X18D ") == 2 and "REG_OUTPUT_CLK" in verilog
+    # the EW reads' first registers moved into their block RAMs (output_registers.py), and the
+    # netlist nextpnr placed says so
+    moved = report["bram_output_registers"]
+    assert moved["read_ports"] > 0 and moved["flip_flops"] >= moved["read_ports"]
+    placed = json.loads((out / "build" / "top.json").read_text())["modules"]["top"]["cells"]
+    assert sum(c["type"] == "DP16KD" and "OUTREG" in (c["parameters"].get("REGMODE_A"), c["parameters"].get(
+        "REGMODE_B")) for c in placed.values()) == moved["read_ports"]
+    assert f"block RAM output registers: {moved['read_ports']} read ports" in format_report(report)
     assert json.loads(Path(report["files"]["report"]).read_text())["fmax_mhz"] == report["fmax_mhz"]
 
 
