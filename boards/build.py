@@ -241,7 +241,11 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
         seconds[tool] = _run_stage(stage, [tools[tool], *cmd[1:]], work, env, progress, timeout, f"{tool}.out")
         _say(progress, f"      done in {seconds[tool]:.1f} s")
         if tool == "yosys" and target.family == "ecp5":
-            absorbed = absorb_output_registers_file(work / "top.json")
+            try:
+                absorbed = absorb_output_registers_file(work / "top.json")
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise BuildError(f"Yosys's netlist {work / 'top.json'} cannot be read for the block RAM "
+                                 f"output registers: {e}") from e
             _say(progress, f"      block RAM output registers: {len(absorbed)} read ports take their "
                            f"read register ({sum(n for _c, _p, n in absorbed)} flip-flops)")
     seconds["verilog"] = _run_stage("write the Verilog", [tools["yosys"], "-q", "-p",

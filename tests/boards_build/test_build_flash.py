@@ -231,6 +231,7 @@ def _fake_tools(fmax):
         cwd = Path(cwd)
         if "Yosys" in stage:
             (cwd / "top_rtl.v").write_text("module top(); endmodule\n")
+            (cwd / "top.json").write_text(json.dumps({"modules": {"top": {"ports": {}, "cells": {}}}}))
             (cwd / "stat.json").write_text(json.dumps({"design": {"num_cells_by_type": {
                 "LUT4": 1000, "CCU2C": 50, "TRELLIS_FF": 800, "DP16KD": 12, "MULT18X18D": 4}}}))
         elif "nextpnr" in stage:
@@ -272,6 +273,32 @@ def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkey
         assert code == 0 and stale.read_bytes() == b"bits"
         assert report["timing_met"] and "timing met" in cap.out
         assert report["images_per_second"]["compute"] == pytest.approx(25e6 / report["cycles_per_image"]["mean"])
+
+
+def test_build_with_an_unreadable_netlist_fails_clearly(tmp_path, capsys, monkeypatch):
+    """The ECP5 flow reads Yosys's JSON netlist (block RAM output registers): a broken one is a
+    one-line error naming the file, not a traceback, and no bitstream."""
+    import spikeforge.boards.build as build
+
+    fake = _fake_tools(40.0)
+
+    def run_stage(stage, cmd, cwd, *rest):
+        seconds = fake(stage, cmd, cwd, *rest)
+        if "Yosys" in stage:
+            (Path(cwd) / "top.json").write_text('{"modules": ')
+        return seconds
+
+    monkeypatch.setattr(build, "_run_stage", run_stage)
+    model_path = tmp_path / "m.sfm"
+    save_model(random_model(1, channels=4, heads=1), model_path)
+    out = tmp_path / "out"
+    args = _parse(bcli.add_build_arguments, [str(model_path), "--board", "ulx3s-85f", "--lanes", "1",
+                                             "-o", str(out)])
+    code = bcli.run_build(args)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert code != 0 and len(err) == 1
+    assert "top.json cannot be read for the block RAM output registers" in err[0]
+    assert not (out / "spikeforge_ulx3s-85f.bit").exists()
 
 
 @pytest.mark.slow
