@@ -660,6 +660,10 @@ class Engine(wiring.Component):
         va_w = rows_w if any(p.wsrc == "vrow" for p in syn) else 0
 
         active = Signal()
+        # ``active`` for the generator's loop state and for the scan stage: registers of their
+        # own (the fast build), each next to the logic it holds, updated like ``active`` below.
+        gen_active = self._flag_copy("syn_gen_active", active)
+        scan_active = self._flag_copy("syn_scan_active", active)
         # Row generator ------------------------------------------------------------------
         t = Signal(len(desc.T))
         oy = Signal(len(desc.Ho))
@@ -751,7 +755,7 @@ class Engine(wiring.Component):
             # a loop of one iteration), the stepping level moves on (its end flag is its
             # last-but-one flag), the levels above keep theirs.
             counter, lim = nexts[j]
-            restart = ~active | (can_issue & cum[j])
+            restart = ~gen_active | (can_issue & cum[j])
             stepping = can_issue & ~cum[j] & (True if j == 0 else cum[j - 1])
             m.d.comb += nl[j].eq(Mux(restart, zs[j], Mux(stepping, pen[j], lasts[j])))
             with m.If(restart):
@@ -764,7 +768,7 @@ class Engine(wiring.Component):
         # registered flags (an AND-OR, not a priority chain of multiplexers); its enable is
         # "inactive, or a level at or above its own steps". While inactive it holds its start
         # value (descriptor and pass constants are valid from the START cycle on).
-        init = ~active
+        init = ~gen_active
         c0 = ~last_kx                # the level that steps when the generator advances
         c1 = cum[0] & ~last_ky
         c2 = cum[1] & ~last_tr
@@ -913,7 +917,7 @@ class Engine(wiring.Component):
                 m.d.sync += [pending.eq(rest), rest.eq(rest & (rest - 1)), single.eq(~_popcount_flags(rest)[0])]
         with m.If(row_done):
             m.d.sync += e1_on.eq(0)
-        m.d.comb += pop.eq((~e1_on | row_done) & active & (count > 0))
+        m.d.comb += pop.eq((~e1_on | row_done) & scan_active & (count > 0))
         with m.If(pop):
             m.d.sync += [single.eq(Array(fifo_single)[rd_ptr]), pending.eq(Array(fifo_bits)[rd_ptr]),
                          e1_va.eq(Array(fifo_va)[rd_ptr]),
@@ -1267,8 +1271,9 @@ class Engine(wiring.Component):
         with m.If(start):
             m.d.sync += [active.eq(1), gen_on.eq(1)]
         with m.If(~active):
-            m.d.sync += [dst_ptr.eq(desc.dst_base), e1_on.eq(0), count.eq(0), credits.eq(0), bank.eq(0),
-                         wr_ptr.eq(0), rd_ptr.eq(0)]
+            m.d.sync += [dst_ptr.eq(desc.dst_base), bank.eq(0)]
+        with m.If(~scan_active):
+            m.d.sync += [e1_on.eq(0), count.eq(0), credits.eq(0), wr_ptr.eq(0), rd_ptr.eq(0)]
         # Done two cycles before the pass's last write (the drain's last word), so that the
         # next descriptor load overlaps it: the descriptor changes at the end of the second
         # cycle after done, and the next pass reads memory from the fourth. Predicted a cycle
@@ -1281,6 +1286,9 @@ class Engine(wiring.Component):
         m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & (dr_left == 2)), fin.eq(done_r)]
         with m.If(fin):
             m.d.sync += active.eq(0)
+        for copy in (gen_active, scan_active):
+            if copy is not active:
+                m.d.sync += copy.eq((copy | start) & ~fin)
         m.d.comb += done.eq(done_r)
         self._syn_im_addr = syn_im_addr
         self._syn_active = active
@@ -1317,6 +1325,15 @@ class Engine(wiring.Component):
         exprs = expr if isinstance(expr, list) else [expr] * len(regs)
         m.d.sync += [r.eq(e) for r, e in zip(regs, exprs, strict=True)]
         m.d.comb += [a.eq(r) for a, r in zip(addrs, regs, strict=True)]
+
+    def _flag_copy(self, name, flag):
+        """In the fast build, a register of its own to be updated exactly like the 1-bit
+        ``flag`` (the caller assigns it the same next value, computed from itself): a
+        high-fanout control flag held next to each block of logic it controls, kept apart by
+        synthesis. Otherwise ``flag`` itself."""
+        if not self._spread_on:
+            return flag
+        return Signal(name=f"{name}{COPY_MARK}")
 
     def _copies(self, m, name, expr, shape, en=None):
         """Per-lane views of a register that takes ``expr`` (when ``en``)."""
@@ -1446,6 +1463,10 @@ class Engine(wiring.Component):
         active = Signal()
         active_next = Signal()   # ``start`` sets ``active``, the pass's done clears it
         m.d.sync += active.eq(active_next)
+        # ``active`` for the loop state and for the EW/SYN selects of the memory addresses:
+        # registers of their own (the fast build), updated like ``active``.
+        loop_active = self._flag_copy("ew_loop_active", active)
+        sel_active = self._flag_copy("ew_sel_active", active)
         run = Signal()
         tile = Signal(len(desc.tiles))
         n = Signal(len(desc.N))
@@ -1463,8 +1484,8 @@ class Engine(wiring.Component):
             "ez_n", "ez_t", "ez_tile", "eo_n", "eo_t", "eo_tile"))
         last_n, last_t, last_tile, pen_n, pen_t, pen_tile = (
             Signal(name=f"ew_{k}") for k in ("last_n", "last_t", "last_tile", "pen_n", "pen_t", "pen_tile"))
-        issue = active & run
-        init = ~active
+        issue = loop_active & run
+        init = ~loop_active
         i_last = Mux(f_red, last_n, last_t)   # inner loop: t (EW), n (RED)
         m_last = Mux(f_red, last_t, last_n)   # middle loop: n (EW), t (RED)
         s_in = issue & ~i_last
@@ -1534,17 +1555,17 @@ class Engine(wiring.Component):
             assert EW_ADDR_REGS[False] == 1
             self._addr_regs(m, "ew_c_adr_l", cm_r.addrs, c_adr)
             self._addr_regs(m, "ew_b_int_l", im_b.addrs, b_int)
-            self._addr_regs(m, "im_ra", im_a.addrs, Mux(active, a_int, self._syn_im_addr))
+            self._addr_regs(m, "im_ra", im_a.addrs, Mux(sel_active, a_int, self._syn_im_addr))
             # The EW/SYN select sits before the registers, so a bank's address pins see a
             # register alone. Port B holds the SYN V row between issues (it is read only for
             # the event issued last).
             aw = len(banks[0][1].addr)
             ew_ra, ew_rb = Signal(aw, name="ew_spk_ra"), Signal(aw, name="ew_spk_rb")
             m.d.sync += [ew_ra.eq(desc.a_base + si_next), ew_rb.eq(desc.b_base + bi_next)]
-            ra_l = self._copies(m, "bank_ra", Mux(active, ew_ra, self._syn_ra), aw)
+            ra_l = self._copies(m, "bank_ra", Mux(sel_active, ew_ra, self._syn_ra), aw)
             rb_regs, rb_l = self._copy_regs("bank_rb", aw)
             syn_va, syn_issue = self._syn_rb
-            with m.If(active):
+            with m.If(sel_active):
                 m.d.sync += [r.eq(ew_rb) for r in rb_regs]
             with m.Elif(syn_issue):
                 m.d.sync += [r.eq(syn_va) for r in rb_regs]
@@ -1807,6 +1828,9 @@ class Engine(wiring.Component):
         late, early = ctl_at(write_cycle - 1), ctl_at(write_cycle - 3)
         m.d.sync += done_r.eq(Mux(desc.last_pass, late.valid & late.last, early.valid & early.last))
         m.d.comb += [active_next.eq(start | (active & ~done_r)), done.eq(done_r)]
+        for copy in (loop_active, sel_active):
+            if copy is not active:
+                m.d.sync += copy.eq(start | (copy & ~done_r))
         # While inactive the loop state holds its start values: ``start`` only sets ``active``.
-        with m.If(~active):
+        with m.If(~loop_active):
             m.d.sync += run.eq(1)
