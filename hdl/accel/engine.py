@@ -16,8 +16,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...graph import bits_for_range
-from .execute import (ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, SYN_ISSUE_REGS,
-                      SYN_READ_REGS)
+from .execute import (ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, SYN_FETCH_REGS,
+                      SYN_ISSUE_REGS, SYN_READ_REGS)
 from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
 from .product import DSP_OPERAND_BITS, RegisteredProduct
 from .product import LATENCY as PRODUCT_LATENCY
@@ -80,8 +80,9 @@ def _lsb_groups(bits):
 
 
 def _lsb_index(nodes):
-    """Index of the lowest set bit (0 when none) from :func:`_lsb_groups`: a tree of 4-way
-    priority selections, log4(width) levels of a few LUTs each, with no carry chain."""
+    """Index of the lowest set bit from :func:`_lsb_groups` (any value when no bit is set: the
+    engine reads it for an event only): a tree of 4-way priority selections, log4(width)
+    levels of a few LUTs each, with no carry chain."""
     return _lsb_reduce(nodes)[0][1]
 
 
@@ -100,6 +101,33 @@ def _lsb_reduce(nodes, levels=None):
             nxt.append((a0 | a1 | a2 | a3, Cat(low, high)))
         nodes = nxt
     return nodes
+
+
+def _lsb_partials(bits):
+    """First half of the lowest-bit split of ``bits`` (:func:`_lsb_combine`), per group of 4
+    bits: for each bit the OR of the bits below it in its group; whether any bit of the group
+    is set; whether at least two are."""
+    low, anys, twos = [], [], []
+    for g in range(0, len(bits), 4):
+        grp = [bits[i] for i in range(g, min(g + 4, len(bits)))]
+        for k in range(len(grp)):
+            low.append(Cat(*grp[:k]).any() if k else Const(0, 1))
+        anys.append(Cat(*grp).any())
+        twos.append(_popcount_flags(Cat(*grp))[0] if len(grp) > 1 else Const(0, 1))
+    return Cat(*low), Cat(*anys), Cat(*twos)
+
+
+def _lsb_combine(bits, low, anys, twos):
+    """Second half: (``bits`` less its lowest set bit, at least two bits set) from
+    :func:`_lsb_partials`' values: a bit stays when a lower bit of its group or any lower
+    group is set."""
+    rest = []
+    for i in range(len(bits)):
+        g = i // 4
+        below = Cat(low[i], *(anys[h] for h in range(g))).any()
+        rest.append(bits[i] & below)
+    two = twos.any() | _popcount_flags(anys)[0] if len(anys) > 1 else twos.any()
+    return Cat(*rest), two
 
 
 def _popcount_flags(bits):
@@ -702,13 +730,14 @@ class Engine(wiring.Component):
         # Last in-grid tap of the position (only read for in-grid taps).
         row_last = last_tr & (last_ky | (y == hi1)) & (last_kx | (x == wi1))
 
-        # FIFO of fetched rows and the reads in flight: 4 credits cover the round trip (issue,
-        # read, fetch register, FIFO, pop seen a cycle later), so the generator never waits
-        # for the scan stage's decision of the same cycle. The fast build reads two cycles
-        # after the issue (SYN_READ_REGS: the row address is registered next to the generator
-        # before its copies per lane group): 6 credits. The compact build has no fetch
-        # register (the row goes from the block RAM output into the FIFO): 3 credits.
-        NF = 3 if self.compact else 4 + SYN_READ_REGS
+        # FIFO of fetched rows and the reads in flight: the credits cover the round trip (issue,
+        # read, fetch registers, FIFO, pop seen a cycle later), so the generator never waits
+        # for the scan stage's decision of the same cycle. The compact build reads in the
+        # tap's cycle and has no fetch register (the row goes from the block RAM output into
+        # the FIFO): 3 credits. The fast build reads two cycles after the tap (SYN_READ_REGS:
+        # the row address is registered next to the generator before its copies per lane
+        # group) and registers the row twice (SYN_FETCH_REGS): 7 credits.
+        NF = 3 + SYN_FETCH_REGS[self.compact] + (0 if self.compact else SYN_READ_REGS)
         fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
         fifo_va = [Signal(va_w, name=f"fifo_va{i}") for i in range(NF)]
         fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
@@ -853,22 +882,33 @@ class Engine(wiring.Component):
             m.d.comb += row_i[(c << self.pbi):(c << self.pbi) + self.pixel_bits].eq(
                 img_r.data[c * self.pixel_bits:(c + 1) * self.pixel_bits])
         fetched = Mux(desc.src_img, row_i, row_s)
-        # The fetched row is registered (the block RAM output multiplexers end there), then
-        # pushed into the FIFO with the row less its lowest set bit and an 'at most one set
-        # bit' flag, so that the scan stage never waits on a carry chain or a count tree. The
-        # compact build pushes the block RAM output itself, with the flag but not the rest.
+        # The row is pushed into the FIFO with the row less its lowest set bit and an 'at most
+        # one set bit' flag, so that the scan stage never waits on a carry chain or a count
+        # tree. The compact build pushes the block RAM output itself, with the flag but not
+        # the rest. The fast build registers the fetched row twice (SYN_FETCH_REGS): first
+        # next to the memories that hold its bits (the block RAM output multiplexers end
+        # there), then with the first half of the rest and the flag (per 4 bits: the OR of the
+        # bits below each bit, whether any and whether two are set), so that each half is a
+        # few LUT levels.
         if self.compact:
+            assert SYN_FETCH_REGS[True] == 0
             f_valid, f_bits, f_va, f_wb, f_last = infl, fetched, infl_va, infl_wb, infl_last
+            fetching = []
+            fetched_single = ~_popcount_flags(f_bits)[0]
+            fetched_rest = Const(0, 0)
         else:
-            f_valid = Signal()
-            f_bits = Signal(Rw)
-            f_va = Signal(va_w)
-            f_wb = Signal(ww)
-            f_last = Signal()
-            m.d.sync += [f_valid.eq(rd_on), f_bits.eq(fetched), f_va.eq(rd_va), f_wb.eq(rd_wb),
-                         f_last.eq(rd_last)]
-        fetched_single = ~_popcount_flags(f_bits)[0]
-        fetched_rest = Const(0, 0) if self.compact else f_bits & (f_bits - 1)
+            assert SYN_FETCH_REGS[False] == 2
+            f0 = (Signal(name="f0_valid"), Signal(Rw, name="f0_bits"), Signal(va_w, name="f0_va"),
+                  Signal(ww, name="f0_wb"), Signal(name="f0_last"))
+            m.d.sync += [r.eq(v) for r, v in zip(f0, (rd_on, fetched, rd_va, rd_wb, rd_last), strict=True)]
+            f_valid, f_bits, f_va, f_wb, f_last = (Signal.like(r, name=r.name.replace("f0", "f1")) for r in f0)
+            m.d.sync += [r.eq(v) for r, v in zip((f_valid, f_bits, f_va, f_wb, f_last), f0, strict=True)]
+            fetching = [f0[0]]
+            low, anys, twos = _lsb_partials(f0[1])
+            f1_low, f1_any, f1_two = Signal(len(low)), Signal(len(anys)), Signal(len(twos))
+            m.d.sync += [f1_low.eq(low), f1_any.eq(anys), f1_two.eq(twos)]
+            fetched_rest, two = _lsb_combine(f_bits, f1_low, f1_any, f1_two)
+            fetched_single = ~two
 
         # Push the fetched row (circular buffer: a pop moves a pointer, not the rows).
         push = f_valid
@@ -1280,8 +1320,8 @@ class Engine(wiring.Component):
         # ahead and registered: the front of the pipeline is empty and the drain (the last
         # one: nothing is left to issue) is one cycle before its last read. ``active`` stays
         # on for that last read's write.
-        front_empty = (~gen_on & ~infl & ~rd_on & ~f_valid & (count == 0) & ~e1_on & decode_empty
-                       & ~e_valid)
+        front_empty = (~gen_on & ~infl & ~rd_on & ~Cat(*fetching, f_valid).any() & (count == 0) & ~e1_on
+                       & decode_empty & ~e_valid)
         done_r = Signal()
         m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & (dr_left == 2)), fin.eq(done_r)]
         with m.If(fin):

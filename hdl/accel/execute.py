@@ -16,7 +16,7 @@ from .program import EW, RED, SYN
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
            "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "SYN_READ_REGS",
-           "SYN_ISSUE_REGS", "ew_write_cycle"]
+           "SYN_FETCH_REGS", "SYN_ISSUE_REGS", "ew_write_cycle"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
@@ -47,6 +47,13 @@ ACC_WRITE_REGS = {False: 1, True: 0}
 SYN_READ_REGS = 2
 
 
+#: Registers between the spike row's read and the SYN row FIFO: the fast build registers the
+#: row twice (once next to the lane groups' memories that hold its bits, again next to the
+#: FIFO, whose 'at most one set bit' flag and row-less-its-lowest-bit carry chain read all of
+#: them); the compact build pushes the memory output itself. A cycle of pipeline fill each.
+SYN_FETCH_REGS = {False: 2, True: 0}
+
+
 #: Stage X between the SYN issue stage and its memory reads (the fast build): the address
 #: copies per lane group take the issue stage's registers, so the reads happen a cycle after
 #: the issue. The drain waits one more cycle for the last write.
@@ -65,8 +72,8 @@ TIMING = dict(
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
     syn_drain=2 + ACC_WRITE_REGS[False] + SYN_ISSUE_REGS[False],  # a drain blocks the next
                         # position end for this many cycles + accumulator words
-    syn_drain_tail=8 + SYN_READ_REGS,  # pipeline fill (read, fetch, FIFO, scan, 3 decode
-                                       # stages) and flush
+    syn_drain_tail=7 + SYN_READ_REGS + SYN_FETCH_REGS[False],  # pipeline fill (read, fetch,
+                        # FIFO, scan, 3 decode stages) and flush
     ew_latency=ew_write_cycle(False) - 2,  # EW/RED: pipeline depth less the 2 overlapped cycles,
                                            # paid once per pass (tiles follow without a gap)
     last_flush=2,       # passes end 2 cycles before their last write, except the last pass
@@ -76,7 +83,7 @@ TIMING = dict(
 
 #: The compact build (``Program.compact``, small devices): the same rules with a shorter EW
 #: pipeline (EW_REGISTERED) and no fetch register in front of the SYN row FIFO.
-TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=7,
+TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=7 + SYN_FETCH_REGS[True],
                       syn_drain=2 + ACC_WRITE_REGS[True] + SYN_ISSUE_REGS[True])
 
 
