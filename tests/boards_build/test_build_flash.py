@@ -225,10 +225,13 @@ def test_board_top_plan_has_pll_pins_and_clock(board, clock, cell, constraint):
     assert top.divisor == round(clock * 1e6 / 115200)
 
 
-def _fake_tools(fmax):
-    """A stand-in for the tool runs: writes what Yosys, nextpnr and ecppack would."""
+def _fake_tools(fmax, commands=None):
+    """A stand-in for the tool runs: writes what Yosys, nextpnr and ecppack would (and appends
+    each command line to ``commands``)."""
     def run_stage(stage, cmd, cwd, env, progress, timeout, log_name):
         cwd = Path(cwd)
+        if commands is not None:
+            commands.append(list(cmd))
         if "Yosys" in stage:
             (cwd / "top_rtl.v").write_text("module top(); endmodule\n")
             (cwd / "top.json").write_text(json.dumps({"modules": {"top": {"ports": {}, "cells": {}}}}))
@@ -248,7 +251,8 @@ def _fake_tools(fmax):
 def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkeypatch, fmax):
     import spikeforge.boards.build as build
 
-    monkeypatch.setattr(build, "_run_stage", _fake_tools(fmax))
+    commands = []
+    monkeypatch.setattr(build, "_run_stage", _fake_tools(fmax, commands))
     model_path = tmp_path / "m.sfm"
     save_model(random_model(1, channels=4, heads=1), model_path)
     out = tmp_path / "out"
@@ -261,6 +265,10 @@ def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkey
     cap = capsys.readouterr()
     report = json.loads((out / "build_report.json").read_text())
     assert report["fmax_mhz"] == fmax
+    # ECP5: router2 with its timing-driven rip-up, a fixed seed, timing failures left to the flow
+    pnr = [c for c in commands if "nextpnr" in Path(c[0]).name]
+    assert len(pnr) == 1 and {"--tmg-ripup", "--timing-allow-fail"} <= set(pnr[0])
+    assert pnr[0][pnr[0].index("--router") + 1] == "router2" and pnr[0][pnr[0].index("--seed") + 1] == "1"
     assert report["resources"]["lut"] == {"used": 1100, "available": 83640}   # LUT4 + 2 x CCU2C
     assert report["resources"]["bram"]["used"] == 12 and report["resources"]["dsp"]["used"] == 4
     if fmax < 25:
