@@ -225,6 +225,19 @@ def test_board_top_plan_has_pll_pins_and_clock(board, clock, cell, constraint):
     assert top.divisor == round(clock * 1e6 / 115200)
 
 
+def test_aim_past_clock_raises_every_frequency_and_needs_one():
+    from spikeforge.boards.build import BuildError, aim_past_clock
+
+    lpf = ('LOCATE COMP "x" SITE "A1";\nFREQUENCY NET "a.clk" 100000000.0 HZ;\n'
+           'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ;\n')
+    out = aim_past_clock(lpf, 0.04)
+    assert out.splitlines() == ['LOCATE COMP "x" SITE "A1";', 'FREQUENCY NET "a.clk" 104000000.0 HZ;',
+                                'FREQUENCY PORT "clk25_0__io" 26000000.0 HZ;']
+    assert aim_past_clock(lpf, 0) == lpf
+    with pytest.raises(BuildError, match="no FREQUENCY line"):
+        aim_past_clock('LOCATE COMP "x" SITE "A1";\n', 0.04)
+
+
 def _fake_tools(fmax, commands=None):
     """A stand-in for the tool runs: writes what Yosys, nextpnr and ecppack would (and appends
     each command line to ``commands``)."""
@@ -247,7 +260,7 @@ def _fake_tools(fmax, commands=None):
     return run_stage
 
 
-@pytest.mark.parametrize("fmax", [20.0, 40.0])
+@pytest.mark.parametrize("fmax", [20.0, 25.5, 40.0])
 def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkeypatch, fmax):
     import spikeforge.boards.build as build
 
@@ -269,6 +282,11 @@ def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkey
     pnr = [c for c in commands if "nextpnr" in Path(c[0]).name]
     assert len(pnr) == 1 and {"--tmg-ripup", "--timing-allow-fail"} <= set(pnr[0])
     assert pnr[0][pnr[0].index("--router") + 1] == "router2" and pnr[0][pnr[0].index("--seed") + 1] == "1"
+    # nextpnr aims 4 % past the 25 MHz clock (the oscillator's constraint, which a PLL would
+    # carry to its output); fmax is judged against 25 MHz (25.5 meets it)
+    lpf = (out / "build" / "top.lpf").read_text()
+    assert 'FREQUENCY PORT "clk25_0__io" 26000000.0 HZ;' in lpf and "25000000" not in lpf
+    assert report["pnr_target_mhz"] == pytest.approx(26.0)
     assert report["resources"]["lut"] == {"used": 1100, "available": 83640}   # LUT4 + 2 x CCU2C
     assert report["resources"]["bram"]["used"] == 12 and report["resources"]["dsp"]["used"] == 4
     if fmax < 25:
@@ -280,6 +298,7 @@ def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkey
     else:
         assert code == 0 and stale.read_bytes() == b"bits"
         assert report["timing_met"] and "timing met" in cap.out
+        assert "(oscillator, place and route aimed at 26 MHz); fmax" in cap.out
         assert report["images_per_second"]["compute"] == pytest.approx(25e6 / report["cycles_per_image"]["mean"])
 
 
