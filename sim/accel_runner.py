@@ -66,12 +66,13 @@ def model_digest(model):
 
 
 def _sources_digest():
-    """The generator's sources (``hdl/accel``): a change to any of them means new Verilog."""
+    """The generator's sources (``hdl/accel``) and the simulator flags (``sim/runners.py``): a
+    change to any of them means a new simulator build."""
     from ..hdl import accel as accel_pkg
 
     h = hashlib.sha256()
     accel = Path(accel_pkg.__file__).resolve().parent
-    for path in sorted(accel.glob("*.py")):
+    for path in [*sorted(accel.glob("*.py")), Path(__file__).resolve().with_name("runners.py")]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()

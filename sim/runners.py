@@ -138,9 +138,9 @@ def _icarus_env():
     missing = [tool for tool in ("iverilog", "vvp") if shutil.which(tool) is None]
     if missing:
         raise SimulatorNotFound(
-            f"simulator 'icarus' not installed: {', '.join(missing)} not found on PATH "
-            f"({os.environ.get('PATH', '')!r}); Icarus Verilog has no PyPI wheel, install the "
-            "system package (Debian/Ubuntu: `apt-get install iverilog`) or use simulator='verilator'"
+            f"simulator 'icarus' not installed: {' and '.join(missing)} not found on PATH; Icarus "
+            "Verilog has no PyPI wheel: install the system package (Debian/Ubuntu: "
+            "`apt-get install iverilog`), or use Verilator (--simulator verilator)"
         )
     return {}
 
@@ -314,6 +314,12 @@ def run_cocotb(
     args = list(build_args)
     if simulator == "verilator":
         args = ["-Wno-fatal", *args]
+    elif simulator == "icarus" and not any(str(a).startswith("-g2") for a in args):
+        # Amaranth's Verilog is Verilog-2005: Yosys starts every ``always @*`` block at time 0
+        # through a ``reg ... = 0`` trigger, an event in Verilog-2005 but none under the
+        # SystemVerilog rules of cocotb's default ``-g2012``, where combinational outputs of
+        # registers that keep their initial value (a ready flag in state 0) stay X.
+        args = ["-g2005", *args]
     runner = _timed_runner(simulator, timeout)
     result = CocotbResult(simulator=simulator, toplevel=toplevel, build_dir=run_dir)
     extra_env = {PARAMS_ENV: json.dumps(params, default=str)}
