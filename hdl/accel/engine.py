@@ -438,7 +438,16 @@ class Engine(wiring.Component):
         super().__init__(members)
 
     # --- hardware -----------------------------------------------------------------------
+    # Set by one elaboration for the next stage or for the simulation harness to read; each
+    # elaboration starts without them, so a second elaboration builds the same, complete design
+    # (not one that reuses the first elaboration's signals, driven only in the first module).
+    _ELABORATION_STATE = ("_spread_cache", "_pc_onehot", "_pc", "_syn_ra", "_syn_rb", "_drain_write",
+                          "_syn_im_addr", "_syn_active", "debug_smem", "debug_pc", "debug_events")
+
     def elaborate(self, platform):
+        for name in self._ELABORATION_STATE:
+            self.__dict__.pop(name, None)
+        self.debug_collided = []
         m = Module()
         prog = self.prog
         P = prog.lanes

@@ -9,17 +9,19 @@ __all__ = ["simulate_engine"]
 
 
 def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=None, poison_collisions=True,
-                    stats=None):
+                    stats=None, engine=None):
     """Simulate ``Engine(program)`` on ``images [B, H, W, C]``.
 
     ``poison_collisions``: memory reads that collided with a write return inverted data (the
     block RAMs' data is undefined then; see :class:`.engine.Engine`). ``stats`` (a dict) gets
     ``collided_reads``: reads that collided (and were poisoned), over all images.
 
+    ``engine``: simulate this :class:`.engine.Engine` of ``program`` instead of a new one.
+
     Returns ``(logits [B, K], classes [B], cycles [B], events [B])``. With the SPRAM mapping
     the weights are loaded through the ``weights`` stream first (``dump`` needs block RAM).
     """
-    dut = Engine(program, poison_collisions=poison_collisions)
+    dut = Engine(program, poison_collisions=poison_collisions) if engine is None else engine
     images = np.asarray(images, np.int64)
     K = program.classes
     out = {"logits": [], "classes": [], "cycles": [], "events": []}
