@@ -49,3 +49,10 @@ def load_digits_split(split="test"):
     if split == "test":
         return xte, yte
     raise ValueError(f"split is {split!r}; allowed: 'train', 'test'")
+
+
+# The registry of all datasets (this module keeps the digits it always had): see spikeforge.datasets.
+from .datasets import (Dataset, DatasetError, dataset_names, dataset_spec,  # noqa: E402
+                       load_dataset)
+
+__all__ += ["Dataset", "DatasetError", "dataset_names", "dataset_spec", "load_dataset"]
