@@ -144,6 +144,7 @@ def test_mnist_reads_gzipped_idx_files(tmp_path):
     write_idx_split(tmp_path / "mnist", "t10k", xte, yte)
     ds = load_dataset("mnist", "train", data_root=tmp_path)
     assert ds.images.shape == (7, 28, 28, 1) and ds.images.dtype == np.uint8 and ds.max_value == 255
+    assert ds.images.flags.writeable          # torch.from_numpy warns on read-only arrays
     np.testing.assert_array_equal(ds.images[..., 0], xtr)
     np.testing.assert_array_equal(ds.labels, ytr)
     test = load_dataset("mnist", "test", data_root=tmp_path, max_value=15, limit=2)

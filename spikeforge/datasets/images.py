@@ -60,7 +60,7 @@ def read_idx(path):
     if len(raw) != expected:
         raise DatasetError(f"{path}: {len(raw)} bytes, but its header {list(dims)} of {dtype.name} "
                            f"needs {expected}; truncated or not an IDX file")
-    return np.frombuffer(raw, dtype=dtype, offset=head).reshape(dims)
+    return np.frombuffer(bytearray(raw), dtype=dtype, offset=head).reshape(dims)   # writable, like the rest
 
 
 def read_idx_pair(images_path, labels_path, height=28, width=28, classes=10):
