@@ -151,6 +151,8 @@ def test_mnist_reads_gzipped_idx_files(tmp_path):
     np.testing.assert_array_equal(test.images[..., 0], (xte[:2].astype(int) * 15 + 127) // 255)
     np.testing.assert_array_equal(test.labels, yte[:2])
     assert test.params == {"name": "mnist", "split": "test", "max_value": 15, "limit": 2}
+    assert test.metadata == {"dataset": "mnist", "max_value": 15, "quantization": test.quantization,
+                             "source": test.source, "licence": test.licence}
     assert "CC BY-SA" in test.licence
 
 
@@ -293,6 +295,8 @@ def test_nmnist_frames_follow_file_numbers_and_bins(tmp_path):
     (train / "3" / "00001.bin").write_bytes(nmnist_event(33, 33, 0, 1000))
     ds = load_dataset("nmnist", "train", data_root=tmp_path, time_steps=4, max_value=2)
     assert ds.images.shape == (2, 4, 34, 34, 2) and ds.time_steps == 4 and ds.shape == (34, 34, 2)
+    assert {k: ds.metadata[k] for k in ("dataset", "time_steps", "max_value", "downsample")} == \
+        {"dataset": "nmnist", "time_steps": 4, "max_value": 2, "downsample": 1}
     np.testing.assert_array_equal(ds.labels, [7, 3])
     f = ds.images[0].astype(int)
     assert f[0, 0, 0, 1] == 2                  # 3 ON events at (0, 0) in bin 0, clipped to 2

@@ -57,6 +57,13 @@ class Dataset:
     def __len__(self):
         return len(self.labels)
 
+    @property
+    def metadata(self):
+        """What a model trained on this data should record: dataset, input quantization, provenance."""
+        settings = {k: v for k, v in self.params.items() if k not in ("split", "limit")}
+        return {"dataset": self.name, **{k: v for k, v in settings.items() if k != "name"},
+                "quantization": self.quantization, "source": self.source, "licence": self.licence}
+
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
