@@ -481,6 +481,9 @@ def tar_gz(members):
             if payload is None:
                 info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
                 t.addfile(info)
+            elif payload == "dir":
+                info.type = tarfile.DIRTYPE
+                t.addfile(info)
             else:
                 info.size = len(payload)
                 t.addfile(info, io.BytesIO(payload))
@@ -489,7 +492,8 @@ def tar_gz(members):
 
 def test_cifar10_download_unpacks_the_binary_archive(tmp_path, monkeypatch):
     x, y = cifar_images(2, 4), np.array([2, 5])
-    members = [("cifar-10-batches-bin/test_batch.bin", b"".join(cifar_record(int(b), a) for a, b in zip(x, y))),
+    members = [("cifar-10-batches-bin", "dir"), ("cifar-10-batches-bin/sub", "dir"),
+               ("cifar-10-batches-bin/test_batch.bin", b"".join(cifar_record(int(b), a) for a, b in zip(x, y))),
                ("cifar-10-batches-bin/batches.meta.txt", b"airplane\n")]
     server = tmp_path / "server"
     server.mkdir()
@@ -509,6 +513,15 @@ def test_cifar10_download_unpacks_the_binary_archive(tmp_path, monkeypatch):
         load_dataset("cifar10", "test", data_root=tmp_path / "root2", download=True)
     assert_one_line(e, "not a regular file")
     assert not (tmp_path / "root2" / "cifar-10-batches-bin").exists()
+
+    escape = tar_gz([("cifar-10-batches-bin/../../evil.bin", b"x")])        # a path leaving the folder
+    (server / "cifar-10-binary.tar.gz").write_bytes(escape)
+    monkeypatch.setitem(res, "cifar10", {"urls": [server.as_uri() + "/"],
+                                         "files": {"cifar-10-binary.tar.gz": md5(escape)}})
+    with pytest.raises(DatasetError) as e:
+        load_dataset("cifar10", "test", data_root=tmp_path / "root3", download=True)
+    assert_one_line(e, "unsafe path")
+    assert not (tmp_path / "evil.bin").exists() and not (tmp_path / "root3" / "cifar-10-batches-bin").exists()
 
 
 def test_nmnist_download_unpacks_the_zip(tmp_path, monkeypatch):

@@ -101,15 +101,19 @@ def fetch(urls, dest, md5, what):
 
 
 def _members(archive):
-    """(name, is_regular_file, open()) for each member of a .tar.gz or .zip ``archive``."""
+    """(name, kind, open()) for each member of a .tar.gz or .zip ``archive``; kind: file, dir or other."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             for info in z.infolist():
-                yield info.filename, not info.is_dir(), lambda info=info: z.open(info)
+                # A zip entry made from a symbolic link carries S_IFLNK in its Unix mode bits.
+                link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                kind = "dir" if info.is_dir() else "other" if link else "file"
+                yield info.filename, kind, lambda info=info: z.open(info)
     else:
         with tarfile.open(archive, "r:*") as t:
             for m in t:
-                yield m.name, m.isfile(), lambda m=m: t.extractfile(m)
+                kind = "file" if m.isfile() else "dir" if m.isdir() else "other"
+                yield m.name, kind, lambda m=m: t.extractfile(m)
 
 
 def extract(archive, dest_dir, top, what):
@@ -125,13 +129,11 @@ def extract(archive, dest_dir, top, what):
     tmp = Path(tempfile.mkdtemp(prefix=f".{top}.", dir=dest_dir))
     found = 0
     try:
-        for name, regular, open_member in _members(archive):
+        for name, kind, open_member in _members(archive):
             parts = PurePosixPath(name).parts
-            if not parts or parts[0] != top or len(parts) == 1:
+            if not parts or parts[0] != top or len(parts) == 1 or kind == "dir":
                 continue
-            if not regular:
-                if name.endswith("/"):
-                    continue
+            if kind != "file":
                 raise DatasetError(f"{what}: {archive} holds {name!r}, which is not a regular file; refused")
             if any(p in ("..", "") for p in parts) or PurePosixPath(name).is_absolute():
                 raise DatasetError(f"{what}: {archive} holds the unsafe path {name!r}; refused")
