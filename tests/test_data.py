@@ -15,6 +15,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import spikeforge.datasets as registry
 from spikeforge import data
@@ -306,6 +308,24 @@ def test_nmnist_frames_follow_file_numbers_and_bins(tmp_path):
     pooled = load_dataset("nmnist", "train", data_root=tmp_path, time_steps=1, downsample=2, limit=1)
     assert pooled.images.shape == (1, 1, 17, 17, 2)
     assert pooled.images[0, 0, 0, 0, 1] == 3 and pooled.images[0, 0, 3, 2, 0] == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), st.integers(0, 5), st.integers(0, 1), st.integers(0, 500)),
+                max_size=40),
+       st.integers(1, 6), st.integers(1, 4), st.sampled_from([1, 2]), st.booleans())
+def test_event_binning_matches_a_plain_loop(events, steps, max_value, f, window):
+    """events_to_frames against the rule of docs/datasets.md written as a loop over events."""
+    x, y, p, t = (np.array([e[i] for e in events], np.int64) for i in range(4))
+    t0, t1 = (100, 400) if window else ((int(t.min()), int(t.max()) + 1) if events else (0, 1))
+    expected = np.zeros((steps, 6 // f, 8 // f, 2), np.int64)
+    for xi, yi, pi, ti in events:
+        if t0 <= ti < t1:
+            expected[(ti - t0) * steps // (t1 - t0), yi // f, xi // f, pi] += 1
+    got = ev.events_to_frames(x, y, p, t, height=6, width=8, time_steps=steps, max_value=max_value,
+                              downsample=f, **({"t_start": 100, "t_stop": 400} if window else {}))
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, np.minimum(expected, max_value))
 
 
 def test_nmnist_refuses_events_off_the_sensor(tmp_path):
