@@ -13,14 +13,12 @@ from torch import nn
 
 from .. import data
 from ..sim.model import run_model
-from .config import ModelConfig
+from .config import DEFAULT_EPOCHS, DEFAULT_SEED, ModelConfig
 from .export import export_model
 from .network import SpikeTransformer
 
 __all__ = ["TrainResult", "train", "float_accuracy", "DEFAULT_SEED", "DEFAULT_EPOCHS"]
 
-DEFAULT_SEED = 2
-DEFAULT_EPOCHS = 60
 
 
 @dataclasses.dataclass
