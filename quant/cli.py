@@ -18,13 +18,14 @@ import json
 import sys
 
 from ..options import Number
+from .config import ALIASES as CONFIG_ALIASES
 from .config import TRAINING_DEFAULTS, TRAINING_KEYS, ModelConfig, allowed_text, config_schema, \
     effective_config, read_config_file
 
 __all__ = ["add_train_arguments", "run_train", "config_from_args", "training_from_args", "option_name"]
 
 #: older spellings kept as aliases of a key's option
-ALIASES = {"weight_bits": ["--bits"]}
+ALIASES = {key: ["--" + n.replace("_", "-") for n in names] for key, names in CONFIG_ALIASES.items()}
 
 
 def option_name(key):

@@ -31,6 +31,8 @@ DEFAULT_EPOCHS = 60
 TRAINING_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "seed": DEFAULT_SEED, "batch_size": 64, "lr": 5e-3}
 TRAINING_KEYS = tuple(TRAINING_DEFAULTS)
 SCHEMA_PATH = pathlib.Path(__file__).parent / "configs" / "train.schema.json"
+#: older names of a key, kept as option aliases (``--bits``) and suggested for unknown keys
+ALIASES = {"weight_bits": ("bits",)}
 
 WEIGHT_BITS = (2, 4, 8)
 ATTENTIONS = ("mask", "linear", "qsd")
@@ -246,7 +248,8 @@ def _unknown_key_message(source, unknown):
     known = list(config_schema()["properties"])
     parts = []
     for key in unknown:
-        guess = difflib.get_close_matches(str(key).replace("-", "_"), known, 1, 0.6)
+        alias = [k for k, names in ALIASES.items() if str(key).replace("-", "_") in names]
+        guess = alias or difflib.get_close_matches(str(key).replace("-", "_"), known, 1, 0.5)
         parts.append(f"{key!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
     return (f"{source}: unknown configuration key{'s' if len(unknown) > 1 else ''} {', '.join(parts)}; allowed: "
             f"{', '.join(known)} (docs/training.md)")
