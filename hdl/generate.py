@@ -92,8 +92,8 @@ PARAMS = {
         "seed": (0, "an integer >= 0 (the random weights)"),
     },
     "conv_window_scan": {
-        "height": (8, "an integer 1..4096"), "width": (8, "an integer 1..4096"), "kernel": (3, "an integer 1..15"),
-        "stride": (1, "an integer 1..15"), "padding": (1, "an integer 0..kernel-1"),
+        "height": (8, "an integer 1..4096"), "width": (8, "an integer 1..4096"), "kernel": (1, "an integer 1..15"),
+        "stride": (1, "an integer 1..15"), "padding": (0, "an integer 0..kernel-1"),
     },
     "lif_array": {
         "channels": _CHANNELS, "tokens": _TOKENS, "lanes": _LANES, "time_steps": _TIME_STEPS,
