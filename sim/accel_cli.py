@@ -115,7 +115,12 @@ def run_sim(args):
 
     lanes = resolve_lanes(args.lanes)
     check_output_file(args.vcd, "--vcd")
-    check_output_dir(args.build_dir, "--build-dir")
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
+    else:
+        from .accel_runner import default_build_root
+
+        check_output_dir(default_build_root(), "the simulator cache ($SPIKEFORGE_CACHE)")
     path, model = _load(args.model)
     images, labels = load_digits_split("test")
     check_count("--images", args.images, len(images), "the digits test split")

@@ -146,6 +146,9 @@ def test_every_output_option_is_checked_first(tmp_path, capsys, monkeypatch, sma
         code, _, err = _run(capsys, *argv)
         line = _one_error_line(err)
         assert code == 2 and line.startswith(f"spikeforge: error: {option} {argv[-1]}: "), (argv, line)
+    monkeypatch.setenv("SPIKEFORGE_CACHE", str(blocker))  # the default simulator cache too
+    code, _, err = _run(capsys, "sim", small_model)
+    assert code == 2 and f"$SPIKEFORGE_CACHE) {blocker / 'accel_sim'}: " in _one_error_line(err)
     assert blocker.read_text() == "x"
 
 
