@@ -59,6 +59,8 @@ _NO_TORCH = textwrap.dedent("""
                 import traceback
                 code, err = "raised", io.StringIO(traceback.format_exc())
         results.append([code, out.getvalue(), err.getvalue()])
+    # what `sim` and `build` run past their option checks (a real run is minutes: not here)
+    import spikeforge.boards.build, spikeforge.boards.runtime, spikeforge.sim.accel_runner  # noqa: E401
     results.append("torch" in sys.modules)
     print(json.dumps(results))
 """)
