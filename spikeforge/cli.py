@@ -137,8 +137,9 @@ def _check_target(target):
 def _misfit(acc, target):
     """The misfit line and exit status of info and generate: those of `build` (2)."""
     print(error_line(f"the model does not fit {target} with {_lanes_text(acc['lanes'])}: "
-                     + "; ".join(acc["problems"]) + " (needed vs available); try fewer lanes (--lanes) "
-                     "or a larger device"), file=sys.stderr)
+                     + "; ".join(acc["problems"]) + " (needed vs available); try "
+                     + ("fewer lanes (--lanes)" if acc["lanes"] > 1 else "a smaller model") + " or a larger device"),
+          file=sys.stderr)
     return USER_ERROR
 
 

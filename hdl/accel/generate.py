@@ -43,8 +43,8 @@ def generate_accelerator(model, out_dir, *, lanes=8, target=None, images=None):
         program, analysis = fit(model, lanes, target, images=images)
         if not analysis["fits"]:
             raise MappingError(f"the model does not fit {target} with {lanes} lane{'s' if lanes != 1 else ''}: "
-                               + "; ".join(analysis["problems"]) + " (needed vs available); try fewer lanes "
-                               "(--lanes) or a larger device")
+                               + "; ".join(analysis["problems"]) + " (needed vs available); try "
+                               + ("fewer lanes (--lanes)" if lanes > 1 else "a smaller model") + " or a larger device")
     spram = program.memory.kind == "spram"
     engine = Engine(program, spram_primitive=spram)
     text = verilog_text(engine)
