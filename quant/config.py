@@ -261,6 +261,9 @@ def check_config(d, source="configuration"):
     Cross-key rules (heads divides channels, ...) are :class:`ModelConfig`'s."""
     if not isinstance(d, dict):
         raise ValueError(f"{source}: expected a JSON object of keys and values, got {type(d).__name__}")
+    for key, value in d.items():  # before the schema: jschon cannot test infinity for "integer"
+        if key in config_schema()["properties"] and _non_finite(value):
+            raise ValueError(f"{source}: {key} is {json.dumps(value)}; allowed: {allowed_text(key)}")
     JSON, schema = _validator()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -285,6 +288,16 @@ def check_config(d, source="configuration"):
             value = int(value)  # 2.0 is an integer to JSON Schema
         out[key] = value
     return out
+
+
+def _non_finite(value):
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
 
 
 def _no_duplicates(pairs):

@@ -79,6 +79,8 @@ def test_print_config_round_trips(tmp_path, capsys):
     ('{"seed": 1, "seed": 2}', "key 'seed' appears twice"),
     ('{"theta": NaN}', "NaN is not a number JSON allows"),
     ('{"lr": Infinity}', "Infinity is not a number JSON allows"),
+    ('{"channels": 1e400}', "channels is Infinity; allowed: an integer 1..4096"),   # overflows to inf
+    ('{"image": [8, 1e400, 1]}', "image is [8, Infinity, 1]; allowed: [8, 8, 1] only"),
     ('[1, 2]', "expected a JSON object of keys and values, got list"),
     ('{"channels": 16,}', "not valid JSON"),
     ('[' * 100000, "nested too deeply"),
@@ -110,3 +112,28 @@ def test_training_docs_describe_every_key():
         assert json.dumps(prop["default"]) in row, (key, row)
         if "const" not in prop:
             assert f"`--{key.replace('_', '-')}`" in row, row
+
+
+def test_no_configuration_crashes_the_checks():
+    """Random JSON values under known and unknown keys: a checked configuration or one ValueError
+    line, never another exception (the discipline of issue 22 for the model file)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from spikeforge.quant.config import TRAINING_KEYS, check_config
+
+    keys = st.sampled_from(list(config_schema()["properties"]) + ["bits", "depth", ""])
+    scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=5)
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=3), inner, max_size=2), max_leaves=6)
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(st.dictionaries(keys, values, max_size=4))
+    def check(d):
+        try:
+            checked = check_config(d, "c.json")
+            ModelConfig.from_dict({k: v for k, v in checked.items() if k not in TRAINING_KEYS})
+        except ValueError as e:
+            assert "\n" not in str(e) and str(e)
+
+    check()
