@@ -78,14 +78,19 @@ def precheck(program, target):
     from ..hdl.accel.report import analyze
 
     analysis = analyze(program, target=target.device, extra_logic=LINK_LOGIC)
+    _refuse_misfit(analysis, target, program.lanes)
+    return analysis
+
+
+def _refuse_misfit(analysis, target, lanes):
+    """:class:`DoesNotFit` naming every resource the model needs beyond the device."""
     if not analysis["fits"]:
         raise DoesNotFit(
-            f"the model does not fit {target.name} ({target.device}) with {program.lanes} lanes: "
+            f"the model does not fit {target.name} ({target.device}) with {lanes} lanes: "
             + "; ".join(analysis["problems"])
             + " (needed vs available). Try "
-            + ("fewer lanes (--lanes) or " if program.lanes > 1 else "a smaller model or ")
+            + ("fewer lanes (--lanes) or " if lanes > 1 else "a smaller model or ")
             + "a larger board (ulx3s-85f); nothing was synthesized")
-    return analysis
 
 
 #: Yosys command that keeps the engine's per-lane-group copies of control registers
@@ -184,12 +189,13 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
     :class:`BuildError` (a tool failed or is missing), ``ValueError`` (bad board, clock, baud),
     :class:`~spikeforge.hdl.accel.program.MappingError` (the model cannot be mapped).
     """
-    from ..hdl.accel.report import DeviceTooSmall, compile_for_target
-    from .top import BoardTop
+    from ..hdl.accel.report import fit
+    from .top import BoardTop, check_link_settings
 
     target = get_target(board)
     if lanes is None:
         lanes = target.default_lanes
+    check_link_settings(target, clock_mhz, baud)  # before anything is compiled (ValueError)
     dev = DEVICES[target.device]
     out_dir = Path(out_dir)
     t_all = time.monotonic()
@@ -198,12 +204,9 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
 
     t0 = time.monotonic()
     _say(progress, f"[1/{stages}] compile the model for {lanes} lanes")
-    try:
-        program = compile_for_target(model, lanes, target.device)
-    except DeviceTooSmall as e:
-        raise DoesNotFit(f"the model does not fit {target.name} ({target.device}) with {lanes} lanes: {e} "
-                         "(needed vs available). Try fewer lanes (--lanes) or a larger board (ulx3s-85f); "
-                         "nothing was synthesized") from None
+    # The one fit check of `info --target` and `generate --target` too (memories and logic,
+    # host link included).
+    program, analysis = fit(model, lanes, target.name)
     spram = program.memory.kind == "spram"
     if spram:
         _say(progress, f"      SPRAM mapping: integer memory in {program.memory.int_banks} SPRAM banks, "
@@ -213,7 +216,7 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
 
     t0 = time.monotonic()
     _say(progress, f"[2/{stages}] resource pre-check on {target.device} ({target.name})")
-    analysis = precheck(program, target)
+    _refuse_misfit(analysis, target, lanes)
     seconds["precheck"] = time.monotonic() - t0
     _say(progress, f"      fits: {analysis['device']['bram_blocks']}/{dev.totals['bram']} block RAMs, "
                    f"{analysis['device']['spram_blocks']}/{dev.totals['spram']} SPRAMs, "

@@ -1,19 +1,22 @@
 """Argument parsers and handlers of ``spikeforge build``, ``flash`` and ``run`` (wired in
 :mod:`spikeforge.cli`). Each ``run_*`` returns the exit status; errors are printed as one line
-``spikeforge <command>: error: ...`` on stderr; progress goes to stderr, results to stdout."""
+``spikeforge: error: ...`` on stderr (:mod:`spikeforge.options`: user errors exit with 2);
+progress goes to stderr, results to stdout."""
 
 import dataclasses
 import json
 import os
 import sys
 
+from ..options import (BAUD, CLOCK, COUNT, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError, add_lanes_argument,
+                       check_count, check_output_dir, error_line, os_error_message, resolve_lanes)
 from .targets import get_target, target_names
 
 __all__ = ["add_build_arguments", "run_build", "add_flash_arguments", "run_flash", "add_run_arguments", "run_run"]
 
 
-def _err(command, message, code):
-    print(f"spikeforge {command}: error: {message}", file=sys.stderr)
+def _err(message, code):
+    print(error_line(message), file=sys.stderr)
     return code
 
 
@@ -22,25 +25,9 @@ def _progress(line):
 
 
 def _load_model(path):
-    from ..cli import default_model_path
-    from ..modelfile import load_model
+    from ..cli import _load
 
-    path = path or default_model_path()
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file {path!r} does not exist")
-    return path, load_model(path)
-
-
-def _positive_float(text):
-    import argparse
-
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be > 0")
-    return v
+    return _load(path)
 
 
 # --- build -----------------------------------------------------------------------------------
@@ -48,13 +35,13 @@ def _positive_float(text):
 def add_build_arguments(p):
     p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
     p.add_argument("--board", required=True, choices=target_names(), help="target board")
-    p.add_argument("--lanes", type=int, default=None,
-                   help="engine lanes P (power of two; default: the board's, 1 on icebreaker, 8 on ulx3s-85f)")
-    p.add_argument("--clock", type=_positive_float, default=None, metavar="MHZ",
+    add_lanes_argument(p)
+    p.add_argument("--clock", type=CLOCK, default=None, metavar="MHZ",
                    help="system clock in MHz (default: the board's default; a PLL makes other clocks)")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate (default 115200)")
+    p.add_argument("--baud", type=BAUD, default=115200, help="UART baud rate (default 115200): a standard "
+                   "rate, " + ", ".join(map(str, BAUD.choices)))
     p.add_argument("-o", "--output", default=None, metavar="DIR", help="output folder (default build/BOARD)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--seed", type=SEED, default=1, help=f"nextpnr placement seed ({SEED.allowed()})")
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="write the bitstream even when fmax is below the clock (exit status still 3)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -63,25 +50,32 @@ def add_build_arguments(p):
 def run_build(args):
     from ..hdl.accel.program import MappingError
     from .build import BuildError, TimingFailed, build_board, format_report
+    from .top import check_link_settings
 
     try:
+        target = get_target(args.board)
+        lanes = resolve_lanes(args.lanes, target.name)
+        check_link_settings(target, args.clock, args.baud)  # before the model is even loaded
+        out = args.output or os.path.join("build", target.name)
+        check_output_dir(out, "-o" if args.output else "the output folder")
         _, model = _load_model(args.model)
-        out = args.output or os.path.join("build", get_target(args.board).name)
-        report = build_board(model, args.board, lanes=args.lanes, clock_mhz=args.clock, baud=args.baud,
+        report = build_board(model, args.board, lanes=lanes, clock_mhz=args.clock, baud=args.baud,
                              out_dir=out, seed=args.seed, allow_timing_fail=args.allow_timing_fail,
                              progress=_progress)
     except TimingFailed as e:
         report = e.report
         print(json.dumps(report, indent=1) if args.json else format_report(report))
-        return _err("build", str(e), e.exit_code)
+        return _err(str(e), e.exit_code)
     except BuildError as e:
-        return _err("build", str(e), e.exit_code)
-    except (MappingError, ValueError, FileNotFoundError) as e:
-        return _err("build", str(e), 2)
+        return _err(str(e), e.exit_code)
+    except (CLIError, MappingError, ValueError) as e:
+        return _err(str(e), USER_ERROR)
+    except OSError as e:
+        return _err(os_error_message(e), USER_ERROR)
     print(json.dumps(report, indent=1) if args.json else format_report(report))
     if not report["timing_met"]:
-        return _err("build", f"timing failed: fmax {report['fmax_mhz']} MHz < {report['clock']['mhz']} MHz "
-                             "(bitstream written because of --allow-timing-fail)", 3)
+        return _err(f"timing failed: fmax {report['fmax_mhz']} MHz < {report['clock']['mhz']} MHz "
+                    "(bitstream written because of --allow-timing-fail)", 3)
     return 0
 
 
@@ -100,12 +94,16 @@ def add_flash_arguments(p):
 def run_flash(args):
     import shlex
 
-    from .flash import FlashError, flash
+    from .flash import FlashError, flash, resolve_bitstream
 
+    try:
+        resolve_bitstream(args.bitstream, args.board)  # a missing or misnamed file: a user error
+    except (FlashError, ValueError) as e:
+        return _err(str(e), USER_ERROR)
     try:
         cmd = flash(args.bitstream, args.board, dry_run=args.dry_run, to_flash=args.to_flash, loader=args.loader)
     except (FlashError, ValueError) as e:
-        return _err("flash", str(e), 1)
+        return _err(str(e), 1)
     print(shlex.join(cmd) if args.dry_run else f"flashed: {shlex.join(cmd)}")
     return 0
 
@@ -116,12 +114,13 @@ def add_run_arguments(p):
     p.add_argument("model", nargs="?", help="model file the bitstream was built from (default: the shipped model)")
     p.add_argument("--board", required=True, choices=target_names(), help="target board")
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
-    p.add_argument("--baud", type=int, default=115200, help="UART baud rate the bitstream was built with")
-    p.add_argument("--lanes", type=int, default=None,
-                   help="lanes the bitstream was built with (default: the board's default)")
-    p.add_argument("--images", type=int, default=100, help="number of test images (default 100)")
-    p.add_argument("--timeout", type=_positive_float, default=1.0, help="seconds per attempt (default 1)")
-    p.add_argument("--retries", type=int, default=3, help="re-sends after a failed attempt (default 3)")
+    p.add_argument("--baud", type=BAUD, default=115200, help="UART baud rate the bitstream was built with")
+    add_lanes_argument(p, "lanes the bitstream was built with")
+    p.add_argument("--images", "-n", type=COUNT, default=100,
+                   help="number of digits test images (default 100; the split has 360)")
+    p.add_argument("--timeout", type=TIMEOUT, default=1.0, help=f"seconds per attempt (default 1; {TIMEOUT.allowed()})")
+    p.add_argument("--retries", type=RETRIES, default=3,
+                   help=f"re-sends after a failed attempt (default 3; {RETRIES.allowed()})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per image")
 
@@ -183,18 +182,27 @@ def run_run(args):
 
     try:
         target = get_target(args.board)
+        lanes = resolve_lanes(args.lanes, target.name)
         _, model = _load_model(args.model)
-        if args.images < 1:
-            raise ValueError(f"--images is {args.images}; allowed: 1 or more")
         images, labels = load_digits_split("test")
+        check_count("--images", args.images, len(images), "the digits test split")
         images, labels = images[:args.images], labels[:args.images]
         # The image size, pixel range, class count, and whether the build keeps its weights in
         # SPRAM (then the host loads them first): the same mapping decision as `spikeforge build`.
-        program = compile_for_target(model, args.lanes or target.default_lanes, target.device)
+        program = compile_for_target(model, lanes, target.device)
         img = program.image
-        transport = SerialTransport(args.port, args.baud)
-    except (ValueError, OSError, TypeError) as e:
-        return _err("run", str(e), 2)
+        try:
+            transport = SerialTransport(args.port, args.baud)
+        except OSError as e:
+            cause = e.__cause__ if isinstance(e.__cause__, OSError) else None
+            reason = cause.strerror.lower() if cause is not None and cause.strerror else \
+                str(e).removeprefix("SerialTransport: ").removeprefix(f"{args.port} ")
+            raise CLIError(f"--port {args.port}: cannot open it ({reason}); check that the board is plugged in "
+                           "and the device path (ls /dev/ttyUSB* /dev/ttyACM*)") from None
+    except (CLIError, ValueError, TypeError) as e:
+        return _err(str(e), USER_ERROR)
+    except OSError as e:
+        return _err(os_error_message(e, doing="cannot read"), USER_ERROR)
     try:
         with transport:
             link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
@@ -209,7 +217,7 @@ def run_run(args):
                                  progress=(lambda i, line: _progress(line)) if args.verbose else
                                  (lambda i, line: _progress(f"{i + 1}/{len(images)}") if (i + 1) % 20 == 0 else None))
     except (LinkError, ResultMismatchError) as e:
-        return _err("run", str(e), 1)
+        return _err(str(e), 1)
     summary["weights_loaded"] = None if loaded is None else dataclasses.asdict(loaded)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "results" or args.verbose}, indent=1))

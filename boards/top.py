@@ -16,6 +16,8 @@ to about 50 ms so it is visible), 1 heartbeat (about 1 Hz: the clock runs and th
 out of reset), 2.. the last class in binary (least significant bit first).
 """
 
+import math
+
 from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Elaboratable, Instance, Module, ResetSignal,
                           Signal, unsigned)
 from amaranth.lib import io, stream, wiring
@@ -245,7 +247,7 @@ def plan_clock(target, clock_mhz=None, *, tolerance=0.01):
     request the PLL cannot meet within ``tolerance`` is a ``ValueError`` naming the nearest
     clock it can give and the allowed range."""
     req = target.default_clock_mhz if clock_mhz is None else clock_mhz
-    if isinstance(req, bool) or not isinstance(req, (int, float)) or not req > 0:
+    if isinstance(req, bool) or not isinstance(req, (int, float)) or not math.isfinite(req) or not req > 0:
         raise ValueError(f"clock is {clock_mhz!r} MHz; allowed: a positive number of MHz")
     lo, hi = target.clock_range_mhz
     if abs(req - target.osc_mhz) <= tolerance * req:
@@ -260,6 +262,26 @@ def plan_clock(target, clock_mhz=None, *, tolerance=0.01):
                              f"{pll['fout']:.4g} MHz, more than {100 * tolerance:g}% off; ask for that")
         plan = ClockPlan(target, req, pll["fout"], pll)
     return plan
+
+
+def check_link_settings(target, clock_mhz=None, baud=115200):
+    """The clock plan of ``target`` for ``clock_mhz``; ``ValueError`` naming ``--clock`` or
+    ``--baud`` when the clock cannot be made or ``baud`` is not a rate the host link opens
+    (the rule of ``spikeforge run``) or cannot be divided from the clock. Runs before compiling."""
+    from ..options import BAUD
+
+    try:
+        clock = plan_clock(target, clock_mhz)
+    except ValueError as e:
+        raise ValueError(f"--clock: {e}") from None
+    why = BAUD.problem(baud)
+    if why:
+        raise ValueError(f"--baud: {why}; allowed: {BAUD.allowed()} (the rates `spikeforge run` opens)")
+    try:
+        baud_divisor(clock.mhz * 1e6, baud)
+    except ValueError as e:
+        raise ValueError(f"--baud: {e}") from None
+    return clock
 
 
 class BoardTop(Elaboratable):

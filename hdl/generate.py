@@ -4,9 +4,12 @@
 ``UNITS`` maps a unit name (the name of its golden function) to a factory taking scalar
 keyword parameters; tensors (weights, per-channel constants) are made from scalars: random
 signed weights from ``seed``, or one value broadcast to every channel.
+
+Every parameter of every unit has a default and a documented range (:data:`PARAMS`,
+:func:`describe_units`, ``spikeforge generate unit list``): ``generate unit NAME`` with no
+``-p`` writes the unit at its defaults.
 """
 
-import inspect
 import pathlib
 
 import numpy as np
@@ -14,11 +17,11 @@ from amaranth.back import verilog
 
 from .conv_window import ConvWindowScan
 from .event_encoder import SpikeEventEncoder
-from .lif_array import LifArray
+from .lif_array import MODES, LifArray
 from .sparse_add import SparseAdd
 from .spike_attention import SpikeAttentionLinear, SpikeAttentionMask
 
-__all__ = ["UNITS", "make_unit", "generate_unit", "UnitError"]
+__all__ = ["UNITS", "PARAMS", "make_unit", "generate_unit", "describe_units", "UnitError"]
 
 
 class UnitError(ValueError):
@@ -73,14 +76,49 @@ UNITS = {
     "spike_attention_linear": lambda **kw: SpikeAttentionLinear(**kw),
 }
 
-_CLASSES = {"spike_event_encoder": SpikeEventEncoder, "conv_window_scan": ConvWindowScan,
-            "spike_attention_linear": SpikeAttentionLinear}
+_CHANNELS = (16, "an integer 1..4096")
+_TOKENS = (64, "an integer 1..1048576")
+_TIME_STEPS = (4, "an integer 1..64")
+_LANES = (8, "an integer 1..1024")
+_RESET = ("hard", "hard or soft")
+
+#: unit -> {parameter: (default, allowed)}: every parameter a unit takes, in its order
+PARAMS = {
+    "spike_event_encoder": {"channels": _CHANNELS, "levels": (1, "an integer 1..65535 (spike levels)")},
+    "sparse_add": {
+        "in_channels": (16, "an integer >= 1"), "out_channels": (16, "an integer >= 1"),
+        "kernel": (1, "an integer >= 1 (weights [kernel, kernel, in, out])"),
+        "weight_bits": (4, "an integer 2..16"), "levels": (1, "an integer 1..65535"), "lanes": _LANES,
+        "seed": (0, "an integer >= 0 (the random weights)"),
+    },
+    "conv_window_scan": {
+        "height": (8, "an integer 1..4096"), "width": (8, "an integer 1..4096"), "kernel": (1, "an integer 1..15"),
+        "stride": (1, "an integer 1..15"), "padding": (0, "an integer 0..kernel-1"),
+    },
+    "lif_array": {
+        "channels": _CHANNELS, "tokens": _TOKENS, "lanes": _LANES, "time_steps": _TIME_STEPS,
+        "in_bits": (12, "an integer 2..48 (signed input range)"), "out_bits": (8, "an integer 2..32"),
+        "mult": (1, "an integer -8388608..8388607, every channel"), "bias": (0, "an integer, every channel"),
+        "shift": (0, "an integer 0..47"), "mode": ("lif", " or ".join(MODES)),
+        "theta": (1, "an integer 1..2**40, every channel"), "leak": (1, "an integer 0..16"), "reset": _RESET,
+        "levels": (1, "an integer 1..255"), "ms_shift": (0, "an integer 0..31"),
+    },
+    "spike_attention_mask": {
+        "channels": _CHANNELS, "tokens": _TOKENS, "time_steps": _TIME_STEPS,
+        "theta": (1, "an integer 1..2**40, every channel"), "leak": (1, "an integer 0..16"), "reset": _RESET,
+    },
+    "spike_attention_linear": {
+        "channels": _CHANNELS, "heads": (2, "an integer 1..channels that divides channels"), "tokens": _TOKENS,
+        "levels_q": (1, "an integer 1..255"), "levels_k": (1, "an integer 1..255"),
+        "levels_v": (1, "an integer 1..255"),
+    },
+}
 
 
-def _allowed(name):
-    target = _CLASSES.get(name, UNITS[name])
-    return [p.name for p in inspect.signature(target).parameters.values()
-            if p.kind == p.KEYWORD_ONLY and p.name != "tag_shape"]
+def describe_units():
+    """``{unit: [{"name", "default", "allowed"}]}`` for every unit (``generate unit list``)."""
+    return {unit: [{"name": k, "default": d, "allowed": a} for k, (d, a) in PARAMS[unit].items()]
+            for unit in UNITS}
 
 
 def _parse(value):
@@ -98,12 +136,13 @@ def make_unit(name, params=None):
     if name not in UNITS:
         raise UnitError(f"unknown unit {name!r}; known: {', '.join(UNITS)}")
     params = {k: _parse(v) for k, v in (params or {}).items()}
-    allowed = _allowed(name)
+    allowed = PARAMS[name]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise UnitError(f"unit {name!r}: unknown parameter(s) {unknown}; allowed: {', '.join(allowed)}")
+        raise UnitError(f"unit {name!r}: unknown parameter(s) {unknown}; allowed: {', '.join(allowed)} "
+                        "(see `spikeforge generate unit list`)")
     try:
-        return UNITS[name](**params)
+        return UNITS[name](**{**{k: d for k, (d, _) in allowed.items()}, **params})
     except (TypeError, ValueError) as e:
         if isinstance(e, UnitError):
             raise
@@ -113,8 +152,8 @@ def make_unit(name, params=None):
 def generate_unit(name, params, out_dir):
     """Write Verilog of unit ``name`` to ``out_dir/<name>.v`` and return the path."""
     unit = make_unit(name, params)
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{name}.v"
-    path.write_text(verilog.convert(unit, name=name))
+    from ..modelfile import atomic_write
+
+    path = pathlib.Path(out_dir) / f"{name}.v"
+    atomic_write(path, verilog.convert(unit, name=name).encode())
     return path

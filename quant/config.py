@@ -1,14 +1,38 @@
-"""The model configuration of the PyTorch spike-driven transformer family.
+"""The model configuration of the PyTorch spike-driven transformer family, and the training
+configuration file of ``spikeforge train --config`` (no torch needed here).
 
 :class:`ModelConfig` is a frozen dataclass; :meth:`ModelConfig.from_json` / :meth:`to_json`
 read and write it. Every invalid combination raises :class:`ValueError` at construction, with
 the offending value and what is allowed.
+
+**The training configuration file** (docs/training.md) is one JSON object whose keys are the
+:class:`ModelConfig` fields plus the training keys :data:`TRAINING_KEYS` (``epochs``, ``seed``,
+``batch_size``, ``lr``); each key ``KEY`` is also the ``train`` option ``--KEY`` with ``-``
+for ``_``. The file is checked against the JSON Schema ``configs/train.schema.json`` (with
+jschon) before any value is used: types, ranges, enumerations, unknown keys; duplicate keys and
+NaN/Infinity are refused while parsing. Every error is one line naming the file and the key.
 """
 
 import dataclasses
+import difflib
+import functools
 import json
+import math
+import pathlib
+import warnings
 
-__all__ = ["ModelConfig", "WEIGHT_BITS", "ATTENTIONS", "RESETS"]
+__all__ = ["ModelConfig", "WEIGHT_BITS", "ATTENTIONS", "RESETS", "DEFAULT_EPOCHS", "DEFAULT_SEED",
+           "TRAINING_KEYS", "TRAINING_DEFAULTS", "config_schema", "allowed_text", "check_config",
+           "read_config_file", "effective_config"]
+
+DEFAULT_SEED = 2
+DEFAULT_EPOCHS = 60
+#: keys of a training configuration beyond the model's, with their defaults
+TRAINING_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "seed": DEFAULT_SEED, "batch_size": 64, "lr": 5e-3}
+TRAINING_KEYS = tuple(TRAINING_DEFAULTS)
+SCHEMA_PATH = pathlib.Path(__file__).parent / "configs" / "train.schema.json"
+#: older names of a key, kept as option aliases (``--bits``) and suggested for unknown keys
+ALIASES = {"weight_bits": ("bits",)}
 
 WEIGHT_BITS = (2, 4, 8)
 ATTENTIONS = ("mask", "linear", "qsd")
@@ -176,15 +200,145 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, path):
-        """Load a configuration from a JSON file (keys as the dataclass fields)."""
-        with open(path, encoding="utf-8") as f:
-            try:
-                d = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(d).__name__}")
-        return cls.from_dict(d)
+        """The model part of a training configuration file (:func:`read_config_file`; its
+        training keys are checked and left out)."""
+        d = read_config_file(path)
+        return cls.from_dict({k: v for k, v in d.items() if k not in TRAINING_KEYS})
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+# --- the training configuration file ------------------------------------------------------
+
+@functools.cache
+def config_schema():
+    """The JSON Schema of a training configuration (``configs/train.schema.json``)."""
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator():
+    with warnings.catch_warnings():  # jschon's URI checks call a deprecated rfc3986 helper
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from jschon import JSON, JSONSchema, create_catalog
+
+        create_catalog("2020-12", name="spikeforge-train-config")
+        return JSON, JSONSchema(config_schema(), catalog="spikeforge-train-config")
+
+
+def allowed_text(key):
+    """What key ``key`` allows, in words (the error messages and docs/training.md use it)."""
+    p = config_schema()["properties"][key]
+    if "const" in p:
+        return f"{json.dumps(p['const'])} only"
+    if "enum" in p:
+        return "one of " + ", ".join(map(json.dumps, p["enum"]))
+    types = p["type"] if isinstance(p["type"], list) else [p["type"]]
+    null = " or null" if "null" in types else ""
+    if "boolean" in types:
+        return "true or false"
+    what = "an integer" if "integer" in types else "a number"
+    if "exclusiveMinimum" in p:
+        return f"{what} > {p['exclusiveMinimum']:g} and <= {p['maximum']:g}{null}"
+    return f"{what} {p['minimum']}..{p['maximum']}{null}"
+
+
+def _unknown_key_message(source, unknown):
+    known = list(config_schema()["properties"])
+    parts = []
+    for key in unknown:
+        alias = [k for k, names in ALIASES.items() if str(key).replace("-", "_") in names]
+        guess = alias or difflib.get_close_matches(str(key).replace("-", "_"), known, 1, 0.5)
+        parts.append(f"{key!r}" + (f" (did you mean {guess[0]!r}?)" if guess else ""))
+    return (f"{source}: unknown configuration key{'s' if len(unknown) > 1 else ''} {', '.join(parts)}; allowed: "
+            f"{', '.join(known)} (docs/training.md)")
+
+
+def check_config(d, source="configuration"):
+    """``d`` (a dict of a training configuration) checked against the schema: a copy with the
+    integer keys as ``int``; ``ValueError`` in one line naming ``source`` and the key otherwise.
+    Cross-key rules (heads divides channels, ...) are :class:`ModelConfig`'s."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{source}: expected a JSON object of keys and values, got {type(d).__name__}")
+    for key, value in d.items():  # before the schema: jschon cannot test infinity for "integer"
+        if key in config_schema()["properties"] and _non_finite(value):
+            raise ValueError(f"{source}: {key} is {json.dumps(value)}; allowed: {allowed_text(key)}")
+    JSON, schema = _validator()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = schema.evaluate(JSON(d))
+    if not result.valid:
+        errors = result.output("basic")["errors"]
+        for e in errors:
+            if e["keywordLocation"] == "/additionalProperties":
+                unknown = e["error"] if isinstance(e["error"], list) else sorted(set(d) - set(config_schema()
+                                                                                             ["properties"]))
+                raise ValueError(_unknown_key_message(source, unknown))
+        for e in errors:
+            if e["instanceLocation"].count("/") == 1 and e["instanceLocation"] != "":
+                key = e["instanceLocation"][1:].replace("~1", "/").replace("~0", "~")
+                raise ValueError(f"{source}: {key} is {json.dumps(d[key])}; allowed: {allowed_text(key)}")
+        raise ValueError(f"{source}: does not match the training configuration schema "
+                         f"({errors[-1]['keywordLocation']}: {errors[-1]['error']})")
+    out = {}
+    for key, value in d.items():
+        types = config_schema()["properties"][key].get("type")
+        if isinstance(value, float) and types in ("integer", ["integer", "null"]):
+            value = int(value)  # 2.0 is an integer to JSON Schema
+        out[key] = value
+    return out
+
+
+def _non_finite(value):
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_config_file(path):
+    """The checked dict of training configuration file ``path`` (:func:`check_config`);
+    ``ValueError`` (one line, the path, the key) for anything else."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise ValueError(f"--config {path}: not a text file (UTF-8 JSON expected)") from None
+    except OSError as e:
+        raise ValueError(f"--config {path}: cannot read it: {(e.strerror or str(e)).lower()}; check the path") from None
+    try:
+        d = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--config {path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except ValueError as e:
+        raise ValueError(f"--config {path}: {e}") from None
+    except RecursionError:
+        raise ValueError(f"--config {path}: nested too deeply; a flat JSON object of keys is expected") from None
+    return check_config(d, f"--config {path}")
+
+
+def effective_config(cfg, training):
+    """Every key of a training configuration, schema order: ``cfg`` (a :class:`ModelConfig`)
+    and ``training`` (values of :data:`TRAINING_KEYS`)."""
+    d = {**cfg.to_dict(), **{k: training.get(k, v) for k, v in TRAINING_DEFAULTS.items()}}
+    for k, v in d.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{k} is {v}; allowed: {allowed_text(k)}")
+    return {k: d[k] for k in config_schema()["properties"]}

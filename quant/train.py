@@ -13,14 +13,12 @@ from torch import nn
 
 from .. import data
 from ..sim.model import run_model
-from .config import ModelConfig
+from .config import DEFAULT_EPOCHS, DEFAULT_SEED, TRAINING_DEFAULTS, ModelConfig
 from .export import export_model
 from .network import SpikeTransformer
 
 __all__ = ["TrainResult", "train", "float_accuracy", "DEFAULT_SEED", "DEFAULT_EPOCHS"]
 
-DEFAULT_SEED = 2
-DEFAULT_EPOCHS = 60
 
 
 @dataclasses.dataclass
@@ -52,8 +50,8 @@ def float_accuracy(net, images, labels, batch_size=512):
     return 100.0 * correct / max(1, len(images))
 
 
-def train(cfg=None, *, epochs=DEFAULT_EPOCHS, seed=DEFAULT_SEED, batch_size=64, lr=5e-3,
-          weight_decay=1e-4, augment=True, progress=True, threads=2, log=None):
+def train(cfg=None, *, epochs=DEFAULT_EPOCHS, seed=DEFAULT_SEED, batch_size=TRAINING_DEFAULTS["batch_size"],
+          lr=TRAINING_DEFAULTS["lr"], weight_decay=1e-4, augment=True, progress=True, threads=2, log=None):
     """Train ``cfg`` (default :class:`ModelConfig`) on the digits train split, export it.
 
     Returns a :class:`TrainResult` with the exported model (metadata: configuration, dataset,

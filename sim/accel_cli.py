@@ -21,13 +21,15 @@ __all__ = ["add_sim_arguments", "run_sim", "summarize"]
 
 
 def add_sim_arguments(parser):
+    from ..options import COUNT, SEED, add_lanes_argument
+
     parser.add_argument("model", nargs="?", help="model file (default: the shipped model)")
-    parser.add_argument("--images", "-n", type=int, default=20,
+    parser.add_argument("--images", "-n", type=COUNT, default=20,
                         help="number of digits test images (default 20; the split has 360)")
-    parser.add_argument("--seed", type=int,
-                        help="pick the images at random with this seed (default: the first N)")
+    parser.add_argument("--seed", type=SEED,
+                        help=f"pick the images at random with this seed ({SEED.allowed()}; default: the first N)")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    parser.add_argument("--lanes", type=int, default=8, help="parallel adder lanes P (power of two)")
+    add_lanes_argument(parser)
     parser.add_argument("--vcd", metavar="PATH", help="write the waveform (Icarus: FST, suffix .fst)")
     parser.add_argument("--build-dir", metavar="DIR",
                         help="build cache folder (default: $SPIKEFORGE_CACHE or ~/.cache/spikeforge)")
@@ -103,27 +105,37 @@ def _table(r):
 
 def run_sim(args):
     from ..cli import CLIError, _load
+    from ..options import error_line
     from ..data import load_digits_split
     from ..hdl.accel.program import compile_model
     from .accel_runner import simulate_verilog
     from .runners import SimulationFailed, SimulatorNotFound
 
+    from ..options import check_count, check_output_dir, check_output_file, resolve_lanes
+
+    lanes = resolve_lanes(args.lanes)
+    check_output_file(args.vcd, "--vcd")
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
+    else:
+        from .accel_runner import default_build_root
+
+        check_output_dir(default_build_root(), "the simulator cache ($SPIKEFORGE_CACHE)")
     path, model = _load(args.model)
     images, labels = load_digits_split("test")
-    if not 1 <= args.images <= len(images):
-        raise ValueError(f"--images is {args.images}; allowed 1..{len(images)} (the digits test split)")
-    compile_model(model, args.lanes)  # MappingError (a ValueError) before anything else
+    check_count("--images", args.images, len(images), "the digits test split")
+    compile_model(model, lanes)  # MappingError (a ValueError) before anything else
     if args.seed is not None:
         pick = np.sort(np.random.default_rng(args.seed).choice(len(images), args.images, replace=False))
     else:
         pick = np.arange(args.images)
     try:
-        result = simulate_verilog(model, images[pick], lanes=args.lanes, simulator=args.simulator,
+        result = simulate_verilog(model, images[pick], lanes=lanes, simulator=args.simulator,
                                   build_dir=args.build_dir, vcd=args.vcd, progress=not args.quiet)
     except SimulatorNotFound as e:
         raise CLIError(str(e)) from None
     except SimulationFailed as e:
-        print(f"spikeforge: error: the Verilog simulation failed: {e}", file=sys.stderr)
+        print(error_line(f"the Verilog simulation failed: {e}"), file=sys.stderr)
         return 1
     report = {"model": path, **summarize(result, labels[pick]), "image_indices": pick.tolist()}
     if args.json:

@@ -1,10 +1,11 @@
 """The ``spikeforge`` command line: one entry point for every stage.
 
-Every user error (bad model file, bad option value, missing tool) ends in one line on
-stderr, ``spikeforge: error: ...``, and exit status 2; never a bare traceback.
+Every user error (bad model file, bad option value, unwritable output, missing tool or optional
+package) ends in one line on stderr, ``spikeforge: error: ...``, and exit status 2; never a
+bare traceback (:mod:`spikeforge.options`). Only ``train`` and ``eval --backend torch`` need
+PyTorch, and they import it only when they run.
 """
 
-import argparse
 import importlib.resources
 import json
 import os
@@ -14,12 +15,23 @@ import numpy as np
 
 from .graph import ModelError
 from .modelfile import atomic_write, load_model
+from .options import (COUNT, USER_ERROR, CLIError, Parser, add_lanes_argument, check_count, check_output_dir,
+                      check_output_file, error_line, os_error_message, resolve_lanes)
 
-__all__ = ["main", "default_model_path", "CLIError"]
+__all__ = ["main", "default_model_path", "CLIError", "require_torch", "TORCH_INSTALL"]
+
+#: how to get the torch extra (the CPU build of the pinned version on the project machines)
+TORCH_INSTALL = ('pip install "spikeforge[torch]" (from a clone: pip install -e ".[torch]"; '
+                 'the CPU build: pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu)')
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+def require_torch(what):
+    """Import PyTorch for ``what``, or :class:`CLIError` saying in one line how to install it."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise CLIError(f"{what} needs PyTorch, which is not installed; install the torch extra: "
+                       f"{TORCH_INSTALL}") from None
 
 
 def default_model_path():
@@ -33,6 +45,9 @@ def _load(path):
         if not os.path.exists(path):
             raise CLIError(f"no MODEL given and the shipped default model is missing ({path}); "
                            "pass a model file, or train one with `spikeforge train -o MODEL`")
+    elif not os.path.isfile(path):
+        what = "is a folder, not a model file" if os.path.isdir(path) else "does not exist"
+        raise CLIError(f"model file {path} {what}; give a .sfm file (or none for the shipped model)")
     return path, load_model(path)
 
 
@@ -42,10 +57,18 @@ def _print_json(obj):
 
 # --- info ----------------------------------------------------------------------------------
 
-def _accel_analysis(model, lanes, target):
-    from .hdl.accel.report import analyze, compile_for_target
+def _lanes_text(n):
+    return f"{n} lane" + ("" if n == 1 else "s")
 
-    return analyze(compile_for_target(model, lanes, target), target=target)
+
+def _accel_analysis(model, lanes, target):
+    """The analytic model; with a ``target`` (board or device) the one fit check of
+    info/generate/build (:func:`spikeforge.hdl.accel.report.fit`)."""
+    from .hdl.accel.report import analyze, compile_for_target, fit
+
+    if target is None:
+        return analyze(compile_for_target(model, lanes))
+    return fit(model, lanes, target)[1]
 
 
 def cmd_info(args):
@@ -54,10 +77,12 @@ def cmd_info(args):
     path, model = _load(args.model)
     summary = {"model": path, **summarize(model)}
     if args.lanes is not None or args.target is not None:
-        summary["accelerator"] = _accel_analysis(model, args.lanes or 8, args.target)
+        _check_target(args.target)
+        summary["accelerator"] = _accel_analysis(model, resolve_lanes(args.lanes, args.target), args.target)
+    misfit = summary.get("accelerator", {}).get("fits") is False
     if args.json:
         _print_json(summary)
-        return 0
+        return _misfit(summary["accelerator"], args.target) if misfit else 0
     print(f"model       {path}")
     print(f"time steps  {summary['time_steps']}    input {summary['input_shape']}    "
           f"classes {summary['classes']}")
@@ -74,7 +99,7 @@ def cmd_info(args):
     if acc:
         cyc = acc["cycles_per_image"]
         print()
-        print(f"accelerator, {acc['lanes']} lanes (analytic model, {acc['images']} test images):")
+        print(f"accelerator, {_lanes_text(acc['lanes'])} (analytic model, {acc['images']} test images):")
         print(f"  cycles/image {cyc['mean']:.0f} (min {cyc['min']}, max {cyc['max']}), lower bound "
               f"{acc['lower_bound_cycles']:.0f}, ratio {acc['ratio_to_bound']:.3f}")
         for mem in acc["memories"]:
@@ -88,14 +113,34 @@ def cmd_info(args):
         if "device" in acc:
             dev = acc["device"]
             print(f"  {dev['name']}: {dev['bram_blocks']}/{dev['available']['bram']} block RAMs, "
-                  + ("fits" if acc["fits"] else "does NOT fit: " + "; ".join(acc["problems"])))
+                  f"{dev['spram_blocks']}/{dev['available'].get('spram', 0)} SPRAMs, logic counted with the "
+                  "host link of a board build: " + ("fits" if acc["fits"] else "does NOT fit"))
     meta = summary["metadata"]
     if meta:
         print()
         for key in ("dataset", "split", "accuracy", "weight_bits", "generator", "seed"):
             if key in meta:
                 print(f"{key:11} {meta[key]}")
-    return 0
+    return _misfit(acc, args.target) if misfit else 0
+
+
+def _check_target(target):
+    if target is not None:
+        from .hdl.accel.report import resolve_target
+
+        try:
+            resolve_target(target)
+        except ValueError as e:
+            raise CLIError(f"--target: {e}") from None
+
+
+def _misfit(acc, target):
+    """The misfit line and exit status of info and generate: those of `build` (2)."""
+    print(error_line(f"the model does not fit {target} with {_lanes_text(acc['lanes'])}: "
+                     + "; ".join(acc["problems"]) + " (needed vs available); try "
+                     + ("fewer lanes (--lanes)" if acc["lanes"] > 1 else "a smaller model") + " or a larger device"),
+          file=sys.stderr)
+    return USER_ERROR
 
 
 # --- eval ----------------------------------------------------------------------------------
@@ -110,11 +155,9 @@ def _evaluate(model, images, backend, quiet):
                   file=sys.stderr) as bar:
             return run_model(model, images, progress=lambda done: bar.update(done - bar.n))
     if backend == "torch":
-        try:
-            from .quant import integer
-        except ImportError as e:
-            raise CLIError(f"the torch backend needs PyTorch ({e}); install it with "
-                           "`pip install spikeforge[torch]`") from None
+        require_torch("eval --backend torch")
+        from .quant import integer
+
         return integer.evaluate(model, images)
     raise CLIError(f"unknown backend {backend!r}; allowed: golden, torch")
 
@@ -123,11 +166,13 @@ def cmd_eval(args):
     from .data import load_digits_split
     from .sim.model import run_model
 
+    check_output_file(args.save_logits, "--save-logits")
+    if args.backend == "torch":
+        require_torch("eval --backend torch")
     path, model = _load(args.model)
     images, labels = load_digits_split(args.split)
     if args.limit is not None:
-        if args.limit < 1:
-            raise CLIError(f"--limit must be at least 1, not {args.limit}")
+        check_count("--limit", args.limit, len(images), f"the digits {args.split} split")
         images, labels = images[:args.limit], labels[:args.limit]
     quiet = args.json or args.quiet
     result = _evaluate(model, images, args.backend, quiet)
@@ -177,12 +222,9 @@ def cmd_eval(args):
 # --- train / generate (provided by quant/ and hdl/) -------------------------------------------
 
 def _add_train(sub):
-    p = sub.add_parser("train", help="train a model on the digits and export it")
-    try:
-        from .quant.cli import add_train_arguments
-    except ImportError:
-        p.set_defaults(func=lambda args: _missing("training", "PyTorch (pip install spikeforge[torch])"))
-        return
+    from .quant.cli import add_train_arguments  # torch-free: the options only
+
+    p = sub.add_parser("train", help="train a model on the digits and export it (needs the torch extra)")
     add_train_arguments(p)
 
     def run(args):
@@ -193,17 +235,13 @@ def _add_train(sub):
     p.set_defaults(func=run)
 
 
-def _missing(what, need):
-    raise CLIError(f"{what} is not available in this installation: it needs {need}")
-
-
 def _add_generate(sub):
     p = sub.add_parser("generate", help="write Verilog for a unit or an accelerator")
     gsub = p.add_subparsers(dest="generate_what", required=True)
     u = gsub.add_parser("unit", help="one hardware unit as standalone Verilog")
-    u.add_argument("name", help="unit name (see `spikeforge generate unit list`)")
+    u.add_argument("name", help="unit name, or `list` for every unit with its parameters, defaults and ranges")
     u.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                   help="unit parameter, repeatable (integers or names)")
+                   help="unit parameter, repeatable (integers or names); every parameter has a default")
     u.add_argument("-o", "--output", default=".", help="output directory")
     u.set_defaults(func=cmd_generate_unit)
     a = gsub.add_parser("accel", help="the complete accelerator for a model (the default)")
@@ -212,30 +250,28 @@ def _add_generate(sub):
 
 def _add_accel_args(p):
     p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
-    p.add_argument("--lanes", type=int, default=8, help="parallel adder lanes P (power of two)")
-    p.add_argument("--target", help="device to check the design against: " + ", ".join(_devices()))
+    add_lanes_argument(p)
+    p.add_argument("--target", help=_TARGET_HELP)
     p.add_argument("-o", "--output", required=True, help="output directory")
     p.set_defaults(func=cmd_generate_accel)
 
 
-def _devices():
-    from .boards.synth import DEVICES
-
-    return list(DEVICES)
+_TARGET_HELP = ("check the accelerator against a board (icebreaker, ulx3s-85f) or a device (ice40-up5k, "
+                "ecp5-25f, ecp5-85f): the fit check of `spikeforge build`")
 
 
 def cmd_generate_accel(args):
     from .hdl.accel.generate import generate_accelerator
 
+    _check_target(args.target)
+    check_output_dir(args.output, "-o")
     path, model = _load(args.model)
-    if args.target is not None and args.target not in _devices():
-        raise CLIError(f"unknown target {args.target!r}; supported: {', '.join(_devices())}")
-    out = generate_accelerator(model, args.output, lanes=args.lanes, target=args.target)
+    out = generate_accelerator(model, args.output, lanes=resolve_lanes(args.lanes, args.target), target=args.target)
     an = out["analysis"]
     print(f"wrote {out['verilog']}")
     print(f"      {out['program']}")
     print(f"      {out['report']}")
-    print(f"{an['lanes']} lanes: {an['cycles_per_image']['mean']:.0f} cycles/image (analytic), "
+    print(f"{_lanes_text(an['lanes'])}: {an['cycles_per_image']['mean']:.0f} cycles/image (analytic), "
           f"{an['ratio_to_bound']:.3f} x the lower bound")
     return 0
 
@@ -254,14 +290,15 @@ def _parse_params(pairs):
 
 
 def cmd_generate_unit(args):
-    try:
-        from .hdl.generate import UNITS, generate_unit
-    except ImportError as e:
-        raise CLIError(f"hardware unit generation is not available ({e})") from None
+    from .hdl.generate import describe_units, generate_unit
+
     if args.name == "list":
-        for name in UNITS:
+        for name, params in describe_units().items():
             print(name)
+            for p in params:
+                print(f"    {p['name']:14} default {p['default']!s:8} {p['allowed']}")
         return 0
+    check_output_dir(args.output, "-o")
     path = generate_unit(args.name, _parse_params(args.param), args.output)
     print(path)
     return 0
@@ -270,7 +307,7 @@ def cmd_generate_unit(args):
 # --- main ----------------------------------------------------------------------------------
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="spikeforge",
         description="Quantized spike-driven transformers to bit-exact FPGA accelerators.")
     from . import __version__
@@ -280,8 +317,8 @@ def build_parser():
 
     p = sub.add_parser("info", help="describe a model file (and its accelerator with --lanes/--target)")
     p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
-    p.add_argument("--lanes", type=int, help="add the accelerator's analytic model for P lanes")
-    p.add_argument("--target", help="check the accelerator against a device")
+    add_lanes_argument(p, "add the accelerator's analytic model for P lanes")
+    p.add_argument("--target", help=_TARGET_HELP + "; a misfit exits with status 2")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
@@ -289,7 +326,7 @@ def build_parser():
     p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
     p.add_argument("--backend", choices=("golden", "torch"), default="golden")
     p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--limit", type=COUNT, help="only the first N images (at most the split's size)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--save-logits", metavar="PATH", help="write the integer logits as .npy")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -324,15 +361,18 @@ def main(argv=None):
     # `spikeforge generate [MODEL] ...` is the accelerator; `generate unit NAME` a single unit.
     if argv[:1] == ["generate"] and argv[1:2] not in (["unit"], ["accel"], ["-h"], ["--help"]):
         argv.insert(1, "accel")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or an option error (one line, status 2)
+        return e.code
     try:
         return args.func(args)
-    except (CLIError, ModelError) as e:
-        print(f"spikeforge: error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as e:
-        print(f"spikeforge: error: {e}", file=sys.stderr)
-        return 2
+    except (CLIError, ModelError, ValueError) as e:
+        print(error_line(e), file=sys.stderr)
+        return USER_ERROR
+    except OSError as e:
+        print(error_line(os_error_message(e)), file=sys.stderr)
+        return USER_ERROR
     except KeyboardInterrupt:
         print("spikeforge: interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,7 @@ import os
 from ...modelfile import atomic_write
 from .engine import Engine
 from .program import MappingError
-from .report import analyze, compile_for_target
+from .report import analyze, compile_for_target, fit
 
 __all__ = ["generate_accelerator", "TOP_NAME", "verilog_text"]
 
@@ -28,18 +28,23 @@ def verilog_text(engine):
 def generate_accelerator(model, out_dir, *, lanes=8, target=None, images=None):
     """Write ``spikeforge_accel.v``, ``program.json`` and ``report.json`` into ``out_dir``.
 
-    ``target`` (a device name of :mod:`.report`) adds the device's memory and logic check:
-    a model that does not fit is refused with :class:`MappingError` before anything is
-    written. On the iCE40UP5K a model whose memories exceed block RAM gets the SPRAM mapping
+    ``target`` (a board or device name, :func:`.report.resolve_target`) adds the fit check
+    of :func:`.report.fit` (memories, and logic with a board's host link): a model that does
+    not fit is refused with :class:`MappingError` before anything is written. On the
+    iCE40UP5K a model whose memories exceed block RAM gets the SPRAM mapping
     (``SB_SPRAM256KA`` instances; the weights are then loaded through the ``weights`` port
     and also written as ``weights.hex``, one 16-bit word per line). Returns ``{"verilog":
     path, "program": path, "report": path, "analysis": dict}`` (and ``"weights"``).
     """
-    program = compile_for_target(model, lanes, target)
-    analysis = analyze(program, target=target, images=images)
-    if target is not None and not analysis["fits"]:
-        raise MappingError(f"the model does not fit {target} with {lanes} lanes: "
-                           + "; ".join(analysis["problems"]))
+    if target is None:
+        program = compile_for_target(model, lanes)
+        analysis = analyze(program, images=images)
+    else:  # the fit check of `spikeforge info` and `build` (host link of a board build counted)
+        program, analysis = fit(model, lanes, target, images=images)
+        if not analysis["fits"]:
+            raise MappingError(f"the model does not fit {target} with {lanes} lane{'s' if lanes != 1 else ''}: "
+                               + "; ".join(analysis["problems"]) + " (needed vs available); try "
+                               + ("fewer lanes (--lanes)" if lanes > 1 else "a smaller model") + " or a larger device")
     spram = program.memory.kind == "spram"
     engine = Engine(program, spram_primitive=spram)
     text = verilog_text(engine)

@@ -20,7 +20,8 @@ from .engine import EnginePlan, const_parts, lane_group_widths
 from .execute import execute_program
 from .program import SPRAM_BITS, SPRAM_WORDS, MappingError, compile_model
 
-__all__ = ["analyze", "memories", "memory_fit", "compile_for_target", "DeviceTooSmall", "BRAM_CONFIGS"]
+__all__ = ["analyze", "memories", "memory_fit", "compile_for_target", "fit", "resolve_target", "DeviceTooSmall",
+           "BRAM_CONFIGS"]
 
 
 class DeviceTooSmall(MappingError):
@@ -218,3 +219,44 @@ def analyze(program, *, target=None, images=None, extra_logic=None):
         report["fits"] = not problems
         report["problems"] = problems
     return report
+
+
+def resolve_target(name):
+    """``(device, board)`` of a ``--target``: a board name (``icebreaker``, ``ulx3s-85f``) or a
+    device name of :data:`~spikeforge.boards.synth.DEVICES` (``board`` is then None)."""
+    from ...boards.targets import TARGETS
+
+    if name in TARGETS:
+        return TARGETS[name].device, name
+    if name in DEVICES:
+        return name, None
+    raise ValueError(f"unknown target {name!r}; allowed: a board ({', '.join(sorted(TARGETS))}) "
+                     f"or a device ({', '.join(DEVICES)})")
+
+
+def fit(model, lanes, target, *, images=None):
+    """The one fit check of ``spikeforge info``, ``generate`` and ``build``: ``(program, analysis)``.
+
+    ``target``: a board or device name (:func:`resolve_target`). The logic counted is the engine
+    plus the host link a board build adds around it (``boards.build.LINK_LOGIC``), since a
+    bitstream is only made with it: all three commands give the same verdict for the same model,
+    lanes and device. ``analysis["fits"]`` and ``analysis["problems"]`` ("needed vs available")
+    say whether it fits; a model whose memories fit no mapping of the device is analysed in its
+    block RAM mapping, with the mapping's problem listed.
+    """
+    from ...boards.build import LINK_LOGIC
+
+    device, _ = resolve_target(target)
+    try:
+        program = compile_for_target(model, lanes, device)
+        refused = None
+    except DeviceTooSmall as e:
+        ice40 = DEVICES[device].family == "ice40"
+        program = compile_model(model, lanes, desc_word_bits=SPRAM_BITS if ice40 else None, compact=ice40)
+        refused = str(e)
+    analysis = analyze(program, target=device, images=images, extra_logic=LINK_LOGIC)
+    if refused is not None:
+        analysis["problems"] = [refused] + [p for p in analysis["problems"] if not p.startswith("block RAM")]
+        analysis["fits"] = False
+    analysis["logic_counted"] = "engine and the host link of a board build (estimate)"
+    return program, analysis

@@ -110,7 +110,7 @@ def test_flash_missing_bitstream_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = bcli.run_flash(_parse(bcli.add_flash_arguments, ["--board", "icebreaker"]))
     err = capsys.readouterr().err.strip()
-    assert code == 1 and len(err.splitlines()) == 1
+    assert code == 2 and len(err.splitlines()) == 1  # a user error: status 2, like every other
     assert "build/icebreaker/spikeforge_icebreaker.bin' does not exist" in err
     assert "spikeforge build --board icebreaker" in err
 

@@ -52,8 +52,11 @@ def test_cli_arguments_override_the_config(tmp_path):
     args = _parse("--config", str(path), "--bits", "8", "--attention", "mask", "-o", "x.sfm")
     cfg = config_from_args(args)
     assert (cfg.channels, cfg.heads, cfg.weight_bits, cfg.attention) == (16, 4, 8, "mask")
-    with pytest.raises(SystemExit):
-        _parse("--bits", "4")                         # -o is required
+
+
+def test_cli_train_needs_output(capsys):
+    assert run_train(_parse("--bits", "4")) == 2      # -o is required to train
+    assert "-o MODEL is required to train" in capsys.readouterr().err
 
 
 def test_cli_reports_invalid_configuration(tmp_path, capsys):

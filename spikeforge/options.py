@@ -1,0 +1,243 @@
+"""What every ``spikeforge`` subcommand shares: the error style, the numeric option checks,
+the ``--lanes`` option and the output-path checks.
+
+**One error style.** Every user error is one line on stderr, ``spikeforge: error: ...``,
+naming the option or the user's own path, what is wrong and what is allowed, and exit status
+:data:`USER_ERROR` (2). That holds for argparse's own errors too (:class:`Parser`).
+
+**One numeric check.** Every numeric option is parsed by a :class:`Number`: an integer or a
+finite number (``inf`` and ``nan`` are refused), in its range, and the message names the
+option (``argument --timeout: 'inf' is not a finite number; allowed: ...``). The same object
+checks a value that did not come from argparse (:meth:`Number.check`).
+
+**Outputs are checked first.** :func:`check_output_file` and :func:`check_output_dir` run
+before any long work starts; they create a probe file in the folder that would receive the
+output (then remove it), so a path that cannot be written fails in a second, not after a
+training run or a synthesis.
+"""
+
+import argparse
+import errno
+import math
+import os
+import tempfile
+
+__all__ = ["CLIError", "USER_ERROR", "Parser", "Number", "LANES", "add_lanes_argument", "resolve_lanes",
+           "SEED", "TIMEOUT", "RETRIES", "CLOCK", "BAUD", "BAUD_RATES", "COUNT", "check_count",
+           "check_output_file", "check_output_dir", "error_line", "os_error_message"]
+
+#: exit status of every user error (bad option, bad file, missing optional package)
+USER_ERROR = 2
+
+
+class CLIError(Exception):
+    """A user error: printed as one line ``spikeforge: error: ...``, exit status 2."""
+
+
+def error_line(message):
+    """``spikeforge: error: MESSAGE`` with the message folded onto one line."""
+    return "spikeforge: error: " + " ".join(str(message).split())
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the one error style: one line, ``spikeforge: error:``, exit status 2
+    (argparse's own would print the usage and prefix the subcommand: ``spikeforge build: error``)."""
+
+    def error(self, message):
+        self.exit(USER_ERROR, error_line(f"{message}; see `{self.prog} --help`") + "\n")
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+class Number:
+    """A numeric option's type: ``kind`` (int or float), finite, within ``low``..``high``
+    (``positive``: > 0), optionally a power of two or one of ``choices``.
+
+    Used as ``type=`` of an argparse option (argparse then names the option in the message) and
+    through :meth:`check` for values from elsewhere."""
+
+    def __init__(self, kind=int, *, low=None, high=None, positive=False, power_of_two=False,
+                 choices=None, unit=""):
+        self.kind, self.low, self.high, self.positive = kind, low, high, positive
+        self.power_of_two, self.choices, self.unit = power_of_two, choices, unit
+
+    def allowed(self):
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        what = "an integer" if self.kind is int else "a finite number"
+        if self.power_of_two:
+            what = "a power of two"
+        unit = f" {self.unit}" if self.unit else ""
+        if self.low is not None and self.high is not None:
+            return f"{what} {self.low}..{self.high}{unit}"
+        if self.positive:
+            return f"{what} > 0{unit}" + (f" and <= {self.high}{unit}" if self.high is not None else "")
+        if self.low is not None:
+            return f"{what} >= {self.low}{unit}"
+        if self.high is not None:
+            return f"{what} <= {self.high}{unit}"
+        return what
+
+    def problem(self, value):
+        """Why ``value`` (a parsed number) is not allowed, or None."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{value!r} is not a number"
+        if self.kind is int and not isinstance(value, int):
+            return f"{value!r} is not an integer"
+        if not math.isfinite(value):
+            return f"{value!r} is not a finite number"
+        if self.choices is not None:
+            return None if value in self.choices else f"{value:g} is not supported"
+        if (self.positive and not value > 0) or (self.low is not None and value < self.low) \
+                or (self.high is not None and value > self.high):
+            return f"{value:g} is out of range"
+        if self.power_of_two and value & (value - 1):
+            return f"{value} is not a power of two"
+        return None
+
+    def parse(self, text):
+        """The number in ``text``; ``ValueError`` (the message without the option) otherwise."""
+        text = str(text).strip()
+        try:
+            value = int(text, 10) if self.kind is int else float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not {'an integer' if self.kind is int else 'a number'}; "
+                             f"allowed: {self.allowed()}") from None
+        if self.kind is float and not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite number; allowed: {self.allowed()}")
+        why = self.problem(value)
+        if why:
+            raise ValueError(f"{why}; allowed: {self.allowed()}")
+        return value
+
+    def __call__(self, text):
+        try:
+            return self.parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    def check(self, option, value):
+        """``value`` when allowed; :class:`CLIError` naming ``option`` otherwise."""
+        why = self.problem(value)
+        if why:
+            raise CLIError(f"{option}: {why}; allowed: {self.allowed()}")
+        return value
+
+    def __repr__(self):  # argparse shows the type's name in some messages
+        return self.kind.__name__
+
+
+#: the engine's lanes P (hdl/accel/program.py: compile_model accepts these)
+LANES = Number(int, low=1, high=64, power_of_two=True)
+#: random seeds (NumPy's generators take 0 .. 2**32 - 1)
+SEED = Number(int, low=0, high=2**32 - 1)
+#: seconds to wait for one reply of the board
+TIMEOUT = Number(float, positive=True, high=3600, unit="s")
+#: re-sends after a failed attempt
+RETRIES = Number(int, low=0, high=100)
+#: a count of images, at least one (the upper bound is the split's size: :func:`check_count`)
+COUNT = Number(int, low=1)
+#: the system clock of a board in MHz (the board's PLL range is checked against its target)
+CLOCK = Number(float, positive=True, high=1000, unit="MHz")
+#: the standard serial rates (termios B* constants); the host link and the build take these
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000,
+              921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000)
+BAUD = Number(int, choices=BAUD_RATES)
+
+#: lanes when neither ``--lanes`` nor a board gives them
+DEFAULT_LANES = 8
+
+
+def add_lanes_argument(parser, what="the engine's parallel adder lanes P"):
+    """The one ``--lanes`` option of every subcommand: a power of two 1..64; default: the
+    board's (``--board``/``--target`` naming a board), else 8 (:func:`resolve_lanes`)."""
+    parser.add_argument("--lanes", type=LANES, default=None, metavar="P",
+                        help=f"{what}: {LANES.allowed()} (default: the board's, 1 on icebreaker "
+                             f"and 8 on ulx3s-85f; without a board {DEFAULT_LANES})")
+
+
+def resolve_lanes(lanes, board=None):
+    """``lanes``, or the default for ``board`` (a board name, a device name or None)."""
+    if lanes is not None:
+        return LANES.check("--lanes", lanes)
+    from .boards.targets import TARGETS
+
+    target = TARGETS.get(board) if board is not None else None
+    return target.default_lanes if target is not None else DEFAULT_LANES
+
+
+def check_count(option, n, available, what):
+    """``n`` images of ``available`` (``what``: which ones); :class:`CLIError` beyond them."""
+    COUNT.check(option, n)
+    if n > available:
+        raise CLIError(f"{option}: {n} is more than {what} holds; allowed: 1..{available}")
+    return n
+
+
+# --- output paths --------------------------------------------------------------------------
+
+_HINTS = {
+    errno.EACCES: "choose a folder you can write to",
+    errno.EPERM: "choose a folder you can write to",
+    errno.EROFS: "the file system is read-only; choose another folder",
+    errno.ENOSPC: "the disk is full; free some space or choose another disk",
+    errno.ENOENT: "check the path",
+    errno.ENOTDIR: "a file is in the way of that folder; choose another path",
+    errno.EISDIR: "that is a folder; give a file name",
+    errno.EEXIST: "a file of that name is in the way; choose another path",
+}
+
+
+def os_error_message(e, path=None, doing="cannot write"):
+    """One line for an ``OSError``: the user's ``path`` (not a temporary name), what is wrong
+    in words (no ``[Errno N]``) and what to do."""
+    if path is None:
+        path, other = e.filename, e.filename2
+        if other is not None and path is not None and os.path.basename(os.fspath(path)).startswith(".tmp-"):
+            path = other  # atomic_write's temporary file: name the user's file instead
+    reason = (e.strerror or str(e) or type(e).__name__).rstrip(".")
+    reason = reason[:1].lower() + reason[1:]
+    hint = _HINTS.get(e.errno, "check the path")
+    return f"{doing} {os.fspath(path)}: {reason}; {hint}" if path is not None else f"{reason}; {hint}"
+
+
+def _nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _probe_folder(option, user_path, folder):
+    """A file can be created in ``folder`` (an existing path): else :class:`CLIError`."""
+    if not os.path.isdir(folder):
+        raise CLIError(f"{option} {user_path}: {folder} is a file, not a folder; choose another path")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".spikeforge-probe-"):
+            pass
+    except OSError as e:
+        raise CLIError(f"{option} {user_path}: {os_error_message(e, folder, 'cannot write into')}") from None
+
+
+def check_output_file(path, option="-o"):
+    """Check before the work that ``path`` (a file to be written) can be written."""
+    if path is None:
+        return
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path}: is a folder; give a file name (e.g. {os.path.join(path, 'out')})")
+    existing = _nearest_existing(os.path.dirname(os.path.abspath(path)))
+    _probe_folder(option, path, existing)
+
+
+def check_output_dir(path, option="-o"):
+    """Check before the work that folder ``path`` can be created (if missing) and written."""
+    if path is None:
+        return
+    path = os.fspath(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise CLIError(f"{option} {path}: is a file, not a folder; give a folder (it is created when missing)")
+    _probe_folder(option, path, _nearest_existing(path))

@@ -1,0 +1,139 @@
+"""The training configuration (issue 18 defect 10, issue 22 item 6): one set of names for config
+keys and ``train`` options, training keys (``epochs``, ``seed``) in a config, the file checked
+against its JSON Schema with one-line errors, ``--print-config``, and docs/training.md. None of
+this needs torch."""
+
+import json
+import pathlib
+
+import pytest
+
+from spikeforge.cli import build_parser, main
+from spikeforge.quant.config import TRAINING_DEFAULTS, ModelConfig, config_schema
+
+DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "training.md"
+
+
+def _print_config(capsys, *argv):
+    code = main(["train", *map(str, argv), "--print-config"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _train_parser():
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    return sub["train"]
+
+
+def test_every_key_is_an_option_of_the_same_name():
+    options = {s: a for a in _train_parser()._actions for s in a.option_strings}
+    for key, prop in config_schema()["properties"].items():
+        if "const" in prop:
+            continue  # image, max_value, classes: fixed by the data set
+        flag = "--" + key.replace("_", "-")
+        assert flag in options and options[flag].dest == key, flag
+    assert options["--bits"] is options["--weight-bits"]  # the old spelling stays an alias
+
+
+def test_schema_defaults_are_the_code_defaults():
+    props = config_schema()["properties"]
+    model = ModelConfig().to_dict()
+    for key, prop in props.items():
+        want = model[key] if key in model else TRAINING_DEFAULTS[key]
+        assert prop["default"] == want, key
+    assert set(props) == set(model) | set(TRAINING_DEFAULTS)
+
+
+def test_epochs_and_seed_in_a_config_and_options_override(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"epochs": 3, "seed": 7, "weight_bits": 8, "channels": 16, "heads": 4}))
+    code, out, err = _print_config(capsys, "--config", path, "--heads", "2", "--bits", "2")
+    assert code == 0, err
+    cfg = json.loads(out)
+    assert (cfg["epochs"], cfg["seed"], cfg["channels"], cfg["heads"], cfg["weight_bits"]) == (3, 7, 16, 2, 2)
+
+
+def test_print_config_round_trips(tmp_path, capsys):
+    code, out, _ = _print_config(capsys, "--attention", "qsd", "--levels", "2", "--epochs", "5",
+                                 "--no-learn-threshold", "--attn-shift", "3")
+    assert code == 0
+    first = json.loads(out)
+    assert list(first) == list(config_schema()["properties"])  # every key, schema order
+    path = tmp_path / "effective.json"
+    path.write_text(out)
+    code, again, _ = _print_config(capsys, "--config", path)
+    assert code == 0 and json.loads(again) == first
+    assert ModelConfig.from_json(path) == ModelConfig(attention="qsd", levels=2, learn_threshold=False, attn_shift=3)
+
+
+@pytest.mark.parametrize("text, wanted", [
+    ('{"channels": "32"}', 'channels is "32"; allowed: an integer 1..4096'),
+    ('{"channels": 0}', "channels is 0; allowed: an integer 1..4096"),
+    ('{"weight_bits": 3}', "weight_bits is 3; allowed: one of 2, 4, 8"),
+    ('{"attention": "softmax"}', 'attention is "softmax"; allowed: one of "mask", "linear", "qsd"'),
+    ('{"theta": -1}', "theta is -1; allowed: a number > 0 and <= 1000"),
+    ('{"epochs": 1e9}', "epochs is 1000000000.0; allowed: an integer 1..10000"),
+    ('{"image": [16, 16, 1]}', "image is [16, 16, 1]; allowed: [8, 8, 1] only"),
+    ('{"bits": 4}', "unknown configuration key 'bits' (did you mean 'weight_bits'?)"),
+    ('{"time-steps": 4}', "unknown configuration key 'time-steps' (did you mean 'time_steps'?)"),
+    ('{"seed": 1, "seed": 2}', "key 'seed' appears twice"),
+    ('{"theta": NaN}', "NaN is not a number JSON allows"),
+    ('{"lr": Infinity}', "Infinity is not a number JSON allows"),
+    ('{"channels": 1e400}', "channels is Infinity; allowed: an integer 1..4096"),   # overflows to inf
+    ('{"image": [8, 1e400, 1]}', "image is [8, Infinity, 1]; allowed: [8, 8, 1] only"),
+    ('[1, 2]', "expected a JSON object of keys and values, got list"),
+    ('{"channels": 16,}', "not valid JSON"),
+    ('[' * 100000, "nested too deeply"),
+])
+def test_config_errors_are_one_line_naming_file_and_key(tmp_path, capsys, text, wanted):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    code, out, err = _print_config(capsys, "--config", path)
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith(f"spikeforge: error: --config {path}: ") and wanted in lines[0], lines[0]
+
+
+def test_config_cross_key_rule_and_missing_file(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text('{"channels": 30, "heads": 4}')
+    code, _, err = _print_config(capsys, "--config", path)
+    assert code == 2 and "heads=4 does not divide channels=30" in err
+    code, _, err = _print_config(capsys, "--config", tmp_path / "none.json")
+    assert code == 2 and f"--config {tmp_path / 'none.json'}: cannot read it: no such file or directory" in err
+
+
+def test_training_docs_describe_every_key():
+    text = DOCS.read_text()
+    assert "--print-config" in text and "train.schema.json" in text
+    for key, prop in config_schema()["properties"].items():
+        row = next((ln for ln in text.splitlines() if ln.startswith(f"| `{key}` ")), None)
+        assert row is not None, key
+        assert json.dumps(prop["default"]) in row, (key, row)
+        if "const" not in prop:
+            assert f"`--{key.replace('_', '-')}`" in row, row
+
+
+def test_no_configuration_crashes_the_checks():
+    """Random JSON values under known and unknown keys: a checked configuration or one ValueError
+    line, never another exception (the discipline of issue 22 for the model file)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from spikeforge.quant.config import TRAINING_KEYS, check_config
+
+    keys = st.sampled_from(list(config_schema()["properties"]) + ["bits", "depth", ""])
+    scalars = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=5)
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(max_size=3), inner, max_size=2), max_leaves=6)
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(st.dictionaries(keys, values, max_size=4))
+    def check(d):
+        try:
+            checked = check_config(d, "c.json")
+            ModelConfig.from_dict({k: v for k, v in checked.items() if k not in TRAINING_KEYS})
+        except ValueError as e:
+            assert "\n" not in str(e) and str(e)
+
+    check()
