@@ -441,7 +441,7 @@ def _logic_figure(analysis):
 
 def _cycles_figure(model, analysis, cycles, bound):
     names = [n.name for n in model.nodes if cycles.get(n.name, 0) or bound.get(n.name, 0)]
-    fig = _new_figure(8.5, 1.5 + 0.3 * len(names))
+    fig = _new_figure(8.5, 1.6 + 0.24 * len(names))
     ax = fig.subplots()
     y = np.arange(len(names))
     c = np.array([cycles.get(n, 0.0) for n in names])
