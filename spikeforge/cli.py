@@ -57,6 +57,23 @@ def _print_json(obj):
 
 # --- info ----------------------------------------------------------------------------------
 
+def _plot_dir(path):
+    """``--plot DIR`` checked before any work (matplotlib installed, folder writable)."""
+    if path is None:
+        return None
+    from .plots import PlotError, check_plot_dir
+
+    try:
+        return check_plot_dir(path)
+    except PlotError as e:
+        raise CLIError(f"--plot: {e}") from None
+
+
+def _plots_written(paths):
+    for path in paths:
+        print(f"plot: {path}", file=sys.stderr)
+
+
 def _lanes_text(n):
     return f"{n} lane" + ("" if n == 1 else "s")
 
@@ -74,11 +91,17 @@ def _accel_analysis(model, lanes, target):
 def cmd_info(args):
     from .summary import summarize
 
+    plot_dir = _plot_dir(args.plot)
     path, model = _load(args.model)
     summary = {"model": path, **summarize(model)}
-    if args.lanes is not None or args.target is not None:
+    if args.lanes is not None or args.target is not None or plot_dir is not None:
         _check_target(args.target)
         summary["accelerator"] = _accel_analysis(model, resolve_lanes(args.lanes, args.target), args.target)
+    if plot_dir is not None:
+        from .plots import plot_info
+
+        acc = summary["accelerator"]
+        _plots_written(plot_info(model, acc["lanes"], args.target, plot_dir, analysis=acc))
     misfit = summary.get("accelerator", {}).get("fits") is False
     if args.json:
         _print_json(summary)
@@ -167,6 +190,7 @@ def cmd_eval(args):
     from .sim.model import run_model
 
     check_output_file(args.save_logits, "--save-logits")
+    plot_dir = _plot_dir(args.plot)
     if args.backend == "torch":
         require_torch("eval --backend torch")
     path, model = _load(args.model)
@@ -200,6 +224,10 @@ def cmd_eval(args):
             "uJ_per_image": float(np.mean(counts.energy_pj(first_conv))) * 1e-6,
         },
     }
+    if plot_dir is not None:
+        from .plots import plot_eval
+
+        _plots_written(plot_eval(model, images, labels, plot_dir, result=result))
     if args.save_logits:
         import io
 
@@ -320,6 +348,8 @@ def build_parser():
     add_lanes_argument(p, "add the accelerator's analytic model for P lanes")
     p.add_argument("--target", help=_TARGET_HELP + "; a misfit exits with status 2")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plot", metavar="DIR", help="write pictures (PNG): memory and logic per node, cycles per "
+                                                 "node against the lower bound (needs the plot extra)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("eval", help="accuracy and work counts on the digits test split")
@@ -330,6 +360,8 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--save-logits", metavar="PATH", help="write the integer logits as .npy")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plot", metavar="DIR", help="write pictures (PNG): spike raster of one image, firing rate "
+                                                 "per layer, confusion matrix (needs the plot extra)")
     p.set_defaults(func=cmd_eval)
 
     _add_train(sub)
