@@ -34,7 +34,7 @@ check 0 spikeforge --help
 check 0 spikeforge info
 check 0 spikeforge eval --quiet
 check 0 spikeforge generate -o "$work/accel"
-check 0 spikeforge sim --help
+check 0 spikeforge sim --images 2 --quiet
 check 0 spikeforge build --help
 check 0 spikeforge train --print-config
 check 2 spikeforge train -o "$work/m.sfm"

@@ -106,6 +106,9 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=[it for it in items if it.nodeid in dropped])
         items[:] = [it for it in items if it.nodeid not in dropped]
+    # Slow tests first (stable otherwise): with work stealing the run then ends on short tests,
+    # not with one worker finishing a long one while the other idles.
+    items.sort(key=lambda it: it.get_closest_marker("slow") is None)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -204,7 +204,16 @@ def test_cli_json_report(capsys):
 # --- Icarus --------------------------------------------------------------------------------
 
 
-def test_icarus_default_model(default_model, digits):
+@slow
+def test_icarus_equals_verilator_on_20_images(default_model, digits):
+    """What ``spikeforge sim --images 20 --simulator icarus|verilator`` runs: both simulators
+    agree with the golden model on every image and count the same cycles, image by image."""
     need("icarus")
-    r = simulate_verilog(default_model, digits[0][:2], lanes=8, simulator="icarus", progress=False)
-    check_exact(r)
+    need("verilator")
+    images = digits[0][:20]
+    icarus = simulate_verilog(default_model, images, lanes=8, simulator="icarus", progress=False)
+    verilator = simulate_verilog(default_model, images, lanes=8, simulator="verilator", progress=False)
+    check_exact(icarus)
+    check_exact(verilator)
+    np.testing.assert_array_equal(icarus["cycles"], verilator["cycles"])
+    np.testing.assert_array_equal(icarus["events"], verilator["events"])
