@@ -160,9 +160,12 @@ def test_default_model_100_images(default_model, digits):
 # Every Verilator build of the accelerator takes minutes, so the suite checks the extreme and a
 # middle lane count at the Verilog level; all of 1..32 are checked in amaranth.sim
 # (tests/accel/test_engine.py) and by benchmarks/accel_lanes.py, which reports mismatches.
-@slow
+@pytest.mark.full
 @pytest.mark.parametrize("lanes", [1, 16])
 def test_lane_counts_give_identical_results(default_model, digits, lanes):
+    """Two more Verilator builds (minutes each). Full tier: in the CI tier the generated
+    Verilog is checked at 8 lanes (test_default_model_100_images, the Icarus test), at 1 and 2
+    lanes on the simulated boards, and every lane count in amaranth.sim (tests/accel)."""
     need("verilator")
     images = digits[0][[0, 1, 2, 17]]
     r = simulate_verilog(default_model, images, lanes=lanes, progress=False)
