@@ -254,9 +254,10 @@ def _reset(node):
 def evaluate_float(graph, images, time_steps, input_scale, dt=DEFAULT_DT, record=False):
     """Run the NIR graph in float64 on integer ``images [B, H, W, C]`` (direct encoding).
 
-    Returns ``(scores [B, K], drives)``: scores are the outputs summed over the time steps;
-    ``drives`` (with ``record=True``) maps each neuron to its per-step drive
-    ``gain * I + const`` (the value its integer requantized input represents), ``[T, B, ...]``.
+    Returns ``(scores [B, K], trace)``: scores are the outputs summed over the time steps;
+    ``trace`` (with ``record=True``) maps each neuron to ``{"drive": ..., "spikes": ...}``, each
+    ``[T, B, ...]``: the per-step drive ``gain * I + const`` (the value its integer requantized
+    input represents) and the output spikes.
     """
     g = graph if isinstance(graph, _Graph) else _structure(graph)
     images = np.asarray(images)
@@ -268,6 +269,7 @@ def evaluate_float(graph, images, time_steps, input_scale, dt=DEFAULT_DT, record
     params = {k: _neuron_params(k, n, dt) for k, n in g.nodes.items() if _kind(n) in _NEURONS}
     state, syn = {}, {}
     drives = {k: [] for k in params}
+    spikes = {k: [] for k in params}
     total = None
     for _t in range(time_steps):
         vals = {}
@@ -299,8 +301,11 @@ def evaluate_float(graph, images, time_steps, input_scale, dt=DEFAULT_DT, record
                 vals[k] = s.astype(np.float64)
                 if record:
                     drives[k].append(drive)
+                    spikes[k].append(vals[k])
     scores = total.reshape(B, -1)
-    return scores, {k: np.stack(v) for k, v in drives.items()} if record else {}
+    if not record:
+        return scores, {}
+    return scores, {k: {"drive": np.stack(drives[k]), "spikes": np.stack(spikes[k])} for k in params}
 
 
 # --- lowering: folding linear chains into convolutions ---------------------------------------
@@ -551,7 +556,7 @@ def import_graph(graph, calibration, *, max_value, time_steps, weight_bits=8, ou
     out_terms = reaching[g.output]
     readout = _plan_readout(g, out_node, out_terms, sources)
 
-    _, drives = evaluate_float(g, calibration, time_steps, input_scale, dt, record=True)
+    _, trace = evaluate_float(g, calibration, time_steps, input_scale, dt, record=True)
     b = ModelBuilder(time_steps, calibration, metadata=dict(metadata or {}))
     H, W, C = image_shape
     names = {g.input: b.input(str(g.input), H, W, C, max_value)}
@@ -563,7 +568,7 @@ def import_graph(graph, calibration, *, max_value, time_steps, weight_bits=8, ou
         thr = pc["thr"]
         beta = float(pc["beta"][0])
         leak = 16 if beta <= 2.0 ** -16 else int(min(16, max(0, round(-math.log2(beta)))))
-        d = np.abs(drives[k]).max() if drives[k].size else 0.0
+        d = np.abs(trace[k]["drive"]).max() if trace[k]["drive"].size else 0.0
         top = max(float(d), 2 * float(thr.max()))
         s_v = top / (1 << (out_bits - 2))
         theta = np.floor(thr / s_v).astype(np.int64) + 1

@@ -4,13 +4,14 @@ Used by the NIR tests (kept to seconds: one thread, fixed seeds, 3 epochs, T = 4
 
 snnTorch 1.0's ``export_to_nir`` ends with ``nir.NIRGraph.infer_types()``, which nir 1.0.8
 cannot complete for snnTorch's scalar-parameter LIF nodes (it raises "type mismatch ...
-1.input: []"), and it stores Conv2d weights as torch tensors, which ``nir.write`` cannot save; its 0-d LIF parameters can neither be saved nor typed
-by ``nir.read``: we broadcast them to one value per neuron.
-We run snnTorch's own exporter with ``infer_types`` disabled and then fill in each node's
-input/output types from the module shapes torch reports, and convert tensors to NumPy: the
-nodes and parameters are snnTorch's.
+1.input: []"); it stores Conv2d weights as torch tensors, which ``nir.write`` cannot save;
+and its 0-d LIF parameters can neither be saved nor typed by ``nir.read``. We run snnTorch's
+own exporter with ``infer_types`` disabled, fill in each node's input/output types from the
+shapes torch reports, convert tensors to NumPy and broadcast LIF parameters to one value per
+neuron: the nodes and parameters are snnTorch's.
 """
 
+import warnings
 from unittest import mock
 
 import numpy as np
@@ -89,7 +90,10 @@ def export(net, sample):
         net(sample)
     for h in hooks:
         h.remove()
-    with mock.patch.object(nir.NIRGraph, "infer_types", lambda self: None):
+    with mock.patch.object(nir.NIRGraph, "infer_types", lambda self: None), warnings.catch_warnings():
+        # snnTorch 1.0 still calls the deprecated nirtorch.extract_nir_graph
+        warnings.filterwarnings("ignore", "nirtorch.extract_nir_graph is being deprecated",
+                                DeprecationWarning)
         graph = export_to_nir(net, sample, ignore_dims=[0])
     for key, node in graph.nodes.items():
         for attr, value in list(vars(node).items()):
