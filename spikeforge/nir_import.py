@@ -386,8 +386,10 @@ def _lower_linear(key, node, terms):
             if not np.allclose(s3, s3[:, :1, :1]):
                 _fail(key, node, "a scale that varies over positions has no spikeforge form")
             s = s3[:, 0, 0]
-        elif s.size != C:
-            _fail(key, node, f"scale has {s.size} values; expected 1 or one per channel ({C})")
+        elif s.size != C or (flat and H * W > 1):
+            _fail(key, node, f"scale has {s.size} values for a {C}x{H}x{W} tensor"
+                             f"{' (flattened)' if flat else ''}; expected 1, one per channel "
+                             "or, flattened, one per value")
         return [dataclasses.replace(t, weight=t.weight * s, bias=t.bias * s) for t in terms]
     if kind in ("Linear", "Affine"):
         w = _arr(node.weight)

@@ -57,15 +57,24 @@ def test_import_matches_snntorch_accuracy(trained, imported):
 
 
 @pytest.mark.slow
-def test_import_golden_equals_accelerator(imported):
-    """The imported model runs bit-exactly on the accelerator (amaranth simulation, 4 images)."""
+@pytest.mark.parametrize("which", ["snntorch", "residual"])
+def test_import_golden_equals_accelerator(which, request):
+    """The imported models run bit-exactly on the accelerator (amaranth simulation, 3 images):
+    the snnTorch one, and the hand-made one with add, IF (leak 0), leaks 2 and 3 and the
+    spike-count head."""
     from spikeforge.hdl.accel.program import compile_model
     from spikeforge.hdl.accel.simulate import simulate_engine
 
-    model, _ = imported
+    if which == "snntorch":
+        model, _ = request.getfixturevalue("imported")
+    else:
+        xtr, _ = load_digits_split("train")
+        model, _ = import_graph(_residual_graph(np.random.default_rng(1)), xtr[:128], max_value=16,
+                                time_steps=T)
+        assert "add" in [n.op for n in model.nodes]
     xte, _ = load_digits_split("test")
-    logits, _, _, _ = simulate_engine(compile_model(model, 8), xte[:4])
-    np.testing.assert_array_equal(logits, run_model(model, xte[:4]).logits)
+    logits, _, _, _ = simulate_engine(compile_model(model, 8), xte[:3])
+    np.testing.assert_array_equal(logits, run_model(model, xte[:3]).logits)
 
 
 def _args(add, argv):
@@ -225,6 +234,30 @@ def test_output_must_read_one_token():
     xtr, _ = load_digits_split("train")
     with pytest.raises(NIRError, match=r"node 'out' \(Output\): the output reads a 4x8x8 spiking layer"):
         import_graph(graph, xtr[:8], max_value=16, time_steps=T)
+
+
+def test_input_shape_must_match_the_dataset():
+    with pytest.raises(NIRError, match=r"node 'in' \(Input\): input shape \(1, 8, 8\) does not match "
+                                       r"the dataset's images \(C, H, W\) = \(1, 28, 28\)"):
+        import_graph(_simple(), np.zeros((2, 28, 28, 1), np.int64), max_value=255, time_steps=T)
+
+
+def test_per_channel_scale_on_a_flattened_tensor_refused():
+    """NIR leaves a 4-value Scale of 256 flattened values undefined: refused, not guessed."""
+    rng = np.random.default_rng(0)
+    nodes = {"in": nir.Input(input_type={"input": np.array([1, 8, 8])}),
+             "c": _conv(rng, 1, 4, 3, padding=1), "lif": _lif((4, 8, 8)),
+             "fl": nir.Flatten(input_type={"input": np.array([4, 8, 8])}, start_dim=0, end_dim=-1),
+             "sc": nir.Scale(scale=np.ones(4)),
+             "fc": nir.Linear(weight=rng.normal(0, 0.1, (10, 256))), "lif2": _lif((10,)),
+             "out": nir.Output(output_type={"output": np.array([10])})}
+    edges = [("in", "c"), ("c", "lif"), ("lif", "fl"), ("fl", "sc"), ("sc", "fc"), ("fc", "lif2"),
+             ("lif2", "out")]
+    xtr, _ = load_digits_split("train")
+    with pytest.raises(NIRError, match=r"node 'sc' \(Scale\): scale has 4 values for a 4x8x8 tensor "
+                                       r"\(flattened\)"):
+        import_graph(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), xtr[:8],
+                     max_value=16, time_steps=T)
 
 
 def test_recurrent_edge_refused():
