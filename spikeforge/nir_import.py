@@ -108,6 +108,9 @@ class _Graph:
 def _structure(graph):
     """Check node types and edges; return the graph in topological order."""
     nir = _nir()
+    if not isinstance(graph, nir.NIRGraph):
+        raise NIRError(f"the NIR file holds a single {_kind(graph)} node, not a graph; import needs "
+                       "a NIRGraph with Input and Output nodes")
     nodes = dict(graph.nodes)
     for key, node in nodes.items():
         if isinstance(node, nir.NIRGraph):

@@ -96,6 +96,20 @@ def test_cli_import_then_export_round_trip(trained, tmp_path, capsys):
     assert model.metadata["dataset"] == "digits"
     assert model.metadata["nir_import"]["integer_accuracy"] == report["integer_accuracy"]
 
+    text = tmp_path / "t.sfm"
+    args = _args(add_import_arguments, [str(trained["path"]), "-o", str(text), "--calibration-images",
+                                        "16", "--eval-images", "20", "--weight-bits", "4"])
+    assert run_import(args) == 0
+    printed = capsys.readouterr().out
+    assert "beta 0.5000 -> shift 1" in printed and "float (NIR)" in printed
+    assert "on 20 digits test images" in printed
+    assert load_model(text).node("5.syn").attrs["weight_bits"] == 4
+    bad = _args(add_import_arguments, [str(trained["path"]), "-o", str(tmp_path / "x.sfm"),
+                                       "--calibration-images", "0"])
+    with pytest.raises(NIRError, match="--calibration-images is 0; allowed: a positive integer"):
+        run_import(bad)
+    assert not (tmp_path / "x.sfm").exists()
+
     graph_path = tmp_path / "back.nir"
     assert run_export(_args(add_export_arguments, [str(out), "-o", str(graph_path)])) == 0
     back = read_graph(graph_path)
@@ -266,6 +280,12 @@ def test_recurrent_edge_refused():
     xtr, _ = load_digits_split("train")
     with pytest.raises(NIRError, match=r"\(Affine\)|\(LIF\).*cycle"):
         import_graph(g, xtr[:8], max_value=16, time_steps=T)
+
+
+def test_a_single_node_is_not_a_graph():
+    with pytest.raises(NIRError, match="the NIR file holds a single Linear node, not a graph"):
+        import_graph(nir.Linear(weight=np.ones((2, 2))), np.zeros((1, 8, 8, 1), np.int64),
+                     max_value=16, time_steps=T)
 
 
 def test_read_graph_errors(tmp_path):
