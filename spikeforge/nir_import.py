@@ -48,7 +48,7 @@ def _nir():
         import nir
     except ImportError:
         raise NIRError("the 'nir' package is not installed; install it with "
-                       "`pip install 'spikeforge[nir]'`") from None
+                       'pip install "spikeforge[nir]"') from None
     return nir
 
 
