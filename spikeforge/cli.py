@@ -372,8 +372,12 @@ def build_parser():
                    ".boards.cli", "add_build_arguments", "run_build")
     _add_delegated(sub, "flash", "program a board with a bitstream (openFPGALoader / iceprog)",
                    ".boards.cli", "add_flash_arguments", "run_flash")
-    _add_delegated(sub, "run", "inference on a board over its UART host link",
+    _add_delegated(sub, "run", "inference on a board over its UART host link (or a simulated board)",
                    ".boards.cli", "add_run_arguments", "run_run")
+    _add_delegated(sub, "import", "a NIR graph (snnTorch, Norse, ...) to a model file, by post-training quantization",
+                   ".nir_import", "add_import_arguments", "run_import")
+    _add_delegated(sub, "export", "a model file to a NIR graph (the operators NIR has)",
+                   ".nir_export", "add_export_arguments", "run_export")
     return parser
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .graph import infer
 from .nir_import import DEFAULT_DT, NIRError, _nir
+from .options import Number, check_output_file
 
 __all__ = ["export_model", "write_graph", "add_export_arguments", "run_export"]
 
@@ -138,7 +139,7 @@ def add_export_arguments(parser):
     """Arguments of ``spikeforge export MODEL.sfm -o GRAPH.nir``."""
     parser.add_argument("model", help="spikeforge model file (.sfm)")
     parser.add_argument("-o", "--output", required=True, help="NIR graph to write (.nir)")
-    parser.add_argument("--dt", type=float, default=DEFAULT_DT,
+    parser.add_argument("--dt", type=Number(float, positive=True), default=DEFAULT_DT,
                         help=f"time step of the NIR neuron equations in seconds (default {DEFAULT_DT:g})")
 
 
@@ -148,6 +149,7 @@ def run_export(args):
 
     if not args.dt > 0:
         raise NIRError(f"--dt is {args.dt}; allowed: a positive time step in seconds")
+    check_output_file(args.output, "-o")
     model = load_model(args.model)
     graph = export_model(model, dt=args.dt)
     write_graph(graph, args.output)

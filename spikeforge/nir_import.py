@@ -31,6 +31,7 @@ import numpy as np
 
 from .builder import ModelBuilder
 from .graph import ModelError
+from .options import COUNT, Number, check_output_file
 
 __all__ = ["NIRError", "read_graph", "evaluate_float", "import_graph", "add_import_arguments",
            "run_import", "DEFAULT_DT"]
@@ -643,19 +644,19 @@ def add_import_arguments(parser):
     parser.add_argument("-o", "--output", required=True, help="model file to write (.sfm)")
     parser.add_argument("--dataset", default="digits", help="dataset of the network (default: digits)")
     parser.add_argument("--data-root", default=None, help="folder of the dataset files")
-    parser.add_argument("--calibration-images", type=int, default=256,
+    parser.add_argument("--calibration-images", type=COUNT, default=256,
                         help="training images used to choose the integer scales (default 256)")
-    parser.add_argument("--eval-images", type=int, default=None,
+    parser.add_argument("--eval-images", type=COUNT, default=None,
                         help="test images for the float vs integer accuracy (default: all)")
-    parser.add_argument("--weight-bits", type=int, default=8, help="weight width (default 8)")
-    parser.add_argument("--out-bits", type=int, default=16,
+    parser.add_argument("--weight-bits", type=Number(int, low=2, high=16), default=8, help="weight width (default 8)")
+    parser.add_argument("--out-bits", type=Number(int, low=2, high=32), default=16,
                         help="width of the neurons' integer drive (default 16)")
-    parser.add_argument("--time-steps", type=int, default=4,
+    parser.add_argument("--time-steps", type=Number(int, low=1, high=64), default=4,
                         help="time steps T the network runs for (default 4)")
-    parser.add_argument("--input-scale", type=float, default=None,
+    parser.add_argument("--input-scale", type=Number(float, positive=True), default=None,
                         help="float value of one input step as the NIR graph sees it "
                              "(default 1/max_value: pixels scaled to 0..1)")
-    parser.add_argument("--dt", type=float, default=DEFAULT_DT,
+    parser.add_argument("--dt", type=Number(float, positive=True), default=DEFAULT_DT,
                         help=f"time step of the NIR neuron equations in seconds (default {DEFAULT_DT:g}, "
                              "snnTorch's export convention)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -676,6 +677,7 @@ def run_import(args):
 
     _positive("calibration-images", args.calibration_images)
     _positive("eval-images", args.eval_images)
+    check_output_file(args.output, "-o")
     graph = read_graph(args.graph)
     train = load_dataset(args.dataset, "train", data_root=args.data_root)
     test = load_dataset(args.dataset, "test", data_root=args.data_root)
