@@ -45,6 +45,16 @@ def add_build_arguments(p):
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="write the bitstream even when fmax is below the clock (exit status still 3)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--plot", metavar="DIR", help="write a picture (PNG) of the utilization against the device "
+                                                 "(needs the plot extra)")
+
+
+def _plot_build(args, report):
+    if args.plot:
+        from ..plots import plot_build
+
+        for path in plot_build(report, args.plot):
+            _progress(f"plot: {path}")
 
 
 def run_build(args):
@@ -58,6 +68,13 @@ def run_build(args):
         check_link_settings(target, args.clock, args.baud)  # before the model is even loaded
         out = args.output or os.path.join("build", target.name)
         check_output_dir(out, "-o" if args.output else "the output folder")
+        if args.plot:
+            from ..plots import PlotError, check_plot_dir
+
+            try:
+                check_plot_dir(args.plot)
+            except PlotError as e:
+                raise CLIError(f"--plot: {e}") from None
         _, model = _load_model(args.model)
         report = build_board(model, args.board, lanes=lanes, clock_mhz=args.clock, baud=args.baud,
                              out_dir=out, seed=args.seed, allow_timing_fail=args.allow_timing_fail,
@@ -65,6 +82,7 @@ def run_build(args):
     except TimingFailed as e:
         report = e.report
         print(json.dumps(report, indent=1) if args.json else format_report(report))
+        _plot_build(args, report)
         return _err(str(e), e.exit_code)
     except BuildError as e:
         return _err(str(e), e.exit_code)
@@ -73,6 +91,7 @@ def run_build(args):
     except OSError as e:
         return _err(os_error_message(e), USER_ERROR)
     print(json.dumps(report, indent=1) if args.json else format_report(report))
+    _plot_build(args, report)
     if not report["timing_met"]:
         return _err(f"timing failed: fmax {report['fmax_mhz']} MHz < {report['clock']['mhz']} MHz "
                     "(bitstream written because of --allow-timing-fail)", 3)
@@ -113,7 +132,10 @@ def run_flash(args):
 def add_run_arguments(p):
     p.add_argument("model", nargs="?", help="model file the bitstream was built from (default: the shipped model)")
     p.add_argument("--board", required=True, choices=target_names(), help="target board")
-    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
+    p.add_argument("--port", help="serial port, e.g. /dev/ttyUSB1 (required unless --simulate)")
+    p.add_argument("--simulate", action="store_true",
+                   help="no board: run the board's build under Verilator (host link included, at the real "
+                        "bit rate, in simulated time) through the same host runtime")
     p.add_argument("--baud", type=BAUD, default=115200, help="UART baud rate the bitstream was built with")
     add_lanes_argument(p, "lanes the bitstream was built with")
     p.add_argument("--images", "-n", type=COUNT, default=100,
@@ -175,12 +197,55 @@ def format_run(s):
     return "\n".join(lines)
 
 
+def format_simulated(s):
+    cyc, pred, ips = s["cycles_per_image"], s["predicted_cycles_per_image"], s["images_per_second"]
+    sim = s["simulated_seconds"]
+    lines = [f"simulated {s['board']} ({_lanes_text(s['lanes'])}, {s['memory']} weights, {s['clock_mhz']:g} MHz, "
+             f"UART {s['baud']} baud): {s['images']} images, accuracy {100 * s['accuracy']:.2f}% "
+             f"(golden {100 * s['golden_accuracy']:.2f}%), {s['mismatches']} mismatches against the golden model",
+             f"board cycles per image (last pixel to result): mean {cyc['mean']:.0f} (min {cyc['min']}, "
+             f"max {cyc['max']}); analytic model {pred['mean']:.0f}",
+             f"images/s: {ips['end_to_end']:.1f} end to end (simulated time), {ips['link_bound']:.1f} link-bound, "
+             f"{ips['compute']:.0f} compute"]
+    if sim["weights"]:
+        lines.append(f"weights loaded over the link in {sim['weights']:.3f} s (simulated)")
+    lines.append(f"link: {s['retries']} retries, {s['timeouts']} timeouts, NACKs {s['nacks'] or 'none'}, "
+                 f"{s['bad_replies']} corrupt replies; simulation took {s['wall_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def _lanes_text(n):
+    return f"{n} lane" + ("" if n == 1 else "s")
+
+
+def _run_simulated(args, target, lanes, model, images, labels):
+    from .simulate import simulate_board
+
+    _progress(f"building the simulated {target.name} board (Verilator; cached after the first build), then "
+              f"{len(images)} images at {args.baud} baud in simulated time")
+    summary = simulate_board(model, target.name, images, labels, lanes=lanes, baud=args.baud,
+                             timeout=args.timeout, retries=args.retries,
+                             progress=lambda done, total: _progress(f"{done}/{total}")
+                             if args.verbose or done == total or done % 10 == 0 else None)
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "results" or args.verbose}, indent=1))
+    else:
+        print(format_simulated(summary))
+    return 0 if summary["mismatches"] == 0 else 1
+
+
 def run_run(args):
     from ..data import load_digits_split
     from ..hdl.accel.report import compile_for_target
+    from ..sim.runners import SimulationFailed, SimulatorNotFound
     from .runtime import HostLink, LinkError, ResultMismatchError, SerialTransport
 
     try:
+        if args.simulate and args.port:
+            raise CLIError(f"--port {args.port} and --simulate exclude each other: a simulated board has no port")
+        if not args.simulate and not args.port:
+            raise CLIError("--port is required (the board's serial port, e.g. /dev/ttyUSB1), "
+                           "or --simulate to run the board's build in simulation")
         target = get_target(args.board)
         lanes = resolve_lanes(args.lanes, target.name)
         _, model = _load_model(args.model)
@@ -191,6 +256,16 @@ def run_run(args):
         # SPRAM (then the host loads them first): the same mapping decision as `spikeforge build`.
         program = compile_for_target(model, lanes, target.device)
         img = program.image
+        if args.simulate:
+            from .top import check_link_settings
+
+            check_link_settings(target, None, args.baud)
+            try:
+                return _run_simulated(args, target, lanes, model, images, labels)
+            except SimulatorNotFound as e:
+                raise CLIError(str(e)) from None
+            except SimulationFailed as e:
+                return _err(f"the simulated board failed: {str(e).splitlines()[0]} (log: {e.log_path})", 1)
         try:
             transport = SerialTransport(args.port, args.baud)
         except OSError as e:

@@ -59,7 +59,10 @@ class UARTPinTransport(Transport):
 
         self._cocotb = cocotb
         self.dut = dut
-        self.bit_ns = divisor * period_ns
+        # Bit times in whole picoseconds (the simulation's precision), so that a clock period
+        # such as 41.667 ns (24 MHz) gives timers the simulator can represent exactly.
+        self.bit_ps = round(divisor * period_ns * 1000)
+        self.bit_ns = self.bit_ps / 1000
         self._get_time = get_sim_time
         self._rx = bytearray()
         self._got = Event()
@@ -90,17 +93,17 @@ class UARTPinTransport(Transport):
     async def _watch_tx(self):
         from cocotb.triggers import FallingEdge, Timer
 
-        dut, bit = self.dut, self.bit_ns
+        dut, bit = self.dut, self.bit_ps
         while True:
             await FallingEdge(dut.tx)
-            await Timer(bit / 2, "ns")
+            await Timer(bit // 2, "ps")
             if int(dut.tx.value) != 0:
                 continue  # a glitch, not a start bit
             value = 0
             for i in range(8):
-                await Timer(bit, "ns")
+                await Timer(bit, "ps")
                 value |= int(dut.tx.value) << i
-            await Timer(bit, "ns")
+            await Timer(bit, "ps")
             if int(dut.tx.value) != 1:
                 continue  # framing error: drop the byte, like the gateware does
             value ^= self._corrupt_r.pop(self.received, 0)
@@ -111,11 +114,11 @@ class UARTPinTransport(Transport):
     async def _send(self, data):
         from cocotb.triggers import Timer
 
-        dut, bit = self.dut, self.bit_ns
+        dut, bit = self.dut, self.bit_ps
         for byte in data:
             for level in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
                 dut.rx.value = level
-                await Timer(bit, "ns")
+                await Timer(bit, "ps")
         self._stamp()
 
     async def _read(self, size, timeout):

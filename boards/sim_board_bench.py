@@ -1,0 +1,89 @@
+"""cocotb side of ``spikeforge run --simulate``: the unchanged host runtime drives the simulated
+board through its UART pins (:class:`~spikeforge.boards.sim_board.UARTPinTransport`).
+
+Run by :func:`spikeforge.boards.simulate.simulate_board`; the only parameter is ``job``, the
+path of a JSON job file:
+
+``model``, ``lanes``, ``device``
+    the model file and the mapping, as ``spikeforge build`` compiles it for the board;
+``images``, ``labels``
+    one flat list of pixels per image (row-major, channels fastest) and the labels;
+``divisor``, ``period_ps``
+    clock cycles per UART bit and the clock period: the board's real bit rate;
+``timeout``, ``settle``, ``retries``
+    the host link's settings (seconds of simulated time);
+``out``, ``progress``
+    files to write the summary (JSON) and the number of images done to.
+"""
+
+import dataclasses
+import json
+import os
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.task import bridge
+from cocotb.triggers import RisingEdge
+from cocotb.utils import get_sim_time
+
+from spikeforge.boards.cli import run_images
+from spikeforge.boards.runtime import HostLink
+from spikeforge.boards.sim_board import UARTPinTransport
+from spikeforge.hdl.accel.report import compile_for_target
+from spikeforge.modelfile import load_model
+from spikeforge.sim.cocotb_util import test_parameters
+
+
+def _write_json(path, obj):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+@cocotb.test()
+async def board_images(dut):
+    """Load the weights (SPRAM builds), then send every image of the job through the host link."""
+    import numpy as np
+
+    with open(test_parameters()["job"]) as f:
+        job = json.load(f)
+    model = load_model(job["model"])
+    program = compile_for_target(model, job["lanes"], job["device"])
+    img = program.image
+    images = np.array(job["images"], np.int64).reshape(-1, img.H, img.W, img.C)
+    labels = np.array(job["labels"], np.int64)
+    period_ps = int(job["period_ps"])
+
+    dut.rx.value = 1
+    Clock(dut.clk, period_ps, unit="ps", impl="gpi").start()
+    dut.rst.value = 1
+    for _ in range(2):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    transport = UARTPinTransport(dut, divisor=int(job["divisor"]), period_ns=period_ps / 1000)
+    link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
+                    max_value=int(img.levels), timeout=job["timeout"], settle=job["settle"],
+                    retries=job["retries"])
+
+    loaded = None
+    t_load = 0.0
+    if program.memory.kind == "spram":
+        t0 = get_sim_time("ns") * 1e-9
+        loaded = await bridge(lambda: link.load_weights(program.weight_image()))()
+        t_load = get_sim_time("ns") * 1e-9 - t0
+
+    progress_path = job.get("progress")
+
+    def progress(i, _line):
+        if progress_path:
+            with open(progress_path, "w") as f:
+                f.write(str(i + 1))
+
+    t0 = get_sim_time("ns") * 1e-9
+    summary = await bridge(lambda: run_images(link, model, images, labels, progress=progress))()
+    t_images = get_sim_time("ns") * 1e-9 - t0
+    transport.close()
+    summary["simulated_seconds"] = {"weights": t_load, "images": t_images}
+    summary["weights_loaded"] = None if loaded is None else dataclasses.asdict(loaded)
+    _write_json(job["out"], summary)

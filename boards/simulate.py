@@ -1,0 +1,157 @@
+"""``spikeforge run --board NAME --simulate``: the board's build under Verilator, driven by the
+same host runtime and protocol as a real board.
+
+:func:`simulate_board` compiles the model as ``spikeforge build`` does for the board (the compact
+SPRAM build on the iCEBreaker, the fast build on the ULX3S), writes the board's system (engine,
+UART host link, LEDs: :class:`~spikeforge.boards.top.AcceleratorSystem`) at the board's clock
+and UART divisor, and runs :mod:`spikeforge.boards.sim_board_bench` on it: the host runtime
+loads the weights over the link (SPRAM builds) and sends the images bit by bit at the real bit
+rate, in simulated time. The Verilator build is cached under ``$SPIKEFORGE_CACHE`` (default
+``~/.cache/spikeforge``) in ``board_sim/``, keyed by the Verilog.
+
+The simulated board differs from the real one only in what Verilator cannot simulate: no PLL
+(the clock is the PLL's output frequency), no pin buffers, behavioural models of SPRAM and of
+the ECP5 multipliers.
+"""
+
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..modelfile import atomic_write, save_model
+from .targets import get_target
+
+__all__ = ["simulate_board", "link_bound_images_per_second", "BENCH_MODULE"]
+
+BENCH_MODULE = Path(__file__).resolve().with_name("sim_board_bench.py")
+#: the host's quiet time before a retry, in simulated seconds
+SETTLE_S = 1e-3
+
+
+def link_bound_images_per_second(baud, pixels, classes):
+    """Images per second the UART carries when the board computes in no time: one IMAGE frame
+    to the board and one RESULT frame back per image, 10 bit times per byte (8N1)."""
+    from .hostlink import result_payload_length
+
+    request = pixels + 7
+    reply = result_payload_length(classes) + 7
+    return baud / 10 / (request + reply)
+
+
+def _cache_root():
+    from ..sim.accel_runner import default_build_root
+
+    return default_build_root().parent / "board_sim"
+
+
+def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, baud=115200, timeout=1.0,
+                   retries=3, build_dir=None, progress=None):
+    """Run ``images`` (``[B, H, W, C]`` integers) through the simulated ``board``.
+
+    Returns the summary of :func:`spikeforge.boards.cli.run_images` (per-image results, link
+    counters) plus ``mismatches``, ``cycles_per_image`` (the board's own counter: last pixel to
+    result), ``predicted_cycles_per_image`` (the analytic model), ``simulated_seconds`` and
+    ``images_per_second`` (``end_to_end`` measured in simulated time, ``link_bound`` and
+    ``compute`` from the frame sizes and the clock). ``progress(done, total)`` is called as
+    images complete. Raises ``ValueError`` (board, lanes, clock, baud, images) and
+    :class:`~spikeforge.hdl.accel.program.MappingError` before anything is built, and the
+    simulator runners' errors after.
+    """
+    from ..hdl.accel.execute import execute_program
+    from ..hdl.accel.report import compile_for_target
+    from ..sim.runners import run_cocotb
+    from .sim_board import SIM_TOP, write_sim_board
+    from .top import plan_clock
+    from .uart import baud_divisor
+
+    target = get_target(board)
+    lanes = target.default_lanes if lanes is None else lanes
+    program = compile_for_target(model, lanes, target.device)
+    clock = plan_clock(target, clock_mhz)
+    divisor = baud_divisor(clock.mhz * 1e6, baud)
+    img = program.image
+    images = np.asarray(images, np.int64)
+    labels = np.asarray(labels, np.int64)
+    if images.ndim != 4 or images.shape[1:] != (img.H, img.W, img.C) or len(images) == 0:
+        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {img.H}, {img.W}, {img.C}]")
+    if labels.shape != (len(images),):
+        raise ValueError(f"labels have shape {labels.shape}; expected [{len(images)}]")
+    period_ps = 2 * round(5e5 / clock.mhz)  # whole picoseconds, even (two equal clock halves)
+
+    root = Path(build_dir) if build_dir is not None else _cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    verilog_tmp = root / f".sim_board-{threading.get_ident()}.v"
+    write_sim_board(program, verilog_tmp, divisor=divisor)
+    text = verilog_tmp.read_bytes()
+    key = hashlib.sha256(text + Path(BENCH_MODULE).read_bytes()).hexdigest()[:20]
+    folder = root / f"{target.name}_P{lanes}_{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    verilog = folder / "sim_board.v"
+    if not verilog.is_file():
+        verilog_tmp.replace(verilog)
+    else:
+        verilog_tmp.unlink()
+    model_path = folder / "model.sfm"
+    save_model(model, model_path)
+    out = folder / "summary.json"
+    progress_path = folder / "progress.txt"
+    for path in (out, progress_path):
+        path.unlink(missing_ok=True)
+    job = {"model": str(model_path), "lanes": lanes, "device": target.device,
+           "images": [im.reshape(-1).tolist() for im in images], "labels": labels.tolist(),
+           "divisor": divisor, "period_ps": period_ps, "timeout": float(timeout), "settle": SETTLE_S,
+           "retries": int(retries), "out": str(out), "progress": str(progress_path)}
+    job_path = folder / "job.json"
+    atomic_write(job_path, json.dumps(job).encode())
+
+    outcome = {}
+
+    def work():
+        try:
+            outcome["run"] = run_cocotb([verilog], SIM_TOP, str(BENCH_MODULE), build_dir=folder,
+                                        parameters={"job": str(job_path)}, timeout=3600)
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    t0 = time.monotonic()
+    thread = threading.Thread(target=work, name="spikeforge-board-sim", daemon=True)
+    thread.start()
+    done = 0
+    while thread.is_alive():
+        thread.join(0.5)
+        if progress is not None:
+            try:
+                now = int(progress_path.read_text() or 0)
+            except (OSError, ValueError):
+                now = 0
+            if now > done:
+                done = now
+                progress(done, len(images))
+    if "error" in outcome:
+        raise outcome["error"]
+    summary = json.loads(out.read_text())
+    run = outcome["run"]
+
+    predicted = np.array([execute_program(program, im).total_cycles for im in images], np.int64)
+    cycles = np.array([r["cycles"] for r in summary["results"]], np.int64)
+    sim_images = summary["simulated_seconds"]["images"]
+    summary.update({
+        "board": target.name, "lanes": lanes, "memory": program.memory.kind,
+        "clock_mhz": clock.mhz, "baud": baud, "uart_divisor": divisor,
+        "mismatches": summary["images"] - summary["logits_match"],
+        "cycles_per_image": {"mean": float(cycles.mean()), "min": int(cycles.min()), "max": int(cycles.max())},
+        "predicted_cycles_per_image": {"mean": float(predicted.mean()), "min": int(predicted.min()),
+                                       "max": int(predicted.max())},
+        "images_per_second": {
+            "end_to_end": len(images) / sim_images if sim_images > 0 else None,
+            "link_bound": link_bound_images_per_second(baud, img.H * img.W * img.C, program.classes),
+            "compute": clock.mhz * 1e6 / float(predicted.mean()),
+        },
+        "build_seconds": run.build_seconds, "sim_seconds": run.test_seconds,
+        "wall_seconds": time.monotonic() - t0,
+    })
+    return summary
