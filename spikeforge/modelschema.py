@@ -123,13 +123,34 @@ def load_schema():
 
 @functools.cache
 def _validator():
+    """jschon validators: the shipped schema with its per-node, per-table-entry and metadata
+    subschemas split off (each validated on its own and remembered by its text: JSON Schema's
+    ``items``/``additionalProperties`` apply a subschema to each element independently, so this
+    is the same validation, done once per distinct node)."""
     from jschon import JSONSchema, create_catalog
 
     schema = load_schema()
+    base = schema["$id"]
+    top = json.loads(json.dumps(schema))
+    top["$id"] = base + ":top"
+    top["properties"]["nodes"]["items"] = {}
+    top["properties"]["tensors"]["additionalProperties"] = {}
+    top["properties"]["metadata"] = {"type": "object"}
+    parts = {"node": "#/$defs/node", "tensor": "#/$defs/tensor",
+             "metadata": "#/properties/metadata"}
+    dicts = {base: schema, top["$id"]: top}
     with warnings.catch_warnings():  # jschon's URI library warns about its own deprecated calls
         warnings.simplefilter("ignore", DeprecationWarning)
         create_catalog("2020-12")
-        return schema, JSONSchema(schema)
+        JSONSchema(schema)
+        validators = {"top": JSONSchema(top)}
+        for part, ref in parts.items():
+            validators[part] = JSONSchema({"$schema": schema["$schema"], "$id": f"{base}:{part}",
+                                           "$ref": base + ref})
+    return dicts, validators
+
+
+_PART_VALID = set()
 
 
 # --- strict parsing --------------------------------------------------------------------------
@@ -231,8 +252,7 @@ def floats_outside_metadata(doc, path=""):
 # --- schema validation -------------------------------------------------------------------------
 
 _LEAVES = {"type", "enum", "const", "minimum", "maximum", "minLength", "maxLength", "pattern",
-           "not", "minItems", "maxItems", "required", "additionalProperties", "maxProperties",
-           "anyOf"}
+           "not", "minItems", "maxItems", "required", "additionalProperties", "maxProperties"}
 
 
 def _pointer(doc, pointer):
@@ -254,31 +274,50 @@ def _schema_at(schema, uri):
 def check_schema(doc):
     """Validate ``doc`` against the shipped schema; raise :class:`ModelError` with one line
     naming the first violation (the deepest location), its value and what is allowed."""
-    schema, validator = _validator()
+    dicts, validators = _validator()
+    _evaluate(dicts, validators["top"], doc, doc, "")
+    parts = [("node", v, f"/nodes/{i}") for i, v in enumerate(doc["nodes"])]
+    parts += [("tensor", v, "/tensors/" + k.replace("~", "~0").replace("/", "~1"))
+              for k, v in doc["tensors"].items()]
+    if "metadata" in doc:
+        parts.append(("metadata", doc["metadata"], "/metadata"))
+    for kind, value, prefix in parts:
+        key = (kind, json.dumps(value, sort_keys=True))
+        if key in _PART_VALID:
+            continue
+        _evaluate(dicts, validators[kind], value, doc, prefix)
+        if len(_PART_VALID) >= 8192:
+            _PART_VALID.clear()
+        _PART_VALID.add(key)
+
+
+def _evaluate(dicts, validator, value, doc, prefix):
     from jschon import JSON
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        result = validator.evaluate(JSON(doc))
+        result = validator.evaluate(JSON(value))
     if result.valid:
         return
     errors = [e for e in result.output("basic")["errors"]
               if e["keywordLocation"].rsplit("/", 1)[-1] in _LEAVES]
     if not errors:  # pragma: no cover - every failing schema ends in a leaf keyword
-        raise ModelError("model.json does not match the model file schema")
+        raise ModelError(f"model.json at {prefix or '/'} does not match the model file schema")
     depth = max(e["instanceLocation"].count("/") for e in errors)
     deepest = [e for e in errors if e["instanceLocation"].count("/") == depth]
-    any_of = [e for e in deepest if e["keywordLocation"].endswith("/anyOf")]
-    err = any_of[0] if any_of else next(
-        (e for e in deepest if not e["keywordLocation"].endswith(("/not", "/additionalProperties",
-                                                                 "/required"))), deepest[0])
-    raise ModelError(_message(doc, schema, err))
+    err = next((e for e in deepest if not e["keywordLocation"].endswith(
+        ("/not", "/additionalProperties", "/required"))), deepest[0])
+    err = dict(err, instanceLocation=prefix + err["instanceLocation"])
+    uri = err["absoluteKeywordLocation"]
+    raise ModelError(_message(doc, dicts[uri.partition("#")[0]], err))
 
 
 def _message(doc, schema, err):
     loc = err["instanceLocation"]
     keyword = err["keywordLocation"].rsplit("/", 1)[-1]
     value, parts = _pointer(doc, loc)
+    if "/propertyNames/" in err["keywordLocation"]:
+        value = parts[-1]  # the key itself is at fault
     here = _schema_at(schema, err["absoluteKeywordLocation"].rsplit("/", 1)[0])
     kw = _schema_at(schema, err["absoluteKeywordLocation"])
     # Node attributes and operators: the validator's own wording (spec §4-§8).
@@ -306,7 +345,10 @@ def _message(doc, schema, err):
                         f"allowed: {sorted(here.get('properties', {}))}")
     where = f"model.json at /{'/'.join(parts)}"
     if keyword == "type":
-        return f"{where} is {_short(value)}; expected {' or '.join(kw) if isinstance(kw, list) else kw}"
+        depth = (f" (metadata nests at most {META_DEPTH - 1} levels of lists and mappings)"
+                 if parts[:1] == ["metadata"] and isinstance(value, (list, dict)) else "")
+        return (f"{where} is {_short(value)}; expected "
+                f"{' or '.join(kw) if isinstance(kw, list) else kw}{depth}")
     if keyword in ("enum", "const"):
         allowed = kw if keyword == "enum" else [kw]
         return f"{where} is {_short(value)}; allowed: {', '.join(map(repr, allowed))}"
@@ -330,10 +372,6 @@ def _message(doc, schema, err):
         extra = sorted(set(value) - set(here.get("properties", {})))
         allowed = sorted(here.get("properties", {}))
         return f"{where} has unexpected key(s) {_short(extra)}; allowed: {allowed}"
-    if keyword == "anyOf":
-        return (f"{where} is {_short(value)}; metadata values are null, booleans, numbers, strings "
-                f"of at most 4096 characters, lists of at most 1024 and mappings of at most 256 "
-                f"entries, nested at most {META_DEPTH} deep")
     return f"{where} is {_short(value)}; {_one_line(err['error'])}"  # pragma: no cover
 
 
