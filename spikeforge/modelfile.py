@@ -276,9 +276,9 @@ def _load(path, zf):
         if len(_SCHEMA_VALID) >= 256:
             _SCHEMA_VALID.clear()
         _SCHEMA_VALID.add(digest)
-    where = floats_outside_metadata(doc)
-    if where:
-        _bad(path, f"model.json at {where} is {_short(_at(doc, where))}; allowed: an integer "
+    found = floats_outside_metadata(doc)
+    if found:
+        _bad(path, f"model.json at {found[0]} is {_short(found[1])}; allowed: an integer "
                    "(written without fraction or exponent)")
     # The graph without tensors gives the shape of every tensor before any is read.
     nodes = [Node(nd["name"], nd["op"], list(nd["inputs"]), dict(nd["attrs"]), {}) for nd in doc["nodes"]]
@@ -319,12 +319,6 @@ def _load(path, zf):
     except ModelError as e:
         _bad(path, str(e))
     return shell
-
-
-def _at(doc, pointer):
-    for part in pointer.split("/")[1:]:
-        doc = doc[int(part)] if isinstance(doc, list) else doc[part]
-    return doc
 
 
 def _short(value, limit=60):

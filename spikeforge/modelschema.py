@@ -230,22 +230,18 @@ def _short(value, limit=60):
 
 
 def floats_outside_metadata(doc, path=""):
-    """JSON pointer of the first non-integer number outside ``metadata`` (JSON Schema counts
-    ``2.0`` as an integer; this format writes integers without fraction or exponent)."""
+    """``(location, value)`` of the first non-integer number outside ``metadata`` (JSON
+    Schema counts ``2.0`` as an integer; this format writes integers without fraction or
+    exponent), or ``None``."""
     if isinstance(doc, float):
-        return path or "/"
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            if path == "" and k == "metadata":
-                continue
-            found = floats_outside_metadata(v, f"{path}/{k}")
-            if found:
-                return found
-    if isinstance(doc, list):
-        for i, v in enumerate(doc):
-            found = floats_outside_metadata(v, f"{path}/{i}")
-            if found:
-                return found
+        return path or "/", doc
+    items = (doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ())
+    for k, v in items:
+        if path == "" and k == "metadata":
+            continue
+        found = floats_outside_metadata(v, f"{path}/{k}")
+        if found:
+            return found
     return None
 
 
@@ -309,7 +305,12 @@ def _evaluate(dicts, validator, value, doc, prefix):
         ("/not", "/additionalProperties", "/required"))), deepest[0])
     err = dict(err, instanceLocation=prefix + err["instanceLocation"])
     uri = err["absoluteKeywordLocation"]
-    raise ModelError(_message(doc, dicts[uri.partition("#")[0]], err))
+    try:
+        message = _message(doc, dicts[uri.partition("#")[0]], err)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):  # pragma: no cover
+        message = (f"model.json at {err['instanceLocation'] or '/'} does not match the schema "
+                   f"({err['keywordLocation'].rsplit('/', 1)[-1]}: {_one_line(err['error'])})")
+    raise ModelError(message)
 
 
 def _message(doc, schema, err):
@@ -323,7 +324,7 @@ def _message(doc, schema, err):
     # Node attributes and operators: the validator's own wording (spec §4-§8).
     if len(parts) >= 2 and parts[0] == "nodes":
         nd = doc["nodes"][int(parts[1])]
-        who = (f"node {nd['name']!r} ({nd['op']})" if isinstance(nd.get("name"), str)
+        who = (f"node {nd['name']!r} ({nd['op']})" if isinstance(nd, dict) and isinstance(nd.get("name"), str)
                and isinstance(nd.get("op"), str) and nd["op"] in OPS else f"node #{parts[1]}")
         if parts[2:3] == ["op"] and keyword == "enum":
             return f"{who}: unknown operator {_short(value)}; known: {', '.join(OPS)}"
