@@ -100,7 +100,7 @@ def _members(data):
 
 def _pack(members, method=zipfile.ZIP_DEFLATED, methods=None):
     buf = io.BytesIO()
-    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", method) as zf:
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", method, compresslevel=1) as zf:
         warnings.simplefilter("ignore", UserWarning)  # duplicate names are one of the mutations
         for name, data in members:
             zf.writestr(zipfile.ZipInfo(name), data, compress_type=(methods or {}).get(name, method))

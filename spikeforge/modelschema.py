@@ -271,7 +271,10 @@ def check_schema(doc):
     """Validate ``doc`` against the shipped schema; raise :class:`ModelError` with one line
     naming the first violation (the deepest location), its value and what is allowed."""
     dicts, validators = _validator()
-    _evaluate(dicts, validators["top"], doc, doc, "")
+    top = ("top", _skeleton(doc))
+    if top not in _PART_VALID:
+        _evaluate(dicts, validators["top"], doc, doc, "")
+        _PART_VALID.add(top)
     parts = [("node", v, f"/nodes/{i}") for i, v in enumerate(doc["nodes"])]
     parts += [("tensor", v, "/tensors/" + k.replace("~", "~0").replace("/", "~1"))
               for k, v in doc["tensors"].items()]
@@ -285,6 +288,25 @@ def check_schema(doc):
         if len(_PART_VALID) >= 8192:
             _PART_VALID.clear()
         _PART_VALID.add(key)
+
+
+def _skeleton(doc):
+    """Everything the top-level schema (nodes, table entries and metadata split off) looks at:
+    the keys, ``format``, ``version``, ``time_steps``, the length of ``nodes``, the names in the
+    tensor table and the JSON type of ``metadata``."""
+    if not isinstance(doc, dict):
+        return json.dumps(doc)
+    sk = {}
+    for k, v in doc.items():
+        if k == "nodes" and isinstance(v, list):
+            sk[k] = ["list", len(v)]
+        elif k == "tensors" and isinstance(v, dict):
+            sk[k] = ["dict", list(v)]
+        elif k == "metadata" and isinstance(v, dict):
+            sk[k] = ["dict"]
+        else:
+            sk[k] = v
+    return json.dumps(sk, sort_keys=True)
 
 
 def _evaluate(dicts, validator, value, doc, prefix):
