@@ -114,7 +114,7 @@ def _bad(path, message):
 #: Most members an archive may hold: model.json and 3 tensors for each of MAX_NODES nodes.
 MAX_MEMBERS = 1 + 3 * MAX_NODES
 #: Largest ``model.json``, uncompressed.
-MAX_JSON_BYTES = 4 << 20
+MAX_JSON_BYTES = 2 << 20
 #: Largest tensor member (``.npy``), uncompressed.
 MAX_TENSOR_BYTES = 16 << 20
 #: Largest sum of all members, uncompressed.

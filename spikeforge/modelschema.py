@@ -29,6 +29,8 @@ DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
 MAX_DEPTH = 10
 #: Deepest nesting inside ``metadata`` (``metadata`` itself is level 1).
 META_DEPTH = 7
+#: Largest JSON text (compact, keys sorted) of one node, one tensor table entry, the metadata.
+PART_BYTES = {"node": 4096, "tensor": 512, "metadata": 16384}
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 NAME_PATTERN = "^[A-Za-z0-9_]([A-Za-z0-9_.:-]{0,126}[A-Za-z0-9_])?$"
 #: Archive members holding tensors: ``tensors/NAME.npy`` (no further separator, no ``..``).
@@ -271,9 +273,10 @@ def check_schema(doc):
     """Validate ``doc`` against the shipped schema; raise :class:`ModelError` with one line
     naming the first violation (the deepest location), its value and what is allowed."""
     dicts, validators = _validator()
-    top = ("top", _skeleton(doc))
+    skeleton = _skeleton(doc)
+    top = ("top", json.dumps(skeleton, sort_keys=True))
     if top not in _PART_VALID:
-        _evaluate(dicts, validators["top"], doc, doc, "")
+        _evaluate(dicts, validators["top"], skeleton, doc, "")
         _PART_VALID.add(top)
     parts = [("node", v, f"/nodes/{i}") for i, v in enumerate(doc["nodes"])]
     parts += [("tensor", v, "/tensors/" + k.replace("~", "~0").replace("/", "~1"))
@@ -282,6 +285,9 @@ def check_schema(doc):
         parts.append(("metadata", doc["metadata"], "/metadata"))
     for kind, value, prefix in parts:
         key = (kind, json.dumps(value, sort_keys=True))
+        if len(key[1]) > PART_BYTES[kind]:  # bounds the validator's memory (it wraps every value)
+            raise ModelError(f"model.json at {prefix} takes {len(key[1])} bytes as JSON; allowed: at "
+                             f"most {PART_BYTES[kind]}")
         if key in _PART_VALID:
             continue
         _evaluate(dicts, validators[kind], value, doc, prefix)
@@ -291,22 +297,18 @@ def check_schema(doc):
 
 
 def _skeleton(doc):
-    """Everything the top-level schema (nodes, table entries and metadata split off) looks at:
-    the keys, ``format``, ``version``, ``time_steps``, the length of ``nodes``, the names in the
-    tensor table and the JSON type of ``metadata``."""
+    """``doc`` with the contents of the split-off parts left out (``nodes`` items, table entries,
+    ``metadata`` entries become ``null``): all the top-level schema looks at."""
     if not isinstance(doc, dict):
-        return json.dumps(doc)
-    sk = {}
-    for k, v in doc.items():
-        if k == "nodes" and isinstance(v, list):
-            sk[k] = ["list", len(v)]
-        elif k == "tensors" and isinstance(v, dict):
-            sk[k] = ["dict", list(v)]
-        elif k == "metadata" and isinstance(v, dict):
-            sk[k] = ["dict"]
-        else:
-            sk[k] = v
-    return json.dumps(sk, sort_keys=True)
+        return doc
+    sk = dict(doc)
+    if isinstance(doc.get("nodes"), list):
+        sk["nodes"] = [None] * len(doc["nodes"])
+    if isinstance(doc.get("tensors"), dict):
+        sk["tensors"] = dict.fromkeys(doc["tensors"])
+    if isinstance(doc.get("metadata"), dict):
+        sk["metadata"] = {}
+    return sk
 
 
 def _evaluate(dicts, validator, value, doc, prefix):
