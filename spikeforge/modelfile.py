@@ -125,6 +125,7 @@ MAX_FILE_BYTES = MAX_TOTAL_BYTES + (4 << 20)
 MAX_NPY_HEADER = 4096
 _ALLOWED_FLAGS = 0x0002 | 0x0004 | 0x0008 | 0x0800  # deflate options, data descriptor, UTF-8 names
 _EOCD = struct.Struct("<4s4H2LH")
+_MAX_CD_ENTRY = 1024  # a directory entry: 46 bytes, a name of at most 205, extra fields and comment
 _SCHEMA_VALID = set()  # SHA-256 of model.json texts that passed the schema in this process
 
 
@@ -147,13 +148,16 @@ def _central_directory(path, f, size):
         _bad(path, "is a multi-disk zip archive; model files are single plain zip archives")
     if n_total > MAX_MEMBERS:
         _bad(path, f"archive has {n_total} members; allowed: at most {MAX_MEMBERS}")
-    if cd_size > n_total * (46 + 0xFFFF * 3):
-        _bad(path, f"archive directory of {cd_size} bytes is too large for {n_total} members")
+    if cd_size > max(n_total, 1) * _MAX_CD_ENTRY:  # zipfile parses every entry in this range
+        _bad(path, f"archive directory of {cd_size} bytes is too large for {n_total} members "
+                   f"(at most {_MAX_CD_ENTRY} bytes each)")
     return n_total
 
 
-def _check_members(path, infos):
+def _check_members(path, infos, n_total):
     """Names, methods, flags and sizes of every member, from the central directory."""
+    if len(infos) != n_total:
+        _bad(path, f"the archive directory holds {len(infos)} entries but its end record says {n_total}")
     seen, total = set(), 0
     for info in infos:
         name = info.filename
@@ -218,19 +222,17 @@ def load_model(path):
         return _load_file(getattr(path, "name", "<model file>"), path)
     path = os.fspath(path)
     try:
+        mode = os.stat(path).st_mode  # before open(): opening a FIFO would wait for a writer
+        if stat.S_ISDIR(mode):
+            _bad(path, "is a directory, not a model file")
+        if not stat.S_ISREG(mode):
+            _bad(path, "is not a regular file")
         f = open(path, "rb")
     except FileNotFoundError:
         _bad(path, "no such file")
-    except IsADirectoryError:
-        _bad(path, "is a directory, not a model file")
     except OSError as e:
         _bad(path, f"cannot be read ({e.strerror or e})")
     with f:
-        try:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                _bad(path, "is not a regular file")
-        except OSError as e:
-            _bad(path, f"cannot be read ({e.strerror or e})")
         return _load_file(path, f)
 
 
@@ -239,7 +241,7 @@ def _load_file(path, f):
         size = f.seek(0, os.SEEK_END)
         if size > MAX_FILE_BYTES:
             _bad(path, f"is {size} bytes; model files are at most {MAX_FILE_BYTES}")
-        _central_directory(path, f, size)
+        n_total = _central_directory(path, f, size)
         f.seek(0)
         try:
             zf = zipfile.ZipFile(f)
@@ -247,14 +249,14 @@ def _load_file(path, f):
                 NotImplementedError, UnicodeDecodeError) as e:
             _bad(path, f"not a spikeforge model file (truncated or not a zip archive: {e})")
         with zf:
-            return _load(path, zf)
+            return _load(path, zf, n_total)
     except OSError as e:
         _bad(path, f"cannot be read ({e.strerror or e})")
 
 
-def _load(path, zf):
+def _load(path, zf, n_total):
     infos = zf.infolist()
-    _check_members(path, infos)
+    _check_members(path, infos, n_total)
     by_name = {info.filename: info for info in infos}
     raw = bytes(_read_member(path, zf, by_name["model.json"], "model.json"))
     try:

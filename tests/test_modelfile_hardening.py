@@ -541,3 +541,21 @@ def test_shipped_models_still_load():
         model = load_model(path)
         assert spec_violations(model) == []
 
+
+
+def test_end_record_and_directory_disagree(base):
+    """The end record says 2 members: zipfile would parse every entry of the directory
+    anyway, so the counts must agree (and the directory's size is bounded by the count)."""
+    pos = base.rfind(b"PK\x05\x06")
+    refused(patch(patch(base, pos + 8, "<H", 2), pos + 10, "<H", 2), "archive directory of")
+    n = struct.unpack_from("<H", base, pos + 10)[0]
+    refused(patch(patch(base, pos + 8, "<H", n - 1), pos + 10, "<H", n - 1),
+            f"holds {n} entries but its end record says {n - 1}")
+
+
+def test_not_a_regular_file(tmp_path):
+    """A FIFO is refused before open(), which would wait for a writer."""
+    fifo = tmp_path / "pipe.sfm"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelError, match="is not a regular file"):
+        load_model(fifo)
