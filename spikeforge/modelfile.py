@@ -1,8 +1,12 @@
 """The spikeforge model file (§11 of the spec): a zip of ``model.json`` and ``.npy`` tensors.
 
-Loading never executes code: JSON is parsed with :mod:`json`, tensors with
-``numpy.load(allow_pickle=False)``, each checked against its recorded SHA-256, and the whole
-model is validated (:func:`spikeforge.graph.infer`) before it is returned.
+Loading never executes code and trusts nothing: the archive is checked from its directory
+(caps on members and sizes, names, methods, flags) and read within those caps, ``model.json``
+is parsed strictly and validated against the shipped JSON Schema
+(:mod:`spikeforge.modelschema`), the graph's structure gives each tensor's shape before its
+npy header is parsed (``allow_pickle`` never arises: headers are literals, data are read with
+``numpy.frombuffer``), each tensor's bytes and SHA-256 are checked, and the whole model is
+validated (:func:`spikeforge.graph.infer`) before it is returned.
 """
 
 import hashlib
