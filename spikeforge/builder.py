@@ -65,7 +65,8 @@ class ModelBuilder:
         mult_bits = max(2, bits_for_range(int(mult.min()), int(mult.max())))
         rnd = (1 << (shift - 1)) if shift else 0
         p = np.concatenate([acc_lo * mult, acc_hi * mult]) + np.concatenate([bias, bias]) + rnd
-        bias_bits = bits_for_range(int(bias.min()), int(bias.max()))
+        babs = int(np.abs(bias).max()) if bias.size else 0
+        bias_bits = bits_for_range(-babs, babs)  # the spec's |bias| < 2^(acc_bits+mult_bits-1)
         while bits_for_range(int(p.min()), int(p.max())) > acc_bits + mult_bits \
                 or bias_bits > acc_bits + mult_bits:
             acc_bits += 1
