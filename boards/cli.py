@@ -183,6 +183,17 @@ def run_images(link, model, images, labels, *, progress=None):
     }
 
 
+def merge_runs(first, rest, link):
+    """One summary of two :func:`run_images` calls on the same ``link``, one after the other
+    (the link's counters are cumulative, so they come from the second)."""
+    rows = first["results"] + [dict(r, index=r["index"] + first["images"]) for r in rest["results"]]
+    n = len(rows)
+    return dict(rest, images=n, results=rows,
+                accuracy=sum(r["cls"] == r["label"] for r in rows) / n,
+                golden_accuracy=sum(r["golden_cls"] == r["label"] for r in rows) / n,
+                logits_match=sum(r["logits_match"] for r in rows))
+
+
 def format_run(s):
     lat = s["latency_s"]
     lines = [f"{s['images']} images: accuracy {100 * s['accuracy']:.2f}% (golden {100 * s['golden_accuracy']:.2f}%), "

@@ -12,6 +12,12 @@ path of a JSON job file:
     clock cycles per UART bit and the clock period: the board's real bit rate;
 ``timeout``, ``settle``, ``retries``
     the host link's settings (seconds of simulated time);
+``faults`` (optional)
+    transmission errors to inject: ``corrupt_image`` (index of the image whose first IMAGE
+    frame gets a flipped pixel bit: the board must NACK it, the host re-send it),
+    ``corrupt_reply_image`` (index of the image whose first RESULT frame arrives with a
+    flipped bit: the host must detect it and ask again), ``corrupt_weights`` (SPRAM builds:
+    the second WEIGHTS frame gets a flipped data bit);
 ``out``, ``progress``
     files to write the summary (JSON) and the number of images done to.
 """
@@ -26,12 +32,16 @@ from cocotb.task import bridge
 from cocotb.triggers import RisingEdge
 from cocotb.utils import get_sim_time
 
-from spikeforge.boards.cli import run_images
+from spikeforge.boards.cli import merge_runs, run_images
 from spikeforge.boards.runtime import HostLink
 from spikeforge.boards.sim_board import UARTPinTransport
 from spikeforge.hdl.accel.report import compile_for_target
 from spikeforge.modelfile import load_model
 from spikeforge.sim.cocotb_util import test_parameters
+
+
+#: bytes before an IMAGE or WEIGHTS frame's payload (docs/hostlink.md)
+FRAME_HEADER = 5
 
 
 def _write_json(path, obj):
@@ -66,9 +76,13 @@ async def board_images(dut):
                     max_value=int(img.levels), timeout=job["timeout"], settle=job["settle"],
                     retries=job["retries"])
 
+    faults = job.get("faults") or {}
     loaded = None
     t_load = 0.0
     if program.memory.kind == "spram":
+        if faults.get("corrupt_weights"):
+            # write 0: begin load; write 2: the second data chunk, a data byte corrupted
+            transport.corrupt_write(2, FRAME_HEADER + 40)
         t0 = get_sim_time("ns") * 1e-9
         loaded = await bridge(lambda: link.load_weights(program.weight_image()))()
         t_load = get_sim_time("ns") * 1e-9 - t0
@@ -80,8 +94,22 @@ async def board_images(dut):
             with open(progress_path, "w") as f:
                 f.write(str(i + 1))
 
+    def run():
+        if "corrupt_image" in faults:
+            # image k's first attempt is write number (writes so far + k): corrupt a pixel byte
+            transport.corrupt_write(transport.writes + int(faults["corrupt_image"]), FRAME_HEADER + 10)
+        split = int(faults.get("corrupt_reply_image", len(images)))
+        first = run_images(link, model, images[:split], labels[:split], progress=progress)
+        if split == len(images):
+            return first
+        # the next reply's byte 12 (a logit byte) arrives corrupted: a CRC error, the host asks again
+        transport.corrupt_read(transport.received + 12)
+        rest = run_images(link, model, images[split:], labels[split:],
+                          progress=lambda i, line: progress(split + i, line))
+        return merge_runs(first, rest, link)
+
     t0 = get_sim_time("ns") * 1e-9
-    summary = await bridge(lambda: run_images(link, model, images, labels, progress=progress))()
+    summary = await bridge(run)()
     t_images = get_sim_time("ns") * 1e-9 - t0
     transport.close()
     summary["simulated_seconds"] = {"weights": t_load, "images": t_images}

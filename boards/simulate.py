@@ -49,7 +49,7 @@ def _cache_root():
 
 
 def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, baud=115200, timeout=1.0,
-                   retries=3, build_dir=None, progress=None):
+                   retries=3, build_dir=None, progress=None, faults=None):
     """Run ``images`` (``[B, H, W, C]`` integers) through the simulated ``board``.
 
     Returns the summary of :func:`spikeforge.boards.cli.run_images` (per-image results, link
@@ -57,7 +57,9 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     result), ``predicted_cycles_per_image`` (the analytic model), ``simulated_seconds`` and
     ``images_per_second`` (``end_to_end`` measured in simulated time, ``link_bound`` and
     ``compute`` from the frame sizes and the clock). ``progress(done, total)`` is called as
-    images complete. Raises ``ValueError`` (board, lanes, clock, baud, images) and
+    images complete. ``faults``: transmission errors to inject, as described in
+    :mod:`spikeforge.boards.sim_board_bench` (the run then shows the NACKs and retries they
+    cause). Raises ``ValueError`` (board, lanes, clock, baud, images) and
     :class:`~spikeforge.hdl.accel.program.MappingError` before anything is built, and the
     simulator runners' errors after.
     """
@@ -87,7 +89,11 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     verilog_tmp = root / f".sim_board-{threading.get_ident()}.v"
     write_sim_board(program, verilog_tmp, divisor=divisor)
     text = verilog_tmp.read_bytes()
-    key = hashlib.sha256(text + Path(BENCH_MODULE).read_bytes()).hexdigest()[:20]
+    # The build depends on the Verilog and the simulator flags (sim/runners.py), not on the
+    # testbench, which cocotb loads afresh at every run.
+    from ..sim import runners
+
+    key = hashlib.sha256(text + Path(runners.__file__).read_bytes()).hexdigest()[:20]
     folder = root / f"{target.name}_P{lanes}_{key}"
     folder.mkdir(parents=True, exist_ok=True)
     verilog = folder / "sim_board.v"
@@ -104,7 +110,8 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     job = {"model": str(model_path), "lanes": lanes, "device": target.device,
            "images": [im.reshape(-1).tolist() for im in images], "labels": labels.tolist(),
            "divisor": divisor, "period_ps": period_ps, "timeout": float(timeout), "settle": SETTLE_S,
-           "retries": int(retries), "out": str(out), "progress": str(progress_path)}
+           "retries": int(retries), "out": str(out), "progress": str(progress_path),
+           "faults": dict(faults or {})}
     job_path = folder / "job.json"
     atomic_write(job_path, json.dumps(job).encode())
 
@@ -113,7 +120,8 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     def work():
         try:
             outcome["run"] = run_cocotb([verilog], SIM_TOP, str(BENCH_MODULE), build_dir=folder,
-                                        parameters={"job": str(job_path)}, timeout=3600)
+                                        parameters={"job": str(job_path)}, timeout=3600,
+                                        visible={SIM_TOP: ["*"]})   # the pins: the top's own signals
         except BaseException as exc:  # re-raised in the caller's thread
             outcome["error"] = exc
 
