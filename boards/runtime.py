@@ -223,8 +223,13 @@ class ReferenceBoard:
     class is their argmax (ties to the lowest index) and ``cycles_fn(image)`` (default 0)
     gives the reported cycle count. Bad frames are answered like the gateware answers them:
     ERROR with BAD_CRC, BAD_LENGTH, BAD_TYPE, BAD_VALUE, NOT_LOADED or BAD_OFFSET and the
-    frame's seq byte (TIMEOUT and BUSY do not occur here; a frame that fails its CRC is
-    answered BAD_CRC even where the gateware rejects its header first).
+    frame's seq byte (BUSY does not occur here, TIMEOUT only with a ``clock``; a frame that
+    fails its CRC is answered BAD_CRC even where the gateware rejects its header first).
+
+    With ``clock`` (the transport's) and ``byte_timeout`` (seconds; the gateware's is
+    ``timeout_bytes`` byte times), a frame left unfinished for longer than ``byte_timeout``
+    before more bytes come is dropped and answered TIMEOUT, as the gateware does (it only sees
+    time when bytes arrive: a :class:`MemoryTransport` calls it per write).
 
     With ``weight_words`` > 0 the board has a loadable weight memory, ``weights`` (an int64
     array of ``weight_words``, zero at first): WEIGHTS frames are checked and committed as in
@@ -233,7 +238,8 @@ class ReferenceBoard:
     once it passed its CRC (the gateware's earlier writes are all rewritten before ``loaded``).
     """
 
-    def __init__(self, logits_fn, *, pixels=64, max_value=16, cycles_fn=None, weight_words=0):
+    def __init__(self, logits_fn, *, pixels=64, max_value=16, cycles_fn=None, weight_words=0, clock=None,
+                 byte_timeout=None):
         if isinstance(weight_words, bool) or not isinstance(weight_words, int) or not 0 <= weight_words <= 0xFFFF:
             raise ValueError(f"ReferenceBoard: weight_words is {weight_words!r}; allowed: an integer 0..65535")
         self.logits_fn = logits_fn
@@ -246,6 +252,8 @@ class ReferenceBoard:
         self.next_word = 0
         self.loaded = False
         self.resets = 0
+        self.clock, self.byte_timeout = clock, byte_timeout
+        self._last_byte = None
 
     def reset(self, *, scramble=None):
         """What a reconfiguration or power cycle does: the frame being received is lost,
@@ -277,6 +285,13 @@ class ReferenceBoard:
 
     def __call__(self, data):
         out = b""
+        if self.clock is not None and self.byte_timeout is not None:
+            now = self.clock()
+            dec = self._decoder
+            if dec.pending and self._last_byte is not None and now - self._last_byte > self.byte_timeout:
+                out += encode_error(ErrorCode.TIMEOUT, dec._buf[2] if dec.pending >= 3 else 0)
+                dec.reset()
+            self._last_byte = now
         for item in self._decoder.feed(data):
             if isinstance(item, FrameError):
                 if item.code is not None:
@@ -298,6 +313,10 @@ class ReferenceBoard:
                 logits = [int(v) for v in self.logits_fn(image)]
                 out += encode_result(logits, argmax_lowest(logits), int(self.cycles_fn(image)), item.seq)
         return out
+
+
+#: Seconds below which a wait counts as over (a virtual clock cannot add a rounding residual).
+_EPS = 1e-6
 
 
 # --- host link -----------------------------------------------------------------------------
@@ -463,14 +482,14 @@ class HostLink:
         quiet_since = now
         self._req_drains += 1
         while True:
-            quiet = now - quiet_since
-            if quiet >= self.settle:
+            quiet_at = quiet_since + self.settle
+            if now >= quiet_at - _EPS:
                 return
-            if now >= deadline:
+            if now >= deadline - _EPS:
                 self._req_busy += 1
                 self.stats.drain_cutoffs += 1
                 return
-            data = self.transport.read(4096, min(self.settle - quiet, deadline - now))
+            data = self.transport.read(4096, min(quiet_at, deadline) - now)
             if data:
                 self._received(data)
                 self._req_frames += sum(isinstance(f, Frame) for f in self._watch.feed(data))
@@ -496,7 +515,7 @@ class HostLink:
         decoder = FrameDecoder(max_payload=max(MAX_PAYLOAD, 4 * self.classes + 5))
         while True:
             remaining = deadline - self._clock()
-            if remaining <= 0:
+            if remaining <= _EPS:
                 self.stats.timeouts += 1
                 return "lost", None, f"no reply within {self.timeout:g} s"
             data = self.transport.read(4096, remaining)
