@@ -397,14 +397,15 @@ class HostLink:
     pixels, max_value : int
         Image size and largest pixel value (8x8 digits: 64 and 16).
     timeout : float
-        Seconds from sending a request to the end of its attempt without a reply.
+        Seconds from sending a request (the end of the transport's write) to the end of its
+        attempt without a reply.
     retries : int
         Re-sends after a failed attempt (timeout, ERROR reply, corrupt reply).
     settle : float
         After a failed attempt, input is read and discarded until it has been quiet this long,
         but for at most ``timeout`` and never past ``timeout + settle`` after the attempt began;
-        one attempt therefore takes at most ``timeout + settle``, a request at most
-        ``(1 + retries) * (timeout + settle)`` (plus one weight reload, below).
+        one attempt therefore takes at most ``timeout + settle`` after its write, a request at
+        most ``(1 + retries) * (timeout + settle)`` plus its writes (plus one weight reload).
     check_class : bool
         Raise :class:`ResultMismatchError` when the class is not the argmax of the logits.
     notify : callable or None
@@ -502,15 +503,17 @@ class HostLink:
         cause)``: ``("ok", decode(payload), None)`` for a ``reply_type`` frame; ``("nack", code,
         cause)`` for an ERROR (nothing was done); ``("lost", None, cause)`` when no valid reply
         came (the request may or may not have been carried out). The attempt ends
-        ``timeout`` seconds after it began (the write included)."""
-        self._attempt_start = self._clock()
-        deadline = self._attempt_start + self.timeout
+        ``timeout`` seconds after the write returned (a serial port's write returns once the
+        kernel has the bytes; it has its own ``write_timeout``)."""
         self.transport.reset_input()
         try:
             self.transport.write(frame)
         except TimeoutError as e:
+            self._attempt_start = self._clock()
             self.stats.timeouts += 1
             return "lost", None, f"write failed: {e}"
+        self._attempt_start = self._clock()
+        deadline = self._attempt_start + self.timeout
         self.stats.bytes_sent += len(frame)
         decoder = FrameDecoder(max_payload=max(MAX_PAYLOAD, 4 * self.classes + 5))
         while True:
