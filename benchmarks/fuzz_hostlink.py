@@ -55,6 +55,10 @@ def main():
         for kind, msg in r["examples"].items():
             print(f"    e.g. {kind}: {msg[:200]}")
         print(f"    faults injected: {r['injected']}")
+        for w in r["wrong_details"]:
+            print(f"    accepted wrong: request {w['request']} after {w['attempts']} attempts, faults in it "
+                  f"{w['faults']}, {w['logits_differ']} of 10 logits differ "
+                  f"({'the reply was damaged' if w['logits_differ'] <= 2 else 'computed from another image'})")
 
 
 if __name__ == "__main__":

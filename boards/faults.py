@@ -292,8 +292,10 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
     counts: ``right``, ``wrong`` (accepted with wrong logits), ``refused`` (a one-line
     :class:`LinkError` / :class:`ResultMismatchError`), ``refused_unclear`` (another exception or a
     multi-line message), ``hung`` (over :func:`request_bound`), ``reloads``, the injected faults,
-    the virtual ``seconds`` and the example messages. The weights are loaded first, through the
-    same faults, again until it succeeds (``load_failed`` counts the failed tries)."""
+    the virtual ``seconds``, the example messages and ``wrong_details`` (the first 20 requests
+    accepted wrong: attempts, faults injected during the request, how many logits differ). The
+    weights are loaded first, through the same faults, again until it succeeds
+    (``load_failed`` counts the failed tries)."""
     rng = np.random.default_rng(seed)
     clock = VirtualClock()
     board = LinearBoard(clock=clock, byte_timeout=4 * 10 / 115200)   # the gateware's 4 byte times
@@ -307,6 +309,7 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
     link = HostLink(line, timeout=timeout, retries=retries, settle=settle, notify=notes.append)
     counts = collections.Counter()
     examples = {}
+    wrong = []
     plain, with_reload = request_bound(link), request_bound(link, len(words))
 
     def note(kind, message):
@@ -328,6 +331,7 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
     for i in range(requests):
         start = link._clock()
         reloads = link.stats.weight_reloads
+        attempts, before = link.stats.attempts, dict(line.injected)
         line.hang_after = start + with_reload + 1.0
         hung = False
         try:
@@ -345,6 +349,12 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
                 counts["right"] += 1
             else:
                 note("wrong", f"request {i}: got {logits.tolist()}, expected {expected[i].tolist()}")
+                if len(wrong) < 20:
+                    wrong.append({"request": i, "attempts": link.stats.attempts - attempts,
+                                  "faults": {k: v - before.get(k, 0) for k, v in line.injected.items()
+                                             if v != before.get(k, 0)},
+                                  # few: the reply was damaged; most: the request (another image)
+                                  "logits_differ": int(np.count_nonzero(logits != expected[i]))})
         took = link._clock() - start
         if not hung and took > (with_reload if link.stats.weight_reloads > reloads else plain) * (1 + 1e-9):
             note("hung", f"request {i} took {took:.2f} s")
@@ -354,4 +364,5 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
             **{k: counts.get(k, 0) for k in ("right", "wrong", "refused", "refused_unclear", "hung", "load_failed")},
             "reloads": link.stats.weight_reloads, "board_resets": board.resets,
             "injected": dict(line.injected), "seconds": link._clock(), "notes": len(notes),
-            "examples": examples}
+            "examples": examples, "wrong_details": wrong}
+
