@@ -132,7 +132,8 @@ class SerialTransport(Transport):
 
     def write(self, data):
         view = memoryview(bytes(data))
-        deadline = time.monotonic() + self.write_timeout + 10 * len(view) / self.baud
+        allowed = self.write_timeout + 10 * len(view) / self.baud
+        deadline = time.monotonic() + allowed
         while view:
             try:
                 n = os.write(self._fd, view)
@@ -141,8 +142,9 @@ class SerialTransport(Transport):
             if n == 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"SerialTransport: {self.port} took no byte for {self.write_timeout:g} s "
-                                       f"beyond the line time; {len(view)} bytes not sent")
+                    raise TimeoutError(f"SerialTransport: {self.port} did not take {len(data)} bytes within "
+                                       f"{allowed:.3g} s (their line time and write_timeout "
+                                       f"{self.write_timeout:g} s); {len(view)} bytes not sent")
                 select.select([], [self._fd], [], min(left, 1.0))
             view = view[n:]
 
