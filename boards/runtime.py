@@ -595,7 +595,7 @@ class HostLink:
                 self._drain()
             else:
                 self.stats.failed += 1
-                raise self._failure(f"no valid result after {1 + self.retries} attempts: " + "; ".join(causes),
+                raise self._failure(f"no valid result after {len(causes)} attempts: " + "; ".join(causes),
                                     causes)
         finally:
             self.stats.busy_time += self._clock() - start
