@@ -29,6 +29,8 @@ def main():
     parser.add_argument("--timeout", type=float, default=1.0)
     parser.add_argument("--retries", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=16, help="words per WEIGHTS frame (default 16)")
+    parser.add_argument("--babble-seconds", type=float, default=0.3, help="mean length of a babble (default 0.3)")
+    parser.add_argument("--stall-seconds", type=float, default=0.5, help="mean length of a stall (default 0.5)")
     parser.add_argument("--json", action="store_true", help="one JSON line per mix")
     args = parser.parse_args()
     mixes = args.faults.split(",")
@@ -43,7 +45,8 @@ def main():
     for m in mixes:
         t0 = time.perf_counter()
         r = fuzz(args.requests, faults=m, rate=args.rate, seed=args.seed, timeout=args.timeout,
-                 retries=args.retries, chunk=args.chunk,
+                 retries=args.retries, chunk=args.chunk, babble_seconds=args.babble_seconds,
+                 stall_seconds=args.stall_seconds,
                  progress=lambda i, c, m=m: print(f"  {m}: {i} requests: {c}", file=sys.stderr, flush=True))
         wall = time.perf_counter() - t0
         r["wall_seconds"] = wall

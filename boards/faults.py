@@ -287,7 +287,7 @@ def request_bound(link, words=0):
 
 
 def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3, settle=0.02, chunk=16,
-         progress=None):
+         babble_seconds=0.3, stall_seconds=0.5, progress=None):
     """Run ``requests`` images through a faulty link to a :class:`LinearBoard`; returns a dict of
     counts: ``right``, ``wrong`` (accepted with wrong logits), ``refused`` (a one-line
     :class:`LinkError` / :class:`ResultMismatchError`), ``refused_unclear`` (another exception or a
@@ -295,7 +295,8 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
     the virtual ``seconds``, the example messages and ``wrong_details`` (the first 20 requests
     accepted wrong: attempts, faults injected during the request, how many logits differ). The
     weights are loaded first, through the same faults, again until it succeeds
-    (``load_failed`` counts the failed tries)."""
+    (``load_failed`` counts the failed tries). ``babble_seconds`` and ``stall_seconds`` are the
+    mean lengths of a babble and a stall."""
     rng = np.random.default_rng(seed)
     clock = VirtualClock()
     board = LinearBoard(clock=clock, byte_timeout=4 * 10 / 115200)   # the gateware's 4 byte times
@@ -303,8 +304,8 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
     words = (true_w.reshape(-1) & 0xFFFF).tolist()
     junk = np.random.default_rng(seed + 1)
     mem = MemoryTransport(board, clock=clock)
-    line = FaultyTransport(mem, rate=rate, faults=faults, seed=seed + 2,
-                           reset=lambda: board.reset(scramble=junk))
+    line = FaultyTransport(mem, rate=rate, faults=faults, seed=seed + 2, reset=lambda: board.reset(scramble=junk),
+                           babble_seconds=babble_seconds, stall_seconds=stall_seconds)
     notes = []
     link = HostLink(line, timeout=timeout, retries=retries, settle=settle, notify=notes.append)
     counts = collections.Counter()

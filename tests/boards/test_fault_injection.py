@@ -113,3 +113,12 @@ def test_short_seeded_fuzz_run_accepts_nothing_wrong_and_never_hangs(faults, rat
     assert sum(r["injected"].values()) > requests * rate * 100
     if faults == "all":
         assert set(r["injected"]) == set(MIXES["all"]) and r["reloads"] >= 1 and r["board_resets"] >= 1
+
+
+def test_long_babble_is_refused_in_one_line_not_waited_out():
+    """Babble of 20 s on average: the host gives up within each request's deadline, saying the
+    link is babbling (before the discard had a deadline, requests waited the babble out: hung)."""
+    r = fuzz(40, faults="babble", rate=0.001, seed=0, babble_seconds=20)
+    assert r["hung"] == 0, r["examples"].get("hung")
+    assert r["wrong"] == 0 and r["refused_unclear"] == 0 and r["refused"] >= 1
+    assert r["examples"]["refused"].startswith("the link is babbling: ")
