@@ -14,9 +14,14 @@ Stages (one progress line each):
    one is then a :class:`TimingFailed` (exit status 3) and no bitstream is written to the output folder unless
    ``allow_timing_fail``.
 
-Outputs in ``out_dir``, each written atomically: ``spikeforge_<board>.bin`` / ``.bit``,
-``spikeforge_<board>.v`` (Verilog of the whole board top, as read by Yosys) and
-``build_report.json``; the tools' logs stay in ``out_dir/build/``.
+Outputs in ``out_dir``, published as one set (:mod:`spikeforge.boards.buildset`):
+``spikeforge_<board>.bin`` / ``.bit``, ``spikeforge_<board>.v`` (Verilog of the whole board top,
+as read by Yosys), ``weights.hex`` (SPRAM builds), ``build_report.json``, the tools' work folder
+and logs ``build/``, and last ``build_manifest.json`` with the SHA-256 of each. Everything is
+built in a staging folder beside ``out_dir`` and swapped in at the end, so an interrupted or
+failed build leaves the previous set untouched (a failed tool's logs stay in the staging folder,
+named in the error). The tools run in their own process group, killed when spikeforge gets
+SIGINT, SIGTERM or SIGHUP or exits (:mod:`spikeforge.boards.procs`).
 """
 
 import json
@@ -29,6 +34,8 @@ from pathlib import Path
 
 from ..modelfile import atomic_write
 from ..hdl.accel.engine import COPY_MARK
+from . import procs
+from .buildset import MANIFEST, REPORT, publish, sha256_file, staging_dir
 from .hostlink import result_payload_length
 from .output_registers import absorb_output_registers_file
 from .synth import _CELL_CLASSES, DEVICES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
@@ -127,25 +134,20 @@ def _run_stage(stage, cmd, cwd, env, progress, timeout, log_name):
     """Run one tool; a progress line every 30 s while it runs; the output goes to ``log_name``."""
     t0 = time.monotonic()
     log_path = Path(cwd) / log_name
+    next_note = [30]
+
+    def tick(elapsed):
+        if elapsed >= next_note[0]:
+            _say(progress, f"      ... {stage} still running ({elapsed:.0f} s)")
+            next_note[0] += 30
+
     with open(log_path, "wb") as log:
         try:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = procs.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, tick=tick)
         except OSError as e:
             raise BuildError(f"{stage}: cannot start {cmd[0]}: {e}") from e
-        next_note = 30
-        while True:
-            try:
-                proc.wait(timeout=5)
-                break
-            except subprocess.TimeoutExpired:
-                elapsed = time.monotonic() - t0
-                if elapsed > timeout:
-                    proc.kill()
-                    proc.wait()
-                    raise BuildError(f"{stage} did not finish within {timeout} s; log: {log_path}") from None
-                if elapsed >= next_note:
-                    _say(progress, f"      ... {stage} still running ({elapsed:.0f} s)")
-                    next_note += 30
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"{stage} did not finish within {timeout} s; log: {log_path}") from None
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
@@ -187,8 +189,25 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
 
     Raises :class:`DoesNotFit` (pre-check), :class:`TimingFailed` (fmax below the clock),
     :class:`BuildError` (a tool failed or is missing), ``ValueError`` (bad board, clock, baud),
-    :class:`~spikeforge.hdl.accel.program.MappingError` (the model cannot be mapped).
+    :class:`~spikeforge.hdl.accel.program.MappingError` (the model cannot be mapped),
+    :class:`~spikeforge.boards.procs.Interrupted` (SIGINT, SIGTERM or SIGHUP: the tools are
+    killed, the staging folder removed, ``out_dir`` as it was).
     """
+    stage_dir = staging_dir(out_dir)
+    with procs.guard():
+        try:
+            return _build_board(model, board, lanes=lanes, clock_mhz=clock_mhz, baud=baud, out_dir=out_dir,
+                                stage_dir=stage_dir, seed=seed, allow_timing_fail=allow_timing_fail,
+                                progress=progress, timeout=timeout)
+        except BuildError:
+            raise      # published (TimingFailed) or a tool failed: its logs stay in the staging folder
+        except BaseException:
+            shutil.rmtree(stage_dir, ignore_errors=True)
+            raise
+
+
+def _build_board(model, board, *, lanes, clock_mhz, baud, out_dir, stage_dir, seed, allow_timing_fail, progress,
+                 timeout):
     from ..hdl.accel.report import fit
     from .top import BoardTop, check_link_settings
 
@@ -253,9 +272,9 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
     margin = PNR_MARGIN[target.family]
     if margin:
         plan.files["top.lpf"] = aim_past_clock(plan.files["top.lpf"], margin)
-    work = out_dir / "build"
-    if work.exists():
-        shutil.rmtree(work)
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)      # left by an earlier build that failed
+    work = stage_dir / "build"
     plan.extract(str(work))
     commands = json.loads(plan.files["build_top.json"])["commands"]
     seconds["elaborate"] = time.monotonic() - t0
@@ -324,25 +343,27 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
         "precheck": {"bram_blocks": analysis["device"]["bram_blocks"],
                      "spram_blocks": analysis["device"]["spram_blocks"],
                      "logic_estimate": analysis["logic_estimate"]},
-        "files": {}, "build_dir": str(work), "seconds": {},
+        "files": {}, "build_dir": str(out_dir / "build"), "seconds": {}, "sha256": {},
     }
 
     bit_name = f"spikeforge_{target.name}{Path(target.bitstream).suffix}"
     v_name = f"spikeforge_{target.name}.v"
-    files = {"verilog": out_dir / v_name, "report": out_dir / "build_report.json"}
-    atomic_write(files["verilog"], (work / "top_rtl.v").read_bytes())
+    names = {"verilog": v_name, "report": REPORT}
+    atomic_write(stage_dir / v_name, (work / "top_rtl.v").read_bytes())
     if spram:  # what `spikeforge run` loads into the weight SPRAM after configuration
-        files["weights"] = out_dir / "weights.hex"
-        atomic_write(files["weights"], "".join(f"{int(w):04x}\n" for w in program.weight_image()).encode())
+        names["weights"] = "weights.hex"
+        atomic_write(stage_dir / "weights.hex", "".join(f"{int(w):04x}\n" for w in program.weight_image()).encode())
     if timing_met or allow_timing_fail:
-        files["bitstream"] = out_dir / bit_name
-        atomic_write(files["bitstream"], (work / target.bitstream).read_bytes())
-    elif (out_dir / bit_name).exists():
-        os.unlink(out_dir / bit_name)  # never leave an older bitstream beside a failed report
-    report["files"] = {k: str(v) for k, v in files.items()}
+        names["bitstream"] = bit_name
+        atomic_write(stage_dir / bit_name, (work / target.bitstream).read_bytes())
+    files = {k: out_dir / v for k, v in names.items()}
+    report["files"] = {**{k: str(v) for k, v in files.items()}, "manifest": str(out_dir / MANIFEST)}
+    report["sha256"] = {k: sha256_file(stage_dir / v) for k, v in names.items() if k != "report"}
     seconds["total"] = time.monotonic() - t_all
     report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-    atomic_write(files["report"], json.dumps(report, indent=1).encode())
+    atomic_write(stage_dir / REPORT, json.dumps(report, indent=1).encode())
+    # an older bitstream (or weights) never stays beside this build's report
+    publish(stage_dir, out_dir, list(names.values()), stale=[bit_name, "weights.hex"], board=target.name)
     if not timing_met and not allow_timing_fail:
         got = f"{fmax:.2f} MHz" if fmax is not None else "no fmax reported"
         err = TimingFailed(f"timing failed on {target.name}: fmax {got} < requested clock {clk.mhz:g} MHz; "

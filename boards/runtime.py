@@ -8,7 +8,11 @@ model such as :class:`ReferenceBoard` or a simulated accelerator behind it).
 
 Retries: a request is re-sent (with a new ``seq``) after a timeout, an ERROR (NACK) reply, or
 a reply that fails its CRC; after ``retries`` re-sends :class:`LinkError` lists what happened
-on every attempt. ``NOT_LOADED`` is not retried: :meth:`HostLink.load_weights` must run first.
+on every attempt. Every wait has a deadline: an attempt ``timeout``, the discarding of input
+after it at most ``timeout`` more (a line that never goes quiet ends in "the link is
+babbling"), a write to a serial port ``write_timeout``. ``NOT_LOADED`` (the board lost its
+weights) makes the host reload the weights of its last :meth:`HostLink.load_weights` once, by
+itself, and say so; without weights loaded before it is a :class:`LinkError`.
 """
 
 import abc
@@ -16,6 +20,7 @@ import collections
 import os
 import select
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -79,9 +84,13 @@ class SerialTransport(Transport):
         Device path, e.g. ``/dev/ttyUSB1``.
     baud : int
         Baud rate; one of the standard rates that ``termios`` defines on this system.
+    write_timeout : float
+        Seconds a :meth:`write` may wait for the port to take its bytes, beyond their time on
+        the line at ``baud``; then it raises :class:`TimeoutError` (a port that takes nothing:
+        a stuck driver or adapter).
     """
 
-    def __init__(self, port, baud=115200):
+    def __init__(self, port, baud=115200, *, write_timeout=1.0):
         import termios  # POSIX only; imported here so that the module loads everywhere
         self._termios = termios
         if isinstance(baud, bool) or not isinstance(baud, int):
@@ -91,7 +100,12 @@ class SerialTransport(Transport):
             allowed = [b for b in _BAUD_RATES if hasattr(termios, f"B{b}")]
             raise ValueError(f"SerialTransport: baud {baud} is not supported here; allowed: "
                              f"{', '.join(map(str, allowed))}")
-        self.port, self.baud = port, baud
+        if isinstance(write_timeout, bool) or not isinstance(write_timeout, (int, float)) \
+                or not 0 < write_timeout < float("inf"):
+            raise ValueError(f"SerialTransport: write_timeout is {write_timeout!r}; allowed: a finite "
+                             "number of seconds > 0")
+        self.port, self.baud, self.write_timeout = port, baud, float(write_timeout)
+        self._fd = None
         try:
             self._fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError as e:
@@ -113,17 +127,25 @@ class SerialTransport(Transport):
             termios.tcflush(self._fd, termios.TCIOFLUSH)
         except termios.error as e:
             os.close(self._fd)
+            self._fd = None
             raise OSError(f"SerialTransport: {port} is not a serial port or cannot be configured: {e}") from e
 
     def write(self, data):
         view = memoryview(bytes(data))
+        allowed = self.write_timeout + 10 * len(view) / self.baud
+        deadline = time.monotonic() + allowed
         while view:
             try:
                 n = os.write(self._fd, view)
             except BlockingIOError:
                 n = 0
             if n == 0:
-                select.select([], [self._fd], [], 1.0)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"SerialTransport: {self.port} did not take {len(data)} bytes within "
+                                       f"{allowed:.3g} s (their line time and write_timeout "
+                                       f"{self.write_timeout:g} s); {len(view)} bytes not sent")
+                select.select([], [self._fd], [], min(left, 1.0))
             view = view[n:]
 
     def read(self, size, timeout):
@@ -140,6 +162,10 @@ class SerialTransport(Transport):
 
     def close(self):
         if self._fd is not None:
+            try:   # unsent output is discarded: close() on a tty otherwise waits for it to drain
+                self._termios.tcflush(self._fd, self._termios.TCOFLUSH)
+            except self._termios.error:
+                pass
             os.close(self._fd)
             self._fd = None
 
@@ -199,8 +225,13 @@ class ReferenceBoard:
     class is their argmax (ties to the lowest index) and ``cycles_fn(image)`` (default 0)
     gives the reported cycle count. Bad frames are answered like the gateware answers them:
     ERROR with BAD_CRC, BAD_LENGTH, BAD_TYPE, BAD_VALUE, NOT_LOADED or BAD_OFFSET and the
-    frame's seq byte (TIMEOUT and BUSY do not occur here; a frame that fails its CRC is
-    answered BAD_CRC even where the gateware rejects its header first).
+    frame's seq byte (BUSY does not occur here, TIMEOUT only with a ``clock``; a frame that
+    fails its CRC is answered BAD_CRC even where the gateware rejects its header first).
+
+    With ``clock`` (the transport's) and ``byte_timeout`` (seconds; the gateware's is
+    ``timeout_bytes`` byte times), a frame left unfinished for longer than ``byte_timeout``
+    before more bytes come is dropped and answered TIMEOUT, as the gateware does (it only sees
+    time when bytes arrive: a :class:`MemoryTransport` calls it per write).
 
     With ``weight_words`` > 0 the board has a loadable weight memory, ``weights`` (an int64
     array of ``weight_words``, zero at first): WEIGHTS frames are checked and committed as in
@@ -209,7 +240,8 @@ class ReferenceBoard:
     once it passed its CRC (the gateware's earlier writes are all rewritten before ``loaded``).
     """
 
-    def __init__(self, logits_fn, *, pixels=64, max_value=16, cycles_fn=None, weight_words=0):
+    def __init__(self, logits_fn, *, pixels=64, max_value=16, cycles_fn=None, weight_words=0, clock=None,
+                 byte_timeout=None):
         if isinstance(weight_words, bool) or not isinstance(weight_words, int) or not 0 <= weight_words <= 0xFFFF:
             raise ValueError(f"ReferenceBoard: weight_words is {weight_words!r}; allowed: an integer 0..65535")
         self.logits_fn = logits_fn
@@ -221,6 +253,21 @@ class ReferenceBoard:
         self.weights = np.zeros(weight_words, np.int64)
         self.next_word = 0
         self.loaded = False
+        self.resets = 0
+        self.clock, self.byte_timeout = clock, byte_timeout
+        self._last_byte = None
+
+    def reset(self, *, scramble=None):
+        """What a reconfiguration or power cycle does: the frame being received is lost,
+        ``next_word`` and ``loaded`` go back to 0. ``scramble`` (a ``numpy.random.Generator``)
+        fills the weight memory with junk (SPRAM content is undefined after power-up); without
+        it the memory keeps its words, as SPRAM does through a reconfiguration."""
+        self._decoder.reset()
+        self.next_word = 0
+        self.loaded = False
+        self.resets += 1
+        if scramble is not None and self.weight_words:
+            self.weights[:] = scramble.integers(0, 1 << 16, self.weight_words)
 
     def _weights_frame(self, item):
         """Answer one WEIGHTS frame (CRC already checked)."""
@@ -240,6 +287,13 @@ class ReferenceBoard:
 
     def __call__(self, data):
         out = b""
+        if self.clock is not None and self.byte_timeout is not None:
+            now = self.clock()
+            dec = self._decoder
+            if dec.pending and self._last_byte is not None and now - self._last_byte > self.byte_timeout:
+                out += encode_error(ErrorCode.TIMEOUT, dec._buf[2] if dec.pending >= 3 else 0)
+                dec.reset()
+            self._last_byte = now
         for item in self._decoder.feed(data):
             if isinstance(item, FrameError):
                 if item.code is not None:
@@ -261,6 +315,10 @@ class ReferenceBoard:
                 logits = [int(v) for v in self.logits_fn(image)]
                 out += encode_result(logits, argmax_lowest(logits), int(self.cycles_fn(image)), item.seq)
         return out
+
+
+#: Seconds below which a wait counts as over (a virtual clock cannot add a rounding residual).
+_EPS = 1e-6
 
 
 # --- host link -----------------------------------------------------------------------------
@@ -296,6 +354,8 @@ class LinkStats:
     busy_time: float = 0.0
     weight_frames: int = 0   # WEIGHTS frames sent (every attempt, begin load included)
     weight_loads: int = 0    # completed HostLink.load_weights calls
+    weight_reloads: int = 0  # loads the host started by itself after a NOT_LOADED
+    drain_cutoffs: int = 0   # discards after a failed attempt that hit their deadline (line never quiet)
 
     @property
     def retries(self):
@@ -320,6 +380,8 @@ class LinkStats:
                  f"{self.bad_replies} bad replies"]
         if self.weight_frames:
             parts.append(f"{self.weight_loads} weight loads in {self.weight_frames} WEIGHTS frames")
+        if self.weight_reloads:
+            parts.append(f"{self.weight_reloads} weight reloads after NOT_LOADED")
         if lat:
             parts.append(f"latency mean {1e3 * lat['mean']:.2f} ms, p95 {1e3 * lat['p95']:.2f} ms")
             parts.append(f"{self.throughput():.1f} images/s")
@@ -337,17 +399,24 @@ class HostLink:
     pixels, max_value : int
         Image size and largest pixel value (8x8 digits: 64 and 16).
     timeout : float
-        Seconds to wait for the reply of one attempt.
+        Seconds from sending a request (the end of the transport's write) to the end of its
+        attempt without a reply.
     retries : int
         Re-sends after a failed attempt (timeout, ERROR reply, corrupt reply).
     settle : float
-        After a failed attempt, input is read and discarded until it has been quiet this long.
+        After a failed attempt, input is read and discarded until it has been quiet this long,
+        but for at most ``timeout`` and never past ``timeout + settle`` after the attempt began;
+        one attempt therefore takes at most ``timeout + settle`` after its write, a request at
+        most ``(1 + retries) * (timeout + settle)`` plus its writes (plus one weight reload).
     check_class : bool
         Raise :class:`ResultMismatchError` when the class is not the argmax of the logits.
+    notify : callable or None
+        Called with one line when the host acts on its own (a weight reload); default: print it
+        to stderr.
     """
 
     def __init__(self, transport, *, classes=10, pixels=64, max_value=16, timeout=1.0, retries=3,
-                 settle=0.02, check_class=True):
+                 settle=0.02, check_class=True, notify=None):
         if not isinstance(transport, Transport):
             raise TypeError(f"HostLink: transport must be a Transport, not {type(transport).__name__}")
         for name, value, lo, hi in (("classes", classes, 1, 255), ("pixels", pixels, 1, 1024),
@@ -355,52 +424,113 @@ class HostLink:
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"HostLink: {name} is {value!r}; allowed: an integer {lo}..{hi}")
         for name, value in (("timeout", timeout), ("settle", settle)):
-            if not isinstance(value, (int, float)) or not value >= 0 or (name == "timeout" and value == 0):
-                raise ValueError(f"HostLink: {name} is {value!r}; allowed: a number of seconds > 0"
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf") \
+                    or (name == "timeout" and value == 0):
+                raise ValueError(f"HostLink: {name} is {value!r}; allowed: a finite number of seconds > 0"
                                  if name == "timeout" else
-                                 f"HostLink: {name} is {value!r}; allowed: a number of seconds >= 0")
+                                 f"HostLink: {name} is {value!r}; allowed: a finite number of seconds >= 0")
+        if notify is not None and not callable(notify):
+            raise TypeError(f"HostLink: notify must be callable, not {notify!r}")
         self.transport = transport
         self.classes, self.pixels, self.max_value = classes, pixels, max_value
         self.timeout, self.retries, self.settle = float(timeout), retries, float(settle)
         self.check_class = check_class
+        self.notify = notify if notify is not None else _to_stderr
         self.stats = LinkStats()
         self._seq = 0
         self._clock = transport.clock
+        self._weights = None     # (words, chunk) of the last load_weights, for a reload
+        self._attempt_start = self._clock()
+        self._begin_request()
 
     def _next_seq(self):
         self._seq = (self._seq + 1) & 0xFF
         return self._seq
 
+    # --- what the line did during one request (for the "babbling" diagnosis) ---
+
+    def _begin_request(self):
+        self._req_start = self._clock()
+        self._req_bytes = 0       # bytes received
+        self._req_frames = 0      # valid frames among them (any seq, any type)
+        self._req_drains = 0      # discards after failed attempts
+        self._req_busy = 0        # ... of which ended at their deadline, the line never quiet
+        self._watch = FrameDecoder(max_payload=0xFFFF)
+
+    def _received(self, data):
+        n = len(data)
+        self.stats.bytes_received += n
+        self._req_bytes += n
+        return n
+
+    def _failure(self, message, causes):
+        """The :class:`LinkError` after a request's last failed attempt: "the link is babbling"
+        when the line never went quiet after any failed attempt, else ``message``."""
+        if self._req_drains and self._req_busy == self._req_drains:
+            seconds = self._clock() - self._req_start
+            port = getattr(self.transport, "port", None)
+            where = f"--port {port}" if port else "the transport's other end"
+            frames = ("without a valid frame" if not self._req_frames else
+                      f"with {self._req_frames} valid frames but no answer to the request")
+            return LinkError(f"the link is babbling: {self._req_bytes:,} bytes in {seconds:.1f} s {frames}; "
+                             f"is {where} the board?", causes)
+        return LinkError(message, causes)
+
     def _drain(self):
-        quiet_since = self._clock()
-        while self._clock() - quiet_since < self.settle:
-            data = self.transport.read(4096, self.settle)
+        """After a failed attempt: read and discard input until the line has been quiet for
+        ``settle`` seconds; give up (the line still busy) ``timeout`` seconds after starting
+        or ``timeout + settle`` after the failed attempt began, whichever comes first."""
+        now = self._clock()
+        deadline = min(now + self.timeout, self._attempt_start + self.timeout + self.settle)
+        quiet_since = now
+        self._req_drains += 1
+        while True:
+            quiet_at = quiet_since + self.settle
+            if now >= quiet_at - _EPS:
+                return
+            if now >= deadline - _EPS:
+                self._req_busy += 1
+                self.stats.drain_cutoffs += 1
+                return
+            data = self.transport.read(4096, min(quiet_at, deadline) - now)
             if data:
-                self.stats.bytes_received += len(data)
-                quiet_since = self._clock()
+                self._received(data)
+                self._req_frames += sum(isinstance(f, Frame) for f in self._watch.feed(data))
+                now = quiet_since = self._clock()
+            else:
+                now = self._clock()
 
     def _exchange(self, frame, seq, reply_type, decode):
         """Send ``frame`` once and wait for the reply with ``seq``. Returns ``(outcome, value,
         cause)``: ``("ok", decode(payload), None)`` for a ``reply_type`` frame; ``("nack", code,
         cause)`` for an ERROR (nothing was done); ``("lost", None, cause)`` when no valid reply
-        came (the request may or may not have been carried out)."""
+        came (the request may or may not have been carried out). The attempt ends
+        ``timeout`` seconds after the write returned (a serial port's write returns once the
+        kernel has the bytes; it has its own ``write_timeout``)."""
         self.transport.reset_input()
-        self.transport.write(frame)
+        try:
+            self.transport.write(frame)
+        except TimeoutError as e:
+            self._attempt_start = self._clock()
+            self.stats.timeouts += 1
+            return "lost", None, f"write failed: {e}"
+        self._attempt_start = self._clock()
+        deadline = self._attempt_start + self.timeout
         self.stats.bytes_sent += len(frame)
         decoder = FrameDecoder(max_payload=max(MAX_PAYLOAD, 4 * self.classes + 5))
-        deadline = self._clock() + self.timeout
         while True:
             remaining = deadline - self._clock()
-            if remaining <= 0:
+            if remaining <= _EPS:
                 self.stats.timeouts += 1
                 return "lost", None, f"no reply within {self.timeout:g} s"
             data = self.transport.read(4096, remaining)
-            self.stats.bytes_received += len(data)
+            self._received(data)
             for item in decoder.feed(data):
                 if isinstance(item, FrameError):
                     self.stats.bad_replies += 1
                     return "lost", None, f"corrupt reply: {item}"
                 assert isinstance(item, Frame)
+                self._req_frames += 1
                 if item.seq != seq or item.type not in (reply_type, MsgType.ERROR):
                     self.stats.stale_replies += 1
                     continue
@@ -424,14 +554,24 @@ class HostLink:
         """Send one image; return ``(logits, cls, cycles)``: logits an int64 array of K,
         the class index and the board's cycle count. Raises :class:`LinkError` after
         ``1 + retries`` failed attempts, ``ValueError`` for an image the protocol cannot carry.
+
+        A NOT_LOADED answer (the board lost its weights: reset, reconfigured, power) makes the
+        host reload the words of its last :meth:`load_weights` once, by itself (``notify``
+        says so; ``stats.weight_reloads`` counts it), and send the image again with the full
+        number of attempts. Without an earlier :meth:`load_weights`, or when the board still
+        answers NOT_LOADED after the reload, it is a :class:`LinkError` at once.
         """
         image = np.asarray(image)
         encode_image(image, 0, pixels=self.pixels, max_value=self.max_value)  # check it first
         self.stats.requests += 1
         start = self._clock()
+        self._begin_request()
         causes = []
+        reloaded = False
         try:
-            for attempt in range(1 + self.retries):
+            attempt = 0
+            while attempt <= self.retries:
+                attempt += 1
                 self.stats.attempts += 1
                 seq = self._next_seq()
                 outcome, result, cause = self._exchange(
@@ -439,16 +579,24 @@ class HostLink:
                     lambda payload: decode_result(payload, classes=self.classes))
                 if outcome == "ok":
                     break
-                causes.append(f"attempt {attempt + 1} (seq {seq}): {cause}")
+                causes.append(f"attempt {len(causes) + 1} (seq {seq}): {cause}")
                 if outcome == "nack" and result == ErrorCode.NOT_LOADED:
-                    self.stats.failed += 1
-                    raise LinkError("board answered ERROR NOT_LOADED: its weights are not loaded; "
-                                    "call HostLink.load_weights() first", causes)
+                    if self._weights is None or reloaded:
+                        self.stats.failed += 1
+                        raise LinkError("board answered ERROR NOT_LOADED: its weights are not loaded; "
+                                        "call HostLink.load_weights() first" if self._weights is None else
+                                        "board answered ERROR NOT_LOADED again right after its weights were "
+                                        "reloaded", causes)
+                    reloaded = True
+                    self._reload(causes)
+                    attempt = 0          # the image again, with every attempt
+                    self._begin_request()
+                    continue
                 self._drain()
             else:
                 self.stats.failed += 1
-                raise LinkError(f"no valid result after {1 + self.retries} attempts: " + "; ".join(causes),
-                                causes)
+                raise self._failure(f"no valid result after {len(causes)} attempts: " + "; ".join(causes),
+                                    causes)
         finally:
             self.stats.busy_time += self._clock() - start
         logits = np.array(result.logits, dtype=np.int64)
@@ -460,6 +608,17 @@ class HostLink:
         self.stats.latencies.append(self._clock() - start)
         self.stats.board_cycles.append(result.cycles)
         return logits, int(result.cls), int(result.cycles)
+
+    def _reload(self, causes):
+        words, chunk = self._weights
+        self.notify(f"the board answered NOT_LOADED: it lost its weights (reset or reconfigured); "
+                    f"reloading its {len(words)} weight words")
+        self.stats.weight_reloads += 1
+        try:
+            self.load_weights(words, chunk=chunk)
+        except LinkError as e:
+            self.stats.failed += 1
+            raise LinkError(f"the board lost its weights and reloading them failed: {e}", causes + e.causes) from None
 
     def infer_many(self, images):
         """:meth:`infer` each image; returns ``(logits [n, K], classes [n], cycles [n])``."""
@@ -502,6 +661,7 @@ class HostLink:
             raise ValueError(f"HostLink.load_weights: chunk is {chunk!r}; allowed: an integer 1..{MAX_WEIGHT_WORDS}")
         if progress is not None and not callable(progress):
             raise TypeError(f"HostLink.load_weights: progress must be callable, not {progress!r}")
+        self._weights = (words, chunk)   # what a reload after NOT_LOADED sends
         total = len(words)
         offsets = list(range(0, total, chunk))
         start = self._clock()
@@ -509,11 +669,13 @@ class HostLink:
         accepted = 0
         restarts = 0
 
+        self._begin_request()
+
         def fail(message, causes):
             hint = ""
             if causes and causes[-1].endswith("ERROR BAD_TYPE"):
                 hint = " (a board built without loadable weights answers WEIGHTS with BAD_TYPE)"
-            raise LinkError(f"{message}: " + "; ".join(causes) + hint, causes)
+            raise self._failure(f"{message}: " + "; ".join(causes) + hint, causes)
 
         while True:
             causes = []
@@ -524,6 +686,7 @@ class HostLink:
                         raise LinkError(f"board answered begin load with next_word {value.next_word}, "
                                         f"loaded {int(value.loaded)}; expected 0, 0")
                     accepted += 1
+                    self._begin_request()
                     break
                 causes.append(cause)
                 if len(causes) > self.retries:
@@ -549,6 +712,7 @@ class HostLink:
                                         f"{value.next_word}; expected {end}")
                     accepted += 1
                     causes = []
+                    self._begin_request()
                     candidates = {j + 1}
                     if progress is not None:
                         progress(end, total)
@@ -576,6 +740,10 @@ class HostLink:
             if restarts > self.retries:
                 fail(f"weight load: started over {restarts - 1} times and still cannot tell where "
                      f"the board is", causes)
+
+
+def _to_stderr(line):
+    print(f"spikeforge: {line}", file=sys.stderr, flush=True)
 
 
 def _check_weight_words(words):

@@ -26,6 +26,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hdl.accel.memories import NO_RW_CHECK
+from . import procs
 from .output_registers import absorb_output_registers_file
 from .toolchain import find_tool
 
@@ -190,8 +191,9 @@ class SynthResult:
 
 
 def _run(stage, cmd, cwd, log_path, timeout):
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    try:   # in its own process group, killed on SIGINT / SIGTERM / SIGHUP or exit (procs.py)
+        with procs.guard():
+            proc = procs.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SynthError(f"{stage} did not finish within {timeout} s: {' '.join(cmd)}") from None
     Path(log_path).write_text(proc.stdout + proc.stderr)

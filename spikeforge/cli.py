@@ -409,9 +409,10 @@ def main(argv=None):
     except OSError as e:
         print(error_line(os_error_message(e)), file=sys.stderr)
         return USER_ERROR
-    except KeyboardInterrupt:
-        print("spikeforge: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:   # SIGINT, or SIGTERM / SIGHUP where a command catches them
+        signum = getattr(e, "signum", 2)
+        print(f"spikeforge: {e or 'interrupted'}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

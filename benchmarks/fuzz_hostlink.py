@@ -1,0 +1,68 @@
+"""Fault-injection run of the host link: requests through a faulty line to the board model.
+
+Each request is one image sent by the host runtime (HostLink, the shipped retry rules) over a
+FaultyTransport (spikeforge.boards.faults) to the pure-Python board model (LinearBoard: its
+logits come from the weights it has loaded), on a virtual clock. Per fault mix it prints the
+requests accepted right, accepted wrong, refused with a clear (one-line) error, and hung (over
+the request's deadline, (1 + retries) * (timeout + settle), plus one weight reload's worth when
+the board lost its weights). Prints figures; asserts nothing.
+
+    python benchmarks/fuzz_hostlink.py --requests N --faults mixed --rate 0.01 [--seed S]
+    python benchmarks/fuzz_hostlink.py --requests N --faults flips,drops,bursts,babble,stalls,resets,all
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from spikeforge.boards.faults import MIXES, fuzz
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10000, help="requests per fault mix")
+    parser.add_argument("--faults", default="mixed",
+                        help=f"comma-separated fault mixes ({', '.join(MIXES)}; default mixed)")
+    parser.add_argument("--rate", type=float, default=0.01, help="fault events per byte (default 0.01)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=1.0)
+    parser.add_argument("--retries", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=16, help="words per WEIGHTS frame (default 16)")
+    parser.add_argument("--babble-seconds", type=float, default=0.3, help="mean length of a babble (default 0.3)")
+    parser.add_argument("--stall-seconds", type=float, default=0.5, help="mean length of a stall (default 0.5)")
+    parser.add_argument("--json", action="store_true", help="one JSON line per mix")
+    args = parser.parse_args()
+    mixes = args.faults.split(",")
+    for m in mixes:
+        if m not in MIXES:
+            parser.error(f"--faults: {m!r} is unknown; allowed: {', '.join(MIXES)}")
+    if not args.json:
+        print(f"host link under faults: {args.requests} requests per mix, rate {args.rate:g} per byte, "
+              f"seed {args.seed}, timeout {args.timeout:g} s, retries {args.retries}")
+        print(f"{'mix':8} {'right':>9} {'wrong':>6} {'refused':>8} {'unclear':>8} {'hung':>5} {'reloads':>8} "
+              f"{'line hours':>10} {'wall s':>7} {'req/s':>7}")
+    for m in mixes:
+        t0 = time.perf_counter()
+        r = fuzz(args.requests, faults=m, rate=args.rate, seed=args.seed, timeout=args.timeout,
+                 retries=args.retries, chunk=args.chunk, babble_seconds=args.babble_seconds,
+                 stall_seconds=args.stall_seconds,
+                 progress=lambda i, c, m=m: print(f"  {m}: {i} requests: {c}", file=sys.stderr, flush=True))
+        wall = time.perf_counter() - t0
+        r["wall_seconds"] = wall
+        if args.json:
+            print(json.dumps(r), flush=True)
+            continue
+        print(f"{m:8} {r['right']:>9} {r['wrong']:>6} {r['refused']:>8} {r['refused_unclear']:>8} {r['hung']:>5} "
+              f"{r['reloads']:>8} {r['seconds'] / 3600:>10.2f} {wall:>7.1f} {args.requests / wall:>7.0f}", flush=True)
+        for kind, msg in r["examples"].items():
+            print(f"    e.g. {kind}: {msg[:200]}")
+        print(f"    faults injected: {r['injected']}")
+        for w in r["wrong_details"]:
+            print(f"    accepted wrong: request {w['request']} after {w['attempts']} attempts, faults in it "
+                  f"{w['faults']}, {w['logits_differ']} of 10 logits differ "
+                  f"({'the reply was damaged' if w['logits_differ'] <= 2 else 'computed from another image'})")
+
+
+if __name__ == "__main__":
+    main()
