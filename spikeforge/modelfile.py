@@ -9,6 +9,7 @@ npy header is parsed (``allow_pickle`` never arises: headers are literals, data 
 validated (:func:`spikeforge.graph.infer`) before it is returned.
 """
 
+import contextlib
 import hashlib
 import io
 import json
@@ -26,20 +27,22 @@ from numpy.lib import format as npformat
 from .graph import MAX_NODES, SPEC_VERSION, Model, ModelError, Node, infer, tensor_shapes
 from .modelschema import DTYPES, MEMBER_RE, check_schema, floats_outside_metadata, parse_json
 
-__all__ = ["save_model", "load_model", "atomic_write", "FORMAT"]
+__all__ = ["save_model", "load_model", "atomic_write", "atomic_output", "FORMAT"]
 
 FORMAT = "spikeforge-model"
 
 
-def atomic_write(path, data):
-    """Write ``data`` (bytes) to ``path`` via a temporary file and rename: never half-written."""
+@contextlib.contextmanager
+def atomic_output(path):
+    """A temporary path beside ``path`` to write to; renamed to ``path`` when the block ends
+    without an exception, removed otherwise: ``path`` is never half-written."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
@@ -48,6 +51,12 @@ def atomic_write(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path, data):
+    """Write ``data`` (bytes) to ``path`` via a temporary file and rename: never half-written."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def _smallest_dtype(a):

@@ -15,8 +15,6 @@ Refused, naming the node: ``multispike`` and soft-reset ``lif`` (NIR's neurons r
 ``sdsa_mask`` / ``sdsa_linear`` (no NIR primitive).
 """
 
-import os
-import tempfile
 
 import numpy as np
 
@@ -120,19 +118,11 @@ def export_model(model, dt=DEFAULT_DT):
 
 def write_graph(graph, path):
     """``nir.write`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
+    from .modelfile import atomic_output
+
     nir = _nir()
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def add_export_arguments(parser):
