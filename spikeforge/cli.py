@@ -397,6 +397,41 @@ def cmd_generate_unit(args):
     return 0
 
 
+# --- clean ---------------------------------------------------------------------------------
+
+def cmd_clean(args):
+    from .cache import cache_root, clean, human_size
+
+    root = cache_root()
+    where = "$SPIKEFORGE_CACHE" if os.environ.get("SPIKEFORGE_CACHE") else "the default; $SPIKEFORGE_CACHE moves it"
+    entries, freed, skipped = clean(root, dry_run=args.dry_run)
+    if not entries:
+        print(f"the simulator cache {root} ({where}) is empty: nothing to delete")
+        return 0
+    print(f"simulator cache {root} ({where}):")
+    total = sum(e["bytes"] for e in entries)
+    width = max(len(e["kind"]) for e in entries)
+    for e in entries:
+        n = len(e["builds"])
+        builds = (f"{n} build" + ("" if n == 1 else "s")) if e["folder"] else "file"
+        print(f"  {e['kind']:{width}}  {human_size(e['bytes']):>9}  {builds}")
+        for b in e["builds"]:
+            print(f"  {'':{width}}  {human_size(b['bytes']):>9}    {b['path'].name}")
+    print(f"  {'total':{width}}  {human_size(total):>9}")
+    for path in skipped:
+        print(f"kept {path}: a simulation is using it", file=sys.stderr)
+    if args.dry_run:
+        print(f"would delete {human_size(total - sum(_build_bytes(entries, p) for p in skipped))} "
+              "(--dry-run: nothing deleted)")
+    else:
+        print(f"deleted {human_size(freed)}")
+    return 0
+
+
+def _build_bytes(entries, path):
+    return next((b["bytes"] for e in entries for b in e["builds"] if b["path"] == path), 0)
+
+
 # --- main ----------------------------------------------------------------------------------
 
 def build_parser():
@@ -439,6 +474,10 @@ def build_parser():
                    ".boards.cli", "add_flash_arguments", "run_flash")
     _add_delegated(sub, "run", "inference on a board over its UART host link (or a simulated board)",
                    ".boards.cli", "add_run_arguments", "run_run")
+    p = sub.add_parser("clean", help="show and delete the simulator build cache (~/.cache/spikeforge or "
+                                     "$SPIKEFORGE_CACHE)")
+    p.add_argument("--dry-run", action="store_true", help="only list the cache folders and their sizes")
+    p.set_defaults(func=cmd_clean)
     _add_delegated(sub, "import", "a NIR graph (snnTorch, Norse, ...) to a model file, by post-training quantization",
                    ".nir_import", "add_import_arguments", "run_import")
     _add_delegated(sub, "export", "a model file to a NIR graph (the operators NIR has)",
