@@ -4,7 +4,9 @@ Verilator and Icarus builds of the accelerator (``accel_sim/``, :mod:`spikeforge
 and of simulated boards (``board_sim/``, :mod:`spikeforge.boards.simulate`) are kept under one
 folder, :func:`cache_root`: ``$SPIKEFORGE_CACHE``, else ``$XDG_CACHE_HOME/spikeforge``, else
 ``~/.cache/spikeforge``. A build folder in use by a running simulation is locked (``.lock``,
-``flock``) and left alone by :func:`clean`.
+``flock``) and left alone by :func:`clean`. Only the simulator folders (:data:`SIM_FOLDERS`)
+are ever deleted: the datasets' default folder (``datasets/``, :mod:`spikeforge.datasets`) and
+anything else there stays.
 """
 
 import fcntl
@@ -12,7 +14,10 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["cache_root", "cache_entries", "clean", "human_size"]
+__all__ = ["cache_root", "cache_entries", "clean", "human_size", "SIM_FOLDERS"]
+
+#: the folders of simulator builds under the cache root: the accelerator's and the boards'
+SIM_FOLDERS = ("accel_sim", "board_sim")
 
 
 def cache_root():
@@ -46,14 +51,14 @@ def human_size(n):
 
 
 def cache_entries(root=None):
-    """``[{"path", "kind", "bytes", "builds", "folder"}]``: each folder or file directly under the cache
-    root (``accel_sim``, ``board_sim``, ...), its size and its build folders (each
-    ``{"path", "bytes"}``), sorted by name. Empty when the root does not exist."""
+    """``[{"path", "kind", "bytes", "builds", "folder"}]``: each simulator folder under the
+    cache root (:data:`SIM_FOLDERS`) that exists, its size and its build folders (each
+    ``{"path", "bytes"}``). Empty when there is none."""
     root = cache_root() if root is None else Path(root)
-    if not root.is_dir():
-        return []
     out = []
-    for entry in sorted(root.iterdir()):
+    for entry in (root / name for name in SIM_FOLDERS):
+        if not (entry.exists() or entry.is_symlink()):
+            continue
         builds = []
         if entry.is_dir() and not entry.is_symlink():
             builds = [{"path": b, "bytes": _size(b)} for b in sorted(entry.iterdir())

@@ -400,13 +400,15 @@ def cmd_generate_unit(args):
 # --- clean ---------------------------------------------------------------------------------
 
 def cmd_clean(args):
-    from .cache import cache_root, clean, human_size
+    from .cache import SIM_FOLDERS, cache_root, clean, human_size
 
     root = cache_root()
     where = "$SPIKEFORGE_CACHE" if os.environ.get("SPIKEFORGE_CACHE") else "the default; $SPIKEFORGE_CACHE moves it"
     entries, freed, skipped = clean(root, dry_run=args.dry_run)
+    others = sorted(p.name for p in root.iterdir() if p.name not in SIM_FOLDERS) if root.is_dir() else []
+    kept = f"; left alone (not simulator builds): {', '.join(others)}" if others else ""
     if not entries:
-        print(f"the simulator cache {root} ({where}) is empty: nothing to delete")
+        print(f"no simulator builds in {root} ({where}): nothing to delete{kept}")
         return 0
     print(f"simulator cache {root} ({where}):")
     total = sum(e["bytes"] for e in entries)
@@ -425,6 +427,8 @@ def cmd_clean(args):
               "(--dry-run: nothing deleted)")
     else:
         print(f"deleted {human_size(freed)}")
+    if others:
+        print(kept[2:])
     return 0
 
 

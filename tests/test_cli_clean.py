@@ -20,6 +20,8 @@ def cache(tmp_path, monkeypatch):
         (root / folder / "obj").mkdir(parents=True)
         (root / folder / "obj" / "Vtop").write_bytes(b"x" * size)
     (root / "board_sim" / ".sim_board-1.v").write_bytes(b"y" * 100)  # a loose file
+    (root / "datasets" / "digits").mkdir(parents=True)  # spikeforge.datasets' default folder
+    (root / "datasets" / "digits" / "x.npz").write_bytes(b"z" * 1000)
     return root
 
 
@@ -47,10 +49,12 @@ def test_dry_run_lists_folders_with_sizes_and_deletes_nothing(cache, capsys):
 
 def test_clean_deletes_everything_then_reports_empty(cache, capsys):
     out, _ = _clean(capsys)
-    assert "deleted 182.1 KB" in out
-    assert cache.is_dir() and list(cache.iterdir()) == []
+    assert "deleted 182.1 KB" in out and "left alone (not simulator builds): datasets" in out
+    assert [p.name for p in cache.iterdir()] == ["datasets"]  # the datasets are not a cache to clean
+    assert (cache / "datasets" / "digits" / "x.npz").is_file()
     out, _ = _clean(capsys)
-    assert out.strip() == f"the simulator cache {cache} ($SPIKEFORGE_CACHE) is empty: nothing to delete"
+    assert out.strip() == (f"no simulator builds in {cache} ($SPIKEFORGE_CACHE): nothing to delete; "
+                           "left alone (not simulator builds): datasets")
 
 
 def test_a_build_in_use_is_kept(cache, capsys):
