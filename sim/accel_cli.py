@@ -30,7 +30,12 @@ def add_sim_arguments(parser):
                         help=f"pick the images at random with this seed ({SEED.allowed()}; default: the first N)")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     add_lanes_argument(parser)
-    parser.add_argument("--vcd", metavar="PATH", help="write the waveform (Icarus: FST, suffix .fst)")
+    parser.add_argument("--vcd", metavar="PATH",
+                        help="write the waveform of the first --vcd-images images (Icarus: FST, suffix .fst); "
+                             "the expected size is printed first")
+    parser.add_argument("--vcd-images", type=COUNT, default=None, metavar="N",
+                        help="how many images the waveform holds (default 1; with fewer than --images, the "
+                             "first N run again in a traced build of their own)")
     parser.add_argument("--build-dir", metavar="DIR",
                         help="build cache folder (default: $SPIKEFORGE_CACHE or ~/.cache/spikeforge)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -70,6 +75,7 @@ def summarize(result, labels=None):
         "build_seconds": round(result["build_seconds"], 2),
         "sim_seconds": round(result["sim_seconds"], 2),
         "waves": result["waves"],
+        "waves_images": result.get("waves_images", 0),
     }
     if labels is not None:
         labels = np.asarray(labels)
@@ -98,7 +104,8 @@ def _table(r):
         ("time", f"build {r['build_seconds']:.1f} s, simulation {r['sim_seconds']:.1f} s"),
     ]
     if r["waves"]:
-        rows.append(("waves", r["waves"]))
+        n = r.get("waves_images", 0)
+        rows.append(("waves", f"{r['waves']} (the first {n} image{'s' if n != 1 else ''})"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -114,6 +121,9 @@ def run_sim(args):
     from ..options import check_count, check_output_dir, check_output_file, resolve_lanes
 
     lanes = resolve_lanes(args.lanes)
+    if args.vcd_images is not None and args.vcd is None:
+        raise CLIError(f"--vcd-images {args.vcd_images} without --vcd; give --vcd PATH to write a waveform")
+    vcd_images = 1 if args.vcd_images is None else args.vcd_images
     check_output_file(args.vcd, "--vcd")
     if args.build_dir is not None:
         check_output_dir(args.build_dir, "--build-dir")
@@ -131,7 +141,8 @@ def run_sim(args):
         pick = np.arange(args.images)
     try:
         result = simulate_verilog(model, images[pick], lanes=lanes, simulator=args.simulator,
-                                  build_dir=args.build_dir, vcd=args.vcd, progress=not args.quiet)
+                                  build_dir=args.build_dir, vcd=args.vcd, vcd_images=vcd_images,
+                                  progress=not args.quiet)
     except SimulatorNotFound as e:
         raise CLIError(str(e)) from None
     except SimulationFailed as e:

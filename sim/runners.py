@@ -282,6 +282,7 @@ def run_cocotb(
     seed=None,
     build_args=(),
     visible=None,
+    on_stage=None,
 ):
     """Build ``verilog_sources`` with ``simulator`` and run the cocotb tests in ``test_module``.
 
@@ -290,7 +291,9 @@ def run_cocotb(
     dict) reaches the testbench through the ``SPIKEFORGE_TEST_PARAMS`` environment variable;
     each distinct parameter set gets its own build folder under ``build_dir``.  ``waves`` is a
     path to copy the waveform to (VCD from Verilator, FST from Icarus: the suffix is set to
-    match).  ``timeout`` limits each build or simulation command, in seconds.
+    match).  ``timeout`` limits each build or simulation command, in seconds.  ``on_stage``
+    (optional) is called as ``on_stage("build")`` before the simulator is built and
+    ``on_stage("test", build_seconds)`` when the build is done and the simulation starts.
 
     ``visible`` (Verilator): ``{module: [variable patterns]}``, the only signals the testbench
     reads or writes. cocotb's runner makes every signal public (``--public-flat-rw``), which
@@ -336,10 +339,23 @@ def run_cocotb(
     result = CocotbResult(simulator=simulator, toplevel=toplevel, build_dir=run_dir)
     extra_env = {PARAMS_ENV: json.dumps(params, default=str)}
     want_waves = waves is not None
+    build_waves = want_waves
+    if want_waves and simulator == "icarus":
+        # cocotb's own dump module declares a SystemVerilog ``string``, which -g2005 refuses:
+        # build without it and add a Verilog-2005 one (the run still asks vvp for FST).
+        dump = run_dir / "spikeforge_iverilog_dump.v"
+        fst = str(run_dir / f"{toplevel}.fst").replace("\\", "\\\\").replace('"', '\\"')
+        dump.write_text("module spikeforge_iverilog_dump();\ninitial begin\n"
+                        f'    $dumpfile("{fst}");\n    $dumpvars(0, {toplevel});\nend\nendmodule\n')
+        sources.append(dump)
+        args += ["-s", "spikeforge_iverilog_dump"]
+        build_waves = False
 
     # cocotb's runner copies os.environ into the child environment and under pytest it turns
     # failures into sys.exit(); patch both for the duration of the call only.
     with _patched_environ(env, remove=("PYTEST_CURRENT_TEST", "WAVES", "GUI")), _extra_sys_path(extra_path):
+        if on_stage is not None:
+            on_stage("build")
         t0 = time.monotonic()
         try:
             runner.build(
@@ -348,7 +364,7 @@ def run_cocotb(
                 build_dir=run_dir,
                 build_args=args,
                 timescale=("1ns", "1ps"),
-                waves=want_waves,
+                waves=build_waves,
                 log_file=build_log,
             )
         except (RuntimeError, SystemExit) as exc:
@@ -358,6 +374,8 @@ def run_cocotb(
                 log_path=build_log,
             ) from None
         result.build_seconds = time.monotonic() - t0
+        if on_stage is not None:
+            on_stage("test", result.build_seconds)
         t0 = time.monotonic()
         sim_error = None
         try:

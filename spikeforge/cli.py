@@ -88,6 +88,88 @@ def _accel_analysis(model, lanes, target):
     return fit(model, lanes, target)[1]
 
 
+def _shape_text(shape):
+    """``[4, 4, 32]`` as ``4x4x32`` (H x W x C)."""
+    return "x".join(str(int(n)) for n in shape)
+
+
+def _memory_place(mem):
+    """Where a memory of the analytic model lives, in words: block RAMs, SPRAMs or logic."""
+    if mem["kind"] == "spram":
+        n = mem["copies"]
+        return f"{n} SPRAM" + ("" if n == 1 else "s")
+    if mem["kind"] == "logic" or mem.get("bram_blocks", 1) == 0:
+        return "logic"
+    if "bram_blocks" in mem:
+        n = mem["bram_blocks"]
+        return f"{n} block RAM" + ("" if n == 1 else "s")
+    return "block RAM"
+
+
+#: why the engine can need fewer cycles than spec §10's lower bound (shown when it does)
+BOUND_NOTE = ("below the bound: spec §10 counts synaptic additions and neuron updates separately; "
+              "the engine overlaps them (requantization and neuron in one pass)")
+
+
+def _accel_lines(acc):
+    """The accelerator part of ``info``'s text."""
+    cyc = acc["cycles_per_image"]
+    lines = [f"accelerator, {_lanes_text(acc['lanes'])} (analytic model, {acc['images']} test images):",
+             f"  cycles/image {cyc['mean']:.0f} (min {cyc['min']}, max {cyc['max']}), lower bound "
+             f"{acc['lower_bound_cycles']:.0f} (spec §10), ratio {acc['ratio_to_bound']:.3f}"]
+    if acc["ratio_to_bound"] < 1:
+        lines.append(f"  {BOUND_NOTE}")
+    for mem in acc["memories"]:
+        copies = "" if mem["copies"] == 1 else f" x {mem['copies']}"
+        parts = f", {len(mem['parts'])} lane-group parts" if len(mem["parts"]) > 1 else ""
+        rom = ", read-only" if mem.get("rom") else ""
+        lines.append(f"  memory {mem['name']:13} {mem['depth']:6} words x {mem['width']:4} bits{copies}"
+                     f"{parts}{rom}: {_memory_place(mem)}")
+    est = acc["logic_estimate"]
+    lines.append(f"  logic estimate: {est['lut']} LUTs, {est['ff']} FFs, {est['multipliers']} "
+                 + ("multiplier" if est["multipliers"] == 1 else "multipliers"))
+    if "device" in acc:
+        dev = acc["device"]
+        lines.append(f"  {dev['name']}: {dev['bram_blocks']}/{dev['available']['bram']} block RAMs, "
+                     f"{dev['spram_blocks']}/{dev['available'].get('spram', 0)} SPRAMs, logic counted "
+                     "with the host link of a board build: " + ("fits" if acc["fits"] else "does NOT fit"))
+    return lines
+
+
+def _value_text(value):
+    """A metadata value as plain text: numbers, words, ``a, b, c`` for lists, never a repr."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value_text(v) for v in value) or "(empty)"
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {_value_text(v)}" for k, v in value.items()) or "(empty)"
+    return str(value)
+
+
+def _metadata_lines(meta, width=100):
+    """The model file's metadata as ``key  value`` lines; a table (``accuracy``, ``config``,
+    ``split``) as its own ``key value`` pairs, wrapped and indented under its name."""
+    import textwrap
+
+    keyw = max(11, *(len(str(k)) + 1 for k in meta))
+    lines = []
+    for key, value in meta.items():
+        if isinstance(value, dict) and value:
+            pairs = [f"{k} {_value_text(v)}" for k, v in value.items()]
+            body = textwrap.wrap("; ".join(pairs), width - keyw - 1, break_long_words=False,
+                                 break_on_hyphens=False)
+            lines.append(f"{str(key):{keyw}} {body[0]}")
+            lines += [f"{'':{keyw}} {b}" for b in body[1:]]
+        else:
+            lines.append(f"{str(key):{keyw}} {_value_text(value)}")
+    return lines
+
+
 def cmd_info(args):
     from .summary import summarize
 
@@ -107,7 +189,7 @@ def cmd_info(args):
         _print_json(summary)
         return _misfit(summary["accelerator"], args.target) if misfit else 0
     print(f"model       {path}")
-    print(f"time steps  {summary['time_steps']}    input {summary['input_shape']}    "
+    print(f"time steps  {summary['time_steps']}    input {_shape_text(summary['input_shape'])}    "
           f"classes {summary['classes']}")
     print(f"weights     {summary['weights']}    memory {summary['memory_bits']} bits "
           f"({summary['memory_bits'] / 8192:.1f} KiB)")
@@ -116,34 +198,17 @@ def cmd_info(args):
     for layer in summary["layers"]:
         bits = sum(t["memory_bits"] for t in layer["tensors"].values())
         widths = " ".join(f"{n}:{t['bits']}b" for n, t in layer["tensors"].items())
-        print(f"{layer['name']:24} {layer['op']:12} {str(tuple(layer['output_shape'])):14} "
-              f"{layer['output']:22} {bits:>11}  {widths}")
+        print(f"{layer['name']:24} {layer['op']:12} {_shape_text(layer['output_shape']):14} "
+              f"{layer['output']:22} {bits:>11}  {widths}".rstrip())
     acc = summary.get("accelerator")
     if acc:
-        cyc = acc["cycles_per_image"]
         print()
-        print(f"accelerator, {_lanes_text(acc['lanes'])} (analytic model, {acc['images']} test images):")
-        print(f"  cycles/image {cyc['mean']:.0f} (min {cyc['min']}, max {cyc['max']}), lower bound "
-              f"{acc['lower_bound_cycles']:.0f}, ratio {acc['ratio_to_bound']:.3f}")
-        for mem in acc["memories"]:
-            blocks = f", {mem['bram_blocks']} block RAMs" if "bram_blocks" in mem else ""
-            if mem["kind"] == "logic":
-                blocks = ", logic"
-            parts = f", {len(mem['parts'])} lane-group parts" if len(mem["parts"]) > 1 else ""
-            print(f"  memory {mem['name']:13} {mem['depth']:6} x {mem['width']:4} bits x{mem['copies']}{parts}{blocks}")
-        est = acc["logic_estimate"]
-        print(f"  logic estimate: {est['lut']} LUTs, {est['ff']} FFs, {est['multipliers']} multipliers")
-        if "device" in acc:
-            dev = acc["device"]
-            print(f"  {dev['name']}: {dev['bram_blocks']}/{dev['available']['bram']} block RAMs, "
-                  f"{dev['spram_blocks']}/{dev['available'].get('spram', 0)} SPRAMs, logic counted with the "
-                  "host link of a board build: " + ("fits" if acc["fits"] else "does NOT fit"))
-    meta = summary["metadata"]
-    if meta:
+        for line in _accel_lines(acc):
+            print(line)
+    if summary["metadata"]:
         print()
-        for key in ("dataset", "split", "accuracy", "weight_bits", "generator", "seed"):
-            if key in meta:
-                print(f"{key:11} {meta[key]}")
+        for line in _metadata_lines(summary["metadata"]):
+            print(line)
     return _misfit(acc, args.target) if misfit else 0
 
 
@@ -332,6 +397,45 @@ def cmd_generate_unit(args):
     return 0
 
 
+# --- clean ---------------------------------------------------------------------------------
+
+def cmd_clean(args):
+    from .cache import SIM_FOLDERS, cache_root, clean, human_size
+
+    root = cache_root()
+    where = "$SPIKEFORGE_CACHE" if os.environ.get("SPIKEFORGE_CACHE") else "the default; $SPIKEFORGE_CACHE moves it"
+    entries, freed, skipped = clean(root, dry_run=args.dry_run)
+    others = sorted(p.name for p in root.iterdir() if p.name not in SIM_FOLDERS) if root.is_dir() else []
+    kept = f"; left alone (not simulator builds): {', '.join(others)}" if others else ""
+    if not entries:
+        print(f"no simulator builds in {root} ({where}): nothing to delete{kept}")
+        return 0
+    print(f"simulator cache {root} ({where}):")
+    total = sum(e["bytes"] for e in entries)
+    width = max(len(e["kind"]) for e in entries)
+    for e in entries:
+        n = len(e["builds"])
+        builds = (f"{n} build" + ("" if n == 1 else "s")) if e["folder"] else "file"
+        print(f"  {e['kind']:{width}}  {human_size(e['bytes']):>9}  {builds}")
+        for b in e["builds"]:
+            print(f"  {'':{width}}  {human_size(b['bytes']):>9}    {b['path'].name}")
+    print(f"  {'total':{width}}  {human_size(total):>9}")
+    for path in skipped:
+        print(f"kept {path}: a simulation is using it", file=sys.stderr)
+    if args.dry_run:
+        print(f"would delete {human_size(total - sum(_build_bytes(entries, p) for p in skipped))} "
+              "(--dry-run: nothing deleted)")
+    else:
+        print(f"deleted {human_size(freed)}")
+    if others:
+        print(kept[2:])
+    return 0
+
+
+def _build_bytes(entries, path):
+    return next((b["bytes"] for e in entries for b in e["builds"] if b["path"] == path), 0)
+
+
 # --- main ----------------------------------------------------------------------------------
 
 def build_parser():
@@ -374,6 +478,10 @@ def build_parser():
                    ".boards.cli", "add_flash_arguments", "run_flash")
     _add_delegated(sub, "run", "inference on a board over its UART host link (or a simulated board)",
                    ".boards.cli", "add_run_arguments", "run_run")
+    p = sub.add_parser("clean", help="show and delete the simulator build cache (~/.cache/spikeforge or "
+                                     "$SPIKEFORGE_CACHE)")
+    p.add_argument("--dry-run", action="store_true", help="only list the cache folders and their sizes")
+    p.set_defaults(func=cmd_clean)
     _add_delegated(sub, "import", "a NIR graph (snnTorch, Norse, ...) to a model file, by post-training quantization",
                    ".nir_import", "add_import_arguments", "run_import")
     _add_delegated(sub, "export", "a model file to a NIR graph (the operators NIR has)",

@@ -13,16 +13,139 @@ from .engine import Engine
 from .program import MappingError
 from .report import analyze, compile_for_target, fit
 
-__all__ = ["generate_accelerator", "TOP_NAME", "verilog_text"]
+__all__ = ["generate_accelerator", "TOP_NAME", "verilog_text", "port_table", "header_comment"]
 
 TOP_NAME = "spikeforge_accel"
 
 
+#: What each member of the Engine's signature carries, by its path in the signature (a stream's
+#: payload by the stream's name; a struct payload by its fields). Every member the signature has
+#: must be described here: :func:`port_table` refuses an undescribed one.
+PORT_DOCS = {
+    "pixels": "the image, one pixel channel value per beat, row-major with channels fastest",
+    "result": "the K logits of an image, then its class",
+    "weights": "the weight words of the SPRAM mapping (Program.weight_image()), loaded before the "
+               "first image",
+    "cycles": "cycles of the last image, from its last pixel to its first result beat "
+              "(valid from that beat on)",
+    "events": "synaptic events (input spikes) the last image processed (valid with cycles)",
+}
+FIELD_DOCS = {
+    ("pixels", None): "unsigned pixel value",
+    ("result", "value"): "signed; beats 1..K: logit k-1, beat K+1: the class index (argmax, the "
+                         "lowest index on ties)",
+    ("result", "last"): "1 on the class beat (the last of the image), 0 on the logits",
+    ("weights", "addr"): "SPRAM word address",
+    ("weights", "data"): "the 16-bit word stored there",
+}
+#: the rules of an amaranth.lib.stream (RFC 61), as the engine's streams follow them
+STREAM_RULES = (
+    "A beat moves on a rising clk edge where valid and ready are both 1. The sender raises valid "
+    "without waiting for ready and then holds valid and payload unchanged until the beat moves; "
+    "the receiver may raise or drop ready at any time.")
+
+
+def _fields(shape):
+    """``[(name, lsb, width, signed)]`` of a payload shape (``name`` None for a plain value)."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import data
+
+    if isinstance(shape, data.StructLayout):
+        return [(name, f.offset, Shape.cast(f.shape).width, Shape.cast(f.shape).signed)
+                for name, f in shape]
+    s = Shape.cast(shape)
+    return [(None, 0, s.width, s.signed)]
+
+
+def port_table(engine):
+    """The top module's ports, derived from ``engine``'s wiring signature (plus the ``clk`` and
+    ``rst`` of its clock domain): ``[{"port", "direction", "width", "interface", "role",
+    "fields"}]``, in signature order. ``port`` is the Verilog name (the member's path joined by
+    ``__``); ``fields`` (stream payloads) ``[(field, lsb, width, signed)]``."""
+    from amaranth.hdl import Shape
+    from amaranth.lib import stream, wiring
+
+    rows = [dict(port="clk", direction="input", width=1, interface="clk", role="clock (rising edge)",
+                 fields=None),
+            dict(port="rst", direction="input", width=1, interface="rst",
+                 role="reset, synchronous, active high", fields=None)]
+    members = engine.signature.members
+    for name, member in members.items():
+        if name not in PORT_DOCS:
+            raise KeyError(f"port {name!r} of the engine is not described in PORT_DOCS")
+        if member.is_signature and not isinstance(member.signature, stream.Signature):
+            raise TypeError(f"port {name!r}: only stream interfaces are described, not {member.signature!r}")
+    # flatten() gives each port's flow as the engine sees it (a stream's ``ready`` is an output
+    # of the engine where the stream comes in).
+    for path, member, _ in engine.signature.flatten(engine):
+        name = path[0]
+        is_stream = members[name].is_signature
+        sink = is_stream and members[name].flow == wiring.In
+        rows.append(dict(
+            port="__".join(path), direction="output" if member.flow == wiring.Out else "input",
+            width=Shape.cast(member.shape).width, interface=name,
+            role=(f"stream {'into' if sink else 'out of'} the engine: {path[-1]}" if is_stream else "status"),
+            fields=_fields(member.shape) if is_stream and path[-1] == "payload" else None))
+    for row in rows:
+        for field, *_ in row["fields"] or ():
+            if (row["interface"], field) not in FIELD_DOCS:
+                raise KeyError(f"payload field {field!r} of port {row['interface']!r} is not described "
+                               "in FIELD_DOCS")
+    return rows
+
+
+def header_comment(engine):
+    """The comment at the top of the generated Verilog: every port with direction, width and
+    protocol (from :func:`port_table`), the stream handshake, what each payload holds and the
+    sequence of one image."""
+    import textwrap
+
+    prog = engine.prog
+    img, K = prog.image, prog.classes
+    lines = [f"{TOP_NAME}: spikeforge accelerator, {prog.lanes} lane{'s' if prog.lanes != 1 else ''}, "
+             f"{'compact' if prog.compact else 'fast'} build, "
+             f"{'SPRAM' if prog.memory.kind == 'spram' else 'block RAM'} mapping of the weights",
+             f"model: {img.H}x{img.W}x{img.C} image of values 0..{img.levels}, "
+             f"{K} classes (docs/accelerator.md, \"Integrating the accelerator\")",
+             "",
+             "Ports (one clock domain: clk; every other port is sampled or changes on its rising edge):",
+             f"  {'port':18} {'dir':6} {'width':>5}  protocol"]
+    rows = port_table(engine)
+    for r in rows:
+        lines.append(f"  {r['port']:18} {r['direction']:6} {r['width']:>5}  {r['role']}")
+    lines += ["", "Interfaces:"]
+    for r in rows:
+        if r["fields"] is not None or r["role"] == "status":
+            lines += textwrap.wrap(f"{r['interface']}: {PORT_DOCS[r['interface']]}", 98,
+                                   initial_indent="  ", subsequent_indent="      ")
+        for field, lsb, width, signed in r["fields"] or ():
+            bits = f"[{lsb + width - 1}:{lsb}]" if width > 1 else f"[{lsb}]"
+            name = f"payload{bits}" + (f" {field}" if field else "")
+            lines += textwrap.wrap(f"{name}: {'signed ' if signed and field is None else ''}"
+                                   f"{FIELD_DOCS[r['interface'], field]}", 98,
+                                   initial_indent="    ", subsequent_indent="      ")
+    streams = [n for n, m in engine.signature.members.items() if m.is_signature]
+    lines += ["", *textwrap.wrap(f"Streams ({', '.join(streams)}): {STREAM_RULES}", 98), "", "One image:"]
+    steps = [f"1. pixels: {img.H * img.W * img.C} beats (H x W x C); pixels__ready is 1 while the engine "
+             "waits for an image and 0 from the last pixel until the class beat has moved.",
+             "2. compute: no port moves; the cycles output then holds this time.",
+             f"3. result: {K + 1} beats, {K} logits then the class with last = 1 "
+             + ("(one per cycle while result__ready is 1)." if prog.compact
+                else "(at most one every second cycle).")]
+    if "weights" in engine.signature.members:
+        steps.insert(0, f"0. once after reset: the {len(prog.weight_image())} words of the weight image on "
+                        "weights (ready only while the engine waits for an image), before the first pixel.")
+    for step in steps:
+        lines += textwrap.wrap(step, 96, initial_indent="  ", subsequent_indent="     ")
+    return "".join(f"// {line}".rstrip() + "\n" for line in lines)
+
+
 def verilog_text(engine):
-    """Verilog of an :class:`Engine` with the top module named :data:`TOP_NAME`."""
+    """Verilog of an :class:`Engine` with the top module named :data:`TOP_NAME`, after a
+    comment describing its ports (:func:`header_comment`)."""
     from amaranth.back import verilog
 
-    return verilog.convert(engine, name=TOP_NAME, emit_src=False)
+    return header_comment(engine) + "\n" + verilog.convert(engine, name=TOP_NAME, emit_src=False)
 
 
 def generate_accelerator(model, out_dir, *, lanes=8, target=None, images=None):
