@@ -121,27 +121,30 @@ def test_surviving_spikes_follow_the_memory_map(default_model):
             assert name not in alive
 
 
-def test_unmappable_model_is_refused_before_any_verilog(default_model, digits, tmp_path):
+def test_unmappable_model_is_refused_before_any_verilog(default_model, digits, tmp_path, capsys):
     with pytest.raises(MappingError, match="lanes is 3"):
         simulate_verilog(default_model, digits[0][:1], lanes=3, build_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
-    parser = add_sim_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--lanes", "3", "--images", "1", "--build-dir", str(tmp_path)])
-    with pytest.raises(ValueError, match="allowed: a power of two"):
-        run_sim(args)
+    from spikeforge.cli import main
+
+    assert main(["sim", "--lanes", "3", "--images", "1", "--build-dir", str(tmp_path)]) == 2
+    assert "--lanes: 3 is not a power of two; allowed: a power of two" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_arguments_are_named(default_model, digits, tmp_path):
+def test_bad_arguments_are_named(default_model, digits, tmp_path, capsys):
     with pytest.raises(ValueError, match="simulator is 'modelsim'; allowed: verilator, icarus"):
         simulate_verilog(default_model, digits[0][:1], simulator="modelsim", build_dir=tmp_path)
     with pytest.raises(ValueError, match=r"expected \[B >= 1, 8, 8, 1\]"):
         simulate_verilog(default_model, digits[0][0], build_dir=tmp_path)
     with pytest.raises(ValueError, match="allowed 0..16"):
         simulate_verilog(default_model, digits[0][:1] + 100, build_dir=tmp_path)
-    parser = add_sim_arguments(argparse.ArgumentParser())
-    with pytest.raises(ValueError, match="--images is 0; allowed 1..360"):
-        run_sim(parser.parse_args(["--images", "0"]))
+    from spikeforge.cli import main
+
+    assert main(["sim", "--images", "0", "--build-dir", str(tmp_path)]) == 2
+    assert "--images/-n: 0 is out of range" in capsys.readouterr().err
+    assert main(["sim", "--images", "361", "--build-dir", str(tmp_path)]) == 2
+    assert "--images" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
