@@ -1,6 +1,7 @@
 """Pictures (spikeforge.plots): every PNG is written, valid and non-empty, and the data drawn
 is the data the model, the analytic report or the build report give."""
 
+from pathlib import Path
 import importlib.util
 import json
 import os
@@ -19,7 +20,7 @@ from spikeforge.data import load_digits_split  # noqa: E402
 from spikeforge.sim.model import run_model  # noqa: E402
 from spikeforge.summary import summarize  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
