@@ -152,13 +152,19 @@ def test_signal_mid_build_kills_the_tools_and_keeps_the_previous_set(kit, tmp_pa
         os.killpg(proc.pid, sig)
     else:
         os.kill(proc.pid, sig)
-    _, err = proc.communicate(timeout=5)
-    while any(_state(p) not in (None, "Z") for p in pids) and time.monotonic() - t0 < 5:
-        time.sleep(0.05)
-    left = [p for p in pids if _state(p) not in (None, "Z")]
-    assert not left, f"tool processes left running: {left}"
-    assert not any(_group_members(p) for p in pids)
-    assert time.monotonic() - t0 < 5
+    try:
+        # What must hold within 5 s: no tool process is left. spikeforge itself may take
+        # longer to exit when the test's neighbours load both cores (seen in CI: > 5 s).
+        while any(_state(p) not in (None, "Z") for p in pids) and time.monotonic() - t0 < 5:
+            time.sleep(0.05)
+        left = [p for p in pids if _state(p) not in (None, "Z")]
+        assert not left, f"tool processes left running 5 s after {sig.name}: {left}"
+        assert not any(_group_members(p) for p in pids)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()   # close the pipes even when an assertion failed
     assert proc.returncode == 128 + sig
     assert err.strip().splitlines()[-1] == f"spikeforge: interrupted by {sig.name}"
     _assert_set(out, "old")
