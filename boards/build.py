@@ -36,7 +36,7 @@ from ..modelfile import atomic_write
 from ..hdl.accel.engine import COPY_MARK
 from . import procs
 from .buildset import MANIFEST, REPORT, publish, sha256_file, staging_dir
-from .hostlink import result_payload_length
+from .hostlink import link_bound_images_per_second
 from .output_registers import absorb_output_registers_file
 from .synth import _CELL_CLASSES, DEVICES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
 from .targets import get_target
@@ -323,9 +323,7 @@ def _build_board(model, board, *, lanes, clock_mhz, baud, out_dir, stage_dir, se
         path = None  # an older nextpnr without --report: the log still has it
 
     cyc = analysis["cycles_per_image"]
-    reply = result_payload_length(program.classes) + 7
-    request = top.system.pixels + 7
-    link_ips = baud / 10 / (request + reply)
+    link_ips = link_bound_images_per_second(baud, top.system.pixels, program.classes)
     compute_ips = clk.mhz * 1e6 / cyc["mean"]
     report = {
         "board": target.name, "device": target.device, "lanes": lanes,

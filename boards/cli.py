@@ -8,7 +8,8 @@ import json
 import os
 import sys
 
-from ..options import (BAUD, CLOCK, COUNT, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError, add_lanes_argument,
+from ..options import (check_plot_option, lanes_text,
+                       BAUD, CLOCK, COUNT, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError, add_lanes_argument,
                        check_count, check_output_dir, error_line, os_error_message, resolve_lanes)
 from .targets import get_target, target_names
 
@@ -68,13 +69,7 @@ def run_build(args):
         check_link_settings(target, args.clock, args.baud)  # before the model is even loaded
         out = args.output or os.path.join("build", target.name)
         check_output_dir(out, "-o" if args.output else "the output folder")
-        if args.plot:
-            from ..plots import PlotError, check_plot_dir
-
-            try:
-                check_plot_dir(args.plot)
-            except PlotError as e:
-                raise CLIError(f"--plot: {e}") from None
+        check_plot_option(args.plot)
         _, model = _load_model(args.model)
         report = build_board(model, args.board, lanes=lanes, clock_mhz=args.clock, baud=args.baud,
                              out_dir=out, seed=args.seed, allow_timing_fail=args.allow_timing_fail,
@@ -211,7 +206,7 @@ def format_run(s):
 def format_simulated(s):
     cyc, pred, ips = s["cycles_per_image"], s["predicted_cycles_per_image"], s["images_per_second"]
     sim = s["simulated_seconds"]
-    lines = [f"simulated {s['board']} ({_lanes_text(s['lanes'])}, {s['memory']} weights, {s['clock_mhz']:g} MHz, "
+    lines = [f"simulated {s['board']} ({lanes_text(s['lanes'])}, {s['memory']} weights, {s['clock_mhz']:g} MHz, "
              f"UART {s['baud']} baud): {s['images']} images, accuracy {100 * s['accuracy']:.2f}% "
              f"(golden {100 * s['golden_accuracy']:.2f}%), {s['mismatches']} mismatches against the golden model",
              f"board cycles per image (last pixel to result): mean {cyc['mean']:.0f} (min {cyc['min']}, "
@@ -223,10 +218,6 @@ def format_simulated(s):
     lines.append(f"link: {s['retries']} retries, {s['timeouts']} timeouts, NACKs {s['nacks'] or 'none'}, "
                  f"{s['bad_replies']} corrupt replies; simulation took {s['wall_seconds']:.0f} s")
     return "\n".join(lines)
-
-
-def _lanes_text(n):
-    return f"{n} lane" + ("" if n == 1 else "s")
 
 
 def _run_simulated(args, target, lanes, model, images, labels):

@@ -22,6 +22,7 @@ __all__ = [
     "VERSION", "SYNC", "HEADER_BYTES", "TRAILER_BYTES", "MAX_PAYLOAD", "MsgType", "ErrorCode", "Frame",
     "FrameError", "crc16", "crc16_update", "encode_frame", "FrameDecoder", "decode_frames", "encode_image",
     "decode_image", "image_payload_length", "Result", "result_payload_length", "encode_result",
+    "link_bound_images_per_second",
     "decode_result", "encode_error", "decode_error", "argmax_lowest", "MAX_WEIGHT_WORDS",
     "weights_payload_length", "encode_weights", "decode_weights", "Loaded", "LOADED_PAYLOAD", "encode_loaded",
     "decode_loaded",
@@ -335,3 +336,11 @@ def decode_loaded(payload):
     if payload[2] > 1:
         raise FrameError(f"LOADED flag is {payload[2]}; expected 0 or 1")
     return Loaded(int.from_bytes(payload[:2], "little"), bool(payload[2]))
+
+
+def link_bound_images_per_second(baud, pixels, classes):
+    """Images per second the UART carries when the board computes in no time: one IMAGE frame
+    to the board and one RESULT frame back per image, 10 bit times per byte (8N1)."""
+    request = pixels + 7
+    reply = result_payload_length(classes) + 7
+    return baud / 10 / (request + reply)

@@ -23,23 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from ..modelfile import atomic_write, save_model
+from .hostlink import link_bound_images_per_second
 from .targets import get_target
 
-__all__ = ["simulate_board", "link_bound_images_per_second", "BENCH_MODULE"]
+__all__ = ["simulate_board", "BENCH_MODULE"]
 
 BENCH_MODULE = Path(__file__).resolve().with_name("sim_board_bench.py")
 #: the host's quiet time before a retry, in simulated seconds
 SETTLE_S = 1e-3
-
-
-def link_bound_images_per_second(baud, pixels, classes):
-    """Images per second the UART carries when the board computes in no time: one IMAGE frame
-    to the board and one RESULT frame back per image, 10 bit times per byte (8N1)."""
-    from .hostlink import result_payload_length
-
-    request = pixels + 7
-    reply = result_payload_length(classes) + 7
-    return baud / 10 / (request + reply)
 
 
 def _cache_root():

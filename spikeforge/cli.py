@@ -15,7 +15,8 @@ import numpy as np
 
 from .graph import ModelError
 from .modelfile import atomic_write, load_model
-from .options import (COUNT, USER_ERROR, CLIError, Parser, add_lanes_argument, check_count, check_output_dir,
+from .options import (check_plot_option, lanes_text,
+                       COUNT, USER_ERROR, CLIError, Parser, add_lanes_argument, check_count, check_output_dir,
                       check_output_file, error_line, os_error_message, resolve_lanes)
 
 __all__ = ["main", "default_model_path", "CLIError", "require_torch", "TORCH_INSTALL"]
@@ -57,25 +58,9 @@ def _print_json(obj):
 
 # --- info ----------------------------------------------------------------------------------
 
-def _plot_dir(path):
-    """``--plot DIR`` checked before any work (matplotlib installed, folder writable)."""
-    if path is None:
-        return None
-    from .plots import PlotError, check_plot_dir
-
-    try:
-        return check_plot_dir(path)
-    except PlotError as e:
-        raise CLIError(f"--plot: {e}") from None
-
-
 def _plots_written(paths):
     for path in paths:
         print(f"plot: {path}", file=sys.stderr)
-
-
-def _lanes_text(n):
-    return f"{n} lane" + ("" if n == 1 else "s")
 
 
 def _accel_analysis(model, lanes, target):
@@ -114,7 +99,7 @@ BOUND_NOTE = ("below the bound: spec §10 counts synaptic additions and neuron u
 def _accel_lines(acc):
     """The accelerator part of ``info``'s text."""
     cyc = acc["cycles_per_image"]
-    lines = [f"accelerator, {_lanes_text(acc['lanes'])} (analytic model, {acc['images']} test images):",
+    lines = [f"accelerator, {lanes_text(acc['lanes'])} (analytic model, {acc['images']} test images):",
              f"  cycles/image {cyc['mean']:.0f} (min {cyc['min']}, max {cyc['max']}), lower bound "
              f"{acc['lower_bound_cycles']:.0f} (spec §10), ratio {acc['ratio_to_bound']:.3f}"]
     if acc["ratio_to_bound"] < 1:
@@ -173,7 +158,7 @@ def _metadata_lines(meta, width=100):
 def cmd_info(args):
     from .summary import summarize
 
-    plot_dir = _plot_dir(args.plot)
+    plot_dir = check_plot_option(args.plot)
     path, model = _load(args.model)
     summary = {"model": path, **summarize(model)}
     if args.lanes is not None or args.target is not None or plot_dir is not None:
@@ -224,7 +209,7 @@ def _check_target(target):
 
 def _misfit(acc, target):
     """The misfit line and exit status of info and generate: those of `build` (2)."""
-    print(error_line(f"the model does not fit {target} with {_lanes_text(acc['lanes'])}: "
+    print(error_line(f"the model does not fit {target} with {lanes_text(acc['lanes'])}: "
                      + "; ".join(acc["problems"]) + " (needed vs available); try "
                      + ("fewer lanes (--lanes)" if acc["lanes"] > 1 else "a smaller model") + " or a larger device"),
           file=sys.stderr)
@@ -255,7 +240,7 @@ def cmd_eval(args):
     from .sim.model import run_model
 
     check_output_file(args.save_logits, "--save-logits")
-    plot_dir = _plot_dir(args.plot)
+    plot_dir = check_plot_option(args.plot)
     if args.backend == "torch":
         require_torch("eval --backend torch")
     path, model = _load(args.model)
@@ -364,7 +349,7 @@ def cmd_generate_accel(args):
     print(f"wrote {out['verilog']}")
     print(f"      {out['program']}")
     print(f"      {out['report']}")
-    print(f"{_lanes_text(an['lanes'])}: {an['cycles_per_image']['mean']:.0f} cycles/image (analytic), "
+    print(f"{lanes_text(an['lanes'])}: {an['cycles_per_image']['mean']:.0f} cycles/image (analytic), "
           f"{an['ratio_to_bound']:.3f} x the lower bound")
     return 0
 

@@ -24,7 +24,8 @@ import tempfile
 
 __all__ = ["CLIError", "USER_ERROR", "Parser", "Number", "LANES", "add_lanes_argument", "resolve_lanes",
            "SEED", "TIMEOUT", "RETRIES", "CLOCK", "BAUD", "BAUD_RATES", "COUNT", "check_count",
-           "check_output_file", "check_output_dir", "error_line", "os_error_message"]
+           "check_output_file", "check_output_dir", "error_line", "os_error_message", "lanes_text",
+           "check_plot_option"]
 
 #: exit status of every user error (bad option, bad file, missing optional package)
 USER_ERROR = 2
@@ -241,3 +242,21 @@ def check_output_dir(path, option="-o"):
     if os.path.lexists(path) and not os.path.isdir(path):
         raise CLIError(f"{option} {path}: is a file, not a folder; give a folder (it is created when missing)")
     _probe_folder(option, path, _nearest_existing(path))
+
+
+def lanes_text(n):
+    """``1 lane``, ``8 lanes``."""
+    return f"{n} lane" + ("" if n == 1 else "s")
+
+
+def check_plot_option(path):
+    """``--plot DIR`` checked before any work (matplotlib installed, folder writable): the
+    folder as a Path, or None without the option; :class:`CLIError` naming ``--plot`` otherwise."""
+    if path is None:
+        return None
+    from .plots import PlotError, check_plot_dir
+
+    try:
+        return check_plot_dir(path)
+    except PlotError as e:
+        raise CLIError(f"--plot: {e}") from None
