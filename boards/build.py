@@ -8,7 +8,7 @@ Stages (one progress line each):
 3. elaborate :class:`~spikeforge.boards.top.BoardTop` on the amaranth-boards platform and write
    Amaranth's build plan (RTLIL, constraints, the Verilog of the whole top);
 4. Yosys, 5. nextpnr, 6. the bitstream packer: the commands of Amaranth's plan
-   (``build_top.json``), each run with the tool found by :func:`~spikeforge.boards.toolchain.find_tool`
+   (``build_top.json``), each run with the tool found by :func:`~spikeforge.toolchain.find_tool`
    (system tool when on PATH, else the YoWASP wheel). nextpnr runs with ``--timing-allow-fail``
    (and ``--router router2 --tmg-ripup`` on ECP5) so that its log can be read; a clock below the requested
    one is then a :class:`TimingFailed` (exit status 3) and no bitstream is written to the output folder unless
@@ -32,15 +32,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..modelfile import atomic_write
+from ..devices import DEVICES, LINK_LOGIC, get_target
 from ..hdl.accel.engine import COPY_MARK
+from ..hdl.accel.report import analyze, fit
+from ..modelfile import atomic_write
+from ..toolchain import ToolNotFound, find_tool
 from . import procs
 from .buildset import MANIFEST, REPORT, publish, sha256_file, staging_dir
 from .hostlink import link_bound_images_per_second
 from .output_registers import absorb_output_registers_file
-from .synth import _CELL_CLASSES, DEVICES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
-from .targets import get_target
-from .toolchain import ToolNotFound, find_tool
+from .synth import _CELL_CLASSES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
+from .top import BoardTop, check_link_settings
 
 __all__ = ["BuildError", "DoesNotFit", "TimingFailed", "build_board", "format_report", "precheck"]
 
@@ -72,19 +74,10 @@ def _say(progress, line):
         progress(line)
 
 
-# The UART host link, its result adapter and the LED logic around the engine, less the
-# engine's cycle and event counters that the board top does not read (Yosys on ice40-up5k,
-# the shipped model's system with weight loading, 3,620 LUTs and 2,400 flip-flops, less the
-# engine alone, 2,990 and 2,134).
-LINK_LOGIC = {"lut": 630, "ff": 270}
-
-
-def precheck(program, target):
-    """Analytic report for ``target``'s device; :class:`DoesNotFit` listing every resource
-    whose need exceeds the device ("needed vs available") when the model does not fit."""
-    from ..hdl.accel.report import analyze
-
-    analysis = analyze(program, target=target.device, extra_logic=LINK_LOGIC)
+def precheck(program, target, *, images):
+    """Analytic report for ``target``'s device on ``images``; :class:`DoesNotFit` listing every
+    resource whose need exceeds the device ("needed vs available") when the model does not fit."""
+    analysis = analyze(program, images=images, target=target.device, extra_logic=LINK_LOGIC)
     _refuse_misfit(analysis, target, program.lanes)
     return analysis
 
@@ -183,9 +176,11 @@ def _yosys_counts(stat_path, family):
     return counts, {k: v for k, v in sorted(cells.items()) if not k.startswith("$")}
 
 
-def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_dir="build", seed=1,
+def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=115200, out_dir="build", seed=1,
                 allow_timing_fail=False, progress=print, timeout=3600):
     """Build a bitstream of ``model`` for ``board``; returns the report (a JSON-able dict).
+    ``images``: the images of the analytic model's cycle counts (the command line's: the first
+    16 test images).
 
     Raises :class:`DoesNotFit` (pre-check), :class:`TimingFailed` (fmax below the clock),
     :class:`BuildError` (a tool failed or is missing), ``ValueError`` (bad board, clock, baud),
@@ -196,8 +191,8 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
     stage_dir = staging_dir(out_dir)
     with procs.guard():
         try:
-            return _build_board(model, board, lanes=lanes, clock_mhz=clock_mhz, baud=baud, out_dir=out_dir,
-                                stage_dir=stage_dir, seed=seed, allow_timing_fail=allow_timing_fail,
+            return _build_board(model, board, images=images, lanes=lanes, clock_mhz=clock_mhz, baud=baud,
+                                out_dir=out_dir, stage_dir=stage_dir, seed=seed, allow_timing_fail=allow_timing_fail,
                                 progress=progress, timeout=timeout)
         except BuildError:
             raise      # published (TimingFailed) or a tool failed: its logs stay in the staging folder
@@ -206,11 +201,8 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
             raise
 
 
-def _build_board(model, board, *, lanes, clock_mhz, baud, out_dir, stage_dir, seed, allow_timing_fail, progress,
+def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage_dir, seed, allow_timing_fail, progress,
                  timeout):
-    from ..hdl.accel.report import fit
-    from .top import BoardTop, check_link_settings
-
     target = get_target(board)
     if lanes is None:
         lanes = target.default_lanes
@@ -225,7 +217,7 @@ def _build_board(model, board, *, lanes, clock_mhz, baud, out_dir, stage_dir, se
     _say(progress, f"[1/{stages}] compile the model for {lanes} lanes")
     # The one fit check of `info --target` and `generate --target` too (memories and logic,
     # host link included).
-    program, analysis = fit(model, lanes, target.name)
+    program, analysis = fit(model, lanes, target.name, images=images)
     spram = program.memory.kind == "spram"
     if spram:
         _say(progress, f"      SPRAM mapping: integer memory in {program.memory.int_banks} SPRAM banks, "

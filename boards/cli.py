@@ -10,8 +10,9 @@ import sys
 
 from ..options import (check_plot_option, lanes_text,
                        BAUD, CLOCK, COUNT, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError, add_lanes_argument,
-                       check_count, check_output_dir, error_line, os_error_message, resolve_lanes)
-from .targets import get_target, target_names
+                       analysis_images, check_count, check_output_dir, error_line, load_model_arg, os_error_message,
+                       resolve_lanes)
+from ..devices import get_target, target_names
 
 __all__ = ["add_build_arguments", "run_build", "add_flash_arguments", "run_flash", "add_run_arguments", "run_run"]
 
@@ -26,9 +27,7 @@ def _progress(line):
 
 
 def _load_model(path):
-    from ..cli import _load
-
-    return _load(path)
+    return load_model_arg(path)
 
 
 # --- build -----------------------------------------------------------------------------------
@@ -71,8 +70,8 @@ def run_build(args):
         check_output_dir(out, "-o" if args.output else "the output folder")
         check_plot_option(args.plot)
         _, model = _load_model(args.model)
-        report = build_board(model, args.board, lanes=lanes, clock_mhz=args.clock, baud=args.baud,
-                             out_dir=out, seed=args.seed, allow_timing_fail=args.allow_timing_fail,
+        report = build_board(model, args.board, images=analysis_images(), lanes=lanes, clock_mhz=args.clock,
+                             baud=args.baud, out_dir=out, seed=args.seed, allow_timing_fail=args.allow_timing_fail,
                              progress=_progress)
     except TimingFailed as e:
         report = e.report
@@ -142,53 +141,6 @@ def add_run_arguments(p):
     p.add_argument("-v", "--verbose", action="store_true", help="one line per image")
 
 
-def run_images(link, model, images, labels, *, progress=None):
-    """Send ``images`` through ``link`` (a :class:`~spikeforge.boards.runtime.HostLink`) and
-    compare with the golden model and ``labels``. Returns the summary dict; ``progress(i, line)``
-    is called per image. Used by ``spikeforge run`` and the simulated-board test."""
-    import numpy as np
-
-    from ..sim.model import run_model
-
-    golden = run_model(model, images)
-    rows = []
-    for i, image in enumerate(images):
-        logits, cls, cycles = link.infer(image)
-        ok = bool(np.array_equal(logits, golden.logits[i]) and cls == int(golden.classes[i]))
-        rows.append(dict(index=i, cls=cls, label=int(labels[i]), golden_cls=int(golden.classes[i]),
-                         logits_match=ok, cycles=cycles, logits=[int(v) for v in logits]))
-        if progress:
-            progress(i, f"image {i}: class {cls} (label {int(labels[i])}, golden {int(golden.classes[i])}) "
-                        f"{'ok' if ok else 'MISMATCH ' + str(list(logits)) + ' vs ' + str(list(golden.logits[i]))}"
-                        f", {cycles} cycles")
-    n = len(rows)
-    st = link.stats
-    return {
-        "images": n,
-        "accuracy": sum(r["cls"] == r["label"] for r in rows) / n if n else float("nan"),
-        "golden_accuracy": sum(r["golden_cls"] == r["label"] for r in rows) / n if n else float("nan"),
-        "logits_match": sum(r["logits_match"] for r in rows),
-        "latency_s": st.latency(),
-        "images_per_second": st.throughput(),
-        "board_cycles_mean": float(np.mean(st.board_cycles)) if st.board_cycles else None,
-        "retries": st.retries, "timeouts": st.timeouts,
-        "nacks": {getattr(k, "name", str(k)): v for k, v in st.nacks.items()},
-        "bad_replies": st.bad_replies, "stale_replies": st.stale_replies,
-        "results": rows,
-    }
-
-
-def merge_runs(first, rest, link):
-    """One summary of two :func:`run_images` calls on the same ``link``, one after the other
-    (the link's counters are cumulative, so they come from the second)."""
-    rows = first["results"] + [dict(r, index=r["index"] + first["images"]) for r in rest["results"]]
-    n = len(rows)
-    return dict(rest, images=n, results=rows,
-                accuracy=sum(r["cls"] == r["label"] for r in rows) / n,
-                golden_accuracy=sum(r["golden_cls"] == r["label"] for r in rows) / n,
-                logits_match=sum(r["logits_match"] for r in rows))
-
-
 def format_run(s):
     lat = s["latency_s"]
     lines = [f"{s['images']} images: accuracy {100 * s['accuracy']:.2f}% (golden {100 * s['golden_accuracy']:.2f}%), "
@@ -240,6 +192,7 @@ def run_run(args):
     from ..data import load_digits_split
     from ..hdl.accel.report import compile_for_target
     from ..sim.runners import SimulationFailed, SimulatorNotFound
+    from .inference import run_images
     from .runtime import HostLink, LinkError, ResultMismatchError, SerialTransport
 
     try:

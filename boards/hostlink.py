@@ -25,8 +25,13 @@ __all__ = [
     "link_bound_images_per_second",
     "decode_result", "encode_error", "decode_error", "argmax_lowest", "MAX_WEIGHT_WORDS",
     "weights_payload_length", "encode_weights", "decode_weights", "Loaded", "LOADED_PAYLOAD", "encode_loaded",
-    "decode_loaded",
+    "decode_loaded", "BAUD_RATES",
 ]
+
+#: the standard serial rates (termios ``B*`` constants): the rates the host opens
+#: (:class:`~spikeforge.boards.runtime.SerialTransport`) and a board build takes (``--baud``)
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000,
+              921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000)
 
 SYNC = 0xA5
 HEADER_BYTES = 5      # SYNC, type, seq, length lo, length hi

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .hostlink import (
-    MAX_PAYLOAD, MAX_WEIGHT_WORDS, ErrorCode, Frame, FrameDecoder, FrameError, MsgType, argmax_lowest,
+    BAUD_RATES, MAX_PAYLOAD, MAX_WEIGHT_WORDS, ErrorCode, Frame, FrameDecoder, FrameError, MsgType, argmax_lowest,
     decode_error, decode_image, decode_loaded, decode_result, decode_weights, encode_error, encode_image,
     encode_loaded, encode_result, encode_weights,
 )
@@ -71,10 +71,6 @@ class Transport(abc.ABC):
         self.close()
 
 
-_BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000,
-               921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000)
-
-
 class SerialTransport(Transport):
     """A serial port (POSIX: Linux, macOS), raw 8N1, no flow control, without pyserial.
 
@@ -97,7 +93,7 @@ class SerialTransport(Transport):
             raise TypeError(f"SerialTransport: baud must be an integer, not {baud!r}")
         speed = getattr(termios, f"B{baud}", None)
         if speed is None:
-            allowed = [b for b in _BAUD_RATES if hasattr(termios, f"B{b}")]
+            allowed = [b for b in BAUD_RATES if hasattr(termios, f"B{b}")]
             raise ValueError(f"SerialTransport: baud {baud} is not supported here; allowed: "
                              f"{', '.join(map(str, allowed))}")
         if isinstance(write_timeout, bool) or not isinstance(write_timeout, (int, float)) \

@@ -20,7 +20,9 @@ platform part) and the divisor.
 
 from pathlib import Path
 
+from ..modelfile import atomic_write
 from .runtime import Transport
+from .top import AcceleratorSystem
 
 __all__ = ["SIM_TOP", "write_sim_board", "UARTPinTransport"]
 
@@ -30,9 +32,6 @@ SIM_TOP = "sim_board"
 def write_sim_board(program, path, *, divisor=4, leds=4):
     """Write the Verilog of the board system for ``program`` to ``path``; returns the path."""
     from amaranth.back import verilog
-
-    from ..modelfile import atomic_write
-    from .top import AcceleratorSystem
 
     system = AcceleratorSystem(program, divisor=divisor, clk_hz=1e3, leds=leds)
     text = verilog.convert(system, name=SIM_TOP, emit_src=False)

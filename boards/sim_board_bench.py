@@ -32,7 +32,7 @@ from cocotb.task import bridge
 from cocotb.triggers import RisingEdge
 from cocotb.utils import get_sim_time
 
-from spikeforge.boards.cli import merge_runs, run_images
+from spikeforge.boards.inference import merge_runs, run_images
 from spikeforge.boards.runtime import HostLink
 from spikeforge.boards.sim_board import UARTPinTransport
 from spikeforge.hdl.accel.report import compile_for_target

@@ -22,9 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..devices import get_target
+from ..hdl.accel.execute import execute_program
+from ..hdl.accel.report import compile_for_target
 from ..modelfile import atomic_write, save_model
+from ..sim import runners
+from ..sim.accel_runner import default_build_root
 from .hostlink import link_bound_images_per_second
-from .targets import get_target
+from .sim_board import SIM_TOP, write_sim_board
+from .top import plan_clock
+from .uart import baud_divisor
 
 __all__ = ["simulate_board", "BENCH_MODULE"]
 
@@ -34,8 +41,6 @@ SETTLE_S = 1e-3
 
 
 def _cache_root():
-    from ..sim.accel_runner import default_build_root
-
     return default_build_root().parent / "board_sim"
 
 
@@ -43,7 +48,7 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
                    retries=3, build_dir=None, progress=None, faults=None):
     """Run ``images`` (``[B, H, W, C]`` integers) through the simulated ``board``.
 
-    Returns the summary of :func:`spikeforge.boards.cli.run_images` (per-image results, link
+    Returns the summary of :func:`spikeforge.boards.inference.run_images` (per-image results, link
     counters) plus ``mismatches``, ``cycles_per_image`` (the board's own counter: last pixel to
     result), ``predicted_cycles_per_image`` (the analytic model), ``simulated_seconds`` and
     ``images_per_second`` (``end_to_end`` measured in simulated time, ``link_bound`` and
@@ -54,13 +59,6 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     :class:`~spikeforge.hdl.accel.program.MappingError` before anything is built, and the
     simulator runners' errors after.
     """
-    from ..hdl.accel.execute import execute_program
-    from ..hdl.accel.report import compile_for_target
-    from ..sim.runners import run_cocotb
-    from .sim_board import SIM_TOP, write_sim_board
-    from .top import plan_clock
-    from .uart import baud_divisor
-
     target = get_target(board)
     lanes = target.default_lanes if lanes is None else lanes
     program = compile_for_target(model, lanes, target.device)
@@ -82,8 +80,6 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     text = verilog_tmp.read_bytes()
     # The build depends on the Verilog and the simulator flags (sim/runners.py), not on the
     # testbench, which cocotb loads afresh at every run.
-    from ..sim import runners
-
     key = hashlib.sha256(text + Path(runners.__file__).read_bytes()).hexdigest()[:20]
     folder = root / f"{target.name}_P{lanes}_{key}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,7 +106,7 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
 
     def work():
         try:
-            outcome["run"] = run_cocotb([verilog], SIM_TOP, str(BENCH_MODULE), build_dir=folder,
+            outcome["run"] = runners.run_cocotb([verilog], SIM_TOP, str(BENCH_MODULE), build_dir=folder,
                                         parameters={"job": str(job_path)}, timeout=3600,
                                         visible={SIM_TOP: ["*"]})   # the pins: the top's own signals
         except BaseException as exc:  # re-raised in the caller's thread

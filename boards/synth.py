@@ -9,7 +9,7 @@ bits; :class:`SynthResult` reports ``harness_ff`` so it can be subtracted.
 
 Flow: Amaranth -> RTLIL -> ``yosys synth_ice40 -dsp`` / ``synth_ecp5`` (+ ``stat -json``) ->
 ``nextpnr-ice40`` / ``nextpnr-ecp5`` with unconstrained pins.  Tools come from
-:mod:`spikeforge.boards.toolchain` (system first, YoWASP wheels otherwise).
+:mod:`spikeforge.toolchain` (system first, YoWASP wheels otherwise).
 """
 
 import json
@@ -25,10 +25,11 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..devices import DEVICES, Device
 from ..hdl.accel.memories import NO_RW_CHECK
 from . import procs
 from .output_registers import absorb_output_registers_file
-from .toolchain import find_tool
+from ..toolchain import find_tool
 
 __all__ = ["DEVICES", "Device", "PinHarness", "SynthResult", "SynthError", "synthesize", "parse_nextpnr_log",
            "critical_path"]
@@ -51,30 +52,6 @@ def _no_rw_check_commands(max_reads=4, max_writes=2):
 #: See :func:`_no_rw_check_commands`; run after reading the design, before synthesis.
 NO_RW_CHECK_COMMANDS = _no_rw_check_commands()
 
-
-@dataclass(frozen=True)
-class Device:
-    name: str
-    family: str  # "ice40" or "ecp5"
-    nextpnr_args: tuple
-    synth_command: str
-    totals: dict  # lut, ff, bram, spram, dsp available on the device
-
-
-DEVICES = {
-    "ice40-up5k": Device(
-        "ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), "synth_ice40 -dsp",
-        {"lut": 5280, "ff": 5280, "bram": 30, "spram": 4, "dsp": 8},
-    ),
-    "ecp5-25f": Device(
-        "ecp5-25f", "ecp5", ("--25k", "--package", "CABGA381"), "synth_ecp5",
-        {"lut": 24288, "ff": 24288, "bram": 56, "spram": 0, "dsp": 28},
-    ),
-    "ecp5-85f": Device(
-        "ecp5-85f", "ecp5", ("--85k", "--package", "CABGA381"), "synth_ecp5",
-        {"lut": 83640, "ff": 83640, "bram": 208, "spram": 0, "dsp": 156},
-    ),
-}
 
 # yosys cell type -> resource, per family
 _CELL_CLASSES = {

@@ -8,7 +8,7 @@
   ``leds``). The simulated board (:mod:`spikeforge.boards.sim_board`) runs exactly this.
 - :class:`BoardTop`: the system on an amaranth-boards platform: PLL (``SB_PLL40_PAD`` on
   iCE40, ``EHXPLLL`` on ECP5) unless the board oscillator already is the requested clock,
-  reset held until the PLL locks, pins from the :class:`~spikeforge.boards.targets.Target`.
+  reset held until the PLL locks, pins from the :class:`~spikeforge.devices.Target`.
 - :func:`ice40_pll`, :func:`ecp5_pll`: divider search for a requested output frequency.
 
 LEDs, in the target's order: 0 activity (an image is being received or computed, stretched
@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 from ..hdl.accel.engine import Engine
 from ..hdl.accel.engine import result_layout as engine_result_layout
 from ..hdl.params import field_bits
+from .hostlink import BAUD_RATES
 from .link_gateware import UARTHostLink, image_layout, result_layout
 from .uart import baud_divisor
 
@@ -268,15 +269,13 @@ def check_link_settings(target, clock_mhz=None, baud=115200):
     """The clock plan of ``target`` for ``clock_mhz``; ``ValueError`` naming ``--clock`` or
     ``--baud`` when the clock cannot be made or ``baud`` is not a rate the host link opens
     (the rule of ``spikeforge run``) or cannot be divided from the clock. Runs before compiling."""
-    from ..options import BAUD
-
     try:
         clock = plan_clock(target, clock_mhz)
     except ValueError as e:
         raise ValueError(f"--clock: {e}") from None
-    why = BAUD.problem(baud)
-    if why:
-        raise ValueError(f"--baud: {why}; allowed: {BAUD.allowed()} (the rates `spikeforge run` opens)")
+    if isinstance(baud, bool) or not isinstance(baud, int) or baud not in BAUD_RATES:
+        raise ValueError(f"--baud: {baud!r} is not supported; allowed: one of {', '.join(map(str, BAUD_RATES))} "
+                         "(the rates `spikeforge run` opens)")
     try:
         baud_divisor(clock.mhz * 1e6, baud)
     except ValueError as e:

@@ -8,6 +8,7 @@ from amaranth.hdl import Array, Const, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..sim.golden import conv_window_scan
 from .params import check_int, field_bits
 
 __all__ = ["ConvWindowScan"]
@@ -66,7 +67,6 @@ class ConvWindowScan(wiring.Component):
     # cost model ---------------------------------------------------------------------------
     def cycles(self):
         """Cycles of one pass without stalls, start transfer to last beat: ``1 + taps``."""
-        from ..sim.golden import conv_window_scan
         return 1 + len(conv_window_scan(self.height, self.width, self.kernel, self.stride,
                                         self.padding))
 

@@ -7,6 +7,7 @@ from amaranth.hdl import Cat, Const, Module, Signal, Shape, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..sim.golden import spike_event_encoder
 from .params import check_int, field_bits
 
 __all__ = ["SpikeEventEncoder", "event_layout", "vector_layout", "one_hot_index"]
@@ -98,7 +99,6 @@ class SpikeEventEncoder(wiring.Component):
     def cycles(self, spikes):
         """Cycles from the first input transfer to the last output transfer, without stalls,
         for a sequence of vectors ``spikes [n, C]``: ``1 + sum max(1, popcount)``."""
-        from ..sim.golden import spike_event_encoder
         return 1 + len(spike_event_encoder(spikes, self.levels))
 
     def memory_bits(self):

@@ -15,6 +15,7 @@ import pathlib
 import numpy as np
 from amaranth.back import verilog
 
+from ..modelfile import atomic_write
 from .conv_window import ConvWindowScan
 from .event_encoder import SpikeEventEncoder
 from .lif_array import MODES, LifArray
@@ -152,8 +153,6 @@ def make_unit(name, params=None):
 def generate_unit(name, params, out_dir):
     """Write Verilog of unit ``name`` to ``out_dir/<name>.v`` and return the path."""
     unit = make_unit(name, params)
-    from ..modelfile import atomic_write
-
     path = pathlib.Path(out_dir) / f"{name}.v"
     atomic_write(path, verilog.convert(unit, name=name).encode())
     return path

@@ -10,6 +10,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph import bits_for_range
+from ..sim.golden import spike_event_encoder
 from .event_encoder import SpikeEventEncoder
 from .params import check_choice, check_int, check_int_array
 
@@ -165,7 +166,6 @@ class SpikeAttentionLinear(wiring.Component):
         """Cycles of one time step without stalls for ``q [N, C]``, first kv transfer to
         last output: ``N + 2 + sum max(1, popcount planes of q[n])`` (N kv beats, the
         encoder's load cycle, one event per cycle, the output register)."""
-        from ..sim.golden import spike_event_encoder
         return self.tokens + 2 + len(spike_event_encoder(q, self.levels_q))
 
     def memory_bits(self):

@@ -103,8 +103,7 @@ def training_from_args(args):
 def run_train(args):
     """Train, export, write ``args.output`` atomically and print the accuracies (or, with
     ``--print-config``, print the configuration). Returns the exit status."""
-    from ..cli import require_torch
-    from ..options import USER_ERROR, CLIError, check_output_file, error_line
+    from ..options import USER_ERROR, CLIError, check_output_file, error_line, require_torch
 
     try:
         cfg = config_from_args(args)

@@ -111,8 +111,8 @@ def _table(r):
 
 
 def run_sim(args):
-    from ..cli import CLIError, _load
-    from ..options import error_line
+    from ..options import CLIError, error_line
+    from ..options import load_model_arg as _load
     from ..data import load_digits_split
     from ..hdl.accel.program import compile_model
     from .accel_runner import simulate_verilog

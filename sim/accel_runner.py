@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_root, human_size
+from ..hdl import accel as accel_pkg
 from ..hdl.accel.engine import Engine
 from ..hdl.accel.execute import execute_program
 from ..hdl.accel.generate import TOP_NAME, verilog_text
@@ -47,8 +49,6 @@ def default_build_root():
     """The accelerator's simulator builds: ``accel_sim`` in the cache folder
     (:func:`spikeforge.cache.cache_root`: ``$SPIKEFORGE_CACHE`` or
     ``$XDG_CACHE_HOME/spikeforge``, ``~/.cache/spikeforge``)."""
-    from ..cache import cache_root
-
     return cache_root() / "accel_sim"
 
 
@@ -70,8 +70,6 @@ def model_digest(model):
 def _sources_digest():
     """The generator's sources (``hdl/accel``) and the simulator flags (``sim/runners.py``): a
     change to any of them means a new simulator build."""
-    from ..hdl import accel as accel_pkg
-
     h = hashlib.sha256()
     accel = Path(accel_pkg.__file__).resolve().parent
     for path in [*sorted(accel.glob("*.py")), Path(__file__).resolve().with_name("runners.py")]:
@@ -195,8 +193,6 @@ def waves_size_estimate(verilog, cycles, simulator="verilator"):
 
 
 def _size_text(n):
-    from ..cache import human_size
-
     return f"about {human_size(n)} (estimated from the signal count and cycles)"
 
 

@@ -30,7 +30,7 @@ from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume, ResetSignal, Signal, Value
 from amaranth.lib import wiring
 
-from ..boards.toolchain import ToolNotFound, find_tool
+from ..toolchain import ToolNotFound, find_tool
 
 __all__ = [
     "ProofResult", "FormalToolError", "prove", "formal_tools",

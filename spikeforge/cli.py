@@ -6,7 +6,6 @@ bare traceback (:mod:`spikeforge.options`). Only ``train`` and ``eval --backend 
 PyTorch, and they import it only when they run.
 """
 
-import importlib.resources
 import json
 import os
 import sys
@@ -14,43 +13,14 @@ import sys
 import numpy as np
 
 from .graph import ModelError
-from .modelfile import atomic_write, load_model
+from .modelfile import atomic_write
 from .options import (check_plot_option, lanes_text,
                        COUNT, USER_ERROR, CLIError, Parser, add_lanes_argument, check_count, check_output_dir,
                       check_output_file, error_line, os_error_message, resolve_lanes)
+from .options import TORCH_INSTALL, analysis_images, default_model_path, require_torch
+from .options import load_model_arg as _load
 
 __all__ = ["main", "default_model_path", "CLIError", "require_torch", "TORCH_INSTALL"]
-
-#: how to get the torch extra (the CPU build of the pinned version on the project machines)
-TORCH_INSTALL = ('pip install "spikeforge[torch]" (from a clone: pip install -e ".[torch]"; '
-                 'the CPU build: pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu)')
-
-
-def require_torch(what):
-    """Import PyTorch for ``what``, or :class:`CLIError` saying in one line how to install it."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise CLIError(f"{what} needs PyTorch, which is not installed; install the torch extra: "
-                       f"{TORCH_INSTALL}") from None
-
-
-def default_model_path():
-    """Path of the model shipped inside the package (``spikeforge/models/default.sfm``)."""
-    return os.fspath(importlib.resources.files("spikeforge") / "models" / "default.sfm")
-
-
-def _load(path):
-    if path is None:
-        path = default_model_path()
-        if not os.path.exists(path):
-            raise CLIError(f"no MODEL given and the shipped default model is missing ({path}); "
-                           "pass a model file, or train one with `spikeforge train -o MODEL`")
-    elif not os.path.isfile(path):
-        what = "is a folder, not a model file" if os.path.isdir(path) else "does not exist"
-        raise CLIError(f"model file {path} {what}; give a .sfm file (or none for the shipped model)")
-    return path, load_model(path)
-
 
 def _print_json(obj):
     print(json.dumps(obj, indent=2, sort_keys=False))
@@ -68,9 +38,10 @@ def _accel_analysis(model, lanes, target):
     info/generate/build (:func:`spikeforge.hdl.accel.report.fit`)."""
     from .hdl.accel.report import analyze, compile_for_target, fit
 
+    images = analysis_images()
     if target is None:
-        return analyze(compile_for_target(model, lanes))
-    return fit(model, lanes, target)[1]
+        return analyze(compile_for_target(model, lanes), images=images)
+    return fit(model, lanes, target, images=images)[1]
 
 
 def _shape_text(shape):
@@ -344,7 +315,8 @@ def cmd_generate_accel(args):
     _check_target(args.target)
     check_output_dir(args.output, "-o")
     path, model = _load(args.model)
-    out = generate_accelerator(model, args.output, lanes=resolve_lanes(args.lanes, args.target), target=args.target)
+    out = generate_accelerator(model, args.output, images=analysis_images(),
+                               lanes=resolve_lanes(args.lanes, args.target), target=args.target)
     an = out["analysis"]
     print(f"wrote {out['verilog']}")
     print(f"      {out['program']}")
@@ -427,7 +399,9 @@ def build_parser():
     parser = Parser(
         prog="spikeforge",
         description="Quantized spike-driven transformers to bit-exact FPGA accelerators.")
-    from . import __version__
+    from . import __version__, nir_cli
+    from .boards import cli as boards_cli
+    from .sim import accel_cli
 
     parser.add_argument("--version", action="version", version=f"spikeforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -456,30 +430,27 @@ def build_parser():
     _add_train(sub)
     _add_generate(sub)
     _add_delegated(sub, "sim", "run test images through the accelerator's Verilog (cocotb)",
-                   ".sim.accel_cli", "add_sim_arguments", "run_sim")
+                   accel_cli, "add_sim_arguments", "run_sim")
     _add_delegated(sub, "build", "synthesize a bitstream for a board, with the resource report",
-                   ".boards.cli", "add_build_arguments", "run_build")
+                   boards_cli, "add_build_arguments", "run_build")
     _add_delegated(sub, "flash", "program a board with a bitstream (openFPGALoader / iceprog)",
-                   ".boards.cli", "add_flash_arguments", "run_flash")
+                   boards_cli, "add_flash_arguments", "run_flash")
     _add_delegated(sub, "run", "inference on a board over its UART host link (or a simulated board)",
-                   ".boards.cli", "add_run_arguments", "run_run")
+                   boards_cli, "add_run_arguments", "run_run")
     p = sub.add_parser("clean", help="show and delete the simulator build cache (~/.cache/spikeforge or "
                                      "$SPIKEFORGE_CACHE)")
     p.add_argument("--dry-run", action="store_true", help="only list the cache folders and their sizes")
     p.set_defaults(func=cmd_clean)
     _add_delegated(sub, "import", "a NIR graph (snnTorch, Norse, ...) to a model file, by post-training quantization",
-                   ".nir_import", "add_import_arguments", "run_import")
+                   nir_cli, "add_import_arguments", "run_import")
     _add_delegated(sub, "export", "a model file to a NIR graph (the operators NIR has)",
-                   ".nir_export", "add_export_arguments", "run_export")
+                   nir_cli, "add_export_arguments", "run_export")
     return parser
 
 
-def _add_delegated(sub, name, help_text, module, add_fn, run_fn):
-    """A subcommand whose options and action live in a stage's own ``cli`` module."""
-    import importlib
-
+def _add_delegated(sub, name, help_text, mod, add_fn, run_fn):
+    """A subcommand whose options and action live in a stage's own ``cli`` module ``mod``."""
     p = sub.add_parser(name, help=help_text)
-    mod = importlib.import_module(module, __package__)
     getattr(mod, add_fn)(p)
     p.set_defaults(func=lambda args: getattr(mod, run_fn)(args))
 

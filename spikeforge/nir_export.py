@@ -19,10 +19,10 @@ Refused, naming the node: ``multispike`` and soft-reset ``lif`` (NIR's neurons r
 import numpy as np
 
 from .graph import infer
+from .modelfile import atomic_output
 from .nir_import import DEFAULT_DT, NIRError, _nir
-from .options import Number, check_output_file
 
-__all__ = ["export_model", "write_graph", "add_export_arguments", "run_export"]
+__all__ = ["export_model", "write_graph"]
 
 _SUPPORTED = "input, conv, lif (hard reset), add, pool, head"
 
@@ -118,31 +118,6 @@ def export_model(model, dt=DEFAULT_DT):
 
 def write_graph(graph, path):
     """``nir.write`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
-    from .modelfile import atomic_output
-
     nir = _nir()
     with atomic_output(path) as tmp:
         nir.write(tmp, graph)
-
-
-def add_export_arguments(parser):
-    """Arguments of ``spikeforge export MODEL.sfm -o GRAPH.nir``."""
-    parser.add_argument("model", help="spikeforge model file (.sfm)")
-    parser.add_argument("-o", "--output", required=True, help="NIR graph to write (.nir)")
-    parser.add_argument("--dt", type=Number(float, positive=True), default=DEFAULT_DT,
-                        help=f"time step of the NIR neuron equations in seconds (default {DEFAULT_DT:g})")
-
-
-def run_export(args):
-    """``spikeforge export``: write the NIR graph of a model. Returns 0."""
-    from .modelfile import load_model
-
-    if not args.dt > 0:
-        raise NIRError(f"--dt is {args.dt}; allowed: a positive time step in seconds")
-    check_output_file(args.output, "-o")
-    model = load_model(args.model)
-    graph = export_model(model, dt=args.dt)
-    write_graph(graph, args.output)
-    print(f"exported {args.model} -> {args.output} ({len(graph.nodes)} NIR nodes, "
-          f"T={model.time_steps}; the graph takes integer pixel values)")
-    return 0

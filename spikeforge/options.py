@@ -1,5 +1,6 @@
 """What every ``spikeforge`` subcommand shares: the error style, the numeric option checks,
-the ``--lanes`` option and the output-path checks.
+the ``--lanes`` option, the output-path checks, the MODEL argument and the analytic model's
+images.
 
 **One error style.** Every user error is one line on stderr, ``spikeforge: error: ...``,
 naming the option or the user's own path, what is wrong and what is allowed, and exit status
@@ -18,14 +19,21 @@ training run or a synthesis.
 
 import argparse
 import errno
+import importlib.resources
 import math
 import os
 import tempfile
 
+from .boards.hostlink import BAUD_RATES
+from .data import load_digits_split
+from .devices import TARGETS
+from .modelfile import load_model
+
 __all__ = ["CLIError", "USER_ERROR", "Parser", "Number", "LANES", "add_lanes_argument", "resolve_lanes",
            "SEED", "TIMEOUT", "RETRIES", "CLOCK", "BAUD", "BAUD_RATES", "COUNT", "check_count",
            "check_output_file", "check_output_dir", "error_line", "os_error_message", "lanes_text",
-           "check_plot_option"]
+           "check_plot_option", "TORCH_INSTALL", "require_torch", "default_model_path", "load_model_arg",
+           "ANALYSIS_IMAGES", "analysis_images"]
 
 #: exit status of every user error (bad option, bad file, missing optional package)
 USER_ERROR = 2
@@ -46,6 +54,49 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(USER_ERROR, error_line(f"{message}; see `{self.prog} --help`") + "\n")
+
+
+#: how to get the torch extra (the CPU build of the pinned version on the project machines)
+TORCH_INSTALL = ('pip install "spikeforge[torch]" (from a clone: pip install -e ".[torch]"; '
+                 'the CPU build: pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu)')
+
+
+def require_torch(what):
+    """Import PyTorch for ``what``, or :class:`CLIError` saying in one line how to install it."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise CLIError(f"{what} needs PyTorch, which is not installed; install the torch extra: "
+                       f"{TORCH_INSTALL}") from None
+
+
+def default_model_path():
+    """Path of the model shipped inside the package (``spikeforge/models/default.sfm``)."""
+    return os.fspath(importlib.resources.files("spikeforge") / "models" / "default.sfm")
+
+
+def load_model_arg(path):
+    """``(path, model)`` of a MODEL argument: ``path``, or the shipped model when it is None;
+    :class:`CLIError` naming the path when there is no such file."""
+    if path is None:
+        path = default_model_path()
+        if not os.path.exists(path):
+            raise CLIError(f"no MODEL given and the shipped default model is missing ({path}); "
+                           "pass a model file, or train one with `spikeforge train -o MODEL`")
+    elif not os.path.isfile(path):
+        what = "is a folder, not a model file" if os.path.isdir(path) else "does not exist"
+        raise CLIError(f"model file {path} {what}; give a .sfm file (or none for the shipped model)")
+    return path, load_model(path)
+
+
+#: the test images the analytic model's cycle counts are taken on (info, generate, build)
+ANALYSIS_IMAGES = 16
+
+
+def analysis_images():
+    """The images of the analytic model (:func:`spikeforge.hdl.accel.report.analyze`): the
+    first :data:`ANALYSIS_IMAGES` of the digits test split."""
+    return load_digits_split("test")[0][:ANALYSIS_IMAGES]
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -140,9 +191,7 @@ RETRIES = Number(int, low=0, high=100)
 COUNT = Number(int, low=1)
 #: the system clock of a board in MHz (the board's PLL range is checked against its target)
 CLOCK = Number(float, positive=True, high=1000, unit="MHz")
-#: the standard serial rates (termios B* constants); the host link and the build take these
-BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000,
-              921600, 1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000)
+#: the standard serial rates (:data:`spikeforge.boards.hostlink.BAUD_RATES`)
 BAUD = Number(int, choices=BAUD_RATES)
 
 #: lanes when neither ``--lanes`` nor a board gives them
@@ -161,8 +210,6 @@ def resolve_lanes(lanes, board=None):
     """``lanes``, or the default for ``board`` (a board name, a device name or None)."""
     if lanes is not None:
         return LANES.check("--lanes", lanes)
-    from .boards.targets import TARGETS
-
     target = TARGETS.get(board) if board is not None else None
     return target.default_lanes if target is not None else DEFAULT_LANES
 

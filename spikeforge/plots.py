@@ -419,7 +419,7 @@ def _logic_figure(analysis):
                      f"one engine runs every node: the logic is shared, not per node", fontsize=10)
         return fig
     avail = dev["available"]
-    from .boards.synth import DEVICES
+    from .devices import DEVICES
 
     ice40 = DEVICES[dev["name"]].family == "ice40"
     rows = []

@@ -275,10 +275,9 @@ def test_numeric_options_one_line_naming_the_option(capsys, argv, option):
 
 def test_build_checks_baud_and_clock_before_compiling(tmp_path, capsys, monkeypatch, small_model):
     import spikeforge.boards.build as build
-    import spikeforge.hdl.accel.generate  # noqa: F401  (binds report.fit at import: import it unpatched)
-    import spikeforge.hdl.accel.report as report
 
-    monkeypatch.setattr(report, "fit", lambda *a, **k: pytest.fail("compiled before checking --baud/--clock"))
+    # build imports fit at module level: patch its name there
+    monkeypatch.setattr(build, "fit", lambda *a, **k: pytest.fail("compiled before checking --baud/--clock"))
     monkeypatch.setattr(build, "_run_stage", lambda *a, **k: pytest.fail("no synthesis in this test"))
     # 3.5 Mbaud at the icebreaker's 24 MHz: divisor 7 gives 3.43 Mbaud, 2% off
     for argv, option in ((["--baud", "3500000"], "--baud"), (["--clock", "5"], "--clock"),
@@ -290,13 +289,22 @@ def test_build_checks_baud_and_clock_before_compiling(tmp_path, capsys, monkeypa
 
 
 def test_build_and_run_take_the_same_baud_rates():
-    from spikeforge.boards import runtime
+    """One list (boards.hostlink): the option, the board top's check and the serial port's."""
+    from spikeforge.boards import hostlink, runtime, top
+    from spikeforge.devices import get_target
+    from spikeforge.options import BAUD
 
-    assert BAUD_RATES == runtime._BAUD_RATES
+    assert BAUD.choices is BAUD_RATES is hostlink.BAUD_RATES is runtime.BAUD_RATES
+    icebreaker = get_target("icebreaker")
+    for baud in (9600, 115200, 921600):
+        top.check_link_settings(icebreaker, None, baud)
+    for baud in (12345, 115200.0, True):
+        with pytest.raises(ValueError, match=r"^--baud: .* is not supported; allowed: one of 1200, 2400"):
+            top.check_link_settings(icebreaker, None, baud)
 
 
 def test_clock_plan_refuses_infinity():
-    from spikeforge.boards.targets import get_target
+    from spikeforge.devices import get_target
     from spikeforge.boards.top import plan_clock
 
     for bad in (float("inf"), float("nan")):

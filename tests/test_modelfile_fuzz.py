@@ -80,23 +80,20 @@ def test_mutated_random_models_fail_cleanly_or_compute_exactly(tmp_path_factory,
             break
 
 
-def test_the_oracle_sees_a_wrong_model(seeds):
+def test_the_oracle_sees_a_wrong_model(seeds, monkeypatch):
     """The oracle is not a rubber stamp: a model whose golden run is tampered with after
     loading is classified accepted-wrong."""
-    import spikeforge.sim.model as simmodel
+    import spikeforge.modelfuzz as modelfuzz
 
-    original = simmodel.run_model
+    original = modelfuzz.run_model
 
     def off_by_one(model, images, **kw):
         res = original(model, images, **kw)
         res.logits = res.logits + 1
         return res
 
-    simmodel.run_model = off_by_one
-    try:
-        outcome, detail = classify(seeds[0], np.random.default_rng(0))
-    finally:
-        simmodel.run_model = original
+    monkeypatch.setattr(modelfuzz, "run_model", off_by_one)
+    outcome, detail = classify(seeds[0], np.random.default_rng(0))
     assert outcome == "accepted-wrong", detail
     assert set(OUTCOMES) >= {"model-error", "valid-exact", "other-exception", "accepted-invalid",
                              "accepted-wrong"}

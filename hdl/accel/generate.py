@@ -148,8 +148,9 @@ def verilog_text(engine):
     return header_comment(engine) + "\n" + verilog.convert(engine, name=TOP_NAME, emit_src=False)
 
 
-def generate_accelerator(model, out_dir, *, lanes=8, target=None, images=None):
-    """Write ``spikeforge_accel.v``, ``program.json`` and ``report.json`` into ``out_dir``.
+def generate_accelerator(model, out_dir, *, images, lanes=8, target=None):
+    """Write ``spikeforge_accel.v``, ``program.json`` and ``report.json`` into ``out_dir``;
+    ``images``: those of the report's cycle counts (:func:`.report.analyze`).
 
     ``target`` (a board or device name, :func:`.report.resolve_target`) adds the fit check
     of :func:`.report.fit` (memories, and logic with a board's host link): a model that does

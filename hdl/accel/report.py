@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ...boards.synth import DEVICES
+from ...devices import DEVICES, LINK_LOGIC, TARGETS
 from ...sim.model import run_model
 from .engine import EnginePlan, const_parts, lane_group_widths
 from .execute import execute_program
@@ -168,19 +168,24 @@ def logic_estimate(program, extra=None):
     return {"lut": int(lut), "ff": int(ff), "cells": int(lut + 2 * ff // 3), "multipliers": P}
 
 
-def analyze(program, *, target=None, images=None, extra_logic=None):
-    """The analytic report (JSON-ready). ``images``: default the first 16 test images;
+def analyze(program, *, images, target=None, extra_logic=None, golden=None):
+    """The analytic report (JSON-ready) on ``images`` (``[B >= 1, H, W, C]``, the caller's: the
+    command line takes the first 16 test images of the data set); ``golden``: the golden
+    model's result on those images when the caller has it (else it is run here);
     ``extra_logic``: ``{"lut", "ff"}`` around the engine (a board's host link), counted in the
     fit check."""
-    if images is None:
-        from ...data import load_digits_split
-
-        images = load_digits_split("test")[0][:16]
     images = np.asarray(images)
+    img = program.image
+    if images.ndim != 4 or images.shape[1:] != (img.H, img.W, img.C) or len(images) == 0:
+        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {img.H}, {img.W}, {img.C}] "
+                         "(the model's input)")
     P = program.lanes
     runs = [execute_program(program, im) for im in images]
     cycles = np.array([r.total_cycles for r in runs])
-    golden = run_model(program.model, images)
+    if golden is None:
+        golden = run_model(program.model, images)
+    elif len(golden.classes) != len(images):
+        raise ValueError(f"the golden result is for {len(golden.classes)} images, not the {len(images)} given")
     bound = golden.lower_bound_cycles(P)
     mems = memories(program)
     logic = logic_estimate(program, extra_logic)
@@ -223,9 +228,7 @@ def analyze(program, *, target=None, images=None, extra_logic=None):
 
 def resolve_target(name):
     """``(device, board)`` of a ``--target``: a board name (``icebreaker``, ``ulx3s-85f``) or a
-    device name of :data:`~spikeforge.boards.synth.DEVICES` (``board`` is then None)."""
-    from ...boards.targets import TARGETS
-
+    device name of :data:`~spikeforge.devices.DEVICES` (``board`` is then None)."""
     if name in TARGETS:
         return TARGETS[name].device, name
     if name in DEVICES:
@@ -234,18 +237,16 @@ def resolve_target(name):
                      f"or a device ({', '.join(DEVICES)})")
 
 
-def fit(model, lanes, target, *, images=None):
+def fit(model, lanes, target, *, images, golden=None):
     """The one fit check of ``spikeforge info``, ``generate`` and ``build``: ``(program, analysis)``.
 
     ``target``: a board or device name (:func:`resolve_target`). The logic counted is the engine
-    plus the host link a board build adds around it (``boards.build.LINK_LOGIC``), since a
+    plus the host link a board build adds around it (:data:`~spikeforge.devices.LINK_LOGIC`), since a
     bitstream is only made with it: all three commands give the same verdict for the same model,
     lanes and device. ``analysis["fits"]`` and ``analysis["problems"]`` ("needed vs available")
     say whether it fits; a model whose memories fit no mapping of the device is analysed in its
-    block RAM mapping, with the mapping's problem listed.
+    block RAM mapping, with the mapping's problem listed. ``images``, ``golden``: as :func:`analyze`.
     """
-    from ...boards.build import LINK_LOGIC
-
     device, _ = resolve_target(target)
     try:
         program = compile_for_target(model, lanes, device)
@@ -254,7 +255,7 @@ def fit(model, lanes, target, *, images=None):
         ice40 = DEVICES[device].family == "ice40"
         program = compile_model(model, lanes, desc_word_bits=SPRAM_BITS if ice40 else None, compact=ice40)
         refused = str(e)
-    analysis = analyze(program, target=device, images=images, extra_logic=LINK_LOGIC)
+    analysis = analyze(program, target=device, images=images, extra_logic=LINK_LOGIC, golden=golden)
     if refused is not None:
         analysis["problems"] = [refused] + [p for p in analysis["problems"] if not p.startswith("block RAM")]
         analysis["fits"] = False

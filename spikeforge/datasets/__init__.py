@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import MAX_VALUE, load_digits_split
 from . import events as _events
 from . import images as _images
 from ._files import DEFAULT_ROOT_ENV, DatasetError, extract, fetch, find_file, resolve_root
@@ -157,8 +158,6 @@ def _missing(name, path, what, how):
 
 
 def _load_digits(spec, split, root, download, opts):
-    from ..data import MAX_VALUE, load_digits_split
-
     x, y = load_digits_split(split)
     if opts["limit"] is not None:
         x, y = x[:opts["limit"]], y[:opts["limit"]]

@@ -17,7 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 from spikeforge.boards.synth import NO_RW_CHECK_COMMANDS
-from spikeforge.boards.toolchain import ToolNotFound, find_tool
+from spikeforge.toolchain import ToolNotFound, find_tool
 from spikeforge.builder import random_model
 from spikeforge.hdl.accel.engine import Engine
 from spikeforge.hdl.accel.memories import NO_RW_CHECK, collision_read

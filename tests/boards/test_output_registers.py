@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikeforge.boards.output_registers import absorb_output_registers, absorb_output_registers_file
 from spikeforge.boards.synth import NO_RW_CHECK_COMMANDS
-from spikeforge.boards.toolchain import ToolNotFound, find_tool
+from spikeforge.toolchain import ToolNotFound, find_tool
 from spikeforge.hdl.accel.memories import NO_RW_CHECK
 from spikeforge.sim.runners import run_cocotb, simulator_missing_reason
 

@@ -12,10 +12,11 @@ import pytest
 from spikeforge.boards import cli as bcli
 from spikeforge.boards.build import DoesNotFit, precheck
 from spikeforge.boards.flash import FlashError, flash, resolve_bitstream
-from spikeforge.boards.targets import get_target
-from spikeforge.boards.toolchain import find_tool, openfpgaloader_problem
+from spikeforge.devices import get_target
+from spikeforge.toolchain import find_tool, openfpgaloader_problem
 from spikeforge.boards.top import ecp5_pll, ice40_pll, plan_clock
 from spikeforge.builder import random_model
+from spikeforge.data import load_digits_split
 from spikeforge.hdl.accel.program import compile_model
 from spikeforge.modelfile import save_model
 
@@ -46,11 +47,12 @@ def test_build_precheck_refuses_default_model_on_icebreaker(tmp_path, capsys, mo
 
 
 def test_precheck_passes_small_model_on_icebreaker():
+    images = load_digits_split("test")[0][:4]
     program = compile_model(random_model(1, channels=4, heads=1), 1)
-    analysis = precheck(program, get_target("icebreaker"))
-    assert analysis["fits"]
+    analysis = precheck(program, get_target("icebreaker"), images=images)
+    assert analysis["fits"] and analysis["images"] == 4
     with pytest.raises(DoesNotFit, match="block RAM: needs"):
-        precheck(compile_model(random_model(1, channels=8), 8), get_target("icebreaker"))
+        precheck(compile_model(random_model(1, channels=8), 8), get_target("icebreaker"), images=images)
 
 
 def test_unknown_board_and_bad_clock():

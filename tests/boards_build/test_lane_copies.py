@@ -7,7 +7,7 @@ import pytest
 from amaranth.back import rtlil
 
 from spikeforge.boards.build import KEEP_COPIES
-from spikeforge.boards.toolchain import ToolNotFound, find_tool
+from spikeforge.toolchain import ToolNotFound, find_tool
 from spikeforge.builder import random_model
 from spikeforge.hdl.accel.engine import CONST_LOGIC_DEPTH, COPY_MARK, LANES_PER_COPY, Engine
 from spikeforge.hdl.accel.memories import bram_ports

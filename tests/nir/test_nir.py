@@ -14,9 +14,9 @@ from snn_digits import BETA, T, build_and_train, export
 from spikeforge.builder import random_model
 from spikeforge.data import load_digits_split
 from spikeforge.modelfile import load_model, save_model
-from spikeforge.nir_export import add_export_arguments, export_model, run_export, write_graph
-from spikeforge.nir_import import (NIRError, add_import_arguments, evaluate_float, import_graph,
-                                   read_graph, run_import)
+from spikeforge.nir_cli import add_export_arguments, add_import_arguments, run_export, run_import
+from spikeforge.nir_export import export_model, write_graph
+from spikeforge.nir_import import NIRError, evaluate_float, import_graph, read_graph
 from spikeforge.sim.model import run_model
 
 

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In
 from demo_units import AffineStage, WideXor
 
 from spikeforge.boards.synth import DEVICES, PinHarness, critical_path, parse_nextpnr_log, synthesize
-from spikeforge.boards.toolchain import ToolNotFound, find_tool, openfpgaloader_problem, toolchain_env
+from spikeforge.toolchain import ToolNotFound, find_tool, openfpgaloader_problem, toolchain_env
 
 NEXTPNR_LOG = """\
 Info: Device utilisation:

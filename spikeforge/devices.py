@@ -1,9 +1,13 @@
-"""Boards that ``spikeforge build`` can target, on top of amaranth-boards platforms.
+"""The devices and boards spikeforge knows: plain descriptions, read by every layer above.
 
-A :class:`Target` names the amaranth-boards platform, the device name that the accelerator's
-resource model (:func:`spikeforge.hdl.accel.report.analyze`) and :data:`spikeforge.boards.synth.DEVICES`
-use, the board oscillator and the PLL that can derive other clocks from it, the UART and LED
-resources, and how the bitstream is loaded (openFPGALoader board name, or iceprog).
+A :class:`Device` is an FPGA: its family, the nextpnr and Yosys options of the synthesis flow
+(:mod:`spikeforge.boards.synth`) and its totals of LUTs, flip-flops, block RAMs, SPRAMs and
+multipliers (the analytic fit check, :mod:`spikeforge.hdl.accel.report`).
+
+A :class:`Target` is a board that ``spikeforge build`` can target, on top of an amaranth-boards
+platform: the platform, its device (a key of :data:`DEVICES`), the board oscillator and the PLL
+that can derive other clocks from it, the UART and LED resources, and how the bitstream is
+loaded (openFPGALoader board name, or iceprog).
 
 =============== ================ ============ =========== ======= ==============================
 name            platform         device       oscillator  PLL     UART
@@ -14,12 +18,49 @@ name            platform         device       oscillator  PLL     UART
 
 OrangeCrab is not offered: its only host connection is USB (no UART resource), which the host
 link does not speak.
+
+:data:`LINK_LOGIC` is what a board build adds around the engine (the host link), counted by
+the one fit check of ``info``, ``generate`` and ``build``.
+
+This module is layer L0 (docs/architecture.md): it imports nothing of spikeforge.
 """
 
 import importlib
 from dataclasses import dataclass
 
-__all__ = ["Target", "TARGETS", "get_target", "target_names"]
+__all__ = ["Device", "DEVICES", "Target", "TARGETS", "get_target", "target_names", "LINK_LOGIC"]
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    family: str  # "ice40" or "ecp5"
+    nextpnr_args: tuple
+    synth_command: str
+    totals: dict  # lut, ff, bram, spram, dsp available on the device
+
+
+DEVICES = {
+    "ice40-up5k": Device(
+        "ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), "synth_ice40 -dsp",
+        {"lut": 5280, "ff": 5280, "bram": 30, "spram": 4, "dsp": 8},
+    ),
+    "ecp5-25f": Device(
+        "ecp5-25f", "ecp5", ("--25k", "--package", "CABGA381"), "synth_ecp5",
+        {"lut": 24288, "ff": 24288, "bram": 56, "spram": 0, "dsp": 28},
+    ),
+    "ecp5-85f": Device(
+        "ecp5-85f", "ecp5", ("--85k", "--package", "CABGA381"), "synth_ecp5",
+        {"lut": 83640, "ff": 83640, "bram": 208, "spram": 0, "dsp": 156},
+    ),
+}
+
+
+# The UART host link, its result adapter and the LED logic around the engine, less the
+# engine's cycle and event counters that the board top does not read (Yosys on ice40-up5k,
+# the shipped model's system with weight loading, 3,620 LUTs and 2,400 flip-flops, less the
+# engine alone, 2,990 and 2,134).
+LINK_LOGIC = {"lut": 630, "ff": 270}
 
 
 @dataclass(frozen=True)
@@ -27,7 +68,7 @@ class Target:
     name: str
     description: str
     platform: str                 # "module:Class" in amaranth_boards
-    device: str                   # key of spikeforge.boards.synth.DEVICES
+    device: str                   # key of DEVICES
     family: str                   # "ice40" or "ecp5"
     clock_resource: str           # board oscillator resource
     osc_mhz: float                # its frequency

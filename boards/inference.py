@@ -1,0 +1,54 @@
+"""Inference on a board through its host link, checked image by image against the golden model.
+
+:func:`run_images` is what ``spikeforge run`` does with a real board and what the simulated
+board's testbench (:mod:`spikeforge.boards.sim_board_bench`) does with the simulated one.
+"""
+
+import numpy as np
+
+from ..sim.model import run_model
+
+__all__ = ["run_images", "merge_runs"]
+
+
+def run_images(link, model, images, labels, *, progress=None):
+    """Send ``images`` through ``link`` (a :class:`~spikeforge.boards.runtime.HostLink`) and
+    compare with the golden model and ``labels``. Returns the summary dict; ``progress(i, line)``
+    is called per image. Used by ``spikeforge run`` and the simulated-board test."""
+    golden = run_model(model, images)
+    rows = []
+    for i, image in enumerate(images):
+        logits, cls, cycles = link.infer(image)
+        ok = bool(np.array_equal(logits, golden.logits[i]) and cls == int(golden.classes[i]))
+        rows.append(dict(index=i, cls=cls, label=int(labels[i]), golden_cls=int(golden.classes[i]),
+                         logits_match=ok, cycles=cycles, logits=[int(v) for v in logits]))
+        if progress:
+            progress(i, f"image {i}: class {cls} (label {int(labels[i])}, golden {int(golden.classes[i])}) "
+                        f"{'ok' if ok else 'MISMATCH ' + str(list(logits)) + ' vs ' + str(list(golden.logits[i]))}"
+                        f", {cycles} cycles")
+    n = len(rows)
+    st = link.stats
+    return {
+        "images": n,
+        "accuracy": sum(r["cls"] == r["label"] for r in rows) / n if n else float("nan"),
+        "golden_accuracy": sum(r["golden_cls"] == r["label"] for r in rows) / n if n else float("nan"),
+        "logits_match": sum(r["logits_match"] for r in rows),
+        "latency_s": st.latency(),
+        "images_per_second": st.throughput(),
+        "board_cycles_mean": float(np.mean(st.board_cycles)) if st.board_cycles else None,
+        "retries": st.retries, "timeouts": st.timeouts,
+        "nacks": {getattr(k, "name", str(k)): v for k, v in st.nacks.items()},
+        "bad_replies": st.bad_replies, "stale_replies": st.stale_replies,
+        "results": rows,
+    }
+
+
+def merge_runs(first, rest, link):
+    """One summary of two :func:`run_images` calls on the same ``link``, one after the other
+    (the link's counters are cumulative, so they come from the second)."""
+    rows = first["results"] + [dict(r, index=r["index"] + first["images"]) for r in rest["results"]]
+    n = len(rows)
+    return dict(rest, images=n, results=rows,
+                accuracy=sum(r["cls"] == r["label"] for r in rows) / n,
+                golden_accuracy=sum(r["golden_cls"] == r["label"] for r in rows) / n,
+                logits_match=sum(r["logits_match"] for r in rows))
