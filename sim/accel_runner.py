@@ -68,12 +68,13 @@ def model_digest(model):
 
 
 def _sources_digest():
-    """The generator's sources (``hdl/accel``) and the simulator flags (``sim/runners.py``): a
-    change to any of them means a new simulator build."""
+    """The gateware's sources (every module under ``hdl/``, subfolders included: the engine is
+    built from the units) and the simulator flags (``sim/runners.py``): a change to any of them
+    means a new simulator build."""
     h = hashlib.sha256()
-    accel = Path(accel_pkg.__file__).resolve().parent
-    for path in [*sorted(accel.glob("*.py")), Path(__file__).resolve().with_name("runners.py")]:
-        h.update(path.name.encode())
+    hdl = Path(accel_pkg.__file__).resolve().parent.parent
+    for path in [*sorted(hdl.rglob("*.py")), Path(__file__).resolve().with_name("runners.py")]:
+        h.update(path.relative_to(hdl.parent).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
