@@ -16,7 +16,7 @@ from .program import EW, RED, SYN
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
            "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "SYN_READ_REGS",
-           "SYN_FETCH_REGS", "SYN_ISSUE_REGS", "ew_write_cycle"]
+           "SYN_FETCH_REGS", "SYN_ISSUE_REGS", "ew_write_cycle", "syn_lead_taps", "cycle_slack"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
@@ -254,3 +254,30 @@ def execute_program(prog, image):
 def pass_cycles(prog, image):
     """Cycles of every pass for one image (the analytic model)."""
     return execute_program(prog, image).cycles
+
+
+def syn_lead_taps(p):
+    """Kernel taps the row generator of SYN pass ``p`` walks before its first tap inside the
+    input grid (0 for an unpadded convolution)."""
+    lead = 0
+    for oy in range(p.Ho):
+        for ox in range(p.Wo):
+            for _ in range(p.t_rows):
+                for ky in range(p.kh):
+                    for kx in range(p.kw):
+                        y, x = oy * p.stride + ky - p.pad, ox * p.stride + kx - p.pad
+                        if 0 <= y < p.Hi and 0 <= x < p.Wi:
+                            return lead
+                        lead += 1
+    return lead
+
+
+def cycle_slack(prog):
+    """How many cycles more than :func:`execute_program` counts the engine may take for one
+    image of ``prog``: the cycle model is exact (0) except on SYN passes whose row generator
+    starts in the padding. There the event stage waits for the first in-grid row while the
+    generator walks the padding taps, which the model (``max(events, taps, drain)`` per
+    position) lets overlap; later positions whose tap walk is longer than their event work
+    absorb part of the delay. Measured: the engine takes 0 to :func:`syn_lead_taps` cycles
+    more per such pass, never fewer (docs/accelerator.md, "Timing rules")."""
+    return sum(syn_lead_taps(p) for p in prog.passes if p.kind == SYN)
