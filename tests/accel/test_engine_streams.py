@@ -24,7 +24,7 @@ import pytest
 from spikeforge.builder import random_model
 from spikeforge.cli import default_model_path
 from spikeforge.hdl.accel.engine import Engine
-from spikeforge.hdl.accel.execute import execute_program
+from spikeforge.hdl.accel.execute import cycle_slack, execute_program
 from spikeforge.hdl.accel.program import SYN, compile_model
 from spikeforge.hdl.testing import simulate, stream_get, stream_put
 from spikeforge.modelfile import load_model
@@ -107,8 +107,8 @@ def check(model, prog, images, r, *, exact_cycles):
     assert r["events"] == [e.events for e in refs]
     # ``cycles`` is the compute time: from the last pixel to the first offered result beat.
     assert r["cycles"] == r["wait"]
-    if exact_cycles:
-        assert r["cycles"] == [e.total_cycles for e in refs]
+    extra = [c - e.total_cycles for c, e in zip(r["cycles"], refs)]
+    assert all(0 <= x <= (0 if exact_cycles else cycle_slack(prog)) for x in extra), extra
     # The stalls happened (the test is not vacuous).
     assert r["bubbles"] > 0 and r["refused"] > 0, (r["bubbles"], r["refused"])
 
@@ -140,14 +140,18 @@ def test_random_model_under_bubbles_and_backpressure(seed, attention, lanes, com
     imgs = np.random.default_rng(seed).integers(0, 17, (2, 8, 8, 1))
     images = np.concatenate([imgs, imgs[:1]])  # the first image again, under other stalls
     r = run_stalled(prog, images, seed=seed)
+    assert cycle_slack(prog) == 0 or _padded(prog)
     check(model, prog, images, r, exact_cycles=not _padded(prog))
     assert r["cycles"][0] == r["cycles"][2]
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_shipped_model_under_bubbles_and_backpressure():
     """The shipped model at 4 lanes (its embedding convolutions are padded 3 x 3: ``cycles``
-    is checked for stall invariance and against the executor within the documented bound)."""
+    is checked for stall invariance and against the executor within the documented bound).
+    Full tier (about 100 s of CPU): in the CI tier the shipped model runs under stalls in
+    Verilator (tests/accel_verilog: test_default_model_under_bubbles_and_backpressure) and
+    the engine in amaranth.sim under stalls on random models (the tests above)."""
     model = load_model(default_model_path())
     prog = compile_model(model, 4)
     from spikeforge.data import load_digits_split
@@ -157,3 +161,4 @@ def test_shipped_model_under_bubbles_and_backpressure():
     r = run_stalled(prog, images, seed=7, pixel_stall=0.5, result_stall=0.7)
     check(model, prog, images, r, exact_cycles=False)
     assert r["cycles"][0] == r["cycles"][2]
+    assert cycle_slack(prog) == 8  # the embedding and position convolutions: 4 lead taps each
