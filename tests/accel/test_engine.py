@@ -178,7 +178,7 @@ RANDOM_MODELS = 200
 @pytest.mark.parametrize("seed", range(RANDOM_MODELS))
 def test_differential_random_model(seed):
     """One of 200 random small models (shapes, bit widths, variants, T, D, lanes, memory
-    mappings) against the golden model, two images.
+    mappings) against the golden model, two images; cycles and events against the executor.
 
     Every third seed uses the SPRAM mapping where it exists for the lane count (else block
     RAM), every other seed reads descriptors in 16-bit pieces, every fourth seed is the
@@ -189,11 +189,16 @@ def test_differential_random_model(seed):
     images = _images(2, config["image"], seed=seed)
     want = run_model(model, images)
     prog = _mapping(seed, model, lanes)
-    logits, classes, _, _ = simulate_engine(prog, images)
+    logits, classes, cycles, events = simulate_engine(prog, images)
     assert np.array_equal(logits, want.logits) and np.array_equal(classes, want.classes), (
         f"accelerator differs from the golden model: seed {seed} lanes {lanes} memory {prog.memory} "
         f"config {config}; reproduce with: python -m pytest "
         f"'tests/accel/test_engine.py::test_differential_random_model[{seed}]'")
+    # The cycle model: exact, but for SYN passes that start in the padding (cycle_slack).
+    refs = [execute_program(prog, im) for im in images]
+    extra = [int(c) - r.total_cycles for c, r in zip(cycles, refs)]
+    assert all(0 <= x <= cycle_slack(prog) for x in extra), (extra, cycle_slack(prog))
+    assert events.tolist() == [r.events for r in refs]
 
 
 @pytest.mark.parametrize("compact,lanes", [(False, 16), (True, 1)])
