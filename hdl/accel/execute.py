@@ -257,27 +257,33 @@ def pass_cycles(prog, image):
 
 
 def syn_lead_taps(p):
-    """Kernel taps the row generator of SYN pass ``p`` walks before its first tap inside the
-    input grid (0 for an unpadded convolution)."""
-    lead = 0
+    """Kernel taps the row generator of SYN pass ``p`` walks, summed over every output
+    position (and time step), before the position's first tap inside the input grid: 0 for
+    an unpadded convolution."""
+    per_t = 0
     for oy in range(p.Ho):
         for ox in range(p.Wo):
-            for _ in range(p.t_rows):
-                for ky in range(p.kh):
-                    for kx in range(p.kw):
-                        y, x = oy * p.stride + ky - p.pad, ox * p.stride + kx - p.pad
-                        if 0 <= y < p.Hi and 0 <= x < p.Wi:
-                            return lead
-                        lead += 1
-    return lead
+            lead = 0
+            for ky in range(p.kh):
+                for kx in range(p.kw):
+                    y, x = oy * p.stride + ky - p.pad, ox * p.stride + kx - p.pad
+                    if 0 <= y < p.Hi and 0 <= x < p.Wi:
+                        break
+                    lead += 1
+                else:
+                    continue
+                break
+            # (the generator walks t_rows x kh x kw taps; in-grid depends on (ky, kx) alone)
+            per_t += lead if lead < p.kh * p.kw else p.t_rows * lead
+    return p.T * per_t
 
 
 def cycle_slack(prog):
     """How many cycles more than :func:`execute_program` counts the engine may take for one
-    image of ``prog``: the cycle model is exact (0) except on SYN passes whose row generator
-    starts in the padding. There the event stage waits for the first in-grid row while the
-    generator walks the padding taps, which the model (``max(events, taps, drain)`` per
-    position) lets overlap; later positions whose tap walk is longer than their event work
-    absorb part of the delay. Measured: the engine takes 0 to :func:`syn_lead_taps` cycles
-    more per such pass, never fewer (docs/accelerator.md, "Timing rules")."""
+    image of ``prog``: the cycle model is exact (0) except on SYN passes whose positions
+    start in the padding. There the event stage waits for a position's first in-grid row
+    while the generator walks the padding taps before it, which the model
+    (``max(events, taps, drain)`` per position) lets overlap with event work. The bound is
+    :func:`syn_lead_taps` per such pass; the engine was measured at 2 to 8 cycles more per
+    3 x 3, padding-1 pass (bound 16 to 64), never fewer (docs/accelerator.md, "Timing rules")."""
     return sum(syn_lead_taps(p) for p in prog.passes if p.kind == SYN)

@@ -161,4 +161,4 @@ def test_shipped_model_under_bubbles_and_backpressure():
     r = run_stalled(prog, images, seed=7, pixel_stall=0.5, result_stall=0.7)
     check(model, prog, images, r, exact_cycles=False)
     assert r["cycles"][0] == r["cycles"][2]
-    assert cycle_slack(prog) == 8  # the embedding and position convolutions: 4 lead taps each
+    assert cycle_slack(prog) == 64  # the embedding and position convolutions: 32 lead taps each
