@@ -286,8 +286,8 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
     Verilog's), ``wait_cycles [B]`` (the testbench's count from the last pixel to the first
     result beat offered), ``feed_cycles [B]`` (cycles to send the pixels), ``refused_beats [B]``
     (cycles a result beat was offered and not taken), ``golden_logits``, ``golden_classes``,
-    ``predicted_cycles [B]`` (the analytic model), ``cycle_slack`` (the engine takes 0 to this
-    many cycles more than predicted: :func:`~spikeforge.hdl.accel.execute.cycle_slack`),
+    ``predicted_cycles [B]`` (the analytic model), ``cycle_slack`` (the engine's count differs from
+    the prediction by at most this many cycles: :func:`~spikeforge.hdl.accel.execute.cycle_slack`),
     ``predicted_events``,
     ``lower_bound_cycles [B]`` (§10 of the spec),
     ``spike_mismatches [B]`` (inner-layer spike elements that differ), ``mismatches`` (a list
