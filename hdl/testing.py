@@ -94,12 +94,16 @@ async def stream_get(ctx, stream, count, *, rng=None, stall=0.0, times=None, tim
     return out
 
 
-def simulate(dut, *testbenches, vcd=None):
-    """Run ``testbenches`` (async functions of ``ctx``) on ``dut`` with a 1 MHz sync clock."""
+def simulate(dut, *testbenches, background=(), vcd=None):
+    """Run ``testbenches`` (async functions of ``ctx``) on ``dut`` with a 1 MHz sync clock,
+    until they all return. ``background`` testbenches (monitors that loop forever) run
+    alongside and are dropped when the others are done."""
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     for tb in testbenches:
         sim.add_testbench(tb)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()

@@ -16,7 +16,13 @@ parameter is ``job``, the path of a JSON job file written by the runner:
     ``{"banks": ["smem0", ...], "rows": [[lo, hi], ...]}``: the spike memory rows to read
     after every image (the runner decodes them);
 ``out``, ``progress``
-    files to write the results to (JSON) and the number of images done to.
+    files to write the results to (JSON) and the number of images done to;
+``stalls`` (optional)
+    ``{"pixel_idle": p, "result_backpressure": q, "seed": s}``: before each pixel the source
+    idles (``valid`` low) each cycle with probability ``p``, and while result beats are due
+    ``ready`` is low each cycle with probability ``q`` (seeded); the stream rules on ``result``
+    (``valid`` held, payload unchanged until the transfer) are checked every cycle then.
+    Without it ``valid`` and ``ready`` are held high.
 
 The test is fast on purpose: the clock is the GPI's (C, not a Python task), and Python waits on
 clock edges only while pixels go in and result beats come out; the whole computation in between
@@ -25,6 +31,7 @@ is one wait on ``result__valid`` (with a ``Timer`` guard), run by the simulator 
 
 import json
 import os
+import random
 import time
 
 import cocotb
@@ -49,17 +56,35 @@ def _write_json(path, obj):
     os.replace(tmp, path)
 
 
-async def _read_result(dut, count):
-    """``count`` beats of ``result`` with ``ready`` held high: ``[(value, last), ...]``."""
+async def _read_result(dut, count, rng=None, backpressure=0.0):
+    """``count`` beats of ``result``: ``([(value, last), ...], refused)``. ``ready`` is held
+    high, or with ``rng`` low each cycle with probability ``backpressure``; then a beat offered
+    and refused (``refused`` counts those cycles) must be offered again, unchanged, in the next
+    cycle (``AssertionError`` otherwise)."""
     width = len(dut.result__payload) - 1  # value in the low bits, ``last`` in the top bit
     beats = []
+    pending = None
+    cycle = refused = 0
     while len(beats) < count:
+        ready = rng is None or rng.random() >= backpressure
+        dut.result__ready.value = int(ready)
         await ReadOnly()
-        if dut.result__valid.value:
-            word = int(dut.result__payload.value)
+        valid = bool(dut.result__valid.value)
+        word = int(dut.result__payload.value) if valid else None
+        if pending is not None and word != pending:
+            raise AssertionError(f"result beat {len(beats)}: offered {pending}, then "
+                                 f"{'valid fell' if word is None else f'changed to {word}'} "
+                                 f"before the transfer (cycle {cycle} of the result)")
+        if valid and ready:
             beats.append((_signed(word & ((1 << width) - 1), width), word >> width))
+            pending = None
+        elif valid:
+            pending = word
+            refused += 1
         await RisingEdge(dut.clk)
-    return beats
+        cycle += 1
+    dut.result__ready.value = 1
+    return beats, refused
 
 
 def _read_banks(dut, reads):
@@ -89,7 +114,10 @@ async def accelerator_images(dut):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
-    source = StreamSource(dut, "pixels", dut.clk)
+    stalls = job.get("stalls") or {}
+    seed = int(stalls.get("seed", 0))
+    source = StreamSource(dut, "pixels", dut.clk, idle=float(stalls.get("pixel_idle", 0.0)), seed=seed)
+    result_rng = random.Random(seed + 1) if stalls.get("result_backpressure") else None
     dut.result__ready.value = 1
     mismatches = 0
     try:
@@ -105,7 +133,8 @@ async def accelerator_images(dut):
                                    "after its last pixel")
             t_first = get_sim_time("ns")
             w1 = time.perf_counter()
-            beats = await _read_result(dut, K + 1)
+            beats, refused = await _read_result(dut, K + 1, result_rng,
+                                                float(stalls.get("result_backpressure", 0.0)))
             lasts = [last for _, last in beats]
             if lasts != [0] * K + [1]:
                 raise AssertionError(f"image {i}: result 'last' flags {lasts}; expected {K} "
@@ -119,6 +148,7 @@ async def accelerator_images(dut):
                 "events": int(dut.events.value),
                 "feed_cycles": round((t_fed - t0) / PERIOD_NS),
                 "wait_cycles": round((t_first - t_fed) / PERIOD_NS),
+                "refused_beats": refused,
                 "spike_words": _read_banks(dut, reads),
             }
             res["host_seconds"] = {"run": w1 - w0, "read": time.perf_counter() - w1}

@@ -26,7 +26,7 @@ import numpy as np
 from ..cache import cache_root, human_size
 from ..hdl import accel as accel_pkg
 from ..hdl.accel.engine import Engine
-from ..hdl.accel.execute import execute_program
+from ..hdl.accel.execute import cycle_slack, execute_program
 from ..hdl.accel.generate import TOP_NAME, verilog_text
 from ..hdl.accel.program import EW, RED, compile_model
 from ..modelfile import atomic_write
@@ -198,7 +198,7 @@ def _size_text(n):
 
 
 def _run_job(folder, name, images, golden, execs, K, rows, P, simulator, verilog, vcd, timeout, progress,
-             traced=False):
+             traced=False, stalls=None):
     """One cocotb run of ``images`` (the first ``len(images)`` of the golden results): the job
     file, "building the simulator" on stderr while it builds, then the progress bar.
     Returns ``(CocotbResult, the testbench's results document)``."""
@@ -212,6 +212,7 @@ def _run_job(folder, name, images, golden, execs, K, rows, P, simulator, verilog
         "spike_reads": {"banks": [f"smem{ln}" for ln in range(P)], "rows": rows},
         "out": str(folder / f"{name}_result.json"),
         "progress": str(folder / f"{name}_progress.txt"),
+        "stalls": stalls,
     }
     job_path = folder / f"{name}.json"
     atomic_write(job_path, json.dumps(job).encode())
@@ -262,7 +263,7 @@ def _run_job(folder, name, images, golden, execs, K, rows, P, simulator, verilog
 
 
 def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir=None, vcd=None,
-                     vcd_images=1, progress=True, timeout=None):
+                     vcd_images=1, progress=True, timeout=None, stalls=None):
     """Simulate the accelerator's Verilog for ``model`` on ``images [B, H, W, C]``.
 
     ``build_dir`` (default :func:`default_build_root`) holds one folder per (model, lanes,
@@ -274,10 +275,18 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
     ``progress``: on stderr, "building the simulator (...)" while it builds, then a progress
     bar of images done (and, with ``vcd``, the waveform's estimated size). ``timeout``: seconds
     for the Verilator build and for the simulation each (default: 600 plus 2 s per image).
+    ``stalls``: ``{"pixel_idle": p, "result_backpressure": q, "seed": s}``, random bubbles on
+    ``pixels`` and backpressure on ``result`` (probabilities per cycle, :mod:`.accel_cocotb`);
+    the default holds ``valid`` and ``ready`` high.
 
     Returns a dict: ``logits [B, K]``, ``classes [B]``, ``cycles [B]``, ``events [B]`` (the
-    Verilog's), ``golden_logits``, ``golden_classes``, ``predicted_cycles [B]`` (the analytic
-    model), ``predicted_events``, ``lower_bound_cycles [B]`` (§10 of the spec),
+    Verilog's), ``wait_cycles [B]`` (the testbench's count from the last pixel to the first
+    result beat offered), ``feed_cycles [B]`` (cycles to send the pixels), ``refused_beats [B]``
+    (cycles a result beat was offered and not taken), ``golden_logits``, ``golden_classes``,
+    ``predicted_cycles [B]`` (the analytic model), ``cycle_slack`` (the engine's count differs from
+    the prediction by at most this many cycles: :func:`~spikeforge.hdl.accel.execute.cycle_slack`),
+    ``predicted_events``,
+    ``lower_bound_cycles [B]`` (§10 of the spec),
     ``spike_mismatches [B]`` (inner-layer spike elements that differ), ``mismatches`` (a list
     of ``{"image", "what", ...}``), ``inner_layers_compared`` (tensor -> elements compared
     per image), ``verilog``, ``build_dir``, ``build_seconds``, ``sim_seconds`` (the build and
@@ -291,6 +300,14 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
         raise ValueError(f"simulator is {simulator!r}; allowed: {', '.join(SUPPORTED)}")
     if isinstance(vcd_images, bool) or not isinstance(vcd_images, (int, np.integer)) or vcd_images < 1:
         raise ValueError(f"vcd_images is {vcd_images!r}; allowed: an integer >= 1")
+    if stalls is not None:
+        for key, value in stalls.items():
+            if key not in ("pixel_idle", "result_backpressure", "seed"):
+                raise ValueError(f"stalls has key {key!r}; allowed: pixel_idle, result_backpressure, seed")
+            if key == "seed" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"stalls['seed'] is {value!r}; allowed: an integer")
+            if key != "seed" and not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"stalls[{key!r}] is {value!r}; allowed: a probability in [0, 1)")
     program = compile_model(model, lanes)  # MappingError before anything is written
     images = np.asarray(images)
     img = program.image
@@ -334,12 +351,12 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
         t0 = time.monotonic()
         # One run over every image, traced only when it is the traced run as well.
         run, doc = _run_job(folder, "job", images, golden, execs, K, rows, P, simulator, verilog,
-                            vcd if traced == B else None, timeout, progress)
+                            vcd if traced == B else None, timeout, progress, stalls=stalls)
         wall = time.monotonic() - t0
         waves = run.waves
         if traced and traced < B:
             wrun, wdoc = _run_job(folder, "job_waves", images[:traced], golden, execs, K, rows, P, simulator,
-                                  verilog, vcd, timeout, progress, traced=True)
+                                  verilog, vcd, timeout, progress, traced=True, stalls=stalls)
             waves = wrun.waves
 
     res = doc["results"]
@@ -381,10 +398,14 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
         "classes": classes,
         "cycles": np.array([r["cycles"] for r in res], np.int64),
         "events": np.array([r["events"] for r in res], np.int64),
+        "wait_cycles": np.array([r["wait_cycles"] for r in res], np.int64),
+        "feed_cycles": np.array([r["feed_cycles"] for r in res], np.int64),
+        "refused_beats": np.array([r["refused_beats"] for r in res], np.int64),
         "golden_logits": np.asarray(golden.logits, np.int64),
         "golden_classes": np.asarray(golden.classes, np.int64),
         "predicted_cycles": np.array([e.total_cycles for e in execs], np.int64),
         "predicted_events": np.array([e.events for e in execs], np.int64),
+        "cycle_slack": cycle_slack(program),
         "lower_bound_cycles": np.asarray(golden.lower_bound_cycles(P), np.int64),
         "spike_mismatches": spike_bad,
         "mismatches": mismatches,

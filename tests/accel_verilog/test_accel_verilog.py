@@ -45,16 +45,17 @@ def digits():
     return load_digits_split("test")
 
 
-def check_exact(r, *, cycle_tolerance=0.05):
-    """Everything the simulation must satisfy, with readable failures."""
+def check_exact(r):
+    """Everything the simulation must satisfy, with readable failures. The cycle model is
+    exact except on SYN passes that walk padding taps (``execute.cycle_slack``)."""
     assert r["mismatches"] == [], r["mismatches"][:5]
     np.testing.assert_array_equal(r["logits"], r["golden_logits"])
     np.testing.assert_array_equal(r["classes"], r["golden_classes"])
     assert r["inner_layers_compared"], "no inner spike tensor survives to be compared"
     assert not r["spike_mismatches"].any()
     np.testing.assert_array_equal(r["events"], r["predicted_events"])
-    rel = np.abs(r["cycles"] - r["predicted_cycles"]) / r["predicted_cycles"]
-    assert rel.max() <= cycle_tolerance, (r["cycles"], r["predicted_cycles"])
+    extra = np.abs(r["cycles"] - r["predicted_cycles"])
+    assert extra.max() <= r["cycle_slack"], (r["cycles"], r["predicted_cycles"], r["cycle_slack"])
 
 
 # --- without a simulator ---------------------------------------------------------------
@@ -189,6 +190,54 @@ def test_random_models(kw):
     images = np.random.default_rng(3).integers(0, 17, size=(3, 8, 8, 1))
     r = simulate_verilog(model, images, lanes=4, progress=False)
     check_exact(r)
+
+
+STALLS = {"pixel_idle": 0.3, "result_backpressure": 0.5, "seed": 11}
+
+
+def check_stall_invariant(held, stalled):
+    """Random bubbles on ``pixels`` and backpressure on ``result`` change no result and no
+    counter: ``cycles`` is the compute time (docs/accelerator.md), the same with and without
+    stalls, and the testbench's own count from the last pixel to the first offered beat
+    moves with it."""
+    check_exact(stalled)
+    for key in ("logits", "classes", "cycles", "events", "wait_cycles"):
+        np.testing.assert_array_equal(stalled[key], held[key], err_msg=key)
+    np.testing.assert_array_equal(stalled["wait_cycles"] - stalled["cycles"],
+                                  np.full(stalled["images"], stalled["wait_cycles"][0] - stalled["cycles"][0]))
+    # The stalls happened: the pixels took longer to send, result beats were refused.
+    assert (held["refused_beats"] == 0).all() and (held["feed_cycles"] == held["feed_cycles"][0]).all()
+    assert (stalled["feed_cycles"] > held["feed_cycles"]).all() and (stalled["refused_beats"] > 0).all()
+
+
+@slow
+def test_random_model_under_bubbles_and_backpressure():
+    """The build of test_random_models (cached), its images again with random stalls."""
+    need("verilator")
+    model = random_model(7, channels=8, heads=2, blocks=1, patch=2, **RANDOM[0].values[0])
+    images = np.random.default_rng(3).integers(0, 17, size=(3, 8, 8, 1))
+    held = simulate_verilog(model, images, lanes=4, progress=False)
+    stalled = simulate_verilog(model, images, lanes=4, progress=False, stalls=STALLS)
+    check_stall_invariant(held, stalled)
+
+
+@slow
+def test_default_model_under_bubbles_and_backpressure(default_model, digits):
+    """The build of test_default_model_100_images (cached), ten images with random stalls."""
+    need("verilator")
+    images = digits[0][:10]
+    held = simulate_verilog(default_model, images, lanes=8, progress=False)
+    stalled = simulate_verilog(default_model, images, lanes=8, progress=False,
+                               stalls=dict(STALLS, result_backpressure=0.8))
+    check_stall_invariant(held, stalled)
+
+
+def test_stall_options_are_checked(default_model, digits, tmp_path):
+    with pytest.raises(ValueError, match=r"stalls\['pixel_idle'\] is 1.5; allowed: a probability in \[0, 1\)"):
+        simulate_verilog(default_model, digits[0][:1], stalls={"pixel_idle": 1.5}, build_dir=tmp_path)
+    with pytest.raises(ValueError, match="stalls has key 'idle'; allowed: pixel_idle, result_backpressure, seed"):
+        simulate_verilog(default_model, digits[0][:1], stalls={"idle": 0.5}, build_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 @slow
