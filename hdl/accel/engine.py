@@ -8,141 +8,25 @@ logits followed by the class on ``result``. ``cycles`` and ``events`` hold the c
 counts of the last image.
 """
 
-from collections import Counter
-
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ...graph import bits_for_range
-from .execute import (ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, SYN_FETCH_REGS,
-                      SYN_ISSUE_REGS, SYN_READ_REGS)
+from .lanes import COPY_MARK, LaneCopies, lane
+from .lsb import lsb_combine, lsb_groups, lsb_index, lsb_partials, popcount_flags
 from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
+from .plan import CONST_LOGIC_DEPTH, LANES_PER_COPY, EnginePlan, EwOp, Kind, RedOp, const_parts, lane_group_widths
+from .plan import log2 as _log2
+from .plan import ubits as _ubits
 from .product import DSP_OPERAND_BITS, RegisteredProduct
-from .product import LATENCY as PRODUCT_LATENCY
-from .program import EW, RED, SPRAM_BITS, SYN
+from .program import EW, RED, SPRAM_BITS, SPRAM_WORDS, SYN
+from .timing import (ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, PRODUCT_LATENCY,
+                     SYN_FETCH_REGS, SYN_ISSUE_REGS, SYN_QUEUE, SYN_READ_REGS, syn_drain_delay, syn_fifo_rows)
 
 __all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_MARK",
            "lane_group_widths", "const_parts", "CONST_LOGIC_DEPTH"]
 
-#: The fast build gives each group of this many lanes its own copy of a control register that
-#: drives the lanes' datapaths (:meth:`Engine._copies`), so no net fans out to all P lanes.
-LANES_PER_COPY = 4
-#: Part of the name of every such copy: synthesis keeps them apart (boards/build.py), where it
-#: would otherwise merge registers with the same input into one.
-COPY_MARK = "__rep"
-#: The fast build's constants memory is logic (a LUT per bit and group) up to this many words,
-#: block RAM beyond.
-CONST_LOGIC_DEPTH = 32
-
-
-def const_parts(program, const_width):
-    """The constants memory's parts (widths, as :func:`lane_group_widths`) and whether it is
-    logic: in the fast build a shallow one (``CONST_LOGIC_DEPTH``) is logic, one part per lane
-    (each addressed by its own register); else as the other lane-wide memories, in block RAM."""
-    groups = lane_group_widths(program, const_width)
-    if groups is not None and len(program.consts) <= CONST_LOGIC_DEPTH:
-        return [const_width] * program.lanes, True
-    return groups, False
-
-
-def lane_group_widths(program, lane_width):
-    """The widths of the parts of a lane-wide memory word, one per lane group, when the engine
-    built for ``program`` splits its memories (the fast build with block RAM and lane-group
-    copies: a memory per group, addressed by the group's copies), else ``None``."""
-    P = program.lanes
-    if program.compact or P <= LANES_PER_COPY or program.memory.kind != "bram":
-        return None
-    return [min(LANES_PER_COPY, P - lo) * lane_width for lo in range(0, P, LANES_PER_COPY)]
-
-
-def lane(word, i, width):
-    """Lane ``i`` of a packed memory word, signed."""
-    return word[i * width:(i + 1) * width].as_signed()
-
-_EW_OPS = {"lif": 0, "multispike": 1, "add": 2, "and": 3, "pass": 4, "out": 5}
-_RED_OPS = {"pool": 0, "mask": 1}
-_KIND = {SYN: 0, EW: 1, RED: 2}
-
-
-def _ubits(n):
-    return max(1, int(n).bit_length())
-
-
-def _log2(n):
-    return max(0, (int(n) - 1).bit_length())
-
-
-def _lsb_groups(bits):
-    """First level of :func:`_lsb_index`: (any set, index of the lowest) per 4 bits."""
-    return _lsb_reduce([(bits[i], Const(0, 0)) for i in range(len(bits))], levels=1)
-
-
-def _lsb_index(nodes):
-    """Index of the lowest set bit from :func:`_lsb_groups` (any value when no bit is set: the
-    engine reads it for an event only): a tree of 4-way priority selections, log4(width)
-    levels of a few LUTs each, with no carry chain."""
-    return _lsb_reduce(nodes)[0][1]
-
-
-def _lsb_reduce(nodes, levels=None):
-    zero = Const(0, 1)
-    while len(nodes) > 1 and levels != 0:
-        levels = None if levels is None else levels - 1
-        nxt = []
-        for g in range(0, len(nodes), 4):
-            grp = nodes[g:g + 4]
-            width = len(grp[0][1])
-            grp += [(zero, Const(0, width))] * (4 - len(grp))
-            (a0, i0), (a1, i1), (a2, i2), (a3, i3) = grp
-            low = Mux(a0, i0, Mux(a1, i1, Mux(a2, i2, i3)))
-            high = Cat(~a0 & (a1 | ~a2), ~a0 & ~a1)
-            nxt.append((a0 | a1 | a2 | a3, Cat(low, high)))
-        nodes = nxt
-    return nodes
-
-
-def _lsb_partials(bits):
-    """First half of the lowest-bit split of ``bits`` (:func:`_lsb_combine`), per group of 4
-    bits: for each bit the OR of the bits below it in its group; whether any bit of the group
-    is set; whether at least two are."""
-    low, anys, twos = [], [], []
-    for g in range(0, len(bits), 4):
-        grp = [bits[i] for i in range(g, min(g + 4, len(bits)))]
-        for k in range(len(grp)):
-            low.append(Cat(*grp[:k]).any() if k else Const(0, 1))
-        anys.append(Cat(*grp).any())
-        twos.append(_popcount_flags(Cat(*grp))[0] if len(grp) > 1 else Const(0, 1))
-    return Cat(*low), Cat(*anys), Cat(*twos)
-
-
-def _lsb_combine(bits, low, anys, twos):
-    """Second half: (``bits`` less its lowest set bit, at least two bits set) from
-    :func:`_lsb_partials`' values: a bit stays when a lower bit of its group or any lower
-    group is set."""
-    rest = []
-    for i in range(len(bits)):
-        g = i // 4
-        below = Cat(low[i], *(anys[h] for h in range(g))).any()
-        rest.append(bits[i] & below)
-    two = twos.any() | _popcount_flags(anys)[0] if len(anys) > 1 else twos.any()
-    return Cat(*rest), two
-
-
-def _popcount_flags(bits):
-    """(at least two, at least three) bits of ``bits`` set: a tree of saturating counts."""
-    zero = Const(0, 1)
-    nodes = [(bits[i], zero, zero) for i in range(len(bits))]
-    while len(nodes) > 1:
-        nxt = []
-        for i in range(0, len(nodes) - 1, 2):
-            (a1, t1, h1), (a2, t2, h2) = nodes[i], nodes[i + 1]
-            nxt.append((a1 | a2, t1 | t2 | (a1 & a2), h1 | h2 | (t1 & a2) | (a1 & t2)))
-        if len(nodes) % 2:
-            nxt.append(nodes[-1])
-        nodes = nxt
-    return nodes[0][1], nodes[0][2]
 
 
 def result_layout(logit_bits):
@@ -152,233 +36,26 @@ def result_layout(logit_bits):
 
 def weight_load_layout():
     """Weight load payload (SPRAM mapping): one 16-bit word ``data`` at word ``addr``."""
-    return data.StructLayout({"addr": unsigned(14), "data": unsigned(SPRAM_BITS)})
+    return data.StructLayout({"addr": unsigned((SPRAM_WORDS - 1).bit_length()), "data": unsigned(SPRAM_BITS)})
 
 
-class EnginePlan:
-    """The engine's static plan for a program: lane widths, row layouts, descriptor table.
+def _shape(width, is_signed):
+    return signed(width) if is_signed else unsigned(width)
 
-    Separate from :class:`Engine` so that reports and tests can read widths without building
-    hardware.
-    """
 
-    def __init__(self, program):
-        self.prog = prog = program
-        self.pixel_bits = _ubits(prog.image.levels)
-        self.logit_bits = bits_for_range(min(prog.logits.lo, 0), max(prog.logits.hi, 0))
-        self._plan()
-
-    def _plan(self):
-        prog = self.prog
-        P = prog.lanes
-        tensors = prog.tensors
-        self.pbs = _log2(prog.spike_planes) if prog.spike_planes > 1 else 0  # plane stride log2, spikes
-        self.pbi = _log2(self.pixel_bits) if self.pixel_bits > 1 else 0      # plane stride log2, image
-        self.slot_bits = prog.spike_planes
-        cmax = prog.spike_slots * P
-        self.row_bits_s = cmax << self.pbs
-        self.row_bits_i = prog.image.C << self.pbi
-        self.row_bits = max(self.row_bits_s, self.row_bits_i)
-        self.ib = prog.widths["int"] + 1
-        self.wb = max(prog.widths["weight"], 2)
-        self.mb = max(prog.widths["mult"], 2)
-        self.bb = max(prog.widths["bias"], 2)
-        self.tb = max(prog.widths["theta"], 2)
-        # Accumulators: large enough for every SYN destination and for KV weights.
-        self.ab = self.ib
-        self._ew_widths()
-        # Head-start table for attention passes: channel -> first channel of its head.
-        hstart = []
-        self.h_base = {}
-        for p in prog.passes:
-            if p.kind == SYN and p.heads:
-                C = tensors[p.src].C
-                d = C // p.heads
-                self.h_base[p.node] = len(hstart)
-                hstart.extend((c // d) * d for c in range(C))
-        self.hstart = hstart or [0]
-        rows = [self._descriptor(p) for p in prog.passes]
-        self.pass_consts = [self._pass_consts(p) for p in prog.passes]
-        # A field a pass does not read (None) takes the value the other passes agree on, so
-        # that a field with one value over the program becomes a constant of the Verilog
-        # instead of descriptor bits (and the logic it selects is not built at all).
-        values = {}
-        for row in rows:
-            for k, v in row.items():
-                if v is not None:
-                    values.setdefault(k, Counter())[v] += 1
-        for row in rows:
-            for k, v in row.items():
-                if v is None:
-                    row[k] = values[k].most_common(1)[0][0] if k in values else 0
-        self.desc_rows = rows
-        fields, self.desc_consts = {}, {}
-        for k in sorted({k for row in rows for k in row}):
-            vs = [row[k] for row in rows if k in row]
-            lo, hi = min(vs + [0]), max(vs + [0])
-            shape = signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi))
-            if len(set(vs)) == 1:
-                self.desc_consts[k] = Const(vs[0], shape)
-            else:
-                fields[k] = shape
-        fields["last_pass"] = unsigned(1)
-        # Fields of SYN passes only and of EW / RED passes only share bits: no pass reads the
-        # other kind's fields (the engine's other half is idle while it runs).
-        syn_keys = {k for row in rows if row["kind"] == _KIND[SYN] for k in row}
-        ew_keys = {k for row in rows if row["kind"] != _KIND[SYN] for k in row}
-        common = [k for k in fields if (k in syn_keys) == (k in ew_keys)]
-        layout, offset = {}, 0
-        for k in common:
-            layout[k] = data.Field(fields[k], offset)
-            offset += Shape.cast(fields[k]).width
-        size = offset
-        for keys in (syn_keys, ew_keys):
-            at = offset
-            for k in fields:
-                if k in keys and k not in common:
-                    layout[k] = data.Field(fields[k], at)
-                    at += Shape.cast(fields[k]).width
-            size = max(size, at)
-        self.desc_layout = data.FlexibleLayout(size, layout)
-
-    def _ew_widths(self):
-        """EW/RED datapath widths from the program's proven value bounds (docs/spec.md §9).
-
-        ``rw``: RED running sums (pool: ``N`` values of the operand tensor's range; mask: ``N``
-        ANDed spike values). ``ow``: the requantization operand (an integer lane or a RED
-        sum). ``pw``: ``operand * mult + bias + 2^(shift-1)``. ``yw``: the value after
-        requantization (saturated, the operand unchanged, or a logit). ``mw``: the LIF membrane
-        ``U`` (``graph.lif_membrane_bits``: ``2 max|X| + 1`` with a leak, ``T max|X|`` without),
-        ``uw``: ``U - theta``.
-        """
-        prog = self.prog
-        t = prog.tensors
-        sb = self.slot_bits
-        spike_max = (1 << sb) - 1
-        red_lo = red_hi = 0
-        for p in prog.passes:
-            if p.kind != RED:
-                continue
-            if p.op == "pool":
-                a = t[p.a]
-                red_lo, red_hi = min(red_lo, p.N * min(a.lo, 0)), max(red_hi, p.N * max(a.hi, 0))
-            else:
-                red_hi = max(red_hi, p.N * spike_max)
-        self.rw = bits_for_range(red_lo, red_hi)
-        self.ow = max(self.ib, self.rw, sb + 1)
-        self.pw = max(self.ow + self.mb, self.bb) + 2
-        sat_max = max([p.sat_bits for p in prog.passes if p.kind != SYN and p.requant] + [2])
-        self.yw = max(self.ow, sat_max, self.logit_bits)  # out: y is the logit (operand + bias)
-        theta_hi = int(prog.consts[..., 2].max(initial=1))
-        bound = 1
-        for p in prog.passes:
-            if not ((p.kind == EW and p.op == "lif") or (p.kind == RED and p.op == "mask")):
-                continue
-            if p.kind == RED:
-                x = p.N * spike_max
-            elif p.requant:
-                x = 1 << (p.sat_bits - 1)
-            else:
-                a = t[p.a]
-                x = max(abs(a.lo), abs(a.hi))
-            bound = max(bound, 2 * x + 1 if p.leak >= 1 else p.T * x)
-        self.mw = bits_for_range(-bound, bound)
-        self.uw = bits_for_range(-bound - theta_hi, bound)
-
-    def _pass_consts(self, p):
-        """Products of descriptor fields the engine needs as constants of a pass (its running
-        pointers add them), so that no multiplier sits in an address path."""
-        d = dict(nt=0, sw=0, sp00=0, kw1=0, kh1=0, tr1=0, wo1=0, ho1=0, hi1=0, wi1=0, n1=0,
-                 t1=p.T - 1, tiles1=p.tiles - 1, z_kx=0, z_ky=0, z_tr=0, z_ox=0, z_oy=0, z_t=0,
-                 o_kx=0, o_ky=0, o_tr=0, o_ox=0, o_oy=0, o_t=0,
-                 ez_n=0, ez_t=0, ez_tile=0, eo_n=0, eo_t=0, eo_tile=0)
-        if p.kind == SYN:  # "minus one" values: loop ends compare two registers
-            d.update(sw=p.stride * p.Wi, sp00=-p.pad * p.Wi - p.pad, kw1=p.kw - 1, kh1=p.kh - 1,
-                     tr1=p.t_rows - 1, wo1=p.Wo - 1, ho1=p.Ho - 1, hi1=p.Hi - 1, wi1=p.Wi - 1)
-            d.update(z_kx=int(p.kw == 1), z_ky=int(p.kh == 1), z_tr=int(p.t_rows == 1),
-                     z_ox=int(p.Wo == 1), z_oy=int(p.Ho == 1), z_t=int(p.T == 1),
-                     o_kx=int(p.kw == 2), o_ky=int(p.kh == 2), o_tr=int(p.t_rows == 2),
-                     o_ox=int(p.Wo == 2), o_oy=int(p.Ho == 2), o_t=int(p.T == 2))
-        else:
-            d.update(nt=p.N * p.tiles, n1=p.N - 1, ez_n=int(p.N == 1), ez_t=int(p.T == 1),
-                     ez_tile=int(p.tiles == 1), eo_n=int(p.N == 2), eo_t=int(p.T == 2),
-                     eo_tile=int(p.tiles == 2))
-        return d
-
-    def _descriptor(self, p):
-        prog = self.prog
-        t = prog.tensors
-        d = dict(kind=_KIND[p.kind])
-        if p.kind == SYN:
-            src = t[p.src]
-            vrow = p.wsrc == "vrow"
-            d.update(src_img=int(src.space == "image"), kv_mode=int(vrow),
-                     qkv_mode=int(p.wsrc == "kv"), accsel_ch=int(p.accsel == "channel"),
-                     heads_on=int(bool(p.heads)),
-                     hd=(src.C // p.heads) if p.heads else (None if not vrow else 0),
-                     h_base=self.h_base.get(p.node, 0) if p.heads else None,
-                     T=p.T, t_rows=p.t_rows, Hi=p.Hi, Wi=p.Wi, HW=p.Hi * p.Wi, Ho=p.Ho, Wo=p.Wo,
-                     kh=p.kh, kw=p.kw, stride=p.stride, pad=p.pad, tiles=p.tiles,
-                     w_base=p.w_base, tap_stride=p.tap_stride, t_stride=p.t_stride,
-                     acc_words=p.acc_words, src_base=src.base,
-                     src2_base=t[p.src2].base if vrow else None,
-                     dst_base=t[p.dst].base)
-        else:
-            a = t[p.a]
-            b = t[p.b] if p.b else None
-            dst = t[p.dst]
-            sat = p.sat_bits or 2
-            add = p.add_bits or 2
-            lif = (p.kind == EW and p.op == "lif") or (p.kind == RED and p.op == "mask")
-            d.update(op=_EW_OPS[p.op] if p.kind == EW else _RED_OPS[p.op],
-                     T=p.T, N=p.N, tiles=p.tiles, a_int=int(a.space == "int"), a_base=a.base,
-                     b_used=int(b is not None), b_int=int(b.space == "int") if b is not None else None,
-                     b_base=b.base if b is not None else None,
-                     b_bcast=int(p.b_broadcast) if b is not None else None,
-                     C=dst.C, b_rows=(b.H * b.W) if b is not None else None,
-                     dst_base=dst.base if dst.space in ("int", "spike") else 0,
-                     requant=int(p.requant), shift=p.shift,
-                     sat_hi=(1 << (sat - 1)) - 1 if p.requant else None,
-                     sat_lo=-(1 << (sat - 1)) if p.requant else None,
-                     add_hi=(1 << (add - 1)) - 1 if p.op == "add" else None,
-                     add_lo=-(1 << (add - 1)) if p.op == "add" else None,
-                     leak=p.leak if lif else None, soft=int(p.soft) if lif else None,
-                     levels=p.levels if p.op == "multispike" else None,
-                     ms_shift=p.ms_shift if p.op == "multispike" else None,
-                     c_base=p.c_base)
-        return d
-
-    @property
-    def desc_words(self):
-        """Memory words per descriptor (one, or ``desc_word_bits`` pieces)."""
-        bits = self.prog.memory.desc_word_bits
-        return -(-self.desc_layout.size // bits) if bits else 1
-
-    @property
-    def desc_word_width(self):
-        return self.prog.memory.desc_word_bits or self.desc_layout.size
-
-    def _desc_init(self):
-        """Descriptor memory words: pass ``i`` at ``i * desc_words``, lowest piece first."""
-        layout = self.desc_layout
-        out = []
-        for i, row in enumerate(self.desc_rows):
-            row = dict(row, last_pass=int(i == len(self.desc_rows) - 1))
-            value = 0
-            for name, field in layout:
-                v = row.get(name, 0)
-                value |= (v & ((1 << field.width) - 1)) << field.offset
-            bits = self.desc_word_width
-            out.extend((value >> (k * bits)) & ((1 << bits) - 1) for k in range(self.desc_words))
-        return out
+def desc_layout(plan):
+    """The descriptor word's layout (:attr:`.plan.EnginePlan.desc_fields`)."""
+    return data.FlexibleLayout(plan.desc_size, {
+        k: data.Field(_shape(f.width, f.signed), f.offset) for k, f in plan.desc_fields.items()})
 
 
 class _Descriptor:
     """The running pass's descriptor: fields of the descriptor register, or constants where
-    every pass of the program agrees (:attr:`EnginePlan.desc_consts`)."""
+    every pass of the program agrees (:attr:`.plan.EnginePlan.desc_consts`)."""
 
-    def __init__(self, view, consts):
-        self._view, self._consts = view, consts
+    def __init__(self, view, plan):
+        self._view = view
+        self._consts = {k: Const(int(f.value), _shape(f.width, f.signed)) for k, f in plan.desc_consts.items()}
 
     def __getattr__(self, name):
         if name in self._consts:
@@ -388,7 +65,7 @@ class _Descriptor:
 
 _PLAN_FIELDS = ("pixel_bits", "logit_bits", "pbs", "pbi", "slot_bits", "row_bits_s", "row_bits_i",
                 "row_bits", "ib", "wb", "mb", "bb", "tb", "ab", "rw", "ow", "pw", "yw", "mw", "uw", "h_base",
-                "hstart", "desc_rows", "desc_layout")
+                "hstart", "desc_rows")
 
 
 class Engine(wiring.Component):
@@ -438,16 +115,12 @@ class Engine(wiring.Component):
         super().__init__(members)
 
     # --- hardware -----------------------------------------------------------------------
-    # Set by one elaboration for the next stage or for the simulation harness to read; each
-    # elaboration starts without them, so a second elaboration builds the same, complete design
-    # (not one that reuses the first elaboration's signals, driven only in the first module).
-    _ELABORATION_STATE = ("_spread_cache", "_pc_onehot", "_pc", "_syn_ra", "_syn_rb", "_drain_write",
-                          "_syn_im_addr", "_syn_active", "debug_smem", "debug_pc", "debug_events")
+    # Elaboration reads nothing it set itself: what one stage passes to another is an argument
+    # or a return value, what the stages share is a new LaneCopies per elaboration, so a second
+    # elaboration builds the same, complete design. The ``debug_*`` members are written at the
+    # end, for the simulation harness only (the last elaboration's memories and registers).
 
     def elaborate(self, platform):
-        for name in self._ELABORATION_STATE:
-            self.__dict__.pop(name, None)
-        self.debug_collided = []
         m = Module()
         prog = self.prog
         P = prog.lanes
@@ -459,7 +132,7 @@ class Engine(wiring.Component):
         # Memories -------------------------------------------------------------------------
         # The image, spike and integer memories never use a read that collided with a write
         # (memories.NO_RW_CHECK; ``poison_collisions`` checks it in simulation).
-        poison, flags = self.poison_collisions, self.debug_collided
+        poison, flags = self.poison_collisions, []
         img_mem = Memory(shape=unsigned(max(1, img.C * self.pixel_bits)), depth=img.N, init=[])
         m.submodules.img_mem = img_mem
         img_w = img_mem.write_port()
@@ -468,20 +141,20 @@ class Engine(wiring.Component):
 
         rows = max(1, prog.spike_rows)
         banks = []
-        self.debug_smem = []
-        for lane in range(P):
+        smems = []
+        for ln in range(P):
             mem = Memory(shape=unsigned(S * sb), depth=rows, init=[])
-            m.submodules[f"smem{lane}"] = mem
-            self.debug_smem.append(mem)
+            m.submodules[f"smem{ln}"] = mem
+            smems.append(mem)
             wp, ra, rb = mem.write_port(granularity=sb), mem.read_port(), mem.read_port()
-            banks.append((wp, PortView(ra, collision_read(m, f"smem{lane}_ra", mem, wp, ra, poison, flags)),
-                           PortView(rb, collision_read(m, f"smem{lane}_rb", mem, wp, rb, poison, flags))))
+            banks.append((wp, PortView(ra, collision_read(m, f"smem{ln}_ra", mem, wp, ra, poison, flags)),
+                           PortView(rb, collision_read(m, f"smem{ln}_rb", mem, wp, rb, poison, flags))))
 
         spram = prog.memory.kind == "spram"
         def gw(lane_width):  # the groups are those of the copies (see _addr_regs)
             return lane_group_widths(prog, lane_width)
 
-        self.debug_imem, im_w, im_a, im_b = int_memory(m, prog, P * ib, primitive=self.spram_primitive,
+        imem, im_w, im_a, im_b = int_memory(m, prog, P * ib, primitive=self.spram_primitive,
                                                        groups=gw(ib), poison=poison, flags=flags)
 
         def pack(values, width):
@@ -520,14 +193,14 @@ class Engine(wiring.Component):
         hst = Array(Const(v, _ubits(max(self.hstart))) for v in self.hstart)
 
         nw, dw = self.plan.desc_words, self.plan.desc_word_width
-        desc_mem = Memory(shape=unsigned(dw), depth=len(self.desc_rows) * nw, init=self.plan._desc_init())
+        desc_mem = Memory(shape=unsigned(dw), depth=len(self.desc_rows) * nw, init=self.plan.desc_init())
         m.submodules.desc_mem = desc_mem
         desc_r = desc_mem.read_port()
         # The descriptor register is a shift register of nw pieces (piece 0 lowest when full);
         # its fields are meaningless while it loads, when no pass runs.
         desc_bits = Signal(nw * dw)
-        desc = _Descriptor(data.View(self.desc_layout, desc_bits[:self.desc_layout.size]),
-                           self.plan.desc_consts)
+        layout = desc_layout(self.plan)
+        desc = _Descriptor(data.View(layout, desc_bits[:layout.size]), self.plan)
         desc_k = Signal(range(nw + 1))
 
         # Default port enables.
@@ -536,7 +209,7 @@ class Engine(wiring.Component):
         m.d.comb += [en.eq(1) for en in wm_r.ens + cm_r.ens]
         m.d.comb += img_r.en.eq(1)
         if spram:  # a bank serves one access per cycle: enable only the ports in use
-            is_syn = desc.kind == _KIND[SYN]
+            is_syn = desc.kind == Kind.SYN
             m.d.comb += [im_a.en.eq(Mux(is_syn, desc.qkv_mode, desc.a_int)),
                          im_b.en.eq(~is_syn & desc.b_used & desc.b_int)]
         else:
@@ -546,10 +219,9 @@ class Engine(wiring.Component):
 
         # Top-level control ------------------------------------------------------------
         pc = Signal(range(len(self.desc_rows) + 1))
-        self.debug_pc = pc
+        lc = LaneCopies(m, self.plan, pc)
         cycle_ctr = Signal(32)
         event_ctr = Signal(32)
-        self.debug_events = event_ctr
         counting = Signal()
         with m.If(counting):
             m.d.sync += cycle_ctr.eq(cycle_ctr + 1)
@@ -610,7 +282,7 @@ class Engine(wiring.Component):
                 m.d.sync += desc_bits.eq(Cat(desc_bits[dw:], desc_r.data) if nw > 1 else desc_r.data)
                 m.next = "START"
             with m.State("START"):
-                with m.If(desc.kind == _KIND[SYN]):
+                with m.If(desc.kind == Kind.SYN):
                     m.d.comb += start_syn.eq(1)
                 with m.Else():
                     m.d.comb += start_ew.eq(1)
@@ -652,20 +324,22 @@ class Engine(wiring.Component):
                         m.next = "IDLE"
 
         if not self.compact:
-            shift_regs, shift_l = self._copy_regs("out_shift", 1)
+            shift_regs, shift_l = lc.copy_regs("out_shift", 1)
             m.d.sync += [r.eq(out_beat) for r in shift_regs] + [out_shifting.eq(out_beat)]
             for j in range(len(logits) - 1):
                 with m.If(shift_l[j % P]):
                     m.d.sync += logits[j].eq(logits[j + 1])
 
-        self._pc = pc
-        self._elab_syn(m, desc, start_syn, syn_done, banks, img_r, im_a, im_w, wm_r, amems, hst,
-                       event_ctr)
-        self._elab_ew(m, desc, start_ew, ew_done, banks, im_a, im_b, im_w, cm_r, logits)
+        syn = self._elab_syn(m, lc, desc, start_syn, syn_done, banks, img_r, im_a, im_w, wm_r, amems, hst,
+                             event_ctr)
+        self._elab_ew(m, lc, desc, start_ew, ew_done, banks, im_a, im_b, im_w, cm_r, logits, syn)
+        # For the simulation harness (simulate.py): the last elaboration's memories and registers.
+        self.debug_smem, self.debug_imem, self.debug_pc, self.debug_events = smems, imem, pc, event_ctr
+        self.debug_collided = flags
         return m
 
     # --- SYN: event-driven accumulation ----------------------------------------------------
-    def _elab_syn(self, m, desc, start, done, banks, img_r, im_a, im_w, wm_r, amems, hst, event_ctr):
+    def _elab_syn(self, m, lc, desc, start, done, banks, img_r, im_a, im_w, wm_r, amems, hst, event_ctr):
         """Generator | read | fetch | FIFO | scan | D0 | D1 | D2 | queue | issue | I | R | A
         (| W in the fast build: ACC_WRITE_REGS).
 
@@ -685,22 +359,14 @@ class Engine(wiring.Component):
         ib, wb, ab = self.ib, self.wb, self.ab
         Rw = self.row_bits
         cmax = S * P
-        syn = [p for p in prog.passes if p.kind == SYN]
-        # Spatial pointer y * Wi + x (negative inside the padding), coordinates, addresses.
-        sp_max = max((p.Hi + p.pad + 1) * (p.Wi + p.pad + 1) for p in syn)
-        spw = _ubits(sp_max) + 1
-        cw_ = _ubits(max(max(p.Hi, p.Wi) + p.pad + max(p.stride, p.kh, p.kw) for p in syn)) + 1
-        rows_w = _ubits(max(prog.spike_rows, prog.image.N, 1))
-        ww = _ubits(max(len(prog.weights), prog.int_words, 1))
-        aww = _ubits(max(p.acc_words for p in syn) - 1)   # accumulator word index
-        # V row address (K^T V passes only; no bits when the program has none).
-        va_w = rows_w if any(p.wsrc == "vrow" for p in syn) else 0
+        pl = self.plan      # widths: EnginePlan._syn_widths
+        spw, cw_, rows_w, ww, aww, va_w = pl.spw, pl.coord_bits, pl.rows_w, pl.ww, pl.aww, pl.va_w
 
         active = Signal()
         # ``active`` for the generator's loop state and for the scan stage: registers of their
         # own (the fast build), each next to the logic it holds, updated like ``active`` below.
-        gen_active = self._flag_copy("syn_gen_active", active)
-        scan_active = self._flag_copy("syn_scan_active", active)
+        gen_active = lc.flag_copy("syn_gen_active", active)
+        scan_active = lc.flag_copy("syn_scan_active", active)
         # Row generator ------------------------------------------------------------------
         t = Signal(len(desc.T))
         oy = Signal(len(desc.Ho))
@@ -725,16 +391,16 @@ class Engine(wiring.Component):
         wb_tt = Signal(ww)           # w_base + tt * t_stride
         wptr = Signal(ww)            # w_base + tap * tap_stride + tt * t_stride
         sa2 = Signal(rows_w)         # tb2 + sp: the V row address (the row address: below)
-        sw = self._pass_const(m, "sw")      # stride * Wi
-        sp00 = self._pass_const(m, "sp00")  # -pad * Wi - pad
-        kw1, kh1, tr1, wo1, ho1, t1, hi1, wi1 = (self._pass_const(m, k) for k in (
+        sw = lc.pass_const("sw")      # stride * Wi
+        sp00 = lc.pass_const("sp00")  # -pad * Wi - pad
+        kw1, kh1, tr1, wo1, ho1, t1, hi1, wi1 = (lc.pass_const(k) for k in (
             "kw1", "kh1", "tr1", "wo1", "ho1", "t1", "hi1", "wi1"))
         inb = (y >= 0) & (y < desc.Hi) & (x >= 0) & (x < desc.Wi)
         # Loop-end flags, registered: each is updated with its counter (no compare chain in
         # front of the generator's enables).
         last_kx, last_ky, last_tr, last_ox, last_oy, last_t = (
             Signal(name=f"last_{k}") for k in ("kx", "ky", "tr", "ox", "oy", "t"))
-        z_kx, z_ky, z_tr, z_ox, z_oy, z_t = (self._pass_const(m, k) for k in (
+        z_kx, z_ky, z_tr, z_ox, z_oy, z_t = (lc.pass_const(k) for k in (
             "z_kx", "z_ky", "z_tr", "z_ox", "z_oy", "z_t"))    # loop of one iteration
         # Last in-grid tap of the position (only read for in-grid taps).
         row_last = last_tr & (last_ky | (y == hi1)) & (last_kx | (x == wi1))
@@ -746,7 +412,7 @@ class Engine(wiring.Component):
         # the FIFO): 3 credits. The fast build reads two cycles after the tap (SYN_READ_REGS:
         # the row address is registered next to the generator before its copies per lane
         # group) and registers the row twice (SYN_FETCH_REGS): 7 credits.
-        NF = 3 + SYN_FETCH_REGS[self.compact] + (0 if self.compact else SYN_READ_REGS)
+        NF = syn_fifo_rows(self.compact)
         fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
         fifo_va = [Signal(va_w, name=f"fifo_va{i}") for i in range(NF)]
         fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
@@ -787,7 +453,7 @@ class Engine(wiring.Component):
         nexts = [(kx, kw1), (ky, kh1), (tr, tr1), (ox, wo1), (oy, ho1), (t, t1)]
         # pen[j]: level j is at its last but one iteration (registered like the end flags).
         pen = [Signal(name=f"pen_{k}") for k in ("kx", "ky", "tr", "ox", "oy", "t")]
-        ones = [self._pass_const(m, k) for k in ("o_kx", "o_ky", "o_tr", "o_ox", "o_oy", "o_t")]
+        ones = [lc.pass_const(k) for k in ("o_kx", "o_ky", "o_tr", "o_ox", "o_oy", "o_t")]
         for j in range(6):
             # When the generator advances, the levels below the stepping one restart (end flag:
             # a loop of one iteration), the stepping level moves on (its end flag is its
@@ -854,13 +520,13 @@ class Engine(wiring.Component):
             # (sums of the generator's registers, not of their next values): the copies per
             # lane group (in ``_elab_ew``, which shares the ports) take them a cycle later, so
             # no generator logic sits in front of a far copy.
-            assert SYN_READ_REGS == 2
-            self._syn_ra = Signal(rows_w, name="syn_ra")
-            m.d.sync += [self._syn_ra.eq(tb + sp), sa2.eq(tb2 + sp)]
+            assert SYN_READ_REGS[False] == 2
+            syn_ra = Signal(rows_w, name="syn_ra")
+            m.d.sync += [syn_ra.eq(tb + sp), sa2.eq(tb2 + sp)]
         else:
             m.d.sync += sa2.eq(tb2_next + sp_next)
         if self.compact:
-            sa_l = self._copies(m, "syn_ra", tb_next + sp_next, rows_w)
+            sa_l = lc.copies("syn_ra", tb_next + sp_next, rows_w)
             for (wp, ra, rb), a in zip(banks, sa_l):
                 m.d.comb += ra.addr.eq(a)
         with m.If(wrap_all):
@@ -903,7 +569,7 @@ class Engine(wiring.Component):
             assert SYN_FETCH_REGS[True] == 0
             f_valid, f_bits, f_va, f_wb, f_last = infl, fetched, infl_va, infl_wb, infl_last
             fetching = []
-            fetched_single = ~_popcount_flags(f_bits)[0]
+            fetched_single = ~popcount_flags(f_bits)[0]
             fetched_rest = Const(0, 0)
         else:
             assert SYN_FETCH_REGS[False] == 2
@@ -913,10 +579,10 @@ class Engine(wiring.Component):
             f_valid, f_bits, f_va, f_wb, f_last = (Signal.like(r, name=r.name.replace("f0", "f1")) for r in f0)
             m.d.sync += [r.eq(v) for r, v in zip((f_valid, f_bits, f_va, f_wb, f_last), f0, strict=True)]
             fetching = [f0[0]]
-            low, anys, twos = _lsb_partials(f0[1])
+            low, anys, twos = lsb_partials(f0[1])
             f1_low, f1_any, f1_two = Signal(len(low)), Signal(len(anys)), Signal(len(twos))
             m.d.sync += [f1_low.eq(low), f1_any.eq(anys), f1_two.eq(twos)]
-            fetched_rest, two = _lsb_combine(f_bits, f1_low, f1_any, f1_two)
+            fetched_rest, two = lsb_combine(f_bits, f1_low, f1_any, f1_two)
             fetched_single = ~two
 
         # Push the fetched row (circular buffer: a pop moves a pointer, not the rows).
@@ -942,7 +608,7 @@ class Engine(wiring.Component):
         e1_on = Signal()           # a row is loaded in ``pending``
         rest = Signal(0 if self.compact else Rw)  # pending less its lowest set bit (registered)
         single = Signal()          # at most one set bit: the row ends with this item (registered)
-        groups = _lsb_groups(pending)   # the index tree's first level, registered in D0
+        groups = lsb_groups(pending)   # the index tree's first level, registered in D0
 
         # Items: an event (channel, plane) or, for a row without events, an empty item; each
         # carries its row's flags. The decode stages D0, D1 and D2 never stall; a queue of NQ
@@ -955,15 +621,15 @@ class Engine(wiring.Component):
         if self.compact:
             m.d.comb += emit.eq(e1_on & d0_en)
         else:
-            NQ = 4
+            NQ = SYN_QUEUE[False]
             held = Signal(range(NQ + 1))
             m.d.comb += [emit.eq(e1_on & (held < NQ)), d0_en.eq(1), d1_en.eq(1), d2_en.eq(1)]
         row_done = emit & single
         with m.If(emit):
             if self.compact:  # the row left has at most one bit iff this one has at most two
-                m.d.sync += [pending.eq(pending & (pending - 1)), single.eq(~_popcount_flags(pending)[1])]
+                m.d.sync += [pending.eq(pending & (pending - 1)), single.eq(~popcount_flags(pending)[1])]
             else:
-                m.d.sync += [pending.eq(rest), rest.eq(rest & (rest - 1)), single.eq(~_popcount_flags(rest)[0])]
+                m.d.sync += [pending.eq(rest), rest.eq(rest & (rest - 1)), single.eq(~popcount_flags(rest)[0])]
         with m.If(row_done):
             m.d.sync += e1_on.eq(0)
         m.d.comb += pop.eq((~e1_on | row_done) & scan_active & (count > 0))
@@ -997,17 +663,17 @@ class Engine(wiring.Component):
             for (ra, rl), (ga, gl) in zip(d0_groups, groups):
                 m.d.sync += [ra.eq(ga), rl.eq(gl)]
         idx = Signal(_ubits(Rw))
-        m.d.comb += idx.eq(_lsb_index(d0_groups))
+        m.d.comb += idx.eq(lsb_index(d0_groups))
         with m.If(d1_en):
             m.d.sync += [d1_valid.eq(d0_valid), d1_ev.eq(d0_ev), d1_idx.eq(idx), d1_row_end.eq(d0_row_end),
                          d1_pos_last.eq(d0_pos_last), d1_wb.eq(d0_wb), d1_va.eq(d0_va)]
-        d1_c = Signal(16)
+        d1_c = Signal(pl.chan_bits)
         m.d.comb += d1_c.eq(Mux(desc.src_img, d1_idx >> self.pbi, d1_idx >> self.pbs))
         d1_b = Mux(desc.src_img, d1_idx & ((1 << self.pbi) - 1), d1_idx & ((1 << self.pbs) - 1))
-        cb = _ubits(cmax)          # channel index bits
+        cb = pl.cb                 # channel index bits
         tw = len(desc.tiles)
         item = data.StructLayout({
-            "ev": 1, "row_end": 1, "pos_last": 1, "b": 8, "lo": cb + 1, "tile": tw, "tile_hi": tw,
+            "ev": 1, "row_end": 1, "pos_last": 1, "b": pl.plane_bits, "lo": cb + 1, "tile": tw, "tile_hi": tw,
             "at_last": 1, "va": va_w,
             "waddr": ww, "word": aww,  # weight word and accumulator word of the current tile
         })
@@ -1017,7 +683,7 @@ class Engine(wiring.Component):
         d2_pos_last = Signal()
         d2_wb = Signal(ww)
         d2_va = Signal(va_w)
-        d2_b = Signal(8)
+        d2_b = Signal(pl.plane_bits)
         d2_lo = Signal(cb + 1)     # first channel of the event's head
         d2_ct = Signal(ww)         # channel * tiles
         with m.If(d2_en):
@@ -1096,13 +762,14 @@ class Engine(wiring.Component):
             m.d.sync += event_ctr.eq(event_ctr + 1)
 
         # Drain engine state.
-        dr_delay = Signal(3)       # the drain's first read waits for the last accumulator write
+        drain_delay = syn_drain_delay(self.compact)  # the timing rule syn_drain
+        dr_delay = Signal(range(drain_delay + 1))  # the drain's first read waits for the last accumulator write
         dr_bank = Signal()
-        dr_word = Signal(16)
-        dr_ptr = Signal(24)        # destination word of the position being drained (dst_base included)
-        dst_ptr = Signal(24)       # destination word of the current position
+        dr_word = Signal(pl.acc_count_bits)
+        dr_ptr = Signal(pl.iw)     # destination word of the position being drained (dst_base included)
+        dst_ptr = Signal(pl.iw)    # destination word of the current position
         dr_wr = Signal()
-        dr_wr_addr = Signal(24)
+        dr_wr_addr = Signal(pl.iw)
         dr_wr_bank = Signal()
 
         # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
@@ -1110,9 +777,9 @@ class Engine(wiring.Component):
         # travels with the event; the lanes are selected in stage I.
         # (The fast build reads a cycle later, from E's registers: stage X below; the copies are
         # in ``_elab_ew``.)
-        self._syn_rb = (e.va, ev_issue)
+        syn_rb = (e.va, ev_issue)
         if self.compact:
-            va_l = self._copies(m, "syn_rb", data.View(item, next_item).va, va_w, en=take)
+            va_l = lc.copies("syn_rb", data.View(item, next_item).va, va_w, en=take)
             for (wp, ra, rb), a in zip(banks, va_l):
                 m.d.comb += rb.addr.eq(a)
         in_head = []
@@ -1129,13 +796,13 @@ class Engine(wiring.Component):
             m.d.comb += wm_r.addr.eq(e.waddr)
         else:
             assert x_regs == 1
-            self._addr_regs(m, "syn_wa", wm_r.addrs, e.waddr)
+            lc.addr_regs("syn_wa", wm_r.addrs, e.waddr)
         syn_im_addr = e.waddr
 
         # Stage X (the fast build): the issued event's fields, registered.
         if x_regs:
             x_valid = Signal()
-            x_b = Signal(8)
+            x_b = Signal(pl.plane_bits)
             x_word = Signal(aww)
             x_bank = Signal()
             x_tile = Signal(len(e_tile))
@@ -1151,12 +818,12 @@ class Engine(wiring.Component):
         # Stage I: the accumulator word is read; the weight lanes (read in E) are registered
         # as read, valid in stage R.
         i_valid = Signal()
-        i_b = Signal(8)
+        i_b = Signal(pl.plane_bits)
         i_word = Signal(aww)
         i_bank = Signal()
         # Lane data registers have no reset: the reset net would otherwise reach every lane.
         i_inh = [Signal(name=f"i_inh{ln}", reset_less=True) for ln in range(P)]
-        i_tile_l = self._copies(m, "i_tile", src_tile, len(e_tile), en=src_valid)
+        i_tile_l = lc.copies("i_tile", src_tile, len(e_tile), en=src_valid)
         i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
         i_wm = [Signal(signed(wb), name=f"i_wm{ln}", reset_less=True) for ln in range(P)]    # weight lanes (ROM)
         i_im = [Signal(signed(ib), name=f"i_im{ln}", reset_less=True) for ln in range(P)]    # weight lanes (Q KV)
@@ -1185,8 +852,8 @@ class Engine(wiring.Component):
         q_v = [Signal(sb, name=f"q_v{ln}", reset_less=True) for ln in range(P)]
         m.d.sync += [q_valid.eq(i_valid), q_word.eq(i_word), q_bank.eq(i_bank)]
         pb = max(self.pbs, self.pbi, 1)
-        q_b_l = self._copies(m, "q_b", i_b[:pb], pb)
-        kv_l, qkv_l = self._spread(m, "kv_mode_l", desc.kv_mode), self._spread(m, "qkv_mode_l", desc.qkv_mode)
+        q_b_l = lc.copies("q_b", i_b[:pb], pb)
+        kv_l, qkv_l = lc.spread("kv_mode_l", desc.kv_mode), lc.spread("qkv_mode_l", desc.qkv_mode)
         m.d.sync += [q_v[ln].eq(i_v[ln]) for ln in range(P)]
         a_valid = Signal()
         a_word = Signal(aww)
@@ -1196,8 +863,8 @@ class Engine(wiring.Component):
         a_acc = [[Signal(signed(ab), name=f"a_acc{k}_{ln}", reset_less=True) for ln in range(P)] for k in range(2)]
         fwd_next = a_valid & (a_bank == q_bank) & (a_word == q_word)
         m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank), a_fwd.eq(fwd_next)]
-        a_bank_l = self._copies(m, "a_bank", q_bank, 1)
-        a_fwd_l = self._copies(m, "a_fwd", fwd_next, 1)
+        a_bank_l = lc.copies("a_bank", q_bank, 1)
+        a_fwd_l = lc.copies("a_fwd", fwd_next, 1)
         if acc_wregs:
             # Stage W (the fast build, ACC_WRITE_REGS): stage A's sum is registered and
             # written a cycle later, so the read in stage I also misses the write of the event
@@ -1207,7 +874,7 @@ class Engine(wiring.Component):
             w_bank = Signal()
             m.d.sync += [w_valid.eq(a_valid), w_word.eq(a_word), w_bank.eq(a_bank)]
             fwd2_next = w_valid & (w_bank == q_bank) & (w_word == q_word)
-            a_fwd2_l = self._copies(m, "a_fwd2", fwd2_next, 1)
+            a_fwd2_l = lc.copies("a_fwd2", fwd2_next, 1)
         for ln in range(P):
             w = Mux(kv_l[ln], q_v[ln], Mux(qkv_l[ln], i_im[ln], i_wm[ln]))
             m.d.sync += a_w[ln].eq(w << q_b_l[ln])
@@ -1231,7 +898,7 @@ class Engine(wiring.Component):
 
         # Drain engine: after three cycles (four in the fast build: the in-flight writes),
         # copy each accumulator word to the integer memory and clear it.
-        dr_clr_addr = Signal(16)
+        dr_clr_addr = Signal(pl.acc_count_bits)
         fin = Signal()             # the pass's last cycle (``active`` clears)
         m.d.sync += dr_wr.eq(0)
         with m.If(dr_busy):
@@ -1251,9 +918,9 @@ class Engine(wiring.Component):
         # own in that cycle.
         dr_left = Signal(len(desc.acc_words) + 2)
         with m.If(pos_end):
-            m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(2 + acc_wregs + x_regs), dr_word.eq(0),
+            m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(drain_delay), dr_word.eq(0),
                          dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words),
-                         dr_left.eq(desc.acc_words + 2 + acc_wregs + x_regs), dr_blk.eq(1)]
+                         dr_left.eq(desc.acc_words + drain_delay), dr_blk.eq(1)]
         with m.Elif(dr_left != 0):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
         rd_now = dr_busy & (dr_delay == 0)   # the drain reads a word in this cycle
@@ -1266,7 +933,7 @@ class Engine(wiring.Component):
             dr_bank_next = Mux(pos_end, bank, dr_bank)
             i_word_next = Mux(src_valid, src_word, i_word)
             for k, (wp, rr, rd) in enumerate(amems):
-                self._addr_regs(m, f"acc_ra{k}", rr.addrs,
+                lc.addr_regs(f"acc_ra{k}", rr.addrs,
                                 Mux(rd_next & (dr_bank_next == k), dr_word_next, i_word_next))
         if self.compact:
             dw_data = Cat(*[Mux(dr_wr_bank, lane(amems[1][2].data, ln, ab),
@@ -1282,11 +949,11 @@ class Engine(wiring.Component):
             # so the EW stage ORs it with its own write data: no select reaches all lanes. The
             # EW stage registers the port's address and enable from the values here (what the
             # drain writes in the next cycle).
-            dw_bank = self._copies(m, "dw_bank", dr_wr_bank, 1)
-            dw_on = self._copies(m, "dw_on", dr_wr & active, 1)
+            dw_bank = lc.copies("dw_bank", dr_wr_bank, 1)
+            dw_on = lc.copies("dw_on", dr_wr & active, 1)
             dw_data = Cat(*[Mux(dw_on[ln], Mux(dw_bank[ln], a_acc[1][ln], a_acc[0][ln]), 0)[:ib]
                             for ln in range(P)])
-            self._drain_write = (dr_wr & active, dr_wr_addr, dw_data)
+            drain_write = (dr_wr & active, dr_wr_addr, dw_data)
         # Accumulator writes: stage A's sums, or the drain clearing the word it read (which
         # wins; never the bank being accumulated).
         for k, (wp, rr, rd) in enumerate(amems):
@@ -1301,12 +968,12 @@ class Engine(wiring.Component):
                 # every block RAM of the bank).
                 clear_next = (rd_now & ~fin & (start | active)
                               & (Mux(rd_now, dr_bank, dr_wr_bank) == k))
-                clear_l = self._copies(m, f"acc_clear{k}", clear_next, 1)
+                clear_l = lc.copies(f"acc_clear{k}", clear_next, 1)
                 wdata = Cat(*(Mux(clear_l[ln], 0, sums[ln]) for ln in range(P)))
                 # (The sums are stage W's: the event now in stage A.)
-                self._addr_regs(m, f"acc_wa{k}", wp.addrs,
+                lc.addr_regs(f"acc_wa{k}", wp.addrs,
                                 Mux(clear_next, Mux(rd_now, dr_word, dr_clr_addr), a_word))
-                self._addr_regs(m, f"acc_we{k}", wp.ens, (a_valid & (a_bank == k)) | clear_next)
+                lc.addr_regs(f"acc_we{k}", wp.ens, (a_valid & (a_bank == k)) | clear_next)
                 m.d.comb += wp.data.eq(wdata)
                 continue
             m.d.comb += [wp.en.eq((a_valid & (a_bank == k)) | clear),
@@ -1339,113 +1006,11 @@ class Engine(wiring.Component):
             if copy is not active:
                 m.d.sync += copy.eq((copy | start) & ~fin)
         m.d.comb += done.eq(done_r)
-        self._syn_im_addr = syn_im_addr
-        self._syn_active = active
-
-    # --- control registers copied per lane group (fast build) ----------------------------
-    @property
-    def _spread_on(self):
-        return not self.compact and self.prog.lanes > LANES_PER_COPY
-
-    def _copy_regs(self, name, shape):
-        """One register per group of :data:`LANES_PER_COPY` lanes in the fast build, one
-        register otherwise; returns (registers, the register of each lane). The caller assigns
-        every register the same value."""
-        P = self.prog.lanes
-        if not self._spread_on:
-            reg = Signal(shape, name=name)
-            return [reg], [reg] * P
-        # No reset on the copies (their sources have one; they follow a cycle later), so the
-        # reset net does not reach every lane group.
-        regs = [Signal(shape, name=f"{name}{COPY_MARK}{g}", reset_less=True)
-                for g in range(-(-P // LANES_PER_COPY))]
-        return regs, [regs[ln // LANES_PER_COPY] for ln in range(P)]
-
-    def _addr_regs(self, m, name, addrs, expr):
-        """Drive a memory port's addresses (one per part, :func:`.memories.bram_ports`: a lane
-        group, or a lane) from registers that take ``expr``: the address pins of a part's
-        memory see that part's register alone (copies, kept apart by synthesis). ``expr`` may
-        be a list, one expression per part (each from that part's lane group's copies)."""
-        if len(addrs) == 1:
-            regs = [Signal(len(addrs[0]), name=name)]
-        else:
-            regs = [Signal(len(addrs[0]), name=f"{name}{COPY_MARK}{g}", reset_less=True)
-                    for g in range(len(addrs))]
-        exprs = expr if isinstance(expr, list) else [expr] * len(regs)
-        m.d.sync += [r.eq(e) for r, e in zip(regs, exprs, strict=True)]
-        m.d.comb += [a.eq(r) for a, r in zip(addrs, regs, strict=True)]
-
-    def _flag_copy(self, name, flag):
-        """In the fast build, a register of its own to be updated exactly like the 1-bit
-        ``flag`` (the caller assigns it the same next value, computed from itself): a
-        high-fanout control flag held next to each block of logic it controls, kept apart by
-        synthesis. Otherwise ``flag`` itself."""
-        if not self._spread_on:
-            return flag
-        return Signal(name=f"{name}{COPY_MARK}")
-
-    def _copies(self, m, name, expr, shape, en=None):
-        """Per-lane views of a register that takes ``expr`` (when ``en``)."""
-        regs, lanes = self._copy_regs(name, shape)
-        stmts = [r.eq(expr) for r in regs]
-        if en is None:
-            m.d.sync += stmts
-        else:
-            with m.If(en):
-                m.d.sync += stmts
-        return lanes
-
-    def _spread(self, m, name, value):
-        """Per-lane views of a pass constant (a descriptor field, a flag): in the fast build a
-        copy per lane group, one cycle late. Pass constants are valid from a pass's START
-        cycle and hold one cycle past its last write, so the copies are exact for every stage
-        from 2 on (the first element reaches stage 2 three cycles after START at the soonest)."""
-        P = self.prog.lanes
-        if isinstance(value, Const) or not self._spread_on:
-            return [value] * P
-        key = ("spread", name)
-        cache = self.__dict__.setdefault("_spread_cache", {})
-        if key not in cache:
-            v = Value.cast(value)
-            cache[key] = self._copies(m, name, v, v.shape())
-        return cache[key]
-
-    def _lane_regs(self, m, name, views):
-        """Per-lane registers taking per-lane ``views`` (of :meth:`_spread` or :meth:`_copies`)
-        a cycle later, in the fast build: a register next to each lane for a value that fans
-        out widely inside it (a shift amount, a mask). Exact for every stage from 3 on, by
-        :meth:`_spread`'s argument with one more cycle."""
-        if not self._spread_on:
-            return views
-        regs = [Signal.like(v, name=f"{name}{COPY_MARK}l{ln}", reset_less=True) for ln, v in enumerate(views)]
-        m.d.sync += [r.eq(v) for r, v in zip(regs, views, strict=True)]
-        return regs
-
-    # --- per-pass constants derived from the descriptor ----------------------------------
-    def _pass_const(self, m, name):
-        """A per-pass constant of :meth:`EnginePlan._pass_consts` (exact, computed in Python):
-        the pass counter decoded one-hot (registered), each bit an OR of the passes that set it
-        (registered). Valid from the pass's START cycle on, like the descriptor."""
-        n = len(self.plan.pass_consts)
-        if not hasattr(self, "_pc_onehot"):
-            self._pc_onehot = Signal(n, name="pc_onehot")
-            m.d.sync += self._pc_onehot.eq(Cat(*(self._pc == i for i in range(n))))
-        values = [row[name] for row in self.plan.pass_consts]
-        lo, hi = min(values + [0]), max(values + [0])
-        shape = signed(bits_for_range(lo, hi)) if lo < 0 else unsigned(_ubits(hi))
-        if len(set(values)) == 1:  # the same in every pass: a constant
-            return Const(values[0], shape)
-        sig = Signal(shape, name=f"pc_{name}")
-        width = Shape.cast(shape).width
-        bits = []
-        for b in range(width):  # bit b: OR of the passes whose value has bit b set
-            terms = [self._pc_onehot[i] for i, v in enumerate(values) if (v >> b) & 1]
-            bits.append(Cat(*terms).any() if terms else Const(0, 1))
-        m.d.sync += sig.eq(Cat(*bits))
-        return sig
+        return dict(ra=None if self.compact else syn_ra, rb=syn_rb, im_addr=syn_im_addr,
+                    drain_write=None if self.compact else drain_write)
 
     # --- EW / RED: element-wise and reduction passes --------------------------------------
-    def _elab_ew(self, m, desc, start, done, banks, im_a, im_b, im_w, cm_r, logits):
+    def _elab_ew(self, m, lc, desc, start, done, banks, im_a, im_b, im_w, cm_r, logits, syn):
         """One element per cycle through a 9-stage pipeline; tiles follow each other without
         a gap, so a pass costs ``tiles * N * T`` issue cycles plus the pipeline depth once.
 
@@ -1471,15 +1036,15 @@ class Engine(wiring.Component):
         ib, mb, bb, tb = self.ib, self.mb, self.bb, self.tb
         ow, pw, yw, mw, uw = self.ow, self.pw, self.yw, self.mw, self.uw
         cw = mb + bb + tb
-        bw = max(ib, sb + 1)                   # operand b: an integer lane or a spike value
-        iw = _ubits(max(1, prog.int_words))    # integer memory word index
-        rw_ = _ubits(max(1, prog.spike_rows))  # spike memory row index
+        bw = self.plan.bw                      # operand b: an integer lane or a spike value
+        iw = self.plan.iw                      # integer memory word index
+        rw_ = self.plan.srow_w                 # spike memory row index
         op = desc.op
 
         # Pass flags, registered from the descriptor (valid from the pass's first cycle); a flag
         # no pass of the program sets is the constant 0, and the logic it enables is not built.
         present = {(p.kind, p.op) for p in prog.passes if p.kind != SYN}
-        is_red = desc.kind == _KIND[RED]
+        is_red = desc.kind == Kind.RED
 
         def flag(name, expr, used):
             if not used:
@@ -1492,21 +1057,21 @@ class Engine(wiring.Component):
             return any(o in present for o in ops)
 
         ew_passes = [p for p in prog.passes if p.kind != SYN]
-        f_red = flag("red", is_red, uses(*((RED, o) for o in _RED_OPS)))
+        f_red = flag("red", is_red, uses(*((RED, o.name.lower()) for o in RedOp)))
         f_rq = flag("rq", desc.requant, any(p.requant for p in ew_passes))
         f_soft = flag("soft", desc.soft, any(p.soft for p in ew_passes))
-        f_lif = flag("lif", (~is_red & (op == _EW_OPS["lif"])) | (is_red & (op == _RED_OPS["mask"])),
+        f_lif = flag("lif", (~is_red & (op == EwOp.LIF)) | (is_red & (op == RedOp.MASK)),
                      uses((EW, "lif"), (RED, "mask")))
-        f_ms = flag("ms", ~is_red & (op == _EW_OPS["multispike"]), uses((EW, "multispike")))
-        f_add = flag("add", ~is_red & (op == _EW_OPS["add"]), uses((EW, "add")))
-        f_and = flag("and", ~is_red & (op == _EW_OPS["and"]), uses((EW, "and")))
-        f_out = flag("out", ~is_red & (op == _EW_OPS["out"]), uses((EW, "out")))
-        f_mask = flag("mask", is_red & (op == _RED_OPS["mask"]), uses((RED, "mask")))
-        f_spk = flag("spk", (is_red & (op == _RED_OPS["mask"])) | (~is_red & (
-            (op == _EW_OPS["lif"]) | (op == _EW_OPS["multispike"]) | (op == _EW_OPS["and"]))),
+        f_ms = flag("ms", ~is_red & (op == EwOp.MULTISPIKE), uses((EW, "multispike")))
+        f_add = flag("add", ~is_red & (op == EwOp.ADD), uses((EW, "add")))
+        f_and = flag("and", ~is_red & (op == EwOp.AND), uses((EW, "and")))
+        f_out = flag("out", ~is_red & (op == EwOp.OUT), uses((EW, "out")))
+        f_mask = flag("mask", is_red & (op == RedOp.MASK), uses((RED, "mask")))
+        f_spk = flag("spk", (is_red & (op == RedOp.MASK)) | (~is_red & (
+            (op == EwOp.LIF) | (op == EwOp.MULTISPIKE) | (op == EwOp.AND))),
             uses((EW, "lif"), (EW, "multispike"), (EW, "and"), (RED, "mask")))
-        nt = self._pass_const(m, "nt")                  # N * tiles
-        smax = max([p.shift for p in prog.passes if p.kind != SYN] + [1])
+        nt = lc.pass_const("nt")                  # N * tiles
+        smax = self.plan.smax
 
         # Stage 0: loops (EW: tile, n, t; RED: tile, t, n) and running pointers.
         active = Signal()
@@ -1514,8 +1079,8 @@ class Engine(wiring.Component):
         m.d.sync += active.eq(active_next)
         # ``active`` for the loop state and for the EW/SYN selects of the memory addresses:
         # registers of their own (the fast build), updated like ``active``.
-        loop_active = self._flag_copy("ew_loop_active", active)
-        sel_active = self._flag_copy("ew_sel_active", active)
+        loop_active = lc.flag_copy("ew_loop_active", active)
+        sel_active = lc.flag_copy("ew_sel_active", active)
         run = Signal()
         tile = Signal(len(desc.tiles))
         n = Signal(len(desc.N))
@@ -1526,10 +1091,10 @@ class Engine(wiring.Component):
         bi = Signal(rw_)   # spike row of operand b: t * b_rows + (n, or 0 when broadcast)
         tbr = Signal(rw_)  # RED: t * b_rows
         ti = Signal(iw)    # RED: t * tiles + tile (pool output word)
-        n1, t1, tiles1 = (self._pass_const(m, k) for k in ("n1", "t1", "tiles1"))
+        n1, t1, tiles1 = (lc.pass_const(k) for k in ("n1", "t1", "tiles1"))
         # End flags (counter == limit) and last-but-one flags, registered and updated with
         # their counters; one-iteration and two-iteration limits are pass constants.
-        z_n, z_t, z_tile, o_n, o_t, o_tile = (self._pass_const(m, k) for k in (
+        z_n, z_t, z_tile, o_n, o_t, o_tile = (lc.pass_const(k) for k in (
             "ez_n", "ez_t", "ez_tile", "eo_n", "eo_t", "eo_tile"))
         last_n, last_t, last_tile, pen_n, pen_t, pen_tile = (
             Signal(name=f"ew_{k}") for k in ("last_n", "last_t", "last_tile", "pen_n", "pen_t", "pen_tile"))
@@ -1589,31 +1154,31 @@ class Engine(wiring.Component):
         # The spike banks' read addresses, and whether this engine owns the ports (``active``),
         # a copy per lane group.
         if self.compact:
-            a_spk = self._copies(m, "ew_a_spk", desc.a_base + si_next, rw_)
-            b_spk = self._copies(m, "ew_b_spk", desc.b_base + bi_next, rw_)
-            owns = self._copies(m, "ew_owns", active_next, 1)
+            a_spk = lc.copies("ew_a_spk", desc.a_base + si_next, rw_)
+            b_spk = lc.copies("ew_b_spk", desc.b_base + bi_next, rw_)
+            owns = lc.copies("ew_owns", active_next, 1)
             for ln, (wp, ra, rb) in enumerate(banks):
                 with m.If(owns[ln]):
                     m.d.comb += [ra.addr.eq(a_spk[ln]), rb.addr.eq(b_spk[ln])]
             with m.If(active):
                 m.d.comb += [im_a.addr.eq(a_int), im_b.addr.eq(b_int)]
             with m.Else():
-                m.d.comb += im_a.addr.eq(self._syn_im_addr)
+                m.d.comb += im_a.addr.eq(syn["im_addr"])
             m.d.comb += cm_r.addr.eq(c_adr)
         else:
             assert EW_ADDR_REGS[False] == 1
-            self._addr_regs(m, "ew_c_adr_l", cm_r.addrs, c_adr)
-            self._addr_regs(m, "ew_b_int_l", im_b.addrs, b_int)
-            self._addr_regs(m, "im_ra", im_a.addrs, Mux(sel_active, a_int, self._syn_im_addr))
+            lc.addr_regs("ew_c_adr_l", cm_r.addrs, c_adr)
+            lc.addr_regs("ew_b_int_l", im_b.addrs, b_int)
+            lc.addr_regs("im_ra", im_a.addrs, Mux(sel_active, a_int, syn["im_addr"]))
             # The EW/SYN select sits before the registers, so a bank's address pins see a
             # register alone. Port B holds the SYN V row between issues (it is read only for
             # the event issued last).
             aw = len(banks[0][1].addr)
             ew_ra, ew_rb = Signal(aw, name="ew_spk_ra"), Signal(aw, name="ew_spk_rb")
             m.d.sync += [ew_ra.eq(desc.a_base + si_next), ew_rb.eq(desc.b_base + bi_next)]
-            ra_l = self._copies(m, "bank_ra", Mux(sel_active, ew_ra, self._syn_ra), aw)
-            rb_regs, rb_l = self._copy_regs("bank_rb", aw)
-            syn_va, syn_issue = self._syn_rb
+            ra_l = lc.copies("bank_ra", Mux(sel_active, ew_ra, syn["ra"]), aw)
+            rb_regs, rb_l = lc.copy_regs("bank_rb", aw)
+            syn_va, syn_issue = syn["rb"]
             with m.If(sel_active):
                 m.d.sync += [r.eq(ew_rb) for r in rb_regs]
             with m.Elif(syn_issue):
@@ -1646,14 +1211,14 @@ class Engine(wiring.Component):
         ctl_cache = {}
 
         def ctl_lanes(k):
-            if not self._spread_on:
+            if not lc.spread_on:
                 return [ctl_at(k)] * P
             if k not in ctl_cache:
-                ctl_cache[k] = self._copies(m, f"ew_c{k}", ctl_at(k - 1), ctl)
+                ctl_cache[k] = lc.copies(f"ew_c{k}", ctl_at(k - 1), ctl)
             return ctl_cache[k]
 
         def spread(name, value):
-            return self._spread(m, f"ew_{name}", value)
+            return lc.spread(f"ew_{name}", value)
 
         # Stages 1..9 each end in a register in the fast build (stage 9: the memory write
         # port inputs); the compact build keeps only those of stages 2, 3 (the RED running
@@ -1725,9 +1290,9 @@ class Engine(wiring.Component):
             ("mask_l", f_mask), ("red_l", f_red), ("rq_l", f_rq), ("out_l", f_out)))
         # (A register per lane for the addend's selects and rounding term: they reach every bit
         # of the lane's adder.)
-        l_rq_a, l_out_a = self._lane_regs(m, "ew_rq_a", l_rq), self._lane_regs(m, "ew_out_a", l_out)
-        l_rnd = self._lane_regs(m, "ew_rnd_l", self._copies(
-            m, "ew_rnd", (Const(1, pw) << desc.shift) >> 1, unsigned(smax)))  # 2^(shift-1)
+        l_rq_a, l_out_a = lc.lane_regs("ew_rq_a", l_rq), lc.lane_regs("ew_out_a", l_out)
+        l_rnd = lc.lane_regs("ew_rnd_l", lc.copies(
+            "ew_rnd", (Const(1, pw) << desc.shift) >> 1, unsigned(smax)))  # 2^(shift-1)
         opnd = per_lane("ew_opnd", signed(ow))
         mult2 = per_lane("ew_mult2_", signed(mb))
         adw = max(bb, smax + 1) + 1
@@ -1769,7 +1334,7 @@ class Engine(wiring.Component):
         for ln in range(P):
             put(5, z[ln].eq(Mux(l_rq[ln], prod[ln], raw[ln]) + addend3[ln]))
         # Stage 6: arithmetic shift (shift is 0 without requantization).
-        l_shift = self._lane_regs(m, "ew_shift_ln", spread("shift_l", desc.shift))  # the shifter's selects
+        l_shift = lc.lane_regs("ew_shift_ln", spread("shift_l", desc.shift))  # the shifter's selects
         sh = per_lane("ew_sh", signed(pw))
         for ln in range(P):
             put(6, sh[ln].eq(z[ln] >> l_shift[ln]))
@@ -1777,7 +1342,7 @@ class Engine(wiring.Component):
         # equal, i.e. sh & mask is 0 or mask, where mask = sat_lo = -2^(sat_bits-1).
         y = per_lane("ew_y", signed(yw))
         sat_lo, sat_hi = spread("sat_lo_l", desc.sat_lo), spread("sat_hi_l", desc.sat_hi)
-        sat_mask = self._lane_regs(m, "ew_sat_mask_l", self._copies(m, "ew_sat_mask", desc.sat_lo, signed(pw)))
+        sat_mask = lc.lane_regs("ew_sat_mask_l", lc.copies("ew_sat_mask", desc.sat_lo, signed(pw)))
         for ln in range(P):
             hi_bits = sh[ln] & sat_mask[ln]
             fits = (hi_bits == 0) | (hi_bits == sat_mask[ln])
@@ -1785,7 +1350,7 @@ class Engine(wiring.Component):
         # Stage 8: values that feed the neuron stage.
         theta7 = carry("ew_theta7", theta1, unsigned(tb), cyc_in[8] - cyc[1])
         b7 = carry("ew_b7", opb, signed(bw), cyc_in[8] - cyc[2])
-        l_ms_rnd = self._copies(m, "ew_ms_rnd", (Const(1, yw + 1) << desc.ms_shift) >> 1, unsigned(yw + 1))
+        l_ms_rnd = lc.copies("ew_ms_rnd", (Const(1, yw + 1) << desc.ms_shift) >> 1, unsigned(yw + 1))
         ymt = per_lane("ew_ymt", signed(max(yw, tb + 1) + 1))
         y8 = per_lane("ew_y8", signed(yw))
         yadd = per_lane("ew_yadd", signed(max(yw, bw) + 1))
@@ -1808,7 +1373,7 @@ class Engine(wiring.Component):
             ("lif_l", f_lif), ("soft_l", f_soft), ("ms_l", f_ms), ("and_l", f_and), ("add_l", f_add),
             ("spk_l", f_spk)))
         add_lo, add_hi = spread("add_lo_l", desc.add_lo), spread("add_hi_l", desc.add_hi)
-        add_mask = self._copies(m, "ew_add_mask", desc.add_lo, signed(len(yadd[0])))
+        add_mask = lc.copies("ew_add_mask", desc.add_lo, signed(len(yadd[0])))
         l_dst, l_C = spread("dst_l", desc.dst_base), spread("C_l", desc.C)
         out_int = []
         for ln in range(P):
@@ -1859,12 +1424,12 @@ class Engine(wiring.Component):
             r_data = [Signal(ib, name=f"ew_iw_data{ln}", reset_less=True) for ln in range(P)]
             m.d.sync += [r.eq(Mux(c9[ln].valid & c9[ln].wr & ~l_out[ln] & ~l_spk[ln], out_int[ln], 0))
                          for ln, r in enumerate(r_data)]
-            dw_en_next, dw_addr_next, dw_data = self._drain_write
+            dw_en_next, dw_addr_next, dw_data = syn["drain_write"]
             step = P // len(im_w.addrs)          # lanes per part: part g's first lane is g * step
             firsts = range(0, P, step)
-            self._addr_regs(m, "im_wa", im_w.addrs,
+            lc.addr_regs("im_wa", im_w.addrs,
                             [Mux(iw_en_of(ln), iw_addr_of(ln), dw_addr_next) for ln in firsts])
-            self._addr_regs(m, "im_we", im_w.ens, [iw_en_of(ln) | dw_en_next for ln in firsts])
+            lc.addr_regs("im_we", im_w.ens, [iw_en_of(ln) | dw_en_next for ln in firsts])
             m.d.comb += im_w.data.eq(Cat(*r_data) | dw_data)
         else:
             with m.If(iw_en):

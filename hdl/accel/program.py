@@ -22,7 +22,7 @@ import numpy as np
 from ...graph import bits_for_range, infer
 
 __all__ = ["Pass", "Program", "MemoryMap", "compile_model", "MappingError", "SYN", "EW", "RED",
-           "SPRAM_WORDS", "SPRAM_BITS"]
+           "SPRAM_WORDS", "SPRAM_BITS", "int_lane_bits", "weight_lane_bits"]
 
 SYN, EW, RED = "syn", "ew", "red"
 
@@ -34,6 +34,17 @@ class MappingError(ValueError):
 # One iCE40UP5K single-port RAM (SB_SPRAM256KA): 16,384 words of 16 bits, not initialisable.
 SPRAM_WORDS = 16384
 SPRAM_BITS = 16
+
+
+def int_lane_bits(widths):
+    """The engine's integer (and accumulator) lane width for a program's ``widths``: one bit
+    more than the integer values need."""
+    return widths["int"] + 1
+
+
+def weight_lane_bits(widths):
+    """The engine's weight lane width for a program's ``widths``."""
+    return max(widths["weight"], 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,8 +166,7 @@ class Program:
         if self.memory.kind != "spram":
             raise ValueError("weight_image: this program keeps its weights in block RAM "
                              "(initialised by the bitstream); nothing to load")
-        from .engine import EnginePlan  # the lane width of the engine's weight words
-        wb = EnginePlan(self).wb
+        wb = weight_lane_bits(self.widths)
         pack, P = self.memory.weight_pack, self.lanes
         out = np.zeros(self.memory.weight_words, np.uint16)
         mask = (1 << wb) - 1
@@ -362,7 +372,7 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
     consts_arr = np.array(consts, np.int64).reshape(-1, P, 3) if consts else np.zeros((0, P, 3), np.int64)
     weights_arr = np.array(weights, np.int64).reshape(-1, P) if weights else np.zeros((0, P), np.int64)
     widths = dict(
-        weight=bits_for_range(int(min(weights_arr.min(initial=0), 0)), int(max(weights_arr.max(initial=0), 0))),
+        weight=_weight_bits(model, weights_arr),
         int=bits_for_range(int_lo, int_hi),
         mult=bits_for_range(int(consts_arr[..., 0].min(initial=0)), int(consts_arr[..., 0].max(initial=1))),
         bias=bits_for_range(int(consts_arr[..., 1].min(initial=0)), int(consts_arr[..., 1].max(initial=0))),
@@ -387,6 +397,19 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
                    classes=model.head.attrs["classes"], compact=bool(compact))
 
 
+def _weight_bits(model, weights):
+    """The weight lane width: the widest ``weight_bits`` the model file declares for the
+    weights in the weight memory (conv and head nodes), checked against the weights."""
+    declared = [int(n.attrs["weight_bits"]) for n in model.nodes if n.op in ("conv", "head")]
+    bits = max(declared, default=2)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    w_lo, w_hi = int(weights.min(initial=0)), int(weights.max(initial=0))
+    if w_lo < lo or w_hi > hi:
+        raise MappingError(f"weights span {w_lo}..{w_hi}, outside the declared weight_bits={bits} "
+                           f"range {lo}..{hi}")
+    return bits
+
+
 def _attach_requant(p, conv, add_consts, C, theta):
     """Operand ``a`` of an EW pass is a raw convolution accumulator: requantize it on read."""
     if conv is None:
@@ -401,8 +424,8 @@ def _attach_requant(p, conv, add_consts, C, theta):
 def _memory_map(memory, P, widths, weight_words, sprams):
     if memory == "bram":
         return MemoryMap()
-    ib = widths["int"] + 1                 # the engine's integer lane width (EnginePlan.ib)
-    wb = max(widths["weight"], 2)          # and its weight lane width (EnginePlan.wb)
+    ib = int_lane_bits(widths)
+    wb = weight_lane_bits(widths)
     if P * wb > SPRAM_BITS:
         raise MappingError(
             f"SPRAM mapping: a weight word of {P} lanes x {wb} bits is {P * wb} bits, wider than "
