@@ -13,7 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .lanes import COPY_MARK, LaneCopies, lane
+from .lanes import COPY_ATTR, COPY_MARK, LaneCopies, lane
 from .lsb import lsb_combine, lsb_groups, lsb_index, lsb_partials, popcount_flags
 from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
 from .plan import CONST_LOGIC_DEPTH, LANES_PER_COPY, EnginePlan, EwOp, Kind, RedOp, const_parts, lane_group_widths
@@ -24,7 +24,7 @@ from .program import EW, RED, SPRAM_BITS, SPRAM_WORDS, SYN
 from .timing import (ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, PRODUCT_LATENCY,
                      SYN_FETCH_REGS, SYN_ISSUE_REGS, SYN_QUEUE, SYN_READ_REGS, syn_drain_delay, syn_fifo_rows)
 
-__all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_MARK",
+__all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_ATTR", "COPY_MARK",
            "lane_group_widths", "const_parts", "CONST_LOGIC_DEPTH"]
 
 

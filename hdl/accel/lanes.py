@@ -3,8 +3,10 @@
 With many lanes, a control register that every lane reads would drive hundreds of LUTs spread
 over the die. The fast build gives each group of :data:`.plan.LANES_PER_COPY` lanes its own
 copy of such a register; synthesis must not merge the copies back into one (they have the
-same input), so each copy carries :data:`COPY_MARK` in its name (boards/build.py keeps the
-marked registers).
+same input), so each copy carries the signal attribute :data:`COPY_ATTR`, which the board
+flow turns into Yosys's ``keep`` on the registers that drive it (boards/build.py,
+``KEEP_COPIES``). Their names end in :data:`COPY_MARK` and a group number, for people reading
+a netlist.
 
 :class:`LaneCopies` holds what one elaboration of the engine shares between its stages (the
 module, the copies of pass constants made so far, the pass counter decoded one-hot): a new
@@ -15,11 +17,19 @@ from amaranth.hdl import Cat, Const, Shape, Signal, Value, signed, unsigned
 
 from .plan import LANES_PER_COPY
 
-__all__ = ["COPY_MARK", "LaneCopies", "lane"]
+__all__ = ["COPY_ATTR", "COPY_MARK", "LaneCopies", "lane", "copy_signal"]
 
-#: Part of the name of every such copy: synthesis keeps them apart (boards/build.py), where it
-#: would otherwise merge registers with the same input into one.
+#: The attribute (value 1) of every such copy: synthesis keeps the copies apart
+#: (boards/build.py), where it would otherwise merge registers with the same input into one.
+COPY_ATTR = "spikeforge_copy"
+#: Part of the name of every copy (for reading a netlist; the flow matches the attribute).
 COPY_MARK = "__rep"
+
+
+def copy_signal(shape, name, **kwargs):
+    """A signal that is a copy of a register: named with :data:`COPY_MARK`, marked with
+    :data:`COPY_ATTR` (``name`` already carries the mark and the copy's number)."""
+    return Signal(shape, name=name, attrs={COPY_ATTR: 1}, **kwargs)
 
 
 def lane(word, i, width):
@@ -49,7 +59,7 @@ class LaneCopies:
             return [reg], [reg] * P
         # No reset on the copies (their sources have one; they follow a cycle later), so the
         # reset net does not reach every lane group.
-        regs = [Signal(shape, name=f"{name}{COPY_MARK}{g}", reset_less=True)
+        regs = [copy_signal(shape, f"{name}{COPY_MARK}{g}", reset_less=True)
                 for g in range(-(-P // LANES_PER_COPY))]
         return regs, [regs[ln // LANES_PER_COPY] for ln in range(P)]
 
@@ -62,7 +72,7 @@ class LaneCopies:
         if len(addrs) == 1:
             regs = [Signal(len(addrs[0]), name=name)]
         else:
-            regs = [Signal(len(addrs[0]), name=f"{name}{COPY_MARK}{g}", reset_less=True)
+            regs = [copy_signal(len(addrs[0]), f"{name}{COPY_MARK}{g}", reset_less=True)
                     for g in range(len(addrs))]
         exprs = expr if isinstance(expr, list) else [expr] * len(regs)
         m.d.sync += [r.eq(e) for r, e in zip(regs, exprs, strict=True)]
@@ -75,7 +85,7 @@ class LaneCopies:
         synthesis. Otherwise ``flag`` itself."""
         if not self.spread_on:
             return flag
-        return Signal(name=f"{name}{COPY_MARK}")
+        return copy_signal(1, f"{name}{COPY_MARK}")
 
     def copies(self, name, expr, shape, en=None):
         """Per-lane views of a register that takes ``expr`` (when ``en``)."""
@@ -108,7 +118,8 @@ class LaneCopies:
         :meth:`spread`'s argument with one more cycle."""
         if not self.spread_on:
             return views
-        regs = [Signal.like(v, name=f"{name}{COPY_MARK}l{ln}", reset_less=True) for ln, v in enumerate(views)]
+        regs = [copy_signal(Value.cast(v).shape(), f"{name}{COPY_MARK}l{ln}", reset_less=True)
+                for ln, v in enumerate(views)]
         self.m.d.sync += [r.eq(v) for r, v in zip(regs, views, strict=True)]
         return regs
 
