@@ -21,8 +21,7 @@ from .plan import log2 as _log2
 from .plan import ubits as _ubits
 from .product import DSP_OPERAND_BITS, RegisteredProduct
 from .program import EW, RED, SPRAM_BITS, SPRAM_WORDS, SYN
-from .timing import (ACC_WRITE_REGS, EW_ADDR_REGS, EW_MULT_REGS, EW_READ_REGS, EW_REGISTERED, PRODUCT_LATENCY,
-                     SYN_FETCH_REGS, SYN_ISSUE_REGS, SYN_QUEUE, SYN_READ_REGS, syn_drain_delay, syn_fifo_rows)
+from .timing import PRODUCT_LATENCY, build_of
 
 __all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_ATTR", "COPY_MARK",
            "lane_group_widths", "const_parts", "CONST_LOGIC_DEPTH"]
@@ -101,7 +100,7 @@ class Engine(wiring.Component):
         self.mult_primitive = mult_primitive
         self.poison_collisions = poison_collisions
         self.debug_collided = []
-        self.compact = program.compact
+        self.build = build_of(program)   # the fast or the compact build's options
         for name in _PLAN_FIELDS:
             setattr(self, name, getattr(self.plan, name))
         members = {
@@ -186,7 +185,7 @@ class Engine(wiring.Component):
             # Block RAM in the fast build: as distributed RAM (a few words of P lanes), its
             # write enable reached hundreds of LUT RAMs over the die (the 32-lane ECP5 path).
             _, (wp, rp) = bram_ports(m, f"amem{k}", acc_depth, P * ab, [], 1, True, gw(ab),
-                                     attrs={} if self.compact else {"ram_style": "block"},
+                                     attrs={"ram_style": "block"} if self.build.acc_block_ram else {},
                                      transparent=True)
             amems.append((wp, rp, rp))
 
@@ -315,7 +314,7 @@ class Engine(wiring.Component):
                 with m.If(self.result.valid & self.result.ready):
                     m.d.comb += out_beat.eq(1)
                     m.d.sync += out_idx.eq(out_idx + 1)
-                    if self.compact:
+                    if not self.build.logit_shift_regs:
                         m.d.sync += [logits[j].eq(logits[j + 1]) for j in range(len(logits) - 1)]
                     m.d.sync += gt.eq(Mux(upd, logits[1] > cur, logits[1] > best))
                     with m.If(~is_class & upd):
@@ -323,7 +322,7 @@ class Engine(wiring.Component):
                     with m.If(is_class):
                         m.next = "IDLE"
 
-        if not self.compact:
+        if self.build.logit_shift_regs:
             shift_regs, shift_l = lc.copy_regs("out_shift", 1)
             m.d.sync += [r.eq(out_beat) for r in shift_regs] + [out_shifting.eq(out_beat)]
             for j in range(len(logits) - 1):
@@ -341,7 +340,7 @@ class Engine(wiring.Component):
     # --- SYN: event-driven accumulation ----------------------------------------------------
     def _elab_syn(self, m, lc, desc, start, done, banks, img_r, im_a, im_w, wm_r, amems, hst, event_ctr):
         """Generator | read | fetch | FIFO | scan | D0 | D1 | D2 | queue | issue | I | R | A
-        (| W in the fast build: ACC_WRITE_REGS).
+        (| W in the fast build: Build.acc_write_regs).
 
         The generator walks (t, y', x', t_rows, ky, kx) one tap per cycle with running
         pointers (no multiplier): the read address is a time base plus a spatial pointer. The
@@ -353,8 +352,9 @@ class Engine(wiring.Component):
         """
         prog = self.prog
         P = prog.lanes
-        acc_wregs = ACC_WRITE_REGS[self.compact]
-        x_regs = SYN_ISSUE_REGS[self.compact]
+        b = self.build
+        acc_wregs = b.acc_write_regs
+        x_regs = b.syn_issue_regs
         S, sb = prog.spike_slots, self.slot_bits
         ib, wb, ab = self.ib, self.wb, self.ab
         Rw = self.row_bits
@@ -409,10 +409,10 @@ class Engine(wiring.Component):
         # read, fetch registers, FIFO, pop seen a cycle later), so the generator never waits
         # for the scan stage's decision of the same cycle. The compact build reads in the
         # tap's cycle and has no fetch register (the row goes from the block RAM output into
-        # the FIFO): 3 credits. The fast build reads two cycles after the tap (SYN_READ_REGS:
+        # the FIFO): 3 credits. The fast build reads two cycles after the tap (Build.syn_read_regs:
         # the row address is registered next to the generator before its copies per lane
-        # group) and registers the row twice (SYN_FETCH_REGS): 7 credits.
-        NF = syn_fifo_rows(self.compact)
+        # group) and registers the row twice (Build.syn_fetch_regs): 7 credits.
+        NF = b.syn_fifo_rows()
         fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
         fifo_va = [Signal(va_w, name=f"fifo_va{i}") for i in range(NF)]
         fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
@@ -420,7 +420,7 @@ class Engine(wiring.Component):
         fifo_single = [Signal(name=f"fifo_single{i}") for i in range(NF)]  # at most one set bit
         # Less the lowest bit (the fast build's scan loop has no carry chain; the compact one
         # computes it in the loop).
-        fifo_rest = [Signal(0 if self.compact else Rw, name=f"fifo_rest{i}") for i in range(NF)]
+        fifo_rest = [Signal(Rw if b.syn_fetch_regs else 0, name=f"fifo_rest{i}") for i in range(NF)]
         count = Signal(range(NF + 1))
         infl = Signal()
         infl_wb = Signal(ww)
@@ -434,10 +434,10 @@ class Engine(wiring.Component):
         m.d.comb += issue.eq(can_issue & inb)
         # Read addresses (spike banks port A: event rows; port B: V rows).
         # (Assigned below, a copy per lane group: the address reaches every bank's LUTs.)
-        if self.compact:
+        if not b.syn_read_regs:
             m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
         else:
-            img_ra = Signal.like(img_r.addr, name="img_ra")  # read SYN_READ_REGS cycles after the issue
+            img_ra = Signal.like(img_r.addr, name="img_ra")  # read Build.syn_read_regs cycles after the issue
             img_ra2 = Signal.like(img_r.addr, name="img_ra2")
             m.d.sync += [img_ra.eq(sp), img_ra2.eq(img_ra)]
             m.d.comb += img_r.addr.eq(img_ra2)
@@ -515,17 +515,17 @@ class Engine(wiring.Component):
         sel(wb_tt, 2, desc.w_base, [(c2, wb_tt + desc.t_stride), (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
         sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
                                    (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
-        if not self.compact:
+        if b.syn_read_regs:
             # The row addresses of the generator's tap, registered here a cycle after the tap
             # (sums of the generator's registers, not of their next values): the copies per
             # lane group (in ``_elab_ew``, which shares the ports) take them a cycle later, so
             # no generator logic sits in front of a far copy.
-            assert SYN_READ_REGS[False] == 2
+            assert b.syn_read_regs == 2
             syn_ra = Signal(rows_w, name="syn_ra")
             m.d.sync += [syn_ra.eq(tb + sp), sa2.eq(tb2 + sp)]
         else:
             m.d.sync += sa2.eq(tb2_next + sp_next)
-        if self.compact:
+        if not b.syn_read_regs:
             sa_l = lc.copies("syn_ra", tb_next + sp_next, rows_w)
             for (wp, ra, rb), a in zip(banks, sa_l):
                 m.d.comb += ra.addr.eq(a)
@@ -534,11 +534,11 @@ class Engine(wiring.Component):
         m.d.sync += infl.eq(issue)
         with m.If(issue):
             m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last)]
-            if self.compact:
+            if not b.syn_read_regs:
                 m.d.sync += infl_va.eq(sa2[:va_w])
         rd_on = infl               # the read of an issued row: its data is valid a cycle later
-        if not self.compact:
-            # The issued row's flags wait for its read (SYN_READ_REGS cycles); its V row address
+        if b.syn_read_regs:
+            # The issued row's flags wait for its read (Build.syn_read_regs cycles); its V row address
             # joins them from ``sa2`` a cycle after the issue.
             infl2, infl2_wb, infl2_last = Signal(name="infl2"), Signal(ww), Signal()
             rd_on, rd_wb, rd_last, rd_va = Signal(name="rd_on"), Signal(ww), Signal(), Signal(va_w)
@@ -560,19 +560,18 @@ class Engine(wiring.Component):
         # The row is pushed into the FIFO with the row less its lowest set bit and an 'at most
         # one set bit' flag, so that the scan stage never waits on a carry chain or a count
         # tree. The compact build pushes the block RAM output itself, with the flag but not
-        # the rest. The fast build registers the fetched row twice (SYN_FETCH_REGS): first
+        # the rest. The fast build registers the fetched row twice (Build.syn_fetch_regs): first
         # next to the memories that hold its bits (the block RAM output multiplexers end
         # there), then with the first half of the rest and the flag (per 4 bits: the OR of the
         # bits below each bit, whether any and whether two are set), so that each half is a
         # few LUT levels.
-        if self.compact:
-            assert SYN_FETCH_REGS[True] == 0
+        if not b.syn_fetch_regs:
             f_valid, f_bits, f_va, f_wb, f_last = infl, fetched, infl_va, infl_wb, infl_last
             fetching = []
             fetched_single = ~popcount_flags(f_bits)[0]
             fetched_rest = Const(0, 0)
         else:
-            assert SYN_FETCH_REGS[False] == 2
+            assert b.syn_fetch_regs == 2
             f0 = (Signal(name="f0_valid"), Signal(Rw, name="f0_bits"), Signal(va_w, name="f0_va"),
                   Signal(ww, name="f0_wb"), Signal(name="f0_last"))
             m.d.sync += [r.eq(v) for r, v in zip(f0, (rd_on, fetched, rd_va, rd_wb, rd_last), strict=True)]
@@ -606,7 +605,7 @@ class Engine(wiring.Component):
         e1_wb = Signal(ww)
         e1_last = Signal()
         e1_on = Signal()           # a row is loaded in ``pending``
-        rest = Signal(0 if self.compact else Rw)  # pending less its lowest set bit (registered)
+        rest = Signal(Rw if b.syn_fetch_regs else 0)  # pending less its lowest set bit (registered)
         single = Signal()          # at most one set bit: the row ends with this item (registered)
         groups = lsb_groups(pending)   # the index tree's first level, registered in D0
 
@@ -618,15 +617,15 @@ class Engine(wiring.Component):
         # Stage enables: the fast build's decode stages never stall; the compact build has no
         # queue, its decode stages hold while the next one is full (a ready chain from E).
         d0_en, d1_en, d2_en = Signal(), Signal(), Signal()
-        if self.compact:
+        if not b.syn_queue:
             m.d.comb += emit.eq(e1_on & d0_en)
         else:
-            NQ = SYN_QUEUE[False]
+            NQ = b.syn_queue
             held = Signal(range(NQ + 1))
             m.d.comb += [emit.eq(e1_on & (held < NQ)), d0_en.eq(1), d1_en.eq(1), d2_en.eq(1)]
         row_done = emit & single
         with m.If(emit):
-            if self.compact:  # the row left has at most one bit iff this one has at most two
+            if not b.syn_fetch_regs:  # the row left has at most one bit iff this one has at most two
                 m.d.sync += [pending.eq(pending & (pending - 1)), single.eq(~popcount_flags(pending)[1])]
             else:
                 m.d.sync += [pending.eq(rest), rest.eq(rest & (rest - 1)), single.eq(~popcount_flags(rest)[0])]
@@ -720,7 +719,7 @@ class Engine(wiring.Component):
         m.d.comb += pos_end.eq(e_go & e_final)
         e_ready = ~e_valid | (~stall & e.at_last)
         take = Signal()
-        if self.compact:
+        if not b.syn_queue:
             m.d.comb += [take.eq(e_ready & d2_valid),
                          d2_en.eq(~d2_valid | take), d1_en.eq(~d1_valid | d2_en), d0_en.eq(~d0_valid | d1_en)]
             next_item = d2_item
@@ -762,7 +761,7 @@ class Engine(wiring.Component):
             m.d.sync += event_ctr.eq(event_ctr + 1)
 
         # Drain engine state.
-        drain_delay = syn_drain_delay(self.compact)  # the timing rule syn_drain
+        drain_delay = b.syn_drain_delay()  # the timing rule syn_drain
         dr_delay = Signal(range(drain_delay + 1))  # the drain's first read waits for the last accumulator write
         dr_bank = Signal()
         dr_word = Signal(pl.acc_count_bits)
@@ -778,7 +777,7 @@ class Engine(wiring.Component):
         # (The fast build reads a cycle later, from E's registers: stage X below; the copies are
         # in ``_elab_ew``.)
         syn_rb = (e.va, ev_issue)
-        if self.compact:
+        if not x_regs:
             va_l = lc.copies("syn_rb", data.View(item, next_item).va, va_w, en=take)
             for (wp, ra, rb), a in zip(banks, va_l):
                 m.d.comb += rb.addr.eq(a)
@@ -788,11 +787,11 @@ class Engine(wiring.Component):
             in_head.append((ch >= e_lo) & (ch < e_lo + desc.hd))
 
         # The weight word is read as the event issues (its address is a register of E). In the
-        # fast build (stage X, SYN_ISSUE_REGS) registers per lane group take E's register, and
+        # fast build (stage X, Build.syn_issue_regs) registers per lane group take E's register, and
         # the reads happen a cycle after the issue: no issue logic (``take``, the queue, the
         # decode adders) in front of a far copy. The integer memory's port A reads the same
         # address (Q/KV weights; its copies are in ``_elab_ew``).
-        if self.compact:
+        if not x_regs:
             m.d.comb += wm_r.addr.eq(e.waddr)
         else:
             assert x_regs == 1
@@ -834,7 +833,7 @@ class Engine(wiring.Component):
         for ln in range(P):
             slots = Array(banks[ln][2].data[s * sb:(s + 1) * sb] for s in range(S))
             m.d.comb += i_v[ln].eq(Mux(i_inh[ln], slots[i_tile_l[ln]], 0))
-        if self.compact:
+        if not b.lane_copies:
             for k, (wp, rr, rd) in enumerate(amems):
                 m.d.comb += rr.addr.eq(i_word)
         for ln in range(P):
@@ -866,7 +865,7 @@ class Engine(wiring.Component):
         a_bank_l = lc.copies("a_bank", q_bank, 1)
         a_fwd_l = lc.copies("a_fwd", fwd_next, 1)
         if acc_wregs:
-            # Stage W (the fast build, ACC_WRITE_REGS): stage A's sum is registered and
+            # Stage W (the fast build, Build.acc_write_regs): stage A's sum is registered and
             # written a cycle later, so the read in stage I also misses the write of the event
             # two ahead (in stage W while this one is in stage R): ``fwd2`` takes its sum.
             w_valid = Signal()
@@ -905,7 +904,7 @@ class Engine(wiring.Component):
             with m.If(dr_delay != 0):
                 m.d.sync += dr_delay.eq(dr_delay - 1)
             with m.Else():
-                if self.compact:
+                if not b.lane_copies:
                     for k, (wp, rr, rd) in enumerate(amems):
                         with m.If(dr_bank == k):
                             m.d.comb += rd.addr.eq(dr_word)
@@ -924,7 +923,7 @@ class Engine(wiring.Component):
         with m.Elif(dr_left != 0):
             m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
         rd_now = dr_busy & (dr_delay == 0)   # the drain reads a word in this cycle
-        if not self.compact:
+        if b.lane_copies:
             # A bank's read address (the drain's word while the drain reads the bank, else
             # stage I's word) in registers per lane group, from the next values of the drain
             # state above (``pos_end`` wins) and of ``i_word``.
@@ -935,7 +934,7 @@ class Engine(wiring.Component):
             for k, (wp, rr, rd) in enumerate(amems):
                 lc.addr_regs(f"acc_ra{k}", rr.addrs,
                                 Mux(rd_next & (dr_bank_next == k), dr_word_next, i_word_next))
-        if self.compact:
+        if not b.int_write_regs:
             dw_data = Cat(*[Mux(dr_wr_bank, lane(amems[1][2].data, ln, ab),
                                 lane(amems[0][2].data, ln, ab))[:ib] for ln in range(P)])
             with m.If(dr_wr & active):
@@ -958,7 +957,7 @@ class Engine(wiring.Component):
         # wins; never the bank being accumulated).
         for k, (wp, rr, rd) in enumerate(amems):
             clear = dr_wr & active & (dr_wr_bank == k)
-            if self.compact:
+            if not b.lane_copies:
                 wdata = Cat(*sums)
             else:
                 # Each lane's data is 0 under a copy of the clear flag: no select reaches all
@@ -1006,8 +1005,8 @@ class Engine(wiring.Component):
             if copy is not active:
                 m.d.sync += copy.eq((copy | start) & ~fin)
         m.d.comb += done.eq(done_r)
-        return dict(ra=None if self.compact else syn_ra, rb=syn_rb, im_addr=syn_im_addr,
-                    drain_write=None if self.compact else drain_write)
+        return dict(ra=syn_ra if b.syn_read_regs else None, rb=syn_rb, im_addr=syn_im_addr,
+                    drain_write=drain_write if b.int_write_regs else None)
 
     # --- EW / RED: element-wise and reduction passes --------------------------------------
     def _elab_ew(self, m, lc, desc, start, done, banks, im_a, im_b, im_w, cm_r, logits, syn):
@@ -1144,7 +1143,7 @@ class Engine(wiring.Component):
         sel(ti, [(red_mid, ti + desc.tiles), (s_tile, tile + 1)])
         tile_next = Mux(init, 0, Mux(s_tile, tile + 1, tile))
         # Memory addresses, registered from the next pointer values.
-        # The fast build registers them again (EW_ADDR_REGS) in a copy per lane group (each
+        # The fast build registers them again (Build.ew_addr_regs) in a copy per lane group (each
         # group's memories see their own), with the select between the EW and SYN addresses
         # of a shared port in front of the copies: the addresses are a cycle later.
         a_int, b_int = Signal(iw, name="ew_a_int"), Signal(iw, name="ew_b_int")
@@ -1153,7 +1152,8 @@ class Engine(wiring.Component):
                      c_adr.eq(desc.c_base + tile_next)]
         # The spike banks' read addresses, and whether this engine owns the ports (``active``),
         # a copy per lane group.
-        if self.compact:
+        b = self.build
+        if not b.ew_addr_regs:
             a_spk = lc.copies("ew_a_spk", desc.a_base + si_next, rw_)
             b_spk = lc.copies("ew_b_spk", desc.b_base + bi_next, rw_)
             owns = lc.copies("ew_owns", active_next, 1)
@@ -1166,7 +1166,7 @@ class Engine(wiring.Component):
                 m.d.comb += im_a.addr.eq(syn["im_addr"])
             m.d.comb += cm_r.addr.eq(c_adr)
         else:
-            assert EW_ADDR_REGS[False] == 1
+            assert b.ew_addr_regs == 1
             lc.addr_regs("ew_c_adr_l", cm_r.addrs, c_adr)
             lc.addr_regs("ew_b_int_l", im_b.addrs, b_int)
             lc.addr_regs("im_ra", im_a.addrs, Mux(sel_active, a_int, syn["im_addr"]))
@@ -1222,12 +1222,12 @@ class Engine(wiring.Component):
 
         # Stages 1..9 each end in a register in the fast build (stage 9: the memory write
         # port inputs); the compact build keeps only those of stages 2, 3 (the RED running
-        # sum), 4 (the product), 5 and 7 (execute.EW_REGISTERED, which also gives the timing
+        # sum), 4 (the product), 5 and 7 (Build.ew_registered, which also gives the timing
         # rule).
-        registered = {k: k in EW_REGISTERED[self.compact] for k in range(1, 10)}
-        mult_regs, read_regs = EW_MULT_REGS[self.compact], EW_READ_REGS[self.compact]
+        registered = {k: k in b.ew_registered for k in range(1, 10)}
+        mult_regs, read_regs = b.ew_mult_regs, b.ew_read_regs
         # cyc[k]: the cycle (after issue) in which stage k's outputs are valid (0: the reads)
-        cyc = {0: 1 + EW_ADDR_REGS[self.compact]}
+        cyc = {0: 1 + b.ew_addr_regs}
         for k in range(1, 9):
             cyc[k] = cyc[k - 1] + registered[k] + {4: mult_regs, 1: read_regs}.get(k, 0)
         cyc_in = {k: cyc[k - 1] for k in range(1, 10)}
@@ -1255,7 +1255,7 @@ class Engine(wiring.Component):
         raw_ia, raw_ib = per_lane("ew_ria", signed(ib)), per_lane("ew_rib", signed(ib))
         mult1, bias1, theta1 = per_lane("ew_mult", signed(mb)), per_lane("ew_bias", signed(bb)), \
             per_lane("ew_theta", unsigned(tb))
-        # The fast build registers the words once more (EW_READ_REGS): a block RAM column
+        # The fast build registers the words once more (Build.ew_read_regs): a block RAM column
         # can be far from the lanes it feeds, after 5.8 ns of clock-to-out on the ECP5.
         words = carry("ew_cword", [cm_r.data[ln * cw:(ln + 1) * cw] for ln in range(P)], cw, read_regs)
         rd_sa = carry("ew_rdsa", [banks[ln][1].data for ln in range(P)], S * sb, read_regs)
@@ -1312,10 +1312,10 @@ class Engine(wiring.Component):
         if mult_regs:
             # The fast build registers the multiplier's operands and its product once more,
             # so the registers can sit next to the DSP column: the route to and from a far
-            # lane is a path of its own (EW_MULT_REGS).
+            # lane is a path of its own (Build.ew_mult_regs).
             # Those two registers are the multiplier's (RegisteredProduct: the ECP5's DSP
             # block's own with ``mult_primitive``).
-            assert EW_MULT_REGS[False] == PRODUCT_LATENCY
+            assert b.ew_mult_regs == PRODUCT_LATENCY
             prim = self.mult_primitive and max(ow, mb) <= DSP_OPERAND_BITS
             m_p = []
             for ln in range(P):

@@ -16,6 +16,7 @@ one per elaboration, so that elaborating twice builds the same design.
 from amaranth.hdl import Cat, Const, Shape, Signal, Value, signed, unsigned
 
 from .plan import LANES_PER_COPY
+from .timing import build_of
 
 __all__ = ["COPY_ATTR", "COPY_MARK", "LaneCopies", "lane", "copy_signal"]
 
@@ -45,7 +46,7 @@ class LaneCopies:
     def __init__(self, m, plan, pc):
         self.m, self.plan, self.pc = m, plan, pc
         self.P = plan.prog.lanes
-        self.spread_on = not plan.prog.compact and self.P > LANES_PER_COPY
+        self.spread_on = build_of(plan.prog).lane_copies and self.P > LANES_PER_COPY
         self._spread_cache = {}
         self._pc_onehot = None
 

@@ -12,6 +12,7 @@ from collections import Counter
 
 from ...graph import bits_for_range
 from .program import EW, RED, SYN, int_lane_bits, weight_lane_bits
+from .timing import build_of
 
 __all__ = ["EnginePlan", "Kind", "EwOp", "RedOp", "DescField", "ubits", "log2", "LANES_PER_COPY",
            "CONST_LOGIC_DEPTH", "const_parts", "lane_group_widths"]
@@ -39,7 +40,7 @@ def lane_group_widths(program, lane_width):
     built for ``program`` splits its memories (the fast build with block RAM and lane-group
     copies: a memory per group, addressed by the group's copies), else ``None``."""
     P = program.lanes
-    if program.compact or P <= LANES_PER_COPY or program.memory.kind != "bram":
+    if not build_of(program).lane_copies or P <= LANES_PER_COPY or program.memory.kind != "bram":
         return None
     return [min(LANES_PER_COPY, P - lo) * lane_width for lo in range(0, P, LANES_PER_COPY)]
 

@@ -51,16 +51,29 @@ def test_executor_reads_the_timing_module():
     """The executor's cycle model and the engine's pipelines read one set of rules."""
     assert execute.timing_of is timing.timing_of
     prog = compile_model(random_model(1, channels=8), 1, compact=True)
-    assert timing.timing_of(prog) is timing.TIMING_COMPACT
-    for compact in (False, True):
-        rules = timing.TIMING_COMPACT if compact else timing.TIMING
-        assert rules["syn_drain"] == timing.syn_drain_delay(compact)
-        assert rules["ew_latency"] == timing.ew_write_cycle(compact) - 2
+    assert timing.timing_of(prog) is timing.TIMING_COMPACT and timing.build_of(prog) is timing.COMPACT
+    for build, rules in ((timing.FAST, timing.TIMING), (timing.COMPACT, timing.TIMING_COMPACT)):
+        assert rules == build.rules()
+        assert rules["syn_drain"] == build.syn_drain_delay()
+        assert rules["ew_latency"] == build.ew_write_cycle() - 2
     # the figures the shipped model's cycle counts rest on
     assert (timing.TIMING["syn_drain"], timing.TIMING["syn_drain_tail"], timing.TIMING["ew_latency"]) == (4, 11, 12)
     assert (timing.TIMING_COMPACT["syn_drain"], timing.TIMING_COMPACT["syn_drain_tail"],
             timing.TIMING_COMPACT["ew_latency"]) == (2, 7, 4)
-    assert (timing.syn_fifo_rows(False), timing.syn_fifo_rows(True)) == (7, 3)
+    assert (timing.FAST.syn_fifo_rows(), timing.COMPACT.syn_fifo_rows()) == (7, 3)
+
+
+def test_builds_are_one_frozen_parameter_object():
+    """The engine reads its build's options from one Build, not from Program.compact."""
+    from spikeforge.hdl.accel.engine import Engine
+
+    assert dataclasses.is_dataclass(timing.Build)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        timing.FAST.syn_queue = 2
+    for name in ("engine.py", "lanes.py", "plan.py"):
+        assert ".compact" not in (ACCEL / name).read_text(), name
+    prog = compile_model(random_model(1, channels=8), 2)
+    assert Engine(prog).build is timing.FAST
 
 
 def test_declared_weight_bits_set_the_weight_lane():
