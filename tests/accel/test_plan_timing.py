@@ -14,7 +14,7 @@ from spikeforge.hdl.accel.program import MappingError, _weight_bits, compile_mod
 
 ACCEL = pathlib.Path(plan.__file__).parent
 #: L1 modules of hdl/accel/ and the gateware (L2) modules they must not import.
-L1 = ("plan.py", "timing.py", "program.py")
+L1 = ("plan.py", "timing.py", "program.py", "placement.py")
 L2 = {"engine", "memories", "lanes", "lsb", "product", "simulate", "generate"}
 
 
