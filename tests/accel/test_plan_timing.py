@@ -133,3 +133,9 @@ def test_elaboration_keeps_no_state_on_the_engine():
     assert added <= {"debug_smem", "debug_imem", "debug_pc", "debug_events"}, added
     assert not hasattr(Engine, "_ELABORATION_STATE")
     assert rtlil.convert(engine, name="engine") == first
+
+
+def test_no_accelerator_module_is_over_400_lines():
+    """One concept per module (issue 19): the engine's stages live in modules of their own."""
+    long = {p.name: n for p in ACCEL.glob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
