@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Cat, Mux, Signal, signed
 from amaranth.lib import data
 
 from .lanes import lane
+from .timing import FAST
 
 __all__ = ["syn_accumulate"]
 
@@ -29,13 +30,14 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     va_w = pl.va_w
     # Drain engine state.
     drain_delay = b.syn_drain_delay()  # the timing rule syn_drain
-    dr_delay = Signal(range(drain_delay + 1))  # the drain's first read waits for the last accumulator write
+    # the drain's first read waits for the last accumulator write (sized for the longest delay)
+    dr_delay = Signal(range(FAST.syn_drain_delay() + 1))
     dr_bank = Signal()
-    dr_word = Signal(pl.acc_count_bits)
-    dr_ptr = Signal(pl.iw)     # destination word of the position being drained (dst_base included)
-    dst_ptr = Signal(pl.iw)    # destination word of the current position
+    dr_word = Signal(pl.count_bits)
+    dr_ptr = Signal(pl.addr_bits)  # destination word of the position being drained (dst_base included)
+    dst_ptr = Signal(pl.addr_bits) # destination word of the current position
     dr_wr = Signal()
-    dr_wr_addr = Signal(pl.iw)
+    dr_wr_addr = Signal(pl.addr_bits)
     dr_wr_bank = Signal()
 
     # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
@@ -68,7 +70,7 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     # Stage X (the fast build): the issued event's fields, registered.
     if x_regs:
         x_valid = Signal()
-        x_b = Signal(pl.plane_bits)
+        x_b = Signal(pl.plane_field_bits)
         x_word = Signal(aww)
         x_bank = Signal()
         x_tile = Signal(len(e_tile))
@@ -84,7 +86,7 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     # Stage I: the accumulator word is read; the weight lanes (read in E) are registered
     # as read, valid in stage R.
     i_valid = Signal()
-    i_b = Signal(pl.plane_bits)
+    i_b = Signal(pl.plane_field_bits)
     i_word = Signal(aww)
     i_bank = Signal()
     # Lane data registers have no reset: the reset net would otherwise reach every lane.
@@ -164,7 +166,7 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
 
     # Drain engine: after three cycles (four in the fast build: the in-flight writes),
     # copy each accumulator word to the integer memory and clear it.
-    dr_clr_addr = Signal(pl.acc_count_bits)
+    dr_clr_addr = Signal(pl.count_bits)
     fin = Signal()             # the pass's last cycle (``active`` clears)
     m.d.sync += dr_wr.eq(0)
     with m.If(dr_busy):
@@ -186,7 +188,7 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     with m.If(pos_end):
         m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(drain_delay), dr_word.eq(0),
                      dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words),
-                     dr_left.eq(desc.acc_words + drain_delay), dr_blk.eq(1)]
+                     dr_left.eq(desc.acc_words + 2 + acc_wregs + x_regs), dr_blk.eq(1)]
     with m.Elif(dr_left != 0):
         m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
     rd_now = dr_busy & (dr_delay == 0)   # the drain reads a word in this cycle

@@ -90,13 +90,13 @@ def syn_scan(eng, m, desc, count, event_ctr, fifo_bits, fifo_last, fifo_rest, fi
     with m.If(d1_en):
         m.d.sync += [d1_valid.eq(d0_valid), d1_ev.eq(d0_ev), d1_idx.eq(idx), d1_row_end.eq(d0_row_end),
                      d1_pos_last.eq(d0_pos_last), d1_wb.eq(d0_wb), d1_va.eq(d0_va)]
-    d1_c = Signal(pl.chan_bits)
+    d1_c = Signal(pl.count_bits)
     m.d.comb += d1_c.eq(Mux(desc.src_img, d1_idx >> eng.pbi, d1_idx >> eng.pbs))
     d1_b = Mux(desc.src_img, d1_idx & ((1 << eng.pbi) - 1), d1_idx & ((1 << eng.pbs) - 1))
     cb = pl.cb                 # channel index bits
     tw = len(desc.tiles)
     item = data.StructLayout({
-        "ev": 1, "row_end": 1, "pos_last": 1, "b": pl.plane_bits, "lo": cb + 1, "tile": tw, "tile_hi": tw,
+        "ev": 1, "row_end": 1, "pos_last": 1, "b": pl.plane_field_bits, "lo": cb + 1, "tile": tw, "tile_hi": tw,
         "at_last": 1, "va": va_w,
         "waddr": ww, "word": aww,  # weight word and accumulator word of the current tile
     })
@@ -106,7 +106,7 @@ def syn_scan(eng, m, desc, count, event_ctr, fifo_bits, fifo_last, fifo_rest, fi
     d2_pos_last = Signal()
     d2_wb = Signal(ww)
     d2_va = Signal(va_w)
-    d2_b = Signal(pl.plane_bits)
+    d2_b = Signal(pl.plane_field_bits)
     d2_lo = Signal(cb + 1)     # first channel of the event's head
     d2_ct = Signal(ww)         # channel * tiles
     with m.If(d2_en):
