@@ -8,7 +8,7 @@ logits followed by the class on ``result``. ``cycles`` and ``events`` hold the c
 counts of the last image.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -19,6 +19,7 @@ from .memories import PortView, bram_ports, collision_read, int_memory, weight_m
 from .plan import CONST_LOGIC_DEPTH, LANES_PER_COPY, EnginePlan, Kind, const_parts, lane_group_widths
 from .plan import ubits as _ubits
 from .program import SPRAM_BITS, SPRAM_WORDS, SYN
+from .sequencer import sequencer
 from .syn import elaborate_syn
 from .timing import build_of
 
@@ -119,13 +120,18 @@ class Engine(wiring.Component):
     # end, for the simulation harness only (the last elaboration's memories and registers).
 
     def elaborate(self, platform):
-        m = Module()
         prog = self.prog
         P = prog.lanes
         img = prog.image
-        S, sb = prog.spike_slots, self.slot_bits
-        ib, wb, mb, bb, tb, ab = self.ib, self.wb, self.mb, self.bb, self.tb, self.ab
-        K = prog.classes
+        S = prog.spike_slots
+        sb = self.slot_bits
+        ib = self.ib
+        wb = self.wb
+        mb = self.mb
+        bb = self.bb
+        tb = self.tb
+        ab = self.ab
+        m = Module()
 
         # Memories -------------------------------------------------------------------------
         # The image, spike and integer memories never use a read that collided with a write
@@ -215,118 +221,13 @@ class Engine(wiring.Component):
         for wp, rr, rd in amems:
             m.d.comb += [en.eq(1) for en in rr.ens]
 
-        # Top-level control ------------------------------------------------------------
-        pc = Signal(range(len(self.desc_rows) + 1))
+        pc = Signal(range(len(self.desc_rows) + 1))   # the running pass
         lc = LaneCopies(m, self.plan, pc)
-        cycle_ctr = Signal(32)
-        event_ctr = Signal(32)
-        counting = Signal()
-        with m.If(counting):
-            m.d.sync += cycle_ctr.eq(cycle_ctr + 1)
 
-        pix_idx = Signal(range(img.N * img.C + 1))
-        pix_word = Signal(max(1, img.C * self.pixel_bits))
-        pix_ch = Signal(range(img.C + 1))
-
-        # A shift register: the out pass (T = N = 1, tiles in order) shifts P logits in at the
-        # top per tile, the OUT state shifts one out at the bottom per beat (no K-way decode).
-        n_logits = -(-K // prog.lanes) * prog.lanes
-        logits = [Signal(signed(self.logit_bits), name=f"logit{j}") for j in range(n_logits)]
-        out_idx = Signal(range(K + 1))
-        best = Signal(signed(self.logit_bits))
-        best_idx = Signal(range(max(2, K)))
-        gt = Signal()
-        out_beat = Signal()        # a result beat in this cycle
-        out_shifting = Signal()    # the fast build shifts the logits after a beat
-
-        start_syn = Signal()
-        start_ew = Signal()
-        syn_done = Signal()
-        ew_done = Signal()
-
-        with m.FSM(name="top"):
-            with m.State("IDLE"):
-                m.d.comb += self.pixels.ready.eq(1)
-                if wm_load is not None:
-                    m.d.comb += [self.weights.ready.eq(1), wm_load.en.eq(self.weights.valid),
-                                 wm_load.addr.eq(self.weights.payload.addr),
-                                 wm_load.data.eq(self.weights.payload.data)]
-                with m.If(self.pixels.valid):
-                    if img.C == 1:
-                        word = self.pixels.payload
-                    else:
-                        word = Cat(pix_word[self.pixel_bits:], self.pixels.payload)
-                    m.d.sync += pix_word.eq(word)
-                    last_ch = (pix_ch == img.C - 1)
-                    m.d.sync += pix_ch.eq(Mux(last_ch, 0, pix_ch + 1))
-                    with m.If(last_ch):
-                        m.d.comb += [img_w.en.eq(1), img_w.addr.eq(pix_idx // img.C), img_w.data.eq(word)]
-                    m.d.sync += pix_idx.eq(pix_idx + 1)
-                    with m.If(pix_idx == img.N * img.C - 1):
-                        m.d.sync += [pix_idx.eq(0), pc.eq(0), cycle_ctr.eq(0), event_ctr.eq(0),
-                                     counting.eq(1), desc_k.eq(0)]
-                        m.next = "DESC"
-            # The descriptor: nw memory words, read one per cycle (pass setup: nw + 2 cycles).
-            with m.State("DESC"):
-                m.d.comb += [desc_r.addr.eq(pc * nw + desc_k), desc_r.en.eq(1)]
-                m.d.sync += desc_k.eq(desc_k + 1)
-                if nw > 1:
-                    with m.If(desc_k != 0):
-                        m.d.sync += desc_bits.eq(Cat(desc_bits[dw:], desc_r.data))
-                with m.If(desc_k == nw - 1):
-                    m.next = "DESC2"
-            with m.State("DESC2"):
-                m.d.sync += desc_k.eq(0)
-                m.d.sync += desc_bits.eq(Cat(desc_bits[dw:], desc_r.data) if nw > 1 else desc_r.data)
-                m.next = "START"
-            with m.State("START"):
-                with m.If(desc.kind == Kind.SYN):
-                    m.d.comb += start_syn.eq(1)
-                with m.Else():
-                    m.d.comb += start_ew.eq(1)
-                m.next = "RUN"
-            with m.State("RUN"):
-                with m.If(syn_done | ew_done):
-                    with m.If(desc.last_pass):
-                        m.d.sync += [out_idx.eq(0), counting.eq(0), self.cycles.eq(cycle_ctr + 1),
-                                     self.events.eq(event_ctr)]
-                        m.next = "OUT"
-                    with m.Else():
-                        m.d.sync += pc.eq(pc + 1)
-                        m.next = "DESC"
-            with m.State("OUT"):
-                # The logits shift down one place per beat: the current one is always logit0
-                # (no K-way multiplexer in front of the argmax comparison). The fast build
-                # shifts a cycle after the beat, under each lane group's copy of the beat (one
-                # enable would reach every logit register), and offers no beat meanwhile.
-                is_class = out_idx == K
-                cur = logits[0]
-                m.d.comb += [
-                    self.result.valid.eq(~out_shifting),
-                    self.result.payload.value.eq(Mux(is_class, best_idx, cur)),
-                    self.result.payload.last.eq(is_class),
-                ]
-                # ``gt``: logit0 beats the best so far, decided a beat ahead (both candidates
-                # for the next best are compared with logit1), so no comparator sits in front of
-                # the update.
-                upd = (out_idx == 0) | gt
-                with m.If(self.result.valid & self.result.ready):
-                    m.d.comb += out_beat.eq(1)
-                    m.d.sync += out_idx.eq(out_idx + 1)
-                    if not self.build.logit_shift_regs:
-                        m.d.sync += [logits[j].eq(logits[j + 1]) for j in range(len(logits) - 1)]
-                    m.d.sync += gt.eq(Mux(upd, logits[1] > cur, logits[1] > best))
-                    with m.If(~is_class & upd):
-                        m.d.sync += [best.eq(cur), best_idx.eq(out_idx)]
-                    with m.If(is_class):
-                        m.next = "IDLE"
-
-        if self.build.logit_shift_regs:
-            shift_regs, shift_l = lc.copy_regs("out_shift", 1)
-            m.d.sync += [r.eq(out_beat) for r in shift_regs] + [out_shifting.eq(out_beat)]
-            for j in range(len(logits) - 1):
-                with m.If(shift_l[j % P]):
-                    m.d.sync += logits[j].eq(logits[j + 1])
+        seq = sequencer(eng=self, m=m, lc=lc, desc=desc, desc_bits=desc_bits, desc_k=desc_k, desc_r=desc_r, dw=dw,
+                        img_w=img_w, nw=nw, pc=pc, wm_load=wm_load)
+        event_ctr, logits = seq["event_ctr"], seq["logits"]
+        start_syn, syn_done, start_ew, ew_done = seq["start_syn"], seq["syn_done"], seq["start_ew"], seq["ew_done"]
 
         syn = elaborate_syn(self, m, lc, desc, start_syn, syn_done, banks, img_r, im_a, im_w, wm_r, amems, hst,
                              event_ctr)
