@@ -30,9 +30,9 @@ def elaborate_ew(eng, m, lc, desc, start, done, banks, im_a, im_b, im_w, cm_r, l
     ===== =====================================================================
     """
     s0 = ew_loops(eng=eng, m=m, lc=lc, desc=desc, banks=banks, cm_r=cm_r, im_a=im_a, im_b=im_b, syn=syn)
-    ew_lanes(eng=eng, m=m, lc=lc, desc=desc, active=s0["active"], active_next=s0["active_next"], b=s0["b"],
+    ew_lanes(eng=eng, m=m, lc=lc, desc=desc, active=s0["active"], active_next=s0["active_next"],
              banks=banks, cm_r=cm_r, ctl_at=s0["ctl_at"], ctl_lanes=s0["ctl_lanes"], done=done, f_add=s0["f_add"],
              f_and=s0["f_and"], f_lif=s0["f_lif"], f_mask=s0["f_mask"], f_ms=s0["f_ms"], f_out=s0["f_out"],
              f_red=s0["f_red"], f_rq=s0["f_rq"], f_soft=s0["f_soft"], f_spk=s0["f_spk"], im_a=im_a, im_b=im_b,
              im_w=im_w, logits=logits, loop_active=s0["loop_active"], run=s0["run"], sel_active=s0["sel_active"],
-             smax=s0["smax"], spread=s0["spread"], start=start, syn=syn)
+             spread=s0["spread"], start=start, syn=syn)

@@ -9,11 +9,13 @@ from .timing import PRODUCT_LATENCY
 __all__ = ["ew_lanes"]
 
 
-def ew_lanes(eng, m, lc, desc, active, active_next, b, banks, cm_r, ctl_at, ctl_lanes, done, f_add, f_and, f_lif,
+def ew_lanes(eng, m, lc, desc, active, active_next, banks, cm_r, ctl_at, ctl_lanes, done, f_add, f_and, f_lif,
              f_mask, f_ms, f_out, f_red, f_rq, f_soft, f_spk, im_a, im_b, im_w, logits, loop_active, run, sel_active,
-             smax, spread, start, syn):
+             spread, start, syn):
     """EW/RED stages 1..9 per lane: operands, requantization, neuron, memory writes, and the
     pass's done (see :func:`.ew.elaborate_ew`)."""
+    b = eng.build
+    smax = eng.plan.smax
     prog = eng.prog
     P = prog.lanes
     S = prog.spike_slots

@@ -49,7 +49,6 @@ def ew_loops(eng, m, lc, desc, banks, cm_r, im_a, im_b, syn):
         (op == EwOp.LIF) | (op == EwOp.MULTISPIKE) | (op == EwOp.AND))),
         uses((EW, "lif"), (EW, "multispike"), (EW, "and"), (RED, "mask")))
     nt = lc.pass_const("nt")                  # N * tiles
-    smax = eng.plan.smax
 
     # Stage 0: loops (EW: tile, n, t; RED: tile, t, n) and running pointers.
     active = Signal()
@@ -198,7 +197,7 @@ def ew_loops(eng, m, lc, desc, banks, cm_r, im_a, im_b, syn):
 
     def spread(name, value):
         return lc.spread(f"ew_{name}", value)
-    return dict(active=active, active_next=active_next, b=b, ctl_at=ctl_at, ctl_lanes=ctl_lanes, f_add=f_add,
+    return dict(active=active, active_next=active_next, ctl_at=ctl_at, ctl_lanes=ctl_lanes, f_add=f_add,
                 f_and=f_and, f_lif=f_lif, f_mask=f_mask, f_ms=f_ms, f_out=f_out, f_red=f_red, f_rq=f_rq,
-                f_soft=f_soft, f_spk=f_spk, loop_active=loop_active, run=run, sel_active=sel_active, smax=smax,
+                f_soft=f_soft, f_spk=f_spk, loop_active=loop_active, run=run, sel_active=sel_active,
                 spread=spread)
