@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from ..devices import DEVICES, LINK_LOGIC, get_target
-from ..hdl.accel.engine import COPY_MARK
+from ..hdl.accel.engine import COPY_ATTR
 from ..hdl.accel.report import analyze, fit
 from ..modelfile import atomic_write
 from ..toolchain import ToolNotFound, find_tool
@@ -93,11 +93,12 @@ def _refuse_misfit(analysis, target, lanes):
             + "a larger board (ulx3s-85f); nothing was synthesized")
 
 
-#: Yosys command that keeps the engine's per-lane-group copies of control registers
-#: (hdl/accel/engine.py, COPY_MARK) apart: they have the same input, and Yosys would merge
-#: them back into one register of full fan-out. Two steps back from the copy's wire: a copy
-#: that drives a memory port is an alias of the port's address wire, which its FF drives.
-KEEP_COPIES = f"setattr -set keep 1 w:*{COPY_MARK}* %ci2 c:* %i"
+#: Yosys command that keeps the engine's per-lane-group copies of control registers (the wires
+#: with the attribute hdl/accel/lanes.py COPY_ATTR) apart: they have the same input, and Yosys
+#: would merge them back into one register of full fan-out. Two steps back from the copy's
+#: wire: a copy that drives a memory port is an alias of the port's address wire, which its FF
+#: drives.
+KEEP_COPIES = f"setattr -set keep 1 a:{COPY_ATTR} %ci2 c:* %i"
 
 
 #: How far past the requested clock nextpnr aims, per family. router2 stops once its own

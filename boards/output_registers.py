@@ -4,7 +4,7 @@ Yosys maps every ECP5 block RAM read port with its outputs unregistered (``REGMO
 the data leaves the DP16KD about 5.8 ns after the clock (speed grade 6), and the route to the
 next register comes on top of that. The DP16KD has an output register of its own whose data
 leaves after about 1 ns. A design that registers the read data anyway (the engine's EW
-operands and SYN weights do: ``EW_READ_REGS``) loses nothing by using it: the latency is the
+operands and SYN weights do: ``Build.ew_read_regs``) loses nothing by using it: the latency is the
 same, and the route then starts at a register.
 
 :func:`absorb_output_registers` does this on a Yosys JSON netlist, between ``synth_ecp5`` and

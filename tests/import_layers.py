@@ -81,6 +81,9 @@ LAYERS = {
     "spikeforge.nir_import": 1,
     "spikeforge.nir_export": 1,
     "spikeforge.hdl.accel.program": 1,
+    "spikeforge.hdl.accel.placement": 1,
+    "spikeforge.hdl.accel.plan": 1,
+    "spikeforge.hdl.accel.timing": 1,
     "spikeforge.boards.hostlink": 1,  # frame formats and rates, shared by the gateware and the runtime
     "spikeforge.quant.config": 1,
     "spikeforge.quant.functional": 1,
@@ -104,6 +107,16 @@ LAYERS = {
     "spikeforge.hdl.accel.product": 2,
     "spikeforge.hdl.accel.memories": 2,
     "spikeforge.hdl.accel.engine": 2,
+    "spikeforge.hdl.accel.lanes": 2,
+    "spikeforge.hdl.accel.lsb": 2,
+    "spikeforge.hdl.accel.sequencer": 2,
+    "spikeforge.hdl.accel.syn": 2,
+    "spikeforge.hdl.accel.syn_front": 2,
+    "spikeforge.hdl.accel.syn_scan": 2,
+    "spikeforge.hdl.accel.syn_accumulate": 2,
+    "spikeforge.hdl.accel.ew": 2,
+    "spikeforge.hdl.accel.ew_loops": 2,
+    "spikeforge.hdl.accel.ew_lanes": 2,
     "spikeforge.boards.uart": 2,
     "spikeforge.boards.link_gateware": 2,
     "spikeforge.boards.top": 2,
@@ -149,17 +162,9 @@ OPTIONAL = {
 }
 
 #: Known violations, by the exact import ``(importer, imported)``, with the reason. Reported,
-#: never failed; each entry goes when the import does. These are the engine's own files, being
-#: split now (issue 19, item 2): EnginePlan and the timing rules move to L1 modules, which
-#: ends the cycle engine <-> execute <-> program. Delete the entries after that merge.
-ALLOWED = {
-    ("spikeforge.hdl.accel.engine", "spikeforge.hdl.accel.execute"):
-        "L2 -> L3: the pipeline depths (EW_*_REGS, SYN_FETCH_REGS, ...) live in the executor",
-    ("spikeforge.hdl.accel.program", "spikeforge.hdl.accel.engine"):
-        "L1 -> L2, function-local: EnginePlan's lane width of the weight words",
-    ("spikeforge.hdl.accel.execute", "spikeforge.hdl.accel.engine"):
-        "function-local (closes the cycle engine -> execute -> engine): EnginePlan's descriptor words",
-}
+#: never failed; each entry goes when the import does. Empty: the engine's split (issue 19)
+#: moved the plan and the timing rules to L1 and ended the engine <-> execute <-> program cycle.
+ALLOWED = {}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 This is the accelerator's reference at the level of its memories: it keeps the spike memory
 (rows of channel values), the integer memory (words of P lanes) and the image memory in the
 engine's layouts, runs every pass with the engine's loop order and arithmetic, and counts
-cycles with the engine's timing rules (:func:`pass_cycles`). Its logits must equal the golden
+cycles with the engine's timing rules (:mod:`.timing`). Its logits must equal the golden
 model's; the RTL's memories and cycle counters must equal this executor's.
 """
 
@@ -12,84 +12,11 @@ import dataclasses
 import numpy as np
 
 from ...sim import golden
+from .plan import EnginePlan
 from .program import EW, RED, SYN
+from .timing import timing_of
 
-__all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
-           "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "SYN_READ_REGS",
-           "SYN_FETCH_REGS", "SYN_ISSUE_REGS", "ew_write_cycle", "syn_edge_taps", "cycle_slack"]
-
-#: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
-#: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
-#: written ``ew_write_cycle`` cycles after its issue: one for the memory read, one per register.
-EW_REGISTERED = {False: (1, 2, 3, 4, 5, 6, 7, 8, 9), True: (2, 3, 4, 5, 7)}
-#: Further registers around the requantization multiplier (stage 4): the fast build registers
-#: its operands and its product once more, for the route between a lane and the DSP column.
-EW_MULT_REGS = {False: 2, True: 0}
-#: Further registers after the memory reads (stage 1): the fast build registers the words
-#: twice, for the route from a block RAM column to the lanes.
-EW_READ_REGS = {False: 1, True: 0}
-#: Further registers in front of the memory reads: the fast build registers the addresses
-#: twice, once next to the loop counters and again in a copy per lane group (whose block RAMs
-#: and LUT RAMs can be anywhere on the die).
-EW_ADDR_REGS = {False: 1, True: 0}
-
-
-#: Registers between the SYN accumulator's adder and the block RAM write (stage W): the fast
-#: build writes a registered sum a cycle later (the route from a lane's adder to its block
-#: RAM column is a path of its own). Its drain then waits one more cycle for the last write.
-ACC_WRITE_REGS = {False: 1, True: 0}
-
-
-#: Cycles between the SYN row generator's tap and its spike row read in the fast build: the
-#: row address (the sum of the generator's registers) is registered next to the generator a
-#: cycle after the tap, then copied per lane group (the compact build reads in the tap's
-#: cycle). A cycle of pipeline fill per SYN pass each.
-SYN_READ_REGS = 2
-
-
-#: Registers between the spike row's read and the SYN row FIFO: the fast build registers the
-#: row twice (once next to the lane groups' memories that hold its bits, again next to the
-#: FIFO, whose 'at most one set bit' flag and row-less-its-lowest-bit carry chain read all of
-#: them); the compact build pushes the memory output itself. A cycle of pipeline fill each.
-SYN_FETCH_REGS = {False: 2, True: 0}
-
-
-#: Stage X between the SYN issue stage and its memory reads (the fast build): the address
-#: copies per lane group take the issue stage's registers, so the reads happen a cycle after
-#: the issue. The drain waits one more cycle for the last write.
-SYN_ISSUE_REGS = {False: 1, True: 0}
-
-
-def ew_write_cycle(compact):
-    return (1 + len(EW_REGISTERED[compact]) + EW_MULT_REGS[compact] + EW_READ_REGS[compact]
-            + EW_ADDR_REGS[compact])
-
-
-# Timing rules of the engine (cycles), shared with the RTL and checked by its tests.
-TIMING = dict(
-    pass_setup=3,       # load a one-word pass descriptor, start the loops (+1 per further word)
-    syn_row=1,          # a row with no event costs one cycle in the event stage
-    syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
-    syn_drain=2 + ACC_WRITE_REGS[False] + SYN_ISSUE_REGS[False],  # a drain blocks the next
-                        # position end for this many cycles + accumulator words
-    syn_drain_tail=7 + SYN_READ_REGS + SYN_FETCH_REGS[False],  # pipeline fill (read, fetch,
-                        # FIFO, scan, 3 decode stages) and flush
-    ew_latency=ew_write_cycle(False) - 2,  # EW/RED: pipeline depth less the 2 overlapped cycles,
-                                           # paid once per pass (tiles follow without a gap)
-    last_flush=2,       # passes end 2 cycles before their last write, except the last pass
-    red_epilogue=0,     # RED: the epilogue is pipelined behind the next (tile, t)
-)
-
-
-#: The compact build (``Program.compact``, small devices): the same rules with a shorter EW
-#: pipeline (EW_REGISTERED) and no fetch register in front of the SYN row FIFO.
-TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=7 + SYN_FETCH_REGS[True],
-                      syn_drain=2 + ACC_WRITE_REGS[True] + SYN_ISSUE_REGS[True])
-
-
-def timing_of(prog):
-    """The timing rules of the engine built for ``prog``."""
-    return TIMING_COMPACT if prog.compact else TIMING
+__all__ = ["ExecResult", "execute_program", "pass_cycles", "syn_edge_taps", "cycle_slack"]
 
 
 @dataclasses.dataclass
@@ -147,8 +74,8 @@ def execute_program(prog, image):
             return np.broadcast_to(img[None], (T_model, *img.shape))
         return spikes[name]
 
-    from .engine import EnginePlan  # the descriptor's memory words (one, or 16-bit pieces)
     tm = timing_of(prog)
+    # the descriptor's memory words (one, or 16-bit pieces) are read one per cycle
     setup = tm["pass_setup"] + EnginePlan(prog).desc_words - 1
     for i, p in enumerate(prog.passes):
         c = setup

@@ -19,6 +19,9 @@ from amaranth.lib.wiring import In, Out
 
 from .program import SPRAM_BITS, SPRAM_WORDS
 
+#: Address bits of one SPRAM.
+SPRAM_ADDR_BITS = (SPRAM_WORDS - 1).bit_length()
+
 __all__ = ["SinglePortRAM", "Port", "PortView", "GroupedMemoryView", "NO_RW_CHECK", "collision_read", "bram_ports",
            "int_memory", "weight_memory"]
 
@@ -40,11 +43,11 @@ class SinglePortRAM(wiring.Component):
     cycle behaviour (for simulation; also what other devices get).
     """
 
-    addr: In(14)
-    wdata: In(16)
+    addr: In(SPRAM_ADDR_BITS)
+    wdata: In(SPRAM_BITS)
     we: In(1)
     re: In(1)
-    rdata: Out(16)
+    rdata: Out(SPRAM_BITS)
 
     def __init__(self, *, primitive=False):
         self.primitive = primitive
@@ -60,7 +63,7 @@ class SinglePortRAM(wiring.Component):
                 i_STANDBY=Const(0), i_SLEEP=Const(0), i_POWEROFF=Const(1),
                 o_DATAOUT=self.rdata)
         else:
-            m.submodules.mem = mem = Memory(shape=16, depth=SPRAM_WORDS, init=[])
+            m.submodules.mem = mem = Memory(shape=SPRAM_BITS, depth=SPRAM_WORDS, init=[])
             wp = mem.write_port()
             rp = mem.read_port()
             m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(self.we),
@@ -211,7 +214,7 @@ def int_memory(m, program, width, *, primitive=False, groups=None, poison=False,
         sel_w = w.en & ((w.addr >> lb) == k)
         sel_a = a.en & ((a.addr >> lb) == k)
         sel_b = b.en & ((b.addr >> lb) == k)
-        addr = Signal(14, name=f"imem{k}_addr")
+        addr = Signal(SPRAM_ADDR_BITS, name=f"imem{k}_addr")
         m.d.comb += addr.eq(Mux(sel_w, w.addr, Mux(sel_a, a.addr, b.addr))[:lb])
         parts = []
         for j in range(mm.int_bank_sprams):
@@ -244,7 +247,7 @@ def weight_memory(m, program, width, init, *, primitive=False, groups=None):
     pack = mm.weight_pack
     lp = (pack - 1).bit_length()
     r = Port("wmem_r", max(1, (depth - 1).bit_length()) + 1, width)
-    load = Port("wmem_load", 14, SPRAM_BITS)
+    load = Port("wmem_load", SPRAM_ADDR_BITS, SPRAM_BITS)
     ram = SinglePortRAM(primitive=primitive)
     m.submodules.wmem = ram
     sub = Signal(max(1, lp))

@@ -16,10 +16,12 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .timing import PRODUCT_LATENCY
+
 __all__ = ["RegisteredProduct", "LATENCY", "DSP_OPERAND_BITS"]
 
-#: Cycles from the operands to their product.
-LATENCY = 2
+#: Cycles from the operands to their product (a timing rule: :mod:`.timing`).
+LATENCY = PRODUCT_LATENCY
 #: Operand width of one ECP5 sysDSP multiplier (signed 18 x 18).
 DSP_OPERAND_BITS = 18
 

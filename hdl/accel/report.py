@@ -16,7 +16,7 @@ import numpy as np
 
 from ...devices import DEVICES, LINK_LOGIC, TARGETS
 from ...sim.model import run_model
-from .engine import EnginePlan, const_parts, lane_group_widths
+from .plan import EnginePlan, const_parts, lane_group_widths
 from .execute import execute_program
 from .program import SPRAM_BITS, SPRAM_WORDS, MappingError, compile_model
 

@@ -132,7 +132,7 @@ def test_mapping_refusals_name_the_problem():
     with pytest.raises(MappingError, match="lanes is 3; allowed: a power of two 1..64"):
         compile_model(model, 3)
     wide = random_model(0, channels=4, image=(4, 4, 1), patch=2)
-    from spikeforge.hdl.accel import program as prog_mod
+    from spikeforge.hdl.accel import placement as prog_mod  # the engine's limits
 
     limit = prog_mod.MAX_ROW_BITS
     try:

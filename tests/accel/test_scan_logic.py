@@ -8,7 +8,7 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from spikeforge.hdl.accel.engine import _lsb_combine, _lsb_groups, _lsb_index, _lsb_partials, _popcount_flags
+from spikeforge.hdl.accel.lsb import lsb_combine, lsb_groups, lsb_index, lsb_partials, popcount_flags
 
 
 def _values(width, rng):
@@ -26,10 +26,10 @@ def test_lowest_bit_logic_matches_its_definition(width):
     m = Module()
     bits = Signal(width)
     # The split form (fast build): the partials are registers there; combinational here.
-    rest, two = _lsb_combine(bits, *_lsb_partials(bits))
-    whole_two, three = _popcount_flags(bits)
+    rest, two = lsb_combine(bits, *lsb_partials(bits))
+    whole_two, three = popcount_flags(bits)
     outs = [Signal(width), Signal(), Signal(), Signal(), Signal(max(1, (width - 1).bit_length()))]
-    m.d.comb += [o.eq(v) for o, v in zip(outs, (rest, two, whole_two, three, _lsb_index(_lsb_groups(bits))))]
+    m.d.comb += [o.eq(v) for o, v in zip(outs, (rest, two, whole_two, three, lsb_index(lsb_groups(bits))))]
     sim = Simulator(m)
     values = list(_values(width, random.Random(width)))
 

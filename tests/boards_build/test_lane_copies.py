@@ -9,7 +9,7 @@ from amaranth.back import rtlil
 from spikeforge.boards.build import KEEP_COPIES
 from spikeforge.toolchain import ToolNotFound, find_tool
 from spikeforge.builder import random_model
-from spikeforge.hdl.accel.engine import CONST_LOGIC_DEPTH, COPY_MARK, LANES_PER_COPY, Engine
+from spikeforge.hdl.accel.engine import CONST_LOGIC_DEPTH, COPY_ATTR, COPY_MARK, LANES_PER_COPY, Engine
 from spikeforge.hdl.accel.memories import bram_ports
 from spikeforge.hdl.accel.program import compile_model
 
@@ -24,7 +24,7 @@ def _copy_drivers(tmp_path, script_after_read, wires=("bank_ra",)):
         pytest.skip(str(e))
     engine = Engine(compile_model(random_model(3, channels=8, blocks=1), 8))
     (tmp_path / "e.il").write_text(rtlil.convert(engine, name="engine"))
-    selects = "; ".join(f"select -write {w}.txt w:*{w}{COPY_MARK}* %ci2 c:* %i" for w in wires)
+    selects = "; ".join(f"select -write {w}.txt w:*{w}{COPY_MARK}* a:{COPY_ATTR} %i %ci2 c:* %i" for w in wires)
     script = f"read_rtlil e.il; {script_after_read}; proc; opt -full; memory_collect; {selects}"
     subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path, capture_output=True, check=True)
     return {w: set((tmp_path / f"{w}.txt").read_text().split()) for w in wires}
@@ -35,8 +35,13 @@ def test_engine_copies_control_registers_per_lane_group():
     names = rtlil.convert(Engine(prog), name="engine")
     owns = set(re.findall(rf"wire (?:width \d+ )?\\(bank_ra{COPY_MARK}\d+)", names))
     assert len(owns) == GROUPS
+    # the flow keeps the copies by their attribute, which every copy carries
+    marked = set(re.findall(rf"attribute \\{COPY_ATTR} 1\n  wire (?:width \d+ )?\\(\S+)", names))
+    assert owns <= marked
+    assert f"a:{COPY_ATTR}" in KEEP_COPIES and COPY_MARK not in KEEP_COPIES
     compact = compile_model(random_model(3, channels=8, blocks=1), 8, compact=True)
-    assert COPY_MARK not in rtlil.convert(Engine(compact), name="engine")
+    text = rtlil.convert(Engine(compact), name="engine")
+    assert COPY_MARK not in text and COPY_ATTR not in text
 
 
 def test_lane_wide_memories_are_split_per_lane_group():
@@ -51,6 +56,21 @@ def test_lane_wide_memories_are_split_per_lane_group():
                             ("amem1", GROUPS)):
             found = set(re.findall(rf"memory width \d+ size \d+ \\({name}(?:_g\d+)?)\n", text))
             assert len(found) == (1 if compact else count), (compact, name, found)
+
+
+def test_keep_selects_the_same_registers_as_the_names_did(tmp_path):
+    """The attribute selects exactly the registers that matching COPY_MARK in names did."""
+    try:
+        yosys = find_tool("yosys")
+    except ToolNotFound as e:
+        pytest.skip(str(e))
+    engine = Engine(compile_model(random_model(3, channels=8, blocks=1), 8))
+    (tmp_path / "e.il").write_text(rtlil.convert(engine, name="engine"))
+    script = (f"read_rtlil e.il; select -write names.txt w:*{COPY_MARK}* %ci2 c:* %i; "
+              f"select -write attrs.txt {KEEP_COPIES.split(' ', 4)[4]}")
+    subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path, capture_output=True, check=True)
+    names, attrs = ((tmp_path / f).read_text().split() for f in ("names.txt", "attrs.txt"))
+    assert len(names) > 2 * GROUPS and sorted(attrs) == sorted(names)
 
 
 def test_synthesis_keeps_the_copies_apart(tmp_path):

@@ -1,0 +1,261 @@
+"""The EW/RED pipeline's lanes (stages 1..9)."""
+
+from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed, unsigned
+
+from .lanes import lane
+from .product import DSP_OPERAND_BITS, RegisteredProduct
+from .timing import PRODUCT_LATENCY
+
+__all__ = ["ew_lanes"]
+
+
+def ew_lanes(eng, m, lc, desc, active, active_next, banks, cm_r, ctl_at, ctl_lanes, done, f_add, f_and, f_lif,
+             f_mask, f_ms, f_out, f_red, f_rq, f_soft, f_spk, im_a, im_b, im_w, logits, loop_active, run, sel_active,
+             spread, start, syn):
+    """EW/RED stages 1..9 per lane: operands, requantization, neuron, memory writes, and the
+    pass's done (see :func:`.ew.elaborate_ew`)."""
+    b = eng.build
+    smax = eng.plan.smax
+    prog = eng.prog
+    P = prog.lanes
+    S = prog.spike_slots
+    sb = eng.slot_bits
+    ib = eng.ib
+    mb = eng.mb
+    bb = eng.bb
+    tb = eng.tb
+    ow = eng.ow
+    pw = eng.pw
+    yw = eng.yw
+    mw = eng.mw
+    uw = eng.uw
+    cw = mb + bb + tb
+    bw = eng.plan.bw                      # operand b: an integer lane or a spike value
+    # Stages 1..9 each end in a register in the fast build (stage 9: the memory write
+    # port inputs); the compact build keeps only those of stages 2, 3 (the RED running
+    # sum), 4 (the product), 5 and 7 (Build.ew_registered, which also gives the timing
+    # rule).
+    registered = {k: k in b.ew_registered for k in range(1, 10)}
+    mult_regs, read_regs = b.ew_mult_regs, b.ew_read_regs
+    # cyc[k]: the cycle (after issue) in which stage k's outputs are valid (0: the reads)
+    cyc = {0: 1 + b.ew_addr_regs}
+    for k in range(1, 9):
+        cyc[k] = cyc[k - 1] + registered[k] + {4: mult_regs, 1: read_regs}.get(k, 0)
+    cyc_in = {k: cyc[k - 1] for k in range(1, 10)}
+
+    def per_lane(name, shape):  # lane data: no reset (the valid bits travel in ``ctl``)
+        return [Signal(shape, name=f"{name}{ln}", reset_less=True) for ln in range(P)]
+
+    def put(k, stmts):
+        if registered[k]:
+            m.d.sync += stmts
+        else:
+            m.d.comb += stmts
+
+    def carry(name, values, shape, n_stages):
+        """Delay per-lane ``values`` by ``n_stages`` registers; returns the last ones."""
+        for k in range(n_stages):
+            nxt = per_lane(f"{name}_d{k}_", shape)
+            m.d.sync += [d.eq(v) for d, v in zip(nxt, values)]
+            values = nxt
+        return values
+
+    # Stage 1: the memory words as read (registered in the fast build: nothing between a
+    # block RAM output and a register).
+    raw_sa, raw_sb = per_lane("ew_rsa", unsigned(S * sb)), per_lane("ew_rsb", unsigned(S * sb))
+    raw_ia, raw_ib = per_lane("ew_ria", signed(ib)), per_lane("ew_rib", signed(ib))
+    mult1, bias1, theta1 = per_lane("ew_mult", signed(mb)), per_lane("ew_bias", signed(bb)), \
+        per_lane("ew_theta", unsigned(tb))
+    # The fast build registers the words once more (Build.ew_read_regs): a block RAM column
+    # can be far from the lanes it feeds, after 5.8 ns of clock-to-out on the ECP5.
+    words = carry("ew_cword", [cm_r.data[ln * cw:(ln + 1) * cw] for ln in range(P)], cw, read_regs)
+    rd_sa = carry("ew_rdsa", [banks[ln][1].data for ln in range(P)], S * sb, read_regs)
+    rd_sb = carry("ew_rdsb", [banks[ln][2].data for ln in range(P)], S * sb, read_regs)
+    rd_ia = carry("ew_rdia", [lane(im_a.data, ln, ib) for ln in range(P)], signed(ib), read_regs)
+    rd_ib = carry("ew_rdib", [lane(im_b.data, ln, ib) for ln in range(P)], signed(ib), read_regs)
+    for ln in range(P):
+        word = words[ln]
+        put(1, [
+            raw_sa[ln].eq(rd_sa[ln]), raw_sb[ln].eq(rd_sb[ln]),
+            raw_ia[ln].eq(rd_ia[ln]), raw_ib[ln].eq(rd_ib[ln]),
+            mult1[ln].eq(word[:mb].as_signed()), bias1[ln].eq(word[mb:mb + bb].as_signed()),
+            theta1[ln].eq(word[mb + bb:cw]),
+        ])
+    # Stage 2: operand lanes (the tile's spike slot, or the integer lane).
+    c2 = ctl_lanes(cyc_in[2])
+    a_int, b_int = spread("a_int", desc.a_int), spread("b_int", desc.b_int)
+    opa, opb = per_lane("ew_a", signed(ow)), per_lane("ew_b", signed(bw))
+    mult2_, bias2_ = per_lane("ew_mult1d", signed(mb)), per_lane("ew_bias1d", signed(bb))
+    for ln in range(P):
+        sel_a = Array(raw_sa[ln][s * sb:(s + 1) * sb] for s in range(S))[c2[ln].tile]
+        sel_b = Array(raw_sb[ln][s * sb:(s + 1) * sb] for s in range(S))[c2[ln].tile]
+        put(2, [
+            opa[ln].eq(Mux(a_int[ln], raw_ia[ln], sel_a)),
+            opb[ln].eq(Mux(b_int[ln], raw_ib[ln], sel_b)),
+            mult2_[ln].eq(mult1[ln]), bias2_[ln].eq(bias1[ln]),
+        ])
+
+    # Stage 3: RED running sum (the one-cycle loop of a reduction); the addend.
+    c3 = ctl_lanes(cyc_in[3])
+    l_mask, l_red, l_rq, l_out = (spread(k, v) for k, v in (
+        ("mask_l", f_mask), ("red_l", f_red), ("rq_l", f_rq), ("out_l", f_out)))
+    # (A register per lane for the addend's selects and rounding term: they reach every bit
+    # of the lane's adder.)
+    l_rq_a, l_out_a = lc.lane_regs("ew_rq_a", l_rq), lc.lane_regs("ew_out_a", l_out)
+    l_rnd = lc.lane_regs("ew_rnd_l", lc.copies(
+        "ew_rnd", (Const(1, pw) << desc.shift) >> 1, unsigned(smax)))  # 2^(shift-1)
+    opnd = per_lane("ew_opnd", signed(ow))
+    mult2 = per_lane("ew_mult2_", signed(mb))
+    adw = max(bb, smax + 1) + 1
+    addend = per_lane("ew_addend", signed(adw))
+    for ln in range(P):
+        cur = Mux(l_mask[ln], opa[ln] & opb[ln], opa[ln])
+        total = Mux(c3[ln].first_n, 0, opnd[ln]) + cur
+        put(3, [
+            opnd[ln].eq(Mux(l_red[ln], total, opa[ln])),
+            mult2[ln].eq(mult2_[ln]),
+            addend[ln].eq(Mux(l_rq_a[ln], bias2_[ln] + l_rnd[ln], Mux(l_out_a[ln], bias2_[ln], 0))),
+        ])
+    # Stage 4: the requantization product (a registered multiplier).
+    prod = per_lane("ew_prod", signed(ow + mb))
+    raw = per_lane("ew_raw", signed(ow))
+    addend3 = carry("ew_addend3", addend, signed(adw), cyc_in[5] - cyc[3])
+    if mult_regs:
+        # The fast build registers the multiplier's operands and its product once more,
+        # so the registers can sit next to the DSP column: the route to and from a far
+        # lane is a path of its own (Build.ew_mult_regs).
+        # Those two registers are the multiplier's (RegisteredProduct: the ECP5's DSP
+        # block's own with ``mult_primitive``).
+        assert b.ew_mult_regs == PRODUCT_LATENCY
+        prim = eng.mult_primitive and max(ow, mb) <= DSP_OPERAND_BITS
+        m_p = []
+        for ln in range(P):
+            unit = m.submodules[f"ew_mul{ln}"] = RegisteredProduct(ow, mb, primitive=prim)
+            m.d.comb += [unit.a.eq(opnd[ln]), unit.b.eq(mult2[ln])]
+            m_p.append(unit.p)
+        raw_d = per_lane("ew_raw_d", signed(ow))
+        m.d.sync += [d.eq(v) for d, v in zip(raw_d, opnd)]
+        raw_p = carry("ew_raw_p", raw_d, signed(ow), 1)
+        m.d.sync += [d.eq(v) for d, v in zip(prod + raw, m_p + raw_p)]
+    else:
+        for ln in range(P):
+            put(4, [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])])
+    # Stage 5: + bias + rounding (requantization) / + logit bias (out).
+    z = per_lane("ew_z", signed(pw))
+    for ln in range(P):
+        put(5, z[ln].eq(Mux(l_rq[ln], prod[ln], raw[ln]) + addend3[ln]))
+    # Stage 6: arithmetic shift (shift is 0 without requantization).
+    l_shift = lc.lane_regs("ew_shift_ln", spread("shift_l", desc.shift))  # the shifter's selects
+    sh = per_lane("ew_sh", signed(pw))
+    for ln in range(P):
+        put(6, sh[ln].eq(z[ln] >> l_shift[ln]))
+    # Stage 7: saturation to sat_bits: sh fits iff its bits from sat_bits - 1 up are all
+    # equal, i.e. sh & mask is 0 or mask, where mask = sat_lo = -2^(sat_bits-1).
+    y = per_lane("ew_y", signed(yw))
+    sat_lo, sat_hi = spread("sat_lo_l", desc.sat_lo), spread("sat_hi_l", desc.sat_hi)
+    sat_mask = lc.lane_regs("ew_sat_mask_l", lc.copies("ew_sat_mask", desc.sat_lo, signed(pw)))
+    for ln in range(P):
+        hi_bits = sh[ln] & sat_mask[ln]
+        fits = (hi_bits == 0) | (hi_bits == sat_mask[ln])
+        put(7, y[ln].eq(Mux(~l_rq[ln] | fits, sh[ln], Mux(sh[ln][-1], sat_lo[ln], sat_hi[ln]))))
+    # Stage 8: values that feed the neuron stage.
+    theta7 = carry("ew_theta7", theta1, unsigned(tb), cyc_in[8] - cyc[1])
+    b7 = carry("ew_b7", opb, signed(bw), cyc_in[8] - cyc[2])
+    l_ms_rnd = lc.copies("ew_ms_rnd", (Const(1, yw + 1) << desc.ms_shift) >> 1, unsigned(yw + 1))
+    ymt = per_lane("ew_ymt", signed(max(yw, tb + 1) + 1))
+    y8 = per_lane("ew_y8", signed(yw))
+    yadd = per_lane("ew_yadd", signed(max(yw, bw) + 1))
+    msp = per_lane("ew_msp", signed(yw + 2))
+    yand = per_lane("ew_yand", unsigned(sb))
+    for ln in range(P):
+        put(8, [
+            ymt[ln].eq(y[ln] - theta7[ln]), y8[ln].eq(y[ln]), yadd[ln].eq(y[ln] + b7[ln]),
+            msp[ln].eq(y[ln] + l_ms_rnd[ln]), yand[ln].eq(y[ln][:sb] & b7[ln][:sb]),
+        ])
+    # Stage 9: neuron, and the memory write port inputs (registered in the fast build).
+    # The membrane loop (leak, integrate, fire, reset) is the only logic between two
+    # membrane registers: U - theta comes precomputed.
+    neuron_cycle = cyc[8]
+    write_cycle = neuron_cycle + registered[9]
+    c9 = ctl_lanes(neuron_cycle)
+    l_leak, l_ms_shift, l_levels = (spread(k, v) for k, v in (
+        ("leak_l", desc.leak), ("ms_shift_l", desc.ms_shift), ("levels_l", desc.levels)))
+    l_lif, l_soft, l_ms, l_and, l_add, l_spk = (spread(k, v) for k, v in (
+        ("lif_l", f_lif), ("soft_l", f_soft), ("ms_l", f_ms), ("and_l", f_and), ("add_l", f_add),
+        ("spk_l", f_spk)))
+    add_lo, add_hi = spread("add_lo_l", desc.add_lo), spread("add_hi_l", desc.add_hi)
+    add_mask = lc.copies("ew_add_mask", desc.add_lo, signed(len(yadd[0])))
+    l_dst, l_C = spread("dst_l", desc.dst_base), spread("C_l", desc.C)
+    out_int = []
+    for ln in range(P):
+        c = c9[ln]
+        membrane = Signal(signed(mw), name=f"membrane{ln}", reset_less=True)  # first_t ignores it
+        v_prev = Mux(c.first_t, 0, membrane)
+        v_leak = v_prev >> l_leak[ln]
+        u = Signal(signed(mw), name=f"ew_u{ln}")
+        w = Signal(signed(uw), name=f"ew_w{ln}")
+        m.d.comb += [u.eq(v_leak + y8[ln]), w.eq(v_leak + ymt[ln])]
+        fire = ~w[-1]
+        with m.If(c.valid & c.wr & l_lif[ln]):
+            m.d.sync += membrane.eq(Mux(fire, Mux(l_soft[ln], w, 0), u))
+        msr = msp[ln] >> l_ms_shift[ln]
+        ms = Mux(msr[-1], 0, Mux(msr > l_levels[ln], l_levels[ln], msr))
+        spike = Signal(sb, name=f"spike{ln}")
+        m.d.comb += spike.eq(Mux(l_lif[ln], fire, Mux(l_ms[ln], ms, Mux(l_and[ln], yand[ln], 0))))
+        hi_bits = yadd[ln] & add_mask[ln]
+        fits = (hi_bits == 0) | (hi_bits == add_mask[ln])
+        y_add = Mux(fits, yadd[ln], Mux(yadd[ln][-1], add_lo[ln], add_hi[ln]))
+        out_int.append(Mux(l_add[ln], y_add, y8[ln])[:ib])
+        # Spike write: bank ``ln``, slot ``tile`` (lanes past the last channel write nothing).
+        wp = banks[ln][0]
+        en = Cat(*(c.valid & c.wr & l_spk[ln] & (c.tile == s) & (c.tile * P + ln < l_C[ln])
+                   for s in range(S)))
+        put(9, [wp.addr.eq(l_dst[ln] + c.widx), wp.data.eq(Cat(*([spike] * S))), wp.en.eq(en)])
+
+    # The logits shift in (out pass): logit j is lane j % P's, and shifts under that lane's
+    # copy of the element control (the enable reaches no other lane group's registers).
+    for j, (dst, src) in enumerate(zip(logits, logits[P:] + y8)):
+        c = c9[j % P]
+        with m.If(c.valid & c.wr & l_out[j % P]):
+            m.d.sync += dst.eq(src)
+    # Integer write (one memory port: in the compact build the lanes of lane group 0 give
+    # its address; in the fast build each part's address register takes it from its own
+    # lane group's copies, which hold the same values).
+    def iw_en_of(ln):
+        return c9[ln].valid & c9[ln].wr & ~l_out[ln] & ~l_spk[ln]
+
+    def iw_addr_of(ln):
+        return l_dst[ln] + c9[ln].widx
+
+    iw_en, iw_addr, iw_data = iw_en_of(0), iw_addr_of(0), Cat(*out_int)
+    if registered[9]:
+        # Registered, each lane's data 0 unless written, and ORed with the drain's
+        # (``_elab_syn``): the two writers of the port are never active together.
+        # The address and enable in registers per lane group, from the next values.
+        r_data = [Signal(ib, name=f"ew_iw_data{ln}", reset_less=True) for ln in range(P)]
+        m.d.sync += [r.eq(Mux(c9[ln].valid & c9[ln].wr & ~l_out[ln] & ~l_spk[ln], out_int[ln], 0))
+                     for ln, r in enumerate(r_data)]
+        dw_en_next, dw_addr_next, dw_data = syn["drain_write"]
+        step = P // len(im_w.addrs)          # lanes per part: part g's first lane is g * step
+        firsts = range(0, P, step)
+        lc.addr_regs("im_wa", im_w.addrs,
+                        [Mux(iw_en_of(ln), iw_addr_of(ln), dw_addr_next) for ln in firsts])
+        lc.addr_regs("im_we", im_w.ens, [iw_en_of(ln) | dw_en_next for ln in firsts])
+        m.d.comb += im_w.data.eq(Cat(*r_data) | dw_data)
+    else:
+        with m.If(iw_en):
+            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(iw_addr), im_w.data.eq(iw_data)]
+
+    # Done two cycles before the last element's write (stage 9), so that the next
+    # descriptor load overlaps the flush (the descriptor changes at the end of the second
+    # cycle after done); the last pass waits for its write (the logits are read next).
+    done_r = Signal()
+    late, early = ctl_at(write_cycle - 1), ctl_at(write_cycle - 3)
+    m.d.sync += done_r.eq(Mux(desc.last_pass, late.valid & late.last, early.valid & early.last))
+    m.d.comb += [active_next.eq(start | (active & ~done_r)), done.eq(done_r)]
+    for copy in (loop_active, sel_active):
+        if copy is not active:
+            m.d.sync += copy.eq(start | (copy & ~done_r))
+    # While inactive the loop state holds its start values: ``start`` only sets ``active``.
+    with m.If(~loop_active):
+        m.d.sync += run.eq(1)

@@ -1,0 +1,278 @@
+"""The SYN pipeline's accumulate stages and drain."""
+
+from amaranth.hdl import Array, Cat, Mux, Signal, signed
+from amaranth.lib import data
+
+from .lanes import lane
+from .timing import FAST
+
+__all__ = ["syn_accumulate"]
+
+
+def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits, decode_empty, done, dr_blk, dr_busy,
+                   e, e1_on, e_b, e_lo, e_tile, e_valid, ev_issue, f_valid, fetching, gen_active, gen_on, im_a, im_w,
+                   infl, item, next_item, pos_end, rd_on, rd_ptr, scan_active, start, syn_ra, take, wm_r, wr_ptr):
+    """SYN X | I | R | A | W and the drain: accumulate each issued (event, tile) into the
+    accumulator bank of its position; drain a position's accumulators to the integer memory;
+    the pass's start and done (see :func:`.syn.elaborate_syn`)."""
+    prog = eng.prog
+    P = prog.lanes
+    b = eng.build
+    acc_wregs = b.acc_write_regs
+    x_regs = b.syn_issue_regs
+    S = prog.spike_slots
+    sb = eng.slot_bits
+    ib = eng.ib
+    wb = eng.wb
+    ab = eng.ab
+    pl = eng.plan      # widths: EnginePlan._syn_widths
+    aww = pl.aww
+    va_w = pl.va_w
+    # Drain engine state.
+    drain_delay = b.syn_drain_delay()  # the timing rule syn_drain
+    # the drain's first read waits for the last accumulator write (sized for the longest delay)
+    dr_delay = Signal(range(FAST.syn_drain_delay() + 1))
+    dr_bank = Signal()
+    dr_word = Signal(pl.count_bits)
+    dr_ptr = Signal(pl.addr_bits)  # destination word of the position being drained (dst_base included)
+    dst_ptr = Signal(pl.addr_bits) # destination word of the current position
+    dr_wr = Signal()
+    dr_wr_addr = Signal(pl.addr_bits)
+    dr_wr_bank = Signal()
+
+    # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
+    # The V row is read (spike banks, port B) as the event issues, so only its address
+    # travels with the event; the lanes are selected in stage I.
+    # (The fast build reads a cycle later, from E's registers: stage X below; the copies are
+    # in ``_elab_ew``.)
+    syn_rb = (e.va, ev_issue)
+    if not x_regs:
+        va_l = lc.copies("syn_rb", data.View(item, next_item).va, va_w, en=take)
+        for (wp, ra, rb), a in zip(banks, va_l):
+            m.d.comb += rb.addr.eq(a)
+    in_head = []
+    for ln in range(P):
+        ch = e_tile * P + ln
+        in_head.append((ch >= e_lo) & (ch < e_lo + desc.hd))
+
+    # The weight word is read as the event issues (its address is a register of E). In the
+    # fast build (stage X, Build.syn_issue_regs) registers per lane group take E's register, and
+    # the reads happen a cycle after the issue: no issue logic (``take``, the queue, the
+    # decode adders) in front of a far copy. The integer memory's port A reads the same
+    # address (Q/KV weights; its copies are in ``_elab_ew``).
+    if not x_regs:
+        m.d.comb += wm_r.addr.eq(e.waddr)
+    else:
+        assert x_regs == 1
+        lc.addr_regs("syn_wa", wm_r.addrs, e.waddr)
+    syn_im_addr = e.waddr
+
+    # Stage X (the fast build): the issued event's fields, registered.
+    if x_regs:
+        x_valid = Signal()
+        x_b = Signal(pl.plane_field_bits)
+        x_word = Signal(aww)
+        x_bank = Signal()
+        x_tile = Signal(len(e_tile))
+        x_inh = [Signal(name=f"x_inh{ln}", reset_less=True) for ln in range(P)]
+        m.d.sync += x_valid.eq(ev_issue)
+        with m.If(ev_issue):
+            m.d.sync += [x_b.eq(e_b), x_bank.eq(bank), x_word.eq(e.word), x_tile.eq(e_tile)]
+            m.d.sync += [x_inh[ln].eq(in_head[ln]) for ln in range(P)]
+        src_valid, src_b, src_bank, src_word, src_tile, src_inh = x_valid, x_b, x_bank, x_word, x_tile, x_inh
+    else:
+        src_valid, src_b, src_bank, src_word, src_tile, src_inh = ev_issue, e_b, bank, e.word, e_tile, in_head
+
+    # Stage I: the accumulator word is read; the weight lanes (read in E) are registered
+    # as read, valid in stage R.
+    i_valid = Signal()
+    i_b = Signal(pl.plane_field_bits)
+    i_word = Signal(aww)
+    i_bank = Signal()
+    # Lane data registers have no reset: the reset net would otherwise reach every lane.
+    i_inh = [Signal(name=f"i_inh{ln}", reset_less=True) for ln in range(P)]
+    i_tile_l = lc.copies("i_tile", src_tile, len(e_tile), en=src_valid)
+    i_v = [Signal(sb, name=f"i_v{ln}") for ln in range(P)]
+    i_wm = [Signal(signed(wb), name=f"i_wm{ln}", reset_less=True) for ln in range(P)]    # weight lanes (ROM)
+    i_im = [Signal(signed(ib), name=f"i_im{ln}", reset_less=True) for ln in range(P)]    # weight lanes (Q KV)
+    m.d.sync += i_valid.eq(src_valid)
+    with m.If(src_valid):
+        m.d.sync += [i_b.eq(src_b), i_bank.eq(src_bank), i_word.eq(src_word)]
+        m.d.sync += [i_inh[ln].eq(src_inh[ln]) for ln in range(P)]
+    for ln in range(P):
+        slots = Array(banks[ln][2].data[s * sb:(s + 1) * sb] for s in range(S))
+        m.d.comb += i_v[ln].eq(Mux(i_inh[ln], slots[i_tile_l[ln]], 0))
+    if not b.lane_copies:
+        for k, (wp, rr, rd) in enumerate(amems):
+            m.d.comb += rr.addr.eq(i_word)
+    for ln in range(P):
+        m.d.sync += [i_wm[ln].eq(lane(wm_r.data, ln, wb)), i_im[ln].eq(lane(im_a.data, ln, ib))]
+
+    # Stage R: the accumulator lanes are registered as read; the weight lanes are selected
+    # and shifted by the plane.
+    # The accumulator word read in stage I misses the write of the event one ahead (stage
+    # A, one cycle later): ``fwd`` marks that case and stage A takes that event's sum.
+    # (The write two ahead, three in the fast build, lands in the read's own cycle: the
+    # read port is transparent.)
+    q_valid = Signal()
+    q_word = Signal(aww)
+    q_bank = Signal()
+    q_v = [Signal(sb, name=f"q_v{ln}", reset_less=True) for ln in range(P)]
+    m.d.sync += [q_valid.eq(i_valid), q_word.eq(i_word), q_bank.eq(i_bank)]
+    pb = max(eng.pbs, eng.pbi, 1)
+    q_b_l = lc.copies("q_b", i_b[:pb], pb)
+    kv_l, qkv_l = lc.spread("kv_mode_l", desc.kv_mode), lc.spread("qkv_mode_l", desc.qkv_mode)
+    m.d.sync += [q_v[ln].eq(i_v[ln]) for ln in range(P)]
+    a_valid = Signal()
+    a_word = Signal(aww)
+    a_bank = Signal()
+    a_fwd = Signal()
+    a_w = [Signal(ab, name=f"a_w{ln}", reset_less=True) for ln in range(P)]  # weight << plane (mod 2^ab)
+    a_acc = [[Signal(signed(ab), name=f"a_acc{k}_{ln}", reset_less=True) for ln in range(P)] for k in range(2)]
+    fwd_next = a_valid & (a_bank == q_bank) & (a_word == q_word)
+    m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank), a_fwd.eq(fwd_next)]
+    a_bank_l = lc.copies("a_bank", q_bank, 1)
+    a_fwd_l = lc.copies("a_fwd", fwd_next, 1)
+    if acc_wregs:
+        # Stage W (the fast build, Build.acc_write_regs): stage A's sum is registered and
+        # written a cycle later, so the read in stage I also misses the write of the event
+        # two ahead (in stage W while this one is in stage R): ``fwd2`` takes its sum.
+        w_valid = Signal()
+        w_word = Signal(aww)
+        w_bank = Signal()
+        m.d.sync += [w_valid.eq(a_valid), w_word.eq(a_word), w_bank.eq(a_bank)]
+        fwd2_next = w_valid & (w_bank == q_bank) & (w_word == q_word)
+        a_fwd2_l = lc.copies("a_fwd2", fwd2_next, 1)
+    for ln in range(P):
+        w = Mux(kv_l[ln], q_v[ln], Mux(qkv_l[ln], i_im[ln], i_wm[ln]))
+        m.d.sync += a_w[ln].eq(w << q_b_l[ln])
+        m.d.sync += [a_acc[k][ln].eq(lane(amems[k][1].data, ln, ab)) for k in range(2)]
+
+    # Stage A: accumulate and write back (the fast build: register the sum; stage W
+    # writes it).
+    sums = []
+    for ln in range(P):
+        last = Signal(signed(ab), name=f"a_last{ln}", reset_less=True)  # the sum of the previous cycle
+        s_ = Signal(signed(ab), name=f"sum{ln}")
+        acc = Mux(a_bank_l[ln], a_acc[1][ln], a_acc[0][ln])
+        if acc_wregs:
+            last2 = Signal(signed(ab), name=f"a_last2_{ln}", reset_less=True)  # and of the one before
+            m.d.sync += last2.eq(last)
+            acc = Mux(a_fwd2_l[ln], last2, acc)
+        acc = Mux(a_fwd_l[ln], last, acc)
+        m.d.comb += s_.eq(acc + a_w[ln])
+        m.d.sync += last.eq(s_)
+        sums.append(last if acc_wregs else s_)
+
+    # Drain engine: after three cycles (four in the fast build: the in-flight writes),
+    # copy each accumulator word to the integer memory and clear it.
+    dr_clr_addr = Signal(pl.count_bits)
+    fin = Signal()             # the pass's last cycle (``active`` clears)
+    m.d.sync += dr_wr.eq(0)
+    with m.If(dr_busy):
+        with m.If(dr_delay != 0):
+            m.d.sync += dr_delay.eq(dr_delay - 1)
+        with m.Else():
+            if not b.lane_copies:
+                for k, (wp, rr, rd) in enumerate(amems):
+                    with m.If(dr_bank == k):
+                        m.d.comb += rd.addr.eq(dr_word)
+            m.d.sync += [dr_wr.eq(1), dr_wr_addr.eq(dr_ptr + dr_word), dr_clr_addr.eq(dr_word),
+                         dr_wr_bank.eq(dr_bank), dr_word.eq(dr_word + 1)]
+            with m.If(dr_word == desc.acc_words - 1):
+                m.d.sync += dr_busy.eq(0)
+    # A position ends (banks swap, a drain starts) once the previous drain is in its last
+    # read: ``dr_blk`` (registered) counts it down; assignments here win over the drain's
+    # own in that cycle.
+    dr_left = Signal(len(desc.acc_words) + 2)
+    with m.If(pos_end):
+        m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(drain_delay), dr_word.eq(0),
+                     dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words),
+                     dr_left.eq(desc.acc_words + 2 + acc_wregs + x_regs), dr_blk.eq(1)]
+    with m.Elif(dr_left != 0):
+        m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
+    rd_now = dr_busy & (dr_delay == 0)   # the drain reads a word in this cycle
+    if b.lane_copies:
+        # A bank's read address (the drain's word while the drain reads the bank, else
+        # stage I's word) in registers per lane group, from the next values of the drain
+        # state above (``pos_end`` wins) and of ``i_word``.
+        rd_next = ~pos_end & dr_busy & Mux(dr_delay != 0, dr_delay == 1, dr_word != desc.acc_words - 1)
+        dr_word_next = Mux(pos_end, 0, Mux(rd_now, dr_word + 1, dr_word))
+        dr_bank_next = Mux(pos_end, bank, dr_bank)
+        i_word_next = Mux(src_valid, src_word, i_word)
+        for k, (wp, rr, rd) in enumerate(amems):
+            lc.addr_regs(f"acc_ra{k}", rr.addrs,
+                            Mux(rd_next & (dr_bank_next == k), dr_word_next, i_word_next))
+    if not b.int_write_regs:
+        dw_data = Cat(*[Mux(dr_wr_bank, lane(amems[1][2].data, ln, ab),
+                            lane(amems[0][2].data, ln, ab))[:ib] for ln in range(P)])
+        with m.If(dr_wr & active):
+            m.d.comb += [im_w.en.eq(1), im_w.addr.eq(dr_wr_addr), im_w.data.eq(dw_data)]
+    else:
+        # The fast build writes a drained word a cycle later, from stage R's registers of
+        # the accumulator read data (``a_acc``, loaded every cycle from both banks): no
+        # logic after a block RAM output (5.8 ns on the ECP5) but the read port's own. The
+        # write still lands before the next pass reads (the fourth cycle after done).
+        # The data is 0 unless a word is written (a copy of the write flag per lane group),
+        # so the EW stage ORs it with its own write data: no select reaches all lanes. The
+        # EW stage registers the port's address and enable from the values here (what the
+        # drain writes in the next cycle).
+        dw_bank = lc.copies("dw_bank", dr_wr_bank, 1)
+        dw_on = lc.copies("dw_on", dr_wr & active, 1)
+        dw_data = Cat(*[Mux(dw_on[ln], Mux(dw_bank[ln], a_acc[1][ln], a_acc[0][ln]), 0)[:ib]
+                        for ln in range(P)])
+        drain_write = (dr_wr & active, dr_wr_addr, dw_data)
+    # Accumulator writes: stage A's sums, or the drain clearing the word it read (which
+    # wins; never the bank being accumulated).
+    for k, (wp, rr, rd) in enumerate(amems):
+        clear = dr_wr & active & (dr_wr_bank == k)
+        if not b.lane_copies:
+            wdata = Cat(*sums)
+        else:
+            # Each lane's data is 0 under a copy of the clear flag: no select reaches all
+            # lanes. The copies take the flag's next value: ``dr_wr`` is set when the drain
+            # reads (busy, no delay left) and ``active`` by start, cleared by fin (which wins).
+            # The enable and address are registered from their next values too (they reach
+            # every block RAM of the bank).
+            clear_next = (rd_now & ~fin & (start | active)
+                          & (Mux(rd_now, dr_bank, dr_wr_bank) == k))
+            clear_l = lc.copies(f"acc_clear{k}", clear_next, 1)
+            wdata = Cat(*(Mux(clear_l[ln], 0, sums[ln]) for ln in range(P)))
+            # (The sums are stage W's: the event now in stage A.)
+            lc.addr_regs(f"acc_wa{k}", wp.addrs,
+                            Mux(clear_next, Mux(rd_now, dr_word, dr_clr_addr), a_word))
+            lc.addr_regs(f"acc_we{k}", wp.ens, (a_valid & (a_bank == k)) | clear_next)
+            m.d.comb += wp.data.eq(wdata)
+            continue
+        m.d.comb += [wp.en.eq((a_valid & (a_bank == k)) | clear),
+                     wp.addr.eq(Mux(clear, dr_clr_addr, a_word)), wp.data.eq(wdata)]
+        with m.If(clear):
+            m.d.comb += wp.data.eq(0)
+
+    # Start / done. While the engine is inactive its loop state holds the start values
+    # (descriptor and pass constants are valid from the START cycle), so ``start`` only sets
+    # ``active``.
+    with m.If(start):
+        m.d.sync += [active.eq(1), gen_on.eq(1)]
+    with m.If(~active):
+        m.d.sync += [dst_ptr.eq(desc.dst_base), bank.eq(0)]
+    with m.If(~scan_active):
+        m.d.sync += [e1_on.eq(0), count.eq(0), credits.eq(0), wr_ptr.eq(0), rd_ptr.eq(0)]
+    # Done two cycles before the pass's last write (the drain's last word), so that the
+    # next descriptor load overlaps it: the descriptor changes at the end of the second
+    # cycle after done, and the next pass reads memory from the fourth. Predicted a cycle
+    # ahead and registered: the front of the pipeline is empty and the drain (the last
+    # one: nothing is left to issue) is one cycle before its last read. ``active`` stays
+    # on for that last read's write.
+    front_empty = (~gen_on & ~infl & ~rd_on & ~Cat(*fetching, f_valid).any() & (count == 0) & ~e1_on
+                   & decode_empty & ~e_valid)
+    done_r = Signal()
+    m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & (dr_left == 2)), fin.eq(done_r)]
+    with m.If(fin):
+        m.d.sync += active.eq(0)
+    for copy in (gen_active, scan_active):
+        if copy is not active:
+            m.d.sync += copy.eq((copy | start) & ~fin)
+    m.d.comb += done.eq(done_r)
+    return dict(ra=syn_ra if b.syn_read_regs else None, rb=syn_rb, im_addr=syn_im_addr,
+                drain_write=drain_write if b.int_write_regs else None)

@@ -1,0 +1,267 @@
+"""The SYN pipeline's front end: row generator, row read, fetch registers, row FIFO."""
+
+from amaranth.hdl import Cat, Const, Mux, Signal, signed
+
+from .lsb import lsb_combine, lsb_partials, popcount_flags
+
+__all__ = ["syn_front"]
+
+
+def syn_front(eng, m, lc, desc, banks, img_r):
+    """SYN generator | row read | fetch | row FIFO: one kernel tap per cycle, the spike (or image)
+    row of each in-grid tap into the FIFO (see :func:`.syn.elaborate_syn`)."""
+    syn_ra = None  # (not built by every build)
+    prog = eng.prog
+    P = prog.lanes
+    b = eng.build
+    S = prog.spike_slots
+    sb = eng.slot_bits
+    Rw = eng.row_bits
+    cmax = S * P
+    pl = eng.plan      # widths: EnginePlan._syn_widths
+    spw = pl.spw
+    cw_ = pl.coord_bits
+    rows_w = pl.rows_w
+    ww = pl.ww
+    va_w = pl.va_w
+
+    active = Signal()
+    # ``active`` for the generator's loop state and for the scan stage: registers of their
+    # own (the fast build), each next to the logic it holds, updated like ``active`` below.
+    gen_active = lc.flag_copy("syn_gen_active", active)
+    scan_active = lc.flag_copy("syn_scan_active", active)
+    # Row generator ------------------------------------------------------------------
+    t = Signal(len(desc.T))
+    oy = Signal(len(desc.Ho))
+    ox = Signal(len(desc.Wo))
+    tr = Signal(len(desc.t_rows))
+    ky = Signal(len(desc.kh))
+    kx = Signal(len(desc.kw))
+    gen_on = Signal()            # the generator runs (implies active)
+    y = Signal(signed(cw_))      # oy * stride + ky - pad
+    x = Signal(signed(cw_))      # ox * stride + kx - pad
+    ys = Signal(signed(cw_))     # oy * stride - pad
+    xs = Signal(signed(cw_))     # ox * stride - pad
+    sp = Signal(signed(spw))     # y * Wi + x
+    sp_k = Signal(signed(spw))   # y * Wi + xs   (start of the kernel row)
+    sp_p = Signal(signed(spw))   # ys * Wi + xs  (the position's first tap)
+    sp_o = Signal(signed(spw))   # ys * Wi - pad (the first position of the output row)
+    tb_t = Signal(rows_w)        # src_base + t * HW          (position time step)
+    tb2_t = Signal(rows_w)       # src2_base + t * HW
+    wb_t = Signal(ww)            # w_base + t * t_stride
+    tb = Signal(rows_w)          # src_base + tt * HW         (row time step)
+    tb2 = Signal(rows_w)         # src2_base + tt * HW
+    wb_tt = Signal(ww)           # w_base + tt * t_stride
+    wptr = Signal(ww)            # w_base + tap * tap_stride + tt * t_stride
+    sa2 = Signal(rows_w)         # tb2 + sp: the V row address (the row address: below)
+    sw = lc.pass_const("sw")      # stride * Wi
+    sp00 = lc.pass_const("sp00")  # -pad * Wi - pad
+    kw1, kh1, tr1, wo1, ho1, t1, hi1, wi1 = (lc.pass_const(k) for k in (
+        "kw1", "kh1", "tr1", "wo1", "ho1", "t1", "hi1", "wi1"))
+    inb = (y >= 0) & (y < desc.Hi) & (x >= 0) & (x < desc.Wi)
+    # Loop-end flags, registered: each is updated with its counter (no compare chain in
+    # front of the generator's enables).
+    last_kx, last_ky, last_tr, last_ox, last_oy, last_t = (
+        Signal(name=f"last_{k}") for k in ("kx", "ky", "tr", "ox", "oy", "t"))
+    z_kx, z_ky, z_tr, z_ox, z_oy, z_t = (lc.pass_const(k) for k in (
+        "z_kx", "z_ky", "z_tr", "z_ox", "z_oy", "z_t"))    # loop of one iteration
+    # Last in-grid tap of the position (only read for in-grid taps).
+    row_last = last_tr & (last_ky | (y == hi1)) & (last_kx | (x == wi1))
+
+    # FIFO of fetched rows and the reads in flight: the credits cover the round trip (issue,
+    # read, fetch registers, FIFO, pop seen a cycle later), so the generator never waits
+    # for the scan stage's decision of the same cycle. The compact build reads in the
+    # tap's cycle and has no fetch register (the row goes from the block RAM output into
+    # the FIFO): 3 credits. The fast build reads two cycles after the tap (Build.syn_read_regs:
+    # the row address is registered next to the generator before its copies per lane
+    # group) and registers the row twice (Build.syn_fetch_regs): 7 credits.
+    NF = b.syn_fifo_rows()
+    fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
+    fifo_va = [Signal(va_w, name=f"fifo_va{i}") for i in range(NF)]
+    fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
+    fifo_last = [Signal(name=f"fifo_last{i}") for i in range(NF)]
+    fifo_single = [Signal(name=f"fifo_single{i}") for i in range(NF)]  # at most one set bit
+    # Less the lowest bit (the fast build's scan loop has no carry chain; the compact one
+    # computes it in the loop).
+    fifo_rest = [Signal(Rw if b.syn_fetch_regs else 0, name=f"fifo_rest{i}") for i in range(NF)]
+    count = Signal(range(NF + 1))
+    infl = Signal()
+    infl_wb = Signal(ww)
+    infl_last = Signal()
+    infl_va = Signal(va_w)
+    pop = Signal()
+
+    credits = Signal(range(NF + 1))  # rows in the FIFO and in flight
+    can_issue = gen_on & (credits < NF)
+    issue = Signal()
+    m.d.comb += issue.eq(can_issue & inb)
+    # Read addresses (spike banks port A: event rows; port B: V rows).
+    # (Assigned below, a copy per lane group: the address reaches every bank's LUTs.)
+    if not b.syn_read_regs:
+        m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
+    else:
+        img_ra = Signal.like(img_r.addr, name="img_ra")  # read Build.syn_read_regs cycles after the issue
+        img_ra2 = Signal.like(img_r.addr, name="img_ra2")
+        m.d.sync += [img_ra.eq(sp), img_ra2.eq(img_ra)]
+        m.d.comb += img_r.addr.eq(img_ra2)
+
+    # Advance the generator (a tap outside the grid costs its cycle here). Level j steps
+    # when every level below it is at its end: cum[j - 1], the registered AND of the
+    # registered end flags, so each enable is a short function of registers.
+    lasts = [last_kx, last_ky, last_tr, last_ox, last_oy, last_t]
+    zs = [z_kx, z_ky, z_tr, z_ox, z_oy, z_t]
+    cum = [Signal(name=f"cum_last{k}") for k in range(6)]
+    nl = [Signal(name=f"next_last{k}") for k in range(6)]  # end flags after this cycle
+    wrap_all = can_issue & cum[5]
+    nexts = [(kx, kw1), (ky, kh1), (tr, tr1), (ox, wo1), (oy, ho1), (t, t1)]
+    # pen[j]: level j is at its last but one iteration (registered like the end flags).
+    pen = [Signal(name=f"pen_{k}") for k in ("kx", "ky", "tr", "ox", "oy", "t")]
+    ones = [lc.pass_const(k) for k in ("o_kx", "o_ky", "o_tr", "o_ox", "o_oy", "o_t")]
+    for j in range(6):
+        # When the generator advances, the levels below the stepping one restart (end flag:
+        # a loop of one iteration), the stepping level moves on (its end flag is its
+        # last-but-one flag), the levels above keep theirs.
+        counter, lim = nexts[j]
+        restart = ~gen_active | (can_issue & cum[j])
+        stepping = can_issue & ~cum[j] & (True if j == 0 else cum[j - 1])
+        m.d.comb += nl[j].eq(Mux(restart, zs[j], Mux(stepping, pen[j], lasts[j])))
+        with m.If(restart):
+            m.d.sync += pen[j].eq(ones[j])
+        with m.Elif(stepping):
+            m.d.sync += pen[j].eq(counter + 2 == lim)
+    m.d.sync += [lasts[j].eq(nl[j]) for j in range(6)]
+    m.d.sync += [cum[j].eq(Cat(*nl[:j + 1]).all()) for j in range(6)]
+    # Each register takes one of a few values selected by mutually exclusive conditions on
+    # registered flags (an AND-OR, not a priority chain of multiplexers); its enable is
+    # "inactive, or a level at or above its own steps". While inactive it holds its start
+    # value (descriptor and pass constants are valid from the START cycle on).
+    init = ~gen_active
+    c0 = ~last_kx                # the level that steps when the generator advances
+    c1 = cum[0] & ~last_ky
+    c2 = cum[1] & ~last_tr
+    c3 = cum[2] & ~last_ox
+    c4 = cum[3] & ~last_oy
+    c5 = cum[4]
+    en = [init | can_issue] + [init | (can_issue & cum[j]) for j in range(5)]
+    lo = -desc.pad
+    sp_s = sp_p + desc.stride
+    sp_r = sp_o + sw
+
+    def sel(reg, level, start_value, cases):
+        value = Mux(cases[0][0], cases[0][1], 0)
+        for cond, v in cases[1:]:
+            value = value | Mux(cond, v, 0)
+        nxt = Signal.like(reg, name=f"{reg.name}_next")
+        m.d.comb += nxt.eq(Mux(en[level], Mux(init, start_value, value), reg))
+        m.d.sync += reg.eq(nxt)
+        return nxt
+
+    sel(kx, 0, 0, [(c0, kx + 1)])
+    sel(ky, 1, 0, [(c1, ky + 1)])
+    sel(tr, 2, 0, [(c2, tr + 1)])
+    sel(ox, 3, 0, [(c3, ox + 1)])
+    sel(oy, 4, 0, [(c4, oy + 1)])
+    sel(t, 5, 0, [(c5, t + 1)])
+    sel(x, 0, lo, [(c0, x + 1), (c1 | c2, xs), (c3, xs + desc.stride), (c4 | c5, lo)])
+    sel(y, 1, lo, [(c1, y + 1), (c2 | c3, ys), (c4, ys + desc.stride), (c5, lo)])
+    sel(xs, 3, lo, [(c3, xs + desc.stride), (c4 | c5, lo)])
+    sel(ys, 4, lo, [(c4, ys + desc.stride), (c5, lo)])
+    sp_next = sel(sp, 0, sp00, [(c0, sp + 1), (c1, sp_k + desc.Wi), (c2, sp_p), (c3, sp_s), (c4, sp_r), (c5, sp00)])
+    sel(sp_k, 1, sp00, [(c1, sp_k + desc.Wi), (c2, sp_p), (c3, sp_s), (c4, sp_r), (c5, sp00)])
+    sel(sp_p, 3, sp00, [(c3, sp_s), (c4, sp_r), (c5, sp00)])
+    sel(sp_o, 4, sp00, [(c4, sp_r), (c5, sp00)])
+    sel(tb_t, 5, desc.src_base, [(c5, tb_t + desc.HW)])
+    sel(tb2_t, 5, desc.src2_base, [(c5, tb2_t + desc.HW)])
+    sel(wb_t, 5, desc.w_base, [(c5, wb_t + desc.t_stride)])
+    tb_next = sel(tb, 2, desc.src_base, [(c2, tb + desc.HW), (c3 | c4, tb_t), (c5, tb_t + desc.HW)])
+    tb2_next = sel(tb2, 2, desc.src2_base, [(c2, tb2 + desc.HW), (c3 | c4, tb2_t), (c5, tb2_t + desc.HW)])
+    sel(wb_tt, 2, desc.w_base, [(c2, wb_tt + desc.t_stride), (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
+    sel(wptr, 0, desc.w_base, [(c0 | c1, wptr + desc.tap_stride), (c2, wb_tt + desc.t_stride),
+                               (c3 | c4, wb_t), (c5, wb_t + desc.t_stride)])
+    if b.syn_read_regs:
+        # The row addresses of the generator's tap, registered here a cycle after the tap
+        # (sums of the generator's registers, not of their next values): the copies per
+        # lane group (in ``_elab_ew``, which shares the ports) take them a cycle later, so
+        # no generator logic sits in front of a far copy.
+        assert b.syn_read_regs == 2
+        syn_ra = Signal(rows_w, name="syn_ra")
+        m.d.sync += [syn_ra.eq(tb + sp), sa2.eq(tb2 + sp)]
+    else:
+        m.d.sync += sa2.eq(tb2_next + sp_next)
+    if not b.syn_read_regs:
+        sa_l = lc.copies("syn_ra", tb_next + sp_next, rows_w)
+        for (wp, ra, rb), a in zip(banks, sa_l):
+            m.d.comb += ra.addr.eq(a)
+    with m.If(wrap_all):
+        m.d.sync += gen_on.eq(0)
+    m.d.sync += infl.eq(issue)
+    with m.If(issue):
+        m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last)]
+        if not b.syn_read_regs:
+            m.d.sync += infl_va.eq(sa2[:va_w])
+    rd_on = infl               # the read of an issued row: its data is valid a cycle later
+    if b.syn_read_regs:
+        # The issued row's flags wait for its read (Build.syn_read_regs cycles); its V row address
+        # joins them from ``sa2`` a cycle after the issue.
+        infl2, infl2_wb, infl2_last = Signal(name="infl2"), Signal(ww), Signal()
+        rd_on, rd_wb, rd_last, rd_va = Signal(name="rd_on"), Signal(ww), Signal(), Signal(va_w)
+        m.d.sync += [infl2.eq(infl), infl2_wb.eq(infl_wb), infl2_last.eq(infl_last),
+                     infl_va.eq(sa2[:va_w]),
+                     rd_on.eq(infl2), rd_wb.eq(infl2_wb), rd_last.eq(infl2_last), rd_va.eq(infl_va)]
+
+    # Flatten the fetched row: spikes channel-major with plane stride 2^pbs.
+    row_s = Signal(Rw)
+    for c in range(cmax):
+        bank, slot = c % P, c // P
+        word_a = banks[bank][1].data
+        m.d.comb += row_s[(c << eng.pbs):(c << eng.pbs) + sb].eq(word_a[slot * sb:(slot + 1) * sb])
+    row_i = Signal(Rw)
+    for c in range(prog.image.C):
+        m.d.comb += row_i[(c << eng.pbi):(c << eng.pbi) + eng.pixel_bits].eq(
+            img_r.data[c * eng.pixel_bits:(c + 1) * eng.pixel_bits])
+    fetched = Mux(desc.src_img, row_i, row_s)
+    # The row is pushed into the FIFO with the row less its lowest set bit and an 'at most
+    # one set bit' flag, so that the scan stage never waits on a carry chain or a count
+    # tree. The compact build pushes the block RAM output itself, with the flag but not
+    # the rest. The fast build registers the fetched row twice (Build.syn_fetch_regs): first
+    # next to the memories that hold its bits (the block RAM output multiplexers end
+    # there), then with the first half of the rest and the flag (per 4 bits: the OR of the
+    # bits below each bit, whether any and whether two are set), so that each half is a
+    # few LUT levels.
+    if not b.syn_fetch_regs:
+        f_valid, f_bits, f_va, f_wb, f_last = infl, fetched, infl_va, infl_wb, infl_last
+        fetching = []
+        fetched_single = ~popcount_flags(f_bits)[0]
+        fetched_rest = Const(0, 0)
+    else:
+        assert b.syn_fetch_regs == 2
+        f0 = (Signal(name="f0_valid"), Signal(Rw, name="f0_bits"), Signal(va_w, name="f0_va"),
+              Signal(ww, name="f0_wb"), Signal(name="f0_last"))
+        m.d.sync += [r.eq(v) for r, v in zip(f0, (rd_on, fetched, rd_va, rd_wb, rd_last), strict=True)]
+        f_valid, f_bits, f_va, f_wb, f_last = (Signal.like(r, name=r.name.replace("f0", "f1")) for r in f0)
+        m.d.sync += [r.eq(v) for r, v in zip((f_valid, f_bits, f_va, f_wb, f_last), f0, strict=True)]
+        fetching = [f0[0]]
+        low, anys, twos = lsb_partials(f0[1])
+        f1_low, f1_any, f1_two = Signal(len(low)), Signal(len(anys)), Signal(len(twos))
+        m.d.sync += [f1_low.eq(low), f1_any.eq(anys), f1_two.eq(twos)]
+        fetched_rest, two = lsb_combine(f_bits, f1_low, f1_any, f1_two)
+        fetched_single = ~two
+
+    # Push the fetched row (circular buffer: a pop moves a pointer, not the rows).
+    push = f_valid
+    wr_ptr = Signal(range(NF))
+    rd_ptr = Signal(range(NF))
+    with m.If(push):
+        for i in range(NF):
+            with m.If(wr_ptr == i):
+                m.d.sync += [fifo_bits[i].eq(f_bits), fifo_va[i].eq(f_va), fifo_wb[i].eq(f_wb),
+                             fifo_last[i].eq(f_last), fifo_single[i].eq(fetched_single),
+                             fifo_rest[i].eq(fetched_rest)]
+        m.d.sync += wr_ptr.eq(Mux(wr_ptr == NF - 1, 0, wr_ptr + 1))
+    with m.If(pop):
+        m.d.sync += rd_ptr.eq(Mux(rd_ptr == NF - 1, 0, rd_ptr + 1))
+    m.d.sync += [count.eq(count + push - pop), credits.eq(credits + issue - pop)]
+    return dict(active=active, count=count, credits=credits, f_valid=f_valid, fetching=fetching, fifo_bits=fifo_bits,
+                fifo_last=fifo_last, fifo_rest=fifo_rest, fifo_single=fifo_single, fifo_va=fifo_va, fifo_wb=fifo_wb,
+                gen_active=gen_active, gen_on=gen_on, infl=infl, pop=pop, rd_on=rd_on, rd_ptr=rd_ptr,
+                scan_active=scan_active, syn_ra=syn_ra, wr_ptr=wr_ptr)
