@@ -184,8 +184,10 @@ def _yosys_counts(stat_path, family):
 
 
 def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_dir="build", seed=1,
-                allow_timing_fail=False, progress=print, timeout=3600):
+                allow_timing_fail=False, progress=print, timeout=3600, images=None):
     """Build a bitstream of ``model`` for ``board``; returns the report (a JSON-able dict).
+    ``images``: the test images of the model's dataset its cycles per image are counted on
+    (:func:`~spikeforge.hdl.accel.report.fit`).
 
     Raises :class:`DoesNotFit` (pre-check), :class:`TimingFailed` (fmax below the clock),
     :class:`BuildError` (a tool failed or is missing), ``ValueError`` (bad board, clock, baud),
@@ -198,7 +200,7 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
         try:
             return _build_board(model, board, lanes=lanes, clock_mhz=clock_mhz, baud=baud, out_dir=out_dir,
                                 stage_dir=stage_dir, seed=seed, allow_timing_fail=allow_timing_fail,
-                                progress=progress, timeout=timeout)
+                                progress=progress, timeout=timeout, images=images)
         except BuildError:
             raise      # published (TimingFailed) or a tool failed: its logs stay in the staging folder
         except BaseException:
@@ -207,7 +209,7 @@ def build_board(model, board, *, lanes=None, clock_mhz=None, baud=115200, out_di
 
 
 def _build_board(model, board, *, lanes, clock_mhz, baud, out_dir, stage_dir, seed, allow_timing_fail, progress,
-                 timeout):
+                 timeout, images):
     from ..hdl.accel.report import fit
     from .top import BoardTop, check_link_settings
 
@@ -225,7 +227,7 @@ def _build_board(model, board, *, lanes, clock_mhz, baud, out_dir, stage_dir, se
     _say(progress, f"[1/{stages}] compile the model for {lanes} lanes")
     # The one fit check of `info --target` and `generate --target` too (memories and logic,
     # host link included).
-    program, analysis = fit(model, lanes, target.name)
+    program, analysis = fit(model, lanes, target.name, images=images)
     spram = program.memory.kind == "spram"
     if spram:
         _say(progress, f"      SPRAM mapping: integer memory in {program.memory.int_banks} SPRAM banks, "

@@ -25,7 +25,8 @@ import tempfile
 __all__ = ["CLIError", "USER_ERROR", "Parser", "Number", "LANES", "add_lanes_argument", "resolve_lanes",
            "SEED", "TIMEOUT", "RETRIES", "CLOCK", "BAUD", "BAUD_RATES", "COUNT", "check_count",
            "check_output_file", "check_output_dir", "error_line", "os_error_message", "lanes_text",
-           "check_plot_option"]
+           "check_plot_option", "add_dataset_arguments", "model_dataset_images",
+           "analysis_images", "ANALYSIS_IMAGES"]
 
 #: exit status of every user error (bad option, bad file, missing optional package)
 USER_ERROR = 2
@@ -260,3 +261,60 @@ def check_plot_option(path):
         return check_plot_dir(path)
     except PlotError as e:
         raise CLIError(f"--plot: {e}") from None
+
+
+# --- the dataset of a model ----------------------------------------------------------------
+
+def add_dataset_arguments(parser, download=True):
+    """``--dataset NAME`` and ``--data-root DIR`` (and ``--download`` where real data is read):
+    the images a command feeds the model (:func:`model_dataset_images`)."""
+    from .datasets import dataset_names
+
+    parser.add_argument("--dataset", metavar="NAME", choices=dataset_names(),
+                        help="dataset of the images: " + ", ".join(dataset_names()) + " (default: the one the "
+                             "model file records; digits for the shipped model; docs/datasets.md)")
+    parser.add_argument("--data-root", metavar="DIR",
+                        help="folder holding the dataset files (default $SPIKEFORGE_DATA_ROOT, else "
+                             "~/.cache/spikeforge/datasets; digits and mnist-5k need none)")
+    if download:
+        parser.add_argument("--download", action="store_true",
+                            help="fetch missing dataset files from their official URLs (MD5-checked; "
+                                 "never done unless asked)")
+
+
+def model_dataset_images(model, args, split=None, limit=None):
+    """The :class:`~spikeforge.datasets.Dataset` a command feeds ``model``: ``args.dataset`` or
+    the dataset the model records, ``split`` (default: the recorded one, else test), at the
+    model's input range, the first ``limit`` images. :class:`CLIError` in one line when the model
+    records none (and ``--dataset`` is not given) or the dataset does not fit its input
+    (both shapes named)."""
+    from .datasets import DatasetError, check_dataset, dataset_names, load_dataset, model_dataset
+    from .datasets.record import model_input, shape_text
+
+    try:
+        rec = model_dataset(model)
+        name = getattr(args, "dataset", None) or (rec or {}).get("dataset")
+        if name is None:
+            shape, max_value = model_input(model)
+            raise CLIError(f"the model records no dataset and its input {shape_text(shape)} in 0..{max_value} is not "
+                           f"the digits'; give one with --dataset NAME ({', '.join(dataset_names())})")
+        same = rec is not None and rec["dataset"] == name
+        downsample = rec.get("downsample") if same else None
+        check_dataset(model, name, downsample)
+        if split is None:
+            split = rec["split"] if same else "test"
+        _, max_value = model_input(model)
+        return load_dataset(name, split, data_root=getattr(args, "data_root", None),
+                            download=getattr(args, "download", False), max_value=max_value, limit=limit)
+    except DatasetError as e:
+        raise CLIError(str(e)) from None
+
+
+#: test images the analytic model's cycle counts are taken on (info, generate, build)
+ANALYSIS_IMAGES = 16
+
+
+def analysis_images(model, args):
+    """The first :data:`ANALYSIS_IMAGES` test images of the model's dataset (``--dataset``, else
+    the one it records), at its input range: what the analytic model counts cycles on."""
+    return model_dataset_images(model, args, split="test", limit=ANALYSIS_IMAGES).images

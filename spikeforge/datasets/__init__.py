@@ -25,9 +25,11 @@ import numpy as np
 from . import events as _events
 from . import images as _images
 from ._files import DEFAULT_ROOT_ENV, DatasetError, extract, fetch, find_file, resolve_root
+from .record import RECORD_KEY, check_dataset, input_record, model_dataset
 
 __all__ = ["Dataset", "DatasetSpec", "DatasetError", "load_dataset", "dataset_names", "dataset_spec",
-           "DATASETS", "DEFAULT_ROOT_ENV", "MAX_VALUE_LIMIT"]
+           "DATASETS", "DEFAULT_ROOT_ENV", "MAX_VALUE_LIMIT", "RECORD_KEY", "input_record", "model_dataset",
+           "check_dataset"]
 
 SPLITS = ("train", "test")
 MAX_VALUE_LIMIT = 255
