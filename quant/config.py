@@ -344,13 +344,15 @@ def read_config_file(path):
 def dataset_keys(d, dataset, where="configuration", dataset_where=None):
     """``{image, max_value, classes}`` for training on ``dataset``: the dataset's, where ``d``
     (configuration keys; None or missing: the dataset's) leaves them open. ``ValueError`` in one
-    line (``where`` first; ``dataset_where`` for the dataset when it came from elsewhere) for an event dataset, an image or class count other than the
+    line (``where`` first; ``dataset_where`` for the dataset when it came from elsewhere) for an
+    event dataset, an image or class count other than the
     dataset's, or a ``max_value`` beyond its stored values."""
     from ..datasets import dataset_spec
 
     spec = dataset_spec(dataset)
     if spec.kind != "image":
-        raise ValueError(f"{dataset_where or where}: dataset {dataset} gives event frames (T x {'x'.join(map(str, spec.shape()))}); train "
+        frame = "x".join(map(str, spec.shape()))
+        raise ValueError(f"{dataset_where or where}: dataset {dataset} gives event frames (T x {frame}); train "
                          "takes still-image datasets (spec §4 has no event input yet)")
     shape = list(spec.shape())
     out = {"image": shape, "max_value": spec.default_max_value, "classes": len(spec.classes)}

@@ -671,7 +671,7 @@ def run_import(args):
     """``spikeforge import``: write the model, print float vs integer accuracy. Returns 0."""
     import json
 
-    from .datasets import load_dataset
+    from .datasets import input_record, load_dataset
     from .modelfile import save_model
     from .sim.model import run_model
 
@@ -685,7 +685,8 @@ def run_import(args):
         raise NIRError(f"dataset {args.dataset!r} holds event frames; import takes still-image "
                        "datasets (direct encoding)")
     calib = np.asarray(train.images[:args.calibration_images], dtype=np.int64)
-    meta = dict(train.metadata, split="test", source_graph=os.path.basename(args.graph))
+    meta = dict(train.metadata, split="test", source_graph=os.path.basename(args.graph),
+                input=input_record(test, "test"))
     model, report = import_graph(graph, calib, max_value=train.max_value, time_steps=args.time_steps,
                                  weight_bits=args.weight_bits, out_bits=args.out_bits,
                                  input_scale=args.input_scale, dt=args.dt, metadata=meta)
