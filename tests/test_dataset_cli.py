@@ -215,6 +215,17 @@ def test_cifar_like_accelerator_in_verilator(cifar_like, capsys):
 
 # --- training on mnist-5k ---------------------------------------------------------------------
 
+def test_train_without_the_dataset_files_says_where_before_training(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "m.sfm"
+    line = _error(capsys, "train", "--dataset", "mnist", "--data-root", tmp_path / "data", "--max-value", "15",
+                  "--patch", "4", "--embed-kernel", "4", "--quiet", "-o", out)
+    assert str(tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz") in line and "--download" in line
+    assert not out.exists()
+    line = _error(capsys, "train", "--dataset", "mnist-5k", "--max-value", "300", "-o", out)
+    assert "--max-value" in line and "300" in line
+
+
 @pytest.mark.slow
 def test_train_on_mnist5k_records_its_dataset(tmp_path, capsys):
     pytest.importorskip("torch")
