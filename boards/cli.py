@@ -9,9 +9,9 @@ import os
 import sys
 
 from ..options import (check_plot_option, lanes_text,
-                       BAUD, CLOCK, COUNT, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError, add_lanes_argument,
-                       analysis_images, check_count, check_output_dir, error_line, load_model_arg, os_error_message,
-                       resolve_lanes)
+                       BAUD, CLOCK, COUNT, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError, add_dataset_arguments,
+                       add_lanes_argument, analysis_images, check_count, check_output_dir, error_line, load_model_arg,
+                       model_dataset_images, os_error_message, resolve_lanes)
 from ..devices import get_target, target_names
 
 __all__ = ["add_build_arguments", "run_build", "add_flash_arguments", "run_flash", "add_run_arguments", "run_run"]
@@ -47,6 +47,7 @@ def add_build_arguments(p):
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--plot", metavar="DIR", help="write a picture (PNG) of the utilization against the device "
                                                  "(needs the plot extra)")
+    add_dataset_arguments(p)
 
 
 def _plot_build(args, report):
@@ -70,9 +71,9 @@ def run_build(args):
         check_output_dir(out, "-o" if args.output else "the output folder")
         check_plot_option(args.plot)
         _, model = _load_model(args.model)
-        report = build_board(model, args.board, images=analysis_images(), lanes=lanes, clock_mhz=args.clock,
-                             baud=args.baud, out_dir=out, seed=args.seed, allow_timing_fail=args.allow_timing_fail,
-                             progress=_progress)
+        report = build_board(model, args.board, images=analysis_images(model, args), lanes=lanes,
+                             clock_mhz=args.clock, baud=args.baud, out_dir=out, seed=args.seed,
+                             allow_timing_fail=args.allow_timing_fail, progress=_progress)
     except TimingFailed as e:
         report = e.report
         print(json.dumps(report, indent=1) if args.json else format_report(report))
@@ -133,7 +134,8 @@ def add_run_arguments(p):
     p.add_argument("--baud", type=BAUD, default=115200, help="UART baud rate the bitstream was built with")
     add_lanes_argument(p, "lanes the bitstream was built with")
     p.add_argument("--images", "-n", type=COUNT, default=100,
-                   help="number of digits test images (default 100; the split has 360)")
+                   help="number of test images of the model's dataset (default 100; digits' split has 360)")
+    add_dataset_arguments(p)
     p.add_argument("--timeout", type=TIMEOUT, default=1.0, help=f"seconds per attempt (default 1; {TIMEOUT.allowed()})")
     p.add_argument("--retries", type=RETRIES, default=3,
                    help=f"re-sends after a failed attempt (default 3; {RETRIES.allowed()})")
@@ -189,7 +191,6 @@ def _run_simulated(args, target, lanes, model, images, labels):
 
 
 def run_run(args):
-    from ..data import load_digits_split
     from ..hdl.accel.report import compile_for_target
     from ..sim.runners import SimulationFailed, SimulatorNotFound
     from .inference import run_images
@@ -204,8 +205,9 @@ def run_run(args):
         target = get_target(args.board)
         lanes = resolve_lanes(args.lanes, target.name)
         _, model = _load_model(args.model)
-        images, labels = load_digits_split("test")
-        check_count("--images", args.images, len(images), "the digits test split")
+        ds = model_dataset_images(model, args, split="test")
+        images, labels = ds.images, ds.labels
+        check_count("--images", args.images, len(images), f"the {ds.name} test split")
         images, labels = images[:args.images], labels[:args.images]
         # The image size, pixel range, class count, and whether the build keeps its weights in
         # SPRAM (then the host loads them first): the same mapping decision as `spikeforge build`.

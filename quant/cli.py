@@ -20,7 +20,7 @@ import sys
 from ..options import Number
 from .config import ALIASES as CONFIG_ALIASES
 from .config import TRAINING_DEFAULTS, TRAINING_KEYS, ModelConfig, allowed_text, config_schema, \
-    effective_config, read_config_file
+    dataset_keys, effective_config, read_config_file
 
 __all__ = ["add_train_arguments", "run_train", "config_from_args", "training_from_args", "option_name"]
 
@@ -61,12 +61,20 @@ def add_train_arguments(parser):
                         help="write the effective configuration as JSON to stdout and train nothing")
     parser.add_argument("-o", "--output", metavar="MODEL", help="model file to write (.sfm); required to train")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--data-root", metavar="DIR",
+                        help="folder holding the dataset files (default $SPIKEFORGE_DATA_ROOT, else "
+                             "~/.cache/spikeforge/datasets; digits and mnist-5k need none; docs/datasets.md)")
+    parser.add_argument("--download", action="store_true",
+                        help="fetch missing dataset files from their official URLs (MD5-checked)")
+    parser.add_argument("--limit", type=Number(int, low=1), metavar="N",
+                        help="train on the first N images of the training split only (quick trials; "
+                             "recorded in the model's metadata)")
     props = config_schema()["properties"]
     model_group = parser.add_argument_group("model (configuration keys)")
     train_group = parser.add_argument_group("training (configuration keys)")
     for key, prop in props.items():
-        if "const" in prop:
-            continue  # fixed by the data set: a configuration may state them, no option changes them
+        if key in ("image", "classes"):
+            continue  # the dataset's: a configuration may state them (equal to it), no option changes them
         default = prop["default"]
         shown = "auto" if default is None else json.dumps(default)
         group = train_group if key in TRAINING_KEYS else model_group
@@ -83,12 +91,21 @@ def _file_keys(args):
 
 
 def config_from_args(args):
-    """The :class:`ModelConfig` of parsed ``train`` arguments (raises ValueError)."""
+    """The :class:`ModelConfig` of parsed ``train`` arguments (raises ValueError): image, input
+    range and classes are those of the dataset (``--dataset``), unless the configuration states
+    them (equal to the dataset's; ``max_value`` up to its stored range)."""
     d = _file_keys(args)
     base = {k: v for k, v in d.items() if k not in TRAINING_KEYS}
     fields = set(ModelConfig.__dataclass_fields__)
     changes = {k: getattr(args, k) for k in fields if getattr(args, k, None) is not None}
-    return ModelConfig.from_dict({**base, **changes})
+    merged = {**base, **changes}
+    where = f"--config {args.config}" if getattr(args, "config", None) else "configuration"
+    if getattr(args, "max_value", None) is not None:
+        where = "--max-value" if "max_value" not in base else where
+    dataset_where = "--dataset" if getattr(args, "dataset", None) is not None else None
+    data = dataset_keys(merged, training_from_args(args)["dataset"], where, dataset_where)
+    merged.update(data)
+    return ModelConfig.from_dict({k: v for k, v in merged.items() if k in fields})
 
 
 def training_from_args(args):
@@ -122,10 +139,16 @@ def run_train(args):
     from ..modelfile import save_model
     from .train import train
 
-    result = train(cfg, epochs=training["epochs"], seed=training["seed"], batch_size=training["batch_size"],
-                   lr=training["lr"], progress=not args.quiet)
+    try:
+        result = train(cfg, epochs=training["epochs"], seed=training["seed"], batch_size=training["batch_size"],
+                       lr=training["lr"], progress=not args.quiet, dataset=training["dataset"],
+                       data_root=args.data_root, download=args.download, limit=args.limit)
+    except ValueError as e:  # the dataset's files missing or malformed (one line, naming the path)
+        print(error_line(e), file=sys.stderr)
+        return USER_ERROR
     save_model(result.model, args.output)
-    print(f"float fake-quant accuracy (test split): {result.float_accuracy:.2f}%")
-    print(f"golden integer accuracy (test split):   {result.golden_accuracy:.2f}%")
+    name = training["dataset"]
+    print(f"float fake-quant accuracy ({name} test split): {result.float_accuracy:.2f}%")
+    print(f"golden integer accuracy ({name} test split):   {result.golden_accuracy:.2f}%")
     print(f"wrote {args.output}")
     return 0

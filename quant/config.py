@@ -21,15 +21,19 @@ import math
 import pathlib
 import warnings
 
+from ..datasets import dataset_spec
+
 __all__ = ["ModelConfig", "WEIGHT_BITS", "ATTENTIONS", "RESETS", "DEFAULT_EPOCHS", "DEFAULT_SEED",
-           "TRAINING_KEYS", "TRAINING_DEFAULTS", "config_schema", "allowed_text", "check_config",
-           "read_config_file", "effective_config"]
+           "TRAINING_KEYS", "TRAINING_DEFAULTS", "DATASET_KEYS", "config_schema", "allowed_text", "check_config",
+           "read_config_file", "effective_config", "dataset_keys"]
 
 DEFAULT_SEED = 2
 DEFAULT_EPOCHS = 60
 #: keys of a training configuration beyond the model's, with their defaults
-TRAINING_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "seed": DEFAULT_SEED, "batch_size": 64, "lr": 5e-3}
+TRAINING_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "seed": DEFAULT_SEED, "batch_size": 64, "lr": 5e-3, "dataset": "digits"}
 TRAINING_KEYS = tuple(TRAINING_DEFAULTS)
+#: model keys the dataset gives (null in a configuration: the dataset's); no option sets them
+DATASET_KEYS = ("image", "max_value", "classes")
 SCHEMA_PATH = pathlib.Path(__file__).parent / "configs" / "train.schema.json"
 #: older names of a key, kept as option aliases (``--bits``) and suggested for unknown keys
 ALIASES = {"weight_bits": ("bits",)}
@@ -196,7 +200,8 @@ class ModelConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown configuration key(s) {sorted(unknown)}; allowed: {sorted(known)}")
-        return cls(**d)
+        # null image, max_value, classes: the dataset's (dataset_keys fills them; here the digits')
+        return cls(**{k: v for k, v in d.items() if not (k in DATASET_KEYS and v is None)})
 
     @classmethod
     def from_json(cls, path):
@@ -238,6 +243,10 @@ def allowed_text(key):
     null = " or null" if "null" in types else ""
     if "boolean" in types:
         return "true or false"
+    if "array" in types:
+        items = p["items"]
+        return (f"a list of {p['minItems']} integers {items['minimum']}..{items['maximum']}{null} "
+                "(height, width, channels: the dataset's)")
     what = "an integer" if "integer" in types else "a number"
     if "exclusiveMinimum" in p:
         return f"{what} > {p['exclusiveMinimum']:g} and <= {p['maximum']:g}{null}"
@@ -332,6 +341,34 @@ def read_config_file(path):
     except RecursionError:
         raise ValueError(f"--config {path}: nested too deeply; a flat JSON object of keys is expected") from None
     return check_config(d, f"--config {path}")
+
+
+def dataset_keys(d, dataset, where="configuration", dataset_where=None):
+    """``{image, max_value, classes}`` for training on ``dataset``: the dataset's, where ``d``
+    (configuration keys; None or missing: the dataset's) leaves them open. ``ValueError`` in one
+    line (``where`` first; ``dataset_where`` for the dataset when it came from elsewhere) for an
+    event dataset, an image or class count other than the
+    dataset's, or a ``max_value`` beyond its stored values."""
+    spec = dataset_spec(dataset)
+    if spec.kind != "image":
+        frame = "x".join(map(str, spec.shape()))
+        raise ValueError(f"{dataset_where or where}: dataset {dataset} gives event frames (T x {frame}); train "
+                         "takes still-image datasets (spec §4 has no event input yet)")
+    shape = list(spec.shape())
+    out = {"image": shape, "max_value": spec.default_max_value, "classes": len(spec.classes)}
+    for key in DATASET_KEYS:
+        given = d.get(key)
+        if given is None:
+            continue
+        if key == "max_value":
+            if given > spec.stored_max:
+                raise ValueError(f"{where}: max_value is {given}; dataset {dataset} stores values 0..{spec.stored_max}"
+                                 f": allowed 1..{spec.stored_max} or null")
+        elif (list(given) if key == "image" else given) != out[key]:
+            raise ValueError(f"{where}: {key} is {json.dumps(given)}; dataset {dataset} has {json.dumps(out[key])} "
+                             f"(allowed: {json.dumps(out[key])} or null)")
+        out[key] = given
+    return out
 
 
 def effective_config(cfg, training):

@@ -1,4 +1,4 @@
-"""QAT training on the 8x8 digits split, export and evaluation.
+"""QAT training on a dataset of the registry (default the 8x8 digits), export and evaluation.
 
 :func:`train` is deterministic for a given ``seed`` (fixed torch / NumPy seeds, at most two
 CPU threads, no data-loader workers). Augmentation: random shifts of up to one pixel (zero
@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from .. import data
+from ..datasets import dataset_spec, load_dataset
+from ..datasets.record import input_record
 from ..sim.model import run_model
 from .config import DEFAULT_EPOCHS, DEFAULT_SEED, TRAINING_DEFAULTS, ModelConfig
 from .export import export_model
@@ -51,12 +53,18 @@ def float_accuracy(net, images, labels, batch_size=512):
 
 
 def train(cfg=None, *, epochs=DEFAULT_EPOCHS, seed=DEFAULT_SEED, batch_size=TRAINING_DEFAULTS["batch_size"],
-          lr=TRAINING_DEFAULTS["lr"], weight_decay=1e-4, augment=True, progress=True, threads=2, log=None):
-    """Train ``cfg`` (default :class:`ModelConfig`) on the digits train split, export it.
+          lr=TRAINING_DEFAULTS["lr"], weight_decay=1e-4, augment=True, progress=True, threads=2, log=None,
+          dataset="digits", data_root=None, download=False, limit=None, eval_limit=None):
+    """Train ``cfg`` (default :class:`ModelConfig`) on the train split of ``dataset`` (a name of
+    :mod:`spikeforge.datasets`, read from ``data_root``, fetched only with ``download``), export it.
 
-    Returns a :class:`TrainResult` with the exported model (metadata: configuration, dataset,
-    split, seed, epochs, accuracies, weight bits). ``progress`` shows a tqdm bar; ``log`` is an
-    optional callable receiving one line of text per epoch.
+    ``cfg.image`` and ``cfg.classes`` must be the dataset's; its pixels are requantized to
+    ``0..cfg.max_value``. ``limit``: train on the first ``limit`` training images only;
+    ``eval_limit``: report accuracies on the first ``eval_limit`` test (and training) images only.
+    Returns a :class:`TrainResult` with the exported model (metadata: configuration, dataset and
+    its input record (:func:`~spikeforge.datasets.input_record`), split, seed, epochs,
+    accuracies, weight bits). ``progress`` shows a tqdm bar; ``log`` is an optional callable
+    receiving one line of text per epoch.
     """
     from tqdm import tqdm
 
@@ -66,11 +74,17 @@ def train(cfg=None, *, epochs=DEFAULT_EPOCHS, seed=DEFAULT_SEED, batch_size=TRAI
     torch.set_num_threads(max(1, min(2, threads)))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    xtr, ytr = data.load_digits_split("train")
-    xte, yte = data.load_digits_split("test")
-    if tuple(xtr.shape[1:]) != tuple(cfg.image) or cfg.max_value != data.MAX_VALUE:
-        raise ValueError(f"configuration image {cfg.image} / max_value {cfg.max_value} does not "
-                         f"match the digits data {tuple(xtr.shape[1:])} / {data.MAX_VALUE}")
+    spec = dataset_spec(dataset)
+    if spec.kind != "image" or tuple(spec.shape()) != tuple(cfg.image) or len(spec.classes) != cfg.classes:
+        raise ValueError(f"configuration image {'x'.join(map(str, cfg.image))} with {cfg.classes} classes does not "
+                         f"match dataset {dataset} ({'x'.join(map(str, spec.shape()))}, {len(spec.classes)} classes"
+                         f"{', event frames' if spec.kind != 'image' else ''})")
+    train_ds = load_dataset(dataset, "train", data_root=data_root, download=download, max_value=cfg.max_value,
+                            limit=limit)
+    test_ds = load_dataset(dataset, "test", data_root=data_root, download=download, max_value=cfg.max_value,
+                           limit=eval_limit)
+    xtr, ytr = train_ds.images, train_ds.labels
+    xte, yte = test_ds.images, test_ds.labels
     xtr_t = torch.from_numpy(np.array(xtr, dtype=np.float32))
     ytr_t = torch.from_numpy(np.array(ytr, dtype=np.int64))
     net = SpikeTransformer(cfg)
@@ -105,9 +119,15 @@ def train(cfg=None, *, epochs=DEFAULT_EPOCHS, seed=DEFAULT_SEED, batch_size=TRAI
             log(msg)
     bar.close()
     facc = float_accuracy(net, xte, yte)
-    tacc = float_accuracy(net, xtr, ytr)
-    meta = dict(dataset="sklearn-digits-8x8", split=dict(seed=data.SPLIT_SEED,
-                test_fraction=data.TEST_FRACTION, evaluated_on="test"),
+    tacc = float_accuracy(net, xtr[:eval_limit], ytr[:eval_limit])
+    split = dict(rule=spec.splits, trained_on="train", evaluated_on="test")
+    if dataset == "digits":
+        split.update(seed=data.SPLIT_SEED, test_fraction=data.TEST_FRACTION)
+    if limit is not None:
+        split["train_images"] = int(len(ytr))
+    if eval_limit is not None:
+        split["test_images"] = int(len(yte))
+    meta = dict(dataset=dataset, input=input_record(test_ds, "test"), split=split,
                 seed=seed, epochs=epochs, config=cfg.to_dict(), weight_bits=cfg.weight_bits,
                 trainer="spikeforge.quant.train",
                 accuracy=dict(float_fake_quant=facc, train_float_fake_quant=tacc))

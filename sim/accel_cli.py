@@ -1,4 +1,4 @@
-"""``spikeforge sim``: run the accelerator's generated Verilog on digits test images.
+"""``spikeforge sim``: run the accelerator's generated Verilog on test images of the model's dataset.
 
 Wired into :mod:`spikeforge.cli` by the lead with::
 
@@ -21,11 +21,12 @@ __all__ = ["add_sim_arguments", "run_sim", "summarize"]
 
 
 def add_sim_arguments(parser):
-    from ..options import COUNT, SEED, add_lanes_argument
+    from ..options import COUNT, SEED, add_dataset_arguments, add_lanes_argument
 
     parser.add_argument("model", nargs="?", help="model file (default: the shipped model)")
     parser.add_argument("--images", "-n", type=COUNT, default=20,
-                        help="number of digits test images (default 20; the split has 360)")
+                        help="number of test images of the model's dataset (default 20; digits' split has 360)")
+    add_dataset_arguments(parser)
     parser.add_argument("--seed", type=SEED,
                         help=f"pick the images at random with this seed ({SEED.allowed()}; default: the first N)")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
@@ -113,12 +114,11 @@ def _table(r):
 def run_sim(args):
     from ..options import CLIError, error_line
     from ..options import load_model_arg as _load
-    from ..data import load_digits_split
     from ..hdl.accel.program import compile_model
     from .accel_runner import simulate_verilog
     from .runners import SimulationFailed, SimulatorNotFound
 
-    from ..options import check_count, check_output_dir, check_output_file, resolve_lanes
+    from ..options import check_count, check_output_dir, check_output_file, model_dataset_images, resolve_lanes
 
     lanes = resolve_lanes(args.lanes)
     if args.vcd_images is not None and args.vcd is None:
@@ -132,8 +132,9 @@ def run_sim(args):
 
         check_output_dir(default_build_root(), "the simulator cache ($SPIKEFORGE_CACHE)")
     path, model = _load(args.model)
-    images, labels = load_digits_split("test")
-    check_count("--images", args.images, len(images), "the digits test split")
+    ds = model_dataset_images(model, args, split="test")
+    images, labels = ds.images, ds.labels
+    check_count("--images", args.images, len(images), f"the {ds.name} test split")
     compile_model(model, lanes)  # MappingError (a ValueError) before anything else
     if args.seed is not None:
         pick = np.sort(np.random.default_rng(args.seed).choice(len(images), args.images, replace=False))
@@ -148,7 +149,7 @@ def run_sim(args):
     except SimulationFailed as e:
         print(error_line(f"the Verilog simulation failed: {e}"), file=sys.stderr)
         return 1
-    report = {"model": path, **summarize(result, labels[pick]), "image_indices": pick.tolist()}
+    report = {"model": path, "dataset": ds.name, **summarize(result, labels[pick]), "image_indices": pick.tolist()}
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -15,9 +15,10 @@ import numpy as np
 from .graph import ModelError
 from .modelfile import atomic_write
 from .options import (check_plot_option, lanes_text,
-                       COUNT, USER_ERROR, CLIError, Parser, add_lanes_argument, check_count, check_output_dir,
-                      check_output_file, error_line, os_error_message, resolve_lanes)
-from .options import TORCH_INSTALL, analysis_images, default_model_path, require_torch
+                       COUNT, USER_ERROR, CLIError, Parser, add_dataset_arguments, add_lanes_argument, analysis_images,
+                       check_count, check_output_dir, check_output_file, error_line, model_dataset_images,
+                       os_error_message, resolve_lanes)
+from .options import TORCH_INSTALL, default_model_path, require_torch
 from .options import load_model_arg as _load
 
 __all__ = ["main", "default_model_path", "CLIError", "require_torch", "TORCH_INSTALL"]
@@ -33,12 +34,11 @@ def _plots_written(paths):
         print(f"plot: {path}", file=sys.stderr)
 
 
-def _accel_analysis(model, lanes, target):
-    """The analytic model; with a ``target`` (board or device) the one fit check of
-    info/generate/build (:func:`spikeforge.hdl.accel.report.fit`)."""
+def _accel_analysis(model, lanes, target, images):
+    """The analytic model on ``images``; with a ``target`` (board or device) the one fit check
+    of info/generate/build (:func:`spikeforge.hdl.accel.report.fit`)."""
     from .hdl.accel.report import analyze, compile_for_target, fit
 
-    images = analysis_images()
     if target is None:
         return analyze(compile_for_target(model, lanes), images=images)
     return fit(model, lanes, target, images=images)[1]
@@ -134,12 +134,14 @@ def cmd_info(args):
     summary = {"model": path, **summarize(model)}
     if args.lanes is not None or args.target is not None or plot_dir is not None:
         _check_target(args.target)
-        summary["accelerator"] = _accel_analysis(model, resolve_lanes(args.lanes, args.target), args.target)
+        images = analysis_images(model, args)
+        summary["accelerator"] = _accel_analysis(model, resolve_lanes(args.lanes, args.target), args.target,
+                                                 images)
     if plot_dir is not None:
         from .plots import plot_info
 
         acc = summary["accelerator"]
-        _plots_written(plot_info(model, acc["lanes"], args.target, plot_dir, analysis=acc))
+        _plots_written(plot_info(model, acc["lanes"], args.target, plot_dir, images=images, analysis=acc))
     misfit = summary.get("accelerator", {}).get("fits") is False
     if args.json:
         _print_json(summary)
@@ -207,7 +209,6 @@ def _evaluate(model, images, backend, quiet):
 
 
 def cmd_eval(args):
-    from .data import load_digits_split
     from .sim.model import run_model
 
     check_output_file(args.save_logits, "--save-logits")
@@ -215,9 +216,11 @@ def cmd_eval(args):
     if args.backend == "torch":
         require_torch("eval --backend torch")
     path, model = _load(args.model)
-    images, labels = load_digits_split(args.split)
+    ds = model_dataset_images(model, args, split=args.split)
+    images, labels = ds.images, ds.labels
+    where = f"the {ds.name} {ds.split} split"
     if args.limit is not None:
-        check_count("--limit", args.limit, len(images), f"the digits {args.split} split")
+        check_count("--limit", args.limit, len(images), where)
         images, labels = images[:args.limit], labels[:args.limit]
     quiet = args.json or args.quiet
     result = _evaluate(model, images, args.backend, quiet)
@@ -231,7 +234,8 @@ def cmd_eval(args):
     report = {
         "model": path,
         "backend": args.backend,
-        "split": args.split,
+        "dataset": ds.name,
+        "split": ds.split,
         "n": int(len(labels)),
         "correct": correct,
         "accuracy": correct / len(labels),
@@ -260,7 +264,7 @@ def cmd_eval(args):
         _print_json(report)
     else:
         print(f"{args.backend}: accuracy {100 * report['accuracy']:.2f}% "
-              f"({correct}/{report['n']}) on the digits {args.split} split")
+              f"({correct}/{report['n']}) on {where}")
         print(f"synaptic ops/image {report['synaptic_ops_per_image']:.0f}, energy estimate "
               f"{report['energy_estimate']['uJ_per_image']:.4f} uJ/image (45 nm model)")
         for k, v in report["firing_rate"].items():
@@ -302,6 +306,7 @@ def _add_accel_args(p):
     add_lanes_argument(p)
     p.add_argument("--target", help=_TARGET_HELP)
     p.add_argument("-o", "--output", required=True, help="output directory")
+    add_dataset_arguments(p)
     p.set_defaults(func=cmd_generate_accel)
 
 
@@ -315,7 +320,7 @@ def cmd_generate_accel(args):
     _check_target(args.target)
     check_output_dir(args.output, "-o")
     path, model = _load(args.model)
-    out = generate_accelerator(model, args.output, images=analysis_images(),
+    out = generate_accelerator(model, args.output, images=analysis_images(model, args),
                                lanes=resolve_lanes(args.lanes, args.target), target=args.target)
     an = out["analysis"]
     print(f"wrote {out['verilog']}")
@@ -413,12 +418,15 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="DIR", help="write pictures (PNG): memory and logic per node, cycles per "
                                                  "node against the lower bound (needs the plot extra)")
+    add_dataset_arguments(p)
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("eval", help="accuracy and work counts on the digits test split")
+    p = sub.add_parser("eval", help="accuracy and work counts on the test split of the model's dataset")
     p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
     p.add_argument("--backend", choices=("golden", "torch"), default="golden")
-    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--split", choices=("test", "train"), default=None,
+                   help="split of the dataset (default: the one the model records, else test)")
+    add_dataset_arguments(p)
     p.add_argument("--limit", type=COUNT, help="only the first N images (at most the split's size)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--save-logits", metavar="PATH", help="write the integer logits as .npy")

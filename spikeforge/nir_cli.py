@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from .datasets import load_dataset
+from .datasets.record import input_record
 from .modelfile import load_model, save_model
 from .nir_export import export_model, write_graph
 from .nir_import import DEFAULT_DT, NIRError, evaluate_float, import_graph, read_graph
@@ -57,7 +58,8 @@ def run_import(args):
         raise NIRError(f"dataset {args.dataset!r} holds event frames; import takes still-image "
                        "datasets (direct encoding)")
     calib = np.asarray(train.images[:args.calibration_images], dtype=np.int64)
-    meta = dict(train.metadata, split="test", source_graph=os.path.basename(args.graph))
+    meta = dict(train.metadata, split="test", source_graph=os.path.basename(args.graph),
+                input=input_record(test, "test"))
     model, report = import_graph(graph, calib, max_value=train.max_value, time_steps=args.time_steps,
                                  weight_bits=args.weight_bits, out_bits=args.out_bits,
                                  input_scale=args.input_scale, dt=args.dt, metadata=meta)

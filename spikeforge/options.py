@@ -25,7 +25,6 @@ import os
 import tempfile
 
 from .boards.hostlink import BAUD_RATES
-from .data import load_digits_split
 from .devices import TARGETS
 from .modelfile import load_model
 
@@ -33,7 +32,7 @@ __all__ = ["CLIError", "USER_ERROR", "Parser", "Number", "LANES", "add_lanes_arg
            "SEED", "TIMEOUT", "RETRIES", "CLOCK", "BAUD", "BAUD_RATES", "COUNT", "check_count",
            "check_output_file", "check_output_dir", "error_line", "os_error_message", "lanes_text",
            "check_plot_option", "TORCH_INSTALL", "require_torch", "default_model_path", "load_model_arg",
-           "ANALYSIS_IMAGES", "analysis_images"]
+           "add_dataset_arguments", "model_dataset_images", "ANALYSIS_IMAGES", "analysis_images"]
 
 #: exit status of every user error (bad option, bad file, missing optional package)
 USER_ERROR = 2
@@ -90,15 +89,6 @@ def load_model_arg(path):
 
 
 #: the test images the analytic model's cycle counts are taken on (info, generate, build)
-ANALYSIS_IMAGES = 16
-
-
-def analysis_images():
-    """The images of the analytic model (:func:`spikeforge.hdl.accel.report.analyze`): the
-    first :data:`ANALYSIS_IMAGES` of the digits test split."""
-    return load_digits_split("test")[0][:ANALYSIS_IMAGES]
-
-
 # --- numbers -------------------------------------------------------------------------------
 
 class Number:
@@ -307,3 +297,61 @@ def check_plot_option(path):
         return check_plot_dir(path)
     except PlotError as e:
         raise CLIError(f"--plot: {e}") from None
+
+
+# --- the dataset of a model ----------------------------------------------------------------
+
+def add_dataset_arguments(parser, download=True):
+    """``--dataset NAME`` and ``--data-root DIR`` (and ``--download`` where real data is read):
+    the images a command feeds the model (:func:`model_dataset_images`)."""
+    from .datasets import dataset_names
+
+    parser.add_argument("--dataset", metavar="NAME", choices=dataset_names(),
+                        help="dataset of the images: " + ", ".join(dataset_names()) + " (default: the one the "
+                             "model file records; digits for the shipped model; docs/datasets.md)")
+    parser.add_argument("--data-root", metavar="DIR",
+                        help="folder holding the dataset files (default $SPIKEFORGE_DATA_ROOT, else "
+                             "~/.cache/spikeforge/datasets; digits and mnist-5k need none)")
+    if download:
+        parser.add_argument("--download", action="store_true",
+                            help="fetch missing dataset files from their official URLs (MD5-checked; "
+                                 "never done unless asked)")
+
+
+def model_dataset_images(model, args, split=None, limit=None):
+    """The :class:`~spikeforge.datasets.Dataset` a command feeds ``model``: ``args.dataset`` or
+    the dataset the model records, ``split`` (default: the recorded one, else test), at the
+    model's input range, the first ``limit`` images. :class:`CLIError` in one line when the model
+    records none (and ``--dataset`` is not given) or the dataset does not fit its input
+    (both shapes named)."""
+    from .datasets import DatasetError, dataset_names, load_dataset
+    from .datasets.record import check_dataset, model_dataset
+    from .datasets.record import model_input, shape_text
+
+    try:
+        rec = model_dataset(model)
+        name = getattr(args, "dataset", None) or (rec or {}).get("dataset")
+        if name is None:
+            shape, max_value = model_input(model)
+            raise CLIError(f"the model records no dataset and its input {shape_text(shape)} in 0..{max_value} is not "
+                           f"the digits'; give one with --dataset NAME ({', '.join(dataset_names())})")
+        same = rec is not None and rec["dataset"] == name
+        downsample = rec.get("downsample") if same else None
+        check_dataset(model, name, downsample)
+        if split is None:
+            split = rec["split"] if same else "test"
+        _, max_value = model_input(model)
+        return load_dataset(name, split, data_root=getattr(args, "data_root", None),
+                            download=getattr(args, "download", False), max_value=max_value, limit=limit)
+    except DatasetError as e:
+        raise CLIError(str(e)) from None
+
+
+#: test images the analytic model's cycle counts are taken on (info, generate, build)
+ANALYSIS_IMAGES = 16
+
+
+def analysis_images(model, args):
+    """The first :data:`ANALYSIS_IMAGES` test images of the model's dataset (``--dataset``, else
+    the one it records), at its input range: what the analytic model counts cycles on."""
+    return model_dataset_images(model, args, split="test", limit=ANALYSIS_IMAGES).images

@@ -65,6 +65,7 @@ LAYERS = {
     "spikeforge.datasets._files": 0,
     "spikeforge.datasets.images": 0,
     "spikeforge.datasets.events": 0,
+    "spikeforge.datasets.record": 0,
     "spikeforge.devices": 0,
     "spikeforge.toolchain": 0,
     "spikeforge.cache": 0,

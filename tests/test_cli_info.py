@@ -17,9 +17,9 @@ def _one_analysis_per_setting():
     (lanes, target) once for the whole module (the text and JSON of one setting share it)."""
     real, seen = spikeforge.cli._accel_analysis, {}
 
-    def cached(model, lanes, target):
+    def cached(model, lanes, target, images):
         if (lanes, target) not in seen:
-            seen[lanes, target] = real(model, lanes, target)
+            seen[lanes, target] = real(model, lanes, target, images)
         return seen[lanes, target]
 
     with pytest.MonkeyPatch.context() as mp:

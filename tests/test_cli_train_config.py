@@ -9,7 +9,7 @@ import pathlib
 import pytest
 
 from spikeforge.cli import build_parser, main
-from spikeforge.quant.config import TRAINING_DEFAULTS, ModelConfig, config_schema
+from spikeforge.quant.config import DATASET_KEYS, TRAINING_DEFAULTS, ModelConfig, config_schema
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "training.md"
 
@@ -28,8 +28,8 @@ def _train_parser():
 def test_every_key_is_an_option_of_the_same_name():
     options = {s: a for a in _train_parser()._actions for s in a.option_strings}
     for key, prop in config_schema()["properties"].items():
-        if "const" in prop:
-            continue  # image, max_value, classes: fixed by the data set
+        if key in ("image", "classes"):
+            continue  # the dataset's: a configuration may state them, no option changes them
         flag = "--" + key.replace("_", "-")
         assert flag in options and options[flag].dest == key, flag
     assert options["--bits"] is options["--weight-bits"]  # the old spelling stays an alias
@@ -39,7 +39,7 @@ def test_schema_defaults_are_the_code_defaults():
     props = config_schema()["properties"]
     model = ModelConfig().to_dict()
     for key, prop in props.items():
-        want = model[key] if key in model else TRAINING_DEFAULTS[key]
+        want = None if key in DATASET_KEYS else model[key] if key in model else TRAINING_DEFAULTS[key]
         assert prop["default"] == want, key
     assert set(props) == set(model) | set(TRAINING_DEFAULTS)
 
@@ -73,14 +73,17 @@ def test_print_config_round_trips(tmp_path, capsys):
     ('{"attention": "softmax"}', 'attention is "softmax"; allowed: one of "mask", "linear", "qsd"'),
     ('{"theta": -1}', "theta is -1; allowed: a number > 0 and <= 1000"),
     ('{"epochs": 1e9}', "epochs is 1000000000.0; allowed: an integer 1..10000"),
-    ('{"image": [16, 16, 1]}', "image is [16, 16, 1]; allowed: [8, 8, 1] only"),
+    ('{"image": [16, 16, 1]}', "image is [16, 16, 1]; dataset digits has [8, 8, 1] (allowed: [8, 8, 1] or null)"),
+    ('{"dataset": "mnist-5k", "image": [8, 8, 1]}', "image is [8, 8, 1]; dataset mnist-5k has [28, 28, 1]"),
+    ('{"max_value": 17}', "max_value is 17; dataset digits stores values 0..16: allowed 1..16 or null"),
+    ('{"dataset": "nmnist"}', "dataset nmnist gives event frames (T x 34x34x2); train takes still-image datasets"),
     ('{"bits": 4}', "unknown configuration key 'bits' (did you mean 'weight_bits'?)"),
     ('{"time-steps": 4}', "unknown configuration key 'time-steps' (did you mean 'time_steps'?)"),
     ('{"seed": 1, "seed": 2}', "key 'seed' appears twice"),
     ('{"theta": NaN}', "NaN is not a number JSON allows"),
     ('{"lr": Infinity}', "Infinity is not a number JSON allows"),
     ('{"channels": 1e400}', "channels is Infinity; allowed: an integer 1..4096"),   # overflows to inf
-    ('{"image": [8, 1e400, 1]}', "image is [8, Infinity, 1]; allowed: [8, 8, 1] only"),
+    ('{"image": [8, 1e400, 1]}', "image is [8, Infinity, 1]; allowed: a list of 3 integers 1..4096 or null"),
     ('[1, 2]', "expected a JSON object of keys and values, got list"),
     ('{"channels": 16,}', "not valid JSON"),
     ('[' * 100000, "nested too deeply"),
@@ -110,7 +113,7 @@ def test_training_docs_describe_every_key():
         row = next((ln for ln in text.splitlines() if ln.startswith(f"| `{key}` ")), None)
         assert row is not None, key
         assert json.dumps(prop["default"]) in row, (key, row)
-        if "const" not in prop:
+        if key not in ("image", "classes"):
             assert f"`--{key.replace('_', '-')}`" in row, row
 
 

@@ -67,6 +67,13 @@ def execute_program(prog, image):
     T_model = prog.model.time_steps
     spikes, ints, cycles = {}, {}, {}
     img = np.asarray(image, np.int64)
+    im = prog.image
+    if img.shape != (im.H, im.W, im.C):
+        # an image of another dataset would index past the image memory (IndexError deep inside)
+        raise ValueError(f"the image is {'x'.join(map(str, img.shape))}; the program's input is "
+                         f"{im.H}x{im.W}x{im.C} (H x W x C)")
+    if img.size and (img.min() < 0 or img.max() > im.levels):
+        raise ValueError(f"the image's pixels span {img.min()}..{img.max()}; the program's input takes 0..{im.levels}")
     n_events = 0
 
     def spike_rows(name):
