@@ -160,27 +160,28 @@ def execute_program(prog, image):
             C_src = src.shape[-1]
             out = np.zeros((p.T * p.Ho * p.Wo, p.acc_words, P), np.int64)
             vsrc = spikes[p.src2] if p.wsrc == "vrow" else None
-            prev_drain = 0
+            walk = []  # the generator's taps in order: None (padding) or [E cycles per item, pos_last]
             for t in range(p.T):
                 for oy in range(p.Ho):
                     for ox in range(p.Wo):
                         acc = out[(t * p.Ho + oy) * p.Wo + ox]
-                        pos_cycles = 0
-                        gen_cycles = p.t_rows * p.kh * p.kw * tm["syn_tap"]
+                        pos_last = None
                         for tr in range(p.t_rows):
                             tt = t if p.t_rows == 1 else tr
                             for ky in range(p.kh):
                                 for kx in range(p.kw):
                                     y, x = oy * p.stride + ky - p.pad, ox * p.stride + kx - p.pad
                                     if not (0 <= y < p.Hi and 0 <= x < p.Wi):
-                                        continue  # skipped by the row generator, off the event path
+                                        walk.append(None)  # walked by the generator, no row read
+                                        continue
                                     row = src[tt].reshape(-1, C_src)[y * p.Wi + x]
                                     evs = _events(row)
-                                    work = 0
+                                    items = []  # issue cycles per item: tiles per event, or an empty row's cycle
                                     tap = ky * p.kw + kx
                                     for ch, b in evs:
-                                        for tile in _head_tiles(ch, C_src, p.heads, p.tiles, P):
-                                            work += 1
+                                        tiles = _head_tiles(ch, C_src, p.heads, p.tiles, P)
+                                        items.append(len(tiles))
+                                        for tile in tiles:
                                             if p.wsrc == "wmem":
                                                 w = prog.weights[p.w_base + tap * p.tap_stride + tt * p.t_stride
                                                                  + ch * p.ch_stride + tile]
@@ -196,11 +197,10 @@ def execute_program(prog, image):
                                             word = tile if p.accsel == "tile" else ch * p.tiles + tile
                                             acc[word] += np.asarray(w, np.int64) << b
                                     n_events += len(evs)
-                                    pos_cycles += max(tm["syn_row"], work)
-                        # The drain of the previous position overlaps this one's accumulation.
-                        c += max(pos_cycles, gen_cycles, prev_drain)
-                        prev_drain = p.acc_words + tm["syn_drain"]
-            c += prev_drain + tm["syn_drain_tail"]
+                                    pos_last = [items or [tm["syn_row"]], False]
+                                    walk.append(pos_last)
+                        pos_last[1] = True  # the position's last in-grid row ends it
+            c += syn_walk_cycles(walk, p.acc_words, prog.compact)
             # Store as [T, H, W, C] of the destination tensor (channels = tiles * P lanes).
             if p.accsel == "channel":  # K^T V: [T, C rows, tiles*P]
                 vals = out.reshape(p.T, p.acc_words // p.tiles, p.tiles * P)
@@ -249,6 +249,90 @@ def execute_program(prog, image):
         cycles[p.node] = c
     cls = int(golden.classify(logits[None])[0])
     return ExecResult(logits=logits, cls=cls, spikes=spikes, ints=ints, cycles=cycles, events=n_events)
+
+
+#: SYN decode stages (D0, D1, D2) between the scan stage and the issue stage: an item emitted
+#: in cycle s can be taken by the issue stage from cycle s + 3.
+SYN_DECODE_STAGES = 3
+#: Items the scan stage may have in flight before the issue stage (emitted, not yet taken),
+#: and whether the scan stage sees a take in its own cycle: the fast build's decode stages
+#: never stall and a registered count of the items in them and in its 4-item queue holds the
+#: scan stage (a take is seen a cycle later); the compact build's three decode stages hold
+#: on a ready chain from the issue stage (a take frees a place in the same cycle).
+SYN_IN_FLIGHT = {False: (4, False), True: (3, True)}
+
+
+def syn_row_latency(compact):
+    """Cycles from the SYN generator's tap of an in-grid row to the row's FIFO push: the
+    issue register, the read (``SYN_READ_REGS`` later in the fast build), the fetch
+    registers. The generator holds ``syn_row_latency + 2`` credits (rows in flight and in the
+    FIFO), the round trip to a pop seen by the generator."""
+    return 1 + (0 if compact else SYN_READ_REGS) + SYN_FETCH_REGS[compact]
+
+
+def syn_walk_cycles(walk, acc_words, compact):
+    """Cycles of a SYN pass after its setup, from its generator walk (the engine's pipeline
+    of ``Engine._elab_syn``, stage by stage, in event time: one step per row and item, not
+    per cycle).
+
+    ``walk`` lists the generator's taps in order (t, oy, ox, t_rows, ky, kx): ``None`` for a
+    padding tap, else ``[items, pos_last]`` for an in-grid row, ``items`` the issue stage's
+    cycles per item (an event's tiles; one for a row without events) and ``pos_last`` whether
+    it is the position's last in-grid row.
+
+    - Generator: one tap per cycle (in the grid or not) while it holds a credit: a tap in
+      cycle g needs fewer than NF rows issued and not popped before g.
+    - Row r: pushed into the FIFO ``syn_row_latency`` cycles after its tap, popped by the
+      scan stage a cycle after its push at the earliest, and not before the previous row's
+      last item is emitted (the scan stage takes the next row in that cycle).
+    - Scan: one item per cycle from the cycle after the pop, while fewer items than the
+      decode stages and queue hold are in flight (``SYN_IN_FLIGHT``).
+    - Issue: takes an item ``SYN_DECODE_STAGES`` cycles after its emission at the earliest,
+      keeps it for its cycles; a position's last item ends the position (banks swap, a drain
+      starts) no earlier than ``acc_words + syn_drain`` cycles after the previous end.
+    - End: the last drain, then a cycle to the pass's done.
+    """
+    tm = TIMING_COMPACT if compact else TIMING
+    assert tm["syn_tap"] == 1
+    lat = syn_row_latency(compact)
+    credits = lat + 2
+    held, same_cycle = SYN_IN_FLIGHT[compact]
+    drain = acc_words + tm["syn_drain"]
+    pops = []            # pop cycle per row
+    takes = []           # take cycle per item
+    g = -1               # the generator's last tap
+    emitted = None       # the last item's emission
+    row_end = None       # the previous row's last emission
+    free = 0             # the issue stage is free for the next item from this cycle
+    end_ok = 0           # the next position end may happen from this cycle (the drain)
+    end = None
+    for tap in walk:
+        r = len(pops)
+        g += 1
+        if r >= credits:
+            g = max(g, pops[r - credits] + 1)
+        if tap is None:
+            continue
+        items, pos_last = tap
+        pop = g + lat + 1 if row_end is None else max(row_end, g + lat + 1)
+        pops.append(pop)
+        s = pop + 1 if emitted is None else max(pop, emitted) + 1
+        for k, cyc in enumerate(items):
+            if k:
+                s = emitted + 1
+            i = len(takes)
+            if i >= held:
+                s = max(s, takes[i - held] + (0 if same_cycle else 1))
+            take = max(s + SYN_DECODE_STAGES, free)
+            takes.append(take)
+            emitted = s
+            free = take + cyc
+        row_end = emitted
+        if pos_last:
+            end = max(free, end_ok)
+            free = end
+            end_ok = end + drain
+    return end + drain + 1
 
 
 def pass_cycles(prog, image):
