@@ -16,7 +16,8 @@ from .program import EW, RED, SYN
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
            "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "SYN_READ_REGS",
-           "SYN_FETCH_REGS", "SYN_ISSUE_REGS", "ew_write_cycle", "syn_edge_taps", "cycle_slack"]
+           "SYN_FETCH_REGS", "SYN_ISSUE_REGS", "ew_write_cycle", "SYN_DECODE_STAGES", "SYN_IN_FLIGHT",
+           "syn_row_latency", "syn_walk_cycles"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
@@ -72,8 +73,7 @@ TIMING = dict(
     syn_tap=1,          # the row generator visits one kernel tap (in the grid or not) per cycle
     syn_drain=2 + ACC_WRITE_REGS[False] + SYN_ISSUE_REGS[False],  # a drain blocks the next
                         # position end for this many cycles + accumulator words
-    syn_drain_tail=7 + SYN_READ_REGS + SYN_FETCH_REGS[False],  # pipeline fill (read, fetch,
-                        # FIFO, scan, 3 decode stages) and flush
+                        # (the SYN pipeline's fill and flush: syn_walk_cycles)
     ew_latency=ew_write_cycle(False) - 2,  # EW/RED: pipeline depth less the 2 overlapped cycles,
                                            # paid once per pass (tiles follow without a gap)
     last_flush=2,       # passes end 2 cycles before their last write, except the last pass
@@ -83,7 +83,7 @@ TIMING = dict(
 
 #: The compact build (``Program.compact``, small devices): the same rules with a shorter EW
 #: pipeline (EW_REGISTERED) and no fetch register in front of the SYN row FIFO.
-TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2, syn_drain_tail=7 + SYN_FETCH_REGS[True],
+TIMING_COMPACT = dict(TIMING, ew_latency=ew_write_cycle(True) - 2,
                       syn_drain=2 + ACC_WRITE_REGS[True] + SYN_ISSUE_REGS[True])
 
 
@@ -339,34 +339,3 @@ def pass_cycles(prog, image):
     """Cycles of every pass for one image (the analytic model)."""
     return execute_program(prog, image).cycles
 
-
-def syn_edge_taps(p):
-    """Padding taps at the edges of the output positions of SYN pass ``p``: per position, the
-    taps the row generator walks before its first tap inside the input grid and after its
-    last, summed over the positions and time steps (0 for an unpadded convolution)."""
-    per_t = 0
-    taps = p.kh * p.kw
-    for oy in range(p.Ho):
-        for ox in range(p.Wo):
-            inside = [0 <= oy * p.stride + ky - p.pad < p.Hi and 0 <= ox * p.stride + kx - p.pad < p.Wi
-                      for ky in range(p.kh) for kx in range(p.kw)]
-            if not any(inside):
-                per_t += p.t_rows * taps
-                continue
-            lead = inside.index(True)
-            trail = inside[::-1].index(True)
-            # the generator walks (t_rows, ky, kx): the edges of every t_rows block
-            per_t += p.t_rows * (lead + trail)
-    return p.T * per_t
-
-
-def cycle_slack(prog):
-    """How many cycles the engine may differ from :func:`execute_program` for one image of
-    ``prog``, either way: 0 (the cycle model is exact) unless a SYN pass walks padding taps.
-    At a position that starts in the padding the event stage waits for the first in-grid row
-    while the generator walks the taps before it; padding taps after a position's last
-    in-grid row overlap with the next position's event work. The model
-    (``max(events, taps, drain)`` per position) counts neither. The bound is
-    :func:`syn_edge_taps` per such pass; measured: -4 to +8 cycles per 3 x 3, padding-1 pass
-    (bounds 16 to 96), exact on every other pass (docs/accelerator.md, "Timing rules")."""
-    return sum(syn_edge_taps(p) for p in prog.passes if p.kind == SYN)
