@@ -17,7 +17,7 @@ from .program import EW, RED, SYN
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "TIMING", "TIMING_COMPACT", "timing_of",
            "EW_REGISTERED", "EW_MULT_REGS", "EW_READ_REGS", "EW_ADDR_REGS", "ACC_WRITE_REGS", "SYN_READ_REGS",
            "SYN_FETCH_REGS", "SYN_ISSUE_REGS", "ew_write_cycle", "SYN_DECODE_STAGES", "SYN_IN_FLIGHT",
-           "syn_row_latency", "syn_walk_cycles"]
+           "syn_row_latency", "syn_walk_cycles", "SynPassHangs"]
 
 #: EW/RED stages (1..9, docs/accelerator.md) that end in a register, per build (key:
 #: ``Program.compact``; stage 9's register holds the memory write port inputs). An element is
@@ -332,7 +332,18 @@ def syn_walk_cycles(walk, acc_words, compact):
             end = max(free, end_ok)
             free = end
             end_ok = end + drain
+    # The engine signals done in the one cycle the last drain is two cycles from its end
+    # (``dr_left == 2``), and only once the generator has stopped: padding taps after the
+    # last in-grid row must be walked by then, or the pass never ends.
+    if g > end + drain - 2:
+        raise SynPassHangs(f"the SYN generator walks padding taps until cycle {g}, after the last drain's "
+                           f"done cycle {end + drain - 1}: the engine never ends this pass (a large padded "
+                           f"kernel's last position); allowed: a walk that ends by then")
     return end + drain + 1
+
+
+class SynPassHangs(ValueError):
+    """A SYN pass the engine would never end (``syn_walk_cycles``)."""
 
 
 def pass_cycles(prog, image):

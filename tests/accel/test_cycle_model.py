@@ -10,9 +10,12 @@ padding taps cost cycles where the generator walks them, not where a position en
 import numpy as np
 import pytest
 
+from spikeforge.builder import random_model
 from spikeforge.hdl.accel.execute import (
-    SYN_FETCH_REGS, SYN_READ_REGS, TIMING, TIMING_COMPACT, syn_row_latency, syn_walk_cycles,
+    SYN_FETCH_REGS, SYN_READ_REGS, TIMING, TIMING_COMPACT, SynPassHangs, execute_program, syn_row_latency,
+    syn_walk_cycles,
 )
+from spikeforge.hdl.accel.program import compile_model
 
 
 def _walk(positions, lead=0, trail=0):
@@ -76,3 +79,23 @@ def test_row_latency_and_credits_follow_the_registers():
     # a single row without events: tap 0, push, pop, emit, three decode stages, issue
     tm = TIMING_COMPACT
     assert syn_walk_cycles([[[1], True]], 1, True) == syn_row_latency(True) + 1 + 1 + 3 + 1 + 1 + tm["syn_drain"] + 1
+
+
+@pytest.mark.parametrize("kernel,lanes,compact,hangs", [(5, 4, True, True), (7, 4, True, True),
+                                                        (5, 4, False, False), (7, 1, True, False)])
+def test_a_pass_the_engine_never_ends_is_refused(kernel, lanes, compact, hangs):
+    """A large padded kernel's last position has many padding taps after its last in-grid row;
+    the engine ends a SYN pass only in the cycle its last drain is two cycles from its end and
+    only once the generator has stopped, so if the generator is still walking then, the pass
+    never ends. amaranth.sim (60,000 cycles, the 4 x 4 image below): the two ``hangs`` cases
+    time out in the embedding pass; the other two end in exactly the cycles predicted (1,590 and
+    3,676)."""
+    model = random_model(3, attention="linear", time_steps=1, channels=4, heads=1, blocks=1, patch=1,
+                         embed_kernel=kernel, image=(4, 4, 1), classes=2)
+    prog = compile_model(model, lanes, compact=compact)
+    image = np.random.default_rng(0).integers(0, 17, (4, 4, 1))
+    if hangs:
+        with pytest.raises(SynPassHangs, match="engine never ends this pass"):
+            execute_program(prog, image)
+    else:
+        assert execute_program(prog, image).total_cycles == {5: 1590, 7: 3676}[kernel]
