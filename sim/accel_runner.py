@@ -26,7 +26,7 @@ import numpy as np
 from ..cache import cache_root, human_size
 from ..hdl import accel as accel_pkg
 from ..hdl.accel.engine import Engine
-from ..hdl.accel.execute import cycle_slack, execute_program
+from ..hdl.accel.execute import execute_program
 from ..hdl.accel.generate import TOP_NAME, verilog_text
 from ..hdl.accel.program import EW, RED, compile_model
 from ..modelfile import atomic_write
@@ -283,8 +283,7 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
     Verilog's), ``wait_cycles [B]`` (the testbench's count from the last pixel to the first
     result beat offered), ``feed_cycles [B]`` (cycles to send the pixels), ``refused_beats [B]``
     (cycles a result beat was offered and not taken), ``golden_logits``, ``golden_classes``,
-    ``predicted_cycles [B]`` (the analytic model), ``cycle_slack`` (the engine's count differs from
-    the prediction by at most this many cycles: :func:`~spikeforge.hdl.accel.execute.cycle_slack`),
+    ``predicted_cycles [B]`` (the analytic model, equal to ``cycles``),
     ``predicted_events``,
     ``lower_bound_cycles [B]`` (§10 of the spec),
     ``spike_mismatches [B]`` (inner-layer spike elements that differ), ``mismatches`` (a list
@@ -405,7 +404,6 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
         "golden_classes": np.asarray(golden.classes, np.int64),
         "predicted_cycles": np.array([e.total_cycles for e in execs], np.int64),
         "predicted_events": np.array([e.events for e in execs], np.int64),
-        "cycle_slack": cycle_slack(program),
         "lower_bound_cycles": np.asarray(golden.lower_bound_cycles(P), np.int64),
         "spike_mismatches": spike_bad,
         "mismatches": mismatches,

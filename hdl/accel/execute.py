@@ -14,9 +14,9 @@ import numpy as np
 from ...sim import golden
 from .plan import EnginePlan
 from .program import EW, RED, SYN
-from .timing import timing_of
+from .timing import COMPACT, FAST, SYN_DECODE_STAGES, timing_of
 
-__all__ = ["ExecResult", "execute_program", "pass_cycles", "syn_edge_taps", "cycle_slack"]
+__all__ = ["ExecResult", "execute_program", "pass_cycles", "syn_walk_cycles", "SynPassHangs"]
 
 
 @dataclasses.dataclass
@@ -94,27 +94,28 @@ def execute_program(prog, image):
             C_src = src.shape[-1]
             out = np.zeros((p.T * p.Ho * p.Wo, p.acc_words, P), np.int64)
             vsrc = spikes[p.src2] if p.wsrc == "vrow" else None
-            prev_drain = 0
+            walk = []  # the generator's taps in order: None (padding) or [E cycles per item, pos_last]
             for t in range(p.T):
                 for oy in range(p.Ho):
                     for ox in range(p.Wo):
                         acc = out[(t * p.Ho + oy) * p.Wo + ox]
-                        pos_cycles = 0
-                        gen_cycles = p.t_rows * p.kh * p.kw * tm["syn_tap"]
+                        pos_last = None
                         for tr in range(p.t_rows):
                             tt = t if p.t_rows == 1 else tr
                             for ky in range(p.kh):
                                 for kx in range(p.kw):
                                     y, x = oy * p.stride + ky - p.pad, ox * p.stride + kx - p.pad
                                     if not (0 <= y < p.Hi and 0 <= x < p.Wi):
-                                        continue  # skipped by the row generator, off the event path
+                                        walk.append(None)  # walked by the generator, no row read
+                                        continue
                                     row = src[tt].reshape(-1, C_src)[y * p.Wi + x]
                                     evs = _events(row)
-                                    work = 0
+                                    items = []  # issue cycles per item: tiles per event, or an empty row's cycle
                                     tap = ky * p.kw + kx
                                     for ch, b in evs:
-                                        for tile in _head_tiles(ch, C_src, p.heads, p.tiles, P):
-                                            work += 1
+                                        tiles = _head_tiles(ch, C_src, p.heads, p.tiles, P)
+                                        items.append(len(tiles))
+                                        for tile in tiles:
                                             if p.wsrc == "wmem":
                                                 w = prog.weights[p.w_base + tap * p.tap_stride + tt * p.t_stride
                                                                  + ch * p.ch_stride + tile]
@@ -130,11 +131,10 @@ def execute_program(prog, image):
                                             word = tile if p.accsel == "tile" else ch * p.tiles + tile
                                             acc[word] += np.asarray(w, np.int64) << b
                                     n_events += len(evs)
-                                    pos_cycles += max(tm["syn_row"], work)
-                        # The drain of the previous position overlaps this one's accumulation.
-                        c += max(pos_cycles, gen_cycles, prev_drain)
-                        prev_drain = p.acc_words + tm["syn_drain"]
-            c += prev_drain + tm["syn_drain_tail"]
+                                    pos_last = [items or [tm["syn_row"]], False]
+                                    walk.append(pos_last)
+                        pos_last[1] = True  # the position's last in-grid row ends it
+            c += syn_walk_cycles(walk, p.acc_words, prog.compact)
             # Store as [T, H, W, C] of the destination tensor (channels = tiles * P lanes).
             if p.accsel == "channel":  # K^T V: [T, C rows, tiles*P]
                 vals = out.reshape(p.T, p.acc_words // p.tiles, p.tiles * P)
@@ -185,38 +185,85 @@ def execute_program(prog, image):
     return ExecResult(logits=logits, cls=cls, spikes=spikes, ints=ints, cycles=cycles, events=n_events)
 
 
+def syn_walk_cycles(walk, acc_words, compact):
+    """Cycles of a SYN pass after its setup, from its generator walk (the engine's pipeline
+    of ``Engine._elab_syn``, stage by stage, in event time: one step per row and item, not
+    per cycle).
+
+    ``walk`` lists the generator's taps in order (t, oy, ox, t_rows, ky, kx): ``None`` for a
+    padding tap, else ``[items, pos_last]`` for an in-grid row, ``items`` the issue stage's
+    cycles per item (an event's tiles; one for a row without events) and ``pos_last`` whether
+    it is the position's last in-grid row.
+
+    - Generator: one tap per cycle (in the grid or not) while it holds a credit: a tap in
+      cycle g needs fewer than NF rows issued and not popped before g.
+    - Row r: pushed into the FIFO ``Build.syn_row_latency()`` cycles after its tap, popped by the
+      scan stage a cycle after its push at the earliest, and not before the previous row's
+      last item is emitted (the scan stage takes the next row in that cycle).
+    - Scan: one item per cycle from the cycle after the pop, while fewer items than the
+      decode stages and queue hold are in flight (``Build.syn_in_flight``).
+    - Issue: takes an item ``SYN_DECODE_STAGES`` cycles after its emission at the earliest,
+      keeps it for its cycles; a position's last item ends the position (banks swap, a drain
+      starts) no earlier than ``acc_words + syn_drain`` cycles after the previous end.
+    - End: the last drain, then a cycle to the pass's done.
+    """
+    build = COMPACT if compact else FAST
+    tm = build.rules()
+    assert tm["syn_tap"] == 1
+    lat = build.syn_row_latency()
+    credits = build.syn_fifo_rows()
+    held, same_cycle = build.syn_in_flight()
+    drain = acc_words + tm["syn_drain"]
+    pops = []            # pop cycle per row
+    takes = []           # take cycle per item
+    g = -1               # the generator's last tap
+    emitted = None       # the last item's emission
+    row_end = None       # the previous row's last emission
+    free = 0             # the issue stage is free for the next item from this cycle
+    end_ok = 0           # the next position end may happen from this cycle (the drain)
+    end = None
+    for tap in walk:
+        r = len(pops)
+        g += 1
+        if r >= credits:
+            g = max(g, pops[r - credits] + 1)
+        if tap is None:
+            continue
+        items, pos_last = tap
+        pop = g + lat + 1 if row_end is None else max(row_end, g + lat + 1)
+        pops.append(pop)
+        s = pop + 1 if emitted is None else max(pop, emitted) + 1
+        for k, cyc in enumerate(items):
+            if k:
+                s = emitted + 1
+            i = len(takes)
+            if i >= held:
+                s = max(s, takes[i - held] + (0 if same_cycle else 1))
+            take = max(s + SYN_DECODE_STAGES, free)
+            takes.append(take)
+            emitted = s
+            free = take + cyc
+        row_end = emitted
+        if pos_last:
+            end = max(free, end_ok)
+            free = end
+            end_ok = end + drain
+    # The engine signals done in the one cycle the last drain is two cycles from its end
+    # (``dr_left == 2``), and only once the generator has stopped: padding taps after the
+    # last in-grid row must be walked by then, or the pass never ends (an engine bug, issue 19:
+    # until it is fixed the executor refuses such a pass).
+    if g > end + drain - 2:
+        raise SynPassHangs(f"the SYN generator walks padding taps until cycle {g}, after the last drain's "
+                           f"done cycle {end + drain - 1}: the engine never ends this pass (a large padded "
+                           f"kernel's last position); allowed: a walk that ends by then")
+    return end + drain + 1
+
+
+class SynPassHangs(ValueError):
+    """A SYN pass the engine would never end (``syn_walk_cycles``)."""
+
+
 def pass_cycles(prog, image):
     """Cycles of every pass for one image (the analytic model)."""
     return execute_program(prog, image).cycles
 
-
-def syn_edge_taps(p):
-    """Padding taps at the edges of the output positions of SYN pass ``p``: per position, the
-    taps the row generator walks before its first tap inside the input grid and after its
-    last, summed over the positions and time steps (0 for an unpadded convolution)."""
-    per_t = 0
-    taps = p.kh * p.kw
-    for oy in range(p.Ho):
-        for ox in range(p.Wo):
-            inside = [0 <= oy * p.stride + ky - p.pad < p.Hi and 0 <= ox * p.stride + kx - p.pad < p.Wi
-                      for ky in range(p.kh) for kx in range(p.kw)]
-            if not any(inside):
-                per_t += p.t_rows * taps
-                continue
-            lead = inside.index(True)
-            trail = inside[::-1].index(True)
-            # the generator walks (t_rows, ky, kx): the edges of every t_rows block
-            per_t += p.t_rows * (lead + trail)
-    return p.T * per_t
-
-
-def cycle_slack(prog):
-    """How many cycles the engine may differ from :func:`execute_program` for one image of
-    ``prog``, either way: 0 (the cycle model is exact) unless a SYN pass walks padding taps.
-    At a position that starts in the padding the event stage waits for the first in-grid row
-    while the generator walks the taps before it; padding taps after a position's last
-    in-grid row overlap with the next position's event work. The model
-    (``max(events, taps, drain)`` per position) counts neither. The bound is
-    :func:`syn_edge_taps` per such pass; measured: -4 to +8 cycles per 3 x 3, padding-1 pass
-    (bounds 16 to 96), exact on every other pass (docs/accelerator.md, "Timing rules")."""
-    return sum(syn_edge_taps(p) for p in prog.passes if p.kind == SYN)

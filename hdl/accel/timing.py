@@ -11,7 +11,11 @@ so the RTL and the analytic cycle model cannot drift apart.
 import dataclasses
 
 __all__ = ["Build", "FAST", "COMPACT", "build_of", "PRODUCT_LATENCY", "TIMING", "TIMING_COMPACT",
-           "timing_of"]
+           "timing_of", "SYN_DECODE_STAGES"]
+
+#: SYN decode stages (D0, D1, D2) between the scan stage and the issue stage: an item emitted
+#: in cycle s can be taken by the issue stage from cycle s + 3.
+SYN_DECODE_STAGES = 3
 
 #: Cycles from a :class:`.product.RegisteredProduct`'s operands to its product (its input and
 #: output registers).
@@ -79,6 +83,23 @@ class Build:
         generator never waits for the scan stage's decision of the same cycle."""
         return 3 + self.syn_fetch_regs + self.syn_read_regs
 
+    def syn_row_latency(self):
+        """Cycles from the SYN generator's tap of an in-grid row to the row's FIFO push: the
+        issue register, the read registers, the fetch registers. The generator holds
+        ``syn_row_latency() + 2`` credits (:meth:`syn_fifo_rows`: rows in flight and in the
+        FIFO), the round trip to a pop seen by the generator."""
+        return 1 + self.syn_read_regs + self.syn_fetch_regs
+
+    def syn_in_flight(self):
+        """Items the SYN scan stage may have emitted and the issue stage not yet taken, and
+        whether the scan stage sees a take in its own cycle: with a queue, the decode stages
+        never stall and a registered count of the items in them and in the queue holds the scan
+        stage (a take is seen a cycle later); without one, the decode stages hold on a ready
+        chain from the issue stage (a take frees a place in the same cycle)."""
+        if self.syn_queue:
+            return self.syn_queue, False
+        return SYN_DECODE_STAGES, True
+
     def syn_drain_delay(self):
         """Cycles a SYN drain's first read waits for the last accumulator write in flight."""
         return 2 + self.acc_write_regs + self.syn_issue_regs
@@ -91,8 +112,6 @@ class Build:
             syn_tap=1,        # the row generator visits one kernel tap (in the grid or not) per cycle
             syn_drain=self.syn_drain_delay(),  # a drain blocks the next position end for this
                               # many cycles + accumulator words
-            syn_drain_tail=7 + self.syn_read_regs + self.syn_fetch_regs,  # pipeline fill (read,
-                              # fetch, FIFO, scan, 3 decode stages) and flush
             ew_latency=self.ew_write_cycle() - 2,  # EW/RED: pipeline depth less the 2
                               # overlapped cycles, paid once per pass (tiles follow without a gap)
             last_flush=2,     # passes end 2 cycles before their last write, except the last pass

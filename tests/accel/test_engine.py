@@ -12,8 +12,8 @@ import pytest
 
 from spikeforge.builder import ATTENTION_VARIANTS, random_model
 from spikeforge.hdl.accel.engine import EnginePlan
-from spikeforge.hdl.accel.execute import cycle_slack, execute_program, syn_edge_taps
-from spikeforge.hdl.accel.program import SYN, MappingError, compile_model
+from spikeforge.hdl.accel.execute import execute_program
+from spikeforge.hdl.accel.program import MappingError, compile_model
 from spikeforge.hdl.accel.simulate import simulate_engine
 from spikeforge.sim.model import run_model
 
@@ -91,15 +91,12 @@ def pass_cycles_simulated(prog, trace, total):
 
 
 def check_pass_cycles(prog, trace, total, ref):
-    """The cycle model pass by pass: exact (0 cycles) on every pass, except a SYN pass that
-    walks padding taps, which may differ by up to ``syn_edge_taps`` cycles either way
-    (``execute.cycle_slack``, docs/accelerator.md)."""
+    """The cycle model pass by pass: exact (0 cycles) on every pass, padded SYN passes too
+    (docs/accelerator.md, "Timing rules")."""
     sim = pass_cycles_simulated(prog, trace, total)
     for p, got in zip(prog.passes, sim, strict=True):
-        want = ref.cycles[p.node]
-        slack = syn_edge_taps(p) if p.kind == SYN else 0
-        assert abs(got - want) <= slack, (p.node, p.kind, got, want, slack)
-    assert abs(total - ref.total_cycles) <= cycle_slack(prog)
+        assert got == ref.cycles[p.node], (p.node, p.kind, got, ref.cycles[p.node])
+    assert total == ref.total_cycles
 
 
 def test_images_in_sequence_do_not_interact():
@@ -194,10 +191,9 @@ def test_differential_random_model(seed):
         f"accelerator differs from the golden model: seed {seed} lanes {lanes} memory {prog.memory} "
         f"config {config}; reproduce with: python -m pytest "
         f"'tests/accel/test_engine.py::test_differential_random_model[{seed}]'")
-    # The cycle model: exact, but for SYN passes that walk padding taps (cycle_slack).
+    # The cycle model: exact (0 cycles), padded convolutions too.
     refs = [execute_program(prog, im) for im in images]
-    extra = [int(c) - r.total_cycles for c, r in zip(cycles, refs)]
-    assert all(abs(x) <= cycle_slack(prog) for x in extra), (extra, cycle_slack(prog))
+    assert [int(c) for c in cycles] == [r.total_cycles for r in refs]
     assert events.tolist() == [r.events for r in refs]
 
 

@@ -57,10 +57,11 @@ def test_executor_reads_the_timing_module():
         assert rules["syn_drain"] == build.syn_drain_delay()
         assert rules["ew_latency"] == build.ew_write_cycle() - 2
     # the figures the shipped model's cycle counts rest on
-    assert (timing.TIMING["syn_drain"], timing.TIMING["syn_drain_tail"], timing.TIMING["ew_latency"]) == (4, 11, 12)
-    assert (timing.TIMING_COMPACT["syn_drain"], timing.TIMING_COMPACT["syn_drain_tail"],
-            timing.TIMING_COMPACT["ew_latency"]) == (2, 7, 4)
-    assert (timing.FAST.syn_fifo_rows(), timing.COMPACT.syn_fifo_rows()) == (7, 3)
+    assert (timing.TIMING["syn_drain"], timing.TIMING["ew_latency"]) == (4, 12)
+    assert (timing.FAST.syn_row_latency(), timing.FAST.syn_fifo_rows(), timing.FAST.syn_in_flight()) == (5, 7, (4, False))
+    assert (timing.COMPACT.syn_row_latency(), timing.COMPACT.syn_fifo_rows(),
+            timing.COMPACT.syn_in_flight()) == (1, 3, (3, True))
+    assert (timing.TIMING_COMPACT["syn_drain"], timing.TIMING_COMPACT["ew_latency"]) == (2, 4)
 
 
 def test_builds_are_one_frozen_parameter_object():
