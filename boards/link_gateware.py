@@ -24,29 +24,67 @@ from amaranth.lib.wiring import In, Out
 
 from ..hdl.params import check_int, field_bits
 from .hostlink import (
-    CRC_INIT, CRC_POLY, LOADED_PAYLOAD, MAX_PAYLOAD, MAX_WEIGHT_WORDS, SYNC, ErrorCode, MsgType,
-    result_payload_length,
+    CRC32_INIT, CRC32_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_PAYLOAD, MAX_WEIGHT_WORDS,
+    SYNC, VERSION, ErrorCode, Info, MsgType, info_payload, result_payload_length,
 )
 from .uart import UARTRx, UARTTx, _check_divisor
 
 __all__ = [
-    "crc16_step", "image_layout", "error_layout", "result_layout", "weight_layout", "LOADED_REPORT",
+    "crc32_bit", "CRC32Serial", "INFO_REPORT", "image_layout", "error_layout", "result_layout", "weight_layout",
+    "LOADED_REPORT",
     "FrameReceiver", "FrameTransmitter", "UARTHostLink",
 ]
 
 #: ``code`` of an ``err`` report that is not an error but the LOADED acknowledgement of a
 #: WEIGHTS frame (no :class:`ErrorCode` is 0).
 LOADED_REPORT = 0
+#: ``code`` of an ``err`` report that is the INFO answer to a HELLO frame.
+INFO_REPORT = 0xFF
 
 
-def crc16_step(crc, byte):
-    """Amaranth expression: CRC-16/CCITT-FALSE register ``crc`` (16 bits) after ``byte``
-    (8 bits), MSB first; eight shift steps unrolled into an XOR network."""
-    bits = [crc[i] for i in range(16)]
-    for i in range(8):
-        fb = bits[15] ^ byte[7 - i]
-        bits = [fb] + [bits[k - 1] ^ fb if (CRC_POLY >> k) & 1 else bits[k - 1] for k in range(1, 16)]
-    return Cat(*bits)
+def crc32_bit(crc, bit):
+    """Amaranth expression: the CRC-32/ISO-HDLC register ``crc`` (32 bits, reflected, before the
+    final XOR) after one data bit (bits of a byte go least significant first)."""
+    fb = crc[0] ^ bit
+    return Cat(*[crc[i + 1] ^ fb if (CRC32_POLY >> i) & 1 else crc[i + 1] for i in range(31)], fb)
+
+
+class CRC32Serial(wiring.Component):
+    """CRC-32/ISO-HDLC (zlib's :func:`spikeforge.boards.hostlink.crc32`), one bit per clock.
+
+    A byte given with ``load`` is shifted into the register over the next 8 cycles (``busy``
+    high meanwhile; a UART delivers a byte every 10 bit times of at least 4 cycles, so it is
+    always done before the next one). ``init`` sets the register to 0xFFFFFFFF (it wins over a
+    step in the same cycle). The register ``crc`` is the CRC before the final XOR: the CRC-32
+    of the bytes is ``~crc``; after a frame body and its own CRC (least significant byte first)
+    it is :data:`~spikeforge.boards.hostlink.CRC_RESIDUE`. ``bit`` and ``step`` are the bit
+    being shifted in and whether one is, so that other registers can follow the same stream
+    (:func:`crc32_bit`). 32 + 8 flip-flops, a 3-bit counter and a LUT per register bit.
+
+    Members
+    -------
+    init : ``In(1)``, load : ``In(1)``, byte : ``In(8)``
+    crc : ``Out(32)``, busy : ``Out(1)``, bit : ``Out(1)``, step : ``Out(1)``
+    """
+
+    def __init__(self):
+        super().__init__({"init": In(1), "load": In(1), "byte": In(8), "crc": Out(32, init=CRC32_INIT),
+                          "busy": Out(1), "bit": Out(1), "step": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        shift = Signal(8)
+        left = Signal(range(9))
+        m.d.comb += [self.busy.eq(left != 0), self.step.eq(left != 0), self.bit.eq(shift[0])]
+        with m.If(self.load):
+            m.d.sync += [shift.eq(self.byte), left.eq(8)]
+        with m.Elif(left != 0):
+            m.d.sync += [shift.eq(shift >> 1), left.eq(left - 1)]
+        with m.If(self.init):
+            m.d.sync += self.crc.eq(CRC32_INIT)
+        with m.Elif(left != 0):
+            m.d.sync += self.crc.eq(crc32_bit(self.crc, shift[0]))
+        return m
 
 
 def image_layout(max_value):
@@ -77,6 +115,8 @@ def result_layout(classes, logit_bits, cycle_bits=32, *, with_meta=True):
     if with_meta:
         fields["cycles"] = unsigned(cycle_bits)
         fields["seq"] = 8
+        fields["image_crc"] = 32
+        fields["weight_crc"] = 32
     return data.StructLayout(fields)
 
 
@@ -139,7 +179,7 @@ class FrameReceiver(wiring.Component):
 
     def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0):
         name = type(self).__name__
-        self.pixels = check_int(name, "pixels", pixels, 1, 1024)
+        self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE)
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
         self.timeout_cycles = check_int(name, "timeout_cycles", timeout_cycles, 0, 1 << 30)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
@@ -148,6 +188,7 @@ class FrameReceiver(wiring.Component):
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(image_layout(self.max_value))),
             "err": Out(stream.Signature(error_layout())),
+            "image_crc": Out(32),
         }
         if self.weight_words:
             members.update({
@@ -155,6 +196,7 @@ class FrameReceiver(wiring.Component):
                 "next_word": Out(range(self.weight_words + 1)),
                 "loaded": Out(1),
                 "busy": In(1),
+                "weight_crc": Out(32),
             })
         super().__init__(members)
 
@@ -170,7 +212,16 @@ class FrameReceiver(wiring.Component):
         got = Signal()
         m.d.comb += [self.i.ready.eq(1), got.eq(self.i.valid)]
 
-        crc = Signal(16, init=CRC_INIT)
+        m.submodules.crc = eng = CRC32Serial()
+        # the image CRC (and, with weights, the working copy of the weight CRC during a WEIGHTS
+        # frame: an image and a WEIGHTS frame are never both in progress): follows the engine
+        # on payload bytes
+        xcrc = Signal(32, init=CRC32_INIT)
+        x_on = Signal()
+        crc_left = Signal(2)
+        m.d.comb += self.image_crc.eq(~xcrc)
+        with m.If(eng.step & x_on):
+            m.d.sync += xcrc.eq(crc32_bit(xcrc, eng.bit))
         mtype = Signal(8)
         seq = Signal(8)
         lo = Signal(8)            # low byte of the 16-bit field being received
@@ -218,9 +269,6 @@ class FrameReceiver(wiring.Component):
         def report(code):
             m.d.comb += [report_now.eq(1), report_code.eq(code)]
 
-        with m.If(got):
-            m.d.sync += crc.eq(crc16_step(crc, byte))
-
         # inter-byte timeout
         idle = Signal(range(max(2, self.timeout_cycles + 1)))
         timed_out = Signal()
@@ -235,7 +283,11 @@ class FrameReceiver(wiring.Component):
         m.d.comb += [
             wr.addr.eq(count),
             wr.data.eq(byte[:self.pixel_bits]),
+            eng.byte.eq(byte),
+            eng.load.eq(got & in_frame),
         ]
+        with m.If(got):
+            m.d.sync += x_on.eq(0)       # payload states set it
 
         # weight loading state and the one-word holding register of `weights`
         if ww:
@@ -249,6 +301,8 @@ class FrameReceiver(wiring.Component):
             w_valid = Signal()
             w_data = Signal(16)
             overrun = Signal()                    # a word came while the previous was still held
+            wcrc = Signal(32, init=CRC32_INIT)    # weight CRC register of the committed words
+            m.d.comb += self.weight_crc.eq(~wcrc)
             m.d.comb += [
                 self.next_word.eq(next_word),
                 self.loaded.eq(loaded),
@@ -281,7 +335,7 @@ class FrameReceiver(wiring.Component):
         with m.FSM():
             with m.State("HUNT"):
                 with m.If(got & (byte == SYNC)):
-                    m.d.sync += crc.eq(CRC_INIT)
+                    m.d.comb += eng.init.eq(1)
                     m.next = "TYPE"
             byte_state("TYPE", mtype, "SEQ")
             byte_state("SEQ", seq, "LEN0")
@@ -294,10 +348,20 @@ class FrameReceiver(wiring.Component):
                             report(ErrorCode.BAD_LENGTH)
                             m.next = "HUNT"
                         with m.Else():
-                            m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting)]
+                            m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting),
+                                         xcrc.eq(CRC32_INIT)]
                             if ww:
                                 m.d.sync += is_weights.eq(0)
                             m.next = "PAYLOAD"
+                    with m.Elif(mtype == MsgType.HELLO):
+                        with m.If(length != 0):
+                            report(ErrorCode.BAD_LENGTH)
+                            m.next = "HUNT"
+                        with m.Else():
+                            m.d.sync += crc_left.eq(3)
+                            if ww:
+                                m.d.sync += is_weights.eq(0)
+                            m.next = "CRC"
                     if ww:
                         with m.Elif(mtype == MsgType.WEIGHTS):
                             # odd, below 2 or above MAX_PAYLOAD (a multiple of 256), bit by bit
@@ -314,13 +378,15 @@ class FrameReceiver(wiring.Component):
                         m.next = "HUNT"
             with frame_state("PAYLOAD"):
                 with m.If(got):
+                    m.d.sync += x_on.eq(1)
                     m.d.comb += wr.en.eq(~busy_frame & ~emitting)
                     with m.If(emitting):
                         m.d.sync += busy_frame.eq(1)
                     with m.If(byte > self.max_value):
                         m.d.sync += bad_value.eq(1)
                     with m.If(count == n - 1):
-                        m.next = "CRC0"
+                        m.d.sync += crc_left.eq(3)
+                        m.next = "CRC"
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
             if ww:
@@ -339,32 +405,42 @@ class FrameReceiver(wiring.Component):
                             report(ErrorCode.BUSY)
                             m.next = "HUNT"
                         with m.Else():
-                            m.d.sync += [addr.eq(next_word), overrun.eq(0)]
+                            m.d.sync += [addr.eq(next_word), overrun.eq(0), xcrc.eq(wcrc)]
                             with m.If(begin):
-                                m.next = "CRC0"
+                                m.d.sync += crc_left.eq(3)
+                                m.next = "CRC"
                             with m.Else():
                                 m.d.sync += words.eq(words - 1)
                                 m.next = "WORD0"
-                byte_state("WORD0", lo, "WORD1")
+                with frame_state("WORD0"):
+                    with m.If(got):
+                        m.d.sync += [lo.eq(byte), x_on.eq(1)]
+                        m.next = "WORD1"
                 with frame_state("WORD1"):
                     with m.If(got):
+                        m.d.sync += x_on.eq(1)
                         with m.If(w_valid & ~self.weights.ready):
                             m.d.sync += overrun.eq(1)
                         with m.Else():
                             m.d.sync += [w_valid.eq(1), w_data.eq(Cat(lo, byte))]
                         m.d.sync += words.eq(words - 1)
                         with m.If(words == 1):
-                            m.next = "CRC0"
+                            m.d.sync += crc_left.eq(3)
+                            m.next = "CRC"
                         with m.Else():
                             m.next = "WORD0"
-            with frame_state("CRC0"):
+            with frame_state("CRC"):
                 with m.If(got):
-                    m.next = "CRC1"
-            with frame_state("CRC1"):
-                with m.If(got):
+                    m.d.sync += crc_left.eq(crc_left - 1)
+                    with m.If(crc_left == 0):
+                        m.next = "CHECK"
+            with m.State("CHECK"):        # the engine takes 8 cycles for the last byte
+                with m.If(~eng.busy):
                     m.next = "HUNT"
-                    with m.If(crc16_step(crc, byte) != 0):
+                    with m.If(eng.crc != CRC_RESIDUE):
                         report(ErrorCode.BAD_CRC)
+                    with m.Elif(mtype == MsgType.HELLO):
+                        report(INFO_REPORT)
                     if ww:
                         with m.Elif(is_weights):
                             with m.If(overrun | w_valid):
@@ -373,7 +449,8 @@ class FrameReceiver(wiring.Component):
                                 report(LOADED_REPORT)
                                 begin = words[0]    # 1 after begin load, 0 after a chunk
                                 with m.If(can_report):
-                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww))]
+                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww)),
+                                                 wcrc.eq(Mux(begin, CRC32_INIT, xcrc))]
                     with m.Elif(bad_value):
                         report(ErrorCode.BAD_VALUE)
                     with m.Elif(image_not_loaded):
@@ -386,7 +463,8 @@ class FrameReceiver(wiring.Component):
 
 
 class FrameTransmitter(wiring.Component):
-    """Send RESULT, ERROR and (with ``weight_words``) LOADED frames as bytes.
+    """Send RESULT, ERROR, INFO and (with ``weight_words``) LOADED frames as bytes, with their
+    CRC-32 computed bit-serially (:class:`CRC32Serial`).
 
     Parameters
     ----------
@@ -398,31 +476,29 @@ class FrameTransmitter(wiring.Component):
         Width of the cycle count (1..32); sent zero-extended to 32 bits.
     weight_words : int
         Words of the loadable weight memory (0..65535); 0: no LOADED frames and no
-        ``next_word`` / ``loaded`` inputs.
+        ``next_word`` / ``loaded`` / ``weight_crc`` inputs.
+    info : bytes
+        The INFO payload (:func:`~spikeforge.boards.hostlink.info_payload`), sent for an ``err``
+        report with code :data:`INFO_REPORT`.
 
     Members
     -------
     result : ``In(stream.Signature(result_layout(classes, logit_bits, cycle_bits)))``
-        One RESULT frame per transfer. The transfer (``ready``) happens with the frame's last
-        byte; the payload is read while the frame is sent, or once as the frame starts with
-        ``copy_result``.
+        One RESULT frame per transfer (logits, class, cycles, seq, image and weight CRC). The
+        transfer (``ready``) happens with the frame's last byte; the payload is read while the
+        frame is sent, or once as the frame starts with ``copy_result``.
     err : ``In(stream.Signature(error_layout()))``
-        One ERROR frame per transfer (same rule); with ``weight_words``, a LOADED frame for
-        code :data:`LOADED_REPORT`. When both are valid and the transmitter is idle, the
-        ``err`` frame goes first.
-    next_word : ``In(range(weight_words + 1))``, loaded : ``In(1)`` (with ``weight_words``)
+        One ERROR frame per transfer (same rule); a LOADED frame for code
+        :data:`LOADED_REPORT` (with ``weight_words``), an INFO frame for :data:`INFO_REPORT`.
+        When both are valid and the transmitter is idle, the ``err`` frame goes first.
+    next_word, loaded, weight_crc (with ``weight_words``)
         The payload of a LOADED frame; read while it is sent, so they must hold while a
         LOADED report is valid.
     o : ``Out(stream.Signature(8))``
         Frame bytes, SYNC first.
-
-    ``copy_result`` keeps a copy of the result payload, loaded while the transmitter is idle:
-    the byte selection then reads registers next to it, not the payload's sources wherever
-    they are placed (a path of its own on a large device; the copy costs a register per
-    payload bit, which a small one may not have).
     """
 
-    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0, copy_result=False):
+    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0, copy_result=False, info=None):
         name = type(self).__name__
         if not isinstance(copy_result, bool):
             raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
@@ -431,13 +507,18 @@ class FrameTransmitter(wiring.Component):
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        info = bytes(INFO_PAYLOAD) if info is None else bytes(info)
+        if len(info) != INFO_PAYLOAD:
+            raise ValueError(f"{name}: info is {len(info)} bytes; allowed: {INFO_PAYLOAD}")
+        self.info = info
         members = {
             "result": In(stream.Signature(result_layout(self.classes, self.logit_bits, self.cycle_bits))),
             "err": In(stream.Signature(error_layout())),
             "o": Out(stream.Signature(8)),
         }
         if self.weight_words:
-            members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1)})
+            members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1),
+                            "weight_crc": In(32)})
         super().__init__(members)
 
     def _result_bytes(self, m, sending):
@@ -460,49 +541,63 @@ class FrameTransmitter(wiring.Component):
         m.d.comb += [cls.eq(p.cls), cycles.eq(p.cycles)]
         out.append(cls)
         out += [cycles[8 * k:8 * k + 8] for k in range(4)]
+        out += [p.image_crc[8 * k:8 * k + 8] for k in range(4)]
+        out += [p.weight_crc[8 * k:8 * k + 8] for k in range(4)]
         return out
 
-    def _reply_bytes(self, m, is_loaded):
-        """Body of an ERROR frame; with weights, of a LOADED frame when ``is_loaded`` (the two
-        share their first bytes and their logic)."""
+    def _reply_bytes(self, m, kind):
+        """Body of an ERROR, INFO or (with weights) LOADED frame: they share their first bytes
+        and their logic."""
         p = self.err.payload
+        is_info = kind == _INFO
+        info = [Const(MsgType.INFO, 8), p.seq, Const(INFO_PAYLOAD, 8), Const(0, 8)] + [Const(b, 8) for b in self.info]
         if not self.weight_words:
-            return [Const(MsgType.ERROR, 8), p.seq, Const(1, 8), Const(0, 8), p.code]
-        next_word = Signal(16)
-        m.d.comb += next_word.eq(self.next_word)
-        return [Mux(is_loaded, MsgType.LOADED, MsgType.ERROR), p.seq, Mux(is_loaded, LOADED_PAYLOAD, 1),
-                Const(0, 8), Mux(is_loaded, next_word[:8], p.code), next_word[8:], self.loaded]
+            reply = [Const(MsgType.ERROR, 8), p.seq, Const(1, 8), Const(0, 8), p.code]
+        else:
+            is_loaded = kind == _LOADED
+            next_word = Signal(16)
+            m.d.comb += next_word.eq(self.next_word)
+            reply = [Mux(is_loaded, MsgType.LOADED, MsgType.ERROR), p.seq, Mux(is_loaded, LOADED_PAYLOAD, 1),
+                     Const(0, 8), Mux(is_loaded, next_word[:8], p.code), next_word[8:], self.loaded]
+            reply += [self.weight_crc[8 * k:8 * k + 8] for k in range(4)]
+        return [Mux(is_info, info[k], reply[k]) if k < len(reply) else info[k] for k in range(len(info))]
 
     def elaborate(self, platform):
         m = Module()
-        is_err = Signal()                 # sending the err report (else the result)
-        is_loaded = Signal()              # ... and it is a LOADED acknowledgement
+        m.submodules.crc = eng = CRC32Serial()
+        kind = Signal(2)                  # the frame being sent: _RESULT, _ERROR, _LOADED, _INFO
         sending = Signal()
+        in_crc = Signal()                 # the body has been sent: the CRC bytes go out
         result_body = self._result_bytes(m, sending)
-        reply_body = self._reply_bytes(m, is_loaded)
-        longest = max(len(result_body), len(reply_body)) + 3
+        reply_body = self._reply_bytes(m, kind)
+        lens = {_RESULT: len(result_body), _ERROR: 5, _LOADED: 4 + LOADED_PAYLOAD, _INFO: 4 + INFO_PAYLOAD}
+        longest = max(lens.values()) + 5
         pos = Signal(range(longest))      # byte index in the frame: 0 SYNC, then body, then CRC
-        crc = Signal(16, init=CRC_INIT)
-        byte = Signal(8)                  # the byte at ``pos``, registered (chosen a byte ahead)
+        byte = Signal(8)                  # the body byte at ``pos``, registered (chosen a byte ahead)
         take = self.o.valid & self.o.ready
-        m.d.comb += self.o.payload.eq(byte)
+        m.d.comb += self.o.payload.eq(Mux(in_crc, ~eng.crc[:8], byte))
 
         with m.If(~sending):
             with m.If(self.err.valid):
-                m.d.sync += [sending.eq(1), is_err.eq(1), pos.eq(0), byte.eq(SYNC)]
+                code = self.err.payload.code
+                m.d.sync += [sending.eq(1), pos.eq(0), byte.eq(SYNC), in_crc.eq(0),
+                             kind.eq(Mux(code == INFO_REPORT, _INFO, _ERROR))]
                 if self.weight_words:
-                    m.d.sync += is_loaded.eq(self.err.payload.code == LOADED_REPORT)
+                    with m.If(code == LOADED_REPORT):
+                        m.d.sync += kind.eq(_LOADED)
             with m.Elif(self.result.valid):
-                m.d.sync += [sending.eq(1), is_err.eq(0), pos.eq(0), byte.eq(SYNC)]
+                m.d.sync += [sending.eq(1), kind.eq(_RESULT), pos.eq(0), byte.eq(SYNC), in_crc.eq(0)]
 
-        def frame_end(body_len):
-            return body_len + 2           # position of the CRC's low byte: the frame's last byte
+        def by_kind(values):
+            out = Signal(range(longest))
+            with m.Switch(kind):
+                for k, v in values.items():
+                    with m.Case(k):
+                        m.d.comb += out.eq(v)
+            return out
 
-        def ends(d):                      # position of the frame's last byte less d
-            return Mux(is_err, Mux(is_loaded, frame_end(7) - d, frame_end(5) - d),
-                       frame_end(len(result_body)) - d)
-
-        at_end, at_crc_hi, before_crc = pos == ends(0), pos == ends(1), pos == ends(2)
+        body_end = by_kind(lens)                               # position of the last body byte
+        at_end = pos == by_kind({k: v + 4 for k, v in lens.items()})
 
         def body_after(body):
             """The body byte after ``pos`` (body byte k is at position k + 1)."""
@@ -517,33 +612,32 @@ class FrameTransmitter(wiring.Component):
         # there: the selection spans the payload (every logit), so on a large device it is a
         # long path of its own. It is valid a cycle after ``pos`` moves (and after a frame
         # starts), so the transmitter offers no byte in the cycle after a take or a start (a
-        # UART takes one per bit times ten).
+        # UART takes one per bit times ten). It offers none either while the CRC engine shifts.
         ahead = Signal(8)
         took = Signal()
         starts = ~sending & (self.err.valid | self.result.valid)
-        m.d.sync += [ahead.eq(Mux(is_err, body_after(reply_body), body_after(result_body))),
+        m.d.sync += [ahead.eq(Mux(kind == _RESULT, body_after(result_body), body_after(reply_body))),
                      took.eq(take | starts)]
-        crc_next = crc16_step(crc, byte)
+        m.d.comb += eng.byte.eq(Mux(in_crc, eng.crc[:8], byte))   # CRC bytes: shift the register on
         with m.If(take):
-            m.d.sync += pos.eq(pos + 1)
+            m.d.sync += [pos.eq(pos + 1), byte.eq(ahead)]
             with m.If(pos == 0):
-                m.d.sync += crc.eq(CRC_INIT)
-            with m.Elif(~at_crc_hi & ~at_end):
-                m.d.sync += crc.eq(crc_next)
-            with m.If(at_crc_hi):
-                m.d.sync += byte.eq(crc[:8])
-            with m.Elif(before_crc):
-                m.d.sync += byte.eq(crc_next[8:])
+                m.d.comb += eng.init.eq(1)
             with m.Else():
-                m.d.sync += byte.eq(ahead)
+                m.d.comb += eng.load.eq(1)
+            with m.If(pos == body_end):
+                m.d.sync += in_crc.eq(1)
             with m.If(at_end):
                 m.d.sync += sending.eq(0)
         m.d.comb += [
-            self.o.valid.eq(sending & ~took),
-            self.err.ready.eq(take & at_end & is_err),
-            self.result.ready.eq(take & at_end & ~is_err),
+            self.o.valid.eq(sending & ~took & ~eng.busy),
+            self.err.ready.eq(take & at_end & (kind != _RESULT)),
+            self.result.ready.eq(take & at_end & (kind == _RESULT)),
         ]
         return m
+
+
+_RESULT, _ERROR, _LOADED, _INFO = range(4)
 
 
 class UARTHostLink(wiring.Component):
@@ -569,6 +663,13 @@ class UARTHostLink(wiring.Component):
     copy_result : bool
         The transmitter keeps a copy of the result payload (:class:`FrameTransmitter`): for a
         large device, where the payload's sources can be far from the link.
+    weight_crc : int
+        Without ``weight_words``: the CRC-32 of the weights built into the bitstream
+        (:func:`~spikeforge.boards.hostlink.weight_set_crc`), reported in every RESULT. With
+        ``weight_words`` the receiver computes it from the words loaded.
+    info : bytes or None
+        The INFO payload answering HELLO (:func:`~spikeforge.boards.hostlink.info_payload`);
+        default: version 3, model hash 0, shape ``(pixels, 1, 1)``, lanes and clock 0.
 
     Members
     -------
@@ -590,16 +691,21 @@ class UARTHostLink(wiring.Component):
     """
 
     def __init__(self, *, divisor, pixels=64, max_value=16, classes=10, logit_bits=32, cycle_bits=32,
-                 timeout_bytes=4, weight_words=0, copy_result=False):
+                 timeout_bytes=4, weight_words=0, copy_result=False, weight_crc=0, info=None):
         name = type(self).__name__
         if not isinstance(copy_result, bool):
             raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
         self.copy_result = copy_result
         self.divisor = _check_divisor(name, divisor)
         self.timeout_bytes = check_int(name, "timeout_bytes", timeout_bytes, 1, 1024)
-        self.pixels = check_int(name, "pixels", pixels, 1, 1024)
+        self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE)
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
         self.classes = check_int(name, "classes", classes, 1, 255)
+        self.weight_crc = check_int(name, "weight_crc", weight_crc, 0, (1 << 32) - 1)
+        if info is None:
+            info = info_payload(Info(VERSION, bytes(8), (self.pixels, 1, 1), self.max_value, self.classes, 0, 0,
+                                     weight_words))
+        self.info = bytes(info)
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
@@ -625,7 +731,7 @@ class UARTHostLink(wiring.Component):
             timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words)
         m.submodules.transmitter = xmt = FrameTransmitter(
             classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits,
-            weight_words=self.weight_words, copy_result=self.copy_result)
+            weight_words=self.weight_words, copy_result=self.copy_result, info=self.info)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o, rcv.i)
         wiring.connect(m, xmt.o, utx.i)
@@ -638,7 +744,11 @@ class UARTHostLink(wiring.Component):
                 self.loaded.eq(rcv.loaded),
                 xmt.next_word.eq(rcv.next_word),
                 xmt.loaded.eq(rcv.loaded),
+                xmt.weight_crc.eq(rcv.weight_crc),
+                xmt.result.payload.weight_crc.eq(rcv.weight_crc),
             ]
+        else:
+            m.d.comb += xmt.result.payload.weight_crc.eq(self.weight_crc)
             # an image is in flight from its first pixel's transfer until its RESULT was sent
             # (the host has one request in flight at a time); WEIGHTS frames are refused then
             in_flight = Signal()
@@ -664,5 +774,6 @@ class UARTHostLink(wiring.Component):
             xmt.result.payload.cls.eq(self.result.payload.cls),
             xmt.result.payload.cycles.eq(counter),
             xmt.result.payload.seq.eq(seq),
+            xmt.result.payload.image_crc.eq(rcv.image_crc),
         ]
         return m
