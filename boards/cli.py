@@ -178,6 +178,26 @@ def run_images(link, model, images, labels, *, progress=None):
     }
 
 
+def board_mismatch(info, model, program):
+    """One line saying how the board (its INFO) differs from what ``program`` (compiled from
+    ``model`` with the run's lanes) expects, or None when it fits."""
+    from .hostlink import model_hash
+
+    ours = model_hash(model).hex()
+    if info.model_hash.hex() != ours:
+        return (f"the board was flashed with another model: model hash {info.model_hash.hex()} on the board, "
+                f"{ours} in this model file; flash the bitstream built from this model (or give run the model "
+                "the board was built from)")
+    img = program.image
+    want = {"input shape": (img.H, img.W, img.C), "max value": int(img.levels), "classes": program.classes,
+            "lanes": program.lanes}
+    got = {"input shape": info.shape, "max value": info.max_value, "classes": info.classes, "lanes": info.lanes}
+    bad = [f"{k} {got[k]} on the board, {want[k]} here" for k in want if got[k] != want[k]]
+    if bad:
+        return f"the board's build does not fit this run: {'; '.join(bad)} (check --lanes, or rebuild)"
+    return None
+
+
 def merge_runs(first, rest, link):
     """One summary of two :func:`run_images` calls on the same ``link``, one after the other
     (the link's counters are cumulative, so they come from the second)."""
@@ -240,6 +260,7 @@ def run_run(args):
     from ..data import load_digits_split
     from ..hdl.accel.report import compile_for_target
     from ..sim.runners import SimulationFailed, SimulatorNotFound
+    from .hostlink import weight_set_crc
     from .runtime import HostLink, LinkError, ResultMismatchError, SerialTransport
 
     try:
@@ -282,10 +303,16 @@ def run_run(args):
         return _err(os_error_message(e, doing="cannot read"), USER_ERROR)
     try:
         with transport:
+            spram = program.memory.kind == "spram"
             link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
-                            max_value=int(img.levels), timeout=args.timeout, retries=args.retries)
+                            max_value=int(img.levels), timeout=args.timeout, retries=args.retries,
+                            weight_crc=None if spram else weight_set_crc(program))
+            # before the first image: is this board built from this model (protocol version 3)?
+            why = board_mismatch(link.hello(), model, program)
+            if why:
+                return _err(why, 1)
             loaded = None
-            if program.memory.kind == "spram":
+            if spram:
                 words = program.weight_image()
                 _progress(f"loading {len(words)} weight words into SPRAM")
                 loaded = link.load_weights(words, progress=lambda done, total: _progress(

@@ -747,8 +747,6 @@ class UARTHostLink(wiring.Component):
                 xmt.weight_crc.eq(rcv.weight_crc),
                 xmt.result.payload.weight_crc.eq(rcv.weight_crc),
             ]
-        else:
-            m.d.comb += xmt.result.payload.weight_crc.eq(self.weight_crc)
             # an image is in flight from its first pixel's transfer until its RESULT was sent
             # (the host has one request in flight at a time); WEIGHTS frames are refused then
             in_flight = Signal()
@@ -757,6 +755,8 @@ class UARTHostLink(wiring.Component):
             with m.If(self.image.valid & self.image.ready):
                 m.d.sync += in_flight.eq(1)
             m.d.comb += rcv.busy.eq(in_flight)
+        else:
+            m.d.comb += xmt.result.payload.weight_crc.eq(self.weight_crc)
 
         counter = Signal(self.cycle_bits)
         running = Signal()

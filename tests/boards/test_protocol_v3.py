@@ -1,0 +1,166 @@
+"""Protocol version 3 on the host side: CRC-32 frames, RESULTs bound to their image and weight
+set, HELLO/INFO, old boards refused, images larger than 1024 bytes (docs/hostlink.md)."""
+
+import numpy as np
+import pytest
+
+from spikeforge.boards.faults import fuzz
+from spikeforge.boards.hostlink import (
+    MAX_IMAGE, VERSION, Info, MsgType, crc16, crc32, decode_frames, decode_info, decode_result, encode_frame,
+    encode_hello, encode_image, encode_info, encode_result, model_hash, words_crc,
+)
+from spikeforge.boards.runtime import HostLink, LinkError, MemoryTransport, OldBoardError, ReferenceBoard
+
+INFO = Info(VERSION, bytes(range(8)), (8, 8, 1), 16, 3, 4, 24_000_000, 0)
+
+
+def _logits(image):
+    return [int(image.sum()), int(image[:8].sum()), 5]
+
+
+def test_crc32_is_iso_hdlc_and_frames_carry_it_little_endian():
+    assert crc32(b"123456789") == 0xCBF43926
+    frame = encode_frame(MsgType.IMAGE, 7, b"\x01\x02")
+    assert frame[:5] == bytes([0xA5, 0x01, 7, 2, 0]) and len(frame) == 5 + 2 + 4
+    assert frame[-4:] == crc32(frame[1:-4]).to_bytes(4, "little")
+    assert crc32(frame[1:]) == 0x2144DF1C      # the residue: the register is 0xDEBB20E3 before the XOR
+
+
+def test_crc32_catches_what_broke_crc16():
+    """A dropped and a duplicated byte in one frame keep its length; CRC-32 catches each such
+    damage of this frame (CRC-16 misses about one in 65,536)."""
+    frame = encode_image(np.arange(64) % 17, seq=3)
+    body = frame[1:]
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        i, j = sorted(rng.choice(np.arange(4, len(body) - 4), 2, replace=False))
+        damaged = body[:i] + body[i + 1:j + 1] + body[j:j + 1] + body[j + 1:]   # drop i, dup j
+        if damaged != body:
+            assert crc32(damaged[:-4]) != int.from_bytes(damaged[-4:], "little")
+    assert crc16(b"123456789") == 0x29B1
+
+
+def test_result_carries_image_and_weight_crc():
+    board = ReferenceBoard(lambda img: _logits(img), weight_crc=0xABCD1234)
+    image = np.arange(64) % 17
+    (f,) = decode_frames(board(encode_image(image, 9)))
+    r = decode_result(f.payload, classes=3)
+    assert (r.image_crc, r.weight_crc) == (crc32(bytes(image.astype(np.uint8))), 0xABCD1234)
+    assert len(f.payload) == 4 * 3 + 13
+
+
+class _Swap:
+    """A board that answers the first ``n`` IMAGE frames with the RESULT of another image (as
+    a request damaged on its way would), then truthfully."""
+
+    def __init__(self, board, n, *, weight_crc=None):
+        self.board, self.n, self.weight_crc = board, n, weight_crc
+
+    def __call__(self, data):
+        (f,) = decode_frames(data)
+        if self.n and f.type == MsgType.IMAGE:
+            self.n -= 1
+            other = bytes(np.zeros(64, np.uint8))
+            r = decode_result(decode_frames(self.board(encode_image(np.zeros(64, np.int64), f.seq)))[0].payload)
+            return encode_result(r.logits, r.cls, 0, f.seq, image_crc=crc32(other),
+                                 weight_crc=r.weight_crc if self.weight_crc is None else self.weight_crc)
+        return self.board(data)
+
+
+def test_result_for_another_image_is_a_failed_attempt_never_a_result():
+    board = ReferenceBoard(_logits)
+    link = HostLink(MemoryTransport(_Swap(board, 2)), classes=3, weight_crc=0)
+    image = np.full(64, 3)
+    logits, _, _ = link.infer(image)
+    assert logits.tolist() == _logits(image)
+    assert link.stats.foreign_results == 2 and link.stats.attempts == 3
+    link2 = HostLink(MemoryTransport(_Swap(ReferenceBoard(_logits), 4)), classes=3)
+    with pytest.raises(LinkError, match=r"RESULT for another image \(image CRC 0x[0-9A-F]{8}, sent 0x") as e:
+        link2.infer(image)
+    assert "\n" not in str(e.value)
+
+
+def test_result_with_another_weight_crc_is_refused_in_one_line():
+    link = HostLink(MemoryTransport(ReferenceBoard(_logits, weight_crc=5)), classes=3, weight_crc=6)
+    with pytest.raises(LinkError, match=r"^the board computes with other weights: RESULT computed with other "
+                                        r"weights \(weight CRC 0x00000005, expected 0x00000006\)$"):
+        link.infer(np.ones(64, np.int64))
+
+
+def test_foreign_weight_crc_after_a_load_reloads_once():
+    """A board whose loaded words change behind the host's back (its weight CRC differs): the
+    host reloads them once, says so, and the result is accepted."""
+    words = list(range(100, 110))
+    board = ReferenceBoard(_logits, weight_words=10)
+    notes = []
+    link = HostLink(MemoryTransport(board), classes=3, notify=notes.append)
+    link.load_weights(words, chunk=4)
+    assert link.weight_crc == words_crc(words)
+    board.weights[3] ^= 1                                   # the words held are no longer ours
+    logits, _, _ = link.infer(np.ones(64, np.int64))
+    assert logits.tolist() == _logits(np.ones(64, np.int64)) and board.weights.tolist() == words
+    assert link.stats.weight_reloads == 1 and len(notes) == 1 and "other weights" in notes[0]
+
+
+def test_hello_info_round_trip_and_old_boards_refused():
+    (f,) = decode_frames(encode_info(INFO, 4))
+    assert (f.type, len(f.payload), decode_info(f.payload)) == (MsgType.INFO, 25, INFO)
+    link = HostLink(MemoryTransport(ReferenceBoard(_logits, info=INFO)), classes=3)
+    assert link.hello() == INFO
+    # version 3 framing but no HELLO: BAD_TYPE
+    with pytest.raises(OldBoardError, match=r"^the board does not know HELLO: it runs host-link protocol version 2 "
+                                            r"or older; rebuild and reflash it"):
+        HostLink(MemoryTransport(ReferenceBoard(_logits)), classes=3).hello()
+
+    def v2_board(data):    # ERROR BAD_TYPE in version 2 framing (CRC-16, MSB first)
+        body = bytes([0x82, data[2], 1, 0, 3])
+        return bytes([0xA5]) + body + crc16(body).to_bytes(2, "big")
+    link = HostLink(MemoryTransport(v2_board), classes=3)
+    with pytest.raises(OldBoardError, match="version 2 or older; rebuild and reflash"):
+        link.hello()
+    assert link.stats.attempts == 0 and link.transport.written == encode_hello(1)   # one HELLO: no retries
+    with pytest.raises(OldBoardError, match=r"^the board did not answer HELLO in 4 attempts: .* rebuild and "
+                                            r"reflash it"):
+        HostLink(MemoryTransport(lambda data: b""), classes=3).hello()
+    newer = Info(4, *[getattr(INFO, k) for k in ("model_hash", "shape", "max_value", "classes", "lanes",
+                                                 "clock_hz", "weight_words")])
+    with pytest.raises(OldBoardError, match="protocol version 4, this spikeforge version 3"):
+        HostLink(MemoryTransport(ReferenceBoard(_logits, info=newer)), classes=3).hello()
+
+
+def test_model_hash_depends_on_the_weights_not_the_metadata():
+    from spikeforge.cli import default_model_path
+    from spikeforge.modelfile import load_model
+
+    model = load_model(default_model_path())
+    h = model_hash(model)
+    assert len(h) == 8 and model_hash(model) == h
+    model.metadata["note"] = "renamed"
+    assert model_hash(model) == h
+    node = next(n for n in model.nodes if n.tensors)
+    name = sorted(node.tensors)[0]
+    node.tensors[name] = np.asarray(node.tensors[name]).copy()
+    node.tensors[name].flat[0] += 1
+    assert model_hash(model) != h
+
+
+def test_image_larger_than_1024_bytes():
+    """32x32x3 = 3072 bytes in one IMAGE frame, through the codec and the board model; the
+    image CRC covers all of it."""
+    image = np.random.default_rng(1).integers(0, 256, (32, 32, 3))
+    frame = encode_image(image, 5, pixels=3072, max_value=255)
+    assert len(frame) == 5 + 3072 + 4 and frame[3:5] == (3072).to_bytes(2, "little")
+    board = ReferenceBoard(lambda img: [int(img[:1024].sum()), int(img[2048:].sum())], pixels=3072, max_value=255)
+    link = HostLink(MemoryTransport(board), classes=2, pixels=3072, max_value=255)
+    logits, _, _ = link.infer(image)
+    assert logits.tolist() == [int(image.reshape(-1)[:1024].sum()), int(image.reshape(-1)[2048:].sum())]
+    with pytest.raises(ValueError, match=f"allowed: 1..{MAX_IMAGE}"):
+        encode_image(np.zeros(MAX_IMAGE + 1, np.int64), pixels=MAX_IMAGE + 1)
+
+
+def test_fuzz_with_images_larger_than_one_v2_frame():
+    """The seeded fault run with 1,100-byte images (a model input above protocol version 2's
+    1024-byte frames): nothing accepted wrong, nothing hung, every refusal one line."""
+    r = fuzz(60, faults="mixed", rate=0.001, seed=3, pixels=1100)
+    assert r["wrong"] == 0 and r["hung"] == 0 and r["refused_unclear"] == 0
+    assert r["right"] + r["refused"] == 60 and r["right"] >= 30
