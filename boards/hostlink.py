@@ -27,7 +27,7 @@ from ..modelfile import _to_jsonable
 
 __all__ = [
     "VERSION", "SYNC", "HEADER_BYTES", "TRAILER_BYTES", "MAX_PAYLOAD", "MAX_IMAGE", "MsgType", "ErrorCode",
-    "Frame", "FrameError", "crc32", "crc16", "encode_frame", "FrameDecoder", "decode_frames", "encode_image",
+    "Frame", "FrameError", "crc32", "crc32c", "crc16", "encode_frame", "FrameDecoder", "decode_frames", "encode_image",
     "decode_image", "image_payload_length", "image_crc", "Result", "result_payload_length", "encode_result",
     "link_bound_images_per_second", "decode_result", "encode_error", "decode_error", "argmax_lowest",
     "MAX_WEIGHT_WORDS", "weights_payload_length", "encode_weights", "decode_weights", "words_crc", "Loaded",
@@ -91,6 +91,33 @@ def crc32(data, crc=0):
     """CRC-32/ISO-HDLC of ``data`` (zlib's); ``crc32(b"123456789") == 0xCBF43926``. ``crc``
     continues an earlier value (``crc32(a + b) == crc32(b, crc32(a))``)."""
     return zlib.crc32(bytes(data), crc) & 0xFFFFFFFF
+
+
+CRC32C_POLY = 0x82F63B78   # reflected 0x1EDC6F41 (Castagnoli)
+
+
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ CRC32C_POLY if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli, iSCSI: polynomial 0x1EDC6F41 reflected, init and final XOR
+    0xFFFFFFFF); ``crc32c(b"123456789") == 0xE3069283``. The image and weight CRCs use it: a
+    polynomial other than the frame check's, so that the two checks fail independently."""
+    crc ^= 0xFFFFFFFF
+    table = _CRC32C_TABLE
+    for byte in bytes(data):
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+    return crc ^ 0xFFFFFFFF
 
 
 def crc16(data, crc=0xFFFF):
@@ -236,8 +263,8 @@ def _image_bytes(image, pixels, max_value):
 
 
 def image_crc(image, *, pixels=64, max_value=16):
-    """CRC-32 of an image's IMAGE payload (what a RESULT's ``image_crc`` must be)."""
-    return crc32(_image_bytes(image, pixels, max_value))
+    """CRC-32C of an image's IMAGE payload (what a RESULT's ``image_crc`` must be)."""
+    return crc32c(_image_bytes(image, pixels, max_value))
 
 
 def encode_image(image, seq=0, *, pixels=64, max_value=16):
@@ -260,7 +287,7 @@ def decode_image(payload, *, pixels=64, max_value=16):
 @dataclass(frozen=True)
 class Result:
     """A RESULT: the logits, class and cycle count, and what they were computed from: the
-    CRC-32 of the IMAGE payload the board received and of the weight set it holds."""
+    CRC-32C of the IMAGE payload the board received and of the weight set it holds."""
     logits: tuple
     cls: int
     cycles: int
@@ -337,9 +364,9 @@ def weights_payload_length(words):
 
 
 def words_crc(words, crc=0):
-    """CRC-32 of 16-bit words, each sent as two bytes, low byte first (the bytes the WEIGHTS
+    """CRC-32C of 16-bit words, each sent as two bytes, low byte first (the bytes the WEIGHTS
     frames carry after their offsets): the weight CRC of a loaded weight set."""
-    return crc32(np.asarray(words, np.int64).astype("<u2").tobytes(), crc)
+    return crc32c(np.asarray(words, np.int64).astype("<u2").tobytes(), crc)
 
 
 def encode_weights(offset, words, seq=0):
@@ -370,7 +397,7 @@ def decode_weights(payload):
 @dataclass(frozen=True)
 class Loaded:
     """Payload of a LOADED frame: the board's ``next_word``, whether all words are loaded, and
-    the CRC-32 of its words ``0 .. next_word - 1`` (:func:`words_crc`)."""
+    the CRC-32C of its words ``0 .. next_word - 1`` (:func:`words_crc`)."""
     next_word: int
     loaded: bool
     weight_crc: int = 0
@@ -460,14 +487,14 @@ def model_hash(model):
 
 
 def weight_set_crc(program):
-    """CRC-32 of the weight set a board built from ``program`` computes with (RESULT's
+    """CRC-32C of the weight set a board built from ``program`` computes with (RESULT's
     ``weight_crc``). Loaded weights (``memory.kind == "spram"``): :func:`words_crc` of
-    ``program.weight_image()``, the words the host loads. Weights in the bitstream: CRC-32 of
+    ``program.weight_image()``, the words the host loads. Weights in the bitstream: CRC-32C of
     ``program.weights`` (``[words, lanes]``, row-major) with every value a signed 32-bit
     little-endian integer."""
     if program.memory.kind == "spram":
         return words_crc(program.weight_image())
-    return crc32(np.ascontiguousarray(np.asarray(program.weights).astype("<i4")).tobytes())
+    return crc32c(np.ascontiguousarray(np.asarray(program.weights).astype("<i4")).tobytes())
 
 
 def link_bound_images_per_second(baud, pixels, classes):

@@ -24,8 +24,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..hdl.params import check_int, field_bits
 from .hostlink import (
-    CRC32_INIT, CRC32_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_PAYLOAD, MAX_WEIGHT_WORDS,
-    SYNC, VERSION, ErrorCode, Info, MsgType, info_payload, result_payload_length,
+    CRC32_INIT, CRC32_POLY, CRC32C_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_PAYLOAD,
+    MAX_WEIGHT_WORDS, SYNC, VERSION, ErrorCode, Info, MsgType, info_payload, result_payload_length,
 )
 from .uart import UARTRx, UARTTx, _check_divisor
 
@@ -42,11 +42,12 @@ LOADED_REPORT = 0
 INFO_REPORT = 0xFF
 
 
-def crc32_bit(crc, bit):
-    """Amaranth expression: the CRC-32/ISO-HDLC register ``crc`` (32 bits, reflected, before the
-    final XOR) after one data bit (bits of a byte go least significant first)."""
+def crc32_bit(crc, bit, poly=CRC32_POLY):
+    """Amaranth expression: the reflected CRC-32 register ``crc`` (32 bits, before the final
+    XOR) after one data bit (bits of a byte go least significant first). ``poly``: the
+    reflected polynomial, CRC-32/ISO-HDLC's by default, :data:`CRC32C_POLY` for CRC-32C."""
     fb = crc[0] ^ bit
-    return Cat(*[crc[i + 1] ^ fb if (CRC32_POLY >> i) & 1 else crc[i + 1] for i in range(31)], fb)
+    return Cat(*[crc[i + 1] ^ fb if (poly >> i) & 1 else crc[i + 1] for i in range(31)], fb)
 
 
 class CRC32Serial(wiring.Component):
@@ -220,8 +221,8 @@ class FrameReceiver(wiring.Component):
         x_on = Signal()
         crc_left = Signal(2)
         m.d.comb += self.image_crc.eq(~xcrc)
-        with m.If(eng.step & x_on):
-            m.d.sync += xcrc.eq(crc32_bit(xcrc, eng.bit))
+        with m.If(eng.step & x_on):   # CRC-32C: another polynomial than the frame check's
+            m.d.sync += xcrc.eq(crc32_bit(xcrc, eng.bit, CRC32C_POLY))
         mtype = Signal(8)
         seq = Signal(8)
         lo = Signal(8)            # low byte of the 16-bit field being received

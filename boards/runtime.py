@@ -28,7 +28,7 @@ import numpy as np
 
 from .hostlink import (
     MAX_IMAGE, MAX_PAYLOAD, MAX_WEIGHT_WORDS, VERSION, ErrorCode, Frame, FrameDecoder, FrameError, MsgType,
-    argmax_lowest, crc32, decode_error, decode_image, decode_info, decode_loaded, decode_result, decode_weights,
+    argmax_lowest, crc32c, decode_error, decode_image, decode_info, decode_loaded, decode_result, decode_weights,
     encode_error, encode_hello, encode_image, encode_info, encode_loaded, encode_result, encode_weights, image_crc,
     looks_like_v2_reply, result_payload_length, words_crc,
 )
@@ -328,7 +328,7 @@ class ReferenceBoard:
                 self.images.append(image)
                 logits = [int(v) for v in self.logits_fn(image)]
                 out += encode_result(logits, argmax_lowest(logits), int(self.cycles_fn(image)), item.seq,
-                                     image_crc=crc32(item.payload), weight_crc=self.weight_crc)
+                                     image_crc=crc32c(item.payload), weight_crc=self.weight_crc)
         return out
 
 

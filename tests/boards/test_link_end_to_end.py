@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from spikeforge.boards.hostlink import (
-    ErrorCode, MsgType, crc32, decode_error, decode_frames, decode_result, encode_image,
+    ErrorCode, MsgType, crc32c, decode_error, decode_frames, decode_result, encode_image,
 )
 from spikeforge.boards.link_gateware import UARTHostLink, image_layout, result_layout
 from uart_bits import drive_uart, sample_uart
@@ -122,8 +122,9 @@ def test_bit_level_round_trip_through_gateware():
         assert list(got.logits) == want.tolist()
         assert got.cls == int(np.argmax(want))
         assert got.cycles == LATENCY
-        assert got.image_crc == crc32(bytes(img.reshape(-1).astype(np.uint8)))   # what the board received
-        assert got.weight_crc == 0                                                 # the link's default    assert decode_result(results[3].payload).cls == 2
+        assert got.image_crc == crc32c(bytes(img.reshape(-1).astype(np.uint8)))   # what the board received
+        assert got.weight_crc == 0                                                 # the link's default
+    assert decode_result(results[3].payload).cls == 2
 
 
 def test_bridge_converts_to_verilog_and_checks_parameters():

@@ -6,7 +6,7 @@ import pytest
 
 from spikeforge.boards.faults import fuzz
 from spikeforge.boards.hostlink import (
-    MAX_IMAGE, VERSION, Info, MsgType, crc16, crc32, decode_frames, decode_info, decode_result, encode_frame,
+    MAX_IMAGE, VERSION, Info, MsgType, crc16, crc32, crc32c, decode_frames, decode_info, decode_result, encode_frame,
     encode_hello, encode_image, encode_info, encode_result, model_hash, words_crc,
 )
 from spikeforge.boards.runtime import HostLink, LinkError, MemoryTransport, OldBoardError, ReferenceBoard
@@ -20,6 +20,8 @@ def _logits(image):
 
 def test_crc32_is_iso_hdlc_and_frames_carry_it_little_endian():
     assert crc32(b"123456789") == 0xCBF43926
+    assert crc32c(b"123456789") == 0xE3069283          # the image and weight CRCs: Castagnoli
+    assert crc32c(b"56789", crc32c(b"1234")) == 0xE3069283
     frame = encode_frame(MsgType.IMAGE, 7, b"\x01\x02")
     assert frame[:5] == bytes([0xA5, 0x01, 7, 2, 0]) and len(frame) == 5 + 2 + 4
     assert frame[-4:] == crc32(frame[1:-4]).to_bytes(4, "little")
@@ -45,7 +47,7 @@ def test_result_carries_image_and_weight_crc():
     image = np.arange(64) % 17
     (f,) = decode_frames(board(encode_image(image, 9)))
     r = decode_result(f.payload, classes=3)
-    assert (r.image_crc, r.weight_crc) == (crc32(bytes(image.astype(np.uint8))), 0xABCD1234)
+    assert (r.image_crc, r.weight_crc) == (crc32c(bytes(image.astype(np.uint8))), 0xABCD1234)
     assert len(f.payload) == 4 * 3 + 13
 
 
@@ -62,7 +64,7 @@ class _Swap:
             self.n -= 1
             other = bytes(np.zeros(64, np.uint8))
             r = decode_result(decode_frames(self.board(encode_image(np.zeros(64, np.int64), f.seq)))[0].payload)
-            return encode_result(r.logits, r.cls, 0, f.seq, image_crc=crc32(other),
+            return encode_result(r.logits, r.cls, 0, f.seq, image_crc=crc32c(other),
                                  weight_crc=r.weight_crc if self.weight_crc is None else self.weight_crc)
         return self.board(data)
 

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from spikeforge.boards.hostlink import (
     SYNC, ErrorCode, Frame, FrameDecoder, Loaded, MsgType, argmax_lowest, decode_error, decode_frames,
-    crc32, decode_info, decode_loaded, decode_result, encode_frame, encode_hello, encode_image, encode_weights,
+    crc32c, decode_info, decode_loaded, decode_result, encode_frame, encode_hello, encode_image, encode_weights,
     words_crc,
 )
 from spikeforge.boards.link_gateware import LOADED_REPORT, FrameReceiver, FrameTransmitter, UARTHostLink
@@ -434,7 +434,7 @@ def test_link_without_weights_answers_bad_type():
     assert _decoded(replies[:3], []) == [(1, ErrorCode.BAD_TYPE), (2, ErrorCode.BAD_TYPE),
                                          (3, tuple(_stand_in(image.tolist(), [None])))]
     # the RESULT carries the CRC-32 of the image as received; HELLO is answered with INFO
-    assert decode_result(replies[2].payload).image_crc == crc32(bytes(image.astype(np.uint8)))
+    assert decode_result(replies[2].payload).image_crc == crc32c(bytes(image.astype(np.uint8)))
     assert (replies[3].type, replies[3].seq) == (MsgType.INFO, 4)
     info = decode_info(replies[3].payload)
     assert (info.version, info.shape, info.max_value, info.classes, info.weight_words) == (3, (64, 1, 1), 16,
