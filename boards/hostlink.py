@@ -46,8 +46,9 @@ LOADED_PAYLOAD = 7    # LOADED: next_word (u16), loaded (u8), weight CRC-32 of t
 INFO_PAYLOAD = 25     # INFO: see encode_info
 CRC32_POLY = 0xEDB88320   # reflected 0x04C11DB7
 CRC32_INIT = 0xFFFFFFFF
-#: the CRC-32 register (before the final XOR) after a frame's body and its own CRC
-CRC_RESIDUE = 0xDEBB20E3
+#: the CRC-32 of a frame's body followed by its own CRC (least significant byte first); the
+#: register before the final XOR is then 0xDEBB20E3
+CRC_RESIDUE = 0x2144DF1C
 MODEL_HASH_BYTES = 8
 
 

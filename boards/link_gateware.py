@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..hdl.params import check_int, field_bits
 from .hostlink import (
-    CRC32_INIT, CRC32_POLY, CRC32C_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_PAYLOAD,
+    CRC32_POLY, CRC32C_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_PAYLOAD,
     MAX_WEIGHT_WORDS, SYNC, VERSION, ErrorCode, Info, MsgType, info_payload, result_payload_length,
 )
 from .uart import UARTRx, UARTTx, _check_divisor
@@ -43,11 +43,14 @@ INFO_REPORT = 0xFF
 
 
 def crc32_bit(crc, bit, poly=CRC32_POLY):
-    """Amaranth expression: the reflected CRC-32 register ``crc`` (32 bits, before the final
-    XOR) after one data bit (bits of a byte go least significant first). ``poly``: the
-    reflected polynomial, CRC-32/ISO-HDLC's by default, :data:`CRC32C_POLY` for CRC-32C."""
-    fb = crc[0] ^ bit
-    return Cat(*[crc[i + 1] ^ fb if (poly >> i) & 1 else crc[i + 1] for i in range(31)], fb)
+    """Amaranth expression: a reflected CRC-32 after one more data bit (bits of a byte go least
+    significant first). ``crc`` is held **inverted** (the CRC register XOR 0xFFFFFFFF): it is
+    then 0 at the start and the CRC itself, final XOR included, after every byte, and a register
+    bit without a polynomial tap needs no logic. ``poly``: the reflected polynomial (its bit 31
+    set), CRC-32/ISO-HDLC's by default, :data:`CRC32C_POLY` for CRC-32C."""
+    assert poly >> 31 == 1
+    fb = ~crc[0] ^ bit                     # the feedback of the true (not inverted) register
+    return Cat(*[crc[i + 1] ^ fb if (poly >> i) & 1 else crc[i + 1] for i in range(31)], crc[0] ^ bit)
 
 
 class CRC32Serial(wiring.Component):
@@ -55,12 +58,12 @@ class CRC32Serial(wiring.Component):
 
     A byte given with ``load`` is shifted into the register over the next 8 cycles (``busy``
     high meanwhile; a UART delivers a byte every 10 bit times of at least 4 cycles, so it is
-    always done before the next one). ``init`` sets the register to 0xFFFFFFFF (it wins over a
-    step in the same cycle). The register ``crc`` is the CRC before the final XOR: the CRC-32
-    of the bytes is ``~crc``; after a frame body and its own CRC (least significant byte first)
-    it is :data:`~spikeforge.boards.hostlink.CRC_RESIDUE`. ``bit`` and ``step`` are the bit
-    being shifted in and whether one is, so that other registers can follow the same stream
-    (:func:`crc32_bit`). 32 + 8 flip-flops, a 3-bit counter and a LUT per register bit.
+    always done before the next one). ``init`` starts over (it wins over a step in the same
+    cycle). ``crc`` is the CRC-32 of the bytes since ``init`` (the register held inverted, see
+    :func:`crc32_bit`); after a frame body and its own CRC (least significant byte first) it is
+    :data:`~spikeforge.boards.hostlink.CRC_RESIDUE`. ``bit`` and ``step`` are the bit being
+    shifted in and whether one is, so that other registers can follow the same stream
+    (:func:`crc32_bit`). 32 + 8 flip-flops, a 4-bit counter, a LUT per polynomial tap.
 
     Members
     -------
@@ -69,7 +72,7 @@ class CRC32Serial(wiring.Component):
     """
 
     def __init__(self):
-        super().__init__({"init": In(1), "load": In(1), "byte": In(8), "crc": Out(32, init=CRC32_INIT),
+        super().__init__({"init": In(1), "load": In(1), "byte": In(8), "crc": Out(32),
                           "busy": Out(1), "bit": Out(1), "step": Out(1)})
 
     def elaborate(self, platform):
@@ -82,7 +85,7 @@ class CRC32Serial(wiring.Component):
         with m.Elif(left != 0):
             m.d.sync += [shift.eq(shift >> 1), left.eq(left - 1)]
         with m.If(self.init):
-            m.d.sync += self.crc.eq(CRC32_INIT)
+            m.d.sync += self.crc.eq(0)
         with m.Elif(left != 0):
             m.d.sync += self.crc.eq(crc32_bit(self.crc, shift[0]))
         return m
@@ -217,10 +220,10 @@ class FrameReceiver(wiring.Component):
         # the image CRC (and, with weights, the working copy of the weight CRC during a WEIGHTS
         # frame: an image and a WEIGHTS frame are never both in progress): follows the engine
         # on payload bytes
-        xcrc = Signal(32, init=CRC32_INIT)
+        xcrc = Signal(32)                  # held inverted (crc32_bit): the CRC-32C itself
         x_on = Signal()
         crc_left = Signal(2)
-        m.d.comb += self.image_crc.eq(~xcrc)
+        m.d.comb += self.image_crc.eq(xcrc)
         with m.If(eng.step & x_on):   # CRC-32C: another polynomial than the frame check's
             m.d.sync += xcrc.eq(crc32_bit(xcrc, eng.bit, CRC32C_POLY))
         mtype = Signal(8)
@@ -302,8 +305,8 @@ class FrameReceiver(wiring.Component):
             w_valid = Signal()
             w_data = Signal(16)
             overrun = Signal()                    # a word came while the previous was still held
-            wcrc = Signal(32, init=CRC32_INIT)    # weight CRC register of the committed words
-            m.d.comb += self.weight_crc.eq(~wcrc)
+            wcrc = Signal(32)                     # weight CRC-32C of the committed words
+            m.d.comb += self.weight_crc.eq(wcrc)
             m.d.comb += [
                 self.next_word.eq(next_word),
                 self.loaded.eq(loaded),
@@ -350,7 +353,7 @@ class FrameReceiver(wiring.Component):
                             m.next = "HUNT"
                         with m.Else():
                             m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting),
-                                         xcrc.eq(CRC32_INIT)]
+                                         xcrc.eq(0)]
                             if ww:
                                 m.d.sync += is_weights.eq(0)
                             m.next = "PAYLOAD"
@@ -451,7 +454,7 @@ class FrameReceiver(wiring.Component):
                                 begin = words[0]    # 1 after begin load, 0 after a chunk
                                 with m.If(can_report):
                                     m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww)),
-                                                 wcrc.eq(Mux(begin, CRC32_INIT, xcrc))]
+                                                 wcrc.eq(Mux(begin, 0, xcrc))]
                     with m.Elif(bad_value):
                         report(ErrorCode.BAD_VALUE)
                     with m.Elif(image_not_loaded):
@@ -576,7 +579,7 @@ class FrameTransmitter(wiring.Component):
         pos = Signal(range(longest))      # byte index in the frame: 0 SYNC, then body, then CRC
         byte = Signal(8)                  # the body byte at ``pos``, registered (chosen a byte ahead)
         take = self.o.valid & self.o.ready
-        m.d.comb += self.o.payload.eq(Mux(in_crc, ~eng.crc[:8], byte))
+        m.d.comb += self.o.payload.eq(Mux(in_crc, eng.crc[:8], byte))
 
         with m.If(~sending):
             with m.If(self.err.valid):
@@ -619,7 +622,9 @@ class FrameTransmitter(wiring.Component):
         starts = ~sending & (self.err.valid | self.result.valid)
         m.d.sync += [ahead.eq(Mux(kind == _RESULT, body_after(result_body), body_after(reply_body))),
                      took.eq(take | starts)]
-        m.d.comb += eng.byte.eq(Mux(in_crc, eng.crc[:8], byte))   # CRC bytes: shift the register on
+        # CRC bytes: feed the register its own low byte (as the true register holds it): the
+        # feedback is then 0 and it just shifts on to the next byte
+        m.d.comb += eng.byte.eq(Mux(in_crc, ~eng.crc[:8], byte))
         with m.If(take):
             m.d.sync += [pos.eq(pos + 1), byte.eq(ahead)]
             with m.If(pos == 0):
