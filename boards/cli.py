@@ -306,7 +306,7 @@ def run_run(args):
             spram = program.memory.kind == "spram"
             link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
                             max_value=int(img.levels), timeout=args.timeout, retries=args.retries,
-                            weight_crc=None if spram else weight_set_crc(program))
+                            weight_crc=0 if spram else weight_set_crc(program))
             # before the first image: is this board built from this model (protocol version 3)?
             why = board_mismatch(link.hello(), model, program)
             if why:

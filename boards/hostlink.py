@@ -28,7 +28,8 @@ from ..modelfile import _to_jsonable
 __all__ = [
     "VERSION", "SYNC", "HEADER_BYTES", "TRAILER_BYTES", "MAX_PAYLOAD", "MAX_IMAGE", "MsgType", "ErrorCode",
     "Frame", "FrameError", "crc32", "crc32c", "crc16", "encode_frame", "FrameDecoder", "decode_frames", "encode_image",
-    "decode_image", "image_payload_length", "image_crc", "Result", "result_payload_length", "encode_result",
+    "decode_image", "image_payload_length", "image_crc", "image_bytes", "Result", "result_payload_length",
+    "result_check", "encode_result",
     "link_bound_images_per_second", "decode_result", "encode_error", "decode_error", "argmax_lowest",
     "MAX_WEIGHT_WORDS", "weights_payload_length", "encode_weights", "decode_weights", "words_crc", "Loaded",
     "LOADED_PAYLOAD", "encode_loaded", "decode_loaded", "encode_hello", "Info", "INFO_PAYLOAD", "encode_info",
@@ -42,7 +43,7 @@ VERSION = 3
 MAX_PAYLOAD = 1024    # no message but IMAGE is longer; longer lengths are rejected
 MAX_IMAGE = 0xFFFF    # an IMAGE frame carries a whole image, up to the 16-bit length field
 MAX_WEIGHT_WORDS = (MAX_PAYLOAD - 2) // 2  # words in one WEIGHTS frame (511)
-LOADED_PAYLOAD = 7    # LOADED: next_word (u16), loaded (u8), weight CRC-32 of the words so far (u32)
+LOADED_PAYLOAD = 7    # LOADED: weight CRC-32C of the words so far (u32), next_word (u16), loaded (u8)
 INFO_PAYLOAD = 25     # INFO: see encode_info
 CRC32_POLY = 0xEDB88320   # reflected 0x04C11DB7
 CRC32_INIT = 0xFFFFFFFF
@@ -263,8 +264,13 @@ def _image_bytes(image, pixels, max_value):
     return flat.astype(np.uint8).tobytes()
 
 
+def image_bytes(image, *, pixels=64, max_value=16):
+    """The IMAGE payload of ``image`` (checked as :func:`encode_image` does)."""
+    return _image_bytes(image, pixels, max_value)
+
+
 def image_crc(image, *, pixels=64, max_value=16):
-    """CRC-32C of an image's IMAGE payload (what a RESULT's ``image_crc`` must be)."""
+    """CRC-32C of an image's IMAGE payload."""
     return crc32c(_image_bytes(image, pixels, max_value))
 
 
@@ -287,17 +293,23 @@ def decode_image(payload, *, pixels=64, max_value=16):
 
 @dataclass(frozen=True)
 class Result:
-    """A RESULT: the logits, class and cycle count, and what they were computed from: the
-    CRC-32C of the IMAGE payload the board received and of the weight set it holds."""
+    """A RESULT: the logits, class and cycle count, and ``check``, the CRC-32C of the weight set
+    the board computes with continued over the IMAGE payload it received
+    (:func:`result_check`)."""
     logits: tuple
     cls: int
     cycles: int
-    image_crc: int = 0
-    weight_crc: int = 0
+    check: int = 0
 
 
 def result_payload_length(classes):
-    return 4 * classes + 1 + 4 + 4 + 4
+    return 4 + 4 * classes + 1 + 4
+
+
+def result_check(image_bytes, weight_crc):
+    """What a RESULT's ``check`` must be: the CRC-32C of the weight set (``weight_crc``, see
+    :func:`weight_set_crc`) continued over the image payload, ``crc32c(image, weight_crc)``."""
+    return crc32c(image_bytes, weight_crc)
 
 
 def argmax_lowest(values):
@@ -312,7 +324,7 @@ def _check_u32(name, value):
     return int(value)
 
 
-def encode_result(logits, cls, cycles, seq=0, *, image_crc=0, weight_crc=0):
+def encode_result(logits, cls, cycles, seq=0, *, check=0):
     logits = [int(v) for v in logits]
     for j, v in enumerate(logits):
         if not -(1 << 31) <= v < (1 << 31):
@@ -320,23 +332,22 @@ def encode_result(logits, cls, cycles, seq=0, *, image_crc=0, weight_crc=0):
     if not 1 <= len(logits) <= 255:
         raise ValueError(f"{len(logits)} logits; allowed: 1..255")
     cls = _check_byte("cls", cls)
-    payload = b"".join(v.to_bytes(4, "little", signed=True) for v in logits)
+    payload = _check_u32("check", check).to_bytes(4, "little")
+    payload += b"".join(v.to_bytes(4, "little", signed=True) for v in logits)
     payload += bytes([cls]) + _check_u32("cycles", cycles).to_bytes(4, "little")
-    payload += _check_u32("image_crc", image_crc).to_bytes(4, "little")
-    payload += _check_u32("weight_crc", weight_crc).to_bytes(4, "little")
     return encode_frame(MsgType.RESULT, seq, payload)
 
 
 def decode_result(payload, *, classes=None):
-    n = len(payload) - 13
+    n = len(payload) - 9
     if n < 4 or n % 4:
-        raise FrameError(f"RESULT payload is {len(payload)} bytes; expected 4*K + 13")
+        raise FrameError(f"RESULT payload is {len(payload)} bytes; expected 4*K + 9")
     k = n // 4
     if classes is not None and k != classes:
         raise FrameError(f"RESULT has {k} logits; expected {classes}")
-    logits = tuple(int.from_bytes(payload[4 * j:4 * j + 4], "little", signed=True) for j in range(k))
-    u32 = [int.from_bytes(payload[i:i + 4], "little") for i in (n + 1, n + 5, n + 9)]
-    return Result(logits, payload[n], *u32)
+    logits = tuple(int.from_bytes(payload[4 + 4 * j:8 + 4 * j], "little", signed=True) for j in range(k))
+    return Result(logits, payload[4 + n], int.from_bytes(payload[5 + n:9 + n], "little"),
+                  int.from_bytes(payload[:4], "little"))
 
 
 def encode_error(code, seq=0):
@@ -405,17 +416,17 @@ class Loaded:
 
 
 def encode_loaded(next_word, loaded, seq=0, *, weight_crc=0):
-    payload = _check_u16("next_word", next_word).to_bytes(2, "little") + bytes([1 if loaded else 0])
-    payload += _check_u32("weight_crc", weight_crc).to_bytes(4, "little")
+    payload = _check_u32("weight_crc", weight_crc).to_bytes(4, "little")
+    payload += _check_u16("next_word", next_word).to_bytes(2, "little") + bytes([1 if loaded else 0])
     return encode_frame(MsgType.LOADED, seq, payload)
 
 
 def decode_loaded(payload):
     if len(payload) != LOADED_PAYLOAD:
         raise FrameError(f"LOADED payload is {len(payload)} bytes; expected {LOADED_PAYLOAD}")
-    if payload[2] > 1:
-        raise FrameError(f"LOADED flag is {payload[2]}; expected 0 or 1")
-    return Loaded(int.from_bytes(payload[:2], "little"), bool(payload[2]), int.from_bytes(payload[3:7], "little"))
+    if payload[6] > 1:
+        raise FrameError(f"LOADED flag is {payload[6]}; expected 0 or 1")
+    return Loaded(int.from_bytes(payload[4:6], "little"), bool(payload[6]), int.from_bytes(payload[:4], "little"))
 
 
 # --- what the board is: HELLO / INFO -------------------------------------------------------

@@ -119,8 +119,6 @@ def result_layout(classes, logit_bits, cycle_bits=32, *, with_meta=True):
     if with_meta:
         fields["cycles"] = unsigned(cycle_bits)
         fields["seq"] = 8
-        fields["image_crc"] = 32
-        fields["weight_crc"] = 32
     return data.StructLayout(fields)
 
 
@@ -181,18 +179,19 @@ class FrameReceiver(wiring.Component):
         An image is in flight beyond the receiver (until its RESULT has been sent).
     """
 
-    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0):
+    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0, weight_crc=0):
         name = type(self).__name__
         self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE)
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
         self.timeout_cycles = check_int(name, "timeout_cycles", timeout_cycles, 0, 1 << 30)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        self.weight_crc = check_int(name, "weight_crc", weight_crc, 0, (1 << 32) - 1)
         self.pixel_bits = self.max_value.bit_length()
         members = {
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(image_layout(self.max_value))),
             "err": Out(stream.Signature(error_layout())),
-            "image_crc": Out(32),
+            "check": Out(32),
         }
         if self.weight_words:
             members.update({
@@ -200,7 +199,6 @@ class FrameReceiver(wiring.Component):
                 "next_word": Out(range(self.weight_words + 1)),
                 "loaded": Out(1),
                 "busy": In(1),
-                "weight_crc": Out(32),
             })
         super().__init__(members)
 
@@ -217,14 +215,23 @@ class FrameReceiver(wiring.Component):
         m.d.comb += [self.i.ready.eq(1), got.eq(self.i.valid)]
 
         m.submodules.crc = eng = CRC32Serial()
-        # the image CRC (and, with weights, the working copy of the weight CRC during a WEIGHTS
-        # frame: an image and a WEIGHTS frame are never both in progress): follows the engine
-        # on payload bytes
+        # ``check``: the CRC-32C of the weight set continued over the image payload (from the
+        # weight CRC on, it follows the engine on payload bytes); during a WEIGHTS frame the
+        # working copy of the weight CRC (an image and a WEIGHTS frame are never both in
+        # progress), after a commit the weight CRC itself (what LOADED reports).
         xcrc = Signal(32)                  # held inverted (crc32_bit): the CRC-32C itself
         x_on = Signal()
+        x_load = Signal()                  # payload starts: from the weight CRC
+        x_zero = Signal()                  # begin load committed
+        x_from = Signal(32)                # the weight CRC (committed words, or the built-in one)
         crc_left = Signal(2)
-        m.d.comb += self.image_crc.eq(xcrc)
-        with m.If(eng.step & x_on):   # CRC-32C: another polynomial than the frame check's
+        m.d.comb += [self.check.eq(xcrc), x_from.eq(self.weight_crc)]
+        # written as a reset, a load and a step, so that a bit takes one LUT
+        with m.If(x_zero):
+            m.d.sync += xcrc.eq(0)
+        with m.Elif(x_load):
+            m.d.sync += xcrc.eq(x_from)
+        with m.Elif(eng.step & x_on):   # CRC-32C: another polynomial than the frame check's
             m.d.sync += xcrc.eq(crc32_bit(xcrc, eng.bit, CRC32C_POLY))
         mtype = Signal(8)
         seq = Signal(8)
@@ -306,7 +313,14 @@ class FrameReceiver(wiring.Component):
             w_data = Signal(16)
             overrun = Signal()                    # a word came while the previous was still held
             wcrc = Signal(32)                     # weight CRC-32C of the committed words
-            m.d.comb += self.weight_crc.eq(wcrc)
+            m.d.comb += x_from.eq(wcrc)
+            w_commit = Signal()                   # a WEIGHTS frame is committed
+            with m.If(w_commit):
+                with m.If(words[0]):              # begin load
+                    m.d.sync += wcrc.eq(0)
+                    m.d.comb += x_zero.eq(1)
+                with m.Else():
+                    m.d.sync += wcrc.eq(xcrc)
             m.d.comb += [
                 self.next_word.eq(next_word),
                 self.loaded.eq(loaded),
@@ -352,8 +366,8 @@ class FrameReceiver(wiring.Component):
                             report(ErrorCode.BAD_LENGTH)
                             m.next = "HUNT"
                         with m.Else():
-                            m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting),
-                                         xcrc.eq(0)]
+                            m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting)]
+                            m.d.comb += x_load.eq(1)
                             if ww:
                                 m.d.sync += is_weights.eq(0)
                             m.next = "PAYLOAD"
@@ -409,7 +423,8 @@ class FrameReceiver(wiring.Component):
                             report(ErrorCode.BUSY)
                             m.next = "HUNT"
                         with m.Else():
-                            m.d.sync += [addr.eq(next_word), overrun.eq(0), xcrc.eq(wcrc)]
+                            m.d.sync += [addr.eq(next_word), overrun.eq(0)]
+                            m.d.comb += x_load.eq(1)
                             with m.If(begin):
                                 m.d.sync += crc_left.eq(3)
                                 m.next = "CRC"
@@ -453,8 +468,8 @@ class FrameReceiver(wiring.Component):
                                 report(LOADED_REPORT)
                                 begin = words[0]    # 1 after begin load, 0 after a chunk
                                 with m.If(can_report):
-                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww)),
-                                                 wcrc.eq(Mux(begin, 0, xcrc))]
+                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww))]
+                                    m.d.comb += w_commit.eq(1)
                     with m.Elif(bad_value):
                         report(ErrorCode.BAD_VALUE)
                     with m.Elif(image_not_loaded):
@@ -518,11 +533,11 @@ class FrameTransmitter(wiring.Component):
         members = {
             "result": In(stream.Signature(result_layout(self.classes, self.logit_bits, self.cycle_bits))),
             "err": In(stream.Signature(error_layout())),
+            "check": In(32),
             "o": Out(stream.Signature(8)),
         }
         if self.weight_words:
-            members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1),
-                            "weight_crc": In(32)})
+            members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1)})
         super().__init__(members)
 
     def _result_bytes(self, m, sending):
@@ -536,6 +551,7 @@ class FrameTransmitter(wiring.Component):
             p = copy
         length = result_payload_length(self.classes)
         out = [Const(MsgType.RESULT, 8), p.seq, Const(length & 0xFF, 8), Const(length >> 8, 8)]
+        out += self._check_bytes
         for j in range(self.classes):
             ext = Signal(signed(32), name=f"logit{j}")
             m.d.comb += ext.eq(p.logits[j])
@@ -545,15 +561,12 @@ class FrameTransmitter(wiring.Component):
         m.d.comb += [cls.eq(p.cls), cycles.eq(p.cycles)]
         out.append(cls)
         out += [cycles[8 * k:8 * k + 8] for k in range(4)]
-        out += [p.image_crc[8 * k:8 * k + 8] for k in range(4)]
-        out += [p.weight_crc[8 * k:8 * k + 8] for k in range(4)]
         return out
 
     def _reply_bytes(self, m, kind):
-        """Body of an ERROR, INFO or (with weights) LOADED frame: they share their first bytes
-        and their logic."""
+        """Body of an ERROR or (with weights) LOADED frame (they share their first bytes and
+        their logic), and of an INFO frame."""
         p = self.err.payload
-        is_info = kind == _INFO
         info = [Const(MsgType.INFO, 8), p.seq, Const(INFO_PAYLOAD, 8), Const(0, 8)] + [Const(b, 8) for b in self.info]
         if not self.weight_words:
             reply = [Const(MsgType.ERROR, 8), p.seq, Const(1, 8), Const(0, 8), p.code]
@@ -561,10 +574,11 @@ class FrameTransmitter(wiring.Component):
             is_loaded = kind == _LOADED
             next_word = Signal(16)
             m.d.comb += next_word.eq(self.next_word)
+            # LOADED: check (the weight CRC) first, at the place of RESULT's check
             reply = [Mux(is_loaded, MsgType.LOADED, MsgType.ERROR), p.seq, Mux(is_loaded, LOADED_PAYLOAD, 1),
-                     Const(0, 8), Mux(is_loaded, next_word[:8], p.code), next_word[8:], self.loaded]
-            reply += [self.weight_crc[8 * k:8 * k + 8] for k in range(4)]
-        return [Mux(is_info, info[k], reply[k]) if k < len(reply) else info[k] for k in range(len(info))]
+                     Const(0, 8), Mux(is_loaded, self._check_bytes[0], p.code), *self._check_bytes[1:],
+                     next_word[:8], next_word[8:], self.loaded]
+        return reply, info
 
     def elaborate(self, platform):
         m = Module()
@@ -572,9 +586,12 @@ class FrameTransmitter(wiring.Component):
         kind = Signal(2)                  # the frame being sent: _RESULT, _ERROR, _LOADED, _INFO
         sending = Signal()
         in_crc = Signal()                 # the body has been sent: the CRC bytes go out
+        # the check field's bytes: the same signals in RESULT and LOADED, at the same places
+        self._check_bytes = [Signal(8, name=f"check{k}") for k in range(4)]
+        m.d.comb += [b.eq(self.check[8 * k:8 * k + 8]) for k, b in enumerate(self._check_bytes)]
         result_body = self._result_bytes(m, sending)
-        reply_body = self._reply_bytes(m, kind)
-        lens = {_RESULT: len(result_body), _ERROR: 5, _LOADED: 4 + LOADED_PAYLOAD, _INFO: 4 + INFO_PAYLOAD}
+        reply_body, info_body = self._reply_bytes(m, kind)
+        lens = {_RESULT: len(result_body), _ERROR: 5, _LOADED: 4 + LOADED_PAYLOAD, _INFO: len(info_body)}
         longest = max(lens.values()) + 5
         pos = Signal(range(longest))      # byte index in the frame: 0 SYNC, then body, then CRC
         byte = Signal(8)                  # the body byte at ``pos``, registered (chosen a byte ahead)
@@ -620,13 +637,27 @@ class FrameTransmitter(wiring.Component):
         ahead = Signal(8)
         took = Signal()
         starts = ~sending & (self.err.valid | self.result.valid)
-        m.d.sync += [ahead.eq(Mux(kind == _RESULT, body_after(result_body), body_after(reply_body))),
-                     took.eq(take | starts)]
+        # one body for RESULT, ERROR and LOADED: a byte that is the same signal in RESULT and
+        # ERROR/LOADED (the check field) is not muxed by kind
+        body = []
+        for k in range(max(len(result_body), len(reply_body))):
+            r = result_body[k] if k < len(result_body) else None
+            q = reply_body[k] if k < len(reply_body) else None
+            body.append(r if q is None or q is r else q if r is None else Mux(kind == _RESULT, r, q))
+        # INFO's constant bytes from a small ROM (a block RAM, no logic), read like ``ahead``:
+        # the byte after ``pos``, registered; its variable header bytes from the reply's place
+        m.submodules.info = rom = Memory(shape=8, depth=len(info_body), init=[
+            int(v.value) if isinstance(v, Const) else 0 for v in info_body])
+        rd = rom.read_port(domain="sync")
+        m.d.comb += rd.addr.eq(pos)
+        info_var = Signal()               # the INFO header's seq: from the reply body
+        m.d.sync += [ahead.eq(body_after(body)), took.eq(take | starts), info_var.eq(pos == 1)]
+        ahead_byte = Mux((kind == _INFO) & ~info_var, rd.data, ahead)
         # CRC bytes: feed the register its own low byte (as the true register holds it): the
         # feedback is then 0 and it just shifts on to the next byte
         m.d.comb += eng.byte.eq(Mux(in_crc, ~eng.crc[:8], byte))
         with m.If(take):
-            m.d.sync += [pos.eq(pos + 1), byte.eq(ahead)]
+            m.d.sync += [pos.eq(pos + 1), byte.eq(ahead_byte)]
             with m.If(pos == 0):
                 m.d.comb += eng.init.eq(1)
             with m.Else():
@@ -734,7 +765,8 @@ class UARTHostLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(divisor=self.divisor)
         m.submodules.receiver = rcv = FrameReceiver(
             pixels=self.pixels, max_value=self.max_value,
-            timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words)
+            timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words,
+            weight_crc=self.weight_crc)
         m.submodules.transmitter = xmt = FrameTransmitter(
             classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits,
             weight_words=self.weight_words, copy_result=self.copy_result, info=self.info)
@@ -750,8 +782,6 @@ class UARTHostLink(wiring.Component):
                 self.loaded.eq(rcv.loaded),
                 xmt.next_word.eq(rcv.next_word),
                 xmt.loaded.eq(rcv.loaded),
-                xmt.weight_crc.eq(rcv.weight_crc),
-                xmt.result.payload.weight_crc.eq(rcv.weight_crc),
             ]
             # an image is in flight from its first pixel's transfer until its RESULT was sent
             # (the host has one request in flight at a time); WEIGHTS frames are refused then
@@ -761,8 +791,6 @@ class UARTHostLink(wiring.Component):
             with m.If(self.image.valid & self.image.ready):
                 m.d.sync += in_flight.eq(1)
             m.d.comb += rcv.busy.eq(in_flight)
-        else:
-            m.d.comb += xmt.result.payload.weight_crc.eq(self.weight_crc)
 
         counter = Signal(self.cycle_bits)
         running = Signal()
@@ -780,6 +808,6 @@ class UARTHostLink(wiring.Component):
             xmt.result.payload.cls.eq(self.result.payload.cls),
             xmt.result.payload.cycles.eq(counter),
             xmt.result.payload.seq.eq(seq),
-            xmt.result.payload.image_crc.eq(rcv.image_crc),
+            xmt.check.eq(rcv.check),
         ]
         return m

@@ -28,9 +28,9 @@ import numpy as np
 
 from .hostlink import (
     MAX_IMAGE, MAX_PAYLOAD, MAX_WEIGHT_WORDS, VERSION, ErrorCode, Frame, FrameDecoder, FrameError, MsgType,
-    argmax_lowest, crc32c, decode_error, decode_image, decode_info, decode_loaded, decode_result, decode_weights,
-    encode_error, encode_hello, encode_image, encode_info, encode_loaded, encode_result, encode_weights, image_crc,
-    looks_like_v2_reply, result_payload_length, words_crc,
+    argmax_lowest, decode_error, decode_image, decode_info, decode_loaded, decode_result, decode_weights,
+    encode_error, encode_hello, encode_image, encode_info, encode_loaded, encode_result, encode_weights, image_bytes,
+    looks_like_v2_reply, result_check, result_payload_length, words_crc,
 )
 
 __all__ = [
@@ -258,6 +258,7 @@ class ReferenceBoard:
         self.clock, self.byte_timeout = clock, byte_timeout
         self._last_byte = None
         self.fixed_weight_crc = weight_crc   # the weight CRC of a board without loadable weights
+        self._wcrc = 0                       # CRC-32C of the committed words 0 .. next_word - 1
         self.info = info                     # an Info to answer HELLO with (None: BAD_TYPE, as version 2)
 
     @property
@@ -266,7 +267,7 @@ class ReferenceBoard:
         or the built-in constant."""
         if not self.weight_words:
             return self.fixed_weight_crc
-        return words_crc(self.weights[:self.next_word])
+        return self._wcrc
 
     def reset(self, *, scramble=None):
         """What a reconfiguration or power cycle does: the frame being received is lost,
@@ -276,6 +277,7 @@ class ReferenceBoard:
         self._decoder.reset()
         self.next_word = 0
         self.loaded = False
+        self._wcrc = 0
         self.resets += 1
         if scramble is not None and self.weight_words:
             self.weights[:] = scramble.integers(0, 1 << 16, self.weight_words)
@@ -292,6 +294,7 @@ class ReferenceBoard:
         if offset + n > self.weight_words:
             return encode_error(ErrorCode.BAD_LENGTH, item.seq)
         self.weights[offset:offset + n] = words
+        self._wcrc = words_crc(words, self._wcrc) if n else 0
         self.next_word = offset + n
         self.loaded = self.next_word == self.weight_words
         return encode_loaded(self.next_word, self.loaded, item.seq, weight_crc=self.weight_crc)
@@ -328,7 +331,7 @@ class ReferenceBoard:
                 self.images.append(image)
                 logits = [int(v) for v in self.logits_fn(image)]
                 out += encode_result(logits, argmax_lowest(logits), int(self.cycles_fn(image)), item.seq,
-                                     image_crc=crc32c(item.payload), weight_crc=self.weight_crc)
+                                     check=result_check(item.payload, self.weight_crc))
         return out
 
 
@@ -434,17 +437,20 @@ class HostLink:
     notify : callable or None
         Called with one line when the host acts on its own (a weight reload); default: print it
         to stderr.
-    weight_crc : int or None
-        CRC-32 of the weight set built into the bitstream (:func:`~spikeforge.boards.hostlink.weight_set_crc`):
-        a RESULT must report it. After :meth:`load_weights` the expected weight CRC is that of
-        the words loaded instead. None and no weights loaded: the weight CRC is not checked.
+    weight_crc : int
+        CRC-32C of the weight set built into the bitstream
+        (:func:`~spikeforge.boards.hostlink.weight_set_crc`; default 0, the CRC of none). After
+        :meth:`load_weights` it is that of the words loaded instead.
 
-    A RESULT is accepted only when its image CRC is the CRC-32 of the image sent and its weight
-    CRC the expected one; anything else is a failed attempt (``stats.foreign_results``).
+    A RESULT is accepted only when its ``check`` is the CRC-32C of the weight set continued over
+    the image sent (:func:`~spikeforge.boards.hostlink.result_check`); anything else is a failed
+    attempt (``stats.foreign_results``). When every attempt of a request is answered so, the
+    board holds other weights: the host reloads its words once (as after NOT_LOADED), or,
+    without words to load, raises :class:`LinkError`.
     """
 
     def __init__(self, transport, *, classes=10, pixels=64, max_value=16, timeout=1.0, retries=3,
-                 settle=0.02, check_class=True, notify=None, weight_crc=None):
+                 settle=0.02, check_class=True, notify=None, weight_crc=0):
         if not isinstance(transport, Transport):
             raise TypeError(f"HostLink: transport must be a Transport, not {type(transport).__name__}")
         for name, value, lo, hi in (("classes", classes, 1, 255), ("pixels", pixels, 1, MAX_IMAGE),
@@ -468,9 +474,8 @@ class HostLink:
         self._seq = 0
         self._clock = transport.clock
         self._weights = None     # (words, chunk) of the last load_weights, for a reload
-        if weight_crc is not None and (isinstance(weight_crc, bool) or not isinstance(weight_crc, int)
-                                       or not 0 <= weight_crc < (1 << 32)):
-            raise ValueError(f"HostLink: weight_crc is {weight_crc!r}; allowed: None or an integer 0..2^32-1")
+        if isinstance(weight_crc, bool) or not isinstance(weight_crc, int) or not 0 <= weight_crc < (1 << 32):
+            raise ValueError(f"HostLink: weight_crc is {weight_crc!r}; allowed: an integer 0..2^32-1")
         self.weight_crc = weight_crc   # expected weight CRC (load_weights sets it to the words' CRC)
         self._raw = bytearray()        # bytes received in the current exchange (to recognize an old board)
         self._attempt_start = self._clock()
@@ -598,12 +603,14 @@ class HostLink:
         answers NOT_LOADED after the reload, it is a :class:`LinkError` at once.
         """
         image = np.asarray(image)
-        want_image = image_crc(image, pixels=self.pixels, max_value=self.max_value)  # checks it first
+        # checks the image first
+        want = result_check(image_bytes(image, pixels=self.pixels, max_value=self.max_value), self.weight_crc)
         self.stats.requests += 1
         start = self._clock()
         self._begin_request()
         causes = []
         reloaded = False
+        foreign = 0              # attempts of this round answered by an intact RESULT with another check
         try:
             attempt = 0
             while attempt <= self.retries:
@@ -614,25 +621,37 @@ class HostLink:
                     encode_image(image, seq, pixels=self.pixels, max_value=self.max_value), seq, MsgType.RESULT,
                     lambda payload: decode_result(payload, classes=self.classes))
                 if outcome == "ok":
-                    foreign = self._foreign(result, want_image)
-                    if foreign is None:
+                    if result.check == want:
                         break
+                    # a damaged request, a stale result, or a board with other weights
                     self.stats.foreign_results += 1
-                    outcome, cause = foreign
+                    foreign += 1
+                    outcome, cause = "lost", (f"RESULT for another image or weight set (check "
+                                              f"0x{result.check:08X}, expected 0x{want:08X})")
                 causes.append(f"attempt {len(causes) + 1} (seq {seq}): {cause}")
-                if outcome == "weights" or (outcome == "nack" and result == ErrorCode.NOT_LOADED):
+                if foreign == attempt > self.retries:
+                    # every attempt answered, never with our check: the weights differ
                     if self._weights is None or reloaded:
                         self.stats.failed += 1
-                        if outcome == "weights":
-                            raise LinkError(f"the board computes with other weights: {cause}"
-                                            + (" (even after reloading them)" if reloaded else ""), causes)
+                        raise LinkError(f"the board computes with other weights: {attempt} intact RESULTs, none "
+                                        f"with the check of this image and weight set (0x{want:08X})"
+                                        + (" even after reloading them" if reloaded else
+                                           "; is it built from this model?"), causes)
+                    reloaded = True
+                    self._reload(causes)
+                    attempt = foreign = 0
+                    self._begin_request()
+                    continue
+                if outcome == "nack" and result == ErrorCode.NOT_LOADED:
+                    if self._weights is None or reloaded:
+                        self.stats.failed += 1
                         raise LinkError("board answered ERROR NOT_LOADED: its weights are not loaded; "
                                         "call HostLink.load_weights() first" if self._weights is None else
                                         "board answered ERROR NOT_LOADED again right after its weights were "
                                         "reloaded", causes)
                     reloaded = True
                     self._reload(causes)
-                    attempt = 0          # the image again, with every attempt
+                    attempt = foreign = 0          # the image again, with every attempt
                     self._begin_request()
                     continue
                 self._drain()
@@ -652,25 +671,12 @@ class HostLink:
         self.stats.board_cycles.append(result.cycles)
         return logits, int(result.cls), int(result.cycles)
 
-    def _foreign(self, result, want_image):
-        """None when ``result`` answers the request (image and weight CRC as expected), else
-        ``(outcome, cause)``: ``"lost"`` for a result of another image (a damaged request or a
-        stale result: retried), ``"weights"`` for one computed with other weights."""
-        if result.image_crc != want_image:
-            return "lost", (f"RESULT for another image (image CRC 0x{result.image_crc:08X}, sent "
-                            f"0x{want_image:08X})")
-        if self.weight_crc is not None and result.weight_crc != self.weight_crc:
-            return "weights", (f"RESULT computed with other weights (weight CRC 0x{result.weight_crc:08X}, "
-                               f"expected 0x{self.weight_crc:08X})")
-        return None
-
     def _reload(self, causes):
         words, chunk = self._weights
         why = causes[-1].split(": ", 1)[-1] if causes else ""
-        lost = ("it lost its weights (reset or reconfigured)" if "NOT_LOADED" in why else
-                "its weight CRC is not that of the weights loaded")
-        self.notify(f"the board answered {'NOT_LOADED' if 'NOT_LOADED' in why else 'with other weights'}: "
-                    f"{lost}; reloading its {len(words)} weight words")
+        what = ("the board answered NOT_LOADED: it lost its weights (reset or reconfigured)" if "NOT_LOADED" in why
+                else "the board's RESULTs never had the check of these weights: it holds other words")
+        self.notify(f"{what}; reloading its {len(words)} weight words")
         self.stats.weight_reloads += 1
         try:
             self.load_weights(words, chunk=chunk)
@@ -754,6 +760,10 @@ class HostLink:
         self.weight_crc = words_crc(words)
         total = len(words)
         offsets = list(range(0, total, chunk))
+        prefix_crc = {0: 0}               # CRC-32C of words 0 .. end - 1 at every chunk end
+        for offset in offsets:
+            end = min(total, offset + chunk)
+            prefix_crc[end] = words_crc(words[offset:end], prefix_crc[offset])
         start = self._clock()
         frames0 = self.stats.weight_frames
         accepted = 0
@@ -801,7 +811,7 @@ class HostLink:
                     if value.next_word != end:
                         raise LinkError(f"board answered words {offset}..{end - 1} with next_word "
                                         f"{value.next_word}; expected {end}")
-                    want = words_crc(words[:end])
+                    want = prefix_crc[end]
                     if value.weight_crc != want:
                         # a damaged WEIGHTS frame got through: the words held are not ours
                         causes.append(f"words {offset}..{end - 1}: LOADED with weight CRC "

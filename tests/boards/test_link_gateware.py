@@ -191,13 +191,14 @@ def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bi
             logits[-1] = hi
         results.append({"logits": logits, "cls": rng.randrange(classes),
                         "cycles": rng.randrange(1 << cycle_bits), "seq": rng.randrange(256),
-                        "image_crc": rng.randrange(1 << 32), "weight_crc": rng.randrange(1 << 32)})
+                        })
     errors = [{"code": int(ErrorCode.BAD_CRC), "seq": 200}, {"code": int(ErrorCode.BUSY), "seq": 3}]
     xmt = FrameTransmitter(classes=classes, logit_bits=logit_bits, cycle_bits=cycle_bits, copy_result=copy_result)
     got = bytearray()
-    n_bytes = len(results) * (5 + 4 * classes + 13 + 4) + len(errors) * 10
+    n_bytes = len(results) * (5 + 4 * classes + 9 + 4) + len(errors) * 10
 
     async def put_results(ctx):
+        ctx.set(xmt.check, 0x8BADF00D)
         await stream_put(ctx, xmt.result, results, rng=random.Random(1), stall=0.3)
 
     async def put_errors(ctx):
@@ -218,8 +219,8 @@ def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bi
     assert len(res) == len(results) and len(err) == len(errors)
     for f, r in zip(res, results):
         d = decode_result(f.payload, classes=classes)
-        assert (list(d.logits), d.cls, d.cycles, f.seq, d.image_crc, d.weight_crc) == \
-            (r["logits"], r["cls"], r["cycles"], r["seq"], r["image_crc"], r["weight_crc"])
+        assert (list(d.logits), d.cls, d.cycles, f.seq, d.check) == \
+            (r["logits"], r["cls"], r["cycles"], r["seq"], 0x8BADF00D)
     assert [(decode_error(f.payload), f.seq) for f in err] == [(ErrorCode.BAD_CRC, 200), (ErrorCode.BUSY, 3)]
 
 

@@ -7,7 +7,7 @@ import pytest
 from spikeforge.boards.faults import fuzz
 from spikeforge.boards.hostlink import (
     MAX_IMAGE, VERSION, Info, MsgType, crc16, crc32, crc32c, decode_frames, decode_info, decode_result, encode_frame,
-    encode_hello, encode_image, encode_info, encode_result, model_hash, words_crc,
+    encode_hello, encode_image, encode_info, encode_weights, model_hash, result_check, words_crc,
 )
 from spikeforge.boards.runtime import HostLink, LinkError, MemoryTransport, OldBoardError, ReferenceBoard
 
@@ -42,66 +42,73 @@ def test_crc32_catches_what_broke_crc16():
     assert crc16(b"123456789") == 0x29B1
 
 
-def test_result_carries_image_and_weight_crc():
+def test_result_check_binds_image_and_weights():
+    """RESULT's check is the CRC-32C of the weight set continued over the image received."""
     board = ReferenceBoard(lambda img: _logits(img), weight_crc=0xABCD1234)
     image = np.arange(64) % 17
     (f,) = decode_frames(board(encode_image(image, 9)))
     r = decode_result(f.payload, classes=3)
-    assert (r.image_crc, r.weight_crc) == (crc32c(bytes(image.astype(np.uint8))), 0xABCD1234)
-    assert len(f.payload) == 4 * 3 + 13
+    raw = bytes(image.astype(np.uint8))
+    assert r.check == result_check(raw, 0xABCD1234) == crc32c(raw, 0xABCD1234)
+    assert r.check != crc32c(raw) and r.check != result_check(raw, 0xABCD1235)
+    assert len(f.payload) == 4 + 4 * 3 + 1 + 4 and f.payload[:4] == r.check.to_bytes(4, "little")
 
 
 class _Swap:
     """A board that answers the first ``n`` IMAGE frames with the RESULT of another image (as
     a request damaged on its way would), then truthfully."""
 
-    def __init__(self, board, n, *, weight_crc=None):
-        self.board, self.n, self.weight_crc = board, n, weight_crc
+    def __init__(self, board, n):
+        self.board, self.n = board, n
 
     def __call__(self, data):
         (f,) = decode_frames(data)
         if self.n and f.type == MsgType.IMAGE:
             self.n -= 1
-            other = bytes(np.zeros(64, np.uint8))
-            r = decode_result(decode_frames(self.board(encode_image(np.zeros(64, np.int64), f.seq)))[0].payload)
-            return encode_result(r.logits, r.cls, 0, f.seq, image_crc=crc32c(other),
-                                 weight_crc=r.weight_crc if self.weight_crc is None else self.weight_crc)
+            return self.board(encode_image(np.zeros(64, np.int64), f.seq))
         return self.board(data)
 
 
 def test_result_for_another_image_is_a_failed_attempt_never_a_result():
     board = ReferenceBoard(_logits)
-    link = HostLink(MemoryTransport(_Swap(board, 2)), classes=3, weight_crc=0)
+    link = HostLink(MemoryTransport(_Swap(board, 2)), classes=3)
     image = np.full(64, 3)
     logits, _, _ = link.infer(image)
     assert logits.tolist() == _logits(image)
     assert link.stats.foreign_results == 2 and link.stats.attempts == 3
-    link2 = HostLink(MemoryTransport(_Swap(ReferenceBoard(_logits), 4)), classes=3)
-    with pytest.raises(LinkError, match=r"RESULT for another image \(image CRC 0x[0-9A-F]{8}, sent 0x") as e:
-        link2.infer(image)
-    assert "\n" not in str(e.value)
+    link2 = HostLink(MemoryTransport(_Swap(ReferenceBoard(_logits), 3)), classes=3)
+    assert link2.infer(image)[0].tolist() == _logits(image)        # the 4th attempt gets it right
+    # every attempt answered with another check: the board is taken to hold other weights
+    link3 = HostLink(MemoryTransport(_Swap(ReferenceBoard(_logits), 4)), classes=3)
+    with pytest.raises(LinkError, match=r"^the board computes with other weights") as e:
+        link3.infer(image)
+    assert "RESULT for another image or weight set (check 0x" in e.value.causes[0]
 
 
-def test_result_with_another_weight_crc_is_refused_in_one_line():
+def test_result_with_other_weights_is_refused_in_one_line():
     link = HostLink(MemoryTransport(ReferenceBoard(_logits, weight_crc=5)), classes=3, weight_crc=6)
-    with pytest.raises(LinkError, match=r"^the board computes with other weights: RESULT computed with other "
-                                        r"weights \(weight CRC 0x00000005, expected 0x00000006\)$"):
+    with pytest.raises(LinkError, match=r"^the board computes with other weights: 4 intact RESULTs, none with the "
+                                        r"check of this image and weight set \(0x[0-9A-F]{8}\); is it built from "
+                                        r"this model\?$"):
         link.infer(np.ones(64, np.int64))
 
 
 def test_foreign_weight_crc_after_a_load_reloads_once():
-    """A board whose loaded words change behind the host's back (its weight CRC differs): the
-    host reloads them once, says so, and the result is accepted."""
+    """A board loaded with other words behind the host's back (its RESULT's weight CRC
+    differs): the host reloads its words once, says so, and the result is accepted."""
     words = list(range(100, 110))
     board = ReferenceBoard(_logits, weight_words=10)
     notes = []
     link = HostLink(MemoryTransport(board), classes=3, notify=notes.append)
     link.load_weights(words, chunk=4)
     assert link.weight_crc == words_crc(words)
-    board.weights[3] ^= 1                                   # the words held are no longer ours
+    # another host loads other words: the board is loaded, but not with ours
+    board(encode_weights(0, [], 50))
+    board(encode_weights(0, [7] * 10, 51))
+    assert board.loaded and board.weights.tolist() == [7] * 10
     logits, _, _ = link.infer(np.ones(64, np.int64))
     assert logits.tolist() == _logits(np.ones(64, np.int64)) and board.weights.tolist() == words
-    assert link.stats.weight_reloads == 1 and len(notes) == 1 and "other weights" in notes[0]
+    assert link.stats.weight_reloads == 1 and len(notes) == 1 and "holds other words" in notes[0]
 
 
 def test_hello_info_round_trip_and_old_boards_refused():

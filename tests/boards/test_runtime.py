@@ -136,7 +136,7 @@ def test_each_attempt_uses_a_new_seq():
 def test_class_mismatch_is_reported():
     def bad_board(data):
         seq = decode_frames(data)[0].seq
-        return encode_result([1, 5, 2], 0, 0, seq, image_crc=crc32c(bytes(64)))
+        return encode_result([1, 5, 2], 0, 0, seq, check=crc32c(bytes(64)))
     link = HostLink(MemoryTransport(bad_board), classes=3)
     with pytest.raises(ResultMismatchError, match="class 0 is not the argmax 1"):
         link.infer(np.zeros(64, np.int64))

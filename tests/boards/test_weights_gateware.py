@@ -240,9 +240,9 @@ def test_receiver_word_not_taken_in_time_gives_busy_and_no_commit(n):
 
 def test_receiver_without_weights_is_unchanged():
     rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
-    assert set(rcv.signature.members) == {"i", "o", "err", "image_crc"}
-    assert set(FrameReceiver(weight_words=1).signature.members) == {"i", "o", "err", "image_crc", "weights",
-                                                                   "next_word", "loaded", "busy", "weight_crc"}
+    assert set(rcv.signature.members) == {"i", "o", "err", "check"}
+    assert set(FrameReceiver(weight_words=1).signature.members) == {"i", "o", "err", "check", "weights",
+                                                                   "next_word", "loaded", "busy"}
     assert FrameReceiver(weight_words=1).weights.payload.addr.shape().width == 1
     assert FrameReceiver(weight_words=4504).weights.payload.addr.shape().width == 13
     assert FrameReceiver(weight_words=4096).weights.payload.addr.shape().width == 12
@@ -256,8 +256,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     ww = 4504
     reports = [(LOADED_REPORT, 3, 0, 0), (int(ErrorCode.BAD_OFFSET), 4, 17, 0), (LOADED_REPORT, 200, 4096, 0),
                (LOADED_REPORT, 255, 4504, 1)]
-    results = [{"logits": [5, -7, 2], "cls": 0, "cycles": 99, "seq": 8, "image_crc": 0x12345678,
-                "weight_crc": 0xCAFEF00D}]
+    results = [{"logits": [5, -7, 2], "cls": 0, "cycles": 99, "seq": 8}]
     xmt = FrameTransmitter(classes=3, logit_bits=9, cycle_bits=12, weight_words=ww)
     got = bytearray()
     n_bytes = 3 * 16 + 10 + (5 + 12 + 13 + 4)
@@ -267,7 +266,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
         for code, seq, next_word, loaded in reports:
             ctx.set(xmt.next_word, next_word)
             ctx.set(xmt.loaded, loaded)
-            ctx.set(xmt.weight_crc, 0x01020304 * (seq % 7) + next_word)
+            ctx.set(xmt.check, 0x01020304 * (seq % 7) + next_word)
             await stream_put(ctx, xmt.err, [{"code": code, "seq": seq}], rng=rng, stall=0.3)
             ctx.set(xmt.next_word, 1234)     # may change once the report is taken
             await ctx.tick().repeat(1 + rng.randrange(3))
@@ -275,6 +274,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     async def put_results(ctx):
         await ctx.tick().repeat(15)
         await stream_put(ctx, xmt.result, results)
+        ctx.set(xmt.check, 0x12345678)
 
     async def get(ctx):
         got.extend(await stream_get(ctx, xmt.o, n_bytes, rng=random.Random(3), stall=0.3))
@@ -292,7 +292,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
                        (255, Loaded(4504, True, 0x01020304 * 3 + 4504))]
     (res,) = [f for f in frames if f.type == MsgType.RESULT]
     r = decode_result(res.payload, classes=3)
-    assert (r.logits, res.seq, r.image_crc, r.weight_crc) == ((5, -7, 2), 8, 0x12345678, 0xCAFEF00D)
+    assert (r.logits, res.seq) == ((5, -7, 2), 8)
 
 
 # --- UARTHostLink, bit level ---------------------------------------------------------------
@@ -361,9 +361,9 @@ def _run_link(steps, *, weight_words, latency=20, stall=0.3):
     return replies, after, writes
 
 
-def _decoded(replies, words):
+def _decoded(replies, words, image=None):
     """(seq, content) of each reply; checks that every LOADED reports the weight CRC of the
-    words up to its ``next_word`` and every RESULT that of all ``words`` (once loaded)."""
+    words up to its ``next_word`` and every RESULT the check of all ``words`` and ``image``."""
     out = []
     for f in replies:
         assert isinstance(f, Frame), f
@@ -375,7 +375,8 @@ def _decoded(replies, words):
             out.append((f.seq, decode_error(f.payload)))
         else:
             r = decode_result(f.payload, classes=CLASSES)
-            assert r.weight_crc == words_crc(words)
+            if image is not None:
+                assert r.check == crc32c(bytes(np.asarray(image, np.uint8)), words_crc(words))
             out.append((f.seq, r.logits))
     return out
 
@@ -395,7 +396,7 @@ def test_link_loads_weights_over_uart():
              (encode_weights(0, [], 17), 1),                     # begin load again: not loaded
              (encode_image(image, 18), 1)]                       # NOT_LOADED
     replies, after, writes = _run_link(steps, weight_words=ww)
-    assert _decoded(replies, words) == [
+    assert _decoded(replies, words, image) == [
         (10, ErrorCode.NOT_LOADED), (11, Loaded(0, False)), (12, Loaded(100, False)), (13, ErrorCode.BAD_CRC),
         (14, Loaded(200, False)), (15, Loaded(260, True)), (16, tuple(_stand_in(image.tolist(), words))),
         (17, Loaded(0, False)), (18, ErrorCode.NOT_LOADED)]
@@ -417,7 +418,7 @@ def test_link_bad_offset_writes_nothing_and_busy_while_image_in_flight():
              (encode_weights(0, [], 6), 2),                       # BUSY, then the RESULT of image 5
              (encode_weights(0, [], 7), 1)]                       # begin load once the RESULT is out
     replies, after, writes = _run_link(steps, weight_words=ww, latency=1500)
-    assert _decoded(replies, words) == [
+    assert _decoded(replies, words, np.ones(64)) == [
         (1, Loaded(0, False)), (2, Loaded(4, False)), (bad_seq, ErrorCode.BAD_OFFSET), (4, Loaded(16, True)),
         (6, ErrorCode.BUSY), (5, tuple(_stand_in([1] * 64, words))), (7, Loaded(0, False))]
     assert after[2][1] == words[:4] + [None] * 12               # nothing written by the rejected frame
@@ -434,7 +435,7 @@ def test_link_without_weights_answers_bad_type():
     assert _decoded(replies[:3], []) == [(1, ErrorCode.BAD_TYPE), (2, ErrorCode.BAD_TYPE),
                                          (3, tuple(_stand_in(image.tolist(), [None])))]
     # the RESULT carries the CRC-32 of the image as received; HELLO is answered with INFO
-    assert decode_result(replies[2].payload).image_crc == crc32c(bytes(image.astype(np.uint8)))
+    assert decode_result(replies[2].payload).check == crc32c(bytes(image.astype(np.uint8)))
     assert (replies[3].type, replies[3].seq) == (MsgType.INFO, 4)
     info = decode_info(replies[3].payload)
     assert (info.version, info.shape, info.max_value, info.classes, info.weight_words) == (3, (64, 1, 1), 16,

@@ -79,7 +79,7 @@ def test_weights_and_loaded_codec_round_trip():
     assert decode_frames(encode_weights(0, [], seq=3))[0].payload == b"\0\0"
     assert len(encode_weights(0, [7] * MAX_WEIGHT_WORDS)) == 5 + 1024 + 4
     (g,) = decode_frames(encode_loaded(4504, True, seq=200, weight_crc=0x11223344))
-    assert (g.type, g.seq, g.payload) == (MsgType.LOADED, 200, bytes([0x98, 0x11, 1, 0x44, 0x33, 0x22, 0x11]))
+    assert (g.type, g.seq, g.payload) == (MsgType.LOADED, 200, bytes([0x44, 0x33, 0x22, 0x11, 0x98, 0x11, 1]))
     assert decode_loaded(g.payload) == Loaded(4504, True, 0x11223344)
     assert ErrorCode(7).name == "NOT_LOADED" and ErrorCode(8).name == "BAD_OFFSET"
 
@@ -98,7 +98,7 @@ def test_weights_codec_rejects():
     with pytest.raises(FrameError, match="LOADED payload is 2 bytes"):
         decode_loaded(b"\0\0")
     with pytest.raises(FrameError, match="LOADED flag is 2"):
-        decode_loaded(b"\0\0\2\0\0\0\0")
+        decode_loaded(b"\0\0\0\0\0\0\2")
 
 
 # --- board model ---------------------------------------------------------------------------
