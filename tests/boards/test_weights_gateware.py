@@ -259,7 +259,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     results = [{"logits": [5, -7, 2], "cls": 0, "cycles": 99, "seq": 8}]
     xmt = FrameTransmitter(classes=3, logit_bits=9, cycle_bits=12, weight_words=ww)
     got = bytearray()
-    n_bytes = 3 * 16 + 10 + (5 + 12 + 13 + 4)
+    n_bytes = 3 * 16 + 10 + (5 + 12 + 9 + 4)
 
     async def put_reports(ctx):
         rng = random.Random(1)
