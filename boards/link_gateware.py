@@ -271,7 +271,9 @@ class FrameReceiver(wiring.Component):
         ]
         with m.If(self.err.ready):
             m.d.sync += err_valid.eq(0)
-        can_report = ~err_valid | self.err.ready
+        # only an empty slot takes a report (not one being taken this cycle): no combinational
+        # path from the transmitter's ready into the receiver (it was the critical path)
+        can_report = ~err_valid
         report_now = Signal()
         report_code = Signal(8)
         with m.If(report_now & can_report):
