@@ -8,8 +8,10 @@ The frame format and message types are those of :mod:`spikeforge.boards.hostlink
   pixel stream. A rejected frame is reported on ``err`` (to be answered with an ERROR frame).
   With ``weight_words`` it also takes WEIGHTS frames: their words go out on ``weights`` as they
   arrive and the frame is acknowledged (LOADED) after its CRC passed.
-- :class:`FrameTransmitter`: RESULT (logits, class, cycle count), ERROR and LOADED frames out as
-  bytes.
+- :class:`FrameTransmitter`: RESULT (check, logits, class, cycle count), ERROR, LOADED and INFO
+  frames out as bytes.
+- :class:`CRC32Serial`: the frame check, CRC-32/ISO-HDLC one bit per clock (:func:`crc32_bit`;
+  the check register follows the same bit stream with CRC-32C).
 - :class:`UARTHostLink`: UART rx -> receiver -> ``image`` stream (and ``weights``); ``result``
   stream -> transmitter -> UART tx; rejected frames answered with ERROR; it measures the cycle
   count from the last pixel handed on to the result.
@@ -157,6 +159,12 @@ class FrameReceiver(wiring.Component):
     weight_words : int
         Words of the loadable weight memory (0..65535); 0: no WEIGHTS frames (``BAD_TYPE``)
         and none of the members below marked "weights".
+    weight_crc : int
+        Without ``weight_words``: the CRC-32C of the weight set built in, where ``check`` starts.
+
+    Frames are checked with CRC-32 (one bit-serial :class:`CRC32Serial`; bytes must come at
+    least 9 cycles apart, as a UART delivers them). HELLO (length 0) is answered with an
+    :data:`INFO_REPORT`.
 
     Members
     -------
@@ -177,6 +185,10 @@ class FrameReceiver(wiring.Component):
         cleared by begin load).
     busy : ``In(1)`` (weights)
         An image is in flight beyond the receiver (until its RESULT has been sent).
+    check : ``Out(32)``
+        After an image: the CRC-32C of the weight set continued over its payload (RESULT's
+        check); after a committed WEIGHTS frame: the weight CRC-32C of the words loaded so far
+        (LOADED's). Not meaningful while a frame is being received.
     """
 
     def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0, weight_crc=0):
@@ -497,7 +509,7 @@ class FrameTransmitter(wiring.Component):
         Width of the cycle count (1..32); sent zero-extended to 32 bits.
     weight_words : int
         Words of the loadable weight memory (0..65535); 0: no LOADED frames and no
-        ``next_word`` / ``loaded`` / ``weight_crc`` inputs.
+        ``next_word`` / ``loaded`` inputs.
     info : bytes
         The INFO payload (:func:`~spikeforge.boards.hostlink.info_payload`), sent for an ``err``
         report with code :data:`INFO_REPORT`.
@@ -505,14 +517,16 @@ class FrameTransmitter(wiring.Component):
     Members
     -------
     result : ``In(stream.Signature(result_layout(classes, logit_bits, cycle_bits)))``
-        One RESULT frame per transfer (logits, class, cycles, seq, image and weight CRC). The
+        One RESULT frame per transfer (logits, class, cycles, seq; its check from ``check``). The
         transfer (``ready``) happens with the frame's last byte; the payload is read while the
         frame is sent, or once as the frame starts with ``copy_result``.
     err : ``In(stream.Signature(error_layout()))``
         One ERROR frame per transfer (same rule); a LOADED frame for code
         :data:`LOADED_REPORT` (with ``weight_words``), an INFO frame for :data:`INFO_REPORT`.
         When both are valid and the transmitter is idle, the ``err`` frame goes first.
-    next_word, loaded, weight_crc (with ``weight_words``)
+    check : ``In(32)``
+        The first 4 payload bytes of RESULT and LOADED (the receiver's ``check``).
+    next_word, loaded (with ``weight_words``)
         The payload of a LOADED frame; read while it is sent, so they must hold while a
         LOADED report is valid.
     o : ``Out(stream.Signature(8))``
@@ -703,9 +717,9 @@ class UARTHostLink(wiring.Component):
         The transmitter keeps a copy of the result payload (:class:`FrameTransmitter`): for a
         large device, where the payload's sources can be far from the link.
     weight_crc : int
-        Without ``weight_words``: the CRC-32 of the weights built into the bitstream
-        (:func:`~spikeforge.boards.hostlink.weight_set_crc`), reported in every RESULT. With
-        ``weight_words`` the receiver computes it from the words loaded.
+        Without ``weight_words``: the CRC-32C of the weights built into the bitstream
+        (:func:`~spikeforge.boards.hostlink.weight_set_crc`), where every RESULT's check starts.
+        With ``weight_words`` the receiver computes it from the words loaded.
     info : bytes or None
         The INFO payload answering HELLO (:func:`~spikeforge.boards.hostlink.info_payload`);
         default: version 3, model hash 0, shape ``(pixels, 1, 1)``, lanes and clock 0.
