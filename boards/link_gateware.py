@@ -238,10 +238,13 @@ class FrameReceiver(wiring.Component):
         x_from = Signal(32)                # the weight CRC (committed words, or the built-in one)
         crc_left = Signal(2)
         m.d.comb += [self.check.eq(xcrc), x_from.eq(self.weight_crc)]
-        # written as a reset, a load and a step, so that a bit takes one LUT
+        # written as a reset, a load and a step, so that a bit takes one LUT; the load a cycle
+        # after the header decision (no data byte comes that soon), off the critical path
+        x_load_d = Signal()
+        m.d.sync += x_load_d.eq(x_load)
         with m.If(x_zero):
             m.d.sync += xcrc.eq(0)
-        with m.Elif(x_load):
+        with m.Elif(x_load_d):
             m.d.sync += xcrc.eq(x_from)
         with m.Elif(eng.step & x_on):   # CRC-32C: another polynomial than the frame check's
             m.d.sync += xcrc.eq(crc32_bit(xcrc, eng.bit, CRC32C_POLY))
