@@ -142,7 +142,7 @@ async def _fuzz(job, link, transport, program, model, images):
 
     spec = job["fuzz"]
     if program.memory.kind == "spram":
-        await bridge(lambda: link.load_weights(program.weight_image(), chunk=16))()
+        await bridge(lambda: link.load_weights(program.weight_image()))()
     golden = run_model(model, images).logits
     line = FaultyTransport(transport, rate=spec["rate"], faults=spec["faults"], seed=spec["seed"],
                            reset=transport.reset_board, baud=1e12 / transport.bit_ps)
