@@ -663,7 +663,7 @@ class FrameTransmitter(wiring.Component):
             r = result_body[k] if k < len(result_body) else None
             q = reply_body[k] if k < len(reply_body) else None
             body.append(r if q is None or q is r else q if r is None else Mux(kind == _RESULT, r, q))
-        # INFO's constant bytes from a small ROM (a block RAM, no logic), read like ``ahead``:
+        # INFO's constant bytes from a small ROM (fewer cells than as cases of ``body``), read like ``ahead``:
         # the byte after ``pos``, registered; its variable header bytes from the reply's place
         m.submodules.info = rom = Memory(shape=8, depth=len(info_body), init=[
             int(v.value) if isinstance(v, Const) else 0 for v in info_body])
