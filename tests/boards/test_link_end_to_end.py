@@ -83,7 +83,8 @@ def test_bit_level_round_trip_through_gateware():
 
     m = Module()
     m.submodules.link = link = UARTHostLink(divisor=divisor, pixels=64, max_value=16, classes=CLASSES,
-                                            logit_bits=LOGIT_BITS, cycle_bits=16, timeout_bytes=3)
+                                            logit_bits=LOGIT_BITS, cycle_bits=16, timeout_bytes=3,
+                                            weight_crc=0xC0FFEE11)   # weights "built in" with this CRC
     m.submodules.dut = dut = StandIn()
     wiring.connect(m, link.image, dut.image)
     wiring.connect(m, dut.result, link.result)
@@ -122,8 +123,8 @@ def test_bit_level_round_trip_through_gateware():
         assert list(got.logits) == want.tolist()
         assert got.cls == int(np.argmax(want))
         assert got.cycles == LATENCY
-        # the CRC-32C of the weight set (the link's default: 0) continued over the image received
-        assert got.check == crc32c(bytes(img.reshape(-1).astype(np.uint8)))
+        # the CRC-32C of the weight set (built in) continued over the image received
+        assert got.check == crc32c(bytes(img.reshape(-1).astype(np.uint8)), 0xC0FFEE11)
     assert decode_result(results[3].payload).cls == 2
 
 
