@@ -9,6 +9,15 @@ the board lost its weights). Prints figures; asserts nothing.
 
     python benchmarks/fuzz_hostlink.py --requests N --faults mixed --rate 0.01 [--seed S]
     python benchmarks/fuzz_hostlink.py --requests N --faults flips,drops,bursts,babble,stalls,resets,all
+    python benchmarks/fuzz_hostlink.py --pixels 3072 ...     (images larger than 1024 bytes)
+    python benchmarks/fuzz_hostlink.py --gateware --requests N [--board icebreaker] [--timeout 0.05]
+
+--gateware runs the same faults against the simulated board instead: the real gateware (the
+shipped model's build for --board, UART host link included) under Verilator, driven through its
+UART pins bit by bit in simulated time (spikeforge.boards.simulate, the Verilator build is cached).
+The weights are loaded over a clean line first; the images are the digits test split in turn,
+checked against the golden model. Its default timeout is 0.05 s of simulated time (a request
+and its reply take about 12 ms at 115200 baud), so that lost attempts cost little simulation.
 """
 
 import argparse
@@ -31,8 +40,13 @@ def main():
     parser.add_argument("--chunk", type=int, default=16, help="words per WEIGHTS frame (default 16)")
     parser.add_argument("--babble-seconds", type=float, default=0.3, help="mean length of a babble (default 0.3)")
     parser.add_argument("--stall-seconds", type=float, default=0.5, help="mean length of a stall (default 0.5)")
+    parser.add_argument("--pixels", type=int, default=64, help="image size in bytes of the board model (default 64)")
+    parser.add_argument("--gateware", action="store_true", help="against the simulated board (Verilator)")
+    parser.add_argument("--board", default="icebreaker", help="board of --gateware (default icebreaker)")
     parser.add_argument("--json", action="store_true", help="one JSON line per mix")
     args = parser.parse_args()
+    if args.gateware:
+        return gateware(parser, args)
     mixes = args.faults.split(",")
     for m in mixes:
         if m not in MIXES:
@@ -46,7 +60,7 @@ def main():
         t0 = time.perf_counter()
         r = fuzz(args.requests, faults=m, rate=args.rate, seed=args.seed, timeout=args.timeout,
                  retries=args.retries, chunk=args.chunk, babble_seconds=args.babble_seconds,
-                 stall_seconds=args.stall_seconds,
+                 stall_seconds=args.stall_seconds, pixels=args.pixels,
                  progress=lambda i, c, m=m: print(f"  {m}: {i} requests: {c}", file=sys.stderr, flush=True))
         wall = time.perf_counter() - t0
         r["wall_seconds"] = wall
@@ -62,6 +76,39 @@ def main():
             print(f"    accepted wrong: request {w['request']} after {w['attempts']} attempts, faults in it "
                   f"{w['faults']}, {w['logits_differ']} of 10 logits differ "
                   f"({'the reply was damaged' if w['logits_differ'] <= 2 else 'computed from another image'})")
+
+
+def gateware(parser, args):
+    from spikeforge.boards.simulate import simulate_board
+    from spikeforge.cli import default_model_path
+    from spikeforge.data import load_digits_split
+    from spikeforge.modelfile import load_model
+
+    if args.faults not in MIXES:
+        parser.error(f"--faults: with --gateware one mix of {', '.join(MIXES)}")
+    timeout = 0.05 if args.timeout == 1.0 else args.timeout
+    model = load_model(default_model_path())
+    images, labels = load_digits_split("test")
+    images, labels = images[:50], labels[:50]
+    t0 = time.perf_counter()
+    r = simulate_board(model, args.board, images, labels, timeout=timeout, retries=args.retries,
+                       fuzz={"requests": args.requests, "faults": args.faults, "rate": args.rate, "seed": args.seed},
+                       progress=lambda done, total: print(f"  {done} requests", file=sys.stderr, flush=True))
+    wall = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(r))
+        return
+    print(f"simulated {r['board']} board (Verilator, {r['clock_mhz']:g} MHz, {r['baud']} baud) under faults: "
+          f"{args.requests} requests, {args.faults} at {args.rate:g} per byte, seed {args.seed}, timeout {timeout:g} s "
+          f"(simulated), retries {args.retries}")
+    print(f"right {r['right']}, wrong {r['wrong']}, refused {r['refused']} (unclear {r['refused_unclear']}), "
+          f"hung {r['hung']}; {r['foreign_results']} intact RESULTs for another image or weight set rejected; "
+          f"{r['reloads']} weight reloads")
+    print(f"faults injected: {r['injected']}")
+    for kind, msg in r["examples"].items():
+        print(f"    e.g. {kind}: {msg[:200]}")
+    print(f"{r['simulated_seconds']:.1f} s simulated, {wall:.0f} s wall (build {r['build_seconds']:.0f} s), "
+          f"{args.requests / max(r['sim_seconds'], 1e-9):.2f} requests/s of simulation")
 
 
 if __name__ == "__main__":

@@ -193,7 +193,8 @@ def _run_simulated(args, target, lanes, model, images, labels):
 def run_run(args):
     from ..hdl.accel.report import compile_for_target
     from ..sim.runners import SimulationFailed, SimulatorNotFound
-    from .inference import run_images
+    from .hostlink import weight_set_crc
+    from .inference import board_mismatch, run_images
     from .runtime import HostLink, LinkError, ResultMismatchError, SerialTransport
 
     try:
@@ -237,10 +238,16 @@ def run_run(args):
         return _err(os_error_message(e, doing="cannot read"), USER_ERROR)
     try:
         with transport:
+            spram = program.memory.kind == "spram"
             link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
-                            max_value=int(img.levels), timeout=args.timeout, retries=args.retries)
+                            max_value=int(img.levels), timeout=args.timeout, retries=args.retries,
+                            weight_crc=0 if spram else weight_set_crc(program))
+            # before the first image: is this board built from this model (protocol version 3)?
+            why = board_mismatch(link.hello(), model, program)
+            if why:
+                return _err(why, 1)
             loaded = None
-            if program.memory.kind == "spram":
+            if spram:
                 words = program.weight_image()
                 _progress(f"loading {len(words)} weight words into SPRAM")
                 loaded = link.load_weights(words, progress=lambda done, total: _progress(

@@ -43,7 +43,8 @@ from .runtime import (
     HostLink, LinkError, MemoryTransport, ReferenceBoard, ResultMismatchError, Transport, VirtualClock,
 )
 
-__all__ = ["FAULT_KINDS", "MIXES", "FaultyTransport", "LinkHung", "LinearBoard", "fuzz", "request_bound"]
+__all__ = ["FAULT_KINDS", "MIXES", "FaultyTransport", "LinkHung", "LinearBoard", "fuzz", "fuzz_requests",
+           "request_bound"]
 
 FAULT_KINDS = ("flip", "drop", "dup", "insert", "burst", "babble", "stall", "reset")
 
@@ -135,7 +136,9 @@ class FaultyTransport(Transport):
     def _spend(self, seconds):
         if seconds <= 0:
             return
-        if hasattr(self.inner.clock, "advance"):
+        if hasattr(self.inner, "wait"):          # a simulated board: its own time passes
+            self.inner.wait(seconds)
+        elif hasattr(self.inner.clock, "advance"):
             self.inner.clock.advance(seconds)
         else:
             time.sleep(seconds)
@@ -286,8 +289,59 @@ def request_bound(link, words=0):
     return bound
 
 
+def fuzz_requests(link, line, batches, *, counts, examples, wrong, bounds, progress=None):
+    """Send every image of ``batches`` (pairs ``(images, expected logits)``) through ``link``
+    (over the :class:`FaultyTransport` ``line``) and count each request in ``counts``:
+    ``right``, ``wrong`` (accepted, logits not the expected ones), ``refused`` (a one-line
+    :class:`LinkError` / :class:`ResultMismatchError`), ``refused_unclear``, ``hung`` (over
+    ``bounds[0]``, or ``bounds[1]`` when it reloaded the weights). ``examples`` keeps the first
+    message of each kind, ``wrong`` details of the first 20 accepted wrong."""
+    plain, with_reload = bounds
+
+    def note(kind, message):
+        counts[kind] += 1
+        examples.setdefault(kind, message)
+
+    i = 0
+    for images, expected in batches:
+        for image, want in zip(images, expected):
+            start = link._clock()
+            reloads = link.stats.weight_reloads
+            attempts, before = link.stats.attempts, dict(line.injected)
+            line.hang_after = start + with_reload + 1.0
+            hung = False
+            try:
+                logits, _, _ = link.infer(image)
+            except LinkHung as e:
+                hung = True
+                note("hung", f"request {i}: {e}")
+            except (LinkError, ResultMismatchError) as e:
+                msg = str(e)
+                note("refused" if "\n" not in msg and msg else "refused_unclear", msg)
+            except Exception as e:     # noqa: BLE001 (counted and shown, never hidden)
+                note("refused_unclear", f"{type(e).__name__}: {e}")
+            else:
+                if np.array_equal(logits, want):
+                    counts["right"] += 1
+                else:
+                    note("wrong", f"request {i}: got {logits.tolist()}, expected {np.asarray(want).tolist()}")
+                    if len(wrong) < 20:
+                        wrong.append({"request": i, "attempts": link.stats.attempts - attempts,
+                                      "faults": {k: v - before.get(k, 0) for k, v in line.injected.items()
+                                                 if v != before.get(k, 0)},
+                                      # few: the reply was damaged; most: the request (another image)
+                                      "logits_differ": int(np.count_nonzero(logits != want))})
+            took = link._clock() - start
+            if not hung and took > (with_reload if link.stats.weight_reloads > reloads else plain) * (1 + 1e-9):
+                note("hung", f"request {i} took {took:.2f} s")
+            i += 1
+            if progress is not None and i % 10000 == 0:
+                progress(i, dict(counts))
+    line.hang_after = None
+
+
 def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3, settle=0.02, chunk=16,
-         babble_seconds=0.3, stall_seconds=0.5, progress=None):
+         babble_seconds=0.3, stall_seconds=0.5, progress=None, pixels=64):
     """Run ``requests`` images through a faulty link to a :class:`LinearBoard`; returns a dict of
     counts: ``right``, ``wrong`` (accepted with wrong logits), ``refused`` (a one-line
     :class:`LinkError` / :class:`ResultMismatchError`), ``refused_unclear`` (another exception or a
@@ -296,10 +350,11 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
     accepted wrong: attempts, faults injected during the request, how many logits differ). The
     weights are loaded first, through the same faults, again until it succeeds
     (``load_failed`` counts the failed tries). ``babble_seconds`` and ``stall_seconds`` are the
-    mean lengths of a babble and a stall."""
+    mean lengths of a babble and a stall. ``pixels``: the image size (above 1024: an image
+    larger than protocol version 2's longest frame)."""
     rng = np.random.default_rng(seed)
     clock = VirtualClock()
-    board = LinearBoard(clock=clock, byte_timeout=4 * 10 / 115200)   # the gateware's 4 byte times
+    board = LinearBoard(clock=clock, byte_timeout=4 * 10 / 115200, pixels=pixels)   # the gateware's 4 byte times
     true_w = rng.integers(-8, 8, (board.pixels, board.classes))
     words = (true_w.reshape(-1) & 0xFFFF).tolist()
     junk = np.random.default_rng(seed + 1)
@@ -307,7 +362,7 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
     line = FaultyTransport(mem, rate=rate, faults=faults, seed=seed + 2, reset=lambda: board.reset(scramble=junk),
                            babble_seconds=babble_seconds, stall_seconds=stall_seconds)
     notes = []
-    link = HostLink(line, timeout=timeout, retries=retries, settle=settle, notify=notes.append)
+    link = HostLink(line, timeout=timeout, retries=retries, settle=settle, notify=notes.append, pixels=pixels)
     counts = collections.Counter()
     examples = {}
     wrong = []
@@ -328,42 +383,14 @@ def fuzz(requests, *, faults="mixed", rate=0.01, seed=0, timeout=1.0, retries=3,
         except LinkHung as e:
             note("hung", f"initial load: {e}")
     block = 10000             # images drawn as they are needed (the same stream as all at once)
-    for i in range(requests):
-        if i % block == 0:
+
+    def batches():
+        for i in range(0, requests, block):
             images = rng.integers(0, board.max_value + 1, (min(block, requests - i), board.pixels))
-            expected = images @ true_w
-        image, want = images[i % block], expected[i % block]
-        start = link._clock()
-        reloads = link.stats.weight_reloads
-        attempts, before = link.stats.attempts, dict(line.injected)
-        line.hang_after = start + with_reload + 1.0
-        hung = False
-        try:
-            logits, _, _ = link.infer(image)
-        except LinkHung as e:
-            hung = True
-            note("hung", f"request {i}: {e}")
-        except (LinkError, ResultMismatchError) as e:
-            msg = str(e)
-            note("refused" if "\n" not in msg and msg else "refused_unclear", msg)
-        except Exception as e:     # noqa: BLE001 (counted and shown, never hidden)
-            note("refused_unclear", f"{type(e).__name__}: {e}")
-        else:
-            if np.array_equal(logits, want):
-                counts["right"] += 1
-            else:
-                note("wrong", f"request {i}: got {logits.tolist()}, expected {want.tolist()}")
-                if len(wrong) < 20:
-                    wrong.append({"request": i, "attempts": link.stats.attempts - attempts,
-                                  "faults": {k: v - before.get(k, 0) for k, v in line.injected.items()
-                                             if v != before.get(k, 0)},
-                                  # few: the reply was damaged; most: the request (another image)
-                                  "logits_differ": int(np.count_nonzero(logits != want))})
-        took = link._clock() - start
-        if not hung and took > (with_reload if link.stats.weight_reloads > reloads else plain) * (1 + 1e-9):
-            note("hung", f"request {i} took {took:.2f} s")
-        if progress is not None and (i + 1) % 10000 == 0:
-            progress(i + 1, dict(counts))
+            yield images, images @ true_w
+
+    fuzz_requests(link, line, batches(), counts=counts, examples=examples, wrong=wrong,
+                  bounds=(plain, with_reload), progress=progress)
     return {"requests": requests, "faults": faults, "rate": rate, "seed": seed,
             **{k: counts.get(k, 0) for k in ("right", "wrong", "refused", "refused_unclear", "hung", "load_failed")},
             "reloads": link.stats.weight_reloads, "board_resets": board.resets,

@@ -1,31 +1,39 @@
-"""Host link protocol: framing, CRC, message types and the host-side codec.
+"""Host link protocol (version 3): framing, CRC-32, message types and the host-side codec.
 
 The protocol is documented in ``docs/hostlink.md``; this module is its reference
 implementation. The gateware (:mod:`spikeforge.boards.link_gateware`) is tested against it,
 byte for byte, in both directions.
 
-Frame (all multi-byte fields little-endian, except the CRC, see below)::
+Frame (all multi-byte fields little-endian)::
 
-    SYNC 0xA5 | type (1) | seq (1) | length (2, LE) | payload (length bytes) | CRC (2, BE)
+    SYNC 0xA5 | type (1) | seq (1) | length (2) | payload (length bytes) | CRC-32 (4)
 
-``CRC`` is CRC-16/CCITT-FALSE (polynomial 0x1021, init 0xFFFF, no reflection, no final XOR)
-over ``type | seq | length | payload``. It is sent most significant byte first, so that the CRC
-run over the whole frame after SYNC, CRC included, is zero (the receiver checks that).
+``CRC-32`` is CRC-32/ISO-HDLC (the IEEE 802.3 / zlib CRC: polynomial 0x04C11DB7 reflected,
+0xEDB88320, init 0xFFFFFFFF, reflected in and out, final XOR 0xFFFFFFFF; check value
+``crc32(b"123456789") == 0xCBF43926``) over ``type | seq | length | payload``, sent least
+significant byte first. The CRC run over the whole frame after SYNC, CRC included, then leaves
+the constant residue :data:`CRC_RESIDUE` in the register, which is what the gateware checks.
 """
 
 import enum
+import hashlib
+import json
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..modelfile import _to_jsonable
+
 __all__ = [
-    "VERSION", "SYNC", "HEADER_BYTES", "TRAILER_BYTES", "MAX_PAYLOAD", "MsgType", "ErrorCode", "Frame",
-    "FrameError", "crc16", "crc16_update", "encode_frame", "FrameDecoder", "decode_frames", "encode_image",
-    "decode_image", "image_payload_length", "Result", "result_payload_length", "encode_result",
-    "link_bound_images_per_second",
-    "decode_result", "encode_error", "decode_error", "argmax_lowest", "MAX_WEIGHT_WORDS",
-    "weights_payload_length", "encode_weights", "decode_weights", "Loaded", "LOADED_PAYLOAD", "encode_loaded",
-    "decode_loaded", "BAUD_RATES",
+    "VERSION", "SYNC", "HEADER_BYTES", "TRAILER_BYTES", "MAX_PAYLOAD", "MAX_IMAGE", "MsgType", "ErrorCode",
+    "Frame", "FrameError", "crc32", "crc32c", "crc16", "encode_frame", "FrameDecoder", "decode_frames", "encode_image",
+    "decode_image", "image_payload_length", "image_crc", "image_bytes", "Result", "result_payload_length",
+    "result_check", "encode_result",
+    "link_bound_images_per_second", "decode_result", "encode_error", "decode_error", "argmax_lowest",
+    "MAX_WEIGHT_WORDS", "weights_payload_length", "encode_weights", "decode_weights", "words_crc", "Loaded",
+    "LOADED_PAYLOAD", "encode_loaded", "decode_loaded", "encode_hello", "Info", "INFO_PAYLOAD", "encode_info",
+    "decode_info", "info_payload", "model_hash", "weight_set_crc", "looks_like_v2_reply", "BAUD_RATES",
 ]
 
 #: the standard serial rates (termios ``B*`` constants): the rates the host opens
@@ -35,22 +43,30 @@ BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 46080
 
 SYNC = 0xA5
 HEADER_BYTES = 5      # SYNC, type, seq, length lo, length hi
-TRAILER_BYTES = 2     # CRC hi, CRC lo
-VERSION = 2
-MAX_PAYLOAD = 1024    # no message is longer; longer lengths are rejected
+TRAILER_BYTES = 4     # CRC-32, least significant byte first
+VERSION = 3
+MAX_PAYLOAD = 1024    # no message but IMAGE is longer; longer lengths are rejected
+MAX_IMAGE = 0xFFFF    # an IMAGE frame carries a whole image, up to the 16-bit length field
 MAX_WEIGHT_WORDS = (MAX_PAYLOAD - 2) // 2  # words in one WEIGHTS frame (511)
-LOADED_PAYLOAD = 3    # LOADED: next_word (u16 LE), loaded (u8)
-CRC_INIT = 0xFFFF
-CRC_POLY = 0x1021
+LOADED_PAYLOAD = 7    # LOADED: weight CRC-32C of the words so far (u32), next_word (u16), loaded (u8)
+INFO_PAYLOAD = 25     # INFO: see encode_info
+CRC32_POLY = 0xEDB88320   # reflected 0x04C11DB7
+CRC32_INIT = 0xFFFFFFFF
+#: the CRC-32 of a frame's body followed by its own CRC (least significant byte first); the
+#: register before the final XOR is then 0xDEBB20E3
+CRC_RESIDUE = 0x2144DF1C
+MODEL_HASH_BYTES = 8
 
 
 class MsgType(enum.IntEnum):
     """Message types. Host-to-board types are below 0x80, board-to-host types 0x80 and up."""
-    IMAGE = 0x01    # host -> board: pixels, one byte each, row-major (spec §2)
-    WEIGHTS = 0x02  # host -> board: offset (u16 LE, a word index), then n words (u16 LE each)
-    RESULT = 0x81   # board -> host: K logits (int32 LE), class (u8), cycles (u32 LE)
+    IMAGE = 0x01    # host -> board: pixels, one byte each, row-major (spec §2), the whole image
+    WEIGHTS = 0x02  # host -> board: offset (u16, a word index), then n words (u16 each)
+    HELLO = 0x03    # host -> board: no payload; answered with INFO
+    RESULT = 0x81   # board -> host: K logits (int32), class (u8), cycles (u32), image CRC, weight CRC
     ERROR = 0x82    # board -> host: the request with this seq was rejected (a NACK): code (u8)
-    LOADED = 0x83   # board -> host: ACK of a WEIGHTS frame: next_word (u16 LE), loaded (u8)
+    LOADED = 0x83   # board -> host: ACK of a WEIGHTS frame: next_word (u16), loaded (u8), weight CRC
+    INFO = 0x84     # board -> host: what the board is (answer to HELLO)
 
 
 class ErrorCode(enum.IntEnum):
@@ -78,29 +94,62 @@ class FrameError(ValueError):
         self.seq = seq
 
 
-def _crc_table():
+def crc32(data, crc=0):
+    """CRC-32/ISO-HDLC of ``data`` (zlib's); ``crc32(b"123456789") == 0xCBF43926``. ``crc``
+    continues an earlier value (``crc32(a + b) == crc32(b, crc32(a))``)."""
+    return zlib.crc32(bytes(data), crc) & 0xFFFFFFFF
+
+
+CRC32C_POLY = 0x82F63B78   # reflected 0x1EDC6F41 (Castagnoli)
+
+
+def _crc32c_table():
     table = []
     for byte in range(256):
-        crc = byte << 8
+        crc = byte
         for _ in range(8):
-            crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
+            crc = (crc >> 1) ^ CRC32C_POLY if crc & 1 else crc >> 1
+        table.append(crc)
     return tuple(table)
 
 
-_CRC_TABLE = _crc_table()
+_CRC32C_TABLE = _crc32c_table()
 
 
-def crc16_update(crc, byte):
-    """One byte of CRC-16/CCITT-FALSE (MSB first)."""
-    return ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
-
-
-def crc16(data, crc=CRC_INIT):
-    """CRC-16/CCITT-FALSE of ``data``; ``crc16(b"123456789") == 0x29B1``."""
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli, iSCSI: polynomial 0x1EDC6F41 reflected, init and final XOR
+    0xFFFFFFFF); ``crc32c(b"123456789") == 0xE3069283``. The image and weight CRCs use it: a
+    polynomial other than the frame check's, so that the two checks fail independently."""
+    crc ^= 0xFFFFFFFF
+    table = _CRC32C_TABLE
     for byte in bytes(data):
-        crc = crc16_update(crc, byte)
+        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+    return crc ^ 0xFFFFFFFF
+
+
+def crc16(data, crc=0xFFFF):
+    """CRC-16/CCITT-FALSE (the frame check of protocol version 2); only used to recognize the
+    reply of a version 2 board. ``crc16(b"123456789") == 0x29B1``."""
+    for byte in bytes(data):
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        crc &= 0xFFFF
     return crc
+
+
+def looks_like_v2_reply(data):
+    """Whether ``data`` holds a frame of protocol version 2 (CRC-16, sent MSB first): what a
+    version 2 board answers a HELLO with (ERROR BAD_TYPE)."""
+    data = bytes(data)
+    start = data.find(SYNC)
+    while 0 <= start <= len(data) - 7:
+        length = int.from_bytes(data[start + 3:start + 5], "little")
+        end = start + 5 + length + 2
+        if length <= 1024 and end <= len(data) and crc16(data[start + 1:end]) == 0:
+            return True
+        start = data.find(SYNC, start + 1)
+    return False
 
 
 @dataclass(frozen=True)
@@ -121,11 +170,11 @@ def encode_frame(type, seq, payload):
     type = _check_byte("type", type)
     seq = _check_byte("seq", seq)
     payload = bytes(payload)
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"payload is {len(payload)} bytes; allowed: at most {MAX_PAYLOAD}")
+    limit = MAX_IMAGE if type == MsgType.IMAGE else MAX_PAYLOAD
+    if len(payload) > limit:
+        raise ValueError(f"payload is {len(payload)} bytes; allowed: at most {limit}")
     body = bytes([type, seq]) + len(payload).to_bytes(2, "little") + payload
-    crc = crc16(body)
-    return bytes([SYNC]) + body + crc.to_bytes(2, "big")
+    return bytes([SYNC]) + body + crc32(body).to_bytes(4, "little")
 
 
 class FrameDecoder:
@@ -175,10 +224,10 @@ class FrameDecoder:
             if len(self._buf) < total:
                 return out
             frame = bytes(self._buf[:total])
-            if crc16(frame[1:]) != 0:
-                got = int.from_bytes(frame[-2:], "big")
-                want = crc16(frame[1:-2])
-                out.append(FrameError(f"bad CRC 0x{got:04X}, expected 0x{want:04X} "
+            want = crc32(frame[1:-TRAILER_BYTES])
+            got = int.from_bytes(frame[-TRAILER_BYTES:], "little")
+            if got != want:
+                out.append(FrameError(f"bad CRC 0x{got:08X}, expected 0x{want:08X} "
                                       f"(type 0x{frame[1]:02X}, seq {frame[2]}, length {length})",
                                       code=ErrorCode.BAD_CRC, seq=frame[2]))
                 del self._buf[:1]
@@ -207,8 +256,7 @@ def image_payload_length(pixels=64):
     return pixels
 
 
-def encode_image(image, seq=0, *, pixels=64, max_value=16):
-    """IMAGE frame for ``image`` (any shape with ``pixels`` elements, row-major, spec §2)."""
+def _image_bytes(image, pixels, max_value):
     arr = np.asarray(image)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"image must be an integer array, not dtype {arr.dtype}")
@@ -218,7 +266,25 @@ def encode_image(image, seq=0, *, pixels=64, max_value=16):
     bad = np.flatnonzero((flat < 0) | (flat > max_value))
     if bad.size:
         raise ValueError(f"pixel {int(bad[0])} is {int(flat[bad[0]])}; allowed: 0..{max_value}")
-    return encode_frame(MsgType.IMAGE, seq, bytes(int(v) for v in flat))
+    return flat.astype(np.uint8).tobytes()
+
+
+def image_bytes(image, *, pixels=64, max_value=16):
+    """The IMAGE payload of ``image`` (checked as :func:`encode_image` does)."""
+    return _image_bytes(image, pixels, max_value)
+
+
+def image_crc(image, *, pixels=64, max_value=16):
+    """CRC-32C of an image's IMAGE payload."""
+    return crc32c(_image_bytes(image, pixels, max_value))
+
+
+def encode_image(image, seq=0, *, pixels=64, max_value=16):
+    """IMAGE frame for ``image`` (any shape with ``pixels`` elements, row-major, spec §2; up
+    to :data:`MAX_IMAGE` pixels, in one frame)."""
+    if not 1 <= pixels <= MAX_IMAGE:
+        raise ValueError(f"an image of {pixels} pixels; allowed: 1..{MAX_IMAGE} (one IMAGE frame)")
+    return encode_frame(MsgType.IMAGE, seq, _image_bytes(image, pixels, max_value))
 
 
 def decode_image(payload, *, pixels=64, max_value=16):
@@ -232,13 +298,23 @@ def decode_image(payload, *, pixels=64, max_value=16):
 
 @dataclass(frozen=True)
 class Result:
+    """A RESULT: the logits, class and cycle count, and ``check``, the CRC-32C of the weight set
+    the board computes with continued over the IMAGE payload it received
+    (:func:`result_check`)."""
     logits: tuple
     cls: int
     cycles: int
+    check: int = 0
 
 
 def result_payload_length(classes):
-    return 4 * classes + 1 + 4
+    return 4 + 4 * classes + 1 + 4
+
+
+def result_check(image_bytes, weight_crc):
+    """What a RESULT's ``check`` must be: the CRC-32C of the weight set (``weight_crc``, see
+    :func:`weight_set_crc`) continued over the image payload, ``crc32c(image, weight_crc)``."""
+    return crc32c(image_bytes, weight_crc)
 
 
 def argmax_lowest(values):
@@ -247,7 +323,13 @@ def argmax_lowest(values):
     return values.index(max(values))
 
 
-def encode_result(logits, cls, cycles, seq=0):
+def _check_u32(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < (1 << 32):
+        raise ValueError(f"{name} is {value!r}; allowed: an integer 0..2^32-1")
+    return int(value)
+
+
+def encode_result(logits, cls, cycles, seq=0, *, check=0):
     logits = [int(v) for v in logits]
     for j, v in enumerate(logits):
         if not -(1 << 31) <= v < (1 << 31):
@@ -255,22 +337,22 @@ def encode_result(logits, cls, cycles, seq=0):
     if not 1 <= len(logits) <= 255:
         raise ValueError(f"{len(logits)} logits; allowed: 1..255")
     cls = _check_byte("cls", cls)
-    if not 0 <= cycles < (1 << 32):
-        raise ValueError(f"cycles is {cycles}; allowed: 0..2^32-1")
-    payload = b"".join(v.to_bytes(4, "little", signed=True) for v in logits)
-    payload += bytes([cls]) + int(cycles).to_bytes(4, "little")
+    payload = _check_u32("check", check).to_bytes(4, "little")
+    payload += b"".join(v.to_bytes(4, "little", signed=True) for v in logits)
+    payload += bytes([cls]) + _check_u32("cycles", cycles).to_bytes(4, "little")
     return encode_frame(MsgType.RESULT, seq, payload)
 
 
 def decode_result(payload, *, classes=None):
-    n = len(payload) - 5
+    n = len(payload) - 9
     if n < 4 or n % 4:
-        raise FrameError(f"RESULT payload is {len(payload)} bytes; expected 4*K + 5")
+        raise FrameError(f"RESULT payload is {len(payload)} bytes; expected 4*K + 9")
     k = n // 4
     if classes is not None and k != classes:
         raise FrameError(f"RESULT has {k} logits; expected {classes}")
-    logits = tuple(int.from_bytes(payload[4 * j:4 * j + 4], "little", signed=True) for j in range(k))
-    return Result(logits, payload[n], int.from_bytes(payload[n + 1:n + 5], "little"))
+    logits = tuple(int.from_bytes(payload[4 + 4 * j:8 + 4 * j], "little", signed=True) for j in range(k))
+    return Result(logits, payload[4 + n], int.from_bytes(payload[5 + n:9 + n], "little"),
+                  int.from_bytes(payload[:4], "little"))
 
 
 def encode_error(code, seq=0):
@@ -296,6 +378,12 @@ def _check_u16(name, value):
 def weights_payload_length(words):
     """Payload length of a WEIGHTS frame with ``words`` words: ``2 + 2 * words``."""
     return 2 + 2 * words
+
+
+def words_crc(words, crc=0):
+    """CRC-32C of 16-bit words, each sent as two bytes, low byte first (the bytes the WEIGHTS
+    frames carry after their offsets): the weight CRC of a loaded weight set."""
+    return crc32c(np.asarray(words, np.int64).astype("<u2").tobytes(), crc)
 
 
 def encode_weights(offset, words, seq=0):
@@ -325,27 +413,111 @@ def decode_weights(payload):
 
 @dataclass(frozen=True)
 class Loaded:
-    """Payload of a LOADED frame: the board's ``next_word`` and whether all words are loaded."""
+    """Payload of a LOADED frame: the board's ``next_word``, whether all words are loaded, and
+    the CRC-32C of its words ``0 .. next_word - 1`` (:func:`words_crc`)."""
     next_word: int
     loaded: bool
+    weight_crc: int = 0
 
 
-def encode_loaded(next_word, loaded, seq=0):
-    payload = _check_u16("next_word", next_word).to_bytes(2, "little") + bytes([1 if loaded else 0])
+def encode_loaded(next_word, loaded, seq=0, *, weight_crc=0):
+    payload = _check_u32("weight_crc", weight_crc).to_bytes(4, "little")
+    payload += _check_u16("next_word", next_word).to_bytes(2, "little") + bytes([1 if loaded else 0])
     return encode_frame(MsgType.LOADED, seq, payload)
 
 
 def decode_loaded(payload):
     if len(payload) != LOADED_PAYLOAD:
         raise FrameError(f"LOADED payload is {len(payload)} bytes; expected {LOADED_PAYLOAD}")
-    if payload[2] > 1:
-        raise FrameError(f"LOADED flag is {payload[2]}; expected 0 or 1")
-    return Loaded(int.from_bytes(payload[:2], "little"), bool(payload[2]))
+    if payload[6] > 1:
+        raise FrameError(f"LOADED flag is {payload[6]}; expected 0 or 1")
+    return Loaded(int.from_bytes(payload[4:6], "little"), bool(payload[6]), int.from_bytes(payload[:4], "little"))
+
+
+# --- what the board is: HELLO / INFO -------------------------------------------------------
+
+def encode_hello(seq=0):
+    """HELLO frame (no payload); a version 3 board answers INFO."""
+    return encode_frame(MsgType.HELLO, seq, b"")
+
+
+@dataclass(frozen=True)
+class Info:
+    """Payload of an INFO frame (the answer to HELLO)."""
+    version: int
+    model_hash: bytes       # MODEL_HASH_BYTES bytes (model_hash)
+    shape: tuple            # (H, W, C) of the input
+    max_value: int
+    classes: int
+    lanes: int
+    clock_hz: int
+    weight_words: int       # words the host loads (0: weights in the bitstream)
+
+    @property
+    def pixels(self):
+        return self.shape[0] * self.shape[1] * self.shape[2]
+
+
+def encode_info(info, seq=0):
+    """INFO frame: version (u8), model hash (8 bytes), H, W, C (u16 each), max value (u8),
+    classes (u8), lanes (u16), clock in Hz (u32), weight words (u16): 25 bytes."""
+    if len(info.model_hash) != MODEL_HASH_BYTES:
+        raise ValueError(f"model_hash is {len(info.model_hash)} bytes; allowed: {MODEL_HASH_BYTES}")
+    payload = bytes([_check_byte("version", info.version)]) + bytes(info.model_hash)
+    payload += b"".join(_check_u16(n, v).to_bytes(2, "little") for n, v in zip("HWC", info.shape))
+    payload += bytes([_check_byte("max_value", info.max_value), _check_byte("classes", info.classes)])
+    payload += _check_u16("lanes", info.lanes).to_bytes(2, "little")
+    payload += _check_u32("clock_hz", info.clock_hz).to_bytes(4, "little")
+    payload += _check_u16("weight_words", info.weight_words).to_bytes(2, "little")
+    return encode_frame(MsgType.INFO, seq, payload)
+
+
+def info_payload(info):
+    """The payload bytes of :func:`encode_info` (what the gateware holds as constants)."""
+    return encode_info(info)[HEADER_BYTES:-TRAILER_BYTES]
+
+
+def decode_info(payload):
+    if len(payload) != INFO_PAYLOAD:
+        raise FrameError(f"INFO payload is {len(payload)} bytes; expected {INFO_PAYLOAD}")
+    u16 = [int.from_bytes(payload[k:k + 2], "little") for k in (9, 11, 13)]
+    return Info(payload[0], bytes(payload[1:9]), tuple(u16), payload[15], payload[16],
+                int.from_bytes(payload[17:19], "little"), int.from_bytes(payload[19:23], "little"),
+                int.from_bytes(payload[23:25], "little"))
+
+
+def model_hash(model):
+    """The first 8 bytes of the SHA-256 of a model's content: the UTF-8 JSON (keys sorted, no
+    spaces) of ``{"time_steps", "nodes": [{"name", "op", "inputs", "attrs"}]}``, then for each
+    node in order and each of its tensors by name, ``"node.tensor:shape"`` and the values as
+    signed 64-bit little-endian integers (metadata excluded: it does not change the network)."""
+    doc = {"time_steps": int(model.time_steps),
+           "nodes": [{"name": n.name, "op": n.op, "inputs": list(n.inputs), "attrs": _to_jsonable(n.attrs)}
+                     for n in model.nodes]}
+    h = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+    for n in model.nodes:
+        for name in sorted(n.tensors):
+            arr = np.ascontiguousarray(np.asarray(n.tensors[name]).astype("<i8"))
+            h.update(f"{n.name}.{name}:{list(arr.shape)}".encode())
+            h.update(arr.tobytes())
+    return h.digest()[:MODEL_HASH_BYTES]
+
+
+def weight_set_crc(program):
+    """CRC-32C of the weight set a board built from ``program`` computes with (RESULT's
+    ``weight_crc``). Loaded weights (``memory.kind == "spram"``): :func:`words_crc` of
+    ``program.weight_image()``, the words the host loads. Weights in the bitstream: CRC-32C of
+    ``program.weights`` (``[words, lanes]``, row-major) with every value a signed 32-bit
+    little-endian integer."""
+    if program.memory.kind == "spram":
+        return words_crc(program.weight_image())
+    return crc32c(np.ascontiguousarray(np.asarray(program.weights).astype("<i4")).tobytes())
 
 
 def link_bound_images_per_second(baud, pixels, classes):
     """Images per second the UART carries when the board computes in no time: one IMAGE frame
     to the board and one RESULT frame back per image, 10 bit times per byte (8N1)."""
-    request = pixels + 7
-    reply = result_payload_length(classes) + 7
+    frame = HEADER_BYTES + TRAILER_BYTES
+    request = pixels + frame
+    reply = result_payload_length(classes) + frame
     return baud / 10 / (request + reply)

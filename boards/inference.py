@@ -7,8 +7,9 @@ board's testbench (:mod:`spikeforge.boards.sim_board_bench`) does with the simul
 import numpy as np
 
 from ..sim.model import run_model
+from .hostlink import model_hash
 
-__all__ = ["run_images", "merge_runs"]
+__all__ = ["run_images", "merge_runs", "board_mismatch"]
 
 
 def run_images(link, model, images, labels, *, progress=None):
@@ -52,3 +53,21 @@ def merge_runs(first, rest, link):
                 accuracy=sum(r["cls"] == r["label"] for r in rows) / n,
                 golden_accuracy=sum(r["golden_cls"] == r["label"] for r in rows) / n,
                 logits_match=sum(r["logits_match"] for r in rows))
+
+
+def board_mismatch(info, model, program):
+    """One line saying how the board (its INFO) differs from what ``program`` (compiled from
+    ``model`` with the run's lanes) expects, or None when it fits."""
+    ours = model_hash(model).hex()
+    if info.model_hash.hex() != ours:
+        return (f"the board was flashed with another model: model hash {info.model_hash.hex()} on the board, "
+                f"{ours} in this model file; flash the bitstream built from this model (or give run the model "
+                "the board was built from)")
+    img = program.image
+    want = {"input shape": (img.H, img.W, img.C), "max value": int(img.levels), "classes": program.classes,
+            "lanes": program.lanes}
+    got = {"input shape": info.shape, "max value": info.max_value, "classes": info.classes, "lanes": info.lanes}
+    bad = [f"{k} {got[k]} on the board, {want[k]} here" for k in want if got[k] != want[k]]
+    if bad:
+        return f"the board's build does not fit this run: {'; '.join(bad)} (check --lanes, or rebuild)"
+    return None

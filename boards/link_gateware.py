@@ -8,8 +8,10 @@ The frame format and message types are those of :mod:`spikeforge.boards.hostlink
   pixel stream. A rejected frame is reported on ``err`` (to be answered with an ERROR frame).
   With ``weight_words`` it also takes WEIGHTS frames: their words go out on ``weights`` as they
   arrive and the frame is acknowledged (LOADED) after its CRC passed.
-- :class:`FrameTransmitter`: RESULT (logits, class, cycle count), ERROR and LOADED frames out as
-  bytes.
+- :class:`FrameTransmitter`: RESULT (check, logits, class, cycle count), ERROR, LOADED and INFO
+  frames out as bytes.
+- :class:`CRC32Serial`: the frame check, CRC-32/ISO-HDLC one bit per clock (:func:`crc32_bit`;
+  the check register follows the same bit stream with CRC-32C).
 - :class:`UARTHostLink`: UART rx -> receiver -> ``image`` stream (and ``weights``); ``result``
   stream -> transmitter -> UART tx; rejected frames answered with ERROR; it measures the cycle
   count from the last pixel handed on to the result.
@@ -24,29 +26,71 @@ from amaranth.lib.wiring import In, Out
 
 from ..hdl.params import check_int, field_bits
 from .hostlink import (
-    CRC_INIT, CRC_POLY, LOADED_PAYLOAD, MAX_PAYLOAD, MAX_WEIGHT_WORDS, SYNC, ErrorCode, MsgType,
-    result_payload_length,
+    CRC32_POLY, CRC32C_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_PAYLOAD,
+    MAX_WEIGHT_WORDS, SYNC, VERSION, ErrorCode, Info, MsgType, info_payload, result_payload_length,
 )
 from .uart import UARTRx, UARTTx, _check_divisor
 
 __all__ = [
-    "crc16_step", "image_layout", "error_layout", "result_layout", "weight_layout", "LOADED_REPORT",
+    "crc32_bit", "CRC32Serial", "INFO_REPORT", "image_layout", "error_layout", "result_layout", "weight_layout",
+    "LOADED_REPORT",
     "FrameReceiver", "FrameTransmitter", "UARTHostLink",
 ]
 
 #: ``code`` of an ``err`` report that is not an error but the LOADED acknowledgement of a
 #: WEIGHTS frame (no :class:`ErrorCode` is 0).
 LOADED_REPORT = 0
+#: ``code`` of an ``err`` report that is the INFO answer to a HELLO frame.
+INFO_REPORT = 0xFF
 
 
-def crc16_step(crc, byte):
-    """Amaranth expression: CRC-16/CCITT-FALSE register ``crc`` (16 bits) after ``byte``
-    (8 bits), MSB first; eight shift steps unrolled into an XOR network."""
-    bits = [crc[i] for i in range(16)]
-    for i in range(8):
-        fb = bits[15] ^ byte[7 - i]
-        bits = [fb] + [bits[k - 1] ^ fb if (CRC_POLY >> k) & 1 else bits[k - 1] for k in range(1, 16)]
-    return Cat(*bits)
+def crc32_bit(crc, bit, poly=CRC32_POLY):
+    """Amaranth expression: a reflected CRC-32 after one more data bit (bits of a byte go least
+    significant first). ``crc`` is held **inverted** (the CRC register XOR 0xFFFFFFFF): it is
+    then 0 at the start and the CRC itself, final XOR included, after every byte, and a register
+    bit without a polynomial tap needs no logic. ``poly``: the reflected polynomial (its bit 31
+    set), CRC-32/ISO-HDLC's by default, :data:`CRC32C_POLY` for CRC-32C."""
+    assert poly >> 31 == 1
+    fb = ~crc[0] ^ bit                     # the feedback of the true (not inverted) register
+    return Cat(*[crc[i + 1] ^ fb if (poly >> i) & 1 else crc[i + 1] for i in range(31)], crc[0] ^ bit)
+
+
+class CRC32Serial(wiring.Component):
+    """CRC-32/ISO-HDLC (zlib's :func:`spikeforge.boards.hostlink.crc32`), one bit per clock.
+
+    A byte given with ``load`` is shifted into the register over the next 8 cycles (``busy``
+    high meanwhile; a UART delivers a byte every 10 bit times of at least 4 cycles, so it is
+    always done before the next one). ``init`` starts over (it wins over a step in the same
+    cycle). ``crc`` is the CRC-32 of the bytes since ``init`` (the register held inverted, see
+    :func:`crc32_bit`); after a frame body and its own CRC (least significant byte first) it is
+    :data:`~spikeforge.boards.hostlink.CRC_RESIDUE`. ``bit`` and ``step`` are the bit being
+    shifted in and whether one is, so that other registers can follow the same stream
+    (:func:`crc32_bit`). 32 + 8 flip-flops, a 4-bit counter, a LUT per polynomial tap.
+
+    Members
+    -------
+    init : ``In(1)``, load : ``In(1)``, byte : ``In(8)``
+    crc : ``Out(32)``, busy : ``Out(1)``, bit : ``Out(1)``, step : ``Out(1)``
+    """
+
+    def __init__(self):
+        super().__init__({"init": In(1), "load": In(1), "byte": In(8), "crc": Out(32),
+                          "busy": Out(1), "bit": Out(1), "step": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        shift = Signal(8)
+        left = Signal(range(9))
+        m.d.comb += [self.busy.eq(left != 0), self.step.eq(left != 0), self.bit.eq(shift[0])]
+        with m.If(self.load):
+            m.d.sync += [shift.eq(self.byte), left.eq(8)]
+        with m.Elif(left != 0):
+            m.d.sync += [shift.eq(shift >> 1), left.eq(left - 1)]
+        with m.If(self.init):
+            m.d.sync += self.crc.eq(0)
+        with m.Elif(left != 0):
+            m.d.sync += self.crc.eq(crc32_bit(self.crc, shift[0]))
+        return m
 
 
 def image_layout(max_value):
@@ -115,6 +159,12 @@ class FrameReceiver(wiring.Component):
     weight_words : int
         Words of the loadable weight memory (0..65535); 0: no WEIGHTS frames (``BAD_TYPE``)
         and none of the members below marked "weights".
+    weight_crc : int
+        Without ``weight_words``: the CRC-32C of the weight set built in, where ``check`` starts.
+
+    Frames are checked with CRC-32 (one bit-serial :class:`CRC32Serial`; bytes must come at
+    least 9 cycles apart, as a UART delivers them). HELLO (length 0) is answered with an
+    :data:`INFO_REPORT`.
 
     Members
     -------
@@ -135,19 +185,25 @@ class FrameReceiver(wiring.Component):
         cleared by begin load).
     busy : ``In(1)`` (weights)
         An image is in flight beyond the receiver (until its RESULT has been sent).
+    check : ``Out(32)``
+        After an image: the CRC-32C of the weight set continued over its payload (RESULT's
+        check); after a committed WEIGHTS frame: the weight CRC-32C of the words loaded so far
+        (LOADED's). Not meaningful while a frame is being received.
     """
 
-    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0):
+    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0, weight_crc=0):
         name = type(self).__name__
-        self.pixels = check_int(name, "pixels", pixels, 1, 1024)
+        self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE)
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
         self.timeout_cycles = check_int(name, "timeout_cycles", timeout_cycles, 0, 1 << 30)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        self.weight_crc = check_int(name, "weight_crc", weight_crc, 0, (1 << 32) - 1)
         self.pixel_bits = self.max_value.bit_length()
         members = {
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(image_layout(self.max_value))),
             "err": Out(stream.Signature(error_layout())),
+            "check": Out(32),
         }
         if self.weight_words:
             members.update({
@@ -170,7 +226,28 @@ class FrameReceiver(wiring.Component):
         got = Signal()
         m.d.comb += [self.i.ready.eq(1), got.eq(self.i.valid)]
 
-        crc = Signal(16, init=CRC_INIT)
+        m.submodules.crc = eng = CRC32Serial()
+        # ``check``: the CRC-32C of the weight set continued over the image payload (from the
+        # weight CRC on, it follows the engine on payload bytes); during a WEIGHTS frame the
+        # working copy of the weight CRC (an image and a WEIGHTS frame are never both in
+        # progress), after a commit the weight CRC itself (what LOADED reports).
+        xcrc = Signal(32)                  # held inverted (crc32_bit): the CRC-32C itself
+        x_on = Signal()
+        x_load = Signal()                  # payload starts: from the weight CRC
+        x_zero = Signal()                  # begin load committed
+        x_from = Signal(32)                # the weight CRC (committed words, or the built-in one)
+        crc_left = Signal(2)
+        m.d.comb += [self.check.eq(xcrc), x_from.eq(self.weight_crc)]
+        # written as a reset, a load and a step, so that a bit takes one LUT; the load a cycle
+        # after the header decision (no data byte comes that soon), off the critical path
+        x_load_d = Signal()
+        m.d.sync += x_load_d.eq(x_load)
+        with m.If(x_zero):
+            m.d.sync += xcrc.eq(0)
+        with m.Elif(x_load_d):
+            m.d.sync += xcrc.eq(x_from)
+        with m.Elif(eng.step & x_on):   # CRC-32C: another polynomial than the frame check's
+            m.d.sync += xcrc.eq(crc32_bit(xcrc, eng.bit, CRC32C_POLY))
         mtype = Signal(8)
         seq = Signal(8)
         lo = Signal(8)            # low byte of the 16-bit field being received
@@ -209,7 +286,9 @@ class FrameReceiver(wiring.Component):
         ]
         with m.If(self.err.ready):
             m.d.sync += err_valid.eq(0)
-        can_report = ~err_valid | self.err.ready
+        # only an empty slot takes a report (not one being taken this cycle): no combinational
+        # path from the transmitter's ready into the receiver (it was the critical path)
+        can_report = ~err_valid
         report_now = Signal()
         report_code = Signal(8)
         with m.If(report_now & can_report):
@@ -217,9 +296,6 @@ class FrameReceiver(wiring.Component):
 
         def report(code):
             m.d.comb += [report_now.eq(1), report_code.eq(code)]
-
-        with m.If(got):
-            m.d.sync += crc.eq(crc16_step(crc, byte))
 
         # inter-byte timeout
         idle = Signal(range(max(2, self.timeout_cycles + 1)))
@@ -235,7 +311,11 @@ class FrameReceiver(wiring.Component):
         m.d.comb += [
             wr.addr.eq(count),
             wr.data.eq(byte[:self.pixel_bits]),
+            eng.byte.eq(byte),
+            eng.load.eq(got & in_frame),
         ]
+        with m.If(got):
+            m.d.sync += x_on.eq(0)       # payload states set it
 
         # weight loading state and the one-word holding register of `weights`
         if ww:
@@ -249,6 +329,15 @@ class FrameReceiver(wiring.Component):
             w_valid = Signal()
             w_data = Signal(16)
             overrun = Signal()                    # a word came while the previous was still held
+            wcrc = Signal(32)                     # weight CRC-32C of the committed words
+            m.d.comb += x_from.eq(wcrc)
+            w_commit = Signal()                   # a WEIGHTS frame is committed
+            with m.If(w_commit):
+                with m.If(words[0]):              # begin load
+                    m.d.sync += wcrc.eq(0)
+                    m.d.comb += x_zero.eq(1)
+                with m.Else():
+                    m.d.sync += wcrc.eq(xcrc)
             m.d.comb += [
                 self.next_word.eq(next_word),
                 self.loaded.eq(loaded),
@@ -281,7 +370,7 @@ class FrameReceiver(wiring.Component):
         with m.FSM():
             with m.State("HUNT"):
                 with m.If(got & (byte == SYNC)):
-                    m.d.sync += crc.eq(CRC_INIT)
+                    m.d.comb += eng.init.eq(1)
                     m.next = "TYPE"
             byte_state("TYPE", mtype, "SEQ")
             byte_state("SEQ", seq, "LEN0")
@@ -295,9 +384,19 @@ class FrameReceiver(wiring.Component):
                             m.next = "HUNT"
                         with m.Else():
                             m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting)]
+                            m.d.comb += x_load.eq(1)
                             if ww:
                                 m.d.sync += is_weights.eq(0)
                             m.next = "PAYLOAD"
+                    with m.Elif(mtype == MsgType.HELLO):
+                        with m.If(length != 0):
+                            report(ErrorCode.BAD_LENGTH)
+                            m.next = "HUNT"
+                        with m.Else():
+                            m.d.sync += crc_left.eq(3)
+                            if ww:
+                                m.d.sync += is_weights.eq(0)
+                            m.next = "CRC"
                     if ww:
                         with m.Elif(mtype == MsgType.WEIGHTS):
                             # odd, below 2 or above MAX_PAYLOAD (a multiple of 256), bit by bit
@@ -314,13 +413,15 @@ class FrameReceiver(wiring.Component):
                         m.next = "HUNT"
             with frame_state("PAYLOAD"):
                 with m.If(got):
+                    m.d.sync += x_on.eq(1)
                     m.d.comb += wr.en.eq(~busy_frame & ~emitting)
                     with m.If(emitting):
                         m.d.sync += busy_frame.eq(1)
                     with m.If(byte > self.max_value):
                         m.d.sync += bad_value.eq(1)
                     with m.If(count == n - 1):
-                        m.next = "CRC0"
+                        m.d.sync += crc_left.eq(3)
+                        m.next = "CRC"
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
             if ww:
@@ -340,31 +441,42 @@ class FrameReceiver(wiring.Component):
                             m.next = "HUNT"
                         with m.Else():
                             m.d.sync += [addr.eq(next_word), overrun.eq(0)]
+                            m.d.comb += x_load.eq(1)
                             with m.If(begin):
-                                m.next = "CRC0"
+                                m.d.sync += crc_left.eq(3)
+                                m.next = "CRC"
                             with m.Else():
                                 m.d.sync += words.eq(words - 1)
                                 m.next = "WORD0"
-                byte_state("WORD0", lo, "WORD1")
+                with frame_state("WORD0"):
+                    with m.If(got):
+                        m.d.sync += [lo.eq(byte), x_on.eq(1)]
+                        m.next = "WORD1"
                 with frame_state("WORD1"):
                     with m.If(got):
+                        m.d.sync += x_on.eq(1)
                         with m.If(w_valid & ~self.weights.ready):
                             m.d.sync += overrun.eq(1)
                         with m.Else():
                             m.d.sync += [w_valid.eq(1), w_data.eq(Cat(lo, byte))]
                         m.d.sync += words.eq(words - 1)
                         with m.If(words == 1):
-                            m.next = "CRC0"
+                            m.d.sync += crc_left.eq(3)
+                            m.next = "CRC"
                         with m.Else():
                             m.next = "WORD0"
-            with frame_state("CRC0"):
+            with frame_state("CRC"):
                 with m.If(got):
-                    m.next = "CRC1"
-            with frame_state("CRC1"):
-                with m.If(got):
+                    m.d.sync += crc_left.eq(crc_left - 1)
+                    with m.If(crc_left == 0):
+                        m.next = "CHECK"
+            with m.State("CHECK"):        # the engine takes 8 cycles for the last byte
+                with m.If(~eng.busy):
                     m.next = "HUNT"
-                    with m.If(crc16_step(crc, byte) != 0):
+                    with m.If(eng.crc != CRC_RESIDUE):
                         report(ErrorCode.BAD_CRC)
+                    with m.Elif(mtype == MsgType.HELLO):
+                        report(INFO_REPORT)
                     if ww:
                         with m.Elif(is_weights):
                             with m.If(overrun | w_valid):
@@ -374,6 +486,7 @@ class FrameReceiver(wiring.Component):
                                 begin = words[0]    # 1 after begin load, 0 after a chunk
                                 with m.If(can_report):
                                     m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww))]
+                                    m.d.comb += w_commit.eq(1)
                     with m.Elif(bad_value):
                         report(ErrorCode.BAD_VALUE)
                     with m.Elif(image_not_loaded):
@@ -386,7 +499,8 @@ class FrameReceiver(wiring.Component):
 
 
 class FrameTransmitter(wiring.Component):
-    """Send RESULT, ERROR and (with ``weight_words``) LOADED frames as bytes.
+    """Send RESULT, ERROR, INFO and (with ``weight_words``) LOADED frames as bytes, with their
+    CRC-32 computed bit-serially (:class:`CRC32Serial`).
 
     Parameters
     ----------
@@ -399,30 +513,30 @@ class FrameTransmitter(wiring.Component):
     weight_words : int
         Words of the loadable weight memory (0..65535); 0: no LOADED frames and no
         ``next_word`` / ``loaded`` inputs.
+    info : bytes
+        The INFO payload (:func:`~spikeforge.boards.hostlink.info_payload`), sent for an ``err``
+        report with code :data:`INFO_REPORT`.
 
     Members
     -------
     result : ``In(stream.Signature(result_layout(classes, logit_bits, cycle_bits)))``
-        One RESULT frame per transfer. The transfer (``ready``) happens with the frame's last
-        byte; the payload is read while the frame is sent, or once as the frame starts with
-        ``copy_result``.
+        One RESULT frame per transfer (logits, class, cycles, seq; its check from ``check``). The
+        transfer (``ready``) happens with the frame's last byte; the payload is read while the
+        frame is sent, or once as the frame starts with ``copy_result``.
     err : ``In(stream.Signature(error_layout()))``
-        One ERROR frame per transfer (same rule); with ``weight_words``, a LOADED frame for
-        code :data:`LOADED_REPORT`. When both are valid and the transmitter is idle, the
-        ``err`` frame goes first.
-    next_word : ``In(range(weight_words + 1))``, loaded : ``In(1)`` (with ``weight_words``)
+        One ERROR frame per transfer (same rule); a LOADED frame for code
+        :data:`LOADED_REPORT` (with ``weight_words``), an INFO frame for :data:`INFO_REPORT`.
+        When both are valid and the transmitter is idle, the ``err`` frame goes first.
+    check : ``In(32)``
+        The first 4 payload bytes of RESULT and LOADED (the receiver's ``check``).
+    next_word, loaded (with ``weight_words``)
         The payload of a LOADED frame; read while it is sent, so they must hold while a
         LOADED report is valid.
     o : ``Out(stream.Signature(8))``
         Frame bytes, SYNC first.
-
-    ``copy_result`` keeps a copy of the result payload, loaded while the transmitter is idle:
-    the byte selection then reads registers next to it, not the payload's sources wherever
-    they are placed (a path of its own on a large device; the copy costs a register per
-    payload bit, which a small one may not have).
     """
 
-    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0, copy_result=False):
+    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0, copy_result=False, info=None):
         name = type(self).__name__
         if not isinstance(copy_result, bool):
             raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
@@ -431,9 +545,14 @@ class FrameTransmitter(wiring.Component):
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        info = bytes(INFO_PAYLOAD) if info is None else bytes(info)
+        if len(info) != INFO_PAYLOAD:
+            raise ValueError(f"{name}: info is {len(info)} bytes; allowed: {INFO_PAYLOAD}")
+        self.info = info
         members = {
             "result": In(stream.Signature(result_layout(self.classes, self.logit_bits, self.cycle_bits))),
             "err": In(stream.Signature(error_layout())),
+            "check": In(32),
             "o": Out(stream.Signature(8)),
         }
         if self.weight_words:
@@ -451,6 +570,7 @@ class FrameTransmitter(wiring.Component):
             p = copy
         length = result_payload_length(self.classes)
         out = [Const(MsgType.RESULT, 8), p.seq, Const(length & 0xFF, 8), Const(length >> 8, 8)]
+        out += self._check_bytes
         for j in range(self.classes):
             ext = Signal(signed(32), name=f"logit{j}")
             m.d.comb += ext.eq(p.logits[j])
@@ -462,47 +582,62 @@ class FrameTransmitter(wiring.Component):
         out += [cycles[8 * k:8 * k + 8] for k in range(4)]
         return out
 
-    def _reply_bytes(self, m, is_loaded):
-        """Body of an ERROR frame; with weights, of a LOADED frame when ``is_loaded`` (the two
-        share their first bytes and their logic)."""
+    def _reply_bytes(self, m, kind):
+        """Body of an ERROR or (with weights) LOADED frame (they share their first bytes and
+        their logic), and of an INFO frame."""
         p = self.err.payload
+        info = [Const(MsgType.INFO, 8), p.seq, Const(INFO_PAYLOAD, 8), Const(0, 8)] + [Const(b, 8) for b in self.info]
         if not self.weight_words:
-            return [Const(MsgType.ERROR, 8), p.seq, Const(1, 8), Const(0, 8), p.code]
-        next_word = Signal(16)
-        m.d.comb += next_word.eq(self.next_word)
-        return [Mux(is_loaded, MsgType.LOADED, MsgType.ERROR), p.seq, Mux(is_loaded, LOADED_PAYLOAD, 1),
-                Const(0, 8), Mux(is_loaded, next_word[:8], p.code), next_word[8:], self.loaded]
+            reply = [Const(MsgType.ERROR, 8), p.seq, Const(1, 8), Const(0, 8), p.code]
+        else:
+            is_loaded = kind == _LOADED
+            next_word = Signal(16)
+            m.d.comb += next_word.eq(self.next_word)
+            # LOADED: check (the weight CRC) first, at the place of RESULT's check
+            reply = [Mux(is_loaded, MsgType.LOADED, MsgType.ERROR), p.seq, Mux(is_loaded, LOADED_PAYLOAD, 1),
+                     Const(0, 8), Mux(is_loaded, self._check_bytes[0], p.code), *self._check_bytes[1:],
+                     next_word[:8], next_word[8:], self.loaded]
+        return reply, info
 
     def elaborate(self, platform):
         m = Module()
-        is_err = Signal()                 # sending the err report (else the result)
-        is_loaded = Signal()              # ... and it is a LOADED acknowledgement
+        m.submodules.crc = eng = CRC32Serial()
+        kind = Signal(2)                  # the frame being sent: _RESULT, _ERROR, _LOADED, _INFO
         sending = Signal()
+        in_crc = Signal()                 # the body has been sent: the CRC bytes go out
+        # the check field's bytes: the same signals in RESULT and LOADED, at the same places
+        self._check_bytes = [Signal(8, name=f"check{k}") for k in range(4)]
+        m.d.comb += [b.eq(self.check[8 * k:8 * k + 8]) for k, b in enumerate(self._check_bytes)]
         result_body = self._result_bytes(m, sending)
-        reply_body = self._reply_bytes(m, is_loaded)
-        longest = max(len(result_body), len(reply_body)) + 3
+        reply_body, info_body = self._reply_bytes(m, kind)
+        lens = {_RESULT: len(result_body), _ERROR: 5, _LOADED: 4 + LOADED_PAYLOAD, _INFO: len(info_body)}
+        longest = max(lens.values()) + 5
         pos = Signal(range(longest))      # byte index in the frame: 0 SYNC, then body, then CRC
-        crc = Signal(16, init=CRC_INIT)
-        byte = Signal(8)                  # the byte at ``pos``, registered (chosen a byte ahead)
+        byte = Signal(8)                  # the body byte at ``pos``, registered (chosen a byte ahead)
         take = self.o.valid & self.o.ready
-        m.d.comb += self.o.payload.eq(byte)
+        m.d.comb += self.o.payload.eq(Mux(in_crc, eng.crc[:8], byte))
 
         with m.If(~sending):
             with m.If(self.err.valid):
-                m.d.sync += [sending.eq(1), is_err.eq(1), pos.eq(0), byte.eq(SYNC)]
+                code = self.err.payload.code
+                m.d.sync += [sending.eq(1), pos.eq(0), byte.eq(SYNC), in_crc.eq(0),
+                             kind.eq(Mux(code == INFO_REPORT, _INFO, _ERROR))]
                 if self.weight_words:
-                    m.d.sync += is_loaded.eq(self.err.payload.code == LOADED_REPORT)
+                    with m.If(code == LOADED_REPORT):
+                        m.d.sync += kind.eq(_LOADED)
             with m.Elif(self.result.valid):
-                m.d.sync += [sending.eq(1), is_err.eq(0), pos.eq(0), byte.eq(SYNC)]
+                m.d.sync += [sending.eq(1), kind.eq(_RESULT), pos.eq(0), byte.eq(SYNC), in_crc.eq(0)]
 
-        def frame_end(body_len):
-            return body_len + 2           # position of the CRC's low byte: the frame's last byte
+        def by_kind(values):
+            out = Signal(range(longest))
+            with m.Switch(kind):
+                for k, v in values.items():
+                    with m.Case(k):
+                        m.d.comb += out.eq(v)
+            return out
 
-        def ends(d):                      # position of the frame's last byte less d
-            return Mux(is_err, Mux(is_loaded, frame_end(7) - d, frame_end(5) - d),
-                       frame_end(len(result_body)) - d)
-
-        at_end, at_crc_hi, before_crc = pos == ends(0), pos == ends(1), pos == ends(2)
+        body_end = by_kind(lens)                               # position of the last body byte
+        at_end = pos == by_kind({k: v + 4 for k, v in lens.items()})
 
         def body_after(body):
             """The body byte after ``pos`` (body byte k is at position k + 1)."""
@@ -517,33 +652,48 @@ class FrameTransmitter(wiring.Component):
         # there: the selection spans the payload (every logit), so on a large device it is a
         # long path of its own. It is valid a cycle after ``pos`` moves (and after a frame
         # starts), so the transmitter offers no byte in the cycle after a take or a start (a
-        # UART takes one per bit times ten).
+        # UART takes one per bit times ten). It offers none either while the CRC engine shifts.
         ahead = Signal(8)
         took = Signal()
         starts = ~sending & (self.err.valid | self.result.valid)
-        m.d.sync += [ahead.eq(Mux(is_err, body_after(reply_body), body_after(result_body))),
-                     took.eq(take | starts)]
-        crc_next = crc16_step(crc, byte)
+        # one body for RESULT, ERROR and LOADED: a byte that is the same signal in RESULT and
+        # ERROR/LOADED (the check field) is not muxed by kind
+        body = []
+        for k in range(max(len(result_body), len(reply_body))):
+            r = result_body[k] if k < len(result_body) else None
+            q = reply_body[k] if k < len(reply_body) else None
+            body.append(r if q is None or q is r else q if r is None else Mux(kind == _RESULT, r, q))
+        # INFO's constant bytes from a small ROM (fewer cells than as cases of ``body``), read like ``ahead``:
+        # the byte after ``pos``, registered; its variable header bytes from the reply's place
+        m.submodules.info = rom = Memory(shape=8, depth=len(info_body), init=[
+            int(v.value) if isinstance(v, Const) else 0 for v in info_body])
+        rd = rom.read_port(domain="sync")
+        m.d.comb += rd.addr.eq(pos)
+        info_var = Signal()               # the INFO header's seq: from the reply body
+        m.d.sync += [ahead.eq(body_after(body)), took.eq(take | starts), info_var.eq(pos == 1)]
+        ahead_byte = Mux((kind == _INFO) & ~info_var, rd.data, ahead)
+        # CRC bytes: feed the register its own low byte (as the true register holds it): the
+        # feedback is then 0 and it just shifts on to the next byte
+        m.d.comb += eng.byte.eq(Mux(in_crc, ~eng.crc[:8], byte))
         with m.If(take):
-            m.d.sync += pos.eq(pos + 1)
+            m.d.sync += [pos.eq(pos + 1), byte.eq(ahead_byte)]
             with m.If(pos == 0):
-                m.d.sync += crc.eq(CRC_INIT)
-            with m.Elif(~at_crc_hi & ~at_end):
-                m.d.sync += crc.eq(crc_next)
-            with m.If(at_crc_hi):
-                m.d.sync += byte.eq(crc[:8])
-            with m.Elif(before_crc):
-                m.d.sync += byte.eq(crc_next[8:])
+                m.d.comb += eng.init.eq(1)
             with m.Else():
-                m.d.sync += byte.eq(ahead)
+                m.d.comb += eng.load.eq(1)
+            with m.If(pos == body_end):
+                m.d.sync += in_crc.eq(1)
             with m.If(at_end):
                 m.d.sync += sending.eq(0)
         m.d.comb += [
-            self.o.valid.eq(sending & ~took),
-            self.err.ready.eq(take & at_end & is_err),
-            self.result.ready.eq(take & at_end & ~is_err),
+            self.o.valid.eq(sending & ~took & ~eng.busy),
+            self.err.ready.eq(take & at_end & (kind != _RESULT)),
+            self.result.ready.eq(take & at_end & (kind == _RESULT)),
         ]
         return m
+
+
+_RESULT, _ERROR, _LOADED, _INFO = range(4)
 
 
 class UARTHostLink(wiring.Component):
@@ -569,6 +719,13 @@ class UARTHostLink(wiring.Component):
     copy_result : bool
         The transmitter keeps a copy of the result payload (:class:`FrameTransmitter`): for a
         large device, where the payload's sources can be far from the link.
+    weight_crc : int
+        Without ``weight_words``: the CRC-32C of the weights built into the bitstream
+        (:func:`~spikeforge.boards.hostlink.weight_set_crc`), where every RESULT's check starts.
+        With ``weight_words`` the receiver computes it from the words loaded.
+    info : bytes or None
+        The INFO payload answering HELLO (:func:`~spikeforge.boards.hostlink.info_payload`);
+        default: version 3, model hash 0, shape ``(pixels, 1, 1)``, lanes and clock 0.
 
     Members
     -------
@@ -590,16 +747,21 @@ class UARTHostLink(wiring.Component):
     """
 
     def __init__(self, *, divisor, pixels=64, max_value=16, classes=10, logit_bits=32, cycle_bits=32,
-                 timeout_bytes=4, weight_words=0, copy_result=False):
+                 timeout_bytes=4, weight_words=0, copy_result=False, weight_crc=0, info=None):
         name = type(self).__name__
         if not isinstance(copy_result, bool):
             raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
         self.copy_result = copy_result
         self.divisor = _check_divisor(name, divisor)
         self.timeout_bytes = check_int(name, "timeout_bytes", timeout_bytes, 1, 1024)
-        self.pixels = check_int(name, "pixels", pixels, 1, 1024)
+        self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE)
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
         self.classes = check_int(name, "classes", classes, 1, 255)
+        self.weight_crc = check_int(name, "weight_crc", weight_crc, 0, (1 << 32) - 1)
+        if info is None:
+            info = info_payload(Info(VERSION, bytes(8), (self.pixels, 1, 1), self.max_value, self.classes, 0, 0,
+                                     weight_words))
+        self.info = bytes(info)
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
@@ -622,10 +784,11 @@ class UARTHostLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(divisor=self.divisor)
         m.submodules.receiver = rcv = FrameReceiver(
             pixels=self.pixels, max_value=self.max_value,
-            timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words)
+            timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words,
+            weight_crc=self.weight_crc)
         m.submodules.transmitter = xmt = FrameTransmitter(
             classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits,
-            weight_words=self.weight_words, copy_result=self.copy_result)
+            weight_words=self.weight_words, copy_result=self.copy_result, info=self.info)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o, rcv.i)
         wiring.connect(m, xmt.o, utx.i)
@@ -664,5 +827,6 @@ class UARTHostLink(wiring.Component):
             xmt.result.payload.cls.eq(self.result.payload.cls),
             xmt.result.payload.cycles.eq(counter),
             xmt.result.payload.seq.eq(seq),
+            xmt.check.eq(rcv.check),
         ]
         return m

@@ -27,14 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .hostlink import (
-    BAUD_RATES, MAX_PAYLOAD, MAX_WEIGHT_WORDS, ErrorCode, Frame, FrameDecoder, FrameError, MsgType, argmax_lowest,
-    decode_error, decode_image, decode_loaded, decode_result, decode_weights, encode_error, encode_image,
-    encode_loaded, encode_result, encode_weights,
+    BAUD_RATES, MAX_IMAGE, MAX_PAYLOAD, MAX_WEIGHT_WORDS, VERSION, ErrorCode, Frame, FrameDecoder, FrameError, MsgType,
+    argmax_lowest, decode_error, decode_image, decode_info, decode_loaded, decode_result, decode_weights,
+    encode_error, encode_hello, encode_image, encode_info, encode_loaded, encode_result, encode_weights, image_bytes,
+    looks_like_v2_reply, result_check, result_payload_length, words_crc,
 )
 
 __all__ = [
     "Transport", "SerialTransport", "MemoryTransport", "VirtualClock", "ReferenceBoard", "HostLink",
-    "LinkStats", "LinkError", "ResultMismatchError", "LoadSummary",
+    "LinkStats", "LinkError", "ResultMismatchError", "LoadSummary", "OldBoardError",
 ]
 
 
@@ -237,7 +238,7 @@ class ReferenceBoard:
     """
 
     def __init__(self, logits_fn, *, pixels=64, max_value=16, cycles_fn=None, weight_words=0, clock=None,
-                 byte_timeout=None):
+                 byte_timeout=None, weight_crc=0, info=None):
         if isinstance(weight_words, bool) or not isinstance(weight_words, int) or not 0 <= weight_words <= 0xFFFF:
             raise ValueError(f"ReferenceBoard: weight_words is {weight_words!r}; allowed: an integer 0..65535")
         self.logits_fn = logits_fn
@@ -252,6 +253,17 @@ class ReferenceBoard:
         self.resets = 0
         self.clock, self.byte_timeout = clock, byte_timeout
         self._last_byte = None
+        self.fixed_weight_crc = weight_crc   # the weight CRC of a board without loadable weights
+        self._wcrc = 0                       # CRC-32C of the committed words 0 .. next_word - 1
+        self.info = info                     # an Info to answer HELLO with (None: BAD_TYPE, as version 2)
+
+    @property
+    def weight_crc(self):
+        """What a RESULT reports as the weight CRC: of the words loaded (``0 .. next_word - 1``),
+        or the built-in constant."""
+        if not self.weight_words:
+            return self.fixed_weight_crc
+        return self._wcrc
 
     def reset(self, *, scramble=None):
         """What a reconfiguration or power cycle does: the frame being received is lost,
@@ -261,6 +273,7 @@ class ReferenceBoard:
         self._decoder.reset()
         self.next_word = 0
         self.loaded = False
+        self._wcrc = 0
         self.resets += 1
         if scramble is not None and self.weight_words:
             self.weights[:] = scramble.integers(0, 1 << 16, self.weight_words)
@@ -277,9 +290,10 @@ class ReferenceBoard:
         if offset + n > self.weight_words:
             return encode_error(ErrorCode.BAD_LENGTH, item.seq)
         self.weights[offset:offset + n] = words
+        self._wcrc = words_crc(words, self._wcrc) if n else 0
         self.next_word = offset + n
         self.loaded = self.next_word == self.weight_words
-        return encode_loaded(self.next_word, self.loaded, item.seq)
+        return encode_loaded(self.next_word, self.loaded, item.seq, weight_crc=self.weight_crc)
 
     def __call__(self, data):
         out = b""
@@ -297,6 +311,9 @@ class ReferenceBoard:
                 continue
             if item.type == MsgType.WEIGHTS and self.weight_words:
                 out += self._weights_frame(item)
+            elif item.type == MsgType.HELLO and self.info is not None:
+                out += (encode_error(ErrorCode.BAD_LENGTH, item.seq) if item.payload else
+                        encode_info(self.info, item.seq))
             elif item.type != MsgType.IMAGE:
                 out += encode_error(ErrorCode.BAD_TYPE, item.seq)
             elif len(item.payload) != self.pixels:
@@ -309,7 +326,8 @@ class ReferenceBoard:
                 image = decode_image(item.payload, pixels=self.pixels, max_value=self.max_value)
                 self.images.append(image)
                 logits = [int(v) for v in self.logits_fn(image)]
-                out += encode_result(logits, argmax_lowest(logits), int(self.cycles_fn(image)), item.seq)
+                out += encode_result(logits, argmax_lowest(logits), int(self.cycles_fn(image)), item.seq,
+                                     check=result_check(item.payload, self.weight_crc))
         return out
 
 
@@ -332,6 +350,11 @@ class ResultMismatchError(RuntimeError):
     """A RESULT arrived intact but its class is not the argmax of its logits (board bug)."""
 
 
+class OldBoardError(LinkError):
+    """The board does not answer HELLO with INFO: it speaks an older protocol (or is not a
+    spikeforge board); it must be rebuilt and reflashed."""
+
+
 @dataclass
 class LinkStats:
     """Counters and timings of a :class:`HostLink` (seconds of the transport's clock)."""
@@ -352,6 +375,7 @@ class LinkStats:
     weight_loads: int = 0    # completed HostLink.load_weights calls
     weight_reloads: int = 0  # loads the host started by itself after a NOT_LOADED
     drain_cutoffs: int = 0   # discards after a failed attempt that hit their deadline (line never quiet)
+    foreign_results: int = 0  # intact RESULTs whose image or weight CRC was not the expected one
 
     @property
     def retries(self):
@@ -409,13 +433,23 @@ class HostLink:
     notify : callable or None
         Called with one line when the host acts on its own (a weight reload); default: print it
         to stderr.
+    weight_crc : int
+        CRC-32C of the weight set built into the bitstream
+        (:func:`~spikeforge.boards.hostlink.weight_set_crc`; default 0, the CRC of none). After
+        :meth:`load_weights` it is that of the words loaded instead.
+
+    A RESULT is accepted only when its ``check`` is the CRC-32C of the weight set continued over
+    the image sent (:func:`~spikeforge.boards.hostlink.result_check`); anything else is a failed
+    attempt (``stats.foreign_results``). When every attempt of a request is answered so, the
+    board holds other weights: the host reloads its words once (as after NOT_LOADED), or,
+    without words to load, raises :class:`LinkError`.
     """
 
     def __init__(self, transport, *, classes=10, pixels=64, max_value=16, timeout=1.0, retries=3,
-                 settle=0.02, check_class=True, notify=None):
+                 settle=0.02, check_class=True, notify=None, weight_crc=0):
         if not isinstance(transport, Transport):
             raise TypeError(f"HostLink: transport must be a Transport, not {type(transport).__name__}")
-        for name, value, lo, hi in (("classes", classes, 1, 255), ("pixels", pixels, 1, 1024),
+        for name, value, lo, hi in (("classes", classes, 1, 255), ("pixels", pixels, 1, MAX_IMAGE),
                                     ("max_value", max_value, 1, 255), ("retries", retries, 0, 1000)):
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"HostLink: {name} is {value!r}; allowed: an integer {lo}..{hi}")
@@ -436,6 +470,10 @@ class HostLink:
         self._seq = 0
         self._clock = transport.clock
         self._weights = None     # (words, chunk) of the last load_weights, for a reload
+        if isinstance(weight_crc, bool) or not isinstance(weight_crc, int) or not 0 <= weight_crc < (1 << 32):
+            raise ValueError(f"HostLink: weight_crc is {weight_crc!r}; allowed: an integer 0..2^32-1")
+        self.weight_crc = weight_crc   # expected weight CRC (load_weights sets it to the words' CRC)
+        self._raw = bytearray()        # bytes received in the current exchange (to recognize an old board)
         self._attempt_start = self._clock()
         self._begin_request()
 
@@ -513,7 +551,8 @@ class HostLink:
         self._attempt_start = self._clock()
         deadline = self._attempt_start + self.timeout
         self.stats.bytes_sent += len(frame)
-        decoder = FrameDecoder(max_payload=max(MAX_PAYLOAD, 4 * self.classes + 5))
+        decoder = FrameDecoder(max_payload=max(MAX_PAYLOAD, result_payload_length(self.classes)))
+        self._raw.clear()
         while True:
             remaining = deadline - self._clock()
             if remaining <= _EPS:
@@ -521,6 +560,8 @@ class HostLink:
                 return "lost", None, f"no reply within {self.timeout:g} s"
             data = self.transport.read(4096, remaining)
             self._received(data)
+            if len(self._raw) < 4096:
+                self._raw += data
             for item in decoder.feed(data):
                 if isinstance(item, FrameError):
                     self.stats.bad_replies += 1
@@ -558,12 +599,14 @@ class HostLink:
         answers NOT_LOADED after the reload, it is a :class:`LinkError` at once.
         """
         image = np.asarray(image)
-        encode_image(image, 0, pixels=self.pixels, max_value=self.max_value)  # check it first
+        # checks the image first
+        want = result_check(image_bytes(image, pixels=self.pixels, max_value=self.max_value), self.weight_crc)
         self.stats.requests += 1
         start = self._clock()
         self._begin_request()
         causes = []
         reloaded = False
+        foreign = 0              # attempts of this round answered by an intact RESULT with another check
         try:
             attempt = 0
             while attempt <= self.retries:
@@ -574,8 +617,27 @@ class HostLink:
                     encode_image(image, seq, pixels=self.pixels, max_value=self.max_value), seq, MsgType.RESULT,
                     lambda payload: decode_result(payload, classes=self.classes))
                 if outcome == "ok":
-                    break
+                    if result.check == want:
+                        break
+                    # a damaged request, a stale result, or a board with other weights
+                    self.stats.foreign_results += 1
+                    foreign += 1
+                    outcome, cause = "lost", (f"RESULT for another image or weight set (check "
+                                              f"0x{result.check:08X}, expected 0x{want:08X})")
                 causes.append(f"attempt {len(causes) + 1} (seq {seq}): {cause}")
+                if foreign == attempt > self.retries:
+                    # every attempt answered, never with our check: the weights differ
+                    if self._weights is None or reloaded:
+                        self.stats.failed += 1
+                        raise LinkError(f"the board computes with other weights: {attempt} intact RESULTs, none "
+                                        f"with the check of this image and weight set (0x{want:08X})"
+                                        + (" even after reloading them" if reloaded else
+                                           "; is it built from this model?"), causes)
+                    reloaded = True
+                    self._reload(causes)
+                    attempt = foreign = 0
+                    self._begin_request()
+                    continue
                 if outcome == "nack" and result == ErrorCode.NOT_LOADED:
                     if self._weights is None or reloaded:
                         self.stats.failed += 1
@@ -585,7 +647,7 @@ class HostLink:
                                         "reloaded", causes)
                     reloaded = True
                     self._reload(causes)
-                    attempt = 0          # the image again, with every attempt
+                    attempt = foreign = 0          # the image again, with every attempt
                     self._begin_request()
                     continue
                 self._drain()
@@ -607,14 +669,47 @@ class HostLink:
 
     def _reload(self, causes):
         words, chunk = self._weights
-        self.notify(f"the board answered NOT_LOADED: it lost its weights (reset or reconfigured); "
-                    f"reloading its {len(words)} weight words")
+        why = causes[-1].split(": ", 1)[-1] if causes else ""
+        what = ("the board answered NOT_LOADED: it lost its weights (reset or reconfigured)" if "NOT_LOADED" in why
+                else "the board's RESULTs never had the check of these weights: it holds other words")
+        self.notify(f"{what}; reloading its {len(words)} weight words")
         self.stats.weight_reloads += 1
         try:
             self.load_weights(words, chunk=chunk)
         except LinkError as e:
             self.stats.failed += 1
             raise LinkError(f"the board lost its weights and reloading them failed: {e}", causes + e.causes) from None
+
+    def hello(self):
+        """Ask the board what it is: HELLO, answered with INFO. Returns the
+        :class:`~spikeforge.boards.hostlink.Info`. Retried like an image; a board that answers
+        BAD_TYPE, a version 2 reply, or nothing valid in ``1 + retries`` attempts raises
+        :class:`OldBoardError` (rebuild and reflash it), a babbling line :class:`LinkError`."""
+        self._begin_request()
+        causes, old = [], False
+        for _ in range(1 + self.retries):
+            seq = self._next_seq()
+            outcome, value, cause = self._exchange(encode_hello(seq), seq, MsgType.INFO, decode_info)
+            if outcome == "ok":
+                if value.version != VERSION:
+                    raise OldBoardError(f"the board speaks host-link protocol version {value.version}, this "
+                                        f"spikeforge version {VERSION}: rebuild and reflash the board with it "
+                                        "(spikeforge build, then spikeforge flash)")
+                return value
+            old = old or looks_like_v2_reply(self._raw) or (outcome == "nack" and value == ErrorCode.BAD_TYPE)
+            causes.append(f"HELLO (seq {seq}): {cause}")
+            if old:
+                break
+            self._drain()
+        if old:
+            raise OldBoardError("the board does not know HELLO: it runs host-link protocol version 2 or older; "
+                                "rebuild and reflash it with this spikeforge (spikeforge build, then spikeforge "
+                                "flash)", causes)
+        if self._req_drains and self._req_busy == self._req_drains:
+            raise self._failure("", causes)
+        raise OldBoardError(f"the board did not answer HELLO in {len(causes)} attempts: it runs host-link protocol "
+                            "version 2 or older, or is not a spikeforge board; rebuild and reflash it with this "
+                            "spikeforge (spikeforge build, then spikeforge flash)", causes)
 
     def infer_many(self, images):
         """:meth:`infer` each image; returns ``(logits [n, K], classes [n], cycles [n])``."""
@@ -658,8 +753,13 @@ class HostLink:
         if progress is not None and not callable(progress):
             raise TypeError(f"HostLink.load_weights: progress must be callable, not {progress!r}")
         self._weights = (words, chunk)   # what a reload after NOT_LOADED sends
+        self.weight_crc = words_crc(words)
         total = len(words)
         offsets = list(range(0, total, chunk))
+        prefix_crc = {0: 0}               # CRC-32C of words 0 .. end - 1 at every chunk end
+        for offset in offsets:
+            end = min(total, offset + chunk)
+            prefix_crc[end] = words_crc(words[offset:end], prefix_crc[offset])
         start = self._clock()
         frames0 = self.stats.weight_frames
         accepted = 0
@@ -678,9 +778,10 @@ class HostLink:
             while True:   # begin load
                 outcome, value, cause = self._weights_attempt(0, [])
                 if outcome == "ok":
-                    if value.next_word != 0 or value.loaded:
+                    if value.next_word != 0 or value.loaded or value.weight_crc != 0:
                         raise LinkError(f"board answered begin load with next_word {value.next_word}, "
-                                        f"loaded {int(value.loaded)}; expected 0, 0")
+                                        f"loaded {int(value.loaded)}, weight CRC 0x{value.weight_crc:08X}; "
+                                        "expected 0, 0, 0")
                     accepted += 1
                     self._begin_request()
                     break
@@ -706,6 +807,14 @@ class HostLink:
                     if value.next_word != end:
                         raise LinkError(f"board answered words {offset}..{end - 1} with next_word "
                                         f"{value.next_word}; expected {end}")
+                    want = prefix_crc[end]
+                    if value.weight_crc != want:
+                        # a damaged WEIGHTS frame got through: the words held are not ours
+                        causes.append(f"words {offset}..{end - 1}: LOADED with weight CRC "
+                                      f"0x{value.weight_crc:08X}, expected 0x{want:08X}")
+                        self.stats.foreign_results += 1
+                        break     # start over
+
                     accepted += 1
                     causes = []
                     self._begin_request()

@@ -13,6 +13,9 @@ simulated UART pins, bit by bit.
 - Fault injection: :meth:`UARTPinTransport.corrupt_write` flips a bit of a byte of a given
   write (a corrupted IMAGE frame: the board must answer BAD_CRC and the host retry);
   :meth:`UARTPinTransport.corrupt_read` flips a bit of a received byte (a corrupted RESULT).
+  The fault-injecting :class:`~spikeforge.boards.faults.FaultyTransport` wraps it as any
+  transport: its babble and stalls spend simulated time (:meth:`UARTPinTransport.wait`) and
+  its board resets pulse the design's reset (:meth:`UARTPinTransport.reset_board`).
 
 The only difference to a real board is the missing PLL and pin buffers (:class:`BoardTop`'s
 platform part) and the divisor.
@@ -29,11 +32,13 @@ __all__ = ["SIM_TOP", "write_sim_board", "UARTPinTransport"]
 SIM_TOP = "sim_board"
 
 
-def write_sim_board(program, path, *, divisor=4, leds=4):
-    """Write the Verilog of the board system for ``program`` to ``path``; returns the path."""
+def write_sim_board(program, path, *, divisor=4, leds=4, clock_hz=None):
+    """Write the Verilog of the board system for ``program`` to ``path``; returns the path.
+    ``clock_hz``: the clock INFO reports (default: the 1 kHz the LED logic is built for, so
+    that its counters stay short in simulation)."""
     from amaranth.back import verilog
 
-    system = AcceleratorSystem(program, divisor=divisor, clk_hz=1e3, leds=leds)
+    system = AcceleratorSystem(program, divisor=divisor, clk_hz=1e3, leds=leds, info_clock_hz=clock_hz)
     text = verilog.convert(system, name=SIM_TOP, emit_src=False)
     atomic_write(path, text.encode())
     return Path(path)
@@ -147,6 +152,35 @@ class UARTPinTransport(Transport):
         from cocotb.task import resume
 
         return resume(self._read)(size, timeout)
+
+    def wait(self, seconds):
+        """Let ``seconds`` of simulated time pass (babble and stalls of a FaultyTransport)."""
+        from cocotb.task import resume
+
+        async def sleep():
+            from cocotb.triggers import Timer
+
+            await Timer(max(1, round(seconds * 1e9)), "ns", round_mode="round")
+            self._stamp()
+
+        resume(sleep)()
+
+    def reset_board(self):
+        """Reset the board (as a reconfiguration does, the weight memory keeps its words): the
+        design's reset high for two clock cycles."""
+        from cocotb.task import resume
+
+        async def pulse():
+            from cocotb.triggers import RisingEdge
+
+            self.dut.rst.value = 1
+            for _ in range(2):
+                await RisingEdge(self.dut.clk)
+            self.dut.rst.value = 0
+            await RisingEdge(self.dut.clk)
+            self._stamp()
+
+        resume(pulse)()
 
     def reset_input(self):
         self._rx.clear()

@@ -18,10 +18,19 @@ path of a JSON job file:
     ``corrupt_reply_image`` (index of the image whose first RESULT frame arrives with a
     flipped bit: the host must detect it and ask again), ``corrupt_weights`` (SPRAM builds:
     the second WEIGHTS frame gets a flipped data bit);
+``fuzz`` (optional)
+    ``{"requests", "faults", "rate", "seed"}``: instead of one pass over the images, after a
+    clean weight load, ``requests`` requests (the images in turn) through a
+    :class:`~spikeforge.boards.faults.FaultyTransport` around the pins, counted as
+    :func:`~spikeforge.boards.faults.fuzz_requests` does (right, wrong, refused, hung);
 ``out``, ``progress``
     files to write the summary (JSON) and the number of images done to.
+
+Before anything else the host asks the board what it is (HELLO) and checks it against the
+model (:func:`spikeforge.boards.cli.board_mismatch`).
 """
 
+import collections
 import dataclasses
 import json
 import os
@@ -32,12 +41,15 @@ from cocotb.task import bridge
 from cocotb.triggers import RisingEdge
 from cocotb.utils import get_sim_time
 
-from spikeforge.boards.inference import merge_runs, run_images
+from spikeforge.boards.faults import FaultyTransport, fuzz_requests, request_bound
+from spikeforge.boards.hostlink import weight_set_crc
+from spikeforge.boards.inference import board_mismatch, merge_runs, run_images
 from spikeforge.boards.runtime import HostLink
 from spikeforge.boards.sim_board import UARTPinTransport
 from spikeforge.hdl.accel.report import compile_for_target
 from spikeforge.modelfile import load_model
 from spikeforge.sim.cocotb_util import test_parameters
+from spikeforge.sim.model import run_model
 
 
 #: bytes before an IMAGE or WEIGHTS frame's payload (docs/hostlink.md)
@@ -72,9 +84,17 @@ async def board_images(dut):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     transport = UARTPinTransport(dut, divisor=int(job["divisor"]), period_ns=period_ps / 1000)
+    spram = program.memory.kind == "spram"
     link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
                     max_value=int(img.levels), timeout=job["timeout"], settle=job["settle"],
-                    retries=job["retries"])
+                    retries=job["retries"], weight_crc=0 if spram else weight_set_crc(program))
+    info = await bridge(link.hello)()
+    why = board_mismatch(info, model, program)
+    assert why is None, why
+
+    if job.get("fuzz"):
+        await _fuzz(job, link, transport, program, model, images)
+        return
 
     faults = job.get("faults") or {}
     loaded = None
@@ -115,3 +135,37 @@ async def board_images(dut):
     summary["simulated_seconds"] = {"weights": t_load, "images": t_images}
     summary["weights_loaded"] = None if loaded is None else dataclasses.asdict(loaded)
     _write_json(job["out"], summary)
+
+
+async def _fuzz(job, link, transport, program, model, images):
+    spec = job["fuzz"]
+    if program.memory.kind == "spram":
+        await bridge(lambda: link.load_weights(program.weight_image()))()
+    golden = run_model(model, images).logits
+    line = FaultyTransport(transport, rate=spec["rate"], faults=spec["faults"], seed=spec["seed"],
+                           reset=transport.reset_board, baud=1e12 / transport.bit_ps)
+    link.transport = line
+    counts, examples, wrong = collections.Counter(), {}, []
+    n = int(spec["requests"])
+    words = len(program.weight_image()) if program.memory.kind == "spram" else 0
+    bounds = (request_bound(link), request_bound(link, words))
+    progress_path = job.get("progress")
+
+    def batches():
+        for start in range(0, n, len(images)):
+            k = min(len(images), n - start)
+            yield images[:k], golden[:k]
+            if progress_path:
+                with open(progress_path, "w") as f:
+                    f.write(str(start + k))
+
+    t0 = get_sim_time("ns") * 1e-9
+    await bridge(lambda: fuzz_requests(link, line, batches(), counts=counts, examples=examples, wrong=wrong,
+                                       bounds=bounds))()
+    transport.close()
+    _write_json(job["out"], {
+        "requests": n, "faults": spec["faults"], "rate": spec["rate"], "seed": spec["seed"],
+        **{k: counts.get(k, 0) for k in ("right", "wrong", "refused", "refused_unclear", "hung")},
+        "reloads": link.stats.weight_reloads, "foreign_results": link.stats.foreign_results,
+        "injected": dict(line.injected), "simulated_seconds": get_sim_time("ns") * 1e-9 - t0,
+        "examples": examples, "wrong_details": wrong})

@@ -45,7 +45,7 @@ def _cache_root():
 
 
 def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, baud=115200, timeout=1.0,
-                   retries=3, build_dir=None, progress=None, faults=None):
+                   retries=3, build_dir=None, progress=None, faults=None, fuzz=None):
     """Run ``images`` (``[B, H, W, C]`` integers) through the simulated ``board``.
 
     Returns the summary of :func:`spikeforge.boards.inference.run_images` (per-image results, link
@@ -55,7 +55,10 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     ``compute`` from the frame sizes and the clock). ``progress(done, total)`` is called as
     images complete. ``faults``: transmission errors to inject, as described in
     :mod:`spikeforge.boards.sim_board_bench` (the run then shows the NACKs and retries they
-    cause). Raises ``ValueError`` (board, lanes, clock, baud, images) and
+    cause). ``fuzz``: ``{"requests", "faults", "rate", "seed"}`` runs the fault-injecting
+    transport (:class:`~spikeforge.boards.faults.FaultyTransport`) against the simulated board
+    instead (see :mod:`spikeforge.boards.sim_board_bench`) and returns its counts (right,
+    wrong, refused, hung, ...). Raises ``ValueError`` (board, lanes, clock, baud, images) and
     :class:`~spikeforge.hdl.accel.program.MappingError` before anything is built, and the
     simulator runners' errors after.
     """
@@ -76,7 +79,7 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     root = Path(build_dir) if build_dir is not None else _cache_root()
     root.mkdir(parents=True, exist_ok=True)
     verilog_tmp = root / f".sim_board-{threading.get_ident()}.v"
-    write_sim_board(program, verilog_tmp, divisor=divisor)
+    write_sim_board(program, verilog_tmp, divisor=divisor, clock_hz=clock.mhz * 1e6)
     text = verilog_tmp.read_bytes()
     # The build depends on the Verilog and the simulator flags (sim/runners.py), not on the
     # testbench, which cocotb loads afresh at every run.
@@ -98,7 +101,7 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
            "images": [im.reshape(-1).tolist() for im in images], "labels": labels.tolist(),
            "divisor": divisor, "period_ps": period_ps, "timeout": float(timeout), "settle": SETTLE_S,
            "retries": int(retries), "out": str(out), "progress": str(progress_path),
-           "faults": dict(faults or {})}
+           "faults": dict(faults or {}), "fuzz": dict(fuzz) if fuzz else None}
     job_path = folder / "job.json"
     atomic_write(job_path, json.dumps(job).encode())
 
@@ -130,6 +133,11 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
         raise outcome["error"]
     summary = json.loads(out.read_text())
     run = outcome["run"]
+    if fuzz:
+        summary.update({"board": target.name, "lanes": lanes, "clock_mhz": clock.mhz, "baud": baud,
+                        "build_seconds": run.build_seconds, "sim_seconds": run.test_seconds,
+                        "wall_seconds": time.monotonic() - t0})
+        return summary
 
     predicted = np.array([execute_program(program, im).total_cycles for im in images], np.int64)
     cycles = np.array([r["cycles"] for r in summary["results"]], np.int64)

@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from ..hdl.accel.engine import Engine
 from ..hdl.accel.engine import result_layout as engine_result_layout
 from ..hdl.params import field_bits
-from .hostlink import BAUD_RATES
+from .hostlink import BAUD_RATES, MAX_IMAGE, VERSION, Info, info_payload, model_hash, weight_set_crc
 from .link_gateware import UARTHostLink, image_layout, result_layout
 from .uart import baud_divisor
 
@@ -111,9 +111,13 @@ class AcceleratorSystem(wiring.Component):
     mult_primitive : bool
         The fast build's requantization multipliers as ECP5 ``MULT18X18D`` blocks with their
         own registers (synthesis for the ECP5; see :class:`~spikeforge.hdl.accel.product.RegisteredProduct`).
+    info_clock_hz : float or None
+        The clock the link's INFO reports (default ``clk_hz``; the simulated board runs its LED
+        logic at 1 kHz but reports the board's clock).
     """
 
-    def __init__(self, program, *, divisor, clk_hz=12e6, leds=2, spram_primitive=False, mult_primitive=False):
+    def __init__(self, program, *, divisor, clk_hz=12e6, leds=2, spram_primitive=False, mult_primitive=False,
+                 info_clock_hz=None):
         if isinstance(leds, bool) or not isinstance(leds, int) or not 0 <= leds <= 16:
             raise ValueError(f"AcceleratorSystem: leds is {leds!r}; allowed: an integer 0..16")
         self.program = program
@@ -122,18 +126,25 @@ class AcceleratorSystem(wiring.Component):
         img = program.image
         self.max_value = int(img.levels)
         self.pixels = img.H * img.W * img.C
-        if not 1 <= self.pixels <= 1024:
+        if not 1 <= self.pixels <= MAX_IMAGE:
             raise ValueError(f"AcceleratorSystem: the image has {self.pixels} pixels; the host link "
-                             "carries 1..1024")
+                             f"carries 1..{MAX_IMAGE}")
         self.classes = program.classes
         self.logit_bits = self.engine.logit_bits
         self.divisor = divisor
         self.clk_hz = float(clk_hz)
         self.n_leds = leds
+        # What HELLO answers, and the weight CRC of weights built into the bitstream: computed
+        # here, by the generator, baked in as constants.
+        self.info = Info(VERSION, model_hash(program.model), (img.H, img.W, img.C), self.max_value, self.classes,
+                         program.lanes, round(self.clk_hz if info_clock_hz is None else info_clock_hz),
+                         self.weight_words)
         self.link = UARTHostLink(divisor=divisor, pixels=self.pixels, max_value=self.max_value,
                                  classes=self.classes, logit_bits=self.logit_bits,
                                  copy_result=not program.compact,   # the fast build: a large device
-                                 **({"weight_words": self.weight_words} if self.weight_words else {}))
+                                 info=info_payload(self.info),
+                                 **({"weight_words": self.weight_words} if self.weight_words else
+                                    {"weight_crc": weight_set_crc(program)}))
         self.adapter = EngineLinkAdapter(max_value=self.max_value, pixel_bits=self.engine.pixel_bits,
                                          classes=self.classes, logit_bits=self.logit_bits)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(max(leds, 1))})

@@ -58,7 +58,8 @@ def test_executor_reads_the_timing_module():
         assert rules["ew_latency"] == build.ew_write_cycle() - 2
     # the figures the shipped model's cycle counts rest on
     assert (timing.TIMING["syn_drain"], timing.TIMING["ew_latency"]) == (4, 12)
-    assert (timing.FAST.syn_row_latency(), timing.FAST.syn_fifo_rows(), timing.FAST.syn_in_flight()) == (5, 7, (4, False))
+    assert (timing.FAST.syn_row_latency(), timing.FAST.syn_fifo_rows(),
+            timing.FAST.syn_in_flight()) == (5, 7, (4, False))
     assert (timing.COMPACT.syn_row_latency(), timing.COMPACT.syn_fifo_rows(),
             timing.COMPACT.syn_in_flight()) == (1, 3, (3, True))
     assert (timing.TIMING_COMPACT["syn_drain"], timing.TIMING_COMPACT["ew_latency"]) == (2, 4)

@@ -100,12 +100,14 @@ def test_linear_board_computes_with_the_weights_it_holds():
     board.loaded = True
     reply = MemoryTransport(board)
     reply.write(encode_image(np.full(64, 2), 9))
-    assert reply.read(100, 0)[5:9] == (128).to_bytes(4, "little")
+    assert reply.read(100, 0)[9:13] == (128).to_bytes(4, "little")     # after the 4-byte check
 
 
 @pytest.mark.parametrize("faults, rate, requests", [("mixed", 0.01, 1500), ("all", 0.002, 1500)])
 def test_short_seeded_fuzz_run_accepts_nothing_wrong_and_never_hangs(faults, rate, requests):
-    r = fuzz(requests, faults=faults, rate=rate, seed=11)
+    # seed 12: the "all" run meets every fault kind (with seed 11 and protocol 3's frame sizes
+    # no babble started in its 1,500 requests)
+    r = fuzz(requests, faults=faults, rate=rate, seed=12)
     assert r["wrong"] == 0, r["examples"].get("wrong")
     assert r["hung"] == 0, r["examples"].get("hung")
     assert r["refused_unclear"] == 0, r["examples"].get("refused_unclear")

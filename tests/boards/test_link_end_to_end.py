@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from spikeforge.boards.hostlink import (
-    ErrorCode, MsgType, decode_error, decode_frames, decode_result, encode_image,
+    ErrorCode, MsgType, crc32c, decode_error, decode_frames, decode_result, encode_image,
 )
 from spikeforge.boards.link_gateware import UARTHostLink, image_layout, result_layout
 from uart_bits import drive_uart, sample_uart
@@ -83,7 +83,8 @@ def test_bit_level_round_trip_through_gateware():
 
     m = Module()
     m.submodules.link = link = UARTHostLink(divisor=divisor, pixels=64, max_value=16, classes=CLASSES,
-                                            logit_bits=LOGIT_BITS, cycle_bits=16, timeout_bytes=3)
+                                            logit_bits=LOGIT_BITS, cycle_bits=16, timeout_bytes=3,
+                                            weight_crc=0xC0FFEE11)   # weights "built in" with this CRC
     m.submodules.dut = dut = StandIn()
     wiring.connect(m, link.image, dut.image)
     wiring.connect(m, dut.result, link.result)
@@ -92,8 +93,8 @@ def test_bit_level_round_trip_through_gateware():
     bad = bytearray(encode_image(images[0], seq=99))
     bad[30] ^= 0x02   # pixel flipped: CRC must catch it
     sent = [good[0], bytes(bad), good[1], good[2], good[3]]
-    reply_len = 5 + 4 * CLASSES + 5 + 2
-    expect_bytes = 4 * reply_len + 8
+    reply_len = 5 + 4 * CLASSES + 9 + 4
+    expect_bytes = 4 * reply_len + 10
     received = []
 
     async def host_tx(ctx):
@@ -122,6 +123,8 @@ def test_bit_level_round_trip_through_gateware():
         assert list(got.logits) == want.tolist()
         assert got.cls == int(np.argmax(want))
         assert got.cycles == LATENCY
+        # the CRC-32C of the weight set (built in) continued over the image received
+        assert got.check == crc32c(bytes(img.reshape(-1).astype(np.uint8)), 0xC0FFEE11)
     assert decode_result(results[3].payload).cls == 2
 
 

@@ -12,6 +12,14 @@ from spikeforge.boards.link_gateware import FrameReceiver, FrameTransmitter
 from spikeforge.hdl.testing import stream_get, stream_put, to_python
 
 TIMEOUT = 40  # inter-byte timeout of the receivers under test, cycles
+SPACING = 9   # cycles between bytes: the bit-serial CRC takes 8 per byte (a UART gives >= 40)
+
+
+async def put_bytes(ctx, stream, data, spacing=SPACING):
+    """Bytes into a receiver as a UART delivers them: one every ``spacing`` cycles."""
+    for b in data:
+        await stream_put(ctx, stream, [b])
+        await ctx.tick().repeat(spacing - 1)
 
 
 def _image(rng, pixels=64, max_value=16):
@@ -26,9 +34,9 @@ def _run_receiver(rcv, chunks, *, gap=TIMEOUT + 10, out_stall=0.0, seed=0, hold_
 
     async def feed(ctx):
         for chunk in chunks:
-            await stream_put(ctx, rcv.i, list(chunk))
+            await put_bytes(ctx, rcv.i, list(chunk))
             await ctx.tick().repeat(gap)
-        await ctx.tick().repeat(hold_output + 3 * rcv.pixels + 20)
+        await ctx.tick().repeat(hold_output + 3 * rcv.pixels + 40)
         done.append(True)
 
     async def take_pixels(ctx):
@@ -47,7 +55,8 @@ def _run_receiver(rcv, chunks, *, gap=TIMEOUT + 10, out_stall=0.0, seed=0, hold_
         while not done:
             _, _, valid, payload = await ctx.tick().sample(rcv.err.valid, rcv.err.payload)
             if valid:
-                errors.append((ErrorCode(payload.code), int(payload.seq)))
+                code = int(payload.code)
+                errors.append((ErrorCode(code) if code in ErrorCode._value2member_map_ else code, int(payload.seq)))
 
     sim = Simulator(rcv)
     sim.add_clock(1e-6)
@@ -141,7 +150,7 @@ def test_busy_while_previous_image_not_taken():
     a, b = _image(rng), _image(rng)
     rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
     images, errors = _run_receiver(rcv, [encode_image(a, seq=1), encode_image(b, seq=2)],
-                                   hold_output=400)
+                                   hold_output=2000)
     assert images == [([int(v) for v in a], 1)]
     assert errors == [(ErrorCode.BUSY, 2)]
 
@@ -155,7 +164,7 @@ def test_small_image_and_max_value():
 
 
 def test_receiver_parameter_checks():
-    with pytest.raises(ValueError, match="pixels is 0; allowed: an integer 1..1024"):
+    with pytest.raises(ValueError, match="pixels is 0; allowed: an integer 1..65535"):
         FrameReceiver(pixels=0)
     with pytest.raises(ValueError, match="max_value is 256"):
         FrameReceiver(max_value=256)
@@ -181,13 +190,15 @@ def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bi
             logits[0] = lo
             logits[-1] = hi
         results.append({"logits": logits, "cls": rng.randrange(classes),
-                        "cycles": rng.randrange(1 << cycle_bits), "seq": rng.randrange(256)})
+                        "cycles": rng.randrange(1 << cycle_bits), "seq": rng.randrange(256),
+                        })
     errors = [{"code": int(ErrorCode.BAD_CRC), "seq": 200}, {"code": int(ErrorCode.BUSY), "seq": 3}]
     xmt = FrameTransmitter(classes=classes, logit_bits=logit_bits, cycle_bits=cycle_bits, copy_result=copy_result)
     got = bytearray()
-    n_bytes = len(results) * (5 + 4 * classes + 5 + 2) + len(errors) * 8
+    n_bytes = len(results) * (5 + 4 * classes + 9 + 4) + len(errors) * 10
 
     async def put_results(ctx):
+        ctx.set(xmt.check, 0x8BADF00D)
         await stream_put(ctx, xmt.result, results, rng=random.Random(1), stall=0.3)
 
     async def put_errors(ctx):
@@ -208,5 +219,85 @@ def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bi
     assert len(res) == len(results) and len(err) == len(errors)
     for f, r in zip(res, results):
         d = decode_result(f.payload, classes=classes)
-        assert (list(d.logits), d.cls, d.cycles, f.seq) == (r["logits"], r["cls"], r["cycles"], r["seq"])
+        assert (list(d.logits), d.cls, d.cycles, f.seq, d.check) == \
+            (r["logits"], r["cls"], r["cycles"], r["seq"], 0x8BADF00D)
     assert [(decode_error(f.payload), f.seq) for f in err] == [(ErrorCode.BAD_CRC, 200), (ErrorCode.BUSY, 3)]
+
+
+def test_crc32_serial_matches_the_host_codec():
+    """The bit-serial engine against its golden function (zlib's CRC-32), the check value
+    first, then random byte strings, fed at UART-like spacing; after a frame body and its CRC
+    it holds the residue the receiver checks."""
+    from spikeforge.boards.hostlink import CRC_RESIDUE, crc32
+    from spikeforge.boards.link_gateware import CRC32Serial
+
+    rng = random.Random(5)
+    cases = [b"123456789", b"", bytes([0]), bytes([0xFF] * 5)]
+    cases += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))) for _ in range(12)]
+    body = encode_image(np.arange(64) % 17, seq=3)[1:]
+    cases.append(body)
+    eng = CRC32Serial()
+    got = []
+
+    async def bench(ctx):
+        for data in cases:
+            ctx.set(eng.init, 1)
+            await ctx.tick()
+            ctx.set(eng.init, 0)
+            for b in data:
+                ctx.set(eng.byte, b)
+                ctx.set(eng.load, 1)
+                await ctx.tick()
+                ctx.set(eng.load, 0)
+                await ctx.tick().repeat(8 + rng.randrange(3))
+                assert not ctx.get(eng.busy)
+            got.append(ctx.get(eng.crc))
+
+    sim = Simulator(eng)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got[0] == 0xCBF43926
+    assert got[:-1] == [crc32(d) for d in cases[:-1]]
+    assert got[-1] == CRC_RESIDUE == 0x2144DF1C
+
+
+def test_image_larger_than_1024_bytes_in_one_frame():
+    """Protocol version 3 carries a whole image in one IMAGE frame up to 65535 bytes: a
+    1,100-pixel image passes, the same with one pixel byte changed is BAD_CRC."""
+    rng = np.random.default_rng(6)
+    img = _image(rng, pixels=1100)
+    frame = encode_image(img, seq=4, pixels=1100)
+    rcv = FrameReceiver(pixels=1100, max_value=16, timeout_cycles=TIMEOUT)
+    images, errors = _run_receiver(rcv, [_flip(frame, 5 + 1050, 0x02), frame])
+    assert images == [([int(v) for v in img], 4)]
+    assert errors == [(ErrorCode.BAD_CRC, 4)]
+
+
+def test_hello_is_answered_by_an_info_frame():
+    """HELLO goes through the receiver as an INFO report; the transmitter sends the INFO frame
+    with the payload it was built with; HELLO with a payload is BAD_LENGTH."""
+    from spikeforge.boards.hostlink import VERSION, Info, decode_info, encode_hello, info_payload
+    from spikeforge.boards.link_gateware import INFO_REPORT
+
+    rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
+    _, errors = _run_receiver(rcv, [encode_hello(seq=12), encode_frame(MsgType.HELLO, 13, b"x")])
+    assert errors == [(INFO_REPORT, 12), (ErrorCode.BAD_LENGTH, 13)]
+
+    info = Info(VERSION, bytes(range(1, 9)), (28, 28, 1), 255, 10, 4, 24_000_000, 0)
+    xmt = FrameTransmitter(classes=10, info=info_payload(info))
+    got = bytearray()
+
+    async def put(ctx):
+        await stream_put(ctx, xmt.err, [{"code": INFO_REPORT, "seq": 12}])
+
+    async def get(ctx):
+        got.extend(await stream_get(ctx, xmt.o, 5 + 25 + 4))
+
+    sim = Simulator(xmt)
+    sim.add_clock(1e-6)
+    sim.add_testbench(put)
+    sim.add_testbench(get)
+    sim.run()
+    (frame,) = decode_frames(bytes(got))
+    assert (frame.type, frame.seq, decode_info(frame.payload)) == (MsgType.INFO, 12, info)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spikeforge.boards.hostlink import (
-    ErrorCode, MsgType, argmax_lowest, decode_frames, encode_error, encode_frame, encode_result,
+    ErrorCode, MsgType, argmax_lowest, crc32c, decode_frames, encode_error, encode_frame, encode_result,
 )
 from spikeforge.boards.runtime import (
     HostLink, LinkError, MemoryTransport, ReferenceBoard, ResultMismatchError, SerialTransport, Transport,
@@ -136,7 +136,7 @@ def test_each_attempt_uses_a_new_seq():
 def test_class_mismatch_is_reported():
     def bad_board(data):
         seq = decode_frames(data)[0].seq
-        return encode_result([1, 5, 2], 0, 0, seq)
+        return encode_result([1, 5, 2], 0, 0, seq, check=crc32c(bytes(64)))
     link = HostLink(MemoryTransport(bad_board), classes=3)
     with pytest.raises(ResultMismatchError, match="class 0 is not the argmax 1"):
         link.infer(np.zeros(64, np.int64))

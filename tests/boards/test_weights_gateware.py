@@ -13,14 +13,15 @@ from amaranth.sim import Simulator
 
 from spikeforge.boards.hostlink import (
     SYNC, ErrorCode, Frame, FrameDecoder, Loaded, MsgType, argmax_lowest, decode_error, decode_frames,
-    decode_loaded, decode_result, encode_frame, encode_image, encode_weights,
+    crc32c, decode_info, decode_loaded, decode_result, encode_frame, encode_hello, encode_image, encode_weights,
+    words_crc,
 )
 from spikeforge.boards.link_gateware import LOADED_REPORT, FrameReceiver, FrameTransmitter, UARTHostLink
 from spikeforge.hdl.testing import stream_get, stream_put, to_python
 from uart_bits import drive_uart, sample_uart
 
 TIMEOUT = 60   # inter-byte timeout of the receivers under test, cycles
-GAP = 3        # idle cycles between bytes fed to a receiver: a word completes every 8 cycles
+GAP = 8        # idle cycles between bytes fed to a receiver (the bit-serial CRC takes 8 per byte)
 LOADED = "LOADED"
 
 
@@ -167,7 +168,7 @@ def _bad_frame(case):
         "one_byte": (encode_frame(MsgType.WEIGHTS, 7, b"\x08"), (ErrorCode.BAD_LENGTH, 7)),
         "too_long": (header_only + (1026).to_bytes(2, "little") + bytes(12), (ErrorCode.BAD_LENGTH, 7)),
         "begin_with_offset": (encode_frame(MsgType.WEIGHTS, 7, b"\x08\x00"), (ErrorCode.BAD_OFFSET, 7)),
-        "bad_type": (encode_frame(0x03, 7, b"\x08\x00\x01\x00"), (ErrorCode.BAD_TYPE, 7)),
+        "bad_type": (encode_frame(0x05, 7, b"\x08\x00\x01\x00"), (ErrorCode.BAD_TYPE, 7)),
     }[case]
 
 
@@ -239,9 +240,9 @@ def test_receiver_word_not_taken_in_time_gives_busy_and_no_commit(n):
 
 def test_receiver_without_weights_is_unchanged():
     rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
-    assert set(rcv.signature.members) == {"i", "o", "err"}
-    assert set(FrameReceiver(weight_words=1).signature.members) == {"i", "o", "err", "weights", "next_word",
-                                                                   "loaded", "busy"}
+    assert set(rcv.signature.members) == {"i", "o", "err", "check"}
+    assert set(FrameReceiver(weight_words=1).signature.members) == {"i", "o", "err", "check", "weights",
+                                                                   "next_word", "loaded", "busy"}
     assert FrameReceiver(weight_words=1).weights.payload.addr.shape().width == 1
     assert FrameReceiver(weight_words=4504).weights.payload.addr.shape().width == 13
     assert FrameReceiver(weight_words=4096).weights.payload.addr.shape().width == 12
@@ -258,13 +259,14 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     results = [{"logits": [5, -7, 2], "cls": 0, "cycles": 99, "seq": 8}]
     xmt = FrameTransmitter(classes=3, logit_bits=9, cycle_bits=12, weight_words=ww)
     got = bytearray()
-    n_bytes = 3 * 10 + 8 + (5 + 12 + 5 + 2)
+    n_bytes = 3 * 16 + 10 + (5 + 12 + 9 + 4)
 
     async def put_reports(ctx):
         rng = random.Random(1)
         for code, seq, next_word, loaded in reports:
             ctx.set(xmt.next_word, next_word)
             ctx.set(xmt.loaded, loaded)
+            ctx.set(xmt.check, 0x01020304 * (seq % 7) + next_word)
             await stream_put(ctx, xmt.err, [{"code": code, "seq": seq}], rng=rng, stall=0.3)
             ctx.set(xmt.next_word, 1234)     # may change once the report is taken
             await ctx.tick().repeat(1 + rng.randrange(3))
@@ -272,6 +274,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     async def put_results(ctx):
         await ctx.tick().repeat(15)
         await stream_put(ctx, xmt.result, results)
+        ctx.set(xmt.check, 0x12345678)
 
     async def get(ctx):
         got.extend(await stream_get(ctx, xmt.o, n_bytes, rng=random.Random(3), stall=0.3))
@@ -284,10 +287,12 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     frames = decode_frames(bytes(got))
     replies = [(f.seq, decode_loaded(f.payload) if f.type == MsgType.LOADED else decode_error(f.payload))
                for f in frames if f.type != MsgType.RESULT]
-    assert replies == [(3, Loaded(0, False)), (4, ErrorCode.BAD_OFFSET), (200, Loaded(4096, False)),
-                       (255, Loaded(4504, True))]
+    assert replies == [(3, Loaded(0, False, 0x01020304 * 3)), (4, ErrorCode.BAD_OFFSET),
+                       (200, Loaded(4096, False, 0x01020304 * 4 + 4096)),
+                       (255, Loaded(4504, True, 0x01020304 * 3 + 4504))]
     (res,) = [f for f in frames if f.type == MsgType.RESULT]
-    assert (decode_result(res.payload, classes=3).logits, res.seq) == ((5, -7, 2), 8)
+    r = decode_result(res.payload, classes=3)
+    assert (r.logits, res.seq) == ((5, -7, 2), 8)
 
 
 # --- UARTHostLink, bit level ---------------------------------------------------------------
@@ -356,16 +361,23 @@ def _run_link(steps, *, weight_words, latency=20, stall=0.3):
     return replies, after, writes
 
 
-def _decoded(replies):
+def _decoded(replies, words, image=None):
+    """(seq, content) of each reply; checks that every LOADED reports the weight CRC of the
+    words up to its ``next_word`` and every RESULT the check of all ``words`` and ``image``."""
     out = []
     for f in replies:
         assert isinstance(f, Frame), f
         if f.type == MsgType.LOADED:
-            out.append((f.seq, decode_loaded(f.payload)))
+            d = decode_loaded(f.payload)
+            assert d.weight_crc == words_crc(words[:d.next_word]), (f.seq, d)
+            out.append((f.seq, Loaded(d.next_word, d.loaded)))
         elif f.type == MsgType.ERROR:
             out.append((f.seq, decode_error(f.payload)))
         else:
-            out.append((f.seq, decode_result(f.payload, classes=CLASSES).logits))
+            r = decode_result(f.payload, classes=CLASSES)
+            if image is not None:
+                assert r.check == crc32c(bytes(np.asarray(image, np.uint8)), words_crc(words))
+            out.append((f.seq, r.logits))
     return out
 
 
@@ -384,7 +396,7 @@ def test_link_loads_weights_over_uart():
              (encode_weights(0, [], 17), 1),                     # begin load again: not loaded
              (encode_image(image, 18), 1)]                       # NOT_LOADED
     replies, after, writes = _run_link(steps, weight_words=ww)
-    assert _decoded(replies) == [
+    assert _decoded(replies, words, image) == [
         (10, ErrorCode.NOT_LOADED), (11, Loaded(0, False)), (12, Loaded(100, False)), (13, ErrorCode.BAD_CRC),
         (14, Loaded(200, False)), (15, Loaded(260, True)), (16, tuple(_stand_in(image.tolist(), words))),
         (17, Loaded(0, False)), (18, ErrorCode.NOT_LOADED)]
@@ -406,7 +418,7 @@ def test_link_bad_offset_writes_nothing_and_busy_while_image_in_flight():
              (encode_weights(0, [], 6), 2),                       # BUSY, then the RESULT of image 5
              (encode_weights(0, [], 7), 1)]                       # begin load once the RESULT is out
     replies, after, writes = _run_link(steps, weight_words=ww, latency=1500)
-    assert _decoded(replies) == [
+    assert _decoded(replies, words, np.ones(64)) == [
         (1, Loaded(0, False)), (2, Loaded(4, False)), (bad_seq, ErrorCode.BAD_OFFSET), (4, Loaded(16, True)),
         (6, ErrorCode.BUSY), (5, tuple(_stand_in([1] * 64, words))), (7, Loaded(0, False))]
     assert after[2][1] == words[:4] + [None] * 12               # nothing written by the rejected frame
@@ -419,9 +431,15 @@ def test_link_without_weights_answers_bad_type():
     assert set(link.signature.members) == {"rx", "tx", "image", "result"}
     image = np.full(64, 2)
     replies, _, _ = _run_link([(encode_weights(0, [], 1), 1), (encode_weights(0, [1, 2], 2), 1),
-                               (encode_image(image, 3), 1)], weight_words=0)
-    assert _decoded(replies) == [(1, ErrorCode.BAD_TYPE), (2, ErrorCode.BAD_TYPE),
-                                 (3, tuple(_stand_in(image.tolist(), [None])))]
+                               (encode_image(image, 3), 1), (encode_hello(4), 1)], weight_words=0)
+    assert _decoded(replies[:3], []) == [(1, ErrorCode.BAD_TYPE), (2, ErrorCode.BAD_TYPE),
+                                         (3, tuple(_stand_in(image.tolist(), [None])))]
+    # the RESULT carries the CRC-32 of the image as received; HELLO is answered with INFO
+    assert decode_result(replies[2].payload).check == crc32c(bytes(image.astype(np.uint8)))
+    assert (replies[3].type, replies[3].seq) == (MsgType.INFO, 4)
+    info = decode_info(replies[3].payload)
+    assert (info.version, info.shape, info.max_value, info.classes, info.weight_words) == (3, (64, 1, 1), 16,
+                                                                                          CLASSES, 0)
 
 
 def test_link_with_weights_converts_to_verilog_and_checks_parameters():

@@ -7,7 +7,7 @@ import pytest
 
 from spikeforge.boards.hostlink import (
     MAX_WEIGHT_WORDS, ErrorCode, FrameError, Loaded, MsgType, decode_error, decode_frames, decode_loaded,
-    decode_weights, encode_frame, encode_image, encode_loaded, encode_weights,
+    decode_weights, encode_frame, encode_image, encode_loaded, encode_weights, words_crc,
 )
 from spikeforge.boards.runtime import HostLink, LinkError, LoadSummary, MemoryTransport, ReferenceBoard
 
@@ -77,10 +77,10 @@ def test_weights_and_loaded_codec_round_trip():
     (f,) = decode_frames(frame)
     assert decode_weights(f.payload) == (0x1234, [0, 1, 0xFFFF, 0xA5A5])
     assert decode_frames(encode_weights(0, [], seq=3))[0].payload == b"\0\0"
-    assert len(encode_weights(0, [7] * MAX_WEIGHT_WORDS)) == 5 + 1024 + 2
-    (g,) = decode_frames(encode_loaded(4504, True, seq=200))
-    assert (g.type, g.seq, g.payload) == (MsgType.LOADED, 200, bytes([0x98, 0x11, 1]))
-    assert decode_loaded(g.payload) == Loaded(4504, True)
+    assert len(encode_weights(0, [7] * MAX_WEIGHT_WORDS)) == 5 + 1024 + 4
+    (g,) = decode_frames(encode_loaded(4504, True, seq=200, weight_crc=0x11223344))
+    assert (g.type, g.seq, g.payload) == (MsgType.LOADED, 200, bytes([0x44, 0x33, 0x22, 0x11, 0x98, 0x11, 1]))
+    assert decode_loaded(g.payload) == Loaded(4504, True, 0x11223344)
     assert ErrorCode(7).name == "NOT_LOADED" and ErrorCode(8).name == "BAD_OFFSET"
 
 
@@ -98,7 +98,7 @@ def test_weights_codec_rejects():
     with pytest.raises(FrameError, match="LOADED payload is 2 bytes"):
         decode_loaded(b"\0\0")
     with pytest.raises(FrameError, match="LOADED flag is 2"):
-        decode_loaded(b"\0\0\2")
+        decode_loaded(b"\0\0\0\0\0\0\2")
 
 
 # --- board model ---------------------------------------------------------------------------
@@ -106,7 +106,12 @@ def test_weights_codec_rejects():
 def _replies(board, data):
     out = []
     for f in decode_frames(board(data)):
-        out.append((f.seq, decode_loaded(f.payload) if f.type == MsgType.LOADED else decode_error(f.payload)))
+        if f.type == MsgType.LOADED:
+            d = decode_loaded(f.payload)
+            assert d.weight_crc == words_crc(board.weights[:d.next_word])
+            out.append((f.seq, Loaded(d.next_word, d.loaded)))
+        else:
+            out.append((f.seq, decode_error(f.payload)))
     return out
 
 

@@ -60,3 +60,20 @@ def test_corrupted_frames_are_refused_and_retried(board):
     assert s["bad_replies"] == 1 and s["timeouts"] == 0
     weight_retries = s["weights_loaded"]["retries"] if spram else 0
     assert s["retries"] + weight_retries == 1 + corrupted
+
+
+def test_fault_injection_against_the_gateware():
+    """The fault-injecting transport around the simulated board's pins (a short seeded run of
+    ``fuzz_hostlink.py --gateware``; the ULX3S build: its weights are built in, so no load comes
+    first, and its RESULTs' check starts from the weight CRC the generator baked in): 1 % of the
+    bytes hit by flips, drops, duplicates and inserts; no result accepted wrong, none hung,
+    every refusal one line; the board says what it is first (HELLO)."""
+    from spikeforge.boards.simulate import simulate_board
+
+    model = load_model(default_model_path())
+    images, labels = load_digits_split("test")
+    r = simulate_board(model, "ulx3s-85f", images[:6], labels[:6], timeout=0.05,
+                       fuzz={"requests": 6, "faults": "mixed", "rate": 0.01, "seed": 1})
+    assert r["wrong"] == 0 and r["hung"] == 0 and r["refused_unclear"] == 0
+    assert r["right"] + r["refused"] == 6 and r["right"] >= 3
+    assert sum(r["injected"].values()) > 0
