@@ -12,7 +12,7 @@ import pytest
 from spikeforge.boards import cli as bcli
 from spikeforge.boards.hostlink import VERSION, Info, model_hash, weight_set_crc
 from spikeforge.boards.runtime import ReferenceBoard
-from spikeforge.boards.targets import get_target
+from spikeforge.devices import get_target
 from spikeforge.builder import random_model
 from spikeforge.hdl.accel.report import compile_for_target
 from pty_board import serve_pty
