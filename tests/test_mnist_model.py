@@ -69,3 +69,20 @@ def test_sim_mnist_in_verilator(capsys, tmp_path, monkeypatch):
     assert report["dataset"] == "mnist-5k" and report["images"] == 20
     assert report["mismatches"] == 0 and report["logits_equal_golden"] and report["inner_spike_mismatches"] == 0
     assert report["events_equal_predicted"]
+
+
+@pytest.mark.slow
+def test_mnist_torch_equals_golden_on_every_test_image():
+    """The integer torch evaluation and the golden model give the same logits on all 1,000
+    mnist-5k test images."""
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from spikeforge.datasets import load_dataset
+    from spikeforge.quant.integer import evaluate
+    from spikeforge.sim.model import run_model
+
+    model = load_model(shipped_model_path("mnist"))
+    test = load_dataset("mnist-5k", "test", max_value=15)
+    assert len(test) == 1000
+    np.testing.assert_array_equal(evaluate(model, test.images).logits, run_model(model, test.images).logits)
