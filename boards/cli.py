@@ -9,7 +9,8 @@ import os
 import sys
 
 from ..options import (check_plot_option, lanes_text,
-                       BAUD, CLOCK, COUNT, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError, add_dataset_arguments,
+                       BAUD, CLOCK, COUNT, MODEL_HELP, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError,
+                       add_dataset_arguments,
                        add_lanes_argument, analysis_images, check_count, check_output_dir, error_line, load_model_arg,
                        model_dataset_images, os_error_message, resolve_lanes)
 from ..devices import get_target, target_names
@@ -33,7 +34,7 @@ def _load_model(path):
 # --- build -----------------------------------------------------------------------------------
 
 def add_build_arguments(p):
-    p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
     p.add_argument("--board", required=True, choices=target_names(), help="target board")
     add_lanes_argument(p)
     p.add_argument("--clock", type=CLOCK, default=None, metavar="MHZ",
@@ -125,7 +126,7 @@ def run_flash(args):
 # --- run -------------------------------------------------------------------------------------
 
 def add_run_arguments(p):
-    p.add_argument("model", nargs="?", help="model file the bitstream was built from (default: the shipped model)")
+    p.add_argument("model", nargs="?", help="the model the bitstream was built from: " + MODEL_HELP)
     p.add_argument("--board", required=True, choices=target_names(), help="target board")
     p.add_argument("--port", help="serial port, e.g. /dev/ttyUSB1 (required unless --simulate)")
     p.add_argument("--simulate", action="store_true",

@@ -66,6 +66,9 @@ def add_train_arguments(parser):
                              "~/.cache/spikeforge/datasets; digits and mnist-5k need none; docs/datasets.md)")
     parser.add_argument("--download", action="store_true",
                         help="fetch missing dataset files from their official URLs (MD5-checked)")
+    parser.add_argument("--threads", type=Number(int, low=1, high=2), default=2, metavar="N",
+                        help="torch CPU threads, 1 or 2 (default 2); the result may depend on it: "
+                             "the shipped mnist model was trained with 1")
     parser.add_argument("--limit", type=Number(int, low=1), metavar="N",
                         help="train on the first N images of the training split only (quick trials; "
                              "recorded in the model's metadata)")
@@ -141,7 +144,7 @@ def run_train(args):
 
     try:
         result = train(cfg, epochs=training["epochs"], seed=training["seed"], batch_size=training["batch_size"],
-                       lr=training["lr"], progress=not args.quiet, dataset=training["dataset"],
+                       lr=training["lr"], progress=not args.quiet, threads=args.threads, dataset=training["dataset"],
                        data_root=args.data_root, download=args.download, limit=args.limit)
     except ValueError as e:  # the dataset's files missing or malformed (one line, naming the path)
         print(error_line(e), file=sys.stderr)

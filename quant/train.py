@@ -121,6 +121,8 @@ def train(cfg=None, *, epochs=DEFAULT_EPOCHS, seed=DEFAULT_SEED, batch_size=TRAI
     facc = float_accuracy(net, xte, yte)
     tacc = float_accuracy(net, xtr[:eval_limit], ytr[:eval_limit])
     split = dict(rule=spec.splits, trained_on="train", evaluated_on="test")
+    if spec.caveat:
+        split["caveat"] = spec.caveat
     if dataset == "digits":
         split.update(seed=data.SPLIT_SEED, test_fraction=data.TEST_FRACTION)
     if limit is not None:

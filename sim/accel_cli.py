@@ -21,9 +21,9 @@ __all__ = ["add_sim_arguments", "run_sim", "summarize"]
 
 
 def add_sim_arguments(parser):
-    from ..options import COUNT, SEED, add_dataset_arguments, add_lanes_argument
+    from ..options import COUNT, MODEL_HELP, SEED, add_dataset_arguments, add_lanes_argument
 
-    parser.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    parser.add_argument("model", nargs="?", help=MODEL_HELP)
     parser.add_argument("--images", "-n", type=COUNT, default=20,
                         help="number of test images of the model's dataset (default 20; digits' split has 360)")
     add_dataset_arguments(parser)

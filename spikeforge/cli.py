@@ -18,7 +18,7 @@ from .options import (check_plot_option, lanes_text,
                        COUNT, USER_ERROR, CLIError, Parser, add_dataset_arguments, add_lanes_argument, analysis_images,
                        check_count, check_output_dir, check_output_file, error_line, model_dataset_images,
                        os_error_message, resolve_lanes)
-from .options import TORCH_INSTALL, default_model_path, require_torch
+from .options import MODEL_HELP, TORCH_INSTALL, default_model_path, require_torch
 from .options import load_model_arg as _load
 
 __all__ = ["main", "default_model_path", "CLIError", "require_torch", "TORCH_INSTALL"]
@@ -302,7 +302,7 @@ def _add_generate(sub):
 
 
 def _add_accel_args(p):
-    p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
     add_lanes_argument(p)
     p.add_argument("--target", help=_TARGET_HELP)
     p.add_argument("-o", "--output", required=True, help="output directory")
@@ -412,7 +412,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="describe a model file (and its accelerator with --lanes/--target)")
-    p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
     add_lanes_argument(p, "add the accelerator's analytic model for P lanes")
     p.add_argument("--target", help=_TARGET_HELP + "; a misfit exits with status 2")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -422,7 +422,7 @@ def build_parser():
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("eval", help="accuracy and work counts on the test split of the model's dataset")
-    p.add_argument("model", nargs="?", help="model file (default: the shipped model)")
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
     p.add_argument("--backend", choices=("golden", "torch"), default="golden")
     p.add_argument("--split", choices=("test", "train"), default=None,
                    help="split of the dataset (default: the one the model records, else test)")

@@ -32,6 +32,7 @@ __all__ = ["CLIError", "USER_ERROR", "Parser", "Number", "LANES", "add_lanes_arg
            "SEED", "TIMEOUT", "RETRIES", "CLOCK", "BAUD", "BAUD_RATES", "COUNT", "check_count",
            "check_output_file", "check_output_dir", "error_line", "os_error_message", "lanes_text",
            "check_plot_option", "TORCH_INSTALL", "require_torch", "default_model_path", "load_model_arg",
+           "MODEL_HELP", "MODEL_SUFFIX", "shipped_model_names", "shipped_model_path",
            "add_dataset_arguments", "model_dataset_images", "ANALYSIS_IMAGES", "analysis_images"]
 
 #: exit status of every user error (bad option, bad file, missing optional package)
@@ -69,22 +70,65 @@ def require_torch(what):
                        f"{TORCH_INSTALL}") from None
 
 
+#: suffix of the model files shipped in ``spikeforge/models`` (selected by name: ``info mnist``)
+MODEL_SUFFIX = ".sfm"
+
+
+def _shipped_dir():
+    return importlib.resources.files("spikeforge") / "models"
+
+
+def shipped_model_names():
+    """Names of the models shipped inside the package, sorted (``["default", "mnist"]``)."""
+    folder = _shipped_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(f.name[:-len(MODEL_SUFFIX)] for f in folder.iterdir() if f.name.endswith(MODEL_SUFFIX))
+
+
+def shipped_model_path(name="default"):
+    """Path of the shipped model ``name`` (``spikeforge/models/NAME.sfm``; it may not exist)."""
+    return os.fspath(_shipped_dir() / (name + MODEL_SUFFIX))
+
+
 def default_model_path():
     """Path of the model shipped inside the package (``spikeforge/models/default.sfm``)."""
-    return os.fspath(importlib.resources.files("spikeforge") / "models" / "default.sfm")
+    return shipped_model_path("default")
+
+
+#: help text of every MODEL argument
+MODEL_HELP = (f"model file, or the name of a shipped model ({', '.join(shipped_model_names())}); "
+              "default: the shipped model 'default'")
+
+
+def _is_bare_name(text):
+    """A MODEL argument that can only mean a shipped model: no folder part, no .sfm suffix."""
+    seps = [os.sep] + ([os.altsep] if os.altsep else [])
+    return bool(text) and not any(s in text for s in seps) and not text.endswith(MODEL_SUFFIX) \
+        and text not in (".", "..")
 
 
 def load_model_arg(path):
-    """``(path, model)`` of a MODEL argument: ``path``, or the shipped model when it is None;
-    :class:`CLIError` naming the path when there is no such file."""
+    """``(path, model)`` of a MODEL argument: a model file; else a bare name (no folder part, no
+    ``.sfm``, no such file or folder here) is a shipped model, ``spikeforge/models/NAME.sfm``;
+    None is the shipped model ``default``. :class:`CLIError` naming the argument (and listing
+    the shipped names) when it is none of these."""
     if path is None:
         path = default_model_path()
         if not os.path.exists(path):
             raise CLIError(f"no MODEL given and the shipped default model is missing ({path}); "
                            "pass a model file, or train one with `spikeforge train -o MODEL`")
+    elif not os.path.lexists(path) and _is_bare_name(path):
+        names = shipped_model_names()
+        if path not in names:
+            listed = ", ".join(names) if names else "none (the package's models folder is missing)"
+            raise CLIError(f"model {path!r} is neither a model file nor a shipped model; shipped models: "
+                           f"{listed}; or give a path to a .sfm file")
+        path = shipped_model_path(path)
     elif not os.path.isfile(path):
         what = "is a folder, not a model file" if os.path.isdir(path) else "does not exist"
-        raise CLIError(f"model file {path} {what}; give a .sfm file (or none for the shipped model)")
+        raise CLIError(f"model file {path} {what}; give a .sfm file or a shipped model's name "
+                       f"({', '.join(shipped_model_names())}; none: default)")
     return path, load_model(path)
 
 

