@@ -36,7 +36,7 @@ _LUTRAM_BITS = 256  # memories this small become logic, not block RAM
 
 
 def memories(program):
-    """``[{name, kind, depth, width, copies, rom, parts}]`` of the engine built for ``program``.
+    """``[{name, kind, depth, width, copies, rom, parts, granularity}]`` of the engine built for ``program``.
 
     ``kind``: "bram" (block RAM, or logic when tiny), "logic" or "spram" (iCE40UP5K
     single-port RAM: ``copies`` is then the number of SPRAM blocks). ``parts``: the widths of
@@ -48,13 +48,15 @@ def memories(program):
     acc_depth = max(p.acc_words for p in program.passes if p.kind == "syn")
     cw = eng.mb + eng.bb + eng.tb
 
-    def mem(name, depth, width, copies, rom, kind="bram", lane_width=None, parts=None):
+    def mem(name, depth, width, copies, rom, kind="bram", lane_width=None, parts=None, granularity=None):
         parts = parts or (lane_width and lane_group_widths(program, lane_width)) or [width]
-        return dict(name=name, kind=kind, depth=depth, width=width, copies=copies, rom=rom, parts=parts)
+        return dict(name=name, kind=kind, depth=depth, width=width, copies=copies, rom=rom, parts=parts,
+                    granularity=granularity)
 
     mems = [
         mem("image", program.image.N, program.image.C * eng.pixel_bits, 1, False),
-        mem("spikes", max(1, program.spike_rows), program.spike_slots * eng.slot_bits, 2 * P, False),
+        mem("spikes", max(1, program.spike_rows), program.spike_slots * eng.slot_bits, 2 * P, False,
+            granularity=eng.slot_bits),
     ]
     if mm.kind == "spram":
         mems += [
@@ -79,8 +81,27 @@ def memories(program):
     return mems
 
 
-def _blocks(depth, width, family):
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM_CONFIGS[family])
+def _whole(depth, width, configs):
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in configs)
+
+
+def _blocks(depth, width, family, granularity=None):
+    """Block RAMs of one ``depth`` x ``width`` memory; ``granularity``: the bits of each write
+    enable when the memory is written in parts (the spike memories: one enable per slot).
+
+    A block RAM has no write enable per bit except the iCE40's 256 x 16 mode (a bit mask) and
+    the ECP5's byte enables (9 bits, in its 18- and 36-bit modes): otherwise each part of the
+    word takes blocks of its own, as Yosys maps it (a 1,862 x 8 spike memory written per bit
+    takes 8 ECP5 blocks, not 1)."""
+    configs = BRAM_CONFIGS[family]
+    if granularity is None or granularity >= width:
+        return _whole(depth, width, configs)
+    per_part = math.ceil(width / granularity) * _whole(depth, granularity, configs)
+    if family == "ice40":
+        return min(per_part, _whole(depth, width, [(256, 16)]))
+    if granularity % 9 == 0:
+        return min(per_part, _whole(depth, width, [(d, w) for d, w in configs if w >= 18]))
+    return per_part
 
 
 def memory_fit(program, target):
@@ -103,7 +124,7 @@ def memory_fit(program, target):
             m["bram_blocks"] = 0
         else:
             m["bram_blocks"] = 0 if m["depth"] * m["width"] <= _LUTRAM_BITS else \
-                m["copies"] * sum(_blocks(m["depth"], w, dev.family) for w in m["parts"])
+                m["copies"] * sum(_blocks(m["depth"], w, dev.family, m["granularity"]) for w in m["parts"])
             bram += m["bram_blocks"]
     problems = []
     if bram > dev.totals["bram"]:

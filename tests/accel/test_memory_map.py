@@ -13,6 +13,7 @@ from spikeforge.hdl.accel.engine import EnginePlan
 from spikeforge.hdl.accel.execute import execute_program
 from spikeforge.hdl.accel.memories import SinglePortRAM
 from spikeforge.hdl.accel.program import SPRAM_WORDS, MappingError, compile_model
+from spikeforge.hdl.accel import report
 from spikeforge.hdl.accel.report import DeviceTooSmall, compile_for_target, memory_fit
 from spikeforge.hdl.accel.simulate import simulate_engine
 from spikeforge.modelfile import load_model
@@ -176,3 +177,17 @@ def test_precheck_counts_block_rams_per_lane_group_part():
     compact = {m["name"]: m for m in memory_fit(compile_model(model, 32, compact=True), "ecp5-85f")[0]["memories"]}
     assert compact["ints"]["parts"] == [compact["ints"]["width"]]
     assert compact["constants"]["kind"] == "bram" and compact["constants"]["bram_blocks"] > 0
+
+
+def test_block_rams_of_memories_written_in_parts():
+    """A memory written per part (the spike memories: a write enable per slot) maps like Yosys
+    maps it: no block RAM has a write enable per bit except the iCE40's 256 x 16 mode (a mask)
+    and the ECP5's 9-bit byte enables, so each part takes blocks of its own otherwise. The
+    figures are Yosys's for the mnist model's spike memories (1,862 x 8, per bit: 8 DP16KD)."""
+    assert report._blocks(1862, 8, "ecp5") == 1
+    assert report._blocks(1862, 8, "ecp5", 1) == 8
+    assert report._blocks(1862, 8, "ecp5", 8) == 1            # one enable for the word
+    assert report._blocks(1000, 36, "ecp5", 9) == 2            # byte enables: 1024 x 18 mode
+    assert report._blocks(1000, 36, "ecp5", 4) == 9 * report._blocks(1000, 4, "ecp5")
+    assert report._blocks(200, 16, "ice40", 1) == 1            # the 256 x 16 mode's bit mask
+    assert report._blocks(600, 4, "ice40", 1) == min(4 * report._blocks(600, 1, "ice40"), 3)
