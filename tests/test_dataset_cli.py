@@ -160,10 +160,12 @@ def test_mnist28_golden_torch_executor_agree(mnist28):
         np.testing.assert_array_equal(execute_program(program, image).logits, golden.logits[i])
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_mnist28_accelerator_in_verilator(mnist28, capsys):
     """The 28x28 model's generated Verilog (8 lanes) on 2 mnist-5k test images: logits,
-    classes, inner-layer spikes and cycles against the golden model and the analytic model."""
+    classes, inner-layer spikes and cycles against the golden model and the analytic model.
+    Full tier: the CI tier runs a 28x28 model through Verilator already (the shipped mnist model,
+    20 images, tests/test_mnist_model.py); this one is the untrained fixture, a second build."""
     report = _json(capsys, "sim", mnist28, "--images", "2", "--seed", "1", "--lanes", "8", "--json", "--quiet")
     assert report["dataset"] == "mnist-5k" and report["images"] == 2
     assert report["mismatches"] == 0 and report["logits_equal_golden"] and report["inner_spike_mismatches"] == 0
