@@ -49,6 +49,7 @@ def fake(monkeypatch):
         on_stage("test", BUILD_SECONDS)
         rows = sum(hi - lo for lo, hi in job["spike_reads"]["rows"])
         results = [{"logits": e["logits"], "cls": e["cls"], "cycles": 1, "events": 1,
+                    "wait_cycles": 1, "feed_cycles": 1, "refused_beats": 0,
                     "spike_words": {b: [0] * rows for b in job["spike_reads"]["banks"]}}
                    for e in job["expected"]]
         with open(job["progress"], "w") as f:

@@ -4,7 +4,7 @@ The ports and datapath widths (pixels, weights, logits) are derived by ``EngineP
 whose values need more than the usual 8-bit pixels, 4-bit weights or 16/24-bit logits must
 build and compute exactly. The counters that keep a typed width (``Signal(16)`` accumulator
 word and clear counters, ``Signal(24)`` destination pointers, 8-bit plane indices in
-engine.py) are covered by the compiler's limits instead (``program.MAX_COUNT``,
+engine.py) are covered by the compiler's limits instead (``placement.MAX_COUNT``,
 ``MAX_WORDS``; planes are fewer than 17 since pixels are at most 16 bits): a model beyond them
 is refused with the reason, never built with a counter that wraps.
 """
@@ -16,7 +16,8 @@ from spikeforge.builder import random_model
 from spikeforge.graph import bits_for_range, infer, validate
 from spikeforge.hdl.accel.engine import Engine, EnginePlan
 from spikeforge.hdl.accel.execute import execute_program
-from spikeforge.hdl.accel.program import MAX_COUNT, MAX_WORDS, MappingError, compile_model
+from spikeforge.hdl.accel.placement import MAX_COUNT, MAX_WORDS
+from spikeforge.hdl.accel.program import MappingError, compile_model
 from spikeforge.hdl.accel.simulate import simulate_engine
 from spikeforge.sim.model import run_model
 
