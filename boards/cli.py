@@ -27,10 +27,6 @@ def _progress(line):
     print(line, file=sys.stderr, flush=True)
 
 
-def _load_model(path):
-    return load_model_arg(path)
-
-
 # --- build -----------------------------------------------------------------------------------
 
 def add_build_arguments(p):
@@ -71,7 +67,7 @@ def run_build(args):
         out = args.output or os.path.join("build", target.name)
         check_output_dir(out, "-o" if args.output else "the output folder")
         check_plot_option(args.plot)
-        _, model = _load_model(args.model)
+        _, model = load_model_arg(args.model)
         report = build_board(model, args.board, images=analysis_images(model, args), lanes=lanes,
                              clock_mhz=args.clock, baud=args.baud, out_dir=out, seed=args.seed,
                              allow_timing_fail=args.allow_timing_fail, progress=_progress)
@@ -206,7 +202,7 @@ def run_run(args):
                            "or --simulate to run the board's build in simulation")
         target = get_target(args.board)
         lanes = resolve_lanes(args.lanes, target.name)
-        _, model = _load_model(args.model)
+        _, model = load_model_arg(args.model)
         ds = model_dataset_images(model, args, split="test")
         images, labels = ds.images, ds.labels
         check_count("--images", args.images, len(images), f"the {ds.name} test split")

@@ -14,7 +14,7 @@ import numpy as np
 from ...sim import golden
 from .plan import EnginePlan
 from .program import EW, RED, SYN
-from .timing import COMPACT, FAST, SYN_DECODE_STAGES, timing_of
+from .timing import COMPACT, FAST, SYN_DECODE_STAGES, TIMING, TIMING_COMPACT, timing_of
 
 __all__ = ["ExecResult", "execute_program", "pass_cycles", "syn_walk_cycles", "SynPassHangs"]
 
@@ -208,7 +208,7 @@ def syn_walk_cycles(walk, acc_words, compact):
     - End: the last drain, then a cycle to the pass's done.
     """
     build = COMPACT if compact else FAST
-    tm = build.rules()
+    tm = TIMING_COMPACT if compact else TIMING     # the build's rules, computed once at import
     assert tm["syn_tap"] == 1
     lat = build.syn_row_latency()
     credits = build.syn_fifo_rows()

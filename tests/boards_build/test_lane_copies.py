@@ -16,14 +16,20 @@ from spikeforge.hdl.accel.program import compile_model
 GROUPS = 8 // LANES_PER_COPY
 
 
-def _copy_drivers(tmp_path, script_after_read, wires=("bank_ra",)):
-    """The cells driving each of ``wires``' copies after synthesis, by wire."""
+def _yosys_with_engine(tmp_path):
+    """Yosys (the test skips without it) and the 8-lane fast engine's RTLIL in ``e.il``."""
     try:
         yosys = find_tool("yosys")
     except ToolNotFound as e:
         pytest.skip(str(e))
     engine = Engine(compile_model(random_model(3, channels=8, blocks=1), 8))
     (tmp_path / "e.il").write_text(rtlil.convert(engine, name="engine"))
+    return yosys
+
+
+def _copy_drivers(tmp_path, script_after_read, wires=("bank_ra",)):
+    """The cells driving each of ``wires``' copies after synthesis, by wire."""
+    yosys = _yosys_with_engine(tmp_path)
     selects = "; ".join(f"select -write {w}.txt w:*{w}{COPY_MARK}* a:{COPY_ATTR} %i %ci2 c:* %i" for w in wires)
     script = f"read_rtlil e.il; {script_after_read}; proc; opt -full; memory_collect; {selects}"
     subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path, capture_output=True, check=True)
@@ -60,12 +66,7 @@ def test_lane_wide_memories_are_split_per_lane_group():
 
 def test_keep_selects_the_same_registers_as_the_names_did(tmp_path):
     """The attribute selects exactly the registers that matching COPY_MARK in names did."""
-    try:
-        yosys = find_tool("yosys")
-    except ToolNotFound as e:
-        pytest.skip(str(e))
-    engine = Engine(compile_model(random_model(3, channels=8, blocks=1), 8))
-    (tmp_path / "e.il").write_text(rtlil.convert(engine, name="engine"))
+    yosys = _yosys_with_engine(tmp_path)
     script = (f"read_rtlil e.il; select -write names.txt w:*{COPY_MARK}* %ci2 c:* %i; "
               f"select -write attrs.txt {KEEP_COPIES.split(' ', 4)[4]}")
     subprocess.run([yosys, "-q", "-p", script], cwd=tmp_path, capture_output=True, check=True)
