@@ -478,6 +478,12 @@ def main(argv=None):
     except (CLIError, ModelError, ValueError) as e:
         print(error_line(e), file=sys.stderr)
         return USER_ERROR
+    except BrokenPipeError:
+        # The reader of stdout went away (`spikeforge info | head`): stop quietly, as the
+        # shell tools do; stdout goes to devnull so that the interpreter's final flush does
+        # not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13   # SIGPIPE
     except OSError as e:
         print(error_line(os_error_message(e)), file=sys.stderr)
         return USER_ERROR

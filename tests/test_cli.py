@@ -69,6 +69,19 @@ def test_console_script_runs_without_traceback(tmp_path):
     assert proc.stderr.startswith("spikeforge: error:") and "Traceback" not in proc.stderr
 
 
+def test_a_reader_that_closes_early_ends_the_command_quietly():
+    # `spikeforge info mnist --json | head -1`: the reader is gone before the command writes
+    # (its pipe closed at once here); the command stops with SIGPIPE's status and no message
+    # (it used to print "spikeforge: error: broken pipe; check the path" and exit 1).
+    proc = subprocess.Popen([sys.executable, "-m", "spikeforge.cli", "info", "mnist", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert err == b"", err
+
+
 def test_only_spikeforge_is_importable_at_top_level(tmp_path):
     code = ("import importlib.util as u; "
             "print([n for n in ('sim','hdl','quant','boards') if u.find_spec(n)])")
