@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .datasets import load_dataset
+from .datasets import dataset_names, load_dataset
 from .datasets.record import input_record
 from .modelfile import load_model, save_model
 from .nir_export import export_model, write_graph
@@ -21,8 +21,14 @@ def add_import_arguments(parser):
     """Arguments of ``spikeforge import GRAPH.nir -o MODEL.sfm``."""
     parser.add_argument("graph", help="NIR graph file (nir.write / an exporter's .nir)")
     parser.add_argument("-o", "--output", required=True, help="model file to write (.sfm)")
-    parser.add_argument("--dataset", default="digits", help="dataset of the network (default: digits)")
-    parser.add_argument("--data-root", default=None, help="folder of the dataset files")
+    parser.add_argument("--dataset", default="digits", metavar="NAME", choices=dataset_names(),
+                        help="dataset of the network: " + ", ".join(dataset_names()) + " (default: digits)")
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="folder holding the dataset files (default $SPIKEFORGE_DATA_ROOT, else "
+                             "~/.cache/spikeforge/datasets; digits and mnist-5k need none)")
+    parser.add_argument("--download", action="store_true",
+                        help="fetch missing dataset files from their official URLs (MD5-checked; never done "
+                             "unless asked)")
     parser.add_argument("--calibration-images", type=COUNT, default=256,
                         help="training images used to choose the integer scales (default 256)")
     parser.add_argument("--eval-images", type=COUNT, default=None,
@@ -52,8 +58,8 @@ def run_import(args):
     _positive("eval-images", args.eval_images)
     check_output_file(args.output, "-o")
     graph = read_graph(args.graph)
-    train = load_dataset(args.dataset, "train", data_root=args.data_root)
-    test = load_dataset(args.dataset, "test", data_root=args.data_root)
+    train = load_dataset(args.dataset, "train", data_root=args.data_root, download=args.download)
+    test = load_dataset(args.dataset, "test", data_root=args.data_root, download=args.download)
     if train.time_steps is not None:
         raise NIRError(f"dataset {args.dataset!r} holds event frames; import takes still-image "
                        "datasets (direct encoding)")
