@@ -16,7 +16,7 @@ from .plan import EnginePlan
 from .program import EW, RED, SYN
 from .timing import COMPACT, FAST, SYN_DECODE_STAGES, TIMING, TIMING_COMPACT, timing_of
 
-__all__ = ["ExecResult", "execute_program", "pass_cycles", "syn_walk_cycles", "SynPassHangs"]
+__all__ = ["ExecResult", "execute_program", "pass_cycles", "syn_walk_cycles"]
 
 
 @dataclasses.dataclass
@@ -248,19 +248,11 @@ def syn_walk_cycles(walk, acc_words, compact):
             end = max(free, end_ok)
             free = end
             end_ok = end + drain
-    # The engine signals done in the one cycle the last drain is two cycles from its end
-    # (``dr_left == 2``), and only once the generator has stopped: padding taps after the
-    # last in-grid row must be walked by then, or the pass never ends (an engine bug, issue 19:
-    # until it is fixed the executor refuses such a pass).
-    if g > end + drain - 2:
-        raise SynPassHangs(f"the SYN generator walks padding taps until cycle {g}, after the last drain's "
-                           f"done cycle {end + drain - 1}: the engine never ends this pass (a large padded "
-                           f"kernel's last position); allowed: a walk that ends by then")
-    return end + drain + 1
-
-
-class SynPassHangs(ValueError):
-    """A SYN pass the engine would never end (``syn_walk_cycles``)."""
+    # The engine signals done (registered: the pass ends two cycles later) in the cycle the
+    # last drain is two cycles from its end, or, when the generator is still walking the
+    # last position's trailing padding taps then, once it has stopped: cycle ``g`` of this
+    # walk's frame (measured against the engine: tests/accel/test_cycle_model.py).
+    return max(end + drain - 2, g) + 3
 
 
 def pass_cycles(prog, image):

@@ -11,7 +11,7 @@ __all__ = ["syn_accumulate"]
 
 def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits, decode_empty, done, dr_blk, dr_busy,
                    e, e1_on, e_b, e_lo, e_tile, e_valid, ev_issue, f_valid, fetching, gen_active, gen_on, im_a, im_w,
-                   infl, item, next_item, pos_end, rd_on, rd_ptr, scan_active, start, syn_ra, take, wm_r, wr_ptr):
+                   infl, issue_last, item, next_item, pos_end, rd_on, rd_ptr, scan_active, start, syn_ra, take, wm_r, wr_ptr):
     """SYN X | I | R | A | W and the drain: accumulate each issued (event, tile) into the
     accumulator bank of its position; drain a position's accumulators to the integer memory;
     the pass's start and done (see :func:`.syn.elaborate_syn`)."""
@@ -266,8 +266,19 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     # on for that last read's write.
     front_empty = (~gen_on & ~infl & ~rd_on & ~Cat(*fetching, f_valid).any() & (count == 0) & ~e1_on
                    & decode_empty & ~e_valid)
+    # Usually the front empties before the last drain is two cycles from its end; a large
+    # padded kernel's last position may leave padding taps for the generator to walk after
+    # its last in-grid row, and the pass then ends once the generator stops: ``ended`` says
+    # that every position issued so far has ended (set by a position's end, cleared by the
+    # issue of a position's last row, which wins), so with the generator stopped the last
+    # position has ended and its drain is past ``dr_left == 2``.
+    ended = Signal()
+    with m.If(issue_last | ~active):
+        m.d.sync += ended.eq(0)
+    with m.Elif(pos_end):
+        m.d.sync += ended.eq(1)
     done_r = Signal()
-    m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & (dr_left == 2)), fin.eq(done_r)]
+    m.d.sync += [done_r.eq(active & ~done_r & ~fin & front_empty & ended & (dr_left <= 2)), fin.eq(done_r)]
     with m.If(fin):
         m.d.sync += active.eq(0)
     for copy in (gen_active, scan_active):

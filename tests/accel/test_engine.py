@@ -150,7 +150,7 @@ def _random_config(seed):
         image=(size if patch == 1 else size, size, int(rng.choice([1, 2]))),
         attention=attention, levels=int(rng.choice([1, 2, 3])), time_steps=int(rng.integers(1, 4)),
         channels=heads * int(rng.choice([2, 3, 4])), heads=heads, blocks=int(rng.choice([1, 1, 2])),
-        patch=patch, embed_kernel=int(rng.choice([patch, 3])) if patch < 3 else None,
+        patch=patch, embed_kernel=int(rng.choice([patch, 3, 5])) if patch < 3 else None,
         weight_bits=int(rng.choice([2, 4, 8])), mlp_ratio=int(rng.choice([1, 2])),
         classes=int(rng.integers(2, 11)), leak=int(rng.integers(0, 3)),
         reset=str(rng.choice(["hard", "soft"])), out_bits=int(rng.choice([10, 12, 14])),
