@@ -52,7 +52,7 @@ from .build import BuildError, BuildTimeout, DoesNotFit, TimingFailed, build_boa
 from .top import check_link_settings
 
 __all__ = ["COLUMNS", "DONE", "Point", "grid", "point_key", "tool_versions", "run_point", "run_sweep",
-           "table_csv", "format_row"]
+           "table_csv", "format_row", "format_table"]
 
 #: the table's columns, in order
 COLUMNS = ("lanes", "clock_mhz", "seed", "status", "luts", "cells", "ff", "bram", "fmax_mhz", "timing_met",
@@ -200,6 +200,22 @@ def format_row(row):
         what = f"{row['status']}: {row['reason']}"
     secs = f" ({row['seconds']:.0f} s)" if row.get("seconds") is not None else ""
     return f"{p.label()}: {what}{secs}"
+
+
+def format_table(rows):
+    """The rows as a readable fixed-width table."""
+    head = ("lanes", "MHz", "seed", "status", "LUTs", "cells", "BRAM", "fmax", "cycles/img", "images/s", "s")
+    lines = ["{:>5} {:>7} {:>5} {:<13} {:>6} {:>6} {:>5} {:>7} {:>10} {:>9} {:>5}".format(*head)]
+
+    def num(v, fmt="{}"):
+        return "-" if v is None else fmt.format(v)
+
+    for r in rows:
+        lines.append("{:>5} {:>7} {:>5} {:<13} {:>6} {:>6} {:>5} {:>7} {:>10} {:>9} {:>5}".format(
+            r["lanes"], num(r["clock_mhz"], "{:g}"), r["seed"], r["status"], num(r["luts"]), num(r["cells"]),
+            num(r["bram"]), num(r["fmax_mhz"], "{:.1f}"), num(r["cycles_per_image"], "{:.0f}"),
+            num(r["images_per_s"], "{:.0f}"), num(r["seconds"], "{:.0f}")))
+    return "\n".join(lines)
 
 
 def _load_point(path):

@@ -13,10 +13,16 @@ import contextlib
 import logging
 import os
 
-__all__ = ["DEFAULT_WORKERS", "open_client", "describe"]
+__all__ = ["DEFAULT_WORKERS", "ClusterError", "open_client", "describe"]
 
+#: how long to try to reach a user's scheduler
+CONNECT_TIMEOUT = "10s"
 #: workers of the local cluster: one per core
 DEFAULT_WORKERS = max(1, os.cpu_count() or 1)
+
+
+class ClusterError(RuntimeError):
+    """The scheduler cannot be reached, or the options do not go together; one line."""
 
 
 @contextlib.contextmanager
@@ -28,13 +34,14 @@ def open_client(scheduler=None, *, workers=None, processes=True):
 
     if scheduler is not None:
         if workers is not None:
-            raise ValueError("--workers sizes the local cluster; with --scheduler the workers are the "
+            raise ClusterError("--workers sizes the local cluster; with --scheduler the workers are the "
                              "scheduler's (start more with `dask worker ADDRESS`)")
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as e:
-            raise OSError(f"--scheduler {scheduler}: cannot connect ({' '.join(str(e).split()) or type(e).__name__}); "
-                          "check the address (tcp://HOST:8786) and that the scheduler runs") from None
+            why = " ".join(str(e).split()) or type(e).__name__
+            raise ClusterError(f"--scheduler {scheduler}: cannot connect ({why}); "
+                               "check the address (tcp://HOST:8786) and that the scheduler runs") from None
         with client:
             yield client
         return
@@ -46,8 +53,7 @@ def open_client(scheduler=None, *, workers=None, processes=True):
 
 def describe(client):
     """``"local cluster, 2 workers"`` / ``"tcp://host:8786, 16 workers"``."""
-    info = client.scheduler_info()
-    n = len(info.get("workers", {}))
+    n = len(client.nthreads())
     cluster = getattr(client, "cluster", None)
-    where = "local cluster" if cluster is not None else info.get("address", "scheduler")
+    where = "local cluster" if cluster is not None else client.scheduler.address
     return f"{where}, {n} worker" + ("" if n == 1 else "s")
