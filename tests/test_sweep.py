@@ -7,6 +7,7 @@ lanes sweep of a tiny model on a local cluster of processes, kills one worker wh
 and checks the table and the plot against the build reports and the analytic model.
 """
 
+import contextlib
 import csv
 import json
 import os
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil  # a dependency of distributed
 import pytest
 
 from spikeforge.boards import build
@@ -220,7 +222,8 @@ def _executing(dask_worker):
 
 class WorkerKiller(threading.Thread):
     """Kills (SIGKILL) the worker process that has been building a 1-lane point for ``after``
-    seconds: the sweep must still finish every point."""
+    seconds, and the tool it runs (as when its machine goes down; the tools run in their own
+    session and would otherwise finish on their own): the sweep must still finish every point."""
 
     def __init__(self, client, after=4.0):
         super().__init__(daemon=True)
@@ -242,7 +245,11 @@ class WorkerKiller(threading.Thread):
                     continue
                 if now - since.setdefault((addr, key), now) >= self.after:
                     pid = self.client.run(os.getpid, workers=[addr])[addr]
+                    tools = psutil.Process(pid).children(recursive=True)
                     os.kill(pid, signal.SIGKILL)
+                    for tool in tools:
+                        with contextlib.suppress(psutil.Error):
+                            tool.kill()
                     self.killed = (addr, key, pid)
                     return
             time.sleep(0.5)
