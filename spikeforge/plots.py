@@ -635,7 +635,9 @@ def figures_sweep(table):
     if len(front) > 1:
         ax.step([c for c, _ in front], [v for _, v in front], where="post", color="tab:blue", alpha=0.5,
                 label="Pareto front (timing met)")
-    ax.plot([], [], "x", color="tab:red", label="timing failed")
+    ax.plot([], [], "o", color="tab:blue", label="timing met")
+    if len(met) < len(rows):
+        ax.plot([], [], "x", color="tab:red", label="timing failed")
     ax.set_xlabel("LUTs (Yosys)")
     ax.set_ylabel("images per second (compute, at the requested clock)")
     ax.set_title("LUTs against images/s", fontsize=10)
@@ -647,14 +649,17 @@ def figures_sweep(table):
     for (lanes, clock), rs in sorted(groups.items()):
         rs = sorted(rs, key=lambda r: r["seed"])
         line, = ax2.plot([r["seed"] for r in rs], [r["fmax_mhz"] or 0 for r in rs], "o-",
-                         label=f"{lanes} lanes at {clock:g} MHz")
+                         label=f"{lanes} lane{'' if lanes == 1 else 's'} at {clock:g} MHz")
         ax2.axhline(clock, ls="--", lw=0.8, color=line.get_color())
+    seeds = sorted({r["seed"] for r in rows})
+    ax2.set_xticks(seeds, [str(x) for x in seeds])
     ax2.set_xlabel("nextpnr placement seed")
     ax2.set_ylabel("fmax (MHz)")
     ax2.set_title("fmax per seed (dashed: requested clock)", fontsize=10)
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
-    fig.suptitle(f"spikeforge sweep on {table.get('board', '?')}: {len(rows)} builds", fontsize=10)
+    fig.suptitle(f"spikeforge sweep on {table.get('board', '?')}: {len(rows)} build{'' if len(rows) == 1 else 's'}",
+                 fontsize=10)
     return {"sweep": fig}
 
 
