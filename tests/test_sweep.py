@@ -311,3 +311,28 @@ def test_rerunning_the_real_sweep_builds_nothing(real_sweep):
     assert again["built"] == 0 and again["reused"] == 8 and lines == [
         f"8 of 8 points already done in {out} (same model, board and tool versions)"]
     assert again["rows"] == real_sweep["table"]["rows"]
+
+
+def test_a_builds_timeout_bounds_the_whole_build(tmp_path, monkeypatch):
+    """``build_board(timeout=...)`` is one limit for all the tool runs of a build (a sweep's
+    ``--timeout``): each tool gets what is left, and the one that overruns it is a
+    :class:`BuildTimeout`. Before, every tool had the whole limit to itself."""
+    import subprocess
+
+    given = []
+
+    def fake_run(cmd, *, timeout=None, **kw):
+        given.append((Path(cmd[0]).name, timeout))
+        if len(given) == 3:
+            raise subprocess.TimeoutExpired(cmd, timeout)
+        time.sleep(0.3)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(build.procs, "run", fake_run)
+    with pytest.raises(build.BuildTimeout, match=r"^icepack was still running when the build's time limit of "
+                                                 r"100 s ran out; log: "):
+        build.build_board(tiny_model(), BOARD, images=images(), lanes=1, out_dir=tmp_path / "o", progress=None,
+                          timeout=100)
+    assert [tool in name for tool, (name, _) in zip(("yosys", "nextpnr-ice40", "icepack"), given)] == [True] * 3
+    limits = [t for _, t in given]
+    assert limits[0] <= 100 and all(b <= a - 0.3 for a, b in zip(limits, limits[1:])), limits
