@@ -44,7 +44,7 @@ from .output_registers import absorb_output_registers_file
 from .synth import _CELL_CLASSES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
 from .top import BoardTop, check_link_settings
 
-__all__ = ["BuildError", "DoesNotFit", "TimingFailed", "build_board", "format_report", "precheck"]
+__all__ = ["BuildError", "BuildTimeout", "DoesNotFit", "TimingFailed", "build_board", "format_report", "precheck"]
 
 #: nextpnr bel -> report resource, per family
 _PNR_BELS = {
@@ -67,6 +67,10 @@ class DoesNotFit(BuildError):
 
 class TimingFailed(BuildError):
     exit_code = 3
+
+
+class BuildTimeout(BuildError):
+    """A tool was still running when the build's time limit (``timeout``) ran out; it was killed."""
 
 
 def _say(progress, line):
@@ -124,9 +128,12 @@ def aim_past_clock(lpf, margin):
     return out
 
 
-def _run_stage(stage, cmd, cwd, env, progress, timeout, log_name):
-    """Run one tool; a progress line every 30 s while it runs; the output goes to ``log_name``."""
+def _run_stage(stage, cmd, cwd, env, progress, deadline, log_name):
+    """Run one tool; a progress line every 30 s while it runs; the output goes to ``log_name``.
+    ``deadline``: ``(time.monotonic() value, the build's limit in s)``: the tool is killed then
+    (:class:`BuildTimeout`)."""
     t0 = time.monotonic()
+    timeout = max(0.1, deadline[0] - t0)
     log_path = Path(cwd) / log_name
     next_note = [30]
 
@@ -141,7 +148,8 @@ def _run_stage(stage, cmd, cwd, env, progress, timeout, log_name):
         except OSError as e:
             raise BuildError(f"{stage}: cannot start {cmd[0]}: {e}") from e
         except subprocess.TimeoutExpired:
-            raise BuildError(f"{stage} did not finish within {timeout} s; log: {log_path}") from None
+            raise BuildTimeout(f"{stage} was still running when the build's time limit of {deadline[1]:g} s ran "
+                               f"out; log: {log_path}") from None
     seconds = time.monotonic() - t0
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
@@ -187,7 +195,8 @@ def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=115200
     :class:`BuildError` (a tool failed or is missing), ``ValueError`` (bad board, clock, baud),
     :class:`~spikeforge.hdl.accel.program.MappingError` (the model cannot be mapped),
     :class:`~spikeforge.boards.procs.Interrupted` (SIGINT, SIGTERM or SIGHUP: the tools are
-    killed, the staging folder removed, ``out_dir`` as it was).
+    killed, the staging folder removed, ``out_dir`` as it was). ``timeout``: seconds the whole
+    build may take; a tool still running then is killed (:class:`BuildTimeout`).
     """
     stage_dir = staging_dir(out_dir)
     with procs.guard():
@@ -211,6 +220,7 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
     dev = DEVICES[target.device]
     out_dir = Path(out_dir)
     t_all = time.monotonic()
+    deadline = (t_all + timeout, timeout)
     seconds = {}
     stages = 6
 
@@ -282,7 +292,7 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
         stage = {"yosys": "Yosys synthesis", "icepack": "icepack", "ecppack": "ecppack"}.get(
             tool, "nextpnr place and route")
         _say(progress, f"[{4 + step}/{stages}] {stage} ({Path(tools[tool]).name})")
-        seconds[tool] = _run_stage(stage, [tools[tool], *cmd[1:]], work, env, progress, timeout, f"{tool}.out")
+        seconds[tool] = _run_stage(stage, [tools[tool], *cmd[1:]], work, env, progress, deadline, f"{tool}.out")
         _say(progress, f"      done in {seconds[tool]:.1f} s")
         if tool == "yosys" and target.family == "ecp5":
             try:
@@ -294,7 +304,7 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
                            f"read register ({sum(n for _c, _p, n in absorbed)} flip-flops)")
     seconds["verilog"] = _run_stage("write the Verilog", [tools["yosys"], "-q", "-p",
                                     "read_rtlil top.il; write_verilog -norename top_rtl.v"],
-                                    work, env, progress, timeout, "verilog.out")
+                                    work, env, progress, deadline, "verilog.out")
 
     counts, cells = _yosys_counts(work / "stat.json", target.family)
     moved = sum(n for _c, _p, n in absorbed)   # flip-flops now inside block RAMs (OUTREG)

@@ -9,13 +9,15 @@ import os
 import sys
 
 from ..options import (check_plot_option, lanes_text,
-                       BAUD, CLOCK, COUNT, MODEL_HELP, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError,
+                       BAUD, BUILD_TIMEOUT, CLOCK, COUNT, LANES,
+                       MODEL_HELP, add_cluster_arguments, cluster_options, RETRIES, SEED, TIMEOUT, USER_ERROR, CLIError,
                        add_dataset_arguments,
                        add_lanes_argument, analysis_images, check_count, check_output_dir, error_line, load_model_arg,
                        model_dataset_images, os_error_message, resolve_lanes)
 from ..devices import get_target, target_names
 
-__all__ = ["add_build_arguments", "run_build", "add_flash_arguments", "run_flash", "add_run_arguments", "run_run"]
+__all__ = ["add_build_arguments", "run_build", "add_flash_arguments", "run_flash", "add_run_arguments", "run_run",
+           "add_sweep_arguments", "run_sweep"]
 
 
 def _err(message, code):
@@ -260,3 +262,74 @@ def run_run(args):
     else:
         print(format_run(summary))
     return 0 if summary["logits_match"] == summary["images"] else 1
+
+
+# --- sweep -----------------------------------------------------------------------------------
+
+def add_sweep_arguments(p):
+    p.add_argument("model", nargs="?", help=MODEL_HELP)
+    p.add_argument("--board", required=True, choices=target_names(), help="target board")
+    p.add_argument("--lanes", type=LANES, nargs="+", required=True, metavar="P",
+                   help=f"lane counts to build ({LANES.allowed()} each)")
+    p.add_argument("--clock", type=CLOCK, nargs="+", default=None, metavar="MHZ",
+                   help="system clocks in MHz (default: the board's default clock)")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[1], metavar="S",
+                   help=f"nextpnr placement seeds ({SEED.allowed()} each; default 1)")
+    add_cluster_arguments(p, "builds")
+    p.add_argument("--timeout", type=BUILD_TIMEOUT, default=3600, metavar="SECONDS",
+                   help=f"seconds each build may take (default 3600; {BUILD_TIMEOUT.allowed()}); a tool still "
+                        "running then is killed and the point's row says timeout")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="folder of the sweep: sweep.csv, sweep.json, sweep.png and points/ (one JSON file per "
+                        "build, reused when the sweep runs again)")
+    add_dataset_arguments(p)
+
+
+def run_sweep(args):
+    from ..sim.cluster import ClusterError, describe, open_client
+    from .sweep import format_table, grid, run_sweep as sweep
+
+    try:
+        target = get_target(args.board)
+        scheduler, workers = cluster_options(args)
+        check_output_dir(args.output)
+        _, model = load_model_arg(args.model)
+        images = analysis_images(model, args)
+        points = grid(args.lanes, args.clock, args.seeds)
+        plot_problem = None
+        try:
+            from ..plots import PlotError, check_plot_dir
+
+            check_plot_dir(args.output)
+        except PlotError as e:
+            plot_problem = str(e)
+    except (CLIError, ValueError) as e:
+        return _err(str(e), USER_ERROR)
+    except OSError as e:
+        return _err(os_error_message(e), USER_ERROR)
+    try:
+        with open_client(scheduler, workers=workers) as client:
+            _progress(f"sweep of {len(points)} builds on {target.name} ({describe(client)}); "
+                      f"results in {args.output}")
+            table = sweep(model, target.name, points, images, args.output, client, timeout=args.timeout,
+                          progress=_progress)
+    except ClusterError as e:
+        return _err(str(e), USER_ERROR)
+    except OSError as e:
+        return _err(os_error_message(e), USER_ERROR)
+    print(format_table(table["rows"]))
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(table["counts"].items()))
+    print(f"{len(table['rows'])} points ({counts}); {table['built']} run now, {table['reused']} reused, "
+          f"{table['seconds']:.0f} s; table: {os.path.join(args.output, 'sweep.csv')}, "
+          f"{os.path.join(args.output, 'sweep.json')}")
+    if plot_problem:
+        _progress(f"sweep.png not written: {plot_problem}")
+    elif any(r["luts"] is not None for r in table["rows"]):
+        from ..plots import plot_sweep
+
+        for path in plot_sweep(table, args.output):
+            print(f"plot: {path}")
+    else:
+        _progress("sweep.png not written: no point was built")
+    rerun = [r for r in table["rows"] if r["status"] in ("failed", "timeout", "error")]
+    return 1 if rerun else 0

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["add_sim_arguments", "run_sim", "summarize"]
+__all__ = ["add_sim_arguments", "run_sim", "summarize", "add_verify_arguments", "run_verify"]
 
 
 def add_sim_arguments(parser):
@@ -155,3 +155,66 @@ def run_sim(args):
     else:
         print(_table(report))
     return 0 if report["mismatches"] == 0 else 1
+
+
+# --- verify --random-models ------------------------------------------------------------------
+
+def add_verify_arguments(parser):
+    from ..options import BUILD_TIMEOUT, COUNT, SEED, add_cluster_arguments
+
+    parser.add_argument("--random-models", type=COUNT, required=True, metavar="N",
+                        help="how many random models (the differential test's kind: shapes, bit widths, "
+                             "attention variants, time steps, depth and lanes drawn from each model's seed)")
+    parser.add_argument("--images", type=COUNT, default=5, metavar="M",
+                        help="random images per model (default 5)")
+    parser.add_argument("--seed", type=SEED, default=0, metavar="S",
+                        help="seed of the first model; the models are S, S+1, ..., S+N-1 (default 0)")
+    add_cluster_arguments(parser, "simulations")
+    parser.add_argument("--timeout", type=BUILD_TIMEOUT, default=None, metavar="SECONDS",
+                        help="seconds each model's simulator build and each run may take (default: 600 plus "
+                             "2 s per image)")
+    parser.add_argument("-o", "--output", metavar="DIR", help="write the summary as DIR/verify.json")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def run_verify(args):
+    from ..options import SEED, CLIError, check_output_dir, cluster_options
+    from .cluster import ClusterError, describe, open_client
+    from .runners import simulator_missing_reason
+    from .verify_campaign import run_campaign
+
+    scheduler, workers = cluster_options(args)
+    last = args.seed + args.random_models - 1
+    if SEED.problem(last):
+        raise CLIError(f"--seed {args.seed} with --random-models {args.random_models}: the last model's seed "
+                       f"{last} is out of range; allowed: seeds {SEED.allowed()}")
+    check_output_dir(args.output)
+    if scheduler is None:
+        why = simulator_missing_reason("verilator")
+        if why:
+            raise CLIError(f"verify runs the accelerator in Verilator: {why}")
+
+    def progress(line):
+        print(line, file=sys.stderr, flush=True)
+
+    seeds = range(args.seed, last + 1)
+    try:
+        with open_client(scheduler, workers=workers) as client:
+            progress(f"verify {args.random_models} random models (seeds {args.seed}..{last}), {args.images} "
+                     f"images each, golden model against Verilator ({describe(client)})")
+            summary = run_campaign(seeds, args.images, client, out_dir=args.output, timeout=args.timeout,
+                                   progress=progress)
+    except ClusterError as e:
+        raise CLIError(str(e)) from None
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(summary["counts"].items()))
+        print(f"{summary['models']} random models x {summary['images']} images: {counts}; "
+              f"{len(summary['mismatched_seeds'])} with mismatches ({summary['seconds']:.0f} s)")
+        for cmd in summary["reproduce"]:
+            print(f"reproduce: {cmd}")
+        if args.output:
+            print(f"summary: {args.output}/verify.json")
+    return 0 if summary["counts"].get("ok", 0) == summary["models"] else 1

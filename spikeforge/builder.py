@@ -11,7 +11,7 @@ import numpy as np
 from .graph import Model, Node, bits_for_range, infer
 from .sim.model import execute
 
-__all__ = ["ModelBuilder", "random_model", "ATTENTION_VARIANTS"]
+__all__ = ["ModelBuilder", "random_model", "random_config", "random_images", "ATTENTION_VARIANTS"]
 
 ATTENTION_VARIANTS = ("mask", "linear", "qsd")
 
@@ -232,3 +232,29 @@ def random_model(seed=0, *, image=(8, 8, 1), max_value=16, time_steps=2, channel
     s = neuron("head_in", pooled)
     b.head("head", s, weights(channels, classes), rng.integers(-8, 9, size=classes), weight_bits)
     return b.build()
+
+
+def random_config(seed):
+    """``(kwargs of random_model, lanes)``: the shapes, bit widths, variants, time steps, depth
+    and lane count of the random model ``seed`` of the differential tests
+    (tests/accel/test_engine.py) and of ``spikeforge verify --random-models``: small models,
+    every attention variant (``seed % 3``), lanes from 1 to 32."""
+    rng = np.random.default_rng(seed)
+    attention = ATTENTION_VARIANTS[seed % 3]
+    heads = int(rng.choice([1, 2]))
+    patch = int(rng.choice([1, 2]))
+    size = int(rng.choice([4, 6])) if patch == 1 else int(rng.choice([4, 6, 8]))
+    return dict(
+        image=(size if patch == 1 else size, size, int(rng.choice([1, 2]))),
+        attention=attention, levels=int(rng.choice([1, 2, 3])), time_steps=int(rng.integers(1, 4)),
+        channels=heads * int(rng.choice([2, 3, 4])), heads=heads, blocks=int(rng.choice([1, 1, 2])),
+        patch=patch, embed_kernel=int(rng.choice([patch, 3, 5])) if patch < 3 else None,
+        weight_bits=int(rng.choice([2, 4, 8])), mlp_ratio=int(rng.choice([1, 2])),
+        classes=int(rng.integers(2, 11)), leak=int(rng.integers(0, 3)),
+        reset=str(rng.choice(["hard", "soft"])), out_bits=int(rng.choice([10, 12, 14])),
+    ), int(rng.choice([1, 2, 4, 8, 16, 32]))
+
+
+def random_images(n, shape=(8, 8, 1), seed=0, max_value=16):
+    """``n`` random images ``[n, *shape]`` in 0..``max_value`` (the differential tests' inputs)."""
+    return np.random.default_rng(seed).integers(0, max_value + 1, (n, *shape))

@@ -445,6 +445,10 @@ def build_parser():
                    boards_cli, "add_flash_arguments", "run_flash")
     _add_delegated(sub, "run", "inference on a board over its UART host link (or a simulated board)",
                    boards_cli, "add_run_arguments", "run_run")
+    _add_delegated(sub, "sweep", "build a grid of lanes x clocks x placement seeds as Dask tasks: one table, "
+                   "one Pareto plot", boards_cli, "add_sweep_arguments", "run_sweep")
+    _add_delegated(sub, "verify", "golden model against the accelerator's Verilator simulation on many random "
+                   "models, as Dask tasks", accel_cli, "add_verify_arguments", "run_verify")
     p = sub.add_parser("clean", help="show and delete the simulator build cache (~/.cache/spikeforge or "
                                      "$SPIKEFORGE_CACHE)")
     p.add_argument("--dry-run", action="store_true", help="only list the cache folders and their sizes")

@@ -29,7 +29,8 @@ from .devices import TARGETS
 from .modelfile import load_model
 
 __all__ = ["CLIError", "USER_ERROR", "Parser", "Number", "LANES", "add_lanes_argument", "resolve_lanes",
-           "SEED", "TIMEOUT", "RETRIES", "CLOCK", "BAUD", "BAUD_RATES", "COUNT", "check_count",
+           "SEED", "TIMEOUT", "RETRIES", "CLOCK", "BAUD", "BUILD_TIMEOUT", "WORKERS", "BAUD_RATES", "COUNT",
+           "check_count", "add_cluster_arguments", "cluster_options",
            "check_output_file", "check_output_dir", "error_line", "os_error_message", "lanes_text",
            "check_plot_option", "TORCH_INSTALL", "require_torch", "default_model_path", "load_model_arg",
            "MODEL_HELP", "MODEL_SUFFIX", "shipped_model_names", "shipped_model_path",
@@ -225,6 +226,10 @@ RETRIES = Number(int, low=0, high=100)
 COUNT = Number(int, low=1)
 #: the system clock of a board in MHz (the board's PLL range is checked against its target)
 CLOCK = Number(float, positive=True, high=1000, unit="MHz")
+#: seconds a whole build (or one simulator build or run) may take
+BUILD_TIMEOUT = Number(float, positive=True, high=7 * 24 * 3600, unit="s")
+#: processes of a local Dask cluster (``spikeforge sweep``/``verify``)
+WORKERS = Number(int, low=1, high=1024)
 #: the standard serial rates (:data:`spikeforge.boards.hostlink.BAUD_RATES`)
 BAUD = Number(int, choices=BAUD_RATES)
 
@@ -254,6 +259,25 @@ def check_count(option, n, available, what):
     if n > available:
         raise CLIError(f"{option}: {n} is more than {what} holds; allowed: 1..{available}")
     return n
+
+
+# --- Dask campaigns (sweep, verify) ----------------------------------------------------------
+
+def add_cluster_arguments(p, what):
+    """``--scheduler`` and ``--workers``: where the Dask tasks of ``what`` run."""
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help=f"a Dask scheduler to run the {what} on (e.g. tcp://host:8786; its workers need "
+                        "spikeforge and its tools installed; default: a local cluster on this machine)")
+    p.add_argument("--workers", type=WORKERS, default=None, metavar="N",
+                   help=f"processes of the local cluster ({WORKERS.allowed()}; default: one per core)")
+
+
+def cluster_options(args):
+    """``(scheduler, workers)`` of :func:`add_cluster_arguments`; :class:`CLIError` for both."""
+    if args.scheduler is not None and args.workers is not None:
+        raise CLIError(f"--workers {args.workers} sizes the local cluster and cannot go with --scheduler "
+                       f"{args.scheduler}; start more workers there with `dask worker {args.scheduler}`")
+    return args.scheduler, args.workers
 
 
 # --- output paths --------------------------------------------------------------------------

@@ -10,7 +10,9 @@ missing), every file atomically, and returns their paths:
   ``info_cycles.png`` (cycles per node against the lower bound of spec §10);
 - :func:`plot_build`: ``build_utilization.png`` (a build report's resources against the device);
 - :func:`plot_lanes`: ``lanes.png`` (cycles/image and images/s against lanes,
-  ``benchmarks/accel_lanes.py --plot``).
+  ``benchmarks/accel_lanes.py --plot``);
+- :func:`plot_sweep`: ``sweep.png`` (a design sweep's LUTs against images/s with its Pareto
+  front, and fmax per placement seed, ``spikeforge sweep``).
 
 The ``figures_*`` functions return the matplotlib figures instead (for a notebook). Drawing
 uses matplotlib's Agg canvas and never pyplot, so no display is needed and no global backend
@@ -29,7 +31,8 @@ import numpy as np
 from .modelfile import atomic_write
 
 __all__ = ["PlotError", "check_plot_dir", "figures_eval", "plot_eval", "figures_info", "plot_info",
-           "figures_build", "plot_build", "figures_lanes", "plot_lanes", "save_figures"]
+           "figures_build", "plot_build", "figures_lanes", "plot_lanes",
+           "figures_sweep", "plot_sweep", "pareto_front", "save_figures"]
 
 INSTALL_HINT = 'pip install "spikeforge[plot]"'
 
@@ -598,3 +601,69 @@ def plot_lanes(rows, out_dir, clock_mhz, title="", dpi=100):
     """Write the picture of :func:`figures_lanes` into ``out_dir``; returns its path in a list."""
     check_plot_dir(out_dir)
     return save_figures(figures_lanes(rows, clock_mhz, title), out_dir, dpi)
+
+
+def pareto_front(points):
+    """The points ``(cost, value)`` that no other point beats (lower or equal cost and higher or
+    equal value, one of them strictly), sorted by cost."""
+    front = []
+    for c, v in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or v > front[-1][1]:
+            front.append((c, v))
+    return front
+
+
+def figures_sweep(table):
+    """A sweep's table (``spikeforge sweep``'s ``sweep.json``, a dict with ``rows``): LUTs
+    against images/s at the requested clock for the builds that met timing (the Pareto front
+    drawn, the lane count by each point), and fmax per placement seed for every build (a line
+    per lane count and clock; the requested clock dashed). Returns ``{"sweep": Figure}``."""
+    _figure_class()
+    rows = [r for r in table.get("rows", []) if r.get("luts") is not None]
+    if not rows:
+        raise ValueError("no point of the sweep was built (every one failed or was refused): nothing to plot")
+    fig = _new_figure(11, 4.2)
+    ax, ax2 = fig.subplots(1, 2)
+    met = [r for r in rows if r["timing_met"]]
+    for r in rows:
+        ok = r["timing_met"]
+        ax.plot(r["luts"], r["images_per_s"], "o" if ok else "x", color="tab:blue" if ok else "tab:red",
+                alpha=0.8)
+        ax.annotate(f"{r['lanes']}L {r['clock_mhz']:g} MHz", (r["luts"], r["images_per_s"]), xytext=(4, 4),
+                    textcoords="offset points", fontsize=7)
+    front = pareto_front([(r["luts"], r["images_per_s"]) for r in met])
+    if len(front) > 1:
+        ax.step([c for c, _ in front], [v for _, v in front], where="post", color="tab:blue", alpha=0.5,
+                label="Pareto front (timing met)")
+    ax.plot([], [], "o", color="tab:blue", label="timing met")
+    if len(met) < len(rows):
+        ax.plot([], [], "x", color="tab:red", label="timing failed")
+    ax.set_xlabel("LUTs (Yosys)")
+    ax.set_ylabel("images per second (compute, at the requested clock)")
+    ax.set_title("LUTs against images/s", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["lanes"], r["clock_mhz"]), []).append(r)
+    for (lanes, clock), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        line, = ax2.plot([r["seed"] for r in rs], [r["fmax_mhz"] or 0 for r in rs], "o-",
+                         label=f"{lanes} lane{'' if lanes == 1 else 's'} at {clock:g} MHz")
+        ax2.axhline(clock, ls="--", lw=0.8, color=line.get_color())
+    seeds = sorted({r["seed"] for r in rows})
+    ax2.set_xticks(seeds, [str(x) for x in seeds])
+    ax2.set_xlabel("nextpnr placement seed")
+    ax2.set_ylabel("fmax (MHz)")
+    ax2.set_title("fmax per seed (dashed: requested clock)", fontsize=10)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"spikeforge sweep on {table.get('board', '?')}: {len(rows)} build{'' if len(rows) == 1 else 's'}",
+                 fontsize=10)
+    return {"sweep": fig}
+
+
+def plot_sweep(table, out_dir, dpi=100):
+    """Write the picture of :func:`figures_sweep` into ``out_dir``; returns its path in a list."""
+    check_plot_dir(out_dir)
+    return save_figures(figures_sweep(table), out_dir, dpi)

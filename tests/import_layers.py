@@ -144,6 +144,9 @@ LAYERS = {
     "spikeforge.boards.sim_board": 4,
     "spikeforge.boards.sim_board_bench": 4,
     "spikeforge.boards.simulate": 4,
+    "spikeforge.boards.sweep": 4,
+    "spikeforge.sim.cluster": 4,
+    "spikeforge.sim.verify_campaign": 4,
     # L5 command line
     "spikeforge.options": 5,
     "spikeforge.cli": 5,

@@ -209,16 +209,23 @@ def test_lanes_is_validated_the_same_everywhere(capsys, command, lanes, why):
 def test_lanes_is_one_option_definition():
     from spikeforge.cli import build_parser
 
+    from spikeforge.options import LANES
+
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices
-    found = {}
+    found, several = {}, {}
     for name, p in sub.items():
         for parser in [p] + [q for a in p._actions if a.dest == "generate_what" for q in a.choices.values()]:
             for a in parser._actions:
                 if "--lanes" in a.option_strings:
-                    found[parser.prog] = (a.type, a.default, a.help.split(":", 1)[1])
+                    if a.nargs is None:
+                        found[parser.prog] = (a.type, a.default, a.help.split(":", 1)[1])
+                    else:
+                        several[parser.prog] = (a.type, a.nargs)
     assert set(found) == {"spikeforge info", "spikeforge generate accel", "spikeforge sim", "spikeforge build",
                           "spikeforge run"}
     assert len(set(found.values())) == 1, found
+    # `sweep --lanes 4 8 16 32`: a list, each value checked by the same LANES
+    assert several == {"spikeforge sweep": (LANES, "+")} and next(iter(found.values()))[0] is LANES
 
 
 def test_fit_verdict_is_the_same_for_info_generate_and_build(tmp_path, capsys, monkeypatch, small_model):

@@ -10,7 +10,7 @@ import collections
 import numpy as np
 import pytest
 
-from spikeforge.builder import ATTENTION_VARIANTS, random_model
+from spikeforge.builder import random_config, random_model
 from spikeforge.hdl.accel.engine import EnginePlan
 from spikeforge.hdl.accel.execute import execute_program
 from spikeforge.hdl.accel.program import MappingError, compile_model
@@ -140,23 +140,6 @@ def test_mapping_refusals_name_the_problem():
         prog_mod.MAX_ROW_BITS = limit
 
 
-def _random_config(seed):
-    rng = np.random.default_rng(seed)
-    attention = ATTENTION_VARIANTS[seed % 3]
-    heads = int(rng.choice([1, 2]))
-    patch = int(rng.choice([1, 2]))
-    size = int(rng.choice([4, 6])) if patch == 1 else int(rng.choice([4, 6, 8]))
-    return dict(
-        image=(size if patch == 1 else size, size, int(rng.choice([1, 2]))),
-        attention=attention, levels=int(rng.choice([1, 2, 3])), time_steps=int(rng.integers(1, 4)),
-        channels=heads * int(rng.choice([2, 3, 4])), heads=heads, blocks=int(rng.choice([1, 1, 2])),
-        patch=patch, embed_kernel=int(rng.choice([patch, 3, 5])) if patch < 3 else None,
-        weight_bits=int(rng.choice([2, 4, 8])), mlp_ratio=int(rng.choice([1, 2])),
-        classes=int(rng.integers(2, 11)), leak=int(rng.integers(0, 3)),
-        reset=str(rng.choice(["hard", "soft"])), out_bits=int(rng.choice([10, 12, 14])),
-    ), int(rng.choice([1, 2, 4, 8, 16, 32]))
-
-
 def _mapping(seed, model, lanes):
     compact = seed % 4 == 3
     if seed % 3 == 1:
@@ -181,7 +164,7 @@ def test_differential_random_model(seed):
     RAM), every other seed reads descriptors in 16-bit pieces, every fourth seed is the
     compact build. The CI tier runs a seeded sample of 24 (conftest.py), the full tier all 200.
     """
-    config, lanes = _random_config(seed)
+    config, lanes = random_config(seed)
     model = random_model(seed, **config)
     images = _images(2, config["image"], seed=seed)
     want = run_model(model, images)
