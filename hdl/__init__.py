@@ -5,7 +5,8 @@ name in snake case in :mod:`spikeforge.sim.golden`, and a cost model: ``cycles(.
 ``memory_bits()``, ``logic_estimate()``):
 
 - :class:`~.event_encoder.SpikeEventEncoder` (``spike_event_encoder``): spike vector -> one
-  ``(channel, plane)`` event per set bit (§5 bit planes).
+  ``(channel, plane)`` event per set bit (§5 bit planes); built on
+  :class:`~.row_scan.RowScan`, which is also the accelerator engine's SYN scan stage.
 - :class:`~.conv_window.ConvWindowScan` (``conv_window_scan``): gather addressing of a k x k
   convolution with stride and zero padding (§5).
 - :class:`~.sparse_add.SparseAdd` (``sparse_add``): events -> weight-row additions into P

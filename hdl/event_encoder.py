@@ -3,14 +3,16 @@
 Golden function: :func:`spikeforge.sim.golden.spike_event_encoder`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, Shape, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sim.golden import spike_event_encoder
+from .accel.lsb import lsb_index, popcount_flags
 from .params import check_int, field_bits
+from .row_scan import RowScan, group_pairs
 
-__all__ = ["SpikeEventEncoder", "event_layout", "vector_layout", "one_hot_index"]
+__all__ = ["SpikeEventEncoder", "event_layout", "vector_layout"]
 
 NO_TAG = unsigned(0)
 
@@ -40,26 +42,15 @@ def event_layout(channels, levels, tag_shape=NO_TAG):
     })
 
 
-def one_hot_index(one_hot):
-    """Index of the set bit of a one-hot (or zero) value, as OR trees: bit k of the index is
-    the OR of the input bits whose position has bit k set. Shared by the encoder and the
-    accelerator engine."""
-    n = len(one_hot)
-    out = []
-    for k in range(max(1, (n - 1).bit_length())):
-        bits = [one_hot[j] for j in range(n) if (j >> k) & 1]
-        acc = Const(0, 1)
-        for b in bits:
-            acc = acc | b
-        out.append(acc)
-    return Cat(*out)
-
-
 class SpikeEventEncoder(wiring.Component):
     """Turn spike vectors into a stream of events, one per set bit (bit planes, spec §5).
 
     Events of a vector come in ascending channel order, and per channel in ascending plane
     order. A vector without a set bit produces one beat with ``empty = 1`` and ``last = 1``.
+
+    The events come from a :class:`~.row_scan.RowScan` over the vector's bits (channel-major,
+    plane stride ``2^plane_bits``), the very component the accelerator engine's SYN scan stage
+    instantiates; ``fast`` selects its fast mode, the engine's fast build's.
 
     Parameters
     ----------
@@ -69,6 +60,9 @@ class SpikeEventEncoder(wiring.Component):
         Largest spike value D (>= 1); values have ``bit_length(D)`` bit planes.
     tag_shape : ShapeLike
         Shape of the opaque per-vector ``tag`` (default zero width).
+    fast : bool
+        The row scan's fast mode: the vector less its lowest set bit is computed at the input
+        and registered with it (:class:`~.row_scan.RowScan`). Same events, same cycles.
 
     Members
     -------
@@ -80,7 +74,10 @@ class SpikeEventEncoder(wiring.Component):
         Throughput one event per cycle: a vector costs ``max(1, popcount)`` cycles.
     """
 
-    def __init__(self, *, channels, levels=1, tag_shape=NO_TAG):
+    #: the row scan the encoder is built on (a class attribute: broken variants replace it)
+    row_scan = RowScan
+
+    def __init__(self, *, channels, levels=1, tag_shape=NO_TAG, fast=False):
         name = type(self).__name__
         self.channels = check_int(name, "channels", channels, 1, 4096)
         self.levels = check_int(name, "levels", levels, 1, 65535)
@@ -88,7 +85,10 @@ class SpikeEventEncoder(wiring.Component):
             Shape.cast(tag_shape)
         except TypeError as e:
             raise TypeError(f"{name}: tag_shape must be a shape or layout, not {tag_shape!r}") from e
+        if not isinstance(fast, bool):
+            raise TypeError(f"{name}: fast is {fast!r}; allowed: True or False")
         self.tag_shape = tag_shape
+        self.fast = fast
         self.planes = self.levels.bit_length()
         super().__init__({
             "i": In(stream.Signature(vector_layout(self.channels, self.levels, tag_shape))),
@@ -106,11 +106,13 @@ class SpikeEventEncoder(wiring.Component):
         return 0
 
     def logic_estimate(self):
-        """Rough ``{"lut": .., "ff": ..}``: a lowest-set-bit isolator and encoder over the
-        ``C * 2^plane_bits`` register bits, plus the register itself."""
+        """Rough ``{"lut": .., "ff": ..}``: the lowest set bit's index tree, the clearing of
+        that bit and the bit counts over the ``C * 2^plane_bits`` register bits, plus the
+        registers themselves."""
         n = self.channels << _plane_bits(self.levels)
         tag = Shape.cast(self.tag_shape).width
-        return {"lut": 3 * n + n.bit_length() * (n // 4 + 1), "ff": n + tag + 1}
+        regs = n * (2 if self.fast else 1)
+        return {"lut": 3 * n + n.bit_length() * (n // 4 + 1), "ff": regs + tag + 2}
 
     # hardware ---------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -118,39 +120,29 @@ class SpikeEventEncoder(wiring.Component):
         pb = _plane_bits(self.levels)
         stride = 1 << pb
         n = self.channels * stride
-
-        pending = Signal(n)
-        busy = Signal()
-        tag = Signal(self.tag_shape)
+        m.submodules.scan = scan = self.row_scan(width=n, tag_shape=self.tag_shape, fast=self.fast)
 
         # Pack the incoming spikes channel-major with a power-of-two plane stride.
         packed = Signal(n)
         for c in range(self.channels):
             m.d.comb += packed[c * stride:c * stride + self.planes].eq(self.i.payload.spikes[c])
+        row = scan.i.payload
+        m.d.comb += [row.bits.eq(packed), row.single.eq(~popcount_flags(packed)[0]),
+                     row.tag.eq(self.i.payload.tag),
+                     scan.i.valid.eq(self.i.valid), self.i.ready.eq(scan.i.ready)]
+        if self.fast:
+            m.d.comb += row.rest.eq(packed & (packed - 1))
 
-        low = Signal(n)   # lowest set bit of pending, isolated
-        rest = Signal(n)  # pending without it
+        item = scan.o.payload
         index = Signal(max(1, (n - 1).bit_length()))
+        # (the tree's index of an empty row is any value: an empty beat says channel 0, plane 0)
+        m.d.comb += index.eq(Mux(item.empty, 0, lsb_index(group_pairs(item.groups))))
         m.d.comb += [
-            low.eq(pending & (~pending + 1)),
-            rest.eq(pending & (pending - 1)),
-        ]
-        m.d.comb += index.eq(one_hot_index(low))
-
-        is_last = rest == 0
-        m.d.comb += [
-            self.o.valid.eq(busy),
+            self.o.valid.eq(scan.o.valid), scan.o.ready.eq(self.o.ready),
             self.o.payload.channel.eq(index >> pb),
             self.o.payload.plane.eq(index[:pb] if pb else 0),
-            self.o.payload.empty.eq(pending == 0),
-            self.o.payload.last.eq(is_last),
-            self.o.payload.tag.eq(tag),
-            self.i.ready.eq(~busy | (self.o.ready & is_last)),
+            self.o.payload.empty.eq(item.empty),
+            self.o.payload.last.eq(item.last),
+            self.o.payload.tag.eq(item.tag),
         ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [pending.eq(packed), tag.eq(self.i.payload.tag), busy.eq(1)]
-        with m.Elif(self.o.valid & self.o.ready):
-            m.d.sync += pending.eq(rest)
-            with m.If(is_last):
-                m.d.sync += busy.eq(0)
         return m

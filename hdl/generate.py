@@ -85,7 +85,8 @@ _RESET = ("hard", "hard or soft")
 
 #: unit -> {parameter: (default, allowed)}: every parameter a unit takes, in its order
 PARAMS = {
-    "spike_event_encoder": {"channels": _CHANNELS, "levels": (1, "an integer 1..65535 (spike levels)")},
+    "spike_event_encoder": {"channels": _CHANNELS, "levels": (1, "an integer 1..65535 (spike levels)"),
+                            "fast": (False, "the row scan's fast mode, the engine's fast build's: true or false")},
     "sparse_add": {
         "in_channels": (16, "an integer >= 1"), "out_channels": (16, "an integer >= 1"),
         "kernel": (1, "an integer >= 1 (weights [kernel, kernel, in, out])"),
@@ -123,8 +124,11 @@ def describe_units():
 
 
 def _parse(value):
-    """``"12"``, ``"0x10"`` -> int; anything else stays a string; non-strings unchanged."""
+    """``"12"``, ``"0x10"`` -> int; ``"true"``, ``"false"`` -> bool; anything else stays a
+    string; non-strings unchanged."""
     if isinstance(value, str):
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
         try:
             return int(value, 0)
         except ValueError:

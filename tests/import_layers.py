@@ -98,6 +98,7 @@ LAYERS = {
     "spikeforge.quant.train": 1,
     # L2 gateware: Amaranth
     "spikeforge.hdl.params": 2,
+    "spikeforge.hdl.row_scan": 2,
     "spikeforge.hdl.event_encoder": 2,
     "spikeforge.hdl.conv_window": 2,
     "spikeforge.hdl.sparse_add": 2,

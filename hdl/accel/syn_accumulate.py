@@ -256,8 +256,9 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
         m.d.sync += [active.eq(1), gen_on.eq(1)]
     with m.If(~active):
         m.d.sync += [dst_ptr.eq(desc.dst_base), bank.eq(0)]
+    # (The scan stage holds no row when the pass ends: done waits for ``~e1_on``.)
     with m.If(~scan_active):
-        m.d.sync += [e1_on.eq(0), count.eq(0), credits.eq(0), wr_ptr.eq(0), rd_ptr.eq(0)]
+        m.d.sync += [count.eq(0), credits.eq(0), wr_ptr.eq(0), rd_ptr.eq(0)]
     # Done two cycles before the pass's last write (the drain's last word), so that the
     # next descriptor load overlaps it: the descriptor changes at the end of the second
     # cycle after done, and the next pass reads memory from the fourth. Predicted a cycle

@@ -3,7 +3,8 @@
 from amaranth.hdl import Array, Mux, Signal
 from amaranth.lib import data
 
-from .lsb import lsb_groups, lsb_index, popcount_flags
+from ..row_scan import RowScan, group_pairs
+from .lsb import lsb_index
 from .plan import log2 as _log2
 from .plan import ubits as _ubits
 
@@ -23,15 +24,21 @@ def syn_scan(eng, m, desc, count, event_ctr, fifo_bits, fifo_last, fifo_rest, fi
     ww = pl.ww
     aww = pl.aww
     va_w = pl.va_w
-    # Scan stage: the lowest set bit of the row, one per cycle ------------------------
-    pending = Signal(Rw)
-    e1_va = Signal(va_w)
-    e1_wb = Signal(ww)
-    e1_last = Signal()
-    e1_on = Signal()           # a row is loaded in ``pending``
-    rest = Signal(Rw if b.syn_fetch_regs else 0)  # pending less its lowest set bit (registered)
-    single = Signal()          # at most one set bit: the row ends with this item (registered)
-    groups = lsb_groups(pending)   # the index tree's first level, registered in D0
+    # Scan stage: the lowest set bit of the row, one per cycle (the event encoder's row scan:
+    # its proof and tests cover this stage). The FIFO's head is its input, a pop its input
+    # transfer; its output ready is the emit condition below.
+    scan = RowScan(width=Rw, tag_shape=data.StructLayout({"va": va_w, "wb": ww, "last": 1}),
+                   fast=bool(b.syn_fetch_regs))
+    m.submodules.syn_scan = scan
+    row = scan.i.payload
+    m.d.comb += [scan.i.valid.eq(scan_active & (count > 0)), pop.eq(scan.i.valid & scan.i.ready),
+                 row.bits.eq(Array(fifo_bits)[rd_ptr]), row.single.eq(Array(fifo_single)[rd_ptr]),
+                 row.tag.va.eq(Array(fifo_va)[rd_ptr]), row.tag.wb.eq(Array(fifo_wb)[rd_ptr]),
+                 row.tag.last.eq(Array(fifo_last)[rd_ptr])]
+    if b.syn_fetch_regs:
+        m.d.comb += row.rest.eq(Array(fifo_rest)[rd_ptr])
+    e1 = scan.o.payload
+    groups = group_pairs(e1.groups)   # the index tree's first level, registered in D0
 
     # Items: an event (channel, plane) or, for a row without events, an empty item; each
     # carries its row's flags. The decode stages D0, D1 and D2 never stall; a queue of NQ
@@ -42,26 +49,12 @@ def syn_scan(eng, m, desc, count, event_ctr, fifo_bits, fifo_last, fifo_rest, fi
     # queue, its decode stages hold while the next one is full (a ready chain from E).
     d0_en, d1_en, d2_en = Signal(), Signal(), Signal()
     if not b.syn_queue:
-        m.d.comb += emit.eq(e1_on & d0_en)
+        m.d.comb += scan.o.ready.eq(d0_en)
     else:
         NQ = b.syn_queue
         held = Signal(range(NQ + 1))
-        m.d.comb += [emit.eq(e1_on & (held < NQ)), d0_en.eq(1), d1_en.eq(1), d2_en.eq(1)]
-    row_done = emit & single
-    with m.If(emit):
-        if not b.syn_fetch_regs:  # the row left has at most one bit iff this one has at most two
-            m.d.sync += [pending.eq(pending & (pending - 1)), single.eq(~popcount_flags(pending)[1])]
-        else:
-            m.d.sync += [pending.eq(rest), rest.eq(rest & (rest - 1)), single.eq(~popcount_flags(rest)[0])]
-    with m.If(row_done):
-        m.d.sync += e1_on.eq(0)
-    m.d.comb += pop.eq((~e1_on | row_done) & scan_active & (count > 0))
-    with m.If(pop):
-        m.d.sync += [single.eq(Array(fifo_single)[rd_ptr]), pending.eq(Array(fifo_bits)[rd_ptr]),
-                     e1_va.eq(Array(fifo_va)[rd_ptr]),
-                     e1_wb.eq(Array(fifo_wb)[rd_ptr]), e1_last.eq(Array(fifo_last)[rd_ptr]),
-                     rest.eq(Array(fifo_rest)[rd_ptr]),
-                     e1_on.eq(1)]
+        m.d.comb += [scan.o.ready.eq(held < NQ), d0_en.eq(1), d1_en.eq(1), d2_en.eq(1)]
+    m.d.comb += emit.eq(scan.o.valid & scan.o.ready)
 
     # Stage D1: the head's first channel, channel * tiles.
     d1_valid = Signal()
@@ -81,8 +74,8 @@ def syn_scan(eng, m, desc, count, event_ctr, fifo_bits, fifo_last, fifo_rest, fi
     d0_groups = [(Signal(name=f"d0_any{i}"), Signal(len(g[1]), name=f"d0_low{i}"))
                  for i, g in enumerate(groups)]
     with m.If(d0_en):
-        m.d.sync += [d0_valid.eq(emit), d0_ev.eq(pending != 0), d0_row_end.eq(single),
-                     d0_pos_last.eq(e1_last), d0_wb.eq(e1_wb), d0_va.eq(e1_va)]
+        m.d.sync += [d0_valid.eq(emit), d0_ev.eq(~e1.empty), d0_row_end.eq(e1.last),
+                     d0_pos_last.eq(e1.tag.last), d0_wb.eq(e1.tag.wb), d0_va.eq(e1.tag.va)]
         for (ra, rl), (ga, gl) in zip(d0_groups, groups):
             m.d.sync += [ra.eq(ga), rl.eq(gl)]
     idx = Signal(_ubits(Rw))
@@ -183,6 +176,6 @@ def syn_scan(eng, m, desc, count, event_ctr, fifo_bits, fifo_last, fifo_rest, fi
     # Count events (once per event, at its first tile).
     with m.If(ev_issue & e_first):
         m.d.sync += event_ctr.eq(event_ctr + 1)
-    return dict(bank=bank, decode_empty=decode_empty, dr_blk=dr_blk, dr_busy=dr_busy, e=e, e1_on=e1_on, e_b=e_b,
+    return dict(bank=bank, decode_empty=decode_empty, dr_blk=dr_blk, dr_busy=dr_busy, e=e, e1_on=scan.o.valid, e_b=e_b,
                 e_lo=e_lo, e_tile=e_tile, e_valid=e_valid, ev_issue=ev_issue, item=item, next_item=next_item,
                 pos_end=pos_end, take=take)

@@ -8,11 +8,14 @@ comparison can fail).
 """
 
 import pytest
+from amaranth.hdl import Fragment
 
 from spikeforge.builder import random_model
 from spikeforge.hdl.accel.engine import Engine
 from spikeforge.hdl.accel.generate import verilog_text
 from spikeforge.hdl.accel.program import compile_model
+from spikeforge.hdl.event_encoder import SpikeEventEncoder
+from spikeforge.hdl.row_scan import RowScan
 
 
 @pytest.mark.parametrize("memory,compact,lanes,options", [
@@ -30,3 +33,24 @@ def test_verilog_of_one_program_is_always_the_same(memory, compact, lanes, optio
     other = compile_model(random_model(4, attention="qsd", levels=2, time_steps=2, channels=8, heads=2),
                           lanes, memory=memory, compact=compact)
     assert verilog_text(Engine(other, **options)) != first
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_scan_stage_is_the_encoders_row_scan(compact):
+    """The SYN scan stage is a :class:`RowScan`, the component SpikeEventEncoder is built on
+    (so the encoder's proof and tests cover it), in the build's mode: fast in the fast build."""
+    model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
+    engine = Engine(compile_model(model, 2, compact=compact))
+    found = []
+
+    def walk(fragment):
+        for sub, name, _ in fragment.subfragments:
+            made = [o for o in sub.origins or () if isinstance(o, RowScan)]
+            found.extend((name, o) for o in made)
+            walk(sub)
+
+    walk(Fragment.get(engine, None))
+    assert [name for name, _ in found] == ["syn_scan"]
+    scan = found[0][1]
+    assert scan.fast is not compact and scan.width == engine.row_bits
+    assert SpikeEventEncoder.row_scan is RowScan

@@ -1,14 +1,17 @@
 # amaranth: UnusedElaboratable=no
 """Deliberately broken variants of the ``spikeforge.hdl`` units: each proof kind must catch
 one. They change the real unit as little as possible: a subclass that narrows one width
-while elaborating, or that overrides one handshake signal after the unit's own logic (a later
-``comb`` assignment wins in Amaranth)."""
+while elaborating, that overrides one handshake signal after the unit's own logic (a later
+``comb`` assignment wins in Amaranth), or that builds the unit on a row scan with one step
+changed."""
 
 from amaranth.hdl import Signal
 
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
+from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.lif_array import LifArray
+from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.spike_attention import SpikeAttentionLinear, SpikeAttentionMask
 
@@ -58,14 +61,36 @@ class AttentionLinearNarrowKV(_Narrowed, SpikeAttentionLinear):
 
 # -- handshake bugs (stream-rule proofs) ------------------------------------------------------------
 
-class EncoderIgnoresStall(SpikeEventEncoder):
-    """Takes the next vector while the last event is still waiting for ``o.ready``: the
-    pending event is overwritten (payload changes while valid and not ready)."""
+class RowScanIgnoresStall(RowScan):
+    """Takes the next row while the last item is still waiting for ``o.ready``: the pending
+    item is overwritten (payload changes while valid and not ready)."""
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
         m.d.comb += self.i.ready.eq(~self.o.valid | self.o.payload.last)
         return m
+
+
+class EncoderIgnoresStall(SpikeEventEncoder):
+    """A SpikeEventEncoder built on :class:`RowScanIgnoresStall`."""
+
+    row_scan = RowScanIgnoresStall
+
+
+class RowScanLateSingle(RowScan):
+    """The fast mode's ``single`` flag from the compact mode's count: "at most two bits in
+    ``rest``" where it must be "at most one", so a row of three or more set bits ends one
+    event early (the engine's fast build's scan stage with the wrong flag)."""
+
+    def _step(self, pending, rest):
+        nxt_pending, nxt_rest, _ = super()._step(pending, rest)
+        return nxt_pending, nxt_rest, ~popcount_flags(rest)[1]
+
+
+class EncoderScanLateSingle(SpikeEventEncoder):
+    """A SpikeEventEncoder built on :class:`RowScanLateSingle`."""
+
+    row_scan = RowScanLateSingle
 
 
 class SparseAddGivesUp(SparseAdd):

@@ -10,7 +10,7 @@ Small parameter sizes keep each proof to seconds; see unit_proofs.py for the har
 import numpy as np
 import pytest
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
-                          ConvWindowRestartsWhileBusy, EncoderIgnoresStall, LifArrayDropsBeats,
+                          ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, LifArrayDropsBeats,
                           LifArrayNarrowMembrane, SparseAddNarrowAcc, SparseAddGivesUp)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
                          LifArrayProof, SparseAddProof)
@@ -39,7 +39,10 @@ def _lif(cls=LifArray, channels=3, **kw):
 # unit name -> list of (id, harness factory, depth); every UNITS entry must be here
 PROOFS = {
     "spike_event_encoder": [
-        ("c3_d3", lambda: EncoderProof(SpikeEventEncoder(channels=3, levels=3)), 12),
+        # the row scan in the engine's fast build's mode (the default case) and in its
+        # compact build's (the encoder's default), each with a tag like the engine's row flags
+        ("c3_d3_fast", lambda: EncoderProof(SpikeEventEncoder(channels=3, levels=3, tag_shape=2, fast=True)), 12),
+        ("c3_d3", lambda: EncoderProof(SpikeEventEncoder(channels=3, levels=3, tag_shape=2)), 12),
         ("c2_d2", lambda: EncoderProof(SpikeEventEncoder(channels=2, levels=2)), 10),
     ],
     "sparse_add": [
@@ -94,6 +97,9 @@ BROKEN = [
     # stream rules
     ("encoder_ignores_stall", lambda: EncoderProof(EncoderIgnoresStall(channels=3, levels=3), shadow=False), 8,
      "o: payload changed while valid and not ready"),
+    # exact-value shadow: the engine's row scan (fast mode) ends a row early
+    ("row_scan_late_single", lambda: EncoderProof(EncoderScanLateSingle(channels=3, levels=3, fast=True)), 8,
+     "o: last flag wrong"),
     ("sparse_add_gives_up", lambda: SparseAddProof(SparseAddGivesUp(
         weight=W_SMALL, levels=1, lanes=2), shadow=False), 10, "o: valid dropped before ready"),
     ("conv_restarts_while_busy", lambda: ConvWindowProof(ConvWindowRestartsWhileBusy(

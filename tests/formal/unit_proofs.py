@@ -16,7 +16,7 @@ The shadows are written independently of the units (plain registers and full-wid
 arithmetic, no pipelining) and read only ports.
 """
 
-from amaranth.hdl import Array, Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed
 
 from spikeforge.graph import bits_for_range
 from spikeforge.sim.formal import free_inputs, in_range, stream_rules
@@ -97,7 +97,9 @@ class _Fifo:
 
 class EncoderProof(_Proof):
     """Events are exactly the set bits of the accepted vector, lowest (channel, plane) first,
-    each once; ``last`` on the final one; ``empty`` only for an all-zero vector."""
+    each once; ``last`` on the final one; ``empty`` only for an all-zero vector; every event
+    carries its vector's tag. Covers the encoder's :class:`~spikeforge.hdl.row_scan.RowScan`
+    in the mode given (``fast``: the engine's fast build's, else its compact build's)."""
 
     def check(self, m, dut):
         C, D, planes = dut.channels, dut.levels, dut.planes
@@ -106,6 +108,7 @@ class EncoderProof(_Proof):
             m.d.comb += [Assume(dut.i.payload.spikes[c] <= D) for c in range(C)]
         packed = Cat(dut.i.payload.spikes[c][b] for c in range(C) for b in range(planes))
         remaining = Signal(n)  # set bits of the vector in flight not yet sent as events
+        tag = Signal(Value.cast(dut.i.payload.tag).shape(), name="shadow_tag")  # its tag
         inflight = Signal(range(3))
         ev = dut.o.payload
         onehot = Signal(n)
@@ -117,6 +120,7 @@ class EncoderProof(_Proof):
             Assert(nxt <= 1, "i: vector taken while another one is being sent"),
         ]
         with m.If(dut.o.valid):
+            m.d.comb += Assert(Value.cast(ev.tag) == tag, "o: tag is not its vector's")
             with m.If(ev.empty):
                 m.d.comb += [Assert(remaining == 0, "o: empty beat for a vector with spikes"),
                              Assert(ev.last, "o: empty beat without last")]
@@ -130,7 +134,7 @@ class EncoderProof(_Proof):
         with m.If(give):
             m.d.sync += remaining.eq(remaining & ~onehot)
         with m.If(take):
-            m.d.sync += remaining.eq(packed)
+            m.d.sync += [remaining.eq(packed), tag.eq(dut.i.payload.tag)]
         m.d.sync += inflight.eq(nxt)
 
 

@@ -50,11 +50,21 @@ def test_matches_golden_with_stalls(channels, levels):
     _run(enc, vectors, seed=channels + levels, stall_in=0.3, stall_out=0.4)
 
 
+@pytest.mark.parametrize("channels,levels", [(1, 1), (2, 1), (3, 3), (8, 4), (9, 2), (16, 1)])
+def test_fast_mode_matches_golden_with_stalls(channels, levels):
+    """The row scan's fast mode (the engine's fast build's scan stage): the same events."""
+    rng = np.random.default_rng(channels * 100 + levels)
+    vectors = _vectors(rng, 12, channels, levels)
+    enc = SpikeEventEncoder(channels=channels, levels=levels, tag_shape=unsigned(8), fast=True)
+    _run(enc, vectors, seed=channels + levels, stall_in=0.3, stall_out=0.4)
+
+
+@pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("channels,levels", [(1, 1), (5, 1), (8, 4), (13, 3)])
-def test_cycles_model_exact(channels, levels):
+def test_cycles_model_exact(channels, levels, fast):
     rng = np.random.default_rng(7)
     vectors = _vectors(rng, 20, channels, levels)
-    enc = SpikeEventEncoder(channels=channels, levels=levels, tag_shape=unsigned(8))
+    enc = SpikeEventEncoder(channels=channels, levels=levels, tag_shape=unsigned(8), fast=fast)
     t_in, t_out = _run(enc, vectors, seed=1, stall_in=0.0, stall_out=0.0)
     assert t_out[-1] - t_in[0] + 1 == enc.cycles(vectors)
 
@@ -83,6 +93,7 @@ def test_golden_events_sum_to_linear():
     (dict(channels=4, levels=0), "levels is 0"),
     (dict(channels=2.5), "channels must be an integer"),
     (dict(channels=4, tag_shape="x"), "tag_shape"),
+    (dict(channels=4, fast=1), "fast is 1; allowed: True or False"),
 ])
 def test_parameter_errors(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):

@@ -6,6 +6,7 @@ from spikeforge.hdl.generate import UNITS, UnitError, generate_unit, make_unit
 
 @pytest.mark.parametrize("name,params", [
     ("spike_event_encoder", {"channels": "8", "levels": "4"}),
+    ("spike_event_encoder", {"channels": "5", "levels": "2", "fast": "true"}),
     ("sparse_add", {"in_channels": "4", "out_channels": "6", "kernel": "3", "lanes": "4"}),
     ("conv_window_scan", {"height": "4", "width": "4", "kernel": "3", "padding": "1"}),
     ("lif_array", {"channels": "6", "tokens": "4", "lanes": "4", "shift": "2"}),
@@ -30,6 +31,7 @@ def test_every_unit_has_a_golden_function():
     ("nope", {}, "unknown unit 'nope'"),
     ("sparse_add", {"lanez": "3"}, r"unknown parameter\(s\) \['lanez'\]"),
     ("spike_event_encoder", {"channels": "0"}, "channels is 0"),
+    ("spike_event_encoder", {"fast": "1"}, "fast is 1; allowed: True or False"),
     ("lif_array", {"mode": "relu"}, "mode is 'relu'"),
 ])
 def test_errors(name, params, match):

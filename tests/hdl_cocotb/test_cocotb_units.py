@@ -44,7 +44,7 @@ def _sets(default, *extra):
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("params", _sets({"channels": 9, "levels": 3},
-                                         {"channels": 16, "levels": 16}))
+                                         {"channels": 16, "levels": 16, "fast": True}))
 def test_spike_event_encoder(simulator, params, tmp_path_factory):
     simulate_unit("spike_event_encoder", params, simulator, tmp_path_factory)
 

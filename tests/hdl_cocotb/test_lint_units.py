@@ -19,7 +19,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 # unit -> parameter sets (command-line strings); defaults where the unit has them
 LINT_PARAMS = {
-    "spike_event_encoder": [{"channels": "8"}, {"channels": "5", "levels": "16"}],
+    "spike_event_encoder": [{"channels": "8"}, {"channels": "5", "levels": "16", "fast": "true"}],
     "sparse_add": [{}, {"in_channels": "3", "out_channels": "10", "kernel": "3", "levels": "4", "lanes": "4"}],
     "conv_window_scan": [{"height": "8", "width": "8", "kernel": "3", "padding": "1"},
                          {"height": "5", "width": "7", "kernel": "2", "stride": "2"}],
