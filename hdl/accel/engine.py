@@ -153,8 +153,7 @@ class Engine(wiring.Component):
             mem = Memory(shape=unsigned(S * sb), depth=rows, init=[])
             m.submodules[f"smem{ln}"] = mem
             smems.append(mem)
-            wp = mem.write_port(granularity=self.plan.spike_write_granularity)
-            ra, rb = mem.read_port(), mem.read_port()
+            wp, ra, rb = mem.write_port(granularity=self.plan.spike_write_granularity), mem.read_port(), mem.read_port()
             banks.append((wp, PortView(ra, collision_read(m, f"smem{ln}_ra", mem, wp, ra, poison, flags)),
                            PortView(rb, collision_read(m, f"smem{ln}_rb", mem, wp, rb, poison, flags))))
             if rmw is not None:

@@ -239,11 +239,12 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
         out_int.append(Mux(l_add[ln], y_add, y8[ln])[:ib])
         # Spike write: bank ``ln``, slot ``tile`` (lanes past the last channel write nothing).
         wp = banks[ln][0]
-        wr_spk = c.valid & c.wr & l_spk[ln] & (c.tile * P + ln < l_C[ln])
         if rmw is None:  # a write enable per slot
-            en = Cat(*(wr_spk & (c.tile == s) for s in range(S)))
+            en = Cat(*(c.valid & c.wr & l_spk[ln] & (c.tile == s) & (c.tile * P + ln < l_C[ln])
+                       for s in range(S)))
             put(9, [wp.addr.eq(l_dst[ln] + c.widx), wp.data.eq(Cat(*([spike] * S))), wp.en.eq(en)])
         else:
+            wr_spk = c.valid & c.wr & l_spk[ln] & (c.tile * P + ln < l_C[ln])
             spike_word_write(ln, wp, rmw[ln], wr_spk, spike, c.tile)
 
     # The logits shift in (out pass): logit j is lane j % P's, and shifts under that lane's
