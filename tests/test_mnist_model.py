@@ -59,7 +59,7 @@ def test_info_mnist_on_the_ecp5_85f_fits_and_counts_block_rams_as_yosys_does(cap
     fits at 8 lanes and never counts fewer blocks than Yosys used on the ULX3S build
     (``spikeforge build mnist --board ulx3s-85f --lanes 8``: 126 DP16KD, 24 of them the spike
     memories as counted here, 1 the link's receive buffer, which ``info`` does not count). The
-    rest of the difference (9 blocks) is where Yosys packs better than one block shape per
+    rest of the difference (10 blocks) is where Yosys packs better than one block shape per
     memory: the integer memory 56 blocks (counted 60), the weights 24 (26), and the 45-word
     descriptor ROM in logic (counted 4)."""
     monkeypatch.chdir(tmp_path)
