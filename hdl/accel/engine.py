@@ -146,13 +146,19 @@ class Engine(wiring.Component):
         rows = max(1, prog.spike_rows)
         banks = []
         smems = []
+        # With whole-word writes (plan.spike_word_writes) the EW pipeline reads the row it
+        # writes on a third port (``rmw``: its own, so no pass's operand reads are disturbed).
+        rmw = [] if self.plan.spike_word_writes else None
         for ln in range(P):
             mem = Memory(shape=unsigned(S * sb), depth=rows, init=[])
             m.submodules[f"smem{ln}"] = mem
             smems.append(mem)
-            wp, ra, rb = mem.write_port(granularity=sb), mem.read_port(), mem.read_port()
+            wp, ra, rb = mem.write_port(granularity=self.plan.spike_write_granularity), mem.read_port(), mem.read_port()
             banks.append((wp, PortView(ra, collision_read(m, f"smem{ln}_ra", mem, wp, ra, poison, flags)),
                            PortView(rb, collision_read(m, f"smem{ln}_rb", mem, wp, rb, poison, flags))))
+            if rmw is not None:
+                rc = mem.read_port()
+                rmw.append(PortView(rc, collision_read(m, f"smem{ln}_rc", mem, wp, rc, poison, flags)))
 
         spram = prog.memory.kind == "spram"
         def gw(lane_width):  # the groups are those of the copies (see _addr_regs)
@@ -210,6 +216,8 @@ class Engine(wiring.Component):
         # Default port enables.
         for wp, ra, rb in banks:
             m.d.comb += [ra.en.eq(1), rb.en.eq(1)]
+        for rc in rmw or []:
+            m.d.comb += rc.en.eq(1)
         m.d.comb += [en.eq(1) for en in wm_r.ens + cm_r.ens]
         m.d.comb += img_r.en.eq(1)
         if spram:  # a bank serves one access per cycle: enable only the ports in use
@@ -231,7 +239,7 @@ class Engine(wiring.Component):
 
         syn = elaborate_syn(self, m, lc, desc, start_syn, syn_done, banks, img_r, im_a, im_w, wm_r, amems, hst,
                              event_ctr)
-        elaborate_ew(self, m, lc, desc, start_ew, ew_done, banks, im_a, im_b, im_w, cm_r, logits, syn)
+        elaborate_ew(self, m, lc, desc, start_ew, ew_done, banks, rmw, im_a, im_b, im_w, cm_r, logits, syn)
         # For the simulation harness (simulate.py): the last elaboration's memories and registers.
         self.debug_smem, self.debug_imem, self.debug_pc, self.debug_events = smems, imem, pc, event_ctr
         self.debug_collided = flags

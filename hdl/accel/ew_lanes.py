@@ -9,7 +9,7 @@ from .timing import PRODUCT_LATENCY
 __all__ = ["ew_lanes"]
 
 
-def ew_lanes(eng, m, lc, desc, active, active_next, banks, cm_r, ctl_at, ctl_lanes, done, f_add, f_and, f_lif,
+def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ctl_lanes, done, f_add, f_and, f_lif,
              f_mask, f_ms, f_out, f_red, f_rq, f_soft, f_spk, im_a, im_b, im_w, logits, loop_active, run, sel_active,
              spread, start, syn):
     """EW/RED stages 1..9 per lane: operands, requantization, neuron, memory writes, and the
@@ -187,6 +187,37 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, cm_r, ctl_at, ctl_lan
     add_mask = lc.copies("ew_add_mask", desc.add_lo, signed(len(yadd[0])))
     l_dst, l_C = spread("dst_l", desc.dst_base), spread("C_l", desc.C)
     out_int = []
+
+    def spike_word_write(ln, wp, rc, wr_spk, spike, tile):
+        """Write slot ``tile`` of a row as the whole row word: the row is read on ``rc`` three
+        cycles before the merge (the neuron cycle), and the writes the read cannot see (the
+        three held in the write port's registers since; the oldest of them collides with the
+        read, which is then not used) are forwarded, the latest first."""
+        assert registered[9], "whole-word spike writes need the registered write (stage 9)"
+        aw = len(wp.addr)
+        # The row address, from the element control three cycles before the neuron stage;
+        # presented to the read port two cycles before it, then carried to the write port.
+        a_rd, a_1, a_2 = (Signal(aw, name=f"ew_rmw_{k}{ln}") for k in ("a", "a1_", "a2_"))
+        c_rd = ctl_lanes(neuron_cycle - 3)[ln]
+        m.d.sync += [a_rd.eq(l_dst[ln] + c_rd.widx), a_1.eq(a_rd), a_2.eq(a_1)]
+        m.d.comb += rc.addr.eq(a_rd)
+        row = Signal(S * sb, name=f"ew_rmw_row{ln}", reset_less=True)
+        m.d.sync += row.eq(rc.data)
+        # The writes of the three elements before this one (e-1 is being written in the
+        # merge cycle, e-2 and e-3 in the two before): data, enable, address.
+        h1_d, h2_d = (Signal(S * sb, name=f"ew_rmw_h{k}d{ln}", reset_less=True) for k in (1, 2))
+        h1_en, h2_en = Signal(name=f"ew_rmw_h1en{ln}"), Signal(name=f"ew_rmw_h2en{ln}")
+        h1_a = Signal(aw, name=f"ew_rmw_h1a{ln}")
+        m.d.sync += [h1_d.eq(wp.data), h1_en.eq(wp.en), h1_a.eq(wp.addr), h2_d.eq(h1_d), h2_en.eq(h1_en)]
+        # Which of them wrote this row, compared a cycle ahead (this element's address is
+        # a_1 then; e-1's enable is being computed, e-2 is in the write port, e-3 in h1).
+        f1, f2, f3 = (Signal(name=f"ew_rmw_f{k}_{ln}") for k in (1, 2, 3))
+        m.d.sync += [f1.eq((a_1 == a_2) & wr_spk), f2.eq((a_1 == wp.addr) & wp.en),
+                     f3.eq((a_1 == h1_a) & h1_en)]
+        base = Mux(f1, wp.data, Mux(f2, h1_d, Mux(f3, h2_d, row)))
+        word = Cat(*(Mux(tile == s, spike, base[s * sb:(s + 1) * sb]) for s in range(S)))
+        m.d.sync += [wp.addr.eq(a_2), wp.data.eq(word), wp.en.eq(wr_spk)]
+
     for ln in range(P):
         c = c9[ln]
         membrane = Signal(signed(mw), name=f"membrane{ln}", reset_less=True)  # first_t ignores it
@@ -208,9 +239,13 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, cm_r, ctl_at, ctl_lan
         out_int.append(Mux(l_add[ln], y_add, y8[ln])[:ib])
         # Spike write: bank ``ln``, slot ``tile`` (lanes past the last channel write nothing).
         wp = banks[ln][0]
-        en = Cat(*(c.valid & c.wr & l_spk[ln] & (c.tile == s) & (c.tile * P + ln < l_C[ln])
-                   for s in range(S)))
-        put(9, [wp.addr.eq(l_dst[ln] + c.widx), wp.data.eq(Cat(*([spike] * S))), wp.en.eq(en)])
+        if rmw is None:  # a write enable per slot
+            en = Cat(*(c.valid & c.wr & l_spk[ln] & (c.tile == s) & (c.tile * P + ln < l_C[ln])
+                       for s in range(S)))
+            put(9, [wp.addr.eq(l_dst[ln] + c.widx), wp.data.eq(Cat(*([spike] * S))), wp.en.eq(en)])
+        else:
+            wr_spk = c.valid & c.wr & l_spk[ln] & (c.tile * P + ln < l_C[ln])
+            spike_word_write(ln, wp, rmw[ln], wr_spk, spike, c.tile)
 
     # The logits shift in (out pass): logit j is lane j % P's, and shifts under that lane's
     # copy of the element control (the enable reaches no other lane group's registers).

@@ -121,6 +121,12 @@ class EnginePlan:
         self.pbs = log2(prog.spike_planes) if prog.spike_planes > 1 else 0  # plane stride log2, spikes
         self.pbi = log2(self.pixel_bits) if self.pixel_bits > 1 else 0      # plane stride log2, image
         self.slot_bits = prog.spike_planes
+        # The spike memories' writes: whole row words (read-modify-write through a third read
+        # port, Build.spike_word_writes) where a word holds more than one slot, else one write
+        # enable per slot (``spike_write_granularity`` bits each; None: whole words).
+        self.spike_word_writes = build_of(prog).spike_word_writes and prog.spike_slots > 1
+        self.spike_read_ports = 3 if self.spike_word_writes else 2
+        self.spike_write_granularity = None if self.spike_word_writes else self.slot_bits
         cmax = prog.spike_slots * P
         self.row_bits_s = cmax << self.pbs
         self.row_bits_i = prog.image.C << self.pbi

@@ -41,6 +41,8 @@ def memories(program):
     ``kind``: "bram" (block RAM, or logic when tiny), "logic" or "spram" (iCE40UP5K
     single-port RAM: ``copies`` is then the number of SPRAM blocks). ``parts``: the widths of
     a word's parts, one memory each (the fast build's lane groups), or ``[width]``.
+    ``granularity``: the bits of each write enable (``None``: whole words): the spike memories
+    have one per slot, or are written whole with a third read port (plan.spike_word_writes).
     """
     eng = EnginePlan(program)
     mm = program.memory
@@ -55,8 +57,8 @@ def memories(program):
 
     mems = [
         mem("image", program.image.N, program.image.C * eng.pixel_bits, 1, False),
-        mem("spikes", max(1, program.spike_rows), program.spike_slots * eng.slot_bits, 2 * P, False,
-            granularity=eng.slot_bits),
+        mem("spikes", max(1, program.spike_rows), program.spike_slots * eng.slot_bits, eng.spike_read_ports * P,
+            False, granularity=eng.spike_write_granularity),
     ]
     if mm.kind == "spram":
         mems += [

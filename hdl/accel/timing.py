@@ -66,6 +66,12 @@ class Build:
     acc_block_ram: bool
     #: the result stage shifts the logits a cycle after each beat, under per-group copies
     logit_shift_regs: bool
+    #: the spike memories are written a whole row word at a time (read-modify-write through a
+    #: third read port, with the writes in flight forwarded) where a word holds more than one
+    #: slot: block RAMs without a write enable per slot (the ECP5's) then store a word in one
+    #: block, not one block per bit. Else one write enable per slot (the iCE40's 256 x 16 mode
+    #: has a bit mask). No cycle cost: the read is the write's own, on a port of its own.
+    spike_word_writes: bool
 
     @property
     def int_write_regs(self):
@@ -122,12 +128,14 @@ class Build:
 #: The fast build (clock rate): every stage registered, copies per lane group.
 FAST = Build(compact=False, ew_registered=(1, 2, 3, 4, 5, 6, 7, 8, 9), ew_mult_regs=PRODUCT_LATENCY,
              ew_read_regs=1, ew_addr_regs=1, acc_write_regs=1, syn_read_regs=2, syn_fetch_regs=2,
-             syn_issue_regs=1, syn_queue=4, lane_copies=True, acc_block_ram=True, logit_shift_regs=True)
+             syn_issue_regs=1, syn_queue=4, lane_copies=True, acc_block_ram=True, logit_shift_regs=True,
+             spike_word_writes=True)
 #: The compact build (area, small devices): a shorter EW pipeline, no read, fetch or issue
 #: registers in the SYN pipeline, no queue.
 COMPACT = Build(compact=True, ew_registered=(2, 3, 4, 5, 7), ew_mult_regs=0, ew_read_regs=0,
                 ew_addr_regs=0, acc_write_regs=0, syn_read_regs=0, syn_fetch_regs=0, syn_issue_regs=0,
-                syn_queue=0, lane_copies=False, acc_block_ram=False, logit_shift_regs=False)
+                syn_queue=0, lane_copies=False, acc_block_ram=False, logit_shift_regs=False,
+                spike_word_writes=False)
 
 
 def build_of(prog):

@@ -191,3 +191,32 @@ def test_block_rams_of_memories_written_in_parts():
     assert report._blocks(1000, 36, "ecp5", 4) == 9 * report._blocks(1000, 4, "ecp5")
     assert report._blocks(200, 16, "ice40", 1) == 1            # the 256 x 16 mode's bit mask
     assert report._blocks(600, 4, "ice40", 1) == min(4 * report._blocks(600, 1, "ice40"), 3)
+
+
+@pytest.mark.parametrize("compact,lanes", [(False, 2), (False, 16), (True, 2)])
+def test_spike_memories_are_built_as_the_report_counts_them(compact, lanes):
+    """The fast build writes a spike memory whose word holds more than one slot a whole word at
+    a time, through a third read port (plan.spike_word_writes): an ECP5 block RAM has no write
+    enable per bit, so a word written per slot would take a block per bit. A word of one slot
+    (16 channels on 16 lanes) and the compact build (the iCE40's 256 x 16 mode has a bit mask)
+    keep two read ports and a write enable per slot. The engine's memories are what
+    ``report.memories`` counts."""
+    from amaranth.hdl import Fragment
+
+    from spikeforge.hdl.accel.engine import Engine
+    model = random_model(11, attention="mask", levels=1, time_steps=2, channels=8, heads=2, blocks=1,
+                         patch=2, embed_kernel=3)
+    prog = compile_model(model, lanes, compact=compact)
+    plan = EnginePlan(prog)
+    word_writes = not compact and prog.spike_slots > 1
+    assert plan.spike_word_writes is word_writes and (lanes < 16) == (prog.spike_slots > 1)
+    engine = Engine(prog)
+    Fragment.get(engine, None)
+    spikes = {m["name"]: m for m in report.memories(prog)}["spikes"]
+    assert len(engine.debug_smem) == lanes
+    for mem in engine.debug_smem:
+        (wp,) = mem.write_ports
+        assert (mem.depth, mem.shape.width) == (spikes["depth"], spikes["width"])
+        assert len(mem.read_ports) * lanes == spikes["copies"] == (3 if word_writes else 2) * lanes
+        granularity = wp.signature.granularity
+        assert spikes["granularity"] == granularity == (None if word_writes else plan.slot_bits)
