@@ -149,3 +149,26 @@ def test_fuzz_link_times_scale_the_line_and_keep_the_compute():
         fuzz_link_times(model, "icebreaker", images[:5], 6e6, timeout=0.001)
     with pytest.raises(ValueError, match="baud is inf"):
         fuzz_link_times(model, "icebreaker", images[:5], float("inf"))
+
+
+def test_the_time_a_request_spends_writing_is_not_counted_against_its_deadline():
+    """HostLink's deadline is ``(1 + retries) * (timeout + settle)`` plus its writes; a board
+    that never answers, behind a line whose writes take time (a serial port, the simulated
+    pins), is refused after its four attempts, not counted as hung (the gateware fuzz counted
+    one such request hung in 10,000: four timeouts in a row)."""
+    import collections
+
+    from spikeforge.boards.faults import fuzz_requests, request_bound
+    from spikeforge.boards.runtime import HostLink
+
+    clock = VirtualClock()
+    mem = MemoryTransport(lambda data: b"", latency=0.01, clock=clock)    # 10 ms per write, no answer
+    line = FaultyTransport(mem, rate=0)
+    link = HostLink(line, timeout=0.05, retries=3, settle=0.02)
+    counts, examples = collections.Counter(), {}
+    image = np.zeros(64, np.int64)
+    fuzz_requests(link, line, [([image], [np.zeros(10, np.int64)])], counts=counts, examples=examples, wrong=[],
+                  bounds=(request_bound(link), request_bound(link)))
+    assert counts == {"refused": 1}, examples
+    assert clock() > request_bound(link)           # the request outlasted the bound by its writes
+    assert line.write_seconds == pytest.approx(4 * 0.01)
