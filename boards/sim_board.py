@@ -21,6 +21,7 @@ The only difference to a real board is the missing PLL and pin buffers (:class:`
 platform part) and the divisor.
 """
 
+import time
 from pathlib import Path
 
 from ..modelfile import atomic_write
@@ -75,6 +76,12 @@ class UARTPinTransport(Transport):
         self.received = 0
         self._corrupt_w = {}
         self._corrupt_r = {}
+        #: where the time went: phase -> [calls, simulated s, wall s, CPU s of the process]; phases
+        #: ``send`` (driving a write's bits), ``reply`` (a read that got bytes: the board's
+        #: compute and reply), ``timeout`` (a read that got none), ``wait`` (babble, stalls),
+        #: ``reset``
+        self.phases = {}
+        self._send_timers = {}
         dut.rx.value = 1
         self._monitor = cocotb.start_soon(self._watch_tx())
 
@@ -83,6 +90,13 @@ class UARTPinTransport(Transport):
 
     def _stamp(self):
         self._now = self._get_time("ns") * 1e-9
+
+    def _account(self, phase, sim0, wall0):
+        entry = self.phases.setdefault(phase, [0, 0.0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += self._get_time("ns") * 1e-9 - sim0
+        entry[2] += time.perf_counter() - wall0[0]
+        entry[3] += time.process_time() - wall0[1]
 
     # --- fault injection ---
     def corrupt_write(self, write_index, offset, mask=0x10):
@@ -98,16 +112,17 @@ class UARTPinTransport(Transport):
         from cocotb.triggers import FallingEdge, Timer
 
         dut, bit = self.dut, self.bit_ps
+        fall, half, full = FallingEdge(dut.tx), Timer(bit // 2, "ps"), Timer(bit, "ps")   # reused
         while True:
-            await FallingEdge(dut.tx)
-            await Timer(bit // 2, "ps")
+            await fall
+            await half
             if int(dut.tx.value) != 0:
                 continue  # a glitch, not a start bit
             value = 0
             for i in range(8):
-                await Timer(bit, "ps")
+                await full
                 value |= int(dut.tx.value) << i
-            await Timer(bit, "ps")
+            await full
             if int(dut.tx.value) != 1:
                 continue  # framing error: drop the byte, like the gateware does
             value ^= self._corrupt_r.pop(self.received, 0)
@@ -119,19 +134,38 @@ class UARTPinTransport(Transport):
         from cocotb.triggers import Timer
 
         dut, bit = self.dut, self.bit_ps
+        sim0, wall0 = self._get_time("ns") * 1e-9, (time.perf_counter(), time.process_time())
+        levels = []
         for byte in data:
-            for level in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
-                dut.rx.value = level
-                await Timer(bit, "ps")
+            levels += [0] + [(byte >> i) & 1 for i in range(8)] + [1]
+        # One write and one wait per run of equal bits (the pin's level is all the board sees):
+        # half the simulator round trips of a write and a wait per bit. The waits are reused
+        # Timer objects, one per run length (this coroutine is their only user).
+        timers = self._send_timers
+        i, n = 0, len(levels)
+        while i < n:
+            j = i + 1
+            while j < n and levels[j] == levels[i]:
+                j += 1
+            dut.rx.value = levels[i]
+            run = j - i
+            timer = timers.get(run)
+            if timer is None:
+                timer = timers[run] = Timer(run * bit, "ps")
+            await timer
+            i = j
         self._stamp()
+        self._account("send", sim0, wall0)
 
     async def _read(self, size, timeout):
         from cocotb.triggers import First, Timer
 
         if not self._rx:
+            sim0, wall0 = self._get_time("ns") * 1e-9, (time.perf_counter(), time.process_time())
             self._got.clear()
             wait_ns = max(1.0, round(timeout * 1e9))
             await First(self._got.wait(), Timer(wait_ns, "ns", round_mode="round"))
+            self._account("reply" if self._rx else "timeout", sim0, wall0)
         out = bytes(self._rx[:size])
         del self._rx[:size]
         self._stamp()
@@ -151,6 +185,12 @@ class UARTPinTransport(Transport):
     def read(self, size, timeout):
         from cocotb.task import resume
 
+        if timeout <= 0:
+            # What has arrived, at once (as a serial port's non-blocking read): no simulated time
+            # passes, so the simulator (paused while the host's thread runs) need not be resumed.
+            out = bytes(self._rx[:size])
+            del self._rx[:size]
+            return out
         return resume(self._read)(size, timeout)
 
     def wait(self, seconds):
@@ -160,8 +200,10 @@ class UARTPinTransport(Transport):
         async def sleep():
             from cocotb.triggers import Timer
 
+            sim0, wall0 = self._get_time("ns") * 1e-9, (time.perf_counter(), time.process_time())
             await Timer(max(1, round(seconds * 1e9)), "ns", round_mode="round")
             self._stamp()
+            self._account("wait", sim0, wall0)
 
         resume(sleep)()
 
@@ -173,12 +215,14 @@ class UARTPinTransport(Transport):
         async def pulse():
             from cocotb.triggers import RisingEdge
 
+            sim0, wall0 = self._get_time("ns") * 1e-9, (time.perf_counter(), time.process_time())
             self.dut.rst.value = 1
             for _ in range(2):
                 await RisingEdge(self.dut.clk)
             self.dut.rst.value = 0
             await RisingEdge(self.dut.clk)
             self._stamp()
+            self._account("reset", sim0, wall0)
 
         resume(pulse)()
 

@@ -19,7 +19,8 @@ path of a JSON job file:
     flipped bit: the host must detect it and ask again), ``corrupt_weights`` (SPRAM builds:
     the second WEIGHTS frame gets a flipped data bit);
 ``fuzz`` (optional)
-    ``{"requests", "faults", "rate", "seed"}``: instead of one pass over the images, after a
+    ``{"requests", "faults", "rate", "seed"}`` (optional ``"babble"``, ``"stall"``: their mean
+    seconds): instead of one pass over the images, after a
     clean weight load, ``requests`` requests (the images in turn) through a
     :class:`~spikeforge.boards.faults.FaultyTransport` around the pins, counted as
     :func:`~spikeforge.boards.faults.fuzz_requests` does (right, wrong, refused, hung);
@@ -34,6 +35,7 @@ import collections
 import dataclasses
 import json
 import os
+import time
 
 import cocotb
 from cocotb.clock import Clock
@@ -143,7 +145,8 @@ async def _fuzz(job, link, transport, program, model, images):
         await bridge(lambda: link.load_weights(program.weight_image()))()
     golden = run_model(model, images).logits
     line = FaultyTransport(transport, rate=spec["rate"], faults=spec["faults"], seed=spec["seed"],
-                           reset=transport.reset_board, baud=1e12 / transport.bit_ps)
+                           reset=transport.reset_board, baud=1e12 / transport.bit_ps,
+                           babble_seconds=spec.get("babble", 0.3), stall_seconds=spec.get("stall", 0.5))
     link.transport = line
     counts, examples, wrong = collections.Counter(), {}, []
     n = int(spec["requests"])
@@ -159,7 +162,8 @@ async def _fuzz(job, link, transport, program, model, images):
                 with open(progress_path, "w") as f:
                     f.write(str(start + k))
 
-    t0 = get_sim_time("ns") * 1e-9
+    transport.phases.clear()     # the requests' own, not the weight load's
+    t0, wall0, cpu0 = get_sim_time("ns") * 1e-9, time.perf_counter(), time.process_time()
     await bridge(lambda: fuzz_requests(link, line, batches(), counts=counts, examples=examples, wrong=wrong,
                                        bounds=bounds))()
     transport.close()
@@ -168,4 +172,7 @@ async def _fuzz(job, link, transport, program, model, images):
         **{k: counts.get(k, 0) for k in ("right", "wrong", "refused", "refused_unclear", "hung")},
         "reloads": link.stats.weight_reloads, "foreign_results": link.stats.foreign_results,
         "injected": dict(line.injected), "simulated_seconds": get_sim_time("ns") * 1e-9 - t0,
+        "fuzz_wall_seconds": time.perf_counter() - wall0, "fuzz_cpu_seconds": time.process_time() - cpu0,
+        "phases": transport.phases,
+        "attempts": link.stats.attempts, "timeouts": link.stats.timeouts,
         "examples": examples, "wrong_details": wrong})

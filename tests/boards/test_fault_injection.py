@@ -124,3 +124,51 @@ def test_long_babble_is_refused_in_one_line_not_waited_out():
     assert r["hung"] == 0, r["examples"].get("hung")
     assert r["wrong"] == 0 and r["refused_unclear"] == 0 and r["refused"] >= 1
     assert r["examples"]["refused"].startswith("the link is babbling: ")
+
+
+def test_fuzz_link_times_scale_the_line_and_keep_the_compute():
+    """At 115200 baud the host's times are the real board's (0.05 s, 1 ms); at 52 times the bit
+    rate the line's part of them is 52 times shorter, the engine's compute time stays, and a
+    timeout the engine cannot answer within is refused in one line."""
+    from spikeforge.boards.simulate import fuzz_link_times
+    from spikeforge.cli import default_model_path
+    from spikeforge.data import load_digits_split
+    from spikeforge.modelfile import load_model
+
+    model = load_model(default_model_path())
+    images, _ = load_digits_split("test")
+    real = fuzz_link_times(model, "icebreaker", images[:5], 115200)
+    assert real["timeout"] == pytest.approx(0.05) and real["settle"] == pytest.approx(1e-3)
+    assert real["divisor"] == 208 and 0.001 < real["compute"] < 0.05
+    fast = fuzz_link_times(model, "icebreaker", images[:5], 6e6)
+    assert fast["divisor"] == 4 and fast["bit_rate"] == 6e6 and fast["compute"] == real["compute"]
+    assert fast["timeout"] == pytest.approx(real["compute"] + (0.05 - real["compute"]) * 115200 / 6e6)
+    assert fast["settle"] == pytest.approx(1e-3 * 115200 / 6e6)
+    assert fast["babble"] == pytest.approx(0.3 * 115200 / 6e6) and fast["stall"] == pytest.approx(0.5 * 115200 / 6e6)
+    with pytest.raises(ValueError, match="timeout is 0.001 s; allowed: longer than the engine's compute time"):
+        fuzz_link_times(model, "icebreaker", images[:5], 6e6, timeout=0.001)
+    with pytest.raises(ValueError, match="baud is inf"):
+        fuzz_link_times(model, "icebreaker", images[:5], float("inf"))
+
+
+def test_the_time_a_request_spends_writing_is_not_counted_against_its_deadline():
+    """HostLink's deadline is ``(1 + retries) * (timeout + settle)`` plus its writes; a board
+    that never answers, behind a line whose writes take time (a serial port, the simulated
+    pins), is refused after its four attempts, not counted as hung (the gateware fuzz counted
+    one such request hung in 10,000: four timeouts in a row)."""
+    import collections
+
+    from spikeforge.boards.faults import fuzz_requests, request_bound
+    from spikeforge.boards.runtime import HostLink
+
+    clock = VirtualClock()
+    mem = MemoryTransport(lambda data: b"", latency=0.01, clock=clock)    # 10 ms per write, no answer
+    line = FaultyTransport(mem, rate=0)
+    link = HostLink(line, timeout=0.05, retries=3, settle=0.02)
+    counts, examples = collections.Counter(), {}
+    image = np.zeros(64, np.int64)
+    fuzz_requests(link, line, [([image], [np.zeros(10, np.int64)])], counts=counts, examples=examples, wrong=[],
+                  bounds=(request_bound(link), request_bound(link)))
+    assert counts == {"refused": 1}, examples
+    assert clock() > request_bound(link)           # the request outlasted the bound by its writes
+    assert line.write_seconds == pytest.approx(4 * 0.01)

@@ -67,16 +67,26 @@ def test_corrupted_frames_are_refused_and_retried(board):
 
 def test_fault_injection_against_the_gateware():
     """The fault-injecting transport around the simulated board's pins (a short seeded run of
-    ``fuzz_hostlink.py --gateware``; the ULX3S build: its weights are built in, so no load comes
-    first, and its RESULTs' check starts from the weight CRC the generator baked in): 1 % of the
-    bytes hit by flips, drops, duplicates and inserts; no result accepted wrong, none hung,
-    every refusal one line; the board says what it is first (HELLO)."""
-    from spikeforge.boards.simulate import simulate_board
+    ``fuzz_hostlink.py --gateware`` as it runs by default: the UART at the board's clock over
+    the smallest divisor, the host's times scaled to that bit rate; the ULX3S build: its weights
+    are built in, so no load comes first, and its RESULTs' check starts from the weight CRC the
+    generator baked in): 1 % of the bytes hit by flips, drops, duplicates and inserts; no result
+    accepted wrong, none hung, every refusal one line; the board says what it is first (HELLO)."""
+    from spikeforge.boards.simulate import fuzz_link_times, simulate_board
+    from spikeforge.boards.uart import MIN_DIVISOR
 
     model = load_model(default_model_path())
     images, labels = load_digits_split("test")
-    r = simulate_board(model, "ulx3s-85f", images[:6], labels[:6], timeout=0.05,
-                       fuzz={"requests": 6, "faults": "mixed", "rate": 0.01, "seed": 1})
+    baud = 25e6 / MIN_DIVISOR
+    t = fuzz_link_times(model, "ulx3s-85f", images[:6], baud)
+    r = simulate_board(model, "ulx3s-85f", images[:6], labels[:6], baud=baud, timeout=t["timeout"],
+                       settle=t["settle"], fuzz={"requests": 12, "faults": "mixed", "rate": 0.01, "seed": 1,
+                                                 "babble": t["babble"], "stall": t["stall"]})
+    assert r["uart_divisor"] == MIN_DIVISOR and r["bit_rate"] == baud
     assert r["wrong"] == 0 and r["hung"] == 0 and r["refused_unclear"] == 0
-    assert r["right"] + r["refused"] == 6 and r["right"] >= 3
+    assert r["right"] + r["refused"] == 12 and r["right"] >= 6
     assert sum(r["injected"].values()) > 0
+    # where the time went: the pins' phases add up to no more than the run's simulated time
+    assert {"send", "reply"} <= set(r["phases"])
+    assert sum(p[1] for p in r["phases"].values()) <= r["simulated_seconds"] * (1 + 1e-9)
+
