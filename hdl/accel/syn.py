@@ -34,6 +34,7 @@ def elaborate_syn(eng, m, lc, desc, start, done, banks, img_r, im_a, im_w, wm_r,
                           e_b=s1["e_b"], e_lo=s1["e_lo"], e_tile=s1["e_tile"], e_valid=s1["e_valid"],
                           ev_issue=s1["ev_issue"], f_valid=s0["f_valid"], fetching=s0["fetching"],
                           gen_active=s0["gen_active"], gen_on=s0["gen_on"], im_a=im_a, im_w=im_w, infl=s0["infl"],
-                          issue_last=s0["issue_last"], item=s1["item"], next_item=s1["next_item"], pos_end=s1["pos_end"], rd_on=s0["rd_on"],
+                          issue_last=s0["issue_last"], item=s1["item"], next_item=s1["next_item"],
+                          pos_end=s1["pos_end"], rd_on=s0["rd_on"],
                           rd_ptr=s0["rd_ptr"], scan_active=s0["scan_active"], start=start, syn_ra=s0["syn_ra"],
                           take=s1["take"], wm_r=wm_r, wr_ptr=s0["wr_ptr"])

@@ -11,7 +11,8 @@ __all__ = ["syn_accumulate"]
 
 def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits, decode_empty, done, dr_blk, dr_busy,
                    e, e1_on, e_b, e_lo, e_tile, e_valid, ev_issue, f_valid, fetching, gen_active, gen_on, im_a, im_w,
-                   infl, issue_last, item, next_item, pos_end, rd_on, rd_ptr, scan_active, start, syn_ra, take, wm_r, wr_ptr):
+                   infl, issue_last, item, next_item, pos_end, rd_on, rd_ptr, scan_active, start, syn_ra, take, wm_r,
+                   wr_ptr):
     """SYN X | I | R | A | W and the drain: accumulate each issued (event, tile) into the
     accumulator bank of its position; drain a position's accumulators to the integer memory;
     the pass's start and done (see :func:`.syn.elaborate_syn`)."""

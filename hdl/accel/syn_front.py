@@ -263,7 +263,8 @@ def syn_front(eng, m, lc, desc, banks, img_r):
     m.d.sync += [count.eq(count + push - pop), credits.eq(credits + issue - pop)]
     issue_last = Signal()        # the tap issues a position's last in-grid row
     m.d.comb += issue_last.eq(issue & row_last)
-    return dict(active=active, issue_last=issue_last, count=count, credits=credits, f_valid=f_valid, fetching=fetching, fifo_bits=fifo_bits,
+    return dict(active=active, issue_last=issue_last,
+                count=count, credits=credits, f_valid=f_valid, fetching=fetching, fifo_bits=fifo_bits,
                 fifo_last=fifo_last, fifo_rest=fifo_rest, fifo_single=fifo_single, fifo_va=fifo_va, fifo_wb=fifo_wb,
                 gen_active=gen_active, gen_on=gen_on, infl=infl, pop=pop, rd_on=rd_on, rd_ptr=rd_ptr,
                 scan_active=scan_active, syn_ra=syn_ra, wr_ptr=wr_ptr)
