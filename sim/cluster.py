@@ -46,7 +46,11 @@ def open_client(scheduler=None, *, workers=None, processes=True):
             yield client
         return
     n = DEFAULT_WORKERS if workers is None else workers
+    # No dashboard; the scheduler's own HTTP server (health, metrics) on a free port: on its
+    # default 8787 a second cluster on the machine (another sweep, a parallel test) gets a
+    # "port in use" warning.
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": ":0"},
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
