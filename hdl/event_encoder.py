@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sim.golden import spike_event_encoder
 from .accel.lsb import lsb_index, popcount_flags
-from .params import check_int, field_bits
+from .params import check_bool, check_int, check_shape, field_bits
 from .row_scan import RowScan, group_pairs
 
 __all__ = ["SpikeEventEncoder", "event_layout", "vector_layout"]
@@ -81,14 +81,8 @@ class SpikeEventEncoder(wiring.Component):
         name = type(self).__name__
         self.channels = check_int(name, "channels", channels, 1, 4096)
         self.levels = check_int(name, "levels", levels, 1, 65535)
-        try:
-            Shape.cast(tag_shape)
-        except TypeError as e:
-            raise TypeError(f"{name}: tag_shape must be a shape or layout, not {tag_shape!r}") from e
-        if not isinstance(fast, bool):
-            raise TypeError(f"{name}: fast is {fast!r}; allowed: True or False")
-        self.tag_shape = tag_shape
-        self.fast = fast
+        self.tag_shape = check_shape(name, "tag_shape", tag_shape)
+        self.fast = check_bool(name, "fast", fast)
         self.planes = self.levels.bit_length()
         super().__init__({
             "i": In(stream.Signature(vector_layout(self.channels, self.levels, tag_shape))),

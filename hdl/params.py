@@ -7,8 +7,9 @@ names the unit, the parameter, the offending value and what is allowed.
 import numbers
 
 import numpy as np
+from amaranth.hdl import Shape
 
-__all__ = ["check_int", "check_choice", "check_int_array", "ceil_log2", "field_bits"]
+__all__ = ["check_int", "check_choice", "check_bool", "check_shape", "check_int_array", "ceil_log2", "field_bits"]
 
 
 def check_int(unit, name, value, lo, hi=None):
@@ -24,6 +25,22 @@ def check_int(unit, name, value, lo, hi=None):
 def check_choice(unit, name, value, choices):
     if value not in choices:
         raise ValueError(f"{unit}: {name} is {value!r}; allowed: {', '.join(map(repr, choices))}")
+    return value
+
+
+def check_bool(unit, name, value):
+    """Return ``value`` if it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{unit}: {name} is {value!r}; allowed: True or False")
+    return value
+
+
+def check_shape(unit, name, value):
+    """Return ``value`` if it is an Amaranth shape or layout (``Shape.cast`` accepts it)."""
+    try:
+        Shape.cast(value)
+    except TypeError as e:
+        raise TypeError(f"{unit}: {name} must be a shape or layout, not {value!r}") from e
     return value
 
 

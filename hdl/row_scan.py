@@ -6,12 +6,12 @@ proof cover the scan stage the engine ships. Golden function: through the encode
 :func:`spikeforge.sim.golden.spike_event_encoder`.
 """
 
-from amaranth.hdl import Module, Shape, Signal, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accel.lsb import lsb_groups, popcount_flags
-from .params import check_int
+from .params import check_bool, check_int, check_shape
 
 __all__ = ["RowScan", "row_layout", "item_layout", "group_pairs"]
 
@@ -85,14 +85,8 @@ class RowScan(wiring.Component):
     def __init__(self, *, width, tag_shape=NO_TAG, fast=False):
         name = type(self).__name__
         self.width = check_int(name, "width", width, 1, 1 << 20)
-        try:
-            Shape.cast(tag_shape)
-        except TypeError as e:
-            raise TypeError(f"{name}: tag_shape must be a shape or layout, not {tag_shape!r}") from e
-        if not isinstance(fast, bool):
-            raise TypeError(f"{name}: fast is {fast!r}; allowed: True or False")
-        self.tag_shape = tag_shape
-        self.fast = fast
+        self.tag_shape = check_shape(name, "tag_shape", tag_shape)
+        self.fast = check_bool(name, "fast", fast)
         super().__init__({
             "i": In(stream.Signature(row_layout(self.width, tag_shape, fast))),
             "o": Out(stream.Signature(item_layout(self.width, tag_shape))),
