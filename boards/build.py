@@ -32,7 +32,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..devices import DEVICES, LINK_LOGIC, get_target
+from ..devices import DEFAULT_PLACER, DEVICES, LINK_LOGIC, check_placer, get_target
 from ..hdl.accel.engine import COPY_ATTR
 from ..hdl.accel.report import analyze, fit
 from ..modelfile import atomic_write
@@ -112,6 +112,7 @@ KEEP_COPIES = f"setattr -set keep 1 a:{COPY_ATTR} %ci2 c:* %i"
 #: requested clock, not this target.
 PNR_MARGIN = {"ice40": 0.0, "ecp5": 0.04}
 
+
 _LPF_FREQUENCY = re.compile(r'^(FREQUENCY (?:NET|PORT) "[^"]*" )([0-9.eE+]+)( HZ;)$', re.M)
 
 
@@ -186,7 +187,7 @@ def _yosys_counts(stat_path, family):
 
 
 def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=115200, out_dir="build", seed=1,
-                allow_timing_fail=False, progress=print, timeout=3600):
+                allow_timing_fail=False, progress=print, timeout=3600, placer=None):
     """Build a bitstream of ``model`` for ``board``; returns the report (a JSON-able dict).
     ``images``: the images of the analytic model's cycle counts (the command line's: the first
     16 test images).
@@ -196,14 +197,16 @@ def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=115200
     :class:`~spikeforge.hdl.accel.program.MappingError` (the model cannot be mapped),
     :class:`~spikeforge.boards.procs.Interrupted` (SIGINT, SIGTERM or SIGHUP: the tools are
     killed, the staging folder removed, ``out_dir`` as it was). ``timeout``: seconds the whole
-    build may take; a tool still running then is killed (:class:`BuildTimeout`).
+    build may take; a tool still running then is killed (:class:`BuildTimeout`). ``placer``:
+    nextpnr's placer (:data:`PLACERS`; None: the family's :data:`DEFAULT_PLACER`).
     """
+    check_placer(placer)
     stage_dir = staging_dir(out_dir)
     with procs.guard():
         try:
             return _build_board(model, board, images=images, lanes=lanes, clock_mhz=clock_mhz, baud=baud,
                                 out_dir=out_dir, stage_dir=stage_dir, seed=seed, allow_timing_fail=allow_timing_fail,
-                                progress=progress, timeout=timeout)
+                                progress=progress, timeout=timeout, placer=placer)
         except BuildError:
             raise      # published (TimingFailed) or a tool failed: its logs stay in the staging folder
         except BaseException:
@@ -212,8 +215,9 @@ def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=115200
 
 
 def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage_dir, seed, allow_timing_fail, progress,
-                 timeout):
+                 timeout, placer):
     target = get_target(board)
+    placer = placer or DEFAULT_PLACER[target.family]
     if lanes is None:
         lanes = target.default_lanes
     check_link_settings(target, clock_mhz, baud)  # before anything is compiled (ValueError)
@@ -262,7 +266,7 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
     # it changed the design's order enough to trip an ABC9 assertion of Yosys 0.70.)
     overrides = dict(script_after_read="\n".join([KEEP_COPIES, *NO_RW_CHECK_COMMANDS]),
                      script_after_synth="tee -q -o stat.json stat -json",
-                     nextpnr_opts=f"--timing-allow-fail --seed {int(seed)} --report timing.json")
+                     nextpnr_opts=f"--timing-allow-fail --seed {int(seed)} --placer {placer} --report timing.json")
     if target.family == "ice40":
         overrides["synth_opts"] = "-dsp"
     else:
@@ -332,7 +336,7 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
         "board": target.name, "device": target.device, "lanes": lanes,
         "memory_map": analysis["memory_map"],
         "clock": clk.as_dict(), "fmax_mhz": fmax, "fmax_by_clock": fmax_by_clock, "timing_met": timing_met,
-        "pnr_target_mhz": clk.mhz * (1 + margin),
+        "pnr_target_mhz": clk.mhz * (1 + margin), "placer": placer, "seed": int(seed),
         "critical_path": path,
         "baud": baud, "uart_divisor": top.divisor,
         "resources": resources, "placed": placed, "cells": cells,
@@ -385,6 +389,8 @@ def format_report(r):
     fmax = f"{r['fmax_mhz']:.2f} MHz" if r["fmax_mhz"] is not None else "n/a"
     aim = r.get("pnr_target_mhz")
     aim = f", place and route aimed at {aim:.4g} MHz" if aim and aim != clk["mhz"] else ""
+    if r.get("placer"):
+        aim += f", nextpnr placer {r['placer']} seed {r['seed']}"
     lines.append(f"clock {clk['mhz']:g} MHz ({src}{aim}); fmax {fmax}: "
                  + ("timing met" if r["timing_met"] else "TIMING FAILED"))
     cp = r.get("critical_path")

@@ -14,7 +14,7 @@ from ..options import (check_plot_option, lanes_text,
                        add_dataset_arguments,
                        add_lanes_argument, analysis_images, check_count, check_output_dir, error_line, load_model_arg,
                        model_dataset_images, os_error_message, resolve_lanes)
-from ..devices import get_target, target_names
+from ..devices import DEFAULT_PLACER, PLACERS, get_target, target_names
 
 __all__ = ["add_build_arguments", "run_build", "add_flash_arguments", "run_flash", "add_run_arguments", "run_run",
            "add_sweep_arguments", "run_sweep"]
@@ -41,6 +41,9 @@ def add_build_arguments(p):
                    "rate, " + ", ".join(map(str, BAUD.choices)))
     p.add_argument("-o", "--output", default=None, metavar="DIR", help="output folder (default build/BOARD)")
     p.add_argument("--seed", type=SEED, default=1, help=f"nextpnr placement seed ({SEED.allowed()})")
+    p.add_argument("--placer", choices=PLACERS, default=None,
+                   help="nextpnr placer (default: the board family's, " + ", ".join(
+                       f"{v} on {k}" for k, v in DEFAULT_PLACER.items()) + ")")
     p.add_argument("--allow-timing-fail", action="store_true",
                    help="write the bitstream even when fmax is below the clock (exit status still 3)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -71,7 +74,7 @@ def run_build(args):
         check_plot_option(args.plot)
         _, model = load_model_arg(args.model)
         report = build_board(model, args.board, images=analysis_images(model, args), lanes=lanes,
-                             clock_mhz=args.clock, baud=args.baud, out_dir=out, seed=args.seed,
+                             clock_mhz=args.clock, baud=args.baud, out_dir=out, seed=args.seed, placer=args.placer,
                              allow_timing_fail=args.allow_timing_fail, progress=_progress)
     except TimingFailed as e:
         report = e.report

@@ -284,6 +284,8 @@ def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkey
     pnr = [c for c in commands if "nextpnr" in Path(c[0]).name]
     assert len(pnr) == 1 and {"--tmg-ripup", "--timing-allow-fail"} <= set(pnr[0])
     assert pnr[0][pnr[0].index("--router") + 1] == "router2" and pnr[0][pnr[0].index("--seed") + 1] == "1"
+    # the ECP5's default placer is the electrostatic one (devices.DEFAULT_PLACER), recorded
+    assert pnr[0][pnr[0].index("--placer") + 1] == "static" and report["placer"] == "static"
     # nextpnr aims 4 % past the 25 MHz clock (the oscillator's constraint, which a PLL would
     # carry to its output); fmax is judged against 25 MHz (25.5 meets it)
     lpf = (out / "build" / "top.lpf").read_text()
@@ -300,8 +302,27 @@ def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkey
     else:
         assert code == 0 and stale.read_bytes() == b"bits"
         assert report["timing_met"] and "timing met" in cap.out
-        assert "(oscillator, place and route aimed at 26 MHz); fmax" in cap.out
+        assert "(oscillator, place and route aimed at 26 MHz, nextpnr placer static seed 1); fmax" in cap.out
         assert report["images_per_second"]["compute"] == pytest.approx(25e6 / report["cycles_per_image"]["mean"])
+
+
+def test_build_placer_option_reaches_nextpnr_and_bad_one_is_refused(tmp_path, capsys, monkeypatch):
+    import spikeforge.boards.build as build
+
+    commands = []
+    monkeypatch.setattr(build, "_run_stage", _fake_tools(30.0, commands))
+    model_path = tmp_path / "m.sfm"
+    save_model(random_model(1, channels=4, heads=1), model_path)
+    args = _parse(bcli.add_build_arguments, [str(model_path), "--board", "ulx3s-85f", "--lanes", "1",
+                                             "--placer", "heap", "--seed", "7", "-o", str(tmp_path / "out")])
+    assert bcli.run_build(args) == 0, capsys.readouterr().err
+    pnr = [c for c in commands if "nextpnr" in Path(c[0]).name][0]
+    assert pnr[pnr.index("--placer") + 1] == "heap" and pnr[pnr.index("--seed") + 1] == "7"
+    assert "nextpnr placer heap seed 7" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="placer is 'sa'; allowed: heap, static"):
+        build.build_board(random_model(1, channels=4, heads=1), "ulx3s-85f", images=None, placer="sa",
+                          out_dir=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
 
 
 def test_build_with_an_unreadable_netlist_fails_clearly(tmp_path, capsys, monkeypatch):
