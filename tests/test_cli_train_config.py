@@ -30,7 +30,7 @@ def _train_parser():
 def test_every_key_is_an_option_of_the_same_name():
     options = {s: a for a in _train_parser()._actions for s in a.option_strings}
     for key, prop in config_schema()["properties"].items():
-        if key in ("image", "classes"):
+        if key in ("image", "classes", "encoding"):
             continue  # the dataset's: a configuration may state them, no option changes them
         flag = "--" + key.replace("_", "-")
         assert flag in options and options[flag].dest == key, flag
@@ -115,7 +115,7 @@ def test_training_docs_describe_every_key():
         row = next((ln for ln in text.splitlines() if ln.startswith(f"| `{key}` ")), None)
         assert row is not None, key
         assert json.dumps(prop["default"]) in row, (key, row)
-        if key not in ("image", "classes"):
+        if key not in ("image", "classes", "encoding"):
             assert f"`--{key.replace('_', '-')}`" in row, row
 
 

@@ -55,6 +55,13 @@ class Tensor:
         return (self.T, self.H, self.W, self.C) if self.frames else (self.H, self.W, self.C)
 
     @property
+    def stacked_shape(self):
+        """``(H, W, C)``, or for frames the ``T`` frames stacked as one ``(T*H) x W x C`` image:
+        the order of the pixels stream and of the host link's IMAGE payload (frame by frame,
+        each row-major with channels fastest), and the shape a board's INFO reports."""
+        return (self.T * self.H, self.W, self.C)
+
+    @property
     def values(self):
         """Pixel values of one input sample (``T * H * W * C`` for frames)."""
         return self.T * self.N * self.C
