@@ -22,8 +22,7 @@ TOP_NAME = "spikeforge_accel"
 #: payload by the stream's name; a struct payload by its fields). Every member the signature has
 #: must be described here: :func:`port_table` refuses an undescribed one.
 PORT_DOCS = {
-    "pixels": "the image (a frames model: its T frames, one after the other), one pixel channel value "
-              "per beat, row-major with channels fastest",
+    "pixels": "the image, one pixel channel value per beat, row-major with channels fastest",
     "result": "the K logits of an image, then its class",
     "weights": "the weight words of the SPRAM mapping (Program.weight_image()), loaded before the "
                "first image",
