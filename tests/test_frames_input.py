@@ -249,3 +249,40 @@ def test_frames_model_in_verilator(frames_model, tmp_path, capsys):
     r = simulate_verilog(frames_model, x, lanes=8, progress=False)
     assert len(r["mismatches"]) == 0
     np.testing.assert_array_equal(r["cycles"], r["predicted_cycles"])
+
+
+# --- the board and its host link ----------------------------------------------------------------
+
+def test_board_link_carries_the_frames(frames_model):
+    """The board's IMAGE payload and INFO are T*H*W*C values for a frames model (frames stacked
+    as one (T*H) x W x C image in INFO), H*W*C as before for a direct one."""
+    from spikeforge.boards.hostlink import encode_image
+    from spikeforge.boards.inference import board_mismatch
+    from spikeforge.boards.top import AcceleratorSystem
+
+    program = compile_model(frames_model, 4)
+    system = AcceleratorSystem(program, divisor=8)
+    assert system.pixels == T * SHAPE[0] * SHAPE[1] * SHAPE[2]
+    assert system.info.shape == (T * SHAPE[0], SHAPE[1], SHAPE[2]) and system.info.pixels == system.pixels
+    assert board_mismatch(system.info, frames_model, program) is None
+    sample = random_images(1, (T, *SHAPE), seed=4, max_value=MAX)[0]
+    encode_image(sample, 0, pixels=system.pixels, max_value=MAX)          # one IMAGE frame of all T frames
+    with pytest.raises(ValueError, match="pixels"):
+        encode_image(sample[0], 0, pixels=system.pixels, max_value=MAX)   # one frame is not a sample
+    direct = random_model(5, image=SHAPE, max_value=MAX, time_steps=T, channels=8, heads=2)
+    dprog = compile_model(direct, 4)
+    dsys = AcceleratorSystem(dprog, divisor=8)
+    assert dsys.pixels == SHAPE[0] * SHAPE[1] * SHAPE[2] and dsys.info.shape == SHAPE
+    why = board_mismatch(dsys.info, frames_model, program)
+    assert why is not None and "\n" not in why
+
+
+@pytest.mark.slow
+def test_frames_model_on_the_simulated_board(frames_model):
+    """Two frames samples through the simulated ULX3S (Verilator): UART host link, IMAGE frames
+    of T*H*W*C bytes, the board's logits equal the golden model's."""
+    from spikeforge.boards.simulate import simulate_board
+
+    x = random_images(2, (T, *SHAPE), seed=5, max_value=MAX)
+    s = simulate_board(frames_model, "ulx3s-85f", x, np.array([0, 1]), lanes=4)
+    assert s["images"] == 2 and s["mismatches"] == 0 and s["logits_match"] == 2
