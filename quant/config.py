@@ -193,8 +193,13 @@ class ModelConfig:
         return theta, shift
 
     def to_dict(self):
+        """The keys and values (a direct model leaves ``encoding`` out: the training metadata of
+        direct models stays what it was before frames input existed, and ``from_dict`` reads
+        it back as direct)."""
         d = dataclasses.asdict(self)
         d["image"] = list(self.image)
+        if d["encoding"] == "direct":
+            del d["encoding"]
         return d
 
     def to_json(self):
@@ -378,7 +383,8 @@ def dataset_keys(d, dataset, where="configuration", dataset_where=None):
 def effective_config(cfg, training):
     """Every key of a training configuration, schema order: ``cfg`` (a :class:`ModelConfig`)
     and ``training`` (values of :data:`TRAINING_KEYS`)."""
-    d = {**cfg.to_dict(), **{k: training.get(k, v) for k, v in TRAINING_DEFAULTS.items()}}
+    d = {**cfg.to_dict(), "encoding": cfg.encoding,
+         **{k: training.get(k, v) for k, v in TRAINING_DEFAULTS.items()}}
     for k, v in d.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{k} is {v}; allowed: {allowed_text(k)}")
