@@ -241,7 +241,7 @@ def run_run(args):
     try:
         with transport:
             spram = program.memory.kind == "spram"
-            link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
+            link = HostLink(transport, classes=program.classes, pixels=img.values,
                             max_value=int(img.levels), timeout=args.timeout, retries=args.retries,
                             weight_crc=0 if spram else weight_set_crc(program))
             # before the first image: is this board built from this model (protocol version 3)?

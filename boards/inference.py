@@ -64,7 +64,7 @@ def board_mismatch(info, model, program):
                 f"{ours} in this model file; flash the bitstream built from this model (or give run the model "
                 "the board was built from)")
     img = program.image
-    want = {"input shape": (img.H, img.W, img.C), "max value": int(img.levels), "classes": program.classes,
+    want = {"input shape": img.stacked_shape, "max value": int(img.levels), "classes": program.classes,
             "lanes": program.lanes}
     got = {"input shape": info.shape, "max value": info.max_value, "classes": info.classes, "lanes": info.lanes}
     bad = [f"{k} {got[k]} on the board, {want[k]} here" for k in want if got[k] != want[k]]

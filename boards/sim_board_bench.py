@@ -75,7 +75,7 @@ async def board_images(dut):
     model = load_model(job["model"])
     program = compile_for_target(model, job["lanes"], job["device"])
     img = program.image
-    images = np.array(job["images"], np.int64).reshape(-1, img.H, img.W, img.C)
+    images = np.array(job["images"], np.int64).reshape(-1, *img.sample_shape)
     labels = np.array(job["labels"], np.int64)
     period_ps = int(job["period_ps"])
 
@@ -87,7 +87,7 @@ async def board_images(dut):
     dut.rst.value = 0
     transport = UARTPinTransport(dut, divisor=int(job["divisor"]), period_ns=period_ps / 1000)
     spram = program.memory.kind == "spram"
-    link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
+    link = HostLink(transport, classes=program.classes, pixels=img.values,
                     max_value=int(img.levels), timeout=job["timeout"], settle=job["settle"],
                     retries=job["retries"], weight_crc=0 if spram else weight_set_crc(program))
     info = await bridge(link.hello)()

@@ -108,8 +108,9 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     img = program.image
     images = np.asarray(images, np.int64)
     labels = np.asarray(labels, np.int64)
-    if images.ndim != 4 or images.shape[1:] != (img.H, img.W, img.C) or len(images) == 0:
-        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {img.H}, {img.W}, {img.C}]")
+    if images.ndim != 1 + len(img.sample_shape) or images.shape[1:] != img.sample_shape or len(images) == 0:
+        want = ", ".join(map(str, img.sample_shape))
+        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {want}]")
     if labels.shape != (len(images),):
         raise ValueError(f"labels have shape {labels.shape}; expected [{len(images)}]")
     period_ps = 2 * round(5e5 / clock.mhz)  # whole picoseconds, even (two equal clock halves)
@@ -193,7 +194,7 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
                                        "max": int(predicted.max())},
         "images_per_second": {
             "end_to_end": len(images) / sim_images if sim_images > 0 else None,
-            "link_bound": link_bound_images_per_second(baud, img.H * img.W * img.C, program.classes),
+            "link_bound": link_bound_images_per_second(baud, img.values, program.classes),
             "compute": clock.mhz * 1e6 / float(predicted.mean()),
         },
         "build_seconds": run.build_seconds, "sim_seconds": run.test_seconds,

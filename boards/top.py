@@ -125,7 +125,7 @@ class AcceleratorSystem(wiring.Component):
         self.weight_words = program.memory.weight_words if program.memory.kind == "spram" else 0
         img = program.image
         self.max_value = int(img.levels)
-        self.pixels = img.H * img.W * img.C
+        self.pixels = img.values  # a frames model's IMAGE payload: its T frames, T*H*W*C bytes
         if not 1 <= self.pixels <= MAX_IMAGE:
             raise ValueError(f"AcceleratorSystem: the image has {self.pixels} pixels; the host link "
                              f"carries 1..{MAX_IMAGE}")
@@ -136,7 +136,7 @@ class AcceleratorSystem(wiring.Component):
         self.n_leds = leds
         # What HELLO answers, and the weight CRC of weights built into the bitstream: computed
         # here, by the generator, baked in as constants.
-        self.info = Info(VERSION, model_hash(program.model), (img.H, img.W, img.C), self.max_value, self.classes,
+        self.info = Info(VERSION, model_hash(program.model), img.stacked_shape, self.max_value, self.classes,
                          program.lanes, round(self.clk_hz if info_clock_hz is None else info_clock_hz),
                          self.weight_words)
         self.link = UARTHostLink(divisor=divisor, pixels=self.pixels, max_value=self.max_value,

@@ -76,7 +76,7 @@ def add_train_arguments(parser):
     model_group = parser.add_argument_group("model (configuration keys)")
     train_group = parser.add_argument_group("training (configuration keys)")
     for key, prop in props.items():
-        if key in ("image", "classes"):
+        if key in ("image", "classes", "encoding"):
             continue  # the dataset's: a configuration may state them (equal to it), no option changes them
         default = prop["default"]
         shown = "auto" if default is None else json.dumps(default)

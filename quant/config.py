@@ -22,6 +22,7 @@ import pathlib
 import warnings
 
 from ..datasets import dataset_spec
+from ..graph import ENCODINGS
 
 __all__ = ["ModelConfig", "WEIGHT_BITS", "ATTENTIONS", "RESETS", "DEFAULT_EPOCHS", "DEFAULT_SEED",
            "TRAINING_KEYS", "TRAINING_DEFAULTS", "DATASET_KEYS", "config_schema", "allowed_text", "check_config",
@@ -33,7 +34,7 @@ DEFAULT_EPOCHS = 60
 TRAINING_DEFAULTS = {"epochs": DEFAULT_EPOCHS, "seed": DEFAULT_SEED, "batch_size": 64, "lr": 5e-3, "dataset": "digits"}
 TRAINING_KEYS = tuple(TRAINING_DEFAULTS)
 #: model keys the dataset gives (null in a configuration: the dataset's); no option sets them
-DATASET_KEYS = ("image", "max_value", "classes")
+DATASET_KEYS = ("image", "max_value", "classes", "encoding")
 SCHEMA_PATH = pathlib.Path(__file__).parent / "configs" / "train.schema.json"
 #: older names of a key, kept as option aliases (``--bits``) and suggested for unknown keys
 ALIASES = {"weight_bits": ("bits",)}
@@ -56,6 +57,8 @@ class ModelConfig:
     """Shape and quantization of one spike-driven transformer.
 
     ``image``: (height, width, channels) of the input, ``max_value`` its largest pixel.
+    ``encoding``: the input encoding of spec §4, ``"direct"`` (one image at every time step) or
+    ``"frames"`` (``time_steps`` frames per sample: the event datasets).
     ``patch``: stride of the patch-embedding convolution, ``embed_kernel`` its kernel (0 means
     ``patch``; a larger kernel is zero-padded by ``(embed_kernel - patch + 1) // 2``).
     ``stem``: channels of an optional 3x3 convolution + neuron before the patch embedding
@@ -73,6 +76,7 @@ class ModelConfig:
     image: tuple = (8, 8, 1)
     max_value: int = 16
     classes: int = 10
+    encoding: str = "direct"
     channels: int = 32
     blocks: int = 1
     heads: int = 2
@@ -104,6 +108,8 @@ class ModelConfig:
         for name, v in zip(("image height", "image width", "image channels"), image):
             _positive(name, v)
         _positive("max_value", self.max_value, 1, 65535)
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding is {self.encoding!r}; allowed: {', '.join(ENCODINGS)}")
         _positive("classes", self.classes, 2)
         _positive("channels", self.channels, 1, 4096)
         _positive("blocks", self.blocks, 0, 64)
@@ -187,8 +193,13 @@ class ModelConfig:
         return theta, shift
 
     def to_dict(self):
+        """The keys and values (a direct model leaves ``encoding`` out: the training metadata of
+        direct models stays what it was before frames input existed, and ``from_dict`` reads
+        it back as direct)."""
         d = dataclasses.asdict(self)
         d["image"] = list(self.image)
+        if d["encoding"] == "direct":
+            del d["encoding"]
         return d
 
     def to_json(self):
@@ -350,20 +361,18 @@ def dataset_keys(d, dataset, where="configuration", dataset_where=None):
     event dataset, an image or class count other than the
     dataset's, or a ``max_value`` beyond its stored values."""
     spec = dataset_spec(dataset)
-    if spec.kind != "image":
-        frame = "x".join(map(str, spec.shape()))
-        raise ValueError(f"{dataset_where or where}: dataset {dataset} gives event frames (T x {frame}); train "
-                         "takes still-image datasets (spec §4 has no event input yet)")
     shape = list(spec.shape())
-    out = {"image": shape, "max_value": spec.default_max_value, "classes": len(spec.classes)}
+    out = {"image": shape, "max_value": spec.default_max_value, "classes": len(spec.classes),
+           "encoding": "frames" if spec.kind == "events" else "direct"}
+    stored_max = 255 if spec.stored_max is None else spec.stored_max  # event counts: up to 255
     for key in DATASET_KEYS:
         given = d.get(key)
         if given is None:
             continue
         if key == "max_value":
-            if given > spec.stored_max:
-                raise ValueError(f"{where}: max_value is {given}; dataset {dataset} stores values 0..{spec.stored_max}"
-                                 f": allowed 1..{spec.stored_max} or null")
+            if given > stored_max:
+                raise ValueError(f"{where}: max_value is {given}; dataset {dataset} stores values 0..{stored_max}"
+                                 f": allowed 1..{stored_max} or null")
         elif (list(given) if key == "image" else given) != out[key]:
             raise ValueError(f"{where}: {key} is {json.dumps(given)}; dataset {dataset} has {json.dumps(out[key])} "
                              f"(allowed: {json.dumps(out[key])} or null)")
@@ -374,7 +383,8 @@ def dataset_keys(d, dataset, where="configuration", dataset_where=None):
 def effective_config(cfg, training):
     """Every key of a training configuration, schema order: ``cfg`` (a :class:`ModelConfig`)
     and ``training`` (values of :data:`TRAINING_KEYS`)."""
-    d = {**cfg.to_dict(), **{k: training.get(k, v) for k, v in TRAINING_DEFAULTS.items()}}
+    d = {**cfg.to_dict(), "encoding": cfg.encoding,
+         **{k: training.get(k, v) for k, v in TRAINING_DEFAULTS.items()}}
     for k, v in d.items():
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError(f"{k} is {v}; allowed: {allowed_text(k)}")

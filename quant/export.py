@@ -76,7 +76,7 @@ def export_model(net, metadata=None):
     cfg = net.cfg
     H, W, C = cfg.image
     b = ModelBuilder(cfg.time_steps, metadata=dict(metadata or {}))
-    x = b.input("image", H, W, C, cfg.max_value)
+    x = b.input("image", H, W, C, cfg.max_value, cfg.encoding)
     if net.stem is not None:
         x = _neuron(b, "stem_spk", _conv(b, "stem", x, net.stem, cfg), net.stem_spk)
     x = _conv(b, "embed", x, net.embed, cfg)

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..graph import infer
+from ..graph import check_inputs, infer
 
 __all__ = ["IntegerResult", "evaluate"]
 
@@ -103,7 +103,8 @@ def _run(model, infos, images):
         xs = [vals[n] for n in node.inputs]
         op = node.op
         if op == "input":
-            y = images[:, None].expand(B, T, *images.shape[1:])
+            frames = node.attrs.get("encoding", "direct") == "frames"
+            y = images if frames else images[:, None].expand(B, T, *images.shape[1:])
         elif op == "conv":
             y = _conv(xs[0], node, infos[node.inputs[0]].levels)
         elif op == "lif":
@@ -136,20 +137,13 @@ def _run(model, infos, images):
 
 @torch.no_grad()
 def evaluate(model, images, record=False, batch_size=256):
-    """Run ``model`` on integer ``images [B, H, W, C]``; returns an :class:`IntegerResult`.
+    """Run ``model`` on integer ``images [B, H, W, C]`` (a frames model, §4: ``[B, T, H, W, C]``);
+    returns an :class:`IntegerResult`.
 
     ``record=True`` keeps every node's output ``[B, T, H, W, C]`` in ``.tensors``.
     """
     infos = infer(model)
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != infos[model.input.name].shape:
-        raise ValueError(f"images have shape {images.shape}; expected [B, "
-                         f"{', '.join(map(str, infos[model.input.name].shape))}]")
-    if images.dtype.kind not in "iu" and not np.all(images == np.rint(images)):
-        raise ValueError("images must hold integers")
-    mv = model.input.attrs["max_value"]
-    if images.size and (images.min() < 0 or images.max() > mv):
-        raise ValueError(f"image values span {images.min()}..{images.max()}; allowed 0..{mv}")
+    images = check_inputs(model, images)
     logits, firing, tensors = [], {}, {}
     for start in range(0, len(images), batch_size):
         lg, fr, vals = _run(model, infos, _t(images[start:start + batch_size]))

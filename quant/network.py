@@ -14,7 +14,8 @@ class SpikeTransformer(nn.Module):
     """Patch embedding (optional 3x3 stem), position-embedding branch, ``blocks`` transformer blocks, pool and head.
 
     ``forward(images)`` takes integer images ``[B, H, W, C]`` (values ``0..max_value``, any
-    numeric dtype), presents them at each of the ``T`` time steps (direct encoding, §4) and
+    numeric dtype), presents them at each of the ``T`` time steps (direct encoding, §4), or
+    with ``cfg.encoding == "frames"`` frames ``[B, T, H, W, C]`` (``X[t] = frames[t]``), and
     returns float logits ``[B, classes]`` (the mean over time steps).
     """
 
@@ -43,14 +44,18 @@ class SpikeTransformer(nn.Module):
         self.head = PoolHead(cfg)
 
     def encode(self, images):
-        """``[B, H, W, C]`` pixels -> ``[T, B, C, H, W]`` float (direct encoding)."""
+        """``[B, H, W, C]`` pixels (frames: ``[B, T, H, W, C]``) -> ``[T, B, C, H, W]`` float."""
         if torch.is_tensor(images):
             x = images.detach().to(torch.float32)
         else:
             x = torch.from_numpy(np.array(images, dtype=np.float32))
-        if x.dim() != 4 or tuple(x.shape[1:]) != tuple(self.cfg.image):
+        frames = self.cfg.encoding == "frames"
+        want = ((self.cfg.time_steps,) if frames else ()) + tuple(self.cfg.image)
+        if x.dim() != 1 + len(want) or tuple(x.shape[1:]) != want:
             raise ValueError(f"images have shape {tuple(x.shape)}; expected [B, "
-                             f"{', '.join(map(str, self.cfg.image))}]")
+                             f"{', '.join(map(str, want))}] ({self.cfg.encoding} input encoding)")
+        if frames:
+            return x.permute(1, 0, 4, 2, 3)  # X[t] = frames[t]
         x = x.permute(0, 3, 1, 2)
         return x.unsqueeze(0).expand(self.cfg.time_steps, *x.shape)
 

@@ -33,12 +33,13 @@ class TrainResult:
 
 
 def _shift(x, rng):
-    """Shift each image by -1..1 pixels in y and x, zero fill. ``x``: [B, H, W, C] tensor."""
-    B, H, W, _ = x.shape
+    """Shift each image by -1..1 pixels in y and x, zero fill. ``x``: [B, H, W, C] tensor, or
+    frames [B, T, H, W, C] (every frame of a sample by the same shift)."""
+    B, H, W = x.shape[0], x.shape[-3], x.shape[-2]
     p = torch.nn.functional.pad(x, (0, 0, 1, 1, 1, 1))
     dy = rng.integers(0, 3, size=B)
     dx = rng.integers(0, 3, size=B)
-    return torch.stack([p[i, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(B)])
+    return torch.stack([p[i, ..., dy[i]:dy[i] + H, dx[i]:dx[i] + W, :] for i in range(B)])
 
 
 @torch.no_grad()
@@ -75,14 +76,18 @@ def train(cfg=None, *, epochs=DEFAULT_EPOCHS, seed=DEFAULT_SEED, batch_size=TRAI
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     spec = dataset_spec(dataset)
-    if spec.kind != "image" or tuple(spec.shape()) != tuple(cfg.image) or len(spec.classes) != cfg.classes:
-        raise ValueError(f"configuration image {'x'.join(map(str, cfg.image))} with {cfg.classes} classes does not "
-                         f"match dataset {dataset} ({'x'.join(map(str, spec.shape()))}, {len(spec.classes)} classes"
-                         f"{', event frames' if spec.kind != 'image' else ''})")
+    enc = "frames" if spec.kind == "events" else "direct"
+    if tuple(spec.shape()) != tuple(cfg.image) or len(spec.classes) != cfg.classes or cfg.encoding != enc:
+        raise ValueError(f"configuration image {'x'.join(map(str, cfg.image))} with {cfg.classes} classes, "
+                         f"{cfg.encoding} input encoding, does not match dataset {dataset} "
+                         f"({'x'.join(map(str, spec.shape()))}, {len(spec.classes)} classes"
+                         f", {'event frames: frames' if enc == 'frames' else 'still images: direct'} encoding)")
+    # event data are binned into the model's T frames (spec §4)
+    frames = {"time_steps": cfg.time_steps} if enc == "frames" else {}
     train_ds = load_dataset(dataset, "train", data_root=data_root, download=download, max_value=cfg.max_value,
-                            limit=limit)
+                            limit=limit, **frames)
     test_ds = load_dataset(dataset, "test", data_root=data_root, download=download, max_value=cfg.max_value,
-                           limit=eval_limit)
+                           limit=eval_limit, **frames)
     xtr, ytr = train_ds.images, train_ds.labels
     xte, yte = test_ds.images, test_ds.labels
     xtr_t = torch.from_numpy(np.array(xtr, dtype=np.float32))

@@ -310,9 +310,9 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
     program = compile_model(model, lanes)  # MappingError before anything is written
     images = np.asarray(images)
     img = program.image
-    if images.ndim != 4 or images.shape[1:] != (img.H, img.W, img.C) or len(images) == 0:
-        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {img.H}, {img.W}, "
-                         f"{img.C}] for this model")
+    if images.ndim != 1 + len(img.sample_shape) or images.shape[1:] != img.sample_shape or len(images) == 0:
+        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, "
+                         f"{', '.join(map(str, img.sample_shape))}] for this model")
     if images.min() < 0 or images.max() > img.levels:
         raise ValueError(f"pixel values span {images.min()}..{images.max()}; allowed 0..{img.levels}")
     images = images.astype(np.int64)
@@ -341,7 +341,7 @@ def simulate_verilog(model, images, *, lanes=8, simulator="verilator", build_dir
         traced = min(int(vcd_images), B) if vcd is not None else 0
         estimate = None
         if traced:
-            cycles = sum(e.total_cycles for e in execs[:traced]) + traced * (img.N * img.C + 2 * K + 4)
+            cycles = sum(e.total_cycles for e in execs[:traced]) + traced * (img.values + 2 * K + 4)
             estimate = waves_size_estimate(verilog.read_text(), cycles, simulator)
             what = f"the first {traced} image{'s' if traced != 1 else ''}" if traced < B else \
                 f"all {B} image{'s' if B != 1 else ''}"

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from ..graph import infer
+from ..graph import check_inputs, infer, input_encoding
 from . import golden
 
 __all__ = ["GoldenResult", "run_model", "execute", "E_AC_PJ", "E_MAC_PJ"]
@@ -59,7 +59,8 @@ def _events(x):
 
 
 def execute(model, images, record=False, nodes=None, infos=None, values=None):
-    """Run ``nodes`` (default all) of ``model`` on ``images [B, H, W, C]``.
+    """Run ``nodes`` (default all) of ``model`` on ``images [B, H, W, C]`` (a frames model,
+    §4: ``[B, T, H, W, C]``).
 
     Returns the :class:`GoldenResult`; for a prefix of nodes without a head, ``logits`` and
     ``classes`` are ``None`` and every tensor is recorded.
@@ -77,13 +78,11 @@ def execute(model, images, record=False, nodes=None, infos=None, values=None):
         xs = [vals[n] for n in node.inputs]
         out_elems = T * int(np.prod(infos[node.name].shape))
         if node.op == "input":
-            if images.shape[1:] != infos[node.name].shape:
-                raise ValueError(f"images have shape {images.shape[1:]}; the model's input "
-                                 f"is {infos[node.name].shape}")
-            if images.min(initial=0) < 0 or images.max(initial=0) > a["max_value"]:
-                raise ValueError(f"image values span {images.min()}..{images.max()}; the "
-                                 f"model's input allows 0..{a['max_value']}")
-            y = np.broadcast_to(images[:, None], (B, T, *images.shape[1:]))
+            images = check_inputs(model, images)
+            if input_encoding(model) == "frames":
+                y = images  # X[t] = frames[t]
+            else:
+                y = np.broadcast_to(images[:, None], (B, T, *images.shape[1:]))  # X[t] = image
         elif node.op == "conv":
             k, s, p = a["kernel"], a["stride"], a["padding"]
             if k == 1 and s == 1 and p == 0:
@@ -160,7 +159,8 @@ def execute(model, images, record=False, nodes=None, infos=None, values=None):
 
 
 def run_model(model, images, record=False, batch_size=256, progress=None):
-    """Run the golden model on ``images [B, H, W, C]`` in batches; returns a GoldenResult.
+    """Run the golden model on ``images [B, H, W, C]`` (frames: ``[B, T, H, W, C]``) in
+    batches; returns a GoldenResult.
 
     With ``record=True`` every node's output tensor and every LIF membrane is kept.
     ``progress`` is an optional callable receiving the number of images done.

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..builder import random_config, random_images, random_model
+from ..graph import input_shape
 from ..hdl.accel.program import MappingError
 from ..modelfile import atomic_write
 from .accel_runner import simulate_verilog
@@ -49,7 +50,7 @@ def verify_model(seed, images, *, timeout=None):
            "reason": "", "reproduce": reproduce_command(seed, images)}
     try:
         model = random_model(seed, **config)
-        r = simulate_verilog(model, random_images(images, config["image"], seed=seed), lanes=lanes,
+        r = simulate_verilog(model, random_images(images, input_shape(model), seed=seed), lanes=lanes,
                              progress=False, timeout=timeout)
     except MappingError as e:
         row.update(status="unmappable", reason=" ".join(str(e).split()))

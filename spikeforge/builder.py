@@ -54,9 +54,13 @@ class ModelBuilder:
     def info(self, name):
         return self.infos[name]
 
-    def input(self, name, height, width, channels, max_value):
-        return self._add(name, "input", [], dict(height=height, width=width, channels=channels,
-                                                  max_value=max_value), {})
+    def input(self, name, height, width, channels, max_value, encoding="direct"):
+        """The input node (§4); ``encoding="direct"`` leaves the attribute out (the default, as
+        in every model file written before frames input existed)."""
+        attrs = dict(height=height, width=width, channels=channels, max_value=max_value)
+        if encoding != "direct":
+            attrs["encoding"] = encoding
+        return self._add(name, "input", [], attrs, {})
 
     @staticmethod
     def _requant_attrs(acc_lo, acc_hi, mult, bias, shift, out_bits):
@@ -150,7 +154,7 @@ def _threshold(x, firing):
 def random_model(seed=0, *, image=(8, 8, 1), max_value=16, time_steps=2, channels=16,
                  blocks=1, heads=2, levels=1, weight_bits=4, attention="linear",
                  patch=2, embed_kernel=None, mlp_ratio=2, classes=10, out_bits=12,
-                 leak=1, reset="hard", firing=0.25, calibration=None):
+                 leak=1, reset="hard", firing=0.25, calibration=None, encoding="direct"):
     """A small spike-driven transformer with random weights and calibrated constants.
 
     The graph follows the family of the spec: convolutional patch embedding, ``blocks``
@@ -158,7 +162,8 @@ def random_model(seed=0, *, image=(8, 8, 1), max_value=16, time_steps=2, channel
     or ``"qsd"`` (multi-level Q-SDSA)), a spiking MLP, token pooling and a linear head.
     ``levels`` > 1 uses multi-level spike neurons (``multispike``) in place of LIF outside the
     attention. Constants are calibrated on ``calibration`` images (random ones by default) so
-    that neurons fire about ``firing`` of the time.
+    that neurons fire about ``firing`` of the time. ``encoding="frames"`` takes ``time_steps``
+    frames per sample (§4) in place of one still image.
     """
     if attention not in ATTENTION_VARIANTS:
         raise ValueError(f"attention is {attention!r}; allowed: {', '.join(ATTENTION_VARIANTS)}")
@@ -167,7 +172,8 @@ def random_model(seed=0, *, image=(8, 8, 1), max_value=16, time_steps=2, channel
     rng = np.random.default_rng(seed)
     H, W, Ci = image
     if calibration is None:
-        calibration = rng.integers(0, max_value + 1, size=(16, H, W, Ci))
+        frames = (time_steps,) if encoding == "frames" else ()
+        calibration = rng.integers(0, max_value + 1, size=(16, *frames, H, W, Ci))
     b = ModelBuilder(time_steps, calibration,
                      metadata=dict(generator="spikeforge.builder.random_model", seed=seed))
     wlo, whi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
@@ -200,7 +206,7 @@ def random_model(seed=0, *, image=(8, 8, 1), max_value=16, time_steps=2, channel
         return b.multispike(name, src, levels, shift)
 
     pk = embed_kernel or patch
-    x = b.input("image", H, W, Ci, max_value)
+    x = b.input("image", H, W, Ci, max_value, encoding)
     x = conv("embed", x, channels, k=pk, stride=patch, padding=(pk - patch + 1) // 2 if pk > patch else 0)
     for i in range(blocks):
         p = f"block{i}."
@@ -238,7 +244,8 @@ def random_config(seed):
     """``(kwargs of random_model, lanes)``: the shapes, bit widths, variants, time steps, depth
     and lane count of the random model ``seed`` of the differential tests
     (tests/accel/test_engine.py) and of ``spikeforge verify --random-models``: small models,
-    every attention variant (``seed % 3``), lanes from 1 to 32."""
+    every attention variant (``seed % 3``), frames input (§4) for every fifth seed (``seed % 5 == 4``;
+    no random draw, so the other keys of a seed stay those of before), lanes from 1 to 32."""
     rng = np.random.default_rng(seed)
     attention = ATTENTION_VARIANTS[seed % 3]
     heads = int(rng.choice([1, 2]))
@@ -252,9 +259,11 @@ def random_config(seed):
         weight_bits=int(rng.choice([2, 4, 8])), mlp_ratio=int(rng.choice([1, 2])),
         classes=int(rng.integers(2, 11)), leak=int(rng.integers(0, 3)),
         reset=str(rng.choice(["hard", "soft"])), out_bits=int(rng.choice([10, 12, 14])),
+        encoding="frames" if seed % 5 == 4 else "direct",
     ), int(rng.choice([1, 2, 4, 8, 16, 32]))
 
 
 def random_images(n, shape=(8, 8, 1), seed=0, max_value=16):
-    """``n`` random images ``[n, *shape]`` in 0..``max_value`` (the differential tests' inputs)."""
+    """``n`` random images ``[n, *shape]`` in 0..``max_value`` (the differential tests' inputs;
+    ``shape``: :func:`~spikeforge.graph.input_shape` of the model, ``(T, H, W, C)`` for frames)."""
     return np.random.default_rng(seed).integers(0, max_value + 1, (n, *shape))

@@ -147,7 +147,8 @@ def cmd_info(args):
         _print_json(summary)
         return _misfit(summary["accelerator"], args.target) if misfit else 0
     print(f"model       {path}")
-    print(f"time steps  {summary['time_steps']}    input {_shape_text(summary['input_shape'])}    "
+    frames = " frames (T x H x W x C)" if summary["input_encoding"] == "frames" else ""
+    print(f"time steps  {summary['time_steps']}    input {_shape_text(summary['input_shape'])}{frames}    "
           f"classes {summary['classes']}")
     print(f"weights     {summary['weights']}    memory {summary['memory_bits']} bits "
           f"({summary['memory_bits'] / 8192:.1f} KiB)")

@@ -13,7 +13,7 @@ import numpy as np
 __all__ = [
     "ModelError", "Node", "Model", "TensorInfo", "OPS", "SPEC_VERSION",
     "infer", "validate", "tensor_shapes", "signed_range", "bits_for_range",
-    "GOLDEN_BITS", "MAX_NODES", "NAME_RE",
+    "GOLDEN_BITS", "MAX_NODES", "NAME_RE", "ENCODINGS", "input_encoding", "input_shape", "check_inputs",
 ]
 
 SPEC_VERSION = 1
@@ -94,12 +94,16 @@ class TensorInfo:
         return bits_for_range(self.lo, self.hi)
 
 
-# Operator schema: input count, integer attributes with allowed ranges, tensors.
+#: The input encodings of §4: the first is the default (a model without the attribute).
+ENCODINGS = ("direct", "frames")
+
+# Operator schema: input count, integer attributes with allowed ranges, tensors; ``optional``:
+# attributes a node may leave out, whose first allowed value is then the meaning.
 _INT = (int, np.integer)
 OPS = {
     "input": dict(inputs=0, attrs={"height": (1, 1024), "width": (1, 1024),
                                    "channels": (1, 4096), "max_value": (1, 65535)},
-                  tensors=()),
+                  optional={"encoding": ENCODINGS}, tensors=()),
     "conv": dict(inputs=1, attrs={"kernel": (1, 15), "stride": (1, 15), "padding": (0, 7),
                                   "in_channels": (1, 4096), "out_channels": (1, 4096),
                                   "weight_bits": (2, 16), "acc_bits": (2, 48),
@@ -135,8 +139,11 @@ def _check_attrs(node):
     schema = OPS[node.op]
     if not isinstance(node.attrs, dict):
         _fail(node, f"attrs must be a mapping of attribute names to values, not {_short(node.attrs)}")
-    for key, allowed in schema["attrs"].items():
+    optional = schema.get("optional", {})
+    for key, allowed in {**schema["attrs"], **optional}.items():
         if key not in node.attrs:
+            if key in optional:
+                continue
             _fail(node, f"missing attribute {key!r}")
         value = node.attrs[key]
         if isinstance(allowed[0], str):
@@ -147,10 +154,54 @@ def _check_attrs(node):
                 _fail(node, f"attribute {key!r} must be an integer, not {_short(value)}")
             if not allowed[0] <= value <= allowed[1]:
                 _fail(node, f"attribute {key!r} is {value}; allowed {allowed[0]}..{allowed[1]}")
-    extra = set(node.attrs) - set(schema["attrs"])
+    extra = set(node.attrs) - set(schema["attrs"]) - set(optional)
     if extra:
         _fail(node, f"unknown attribute(s) {_short(sorted(map(str, extra)))}; "
-                    f"allowed: {sorted(schema['attrs'])}")
+                    f"allowed: {sorted([*schema['attrs'], *optional])}")
+
+
+def input_encoding(model):
+    """The model's input encoding (§4): ``"direct"`` (also for a model file without the
+    attribute) or ``"frames"``."""
+    return model.input.attrs.get("encoding", ENCODINGS[0])
+
+
+def input_shape(model):
+    """The shape of one input sample (§4): ``(H, W, C)`` for direct encoding, ``(T, H, W, C)``
+    for frames."""
+    a = model.input.attrs
+    hwc = (int(a["height"]), int(a["width"]), int(a["channels"]))
+    return (int(model.time_steps), *hwc) if input_encoding(model) == "frames" else hwc
+
+
+def _words(shape):
+    return "x".join(map(str, shape))
+
+
+def check_inputs(model, images):
+    """``images`` as int64 ``[B, *input_shape(model)]`` in ``0..max_value``, or a one-line
+    ValueError naming the mismatch (a still image for a frames model and the other way round
+    included)."""
+    x = np.asarray(images)
+    want = input_shape(model)
+    enc = input_encoding(model)
+    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+        what = (f"{want[0]} frames of {_words(want[1:])}, T x H x W x C" if enc == "frames"
+                else f"one {_words(want)} image, H x W x C")
+        hint = ""
+        if enc == "frames" and tuple(x.shape[1:]) == want[1:]:
+            hint = "; still images need a model with direct input encoding"
+        elif enc == "direct" and x.ndim == len(want) + 2 and tuple(x.shape[2:]) == want:
+            hint = "; event frames need a model with frames input encoding (spec §4)"
+        raise ValueError(f"images have shape {tuple(int(n) for n in x.shape[1:])}; the model's input "
+                         f"({enc} encoding) takes {what} per sample{hint}")
+    if x.dtype.kind not in "iub" and x.size and not np.all(x == np.rint(x)):
+        raise ValueError("images must hold integers")
+    x = np.asarray(x, np.int64)
+    mv = int(model.input.attrs["max_value"])
+    if x.size and (x.min() < 0 or x.max() > mv):
+        raise ValueError(f"image values span {x.min()}..{x.max()}; the model's input allows 0..{mv}")
+    return x
 
 
 def _tensor(node, name, shape):

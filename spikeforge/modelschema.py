@@ -73,7 +73,7 @@ def build_schema():
     }
     for op, sch in OPS.items():
         attrs = {}
-        for key, allowed in sch["attrs"].items():
+        for key, allowed in {**sch["attrs"], **sch.get("optional", {})}.items():
             if isinstance(allowed[0], str):
                 attrs[key] = {"enum": list(allowed)}
             else:

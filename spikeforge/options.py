@@ -394,7 +394,7 @@ def model_dataset_images(model, args, split=None, limit=None):
     (both shapes named)."""
     from .datasets import DatasetError, dataset_names, load_dataset
     from .datasets.record import check_dataset, model_dataset
-    from .datasets.record import model_input, shape_text
+    from .datasets.record import model_frames, model_input, shape_text
 
     try:
         rec = model_dataset(model)
@@ -409,8 +409,10 @@ def model_dataset_images(model, args, split=None, limit=None):
         if split is None:
             split = rec["split"] if same else "test"
         _, max_value = model_input(model)
+        # event data are binned into the model's T frames (spec §4 frames encoding)
+        frames = {"time_steps": model.time_steps, "downsample": downsample} if model_frames(model) else {}
         return load_dataset(name, split, data_root=getattr(args, "data_root", None),
-                            download=getattr(args, "download", False), max_value=max_value, limit=limit)
+                            download=getattr(args, "download", False), max_value=max_value, limit=limit, **frames)
     except DatasetError as e:
         raise CLIError(str(e)) from None
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .graph import input_encoding
 from .modelfile import atomic_write
 
 __all__ = ["PlotError", "check_plot_dir", "figures_eval", "plot_eval", "figures_info", "plot_info",
@@ -125,8 +126,9 @@ def _thousands(n):
 
 def _check_eval_inputs(model, images, labels):
     images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim != 4 or len(images) == 0:
-        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, H, W, C]")
+    want = "T, H, W, C" if input_encoding(model) == "frames" else "H, W, C"  # spec §4
+    if images.ndim != 2 + want.count(",") or len(images) == 0:
+        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {want}]")
     if labels.shape != (len(images),):
         raise ValueError(f"labels have shape {labels.shape}; expected ({len(images)},), one per image")
     K = int(model.head.attrs["classes"])

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .graph import OPS, bits_for_range, infer
+from .graph import OPS, bits_for_range, infer, input_encoding, input_shape
 
 __all__ = ["tensor_storage_bits", "summarize"]
 
@@ -45,7 +45,8 @@ def summarize(model):
         })
     return {
         "time_steps": model.time_steps,
-        "input_shape": list(infos[model.input.name].shape),
+        "input_shape": list(input_shape(model)),        # (T, H, W, C) for frames (spec §4)
+        "input_encoding": input_encoding(model),
         "classes": int(model.head.attrs["classes"]),
         "layers": layers,
         "weights": total_params,

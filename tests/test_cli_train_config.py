@@ -30,7 +30,7 @@ def _train_parser():
 def test_every_key_is_an_option_of_the_same_name():
     options = {s: a for a in _train_parser()._actions for s in a.option_strings}
     for key, prop in config_schema()["properties"].items():
-        if key in ("image", "classes"):
+        if key in ("image", "classes", "encoding"):
             continue  # the dataset's: a configuration may state them, no option changes them
         flag = "--" + key.replace("_", "-")
         assert flag in options and options[flag].dest == key, flag
@@ -43,7 +43,7 @@ def test_schema_defaults_are_the_code_defaults():
     for key, prop in props.items():
         want = None if key in DATASET_KEYS else model[key] if key in model else TRAINING_DEFAULTS[key]
         assert prop["default"] == want, key
-    assert set(props) == set(model) | set(TRAINING_DEFAULTS)
+    assert set(props) == set(model) | {"encoding"} | set(TRAINING_DEFAULTS)   # to_dict leaves direct out
 
 
 def test_epochs_and_seed_in_a_config_and_options_override(tmp_path, capsys):
@@ -78,7 +78,10 @@ def test_print_config_round_trips(tmp_path, capsys):
     ('{"image": [16, 16, 1]}', "image is [16, 16, 1]; dataset digits has [8, 8, 1] (allowed: [8, 8, 1] or null)"),
     ('{"dataset": "mnist-5k", "image": [8, 8, 1]}', "image is [8, 8, 1]; dataset mnist-5k has [28, 28, 1]"),
     ('{"max_value": 17}', "max_value is 17; dataset digits stores values 0..16: allowed 1..16 or null"),
-    ('{"dataset": "nmnist"}', "dataset nmnist gives event frames (T x 34x34x2); train takes still-image datasets"),
+    ('{"dataset": "nmnist", "encoding": "direct"}',
+     'encoding is "direct"; dataset nmnist has "frames" (allowed: "frames" or null)'),
+    ('{"encoding": "frames"}', 'encoding is "frames"; dataset digits has "direct" (allowed: "direct" or null)'),
+    ('{"encoding": "events"}', 'encoding is "events"; allowed: one of "direct", "frames", null'),
     ('{"bits": 4}', "unknown configuration key 'bits' (did you mean 'weight_bits'?)"),
     ('{"time-steps": 4}', "unknown configuration key 'time-steps' (did you mean 'time_steps'?)"),
     ('{"seed": 1, "seed": 2}', "key 'seed' appears twice"),
@@ -115,7 +118,7 @@ def test_training_docs_describe_every_key():
         row = next((ln for ln in text.splitlines() if ln.startswith(f"| `{key}` ")), None)
         assert row is not None, key
         assert json.dumps(prop["default"]) in row, (key, row)
-        if key not in ("image", "classes"):
+        if key not in ("image", "classes", "encoding"):
             assert f"`--{key.replace('_', '-')}`" in row, row
 
 

@@ -137,7 +137,7 @@ class Engine(wiring.Component):
         # The image, spike and integer memories never use a read that collided with a write
         # (memories.NO_RW_CHECK; ``poison_collisions`` checks it in simulation).
         poison, flags = self.poison_collisions, []
-        img_mem = Memory(shape=unsigned(max(1, img.C * self.pixel_bits)), depth=img.N, init=[])
+        img_mem = Memory(shape=unsigned(max(1, img.C * self.pixel_bits)), depth=self.plan.img_depth, init=[])
         m.submodules.img_mem = img_mem
         img_w = img_mem.write_port()
         img_rp = img_mem.read_port()

@@ -62,23 +62,24 @@ def _head_lane_mask(c, C, heads, tile, P):
 
 
 def execute_program(prog, image):
-    """Run ``prog`` on one image ``[H, W, Cin]``; returns an :class:`ExecResult`."""
+    """Run ``prog`` on one image ``[H, W, Cin]`` (a frames program, §4: ``[T, H, W, Cin]``);
+    returns an :class:`ExecResult`."""
     P = prog.lanes
     T_model = prog.model.time_steps
     spikes, ints, cycles = {}, {}, {}
     img = np.asarray(image, np.int64)
     im = prog.image
-    if img.shape != (im.H, im.W, im.C):
+    if img.shape != im.sample_shape:
         # an image of another dataset would index past the image memory (IndexError deep inside)
         raise ValueError(f"the image is {'x'.join(map(str, img.shape))}; the program's input is "
-                         f"{im.H}x{im.W}x{im.C} (H x W x C)")
+                         f"{'x'.join(map(str, im.sample_shape))} ({'T x ' if im.frames else ''}H x W x C)")
     if img.size and (img.min() < 0 or img.max() > im.levels):
         raise ValueError(f"the image's pixels span {img.min()}..{img.max()}; the program's input takes 0..{im.levels}")
     n_events = 0
 
     def spike_rows(name):
         if name == prog.image.name:
-            return np.broadcast_to(img[None], (T_model, *img.shape))
+            return img if im.frames else np.broadcast_to(img[None], (T_model, *img.shape))
         return spikes[name]
 
     tm = timing_of(prog)

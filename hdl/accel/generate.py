@@ -105,7 +105,8 @@ def header_comment(engine):
     lines = [f"{TOP_NAME}: spikeforge accelerator, {prog.lanes} lane{'s' if prog.lanes != 1 else ''}, "
              f"{'compact' if prog.compact else 'fast'} build, "
              f"{'SPRAM' if prog.memory.kind == 'spram' else 'block RAM'} mapping of the weights",
-             f"model: {img.H}x{img.W}x{img.C} image of values 0..{img.levels}, "
+             f"model: {f'{img.T} frames of ' if img.frames else ''}{img.H}x{img.W}x{img.C} "
+             f"{'' if img.frames else 'image '}of values 0..{img.levels}, "
              f"{K} classes (docs/accelerator.md, \"Integrating the accelerator\")",
              "",
              "Ports (one clock domain: clk; every other port is sampled or changes on its rising edge):",
@@ -126,7 +127,8 @@ def header_comment(engine):
                                    initial_indent="    ", subsequent_indent="      ")
     streams = [n for n, m in engine.signature.members.items() if m.is_signature]
     lines += ["", *textwrap.wrap(f"Streams ({', '.join(streams)}): {STREAM_RULES}", 98), "", "One image:"]
-    steps = [f"1. pixels: {img.H * img.W * img.C} beats (H x W x C); pixels__ready is 1 while the engine "
+    beats = "T x H x W x C, frame by frame" if img.frames else "H x W x C"
+    steps = [f"1. pixels: {img.values} beats ({beats}); pixels__ready is 1 while the engine "
              "waits for an image and 0 from the last pixel until the class beat has moved.",
              "2. compute: no port moves; the cycles output then holds this time.",
              f"3. result: {K + 1} beats, {K} logits then the class with last = 1 "

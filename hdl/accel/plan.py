@@ -130,6 +130,10 @@ class EnginePlan:
         cmax = prog.spike_slots * P
         self.row_bits_s = cmax << self.pbs
         self.row_bits_i = prog.image.C << self.pbi
+        # The image memory: one row of C pixels per token, for every frame of a frames model
+        # (§4; its read address then includes the time step), else once for every t.
+        self.img_depth = prog.image.T * prog.image.N
+        self.img_frames = prog.image.T > 1
         self.row_bits = max(self.row_bits_s, self.row_bits_i)
         self.ib = int_lane_bits(prog.widths)
         self.wb = weight_lane_bits(prog.widths)
@@ -207,7 +211,7 @@ class EnginePlan:
         sp_max = max((p.Hi + p.pad + 1) * (p.Wi + p.pad + 1) for p in syn)
         self.spw = ubits(sp_max) + 1
         self.coord_bits = ubits(max(max(p.Hi, p.Wi) + p.pad + max(p.stride, p.kh, p.kw) for p in syn)) + 1
-        self.rows_w = ubits(max(prog.spike_rows, prog.image.N, 1))       # spike / image row
+        self.rows_w = ubits(max(prog.spike_rows, self.img_depth, 1))     # spike / image row
         self.ww = ubits(max(len(prog.weights), prog.int_words, 1))       # weight (or KV) word
         self.acc_depth = max(p.acc_words for p in syn)
         self.aww = ubits(self.acc_depth - 1)                             # accumulator word index

@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from ...graph import bits_for_range, infer
+from ...graph import bits_for_range, infer, input_encoding
 from .placement import (SPRAM_BITS, SPRAM_WORDS, MappingError, MemoryMap, allocate, check_limits, int_lane_bits,
                         memory_map, weight_lane_bits)
 
@@ -43,10 +43,28 @@ class Tensor:
     lo: int = 0                # int tensors: value bounds
     hi: int = 0
     requant: object = None     # int tensors holding raw accumulators: the conv node to apply
+    frames: bool = False       # the image of a frames model (§4): T rows of frames, not one image
 
     @property
     def N(self):
         return self.H * self.W
+
+    @property
+    def sample_shape(self):
+        """The image's input sample: ``(H, W, C)``, or ``(T, H, W, C)`` for frames (§4)."""
+        return (self.T, self.H, self.W, self.C) if self.frames else (self.H, self.W, self.C)
+
+    @property
+    def stacked_shape(self):
+        """``(H, W, C)``, or for frames the ``T`` frames stacked as one ``(T*H) x W x C`` image:
+        the order of the pixels stream and of the host link's IMAGE payload (frame by frame,
+        each row-major with channels fastest), and the shape a board's INFO reports."""
+        return (self.T * self.H, self.W, self.C)
+
+    @property
+    def values(self):
+        """Pixel values of one input sample (``T * H * W * C`` for frames)."""
+        return self.T * self.N * self.C
 
 
 @dataclasses.dataclass
@@ -218,7 +236,9 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
         a, info = node.attrs, infos[node.name]
         H, W, C = info.shape
         if node.op == "input":
-            image = Tensor(node.name, "image", 1, H, W, C, levels=a["max_value"])
+            frames = input_encoding(model) == "frames"  # the image memory holds T frames (§4)
+            image = Tensor(node.name, "image", T if frames else 1, H, W, C, levels=a["max_value"],
+                           frames=frames)
             tensors[node.name] = image
         elif node.op == "conv":
             src = tensors[node.inputs[0]]

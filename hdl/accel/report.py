@@ -56,7 +56,7 @@ def memories(program):
                     granularity=granularity)
 
     mems = [
-        mem("image", program.image.N, program.image.C * eng.pixel_bits, 1, False),
+        mem("image", eng.img_depth, program.image.C * eng.pixel_bits, 1, False),
         mem("spikes", max(1, program.spike_rows), program.spike_slots * eng.slot_bits, eng.spike_read_ports * P,
             False, granularity=eng.spike_write_granularity),
     ]
@@ -192,16 +192,17 @@ def logic_estimate(program, extra=None):
 
 
 def analyze(program, *, images, target=None, extra_logic=None, golden=None):
-    """The analytic report (JSON-ready) on ``images`` (``[B >= 1, H, W, C]``, the caller's: the
+    """The analytic report (JSON-ready) on ``images`` (``[B >= 1, H, W, C]``, a frames model's
+    ``[B >= 1, T, H, W, C]``, the caller's: the
     command line takes the first 16 test images of the data set); ``golden``: the golden
     model's result on those images when the caller has it (else it is run here);
     ``extra_logic``: ``{"lut", "ff"}`` around the engine (a board's host link), counted in the
     fit check."""
     images = np.asarray(images)
     img = program.image
-    if images.ndim != 4 or images.shape[1:] != (img.H, img.W, img.C) or len(images) == 0:
-        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {img.H}, {img.W}, {img.C}] "
-                         "(the model's input)")
+    if images.ndim != 1 + len(img.sample_shape) or images.shape[1:] != img.sample_shape or len(images) == 0:
+        want = ", ".join(map(str, img.sample_shape))
+        raise ValueError(f"images have shape {images.shape}; expected [B >= 1, {want}] (the model's input)")
     P = program.lanes
     runs = [execute_program(program, im) for im in images]
     cycles = np.array([r.total_cycles for r in runs])

@@ -24,7 +24,7 @@ def sequencer(eng, m, lc, desc, desc_bits, desc_k, desc_r, dw, img_w, nw, pc, wm
     with m.If(counting):
         m.d.sync += cycle_ctr.eq(cycle_ctr + 1)
 
-    pix_idx = Signal(range(img.N * img.C + 1))
+    pix_idx = Signal(range(img.values + 1))     # T frames of N * C for a frames model (§4)
     pix_word = Signal(max(1, img.C * eng.pixel_bits))
     pix_ch = Signal(range(img.C + 1))
 
@@ -62,7 +62,7 @@ def sequencer(eng, m, lc, desc, desc_bits, desc_k, desc_r, dw, img_w, nw, pc, wm
                 with m.If(last_ch):
                     m.d.comb += [img_w.en.eq(1), img_w.addr.eq(pix_idx // img.C), img_w.data.eq(word)]
                 m.d.sync += pix_idx.eq(pix_idx + 1)
-                with m.If(pix_idx == img.N * img.C - 1):
+                with m.If(pix_idx == img.values - 1):
                     m.d.sync += [pix_idx.eq(0), pc.eq(0), cycle_ctr.eq(0), event_ctr.eq(0),
                                  counting.eq(1), desc_k.eq(0)]
                     m.next = "DESC"

@@ -97,12 +97,15 @@ def syn_front(eng, m, lc, desc, banks, img_r):
     m.d.comb += issue.eq(can_issue & inb)
     # Read addresses (spike banks port A: event rows; port B: V rows).
     # (Assigned below, a copy per lane group: the address reaches every bank's LUTs.)
+    # The image is stored once for every t, or (frames, §4) as T frames: then its row is the
+    # spike row's tb + sp (the image's base is 0).
+    img_row = tb + sp if pl.img_frames else sp
     if not b.syn_read_regs:
-        m.d.comb += img_r.addr.eq(sp)  # the image is stored once for every t
+        m.d.comb += img_r.addr.eq(img_row)
     else:
         img_ra = Signal.like(img_r.addr, name="img_ra")  # read Build.syn_read_regs cycles after the issue
         img_ra2 = Signal.like(img_r.addr, name="img_ra2")
-        m.d.sync += [img_ra.eq(sp), img_ra2.eq(img_ra)]
+        m.d.sync += [img_ra.eq(img_row), img_ra2.eq(img_ra)]
         m.d.comb += img_r.addr.eq(img_ra2)
 
     # Advance the generator (a tap outside the grid costs its cycle here). Level j steps

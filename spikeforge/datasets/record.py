@@ -19,7 +19,8 @@ one-line :class:`DatasetError` naming the field, not a crash.
 from . import DATASETS, MAX_VALUE_LIMIT, dataset_spec
 from ._files import DatasetError
 
-__all__ = ["RECORD_KEY", "input_record", "model_input", "model_dataset", "check_dataset", "shape_text"]
+__all__ = ["RECORD_KEY", "input_record", "model_input", "model_frames", "model_dataset", "check_dataset",
+           "shape_text", "EVENT_DATASETS"]
 
 RECORD_KEY = "input"
 #: the digits' input (height, width, channels) and max_value: a model without a record and with
@@ -47,6 +48,15 @@ def model_input(model):
     """``((H, W, C), max_value)`` of ``model``'s input node."""
     a = model.nodes[0].attrs
     return (int(a["height"]), int(a["width"]), int(a["channels"])), int(a["max_value"])
+
+
+def model_frames(model):
+    """Whether ``model``'s input takes frames (spec §4 ``encoding: "frames"``), not one image."""
+    return model.nodes[0].attrs.get("encoding", "direct") == "frames"
+
+
+#: the registered event datasets (frames inputs), in registry order
+EVENT_DATASETS = tuple(n for n, s in DATASETS.items() if s.kind == "events")
 
 
 def _int(field, value, lo, hi):
@@ -94,8 +104,9 @@ def model_dataset(model):
 def check_dataset(model, name, downsample=None):
     """``name`` (a registered dataset) can feed ``model``: its images have the model's input
     shape, its stored values have at least the model's ``max_value + 1`` levels (they are
-    requantized to ``0..max_value``, docs/datasets.md) and it holds still images (spec §4's direct
-    encoding). One-line :class:`DatasetError` naming both shapes otherwise."""
+    requantized to ``0..max_value``, docs/datasets.md) and it holds still images for a model of
+    direct encoding, event frames for a model of frames encoding (spec §4). One-line
+    :class:`DatasetError` naming both otherwise."""
 
     spec = dataset_spec(name)
     shape, max_value = model_input(model)
@@ -112,8 +123,13 @@ def check_dataset(model, name, downsample=None):
                            f"{shape_text(shape)} in 0..{max_value}: its values would be scaled up, with "
                            f"{max_value - stored} of the model's levels never used; choose a dataset of at least "
                            f"{max_value + 1} levels")
-    if spec.kind == "events":
+    frames = model_frames(model)
+    if spec.kind == "events" and not frames:
         raise DatasetError(f"dataset {name} gives event frames (T x {shape_text(got)}), but the model's input "
-                           f"{shape_text(shape)} is one still image presented at every time step (spec §4 has no "
-                           "event input yet)")
+                           f"{shape_text(shape)} is one still image presented at every time step (direct encoding, "
+                           "spec §4); event data needs a model with frames input encoding")
+    if spec.kind != "events" and frames:
+        raise DatasetError(f"dataset {name} gives still images ({shape_text(got)}), but the model's input is "
+                           f"{model.time_steps} frames of {shape_text(shape)} (frames encoding, spec §4); choose an "
+                           f"event dataset ({', '.join(EVENT_DATASETS)})")
     return spec

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from spikeforge.builder import random_config, random_model
+from spikeforge.graph import input_shape
 from spikeforge.hdl.accel.engine import EnginePlan
 from spikeforge.hdl.accel.execute import execute_program
 from spikeforge.hdl.accel.program import MappingError, compile_model
@@ -166,7 +167,7 @@ def test_differential_random_model(seed):
     """
     config, lanes = random_config(seed)
     model = random_model(seed, **config)
-    images = _images(2, config["image"], seed=seed)
+    images = _images(2, input_shape(model), seed=seed)   # frames models (seed % 5 == 4): [2, T, H, W, C]
     want = run_model(model, images)
     prog = _mapping(seed, model, lanes)
     logits, classes, cycles, events = simulate_engine(prog, images)
