@@ -43,6 +43,7 @@ from .hostlink import link_bound_images_per_second
 from .output_registers import absorb_output_registers_file
 from .synth import _CELL_CLASSES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
 from .top import BoardTop, check_link_settings
+from .uart import divisor_json, divisor_text
 
 __all__ = ["BuildError", "BuildTimeout", "DoesNotFit", "TimingFailed", "build_board", "format_report", "precheck"]
 
@@ -185,7 +186,7 @@ def _yosys_counts(stat_path, family):
     return counts, {k: v for k, v in sorted(cells.items()) if not k.startswith("$")}
 
 
-def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=115200, out_dir="build", seed=1,
+def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=None, out_dir="build", seed=1,
                 allow_timing_fail=False, progress=print, timeout=3600):
     """Build a bitstream of ``model`` for ``board``; returns the report (a JSON-able dict).
     ``images``: the images of the analytic model's cycle counts (the command line's: the first
@@ -248,10 +249,11 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
 
     t0 = time.monotonic()
     top = BoardTop(target, program, clock_mhz=clock_mhz, baud=baud)
+    baud = top.baud       # None: the board's default (top.default_baud)
     clk = top.clock
     _say(progress, f"[3/{stages}] elaborate the board top: {clk.mhz:g} MHz "
                    f"({'PLL from ' + format(target.osc_mhz, 'g') + ' MHz' if clk.pll else 'oscillator'}), "
-                   f"UART {baud} baud (divisor {top.divisor})")
+                   f"UART {baud} baud (divisor {divisor_text(top.divisor)})")
     tools = {}
     try:
         for name in ("yosys", f"nextpnr-{target.family}", "icepack" if target.family == "ice40" else "ecppack"):
@@ -334,7 +336,7 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
         "clock": clk.as_dict(), "fmax_mhz": fmax, "fmax_by_clock": fmax_by_clock, "timing_met": timing_met,
         "pnr_target_mhz": clk.mhz * (1 + margin),
         "critical_path": path,
-        "baud": baud, "uart_divisor": top.divisor,
+        "baud": baud, "uart_divisor": divisor_json(top.divisor),
         "resources": resources, "placed": placed, "cells": cells,
         "bram_output_registers": {"read_ports": len(absorbed), "flip_flops": moved},
         "cycles_per_image": cyc,

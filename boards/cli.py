@@ -213,10 +213,12 @@ def run_run(args):
         # SPRAM (then the host loads them first): the same mapping decision as `spikeforge build`.
         program = compile_for_target(model, lanes, target.device)
         img = program.image
-        if args.simulate:
-            from .top import check_link_settings
+        from .top import check_link_settings, default_baud
 
-            check_link_settings(target, None, args.baud)
+        check_link_settings(target, None, args.baud)
+        if args.baud is None:
+            args.baud = default_baud(target)
+        if args.simulate:
             try:
                 return _run_simulated(args, target, lanes, model, images, labels)
             except SimulatorNotFound as e:

@@ -17,6 +17,7 @@ The frame format and message types are those of :mod:`spikeforge.boards.hostlink
   count from the last pixel handed on to the result.
 """
 
+import math
 from contextlib import contextmanager
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -784,7 +785,7 @@ class UARTHostLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(divisor=self.divisor)
         m.submodules.receiver = rcv = FrameReceiver(
             pixels=self.pixels, max_value=self.max_value,
-            timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words,
+            timeout_cycles=math.ceil(10 * self.divisor * self.timeout_bytes), weight_words=self.weight_words,
             weight_crc=self.weight_crc)
         m.submodules.transmitter = xmt = FrameTransmitter(
             classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits,

@@ -48,6 +48,7 @@ from spikeforge.boards.hostlink import weight_set_crc
 from spikeforge.boards.inference import board_mismatch, merge_runs, run_images
 from spikeforge.boards.runtime import HostLink
 from spikeforge.boards.sim_board import UARTPinTransport
+from spikeforge.boards.uart import parse_divisor
 from spikeforge.hdl.accel.report import compile_for_target
 from spikeforge.modelfile import load_model
 from spikeforge.sim.cocotb_util import test_parameters
@@ -85,7 +86,7 @@ async def board_images(dut):
     for _ in range(2):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-    transport = UARTPinTransport(dut, divisor=int(job["divisor"]), period_ns=period_ps / 1000)
+    transport = UARTPinTransport(dut, divisor=parse_divisor(job["divisor"]), period_ns=period_ps / 1000)
     spram = program.memory.kind == "spram"
     link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
                     max_value=int(img.levels), timeout=job["timeout"], settle=job["settle"],
