@@ -90,7 +90,8 @@ async def board_images(dut):
     spram = program.memory.kind == "spram"
     link = HostLink(transport, classes=program.classes, pixels=img.H * img.W * img.C,
                     max_value=int(img.levels), timeout=job["timeout"], settle=job["settle"],
-                    retries=job["retries"], weight_crc=0 if spram else weight_set_crc(program))
+                    retries=job["retries"], weight_crc=0 if spram else weight_set_crc(program),
+                    logits=job.get("logits", True), window=job.get("window", 1))
     info = await bridge(link.hello)()
     why = board_mismatch(info, model, program)
     assert why is None, why
@@ -136,6 +137,9 @@ async def board_images(dut):
     t_images = get_sim_time("ns") * 1e-9 - t0
     transport.close()
     summary["simulated_seconds"] = {"weights": t_load, "images": t_images}
+    # what the host used after HELLO: the requests in flight (its --window, at most the board's)
+    summary.update(window=link.window, board_window=info.window, logits=link.logits, logit_bits=link.logit_bits,
+                   pixel_bits=info.pixel_bits)
     summary["weights_loaded"] = None if loaded is None else dataclasses.asdict(loaded)
     _write_json(job["out"], summary)
 

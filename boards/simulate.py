@@ -81,7 +81,8 @@ def fuzz_link_times(model, board, images, baud, *, lanes=None, clock_mhz=None, t
 
 
 def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, baud=None, timeout=1.0,
-                   retries=3, build_dir=None, progress=None, faults=None, fuzz=None, settle=SETTLE_S):
+                   retries=3, build_dir=None, progress=None, faults=None, fuzz=None, settle=SETTLE_S, logits=True,
+                   window=1):
     """Run ``images`` (``[B, H, W, C]`` integers) through the simulated ``board``.
 
     Returns the summary of :func:`spikeforge.boards.inference.run_images` (per-image results, link
@@ -89,7 +90,9 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     result), ``predicted_cycles_per_image`` (the analytic model), ``simulated_seconds`` and
     ``images_per_second`` (``end_to_end`` measured in simulated time, ``link_bound`` and
     ``compute`` from the frame sizes and the clock). ``progress(done, total)`` is called as
-    images complete. ``timeout``, ``settle``, ``retries``: the host link's (simulated seconds).
+    images complete. ``timeout``, ``settle``, ``retries``: the host link's (simulated seconds);
+    ``logits``: ask for the logits (else the class only); ``window``: requests in flight (at most
+    the board's, from its INFO). ``baud`` None: the board's default (``top.default_baud``).
     ``faults``: transmission errors to inject, as described in
     :mod:`spikeforge.boards.sim_board_bench` (the run then shows the NACKs and retries they
     cause). ``fuzz``: ``{"requests", "faults", "rate", "seed"}`` (optional ``"babble"``,
@@ -142,6 +145,7 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
            "images": [im.reshape(-1).tolist() for im in images], "labels": labels.tolist(),
            "divisor": divisor_json(divisor), "period_ps": period_ps, "timeout": float(timeout), "settle": float(settle),
            "retries": int(retries), "out": str(out), "progress": str(progress_path),
+           "logits": bool(logits), "window": int(window),
            "faults": dict(faults or {}), "fuzz": dict(fuzz) if fuzz else None}
     job_path = folder / "job.json"
     atomic_write(job_path, json.dumps(job).encode())
@@ -195,7 +199,9 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
                                        "max": int(predicted.max())},
         "images_per_second": {
             "end_to_end": len(images) / sim_images if sim_images > 0 else None,
-            "link_bound": link_bound_images_per_second(baud, img.H * img.W * img.C, program.classes),
+            "link_bound": link_bound_images_per_second(baud, img.H * img.W * img.C, program.classes,
+                                                       max_value=int(img.levels), logits=summary["logits"],
+                                                       logit_bits=summary["logit_bits"], window=summary["window"]),
             "compute": clock.mhz * 1e6 / float(predicted.mean()),
         },
         "build_seconds": run.build_seconds, "sim_seconds": run.test_seconds,

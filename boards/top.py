@@ -27,7 +27,8 @@ from amaranth.lib.wiring import In, Out
 from ..hdl.accel.engine import Engine
 from ..hdl.accel.engine import result_layout as engine_result_layout
 from ..hdl.params import field_bits
-from .hostlink import BAUD_RATES, MAX_IMAGE, VERSION, Info, info_payload, model_hash, weight_set_crc
+from .hostlink import (BAUD_RATES, MAX_IMAGE, VERSION, Info, image_payload_length, info_payload, model_hash, pixel_bits,
+                       weight_set_crc)
 from .link_gateware import UARTHostLink, image_layout, result_layout
 from .uart import RATE_TOLERANCE, baud_divisor, check_receiver
 
@@ -114,10 +115,15 @@ class AcceleratorSystem(wiring.Component):
     info_clock_hz : float or None
         The clock the link's INFO reports (default ``clk_hz``; the simulated board runs its LED
         logic at 1 kHz but reports the board's clock).
+    window : int or None
+        Requests in flight the link takes (:class:`~spikeforge.boards.link_gateware.UARTHostLink`):
+        default 2 for the fast build with its weights in the bitstream (the next image is
+        received while one is computed), 1 for the compact build (the iCEBreaker, which has no
+        room for the 64 flip-flops of a second image's check and seq) and with loadable weights.
     """
 
     def __init__(self, program, *, divisor, clk_hz=12e6, leds=2, spram_primitive=False, mult_primitive=False,
-                 info_clock_hz=None):
+                 info_clock_hz=None, window=None):
         if isinstance(leds, bool) or not isinstance(leds, int) or not 0 <= leds <= 16:
             raise ValueError(f"AcceleratorSystem: leds is {leds!r}; allowed: an integer 0..16")
         self.program = program
@@ -126,9 +132,12 @@ class AcceleratorSystem(wiring.Component):
         img = program.image
         self.max_value = int(img.levels)
         self.pixels = img.H * img.W * img.C
-        if not 1 <= self.pixels <= MAX_IMAGE:
-            raise ValueError(f"AcceleratorSystem: the image has {self.pixels} pixels; the host link "
-                             f"carries 1..{MAX_IMAGE}")
+        if not 1 <= image_payload_length(self.pixels, self.max_value) <= MAX_IMAGE:
+            raise ValueError(f"AcceleratorSystem: the image has {self.pixels} pixels of "
+                             f"{pixel_bits(self.max_value)} bits; the host link carries 1..{MAX_IMAGE} bytes")
+        if window is None:
+            window = 1 if program.compact or self.weight_words else 2
+        self.window = window
         self.classes = program.classes
         self.logit_bits = self.engine.logit_bits
         self.divisor = divisor
@@ -138,11 +147,11 @@ class AcceleratorSystem(wiring.Component):
         # here, by the generator, baked in as constants.
         self.info = Info(VERSION, model_hash(program.model), (img.H, img.W, img.C), self.max_value, self.classes,
                          program.lanes, round(self.clk_hz if info_clock_hz is None else info_clock_hz),
-                         self.weight_words)
+                         self.weight_words, pixel_bits(self.max_value), self.logit_bits, window)
         self.link = UARTHostLink(divisor=divisor, pixels=self.pixels, max_value=self.max_value,
                                  classes=self.classes, logit_bits=self.logit_bits,
                                  copy_result=not program.compact,   # the fast build: a large device
-                                 info=info_payload(self.info),
+                                 info=info_payload(self.info), window=window,
                                  **({"weight_words": self.weight_words} if self.weight_words else
                                     {"weight_crc": weight_set_crc(program)}))
         self.adapter = EngineLinkAdapter(max_value=self.max_value, pixel_bits=self.engine.pixel_bits,
