@@ -569,7 +569,11 @@ class FrameTransmitter(wiring.Component):
     result : ``In(stream.Signature(result_layout(classes, logit_bits, cycle_bits)))``
         One RESULT frame per transfer (logits, class, cycles, seq; its check from ``check``). The
         transfer (``ready``) happens with the frame's last byte; the payload is read while the
-        frame is sent, or once as the frame starts with ``copy_result``.
+        frame is sent, or once as the frame starts with ``copy_result`` (the check as well,
+        without weights).
+    started : ``Out(1)``
+        One-cycle pulse: a RESULT frame starts (with ``copy_result`` its payload and check are
+        copied at the end of this cycle).
     err : ``In(stream.Signature(error_layout()))``
         One ERROR frame per transfer (same rule); a LOADED frame for code
         :data:`LOADED_REPORT` (with ``weight_words``), an INFO frame for :data:`INFO_REPORT`.
@@ -601,6 +605,7 @@ class FrameTransmitter(wiring.Component):
             "err": In(stream.Signature(error_layout())),
             "check": In(32),
             "o": Out(stream.Signature(8)),
+            "started": Out(1),
         }
         if self.weight_words:
             members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1)})
@@ -656,9 +661,15 @@ class FrameTransmitter(wiring.Component):
         kind = Signal(2)                  # the frame being sent: _RESULT, _ERROR, _LOADED, _INFO
         sending = Signal()
         in_crc = Signal()                 # the body has been sent: the CRC bytes go out
-        # the check field's bytes: the same signals in RESULT and LOADED, at the same places
+        # the check field's bytes: the same signals in RESULT and LOADED, at the same places;
+        # copied with the result (``copy_result`` without weights: no LOADED reads them)
+        check = self.check
+        if self.copy_result and not self.weight_words:
+            check = Signal(32, name="check_copy")
+            with m.If(~sending):
+                m.d.sync += check.eq(self.check)
         self._check_bytes = [Signal(8, name=f"check{k}") for k in range(4)]
-        m.d.comb += [b.eq(self.check[8 * k:8 * k + 8]) for k, b in enumerate(self._check_bytes)]
+        m.d.comb += [b.eq(check[8 * k:8 * k + 8]) for k, b in enumerate(self._check_bytes)]
         result_body = self._result_bytes(m, sending)
         reply_body, info_body = self._reply_bytes(m, kind)
         lens = {_RESULT: len(result_body), _ERROR: 5, _LOADED: 4 + LOADED_PAYLOAD, _INFO: len(info_body)}
@@ -680,6 +691,7 @@ class FrameTransmitter(wiring.Component):
                         m.d.sync += kind.eq(_LOADED)
             with m.Elif(self.result.valid):
                 m.d.sync += [sending.eq(1), kind.eq(_RESULT), pos.eq(0), byte.eq(SYNC), in_crc.eq(0)]
+                m.d.comb += self.started.eq(1)
 
         def by_kind(values):
             out = Signal(range(longest))
@@ -782,8 +794,9 @@ class UARTHostLink(wiring.Component):
     window : int
         Requests the board takes in flight (reported in INFO). 1: one at a time, as version 3.
         2: an IMAGE frame is received (and checked, and held in the receive buffer) while the
-        previous image is computed; it is handed on once the previous RESULT has been sent,
-        and its check and seq travel with it. Only with weights in the bitstream
+        previous image is computed; it is handed on once the previous RESULT has been sent
+        (with ``copy_result``: once its frame started, the transmitter holding a copy), and its
+        check and seq travel with it. Only with weights in the bitstream
         (``weight_words`` 0): LOADED's check is the receiver's live register.
 
     Members
@@ -859,7 +872,10 @@ class UARTHostLink(wiring.Component):
         # an image is in flight from its last pixel's transfer until its RESULT was sent (before
         # that the receiver is ``emitting`` it)
         in_flight = Signal()
-        with m.If(xmt.result.valid & xmt.result.ready):
+        # with copy_result (and no weights) the transmitter has all of the RESULT once its frame
+        # started: the next image may be handed on while it is sent
+        early = self.copy_result and not self.weight_words and self.window > 1
+        with m.If(xmt.started if early else xmt.result.valid & xmt.result.ready):
             m.d.sync += in_flight.eq(0)
         with m.If(self.image.valid & self.image.ready & self.image.payload.last):
             m.d.sync += in_flight.eq(1)
@@ -881,6 +897,15 @@ class UARTHostLink(wiring.Component):
             # WEIGHTS frames are refused while an image is in flight
             m.d.comb += rcv.busy.eq(in_flight)
 
+        # with the early hand-on, the result of the frame being sent is still valid while the next
+        # image computes: only a result that is not that one ("fresh") stops the cycle count
+        held = Signal()
+        if early:
+            with m.If(xmt.started):
+                m.d.sync += held.eq(1)
+            with m.If(xmt.result.valid & xmt.result.ready):
+                m.d.sync += held.eq(0)
+        fresh = self.result.valid & ~held
         counter = Signal(self.cycle_bits)
         running = Signal()
         seq = Signal(8)
@@ -890,9 +915,9 @@ class UARTHostLink(wiring.Component):
             m.d.sync += [running.eq(1), counter.eq(0), seq.eq(self.image.payload.seq), want.eq(self.image.payload.want)]
             if self.window > 1:
                 m.d.sync += check.eq(rcv.o_check)
-        with m.Elif(running & ~self.result.valid & (counter != (1 << self.cycle_bits) - 1)):
+        with m.Elif(running & ~fresh & (counter != (1 << self.cycle_bits) - 1)):
             m.d.sync += counter.eq(counter + 1)
-        with m.If(self.result.valid):
+        with m.If(fresh):
             m.d.sync += running.eq(0)
         m.d.comb += [
             xmt.result.valid.eq(self.result.valid),
