@@ -44,6 +44,7 @@ def run_images(link, model, images, labels, *, progress=None):
         "latency_s": st.latency(),
         "images_per_second": st.throughput(),
         "board_cycles_mean": float(np.mean(st.board_cycles)) if st.board_cycles else None,
+        "window": link.window, "logits": link.logits,
         "retries": st.retries, "timeouts": st.timeouts,
         "nacks": {getattr(k, "name", str(k)): v for k, v in st.nacks.items()},
         "bad_replies": st.bad_replies, "stale_replies": st.stale_replies,
