@@ -119,6 +119,12 @@ def _check_divisor(unit, divisor):
     return check_int(unit, "divisor", divisor, MIN_DIVISOR, MAX_DIVISOR)
 
 
+def _timer_range(divisor):
+    """Values of a bit timer: ``0 .. q - 1`` (an integer divisor ``q``), ``0 .. q`` (``q + r/s``)."""
+    d = Fraction(divisor)
+    return int(d) + (1 if d.denominator > 1 else 0)
+
+
 class _BitTimer:
     """Bit timing of a divisor ``q + r/s``: ``reload`` is the value to load a down-counter
     with for the next bit (``q - 1``, plus 1 when the accumulator carries); ``advance`` (to
@@ -170,7 +176,7 @@ class UARTTx(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         shreg = Signal(10, init=0x3FF)   # stop, data[7:0], start; bit 0 is on the line
-        timer = Signal(range(int(self.divisor) + 1))
+        timer = Signal(range(_timer_range(self.divisor)))
         bt = _BitTimer(m, self.divisor, timer)
         left = Signal(range(11))         # bits left to send, the current one included
         bit_done = timer == 0
@@ -237,7 +243,7 @@ class UARTRx(wiring.Component):
         rx = Signal(init=1)
         m.submodules.sync = FFSynchronizer(self.rx, rx, init=1, stages=self.sync_stages)
 
-        timer = Signal(range(int(self.divisor) + 1))
+        timer = Signal(range(_timer_range(self.divisor)))
         bt = _BitTimer(m, self.divisor, timer)
         half = int(Fraction(self.divisor) / 2)
         bits = Signal(range(8))
