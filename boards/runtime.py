@@ -765,9 +765,10 @@ class HostLink:
         are in flight: the next IMAGE goes out while the board computes, and the replies come
         back in order. Each request has its own seq; a RESULT is accepted only for the oldest
         request in flight, with its seq and its check; a reply with a seq of no request in flight
-        is stale and ignored. Anything else - no reply from the oldest within ``timeout`` of its
-        send, an ERROR, a corrupt reply, a RESULT with another check, a reply out of order, a
-        write that fails - stops the window: the input is drained as after a failed attempt, and
+        is stale and ignored. An ERROR fails its request's attempt (it may overtake the RESULTs
+        ahead of it, which still count); the window stops when that request is the oldest.
+        Anything else - no reply from the oldest within ``timeout`` of its send, a corrupt reply,
+        a RESULT with another check, a RESULT out of order, a write that fails - stops it at once: the input is drained as after a failed attempt, and
         every request still in flight continues one at a time as :meth:`infer` does, its send in
         the window counted as its first attempt (so ``1 + retries`` attempts in all), before the
         window opens again. ``progress(i, (logits, cls, cycles))`` is called as image ``i``'s answer
@@ -791,7 +792,7 @@ class HostLink:
     def _pipelined(self, images, progress=None):
         checked = [image_bytes(np.asarray(im), pixels=self.pixels, max_value=self.max_value) for im in images]
         results = [None] * len(images)
-        flight = collections.deque()     # [index, seq, check, start, sent_at]
+        flight = collections.deque()     # [index, seq, check, start, sent_at, cause of a failed attempt]
         nxt = 0
         decoder = FrameDecoder(max_payload=max(MAX_PAYLOAD, result_payload_length(self.classes, True, self.logit_bits)))
         self.transport.reset_input()
@@ -804,8 +805,8 @@ class HostLink:
             self._drain()
             first = True
             while flight:
-                index, seq, _, start, _ = flight.popleft()
-                why = cause if first else f"in flight when the window stopped ({cause})"
+                index, seq, _, start, _, own = flight.popleft()
+                why = own or (cause if first else f"in flight when the window stopped ({cause})")
                 results[index] = self._infer(images[index], used=1, causes=[f"attempt 1 (seq {seq}): {why}"],
                                              start=start, foreign=foreign if first else 0)
                 if progress is not None:
@@ -822,7 +823,7 @@ class HostLink:
                     self.stats.requests += 1
                     self.stats.attempts += 1
                     start = self._clock()
-                    flight.append([nxt, seq, result_check(checked[nxt], self.weight_crc), start, start])
+                    flight.append([nxt, seq, result_check(checked[nxt], self.weight_crc), start, start, None])
                     nxt += 1
                     try:
                         self.transport.write(frame)
@@ -834,7 +835,10 @@ class HostLink:
                     flight[-1][4] = self._clock()
                 if not flight:
                     continue
-                index, seq, want, start, sent_at = flight[0]
+                index, seq, want, start, sent_at, failed = flight[0]
+                if failed:
+                    stop(failed)
+                    continue
                 remaining = sent_at + self.timeout - self._clock()
                 if remaining <= _EPS:
                     self.stats.timeouts += 1
@@ -845,19 +849,18 @@ class HostLink:
                 for item in decoder.feed(data):
                     if not flight:
                         break
-                    index, seq, want, start, _ = flight[0]
+                    index, seq, want, start, _, _ = flight[0]
                     if isinstance(item, FrameError):
                         self.stats.bad_replies += 1
                         stop(f"corrupt reply: {item}")
                         break
-                    seqs = {f[1] for f in flight}
-                    if item.seq not in seqs or item.type not in (MsgType.RESULT, MsgType.ERROR):
+                    entry = next((f for f in flight if f[1] == item.seq), None)
+                    if entry is None or item.type not in (MsgType.RESULT, MsgType.ERROR):
                         self.stats.stale_replies += 1
                         continue
-                    if item.seq != seq:
-                        stop(f"reply for seq {item.seq} before the one for seq {seq}")
-                        break
                     if item.type == MsgType.ERROR:
+                        # the board NACKs a frame as it ends, maybe before the RESULTs of the
+                        # images ahead of it: that request failed; the ones ahead still count
                         try:
                             code = decode_error(item.payload)
                         except FrameError as e:
@@ -865,7 +868,13 @@ class HostLink:
                             stop(f"corrupt reply: {e}")
                             break
                         self.stats.nacks[code] += 1
-                        stop(f"board answered ERROR {getattr(code, 'name', f'code {code}')}")
+                        entry[5] = f"board answered ERROR {getattr(code, 'name', f'code {code}')}"
+                        if entry is flight[0]:
+                            stop(entry[5])
+                            break
+                        continue
+                    if item.seq != seq:
+                        stop(f"RESULT for seq {item.seq} before the one for seq {seq}")
                         break
                     try:
                         result = self._decode_result(item.payload)

@@ -160,3 +160,42 @@ def test_window_under_line_faults_accepts_nothing_wrong():
                 wrong += 1
     # a refused request ends its batch of 8 (infer_many raises): about a third are never sent
     assert wrong == 0 and right >= 100 and refused >= 5 and sum(line.injected.values()) > 100
+
+
+class _Computing(MemoryTransport):
+    """The board's replies as a board that computes sends them: an ERROR (the frame is NACKed
+    as it ends) at once, a RESULT only when the host reads (one per read), so that a NACK of a
+    younger request comes before the RESULTs of the images ahead of it."""
+
+    def __init__(self, board):
+        super().__init__(board)
+        self.held = []
+
+    def write(self, data):
+        before = len(self._rx)
+        super().write(data)
+        replies = decode_frames(bytes(self._rx[before:]))
+        del self._rx[before:]
+        for f in replies:
+            raw = encode_frame(f.type, f.seq, f.payload)
+            if f.type == MsgType.ERROR:
+                self._rx += raw
+            else:
+                self.held.append(raw)
+
+    def read(self, size, timeout):
+        if not self._rx and self.held:
+            self._rx += self.held.pop(0)
+        return super().read(size, timeout)
+
+
+def test_window_takes_a_nack_that_overtakes_the_results_ahead_of_it():
+    images = [np.full(64, k % 17) for k in range(10)]
+    board = ReferenceBoard(_logits)
+    link = HostLink(_Computing(_Nack(board, at=[3])), classes=3, window=4)
+    logits, _, _ = link.infer_many(images)
+    assert logits.tolist() == [_logits(im) for im in images]
+    assert link.stats.nacks == {ErrorCode.BUSY: 1} and link.stats.succeeded == 10
+    # the two images ahead of the NACKed one were accepted from the window, not sent again
+    sent = [int(im[0]) for im in board.images]
+    assert sent.count(0) == 1 and sent.count(1) == 1 and sent.count(2) == 1
