@@ -768,9 +768,10 @@ class HostLink:
         is stale and ignored. An ERROR fails its request's attempt (it may overtake the RESULTs
         ahead of it, which still count); the window stops when that request is the oldest.
         Anything else - no reply from the oldest within ``timeout`` of its send, a corrupt reply,
-        a RESULT with another check, a RESULT out of order, a write that fails - stops it at once: the input is drained as after a failed attempt, and
-        every request still in flight continues one at a time as :meth:`infer` does, its send in
-        the window counted as its first attempt (so ``1 + retries`` attempts in all), before the
+        a RESULT with another check, a RESULT out of order, a write that fails - stops it at
+        once. Then the input is drained as after a failed attempt, and every request still in
+        flight continues one at a time as :meth:`infer` does, its send in the window counted as
+        its first attempt (so ``1 + retries`` attempts in all), before the
         window opens again. ``progress(i, (logits, cls, cycles))`` is called as image ``i``'s answer
         is accepted (in order)."""
         images = list(images)
