@@ -43,6 +43,7 @@ from .hostlink import link_bound_images_per_second
 from .output_registers import absorb_output_registers_file
 from .synth import _CELL_CLASSES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
 from .top import BoardTop, check_link_settings
+from .uart import divisor_json, divisor_text
 
 __all__ = ["BuildError", "BuildTimeout", "DoesNotFit", "TimingFailed", "build_board", "format_report", "precheck"]
 
@@ -186,7 +187,7 @@ def _yosys_counts(stat_path, family):
     return counts, {k: v for k, v in sorted(cells.items()) if not k.startswith("$")}
 
 
-def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=115200, out_dir="build", seed=1,
+def build_board(model, board, *, images, lanes=None, clock_mhz=None, baud=None, out_dir="build", seed=1,
                 allow_timing_fail=False, progress=print, timeout=3600, placer=None):
     """Build a bitstream of ``model`` for ``board``; returns the report (a JSON-able dict).
     ``images``: the images of the analytic model's cycle counts (the command line's: the first
@@ -252,10 +253,11 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
 
     t0 = time.monotonic()
     top = BoardTop(target, program, clock_mhz=clock_mhz, baud=baud)
+    baud = top.baud       # None: the board's default (top.default_baud)
     clk = top.clock
     _say(progress, f"[3/{stages}] elaborate the board top: {clk.mhz:g} MHz "
                    f"({'PLL from ' + format(target.osc_mhz, 'g') + ' MHz' if clk.pll else 'oscillator'}), "
-                   f"UART {baud} baud (divisor {top.divisor})")
+                   f"UART {baud} baud (divisor {divisor_text(top.divisor)})")
     tools = {}
     try:
         for name in ("yosys", f"nextpnr-{target.family}", "icepack" if target.family == "ice40" else "ecppack"):
@@ -330,21 +332,27 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
         path = None  # an older nextpnr without --report: the log still has it
 
     cyc = analysis["cycles_per_image"]
-    link_ips = link_bound_images_per_second(baud, top.system.pixels, program.classes)
+    # the host link as `run` uses it by default: the class only (no --logits), the board's window
+    window = top.system.window
+    link_ips = link_bound_images_per_second(baud, top.system.pixels, program.classes,
+                                            max_value=top.system.max_value, window=window)
     compute_ips = clk.mhz * 1e6 / cyc["mean"]
+    # one request in flight: the line and the engine take turns; two: the next request is on the
+    # line while the engine computes (docs/hostlink.md), the slower of the two bounds
+    end_to_end = 1 / (1 / compute_ips + 1 / link_ips) if window == 1 else min(compute_ips, link_ips)
     report = {
         "board": target.name, "device": target.device, "lanes": lanes,
         "memory_map": analysis["memory_map"],
         "clock": clk.as_dict(), "fmax_mhz": fmax, "fmax_by_clock": fmax_by_clock, "timing_met": timing_met,
         "pnr_target_mhz": clk.mhz * (1 + margin), "placer": placer, "seed": int(seed),
         "critical_path": path,
-        "baud": baud, "uart_divisor": top.divisor,
+        "baud": baud, "uart_divisor": divisor_json(top.divisor),
         "resources": resources, "placed": placed, "cells": cells,
         "bram_output_registers": {"read_ports": len(absorbed), "flip_flops": moved},
         "cycles_per_image": cyc,
         "images_per_second": {"compute": compute_ips,
                               "compute_at_fmax": (fmax * 1e6 / cyc["mean"]) if fmax else None,
-                              "uart_link": link_ips, "end_to_end": 1 / (1 / compute_ips + 1 / link_ips)},
+                              "uart_link": link_ips, "end_to_end": end_to_end, "window": window},
         "precheck": {"bram_blocks": analysis["device"]["bram_blocks"],
                      "spram_blocks": analysis["device"]["spram_blocks"],
                      "logic_estimate": analysis["logic_estimate"]},
@@ -413,7 +421,8 @@ def format_report(r):
     ips = r["images_per_second"]
     lines.append(f"cycles per image (analytic): mean {cyc['mean']:.0f} (min {cyc['min']}, max {cyc['max']})")
     lines.append(f"images/s at {clk['mhz']:g} MHz: {ips['compute']:.0f} compute, "
-                 f"{ips['uart_link']:.0f} UART-bound at {r['baud']} baud, {ips['end_to_end']:.0f} end to end")
+                 f"{ips['uart_link']:.0f} UART-bound at {r['baud']} baud, {ips['end_to_end']:.0f} end to end "
+                 f"(estimate, {ips.get('window', 1)} request(s) in flight; measured: spikeforge run --simulate)")
     for k, v in r["files"].items():
         lines.append(f"{k}: {v}")
     return "\n".join(lines)

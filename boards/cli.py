@@ -15,6 +15,10 @@ from ..options import (check_plot_option, lanes_text,
                        add_lanes_argument, analysis_images, check_count, check_output_dir, error_line, load_model_arg,
                        model_dataset_images, os_error_message, resolve_lanes)
 from ..devices import DEFAULT_PLACER, PLACERS, get_target, target_names
+from ..options import Number
+
+#: ``run --window``: requests in flight (the board's INFO caps it)
+WINDOW = Number(int, low=1, high=255)
 
 __all__ = ["add_build_arguments", "run_build", "add_flash_arguments", "run_flash", "add_run_arguments", "run_run",
            "add_sweep_arguments", "run_sweep"]
@@ -37,8 +41,8 @@ def add_build_arguments(p):
     add_lanes_argument(p)
     p.add_argument("--clock", type=CLOCK, default=None, metavar="MHZ",
                    help="system clock in MHz (default: the board's default; a PLL makes other clocks)")
-    p.add_argument("--baud", type=BAUD, default=115200, help="UART baud rate (default 115200): a standard "
-                   "rate, " + ", ".join(map(str, BAUD.choices)))
+    p.add_argument("--baud", type=BAUD, default=None, help="UART baud rate (default: the board's, 3000000 on "
+                   "both boards, docs/hostlink.md): a standard rate, " + ", ".join(map(str, BAUD.choices)))
     p.add_argument("-o", "--output", default=None, metavar="DIR", help="output folder (default build/BOARD)")
     p.add_argument("--seed", type=SEED, default=1, help=f"nextpnr placement seed ({SEED.allowed()})")
     p.add_argument("--placer", choices=PLACERS, default=None,
@@ -133,7 +137,11 @@ def add_run_arguments(p):
     p.add_argument("--simulate", action="store_true",
                    help="no board: run the board's build under Verilator (host link included, at the real "
                         "bit rate, in simulated time) through the same host runtime")
-    p.add_argument("--baud", type=BAUD, default=115200, help="UART baud rate the bitstream was built with")
+    p.add_argument("--baud", type=BAUD, default=None,
+                   help="UART baud rate the bitstream was built with (default: the board's default, as build)")
+    p.add_argument("--clock", type=CLOCK, default=None, metavar="MHZ",
+                   help="system clock the bitstream was built with (default: the board's default, as build): "
+                        "the simulated board's clock, and what the default --baud is divided from")
     add_lanes_argument(p, "lanes the bitstream was built with")
     p.add_argument("--images", "-n", type=COUNT, default=100,
                    help="number of test images of the model's dataset (default 100; digits' split has 360)")
@@ -141,6 +149,12 @@ def add_run_arguments(p):
     p.add_argument("--timeout", type=TIMEOUT, default=1.0, help=f"seconds per attempt (default 1; {TIMEOUT.allowed()})")
     p.add_argument("--retries", type=RETRIES, default=3,
                    help=f"re-sends after a failed attempt (default 3; {RETRIES.allowed()})")
+    p.add_argument("--logits", action="store_true",
+                   help="ask for the logits too and compare them with the golden model (default: the class only, "
+                        "shorter replies; the RESULT's check still binds it to the image and weights)")
+    p.add_argument("--window", type=WINDOW, default=4,
+                   help=f"requests in flight (default 4, at most the board's: 2 on the ULX3S, 1 on the iCEBreaker; "
+                        f"{WINDOW.allowed()})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per image")
 
@@ -168,7 +182,8 @@ def format_simulated(s):
              f"board cycles per image (last pixel to result): mean {cyc['mean']:.0f} (min {cyc['min']}, "
              f"max {cyc['max']}); analytic model {pred['mean']:.0f}",
              f"images/s: {ips['end_to_end']:.1f} end to end (simulated time), {ips['link_bound']:.1f} link-bound, "
-             f"{ips['compute']:.0f} compute"]
+             f"{ips['compute']:.0f} compute; {s['window']} request(s) in flight (the board takes "
+             f"{s['board_window']}), {'logits and class' if s['logits'] else 'class only'}"]
     if sim["weights"]:
         lines.append(f"weights loaded over the link in {sim['weights']:.3f} s (simulated)")
     lines.append(f"link: {s['retries']} retries, {s['timeouts']} timeouts, NACKs {s['nacks'] or 'none'}, "
@@ -181,8 +196,8 @@ def _run_simulated(args, target, lanes, model, images, labels):
 
     _progress(f"building the simulated {target.name} board (Verilator; cached after the first build), then "
               f"{len(images)} images at {args.baud} baud in simulated time")
-    summary = simulate_board(model, target.name, images, labels, lanes=lanes, baud=args.baud,
-                             timeout=args.timeout, retries=args.retries,
+    summary = simulate_board(model, target.name, images, labels, lanes=lanes, baud=args.baud, clock_mhz=args.clock,
+                             timeout=args.timeout, retries=args.retries, logits=args.logits, window=args.window,
                              progress=lambda done, total: _progress(f"{done}/{total}")
                              if args.verbose or done == total or done % 10 == 0 else None)
     if args.json:
@@ -216,10 +231,12 @@ def run_run(args):
         # SPRAM (then the host loads them first): the same mapping decision as `spikeforge build`.
         program = compile_for_target(model, lanes, target.device)
         img = program.image
-        if args.simulate:
-            from .top import check_link_settings
+        from .top import check_link_settings, default_baud
 
-            check_link_settings(target, None, args.baud)
+        check_link_settings(target, args.clock, args.baud)
+        if args.baud is None:
+            args.baud = default_baud(target, args.clock)
+        if args.simulate:
             try:
                 return _run_simulated(args, target, lanes, model, images, labels)
             except SimulatorNotFound as e:
@@ -243,8 +260,9 @@ def run_run(args):
             spram = program.memory.kind == "spram"
             link = HostLink(transport, classes=program.classes, pixels=img.values,
                             max_value=int(img.levels), timeout=args.timeout, retries=args.retries,
-                            weight_crc=0 if spram else weight_set_crc(program))
-            # before the first image: is this board built from this model (protocol version 3)?
+                            weight_crc=0 if spram else weight_set_crc(program), logits=args.logits,
+                            window=args.window)
+            # before the first image: is this board built from this model (protocol version 4)?
             why = board_mismatch(link.hello(), model, program)
             if why:
                 return _err(why, 1)

@@ -1,4 +1,4 @@
-"""Host link protocol (version 3): framing, CRC-32, message types and the host-side codec.
+"""Host link protocol (version 4): framing, CRC-32, message types and the host-side codec.
 
 The protocol is documented in ``docs/hostlink.md``; this module is its reference
 implementation. The gateware (:mod:`spikeforge.boards.link_gateware`) is tested against it,
@@ -34,6 +34,7 @@ __all__ = [
     "MAX_WEIGHT_WORDS", "weights_payload_length", "encode_weights", "decode_weights", "words_crc", "Loaded",
     "LOADED_PAYLOAD", "encode_loaded", "decode_loaded", "encode_hello", "Info", "INFO_PAYLOAD", "encode_info",
     "decode_info", "info_payload", "model_hash", "weight_set_crc", "looks_like_v2_reply", "BAUD_RATES",
+    "pixel_bits", "pack_pixels", "unpack_pixels", "logit_bytes", "INFO_PAYLOAD_V3",
 ]
 
 #: the standard serial rates (termios ``B*`` constants): the rates the host opens
@@ -44,12 +45,13 @@ BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 46080
 SYNC = 0xA5
 HEADER_BYTES = 5      # SYNC, type, seq, length lo, length hi
 TRAILER_BYTES = 4     # CRC-32, least significant byte first
-VERSION = 3
+VERSION = 4
 MAX_PAYLOAD = 1024    # no message but IMAGE is longer; longer lengths are rejected
 MAX_IMAGE = 0xFFFF    # an IMAGE frame carries a whole image, up to the 16-bit length field
 MAX_WEIGHT_WORDS = (MAX_PAYLOAD - 2) // 2  # words in one WEIGHTS frame (511)
 LOADED_PAYLOAD = 7    # LOADED: weight CRC-32C of the words so far (u32), next_word (u16), loaded (u8)
-INFO_PAYLOAD = 25     # INFO: see encode_info
+INFO_PAYLOAD = 28     # INFO: see encode_info
+INFO_PAYLOAD_V3 = 25  # a version 3 board's INFO (without pixel bits, logit bits, window)
 CRC32_POLY = 0xEDB88320   # reflected 0x04C11DB7
 CRC32_INIT = 0xFFFFFFFF
 #: the CRC-32 of a frame's body followed by its own CRC (least significant byte first); the
@@ -60,10 +62,11 @@ MODEL_HASH_BYTES = 8
 
 class MsgType(enum.IntEnum):
     """Message types. Host-to-board types are below 0x80, board-to-host types 0x80 and up."""
-    IMAGE = 0x01    # host -> board: pixels, one byte each, row-major (spec §2), the whole image
+    IMAGE = 0x01    # host -> board: the pixels packed at their bit width, row-major (spec §2); RESULT: class
     WEIGHTS = 0x02  # host -> board: offset (u16, a word index), then n words (u16 each)
     HELLO = 0x03    # host -> board: no payload; answered with INFO
-    RESULT = 0x81   # board -> host: K logits (int32), class (u8), cycles (u32), image CRC, weight CRC
+    IMAGE_LOGITS = 0x04  # host -> board: as IMAGE; its RESULT carries the logits as well
+    RESULT = 0x81   # board -> host: check (u32), class (u8), cycles (u32), [K logits at their width]
     ERROR = 0x82    # board -> host: the request with this seq was rejected (a NACK): code (u8)
     LOADED = 0x83   # board -> host: ACK of a WEIGHTS frame: next_word (u16), loaded (u8), weight CRC
     INFO = 0x84     # board -> host: what the board is (answer to HELLO)
@@ -170,7 +173,7 @@ def encode_frame(type, seq, payload):
     type = _check_byte("type", type)
     seq = _check_byte("seq", seq)
     payload = bytes(payload)
-    limit = MAX_IMAGE if type == MsgType.IMAGE else MAX_PAYLOAD
+    limit = MAX_IMAGE if type in (MsgType.IMAGE, MsgType.IMAGE_LOGITS) else MAX_PAYLOAD
     if len(payload) > limit:
         raise ValueError(f"payload is {len(payload)} bytes; allowed: at most {limit}")
     body = bytes([type, seq]) + len(payload).to_bytes(2, "little") + payload
@@ -252,8 +255,35 @@ def decode_frames(data, **kwargs):
 
 # --- messages ----------------------------------------------------------------------------
 
-def image_payload_length(pixels=64):
-    return pixels
+def pixel_bits(max_value):
+    """Bits of a pixel on the wire: ``bit_length(max_value)`` (0..16: 5; binary: 1)."""
+    return max(1, int(max_value).bit_length())
+
+
+def image_payload_length(pixels=64, max_value=16):
+    """Bytes of an IMAGE payload: ``pixels`` packed at :func:`pixel_bits` each, rounded up to
+    whole bytes (8x8 digits, 0..16: 40 bytes)."""
+    return -(-pixels * pixel_bits(max_value) // 8)
+
+
+def pack_pixels(values, bits):
+    """Pixels (integers ``0 .. 2^bits - 1``) packed LSB first: pixel ``i`` is bits ``i * bits ..
+    (i + 1) * bits - 1`` of the payload read as one little-endian number (bit ``k`` of byte
+    ``j`` is bit ``8 j + k``); the last byte's unused high bits are 0."""
+    v = np.asarray(values, np.int64).reshape(-1)
+    if bits == 8:
+        return v.astype(np.uint8).tobytes()
+    planes = ((v[:, None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(-1)
+    return np.packbits(planes, bitorder="little").tobytes()
+
+
+def unpack_pixels(payload, pixels, bits):
+    """The inverse of :func:`pack_pixels` (padding bits ignored)."""
+    raw = np.frombuffer(bytes(payload), np.uint8)
+    if bits == 8:
+        return raw[:pixels].astype(np.int64)
+    planes = np.unpackbits(raw, bitorder="little")[:pixels * bits].reshape(pixels, bits).astype(np.int64)
+    return (planes << np.arange(bits)).sum(axis=1)
 
 
 def _image_bytes(image, pixels, max_value):
@@ -266,11 +296,12 @@ def _image_bytes(image, pixels, max_value):
     bad = np.flatnonzero((flat < 0) | (flat > max_value))
     if bad.size:
         raise ValueError(f"pixel {int(bad[0])} is {int(flat[bad[0]])}; allowed: 0..{max_value}")
-    return flat.astype(np.uint8).tobytes()
+    return pack_pixels(flat, pixel_bits(max_value))
 
 
 def image_bytes(image, *, pixels=64, max_value=16):
-    """The IMAGE payload of ``image`` (checked as :func:`encode_image` does)."""
+    """The IMAGE payload of ``image`` (checked as :func:`encode_image` does): its pixels packed
+    at their bit width (:func:`pack_pixels`)."""
     return _image_bytes(image, pixels, max_value)
 
 
@@ -279,18 +310,22 @@ def image_crc(image, *, pixels=64, max_value=16):
     return crc32c(_image_bytes(image, pixels, max_value))
 
 
-def encode_image(image, seq=0, *, pixels=64, max_value=16):
-    """IMAGE frame for ``image`` (any shape with ``pixels`` elements, row-major, spec §2; up
-    to :data:`MAX_IMAGE` pixels, in one frame)."""
-    if not 1 <= pixels <= MAX_IMAGE:
-        raise ValueError(f"an image of {pixels} pixels; allowed: 1..{MAX_IMAGE} (one IMAGE frame)")
-    return encode_frame(MsgType.IMAGE, seq, _image_bytes(image, pixels, max_value))
+def encode_image(image, seq=0, *, pixels=64, max_value=16, logits=False):
+    """IMAGE frame for ``image`` (any shape with ``pixels`` elements, row-major, spec §2, in one
+    frame: its payload at most :data:`MAX_IMAGE` bytes); ``logits``: an IMAGE_LOGITS frame,
+    whose RESULT carries the logits."""
+    if not 1 <= image_payload_length(pixels, max_value) <= MAX_IMAGE:
+        raise ValueError(f"an image of {pixels} pixels of {pixel_bits(max_value)} bits; allowed: up to "
+                         f"{MAX_IMAGE} bytes (one IMAGE frame)")
+    return encode_frame(MsgType.IMAGE_LOGITS if logits else MsgType.IMAGE, seq,
+                        _image_bytes(image, pixels, max_value))
 
 
 def decode_image(payload, *, pixels=64, max_value=16):
-    if len(payload) != pixels:
-        raise FrameError(f"IMAGE payload is {len(payload)} bytes; expected {pixels}")
-    arr = np.frombuffer(bytes(payload), np.uint8).astype(np.int64)
+    want = image_payload_length(pixels, max_value)
+    if len(payload) != want:
+        raise FrameError(f"IMAGE payload is {len(payload)} bytes; expected {want}")
+    arr = unpack_pixels(payload, pixels, pixel_bits(max_value))
     if (arr > max_value).any():
         raise FrameError(f"IMAGE pixel {int(np.argmax(arr > max_value))} above max_value {max_value}")
     return arr
@@ -298,17 +333,24 @@ def decode_image(payload, *, pixels=64, max_value=16):
 
 @dataclass(frozen=True)
 class Result:
-    """A RESULT: the logits, class and cycle count, and ``check``, the CRC-32C of the weight set
-    the board computes with continued over the IMAGE payload it received
-    (:func:`result_check`)."""
+    """A RESULT: the logits (None when not asked for), class and cycle count, and ``check``, the
+    CRC-32C of the weight set the board computes with continued over the IMAGE payload it
+    received (:func:`result_check`)."""
     logits: tuple
     cls: int
     cycles: int
     check: int = 0
 
 
-def result_payload_length(classes):
-    return 4 + 4 * classes + 1 + 4
+def logit_bytes(logit_bits):
+    """Bytes of a logit in a RESULT: its width rounded up to whole bytes."""
+    return -(-int(logit_bits) // 8)
+
+
+def result_payload_length(classes, logits=False, logit_bits=32):
+    """RESULT payload: check (4), class (1), cycles (4), and with ``logits`` K logits of
+    :func:`logit_bytes` each."""
+    return 9 + (classes * logit_bytes(logit_bits) if logits else 0)
 
 
 def result_check(image_bytes, weight_crc):
@@ -329,30 +371,39 @@ def _check_u32(name, value):
     return int(value)
 
 
-def encode_result(logits, cls, cycles, seq=0, *, check=0):
+def encode_result(logits, cls, cycles, seq=0, *, check=0, logit_bits=32, with_logits=True):
+    """RESULT frame: check, class, cycles and (``with_logits``) the logits, each two's
+    complement in :func:`logit_bytes` ``(logit_bits)`` bytes, little-endian."""
     logits = [int(v) for v in logits]
+    nb = logit_bytes(logit_bits)
     for j, v in enumerate(logits):
-        if not -(1 << 31) <= v < (1 << 31):
-            raise ValueError(f"logit {j} is {v}; allowed: signed 32-bit")
+        if not -(1 << (8 * nb - 1)) <= v < (1 << (8 * nb - 1)):
+            raise ValueError(f"logit {j} is {v}; allowed: signed {8 * nb}-bit")
     if not 1 <= len(logits) <= 255:
         raise ValueError(f"{len(logits)} logits; allowed: 1..255")
     cls = _check_byte("cls", cls)
-    payload = _check_u32("check", check).to_bytes(4, "little")
-    payload += b"".join(v.to_bytes(4, "little", signed=True) for v in logits)
-    payload += bytes([cls]) + _check_u32("cycles", cycles).to_bytes(4, "little")
+    payload = _check_u32("check", check).to_bytes(4, "little") + bytes([cls])
+    payload += _check_u32("cycles", cycles).to_bytes(4, "little")
+    if with_logits:
+        payload += b"".join(v.to_bytes(nb, "little", signed=True) for v in logits)
     return encode_frame(MsgType.RESULT, seq, payload)
 
 
-def decode_result(payload, *, classes=None):
+def decode_result(payload, *, classes=None, logit_bits=32, logits=None):
+    """A :class:`Result` from a RESULT payload: 9 bytes (no logits) or ``9 + K * logit_bytes``.
+    ``classes``: K, checked when the logits are there; ``logits``: True or False to require
+    them there or not (None: either)."""
+    nb = logit_bytes(logit_bits)
     n = len(payload) - 9
-    if n < 4 or n % 4:
-        raise FrameError(f"RESULT payload is {len(payload)} bytes; expected 4*K + 9")
-    k = n // 4
-    if classes is not None and k != classes:
+    if n < 0 or n % nb or (n == 0) == bool(logits) and logits is not None:
+        want = ("9" if logits is False else f"9 + {nb}*K" if logits else f"9 or 9 + {nb}*K")
+        raise FrameError(f"RESULT payload is {len(payload)} bytes; expected {want}")
+    k = n // nb
+    if k and classes is not None and k != classes:
         raise FrameError(f"RESULT has {k} logits; expected {classes}")
-    logits = tuple(int.from_bytes(payload[4 + 4 * j:8 + 4 * j], "little", signed=True) for j in range(k))
-    return Result(logits, payload[4 + n], int.from_bytes(payload[5 + n:9 + n], "little"),
-                  int.from_bytes(payload[:4], "little"))
+    values = tuple(int.from_bytes(payload[9 + nb * j:9 + nb * (j + 1)], "little", signed=True)
+                   for j in range(k)) if k else None
+    return Result(values, payload[4], int.from_bytes(payload[5:9], "little"), int.from_bytes(payload[:4], "little"))
 
 
 def encode_error(code, seq=0):
@@ -437,7 +488,7 @@ def decode_loaded(payload):
 # --- what the board is: HELLO / INFO -------------------------------------------------------
 
 def encode_hello(seq=0):
-    """HELLO frame (no payload); a version 3 board answers INFO."""
+    """HELLO frame (no payload); a version 3 or 4 board answers INFO."""
     return encode_frame(MsgType.HELLO, seq, b"")
 
 
@@ -452,6 +503,9 @@ class Info:
     lanes: int
     clock_hz: int
     weight_words: int       # words the host loads (0: weights in the bitstream)
+    pixel_bits: int = 5     # bits of a pixel in an IMAGE payload (pixel_bits(max_value))
+    logit_bits: int = 32    # width of a logit (a RESULT carries logit_bytes(logit_bits) each)
+    window: int = 1         # requests the board takes in flight (the host sends no more unanswered)
 
     @property
     def pixels(self):
@@ -460,7 +514,8 @@ class Info:
 
 def encode_info(info, seq=0):
     """INFO frame: version (u8), model hash (8 bytes), H, W, C (u16 each), max value (u8),
-    classes (u8), lanes (u16), clock in Hz (u32), weight words (u16): 25 bytes."""
+    classes (u8), lanes (u16), clock in Hz (u32), weight words (u16), pixel bits (u8), logit bits
+    (u8), window (u8): 28 bytes."""
     if len(info.model_hash) != MODEL_HASH_BYTES:
         raise ValueError(f"model_hash is {len(info.model_hash)} bytes; allowed: {MODEL_HASH_BYTES}")
     payload = bytes([_check_byte("version", info.version)]) + bytes(info.model_hash)
@@ -469,6 +524,8 @@ def encode_info(info, seq=0):
     payload += _check_u16("lanes", info.lanes).to_bytes(2, "little")
     payload += _check_u32("clock_hz", info.clock_hz).to_bytes(4, "little")
     payload += _check_u16("weight_words", info.weight_words).to_bytes(2, "little")
+    payload += bytes([_check_byte("pixel_bits", info.pixel_bits), _check_byte("logit_bits", info.logit_bits),
+                      _check_byte("window", info.window)])
     return encode_frame(MsgType.INFO, seq, payload)
 
 
@@ -478,12 +535,16 @@ def info_payload(info):
 
 
 def decode_info(payload):
-    if len(payload) != INFO_PAYLOAD:
+    """An :class:`Info`; a version 3 board's 25-byte INFO decodes too (its ``version`` 3, the
+    fields it lacks at their defaults), so that the host can say which version it is."""
+    version = payload[0] if payload else None
+    if len(payload) != INFO_PAYLOAD and not (version == 3 and len(payload) == INFO_PAYLOAD_V3):
         raise FrameError(f"INFO payload is {len(payload)} bytes; expected {INFO_PAYLOAD}")
     u16 = [int.from_bytes(payload[k:k + 2], "little") for k in (9, 11, 13)]
+    extra = tuple(payload[25:28]) if len(payload) == INFO_PAYLOAD else ()
     return Info(payload[0], bytes(payload[1:9]), tuple(u16), payload[15], payload[16],
                 int.from_bytes(payload[17:19], "little"), int.from_bytes(payload[19:23], "little"),
-                int.from_bytes(payload[23:25], "little"))
+                int.from_bytes(payload[23:25], "little"), *extra)
 
 
 def model_hash(model):
@@ -514,10 +575,12 @@ def weight_set_crc(program):
     return crc32c(np.ascontiguousarray(np.asarray(program.weights).astype("<i4")).tobytes())
 
 
-def link_bound_images_per_second(baud, pixels, classes):
+def link_bound_images_per_second(baud, pixels, classes, *, max_value=16, logits=False, logit_bits=32, window=1):
     """Images per second the UART carries when the board computes in no time: one IMAGE frame
-    to the board and one RESULT frame back per image, 10 bit times per byte (8N1)."""
+    to the board and one RESULT frame back per image, 10 bit times per byte (8N1). With one
+    request in flight (``window`` 1) the two take turns; with more, the line is full duplex and
+    the longer of the two bounds."""
     frame = HEADER_BYTES + TRAILER_BYTES
-    request = pixels + frame
-    reply = result_payload_length(classes) + frame
-    return baud / 10 / (request + reply)
+    request = image_payload_length(pixels, max_value) + frame
+    reply = result_payload_length(classes, logits, logit_bits) + frame
+    return baud / 10 / (request + reply if window <= 1 else max(request, reply))

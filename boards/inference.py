@@ -7,26 +7,33 @@ board's testbench (:mod:`spikeforge.boards.sim_board_bench`) does with the simul
 import numpy as np
 
 from ..sim.model import run_model
-from .hostlink import model_hash
+from .hostlink import model_hash, pixel_bits
 
 __all__ = ["run_images", "merge_runs", "board_mismatch"]
 
 
 def run_images(link, model, images, labels, *, progress=None):
-    """Send ``images`` through ``link`` (a :class:`~spikeforge.boards.runtime.HostLink`) and
-    compare with the golden model and ``labels``. Returns the summary dict; ``progress(i, line)``
-    is called per image. Used by ``spikeforge run`` and the simulated-board test."""
+    """Send ``images`` through ``link`` (a :class:`~spikeforge.boards.runtime.HostLink`; up to its
+    ``window`` in flight, :meth:`~spikeforge.boards.runtime.HostLink.infer_many`) and compare with
+    the golden model and ``labels``: the class, and the logits when the link asks for them
+    (``link.logits``; ``logits_match`` counts the images whose answer equals the golden model's,
+    the class alone without logits). Returns the summary dict; ``progress(i, line)`` is called
+    per image. Used by ``spikeforge run`` and the simulated-board test."""
     golden = run_model(model, images)
     rows = []
-    for i, image in enumerate(images):
-        logits, cls, cycles = link.infer(image)
-        ok = bool(np.array_equal(logits, golden.logits[i]) and cls == int(golden.classes[i]))
+
+    def done(i, answer):
+        logits, cls, cycles = answer
+        ok = bool((logits is None or np.array_equal(logits, golden.logits[i])) and cls == int(golden.classes[i]))
         rows.append(dict(index=i, cls=cls, label=int(labels[i]), golden_cls=int(golden.classes[i]),
-                         logits_match=ok, cycles=cycles, logits=[int(v) for v in logits]))
+                         logits_match=ok, cycles=cycles, logits=None if logits is None else [int(v) for v in logits]))
         if progress:
+            what = "ok" if ok else ("MISMATCH " + (f"class {cls} vs {int(golden.classes[i])}" if logits is None else
+                                                   str(list(logits)) + " vs " + str(list(golden.logits[i]))))
             progress(i, f"image {i}: class {cls} (label {int(labels[i])}, golden {int(golden.classes[i])}) "
-                        f"{'ok' if ok else 'MISMATCH ' + str(list(logits)) + ' vs ' + str(list(golden.logits[i]))}"
-                        f", {cycles} cycles")
+                        f"{what}, {cycles} cycles")
+
+    link.infer_many(images, progress=done)
     n = len(rows)
     st = link.stats
     return {
@@ -37,6 +44,7 @@ def run_images(link, model, images, labels, *, progress=None):
         "latency_s": st.latency(),
         "images_per_second": st.throughput(),
         "board_cycles_mean": float(np.mean(st.board_cycles)) if st.board_cycles else None,
+        "window": link.window, "logits": link.logits,
         "retries": st.retries, "timeouts": st.timeouts,
         "nacks": {getattr(k, "name", str(k)): v for k, v in st.nacks.items()},
         "bad_replies": st.bad_replies, "stale_replies": st.stale_replies,
@@ -65,8 +73,9 @@ def board_mismatch(info, model, program):
                 "the board was built from)")
     img = program.image
     want = {"input shape": img.stacked_shape, "max value": int(img.levels), "classes": program.classes,
-            "lanes": program.lanes}
-    got = {"input shape": info.shape, "max value": info.max_value, "classes": info.classes, "lanes": info.lanes}
+            "lanes": program.lanes, "pixel bits": pixel_bits(int(img.levels))}
+    got = {"input shape": info.shape, "max value": info.max_value, "classes": info.classes, "lanes": info.lanes,
+           "pixel bits": info.pixel_bits}
     bad = [f"{k} {got[k]} on the board, {want[k]} here" for k in want if got[k] != want[k]]
     if bad:
         return f"the board's build does not fit this run: {'; '.join(bad)} (check --lanes, or rebuild)"

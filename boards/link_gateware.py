@@ -17,6 +17,7 @@ The frame format and message types are those of :mod:`spikeforge.boards.hostlink
   count from the last pixel handed on to the result.
 """
 
+import math
 from contextlib import contextmanager
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -27,7 +28,8 @@ from amaranth.lib.wiring import In, Out
 from ..hdl.params import check_int, field_bits
 from .hostlink import (
     CRC32_POLY, CRC32C_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_PAYLOAD,
-    MAX_WEIGHT_WORDS, SYNC, VERSION, ErrorCode, Info, MsgType, info_payload, result_payload_length,
+    MAX_WEIGHT_WORDS, SYNC, VERSION, ErrorCode, Info, MsgType, image_payload_length, info_payload, logit_bytes,
+    pixel_bits, result_payload_length,
 )
 from .uart import UARTRx, UARTTx, _check_divisor
 
@@ -95,8 +97,9 @@ class CRC32Serial(wiring.Component):
 
 def image_layout(max_value):
     """Pixel stream payload: ``pixel`` (``bit_length(max_value)`` bits), ``last`` (last pixel
-    of the image) and the ``seq`` byte of the IMAGE frame (to be echoed in the RESULT)."""
-    return data.StructLayout({"pixel": unsigned(int(max_value).bit_length()), "last": 1, "seq": 8})
+    of the image), the ``seq`` byte of the IMAGE frame (to be echoed in the RESULT) and ``want``
+    (an IMAGE_LOGITS frame: the RESULT carries the logits)."""
+    return data.StructLayout({"pixel": unsigned(int(max_value).bit_length()), "last": 1, "seq": 8, "want": 1})
 
 
 def error_layout():
@@ -121,6 +124,7 @@ def result_layout(classes, logit_bits, cycle_bits=32, *, with_meta=True):
     if with_meta:
         fields["cycles"] = unsigned(cycle_bits)
         fields["seq"] = 8
+        fields["want"] = 1          # the logits go out too (the request was IMAGE_LOGITS)
     return data.StructLayout(fields)
 
 
@@ -151,9 +155,16 @@ class FrameReceiver(wiring.Component):
     Parameters
     ----------
     pixels : int
-        Payload length of an IMAGE frame (1..1024), one byte per pixel.
+        Pixels of an image; the IMAGE payload holds them packed at ``bit_length(max_value)`` bits
+        each, least significant bit first (:func:`~spikeforge.boards.hostlink.pack_pixels`):
+        ``ceil(pixels * bits / 8)`` bytes, up to 65,535. The pixels are unpacked from the CRC
+        engine's bit stream by a shift register (one bit a cycle), not a barrel shifter.
     max_value : int
         Largest pixel value (1..255); pixels are ``bit_length(max_value)`` bits wide.
+    window : int
+        1: the check (``check``) is the receiver's register, valid until the next IMAGE frame
+        starts (the host sends one request at a time). 2: the check of an accepted image is
+        kept with it (``o_check``), so that a next frame can be received while it is computed.
     timeout_cycles : int
         Inter-byte timeout within a frame, in cycles (0: none). Choose a few byte times.
     weight_words : int
@@ -191,10 +202,12 @@ class FrameReceiver(wiring.Component):
         (LOADED's). Not meaningful while a frame is being received.
     """
 
-    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0, weight_crc=0):
+    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0, weight_crc=0, window=1):
         name = type(self).__name__
-        self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE)
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
+        self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE * 8 // pixel_bits(self.max_value))
+        self.payload_bytes = image_payload_length(self.pixels, self.max_value)
+        self.window = check_int(name, "window", window, 1, 2)
         self.timeout_cycles = check_int(name, "timeout_cycles", timeout_cycles, 0, 1 << 30)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
         self.weight_crc = check_int(name, "weight_crc", weight_crc, 0, (1 << 32) - 1)
@@ -205,6 +218,8 @@ class FrameReceiver(wiring.Component):
             "err": Out(stream.Signature(error_layout())),
             "check": Out(32),
         }
+        if self.window > 1:
+            members["o_check"] = Out(32)
         if self.weight_words:
             members.update({
                 "weights": Out(stream.Signature(weight_layout(self.weight_words))),
@@ -251,7 +266,8 @@ class FrameReceiver(wiring.Component):
         mtype = Signal(8)
         seq = Signal(8)
         lo = Signal(8)            # low byte of the 16-bit field being received
-        count = Signal(range(n))
+        nb = self.payload_bytes
+        count = Signal(range(nb))  # payload byte
         bad_value = Signal()
         busy_frame = Signal()
 
@@ -259,6 +275,7 @@ class FrameReceiver(wiring.Component):
         emitting = Signal()
         idx = Signal(range(n))
         out_seq = Signal(8)
+        out_want = Signal()
         next_idx = Signal(range(n))
         out_last = idx == n - 1
         m.d.comb += [
@@ -266,6 +283,7 @@ class FrameReceiver(wiring.Component):
             self.o.payload.pixel.eq(rd.data),
             self.o.payload.last.eq(out_last),
             self.o.payload.seq.eq(out_seq),
+            self.o.payload.want.eq(out_want),
             next_idx.eq(idx),
         ]
         with m.If(self.o.valid & self.o.ready):
@@ -309,13 +327,38 @@ class FrameReceiver(wiring.Component):
             m.d.comb += timed_out.eq(in_frame & ~got & (idle == self.timeout_cycles - 1))
 
         m.d.comb += [
-            wr.addr.eq(count),
-            wr.data.eq(byte[:self.pixel_bits]),
             eng.byte.eq(byte),
             eng.load.eq(got & in_frame),
         ]
         with m.If(got):
             m.d.sync += x_on.eq(0)       # payload states set it
+
+        # Pixels from the payload's bits as the CRC engine shifts them (least significant first):
+        # ``pix`` holds a pixel's earlier bits, the last one completes it; no barrel shifter.
+        b = self.pixel_bits
+        widx = Signal(range(n + 1))       # the next pixel to write; n: the payload's padding bits
+        pbit = Signal(range(b))           # bits of the pixel so far
+        value = Signal(b)
+        if b > 1:
+            pix = Signal(b - 1)
+            m.d.comb += value.eq(Cat(pix, eng.bit))
+        else:
+            m.d.comb += value.eq(eng.bit)
+        img_bit = Signal()                # a payload bit of an IMAGE frame is shifted in this cycle
+        m.d.comb += [wr.addr.eq(widx), wr.data.eq(value)]
+        with m.If(img_bit):
+            if b > 1:
+                m.d.sync += pix.eq(Cat(pix[1:], eng.bit))
+            with m.If(pbit == b - 1):
+                m.d.sync += pbit.eq(0)
+                with m.If(widx != n):
+                    m.d.comb += wr.en.eq(~busy_frame & ~emitting)
+                    m.d.sync += widx.eq(widx + 1)
+                    if self.max_value < (1 << b) - 1:
+                        with m.If(value > self.max_value):
+                            m.d.sync += bad_value.eq(1)
+            with m.Else():
+                m.d.sync += pbit.eq(pbit + 1)
 
         # weight loading state and the one-word holding register of `weights`
         if ww:
@@ -348,8 +391,10 @@ class FrameReceiver(wiring.Component):
             with m.If(self.weights.valid & self.weights.ready):
                 m.d.sync += [w_valid.eq(0), addr.eq(addr + 1)]
             image_not_loaded = ~loaded
+            m.d.comb += img_bit.eq(eng.step & x_on & ~is_weights)
         else:
             image_not_loaded = Const(0)
+            m.d.comb += img_bit.eq(eng.step & x_on)
 
         @contextmanager
         def frame_state(name):
@@ -378,12 +423,13 @@ class FrameReceiver(wiring.Component):
             with frame_state("LEN1"):
                 length = Cat(lo, byte)
                 with m.If(got):
-                    with m.If(mtype == MsgType.IMAGE):
-                        with m.If(length != n):
+                    with m.If((mtype == MsgType.IMAGE) | (mtype == MsgType.IMAGE_LOGITS)):
+                        with m.If(length != nb):
                             report(ErrorCode.BAD_LENGTH)
                             m.next = "HUNT"
                         with m.Else():
-                            m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting)]
+                            m.d.sync += [count.eq(0), bad_value.eq(0), busy_frame.eq(emitting), widx.eq(0),
+                                         pbit.eq(0)]
                             m.d.comb += x_load.eq(1)
                             if ww:
                                 m.d.sync += is_weights.eq(0)
@@ -414,12 +460,9 @@ class FrameReceiver(wiring.Component):
             with frame_state("PAYLOAD"):
                 with m.If(got):
                     m.d.sync += x_on.eq(1)
-                    m.d.comb += wr.en.eq(~busy_frame & ~emitting)
                     with m.If(emitting):
                         m.d.sync += busy_frame.eq(1)
-                    with m.If(byte > self.max_value):
-                        m.d.sync += bad_value.eq(1)
-                    with m.If(count == n - 1):
+                    with m.If(count == nb - 1):
                         m.d.sync += crc_left.eq(3)
                         m.next = "CRC"
                     with m.Else():
@@ -494,7 +537,10 @@ class FrameReceiver(wiring.Component):
                     with m.Elif(busy_frame | emitting):
                         report(ErrorCode.BUSY)
                     with m.Else():
-                        m.d.sync += [emitting.eq(1), out_seq.eq(seq)]
+                        # IMAGE 0x01, IMAGE_LOGITS 0x04: bit 2 asks for the logits
+                        m.d.sync += [emitting.eq(1), out_seq.eq(seq), out_want.eq(mtype[2])]
+                        if self.window > 1:
+                            m.d.sync += self.o_check.eq(xcrc)
         return m
 
 
@@ -507,7 +553,8 @@ class FrameTransmitter(wiring.Component):
     classes : int
         Number of logits K (1..255).
     logit_bits : int
-        Width of a logit (2..32); sent sign-extended to 32 bits.
+        Width of a logit (2..32); sent sign-extended to whole bytes (``logit_bytes``), and only
+        when the result's ``want`` is set (an IMAGE_LOGITS request).
     cycle_bits : int
         Width of the cycle count (1..32); sent zero-extended to 32 bits.
     weight_words : int
@@ -522,7 +569,11 @@ class FrameTransmitter(wiring.Component):
     result : ``In(stream.Signature(result_layout(classes, logit_bits, cycle_bits)))``
         One RESULT frame per transfer (logits, class, cycles, seq; its check from ``check``). The
         transfer (``ready``) happens with the frame's last byte; the payload is read while the
-        frame is sent, or once as the frame starts with ``copy_result``.
+        frame is sent, or once as the frame starts with ``copy_result`` (the check as well,
+        without weights).
+    started : ``Out(1)``
+        One-cycle pulse: a RESULT frame starts (with ``copy_result`` its payload and check are
+        copied at the end of this cycle).
     err : ``In(stream.Signature(error_layout()))``
         One ERROR frame per transfer (same rule); a LOADED frame for code
         :data:`LOADED_REPORT` (with ``weight_words``), an INFO frame for :data:`INFO_REPORT`.
@@ -554,6 +605,7 @@ class FrameTransmitter(wiring.Component):
             "err": In(stream.Signature(error_layout())),
             "check": In(32),
             "o": Out(stream.Signature(8)),
+            "started": Out(1),
         }
         if self.weight_words:
             members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1)})
@@ -568,18 +620,22 @@ class FrameTransmitter(wiring.Component):
             with m.If(~sending):
                 m.d.sync += copy.eq(p)
             p = copy
-        length = result_payload_length(self.classes)
-        out = [Const(MsgType.RESULT, 8), p.seq, Const(length & 0xFF, 8), Const(length >> 8, 8)]
+        short = result_payload_length(self.classes)
+        long = result_payload_length(self.classes, True, self.logit_bits)
+        self._want = p.want
+        out = [Const(MsgType.RESULT, 8), p.seq, Mux(p.want, long & 0xFF, short),
+               Const(long >> 8, 8) & p.want.replicate(8)]
         out += self._check_bytes
-        for j in range(self.classes):
-            ext = Signal(signed(32), name=f"logit{j}")
-            m.d.comb += ext.eq(p.logits[j])
-            out += [ext[8 * k:8 * k + 8] for k in range(4)]
         cls = Signal(8)
         cycles = Signal(32)
         m.d.comb += [cls.eq(p.cls), cycles.eq(p.cycles)]
         out.append(cls)
         out += [cycles[8 * k:8 * k + 8] for k in range(4)]
+        nb = logit_bytes(self.logit_bits)
+        for j in range(self.classes):
+            ext = Signal(signed(8 * nb), name=f"logit{j}")
+            m.d.comb += ext.eq(p.logits[j])
+            out += [ext[8 * k:8 * k + 8] for k in range(nb)]
         return out
 
     def _reply_bytes(self, m, kind):
@@ -605,13 +661,21 @@ class FrameTransmitter(wiring.Component):
         kind = Signal(2)                  # the frame being sent: _RESULT, _ERROR, _LOADED, _INFO
         sending = Signal()
         in_crc = Signal()                 # the body has been sent: the CRC bytes go out
-        # the check field's bytes: the same signals in RESULT and LOADED, at the same places
+        # the check field's bytes: the same signals in RESULT and LOADED, at the same places;
+        # copied with the result (``copy_result`` without weights: no LOADED reads them)
+        check = self.check
+        if self.copy_result and not self.weight_words:
+            check = Signal(32, name="check_copy")
+            with m.If(~sending):
+                m.d.sync += check.eq(self.check)
         self._check_bytes = [Signal(8, name=f"check{k}") for k in range(4)]
-        m.d.comb += [b.eq(self.check[8 * k:8 * k + 8]) for k, b in enumerate(self._check_bytes)]
+        m.d.comb += [b.eq(check[8 * k:8 * k + 8]) for k, b in enumerate(self._check_bytes)]
         result_body = self._result_bytes(m, sending)
         reply_body, info_body = self._reply_bytes(m, kind)
         lens = {_RESULT: len(result_body), _ERROR: 5, _LOADED: 4 + LOADED_PAYLOAD, _INFO: len(info_body)}
         longest = max(lens.values()) + 5
+        # a RESULT without logits ends after the cycle count (its body's first 13 bytes)
+        lens[_RESULT] = Mux(self._want, len(result_body), 4 + result_payload_length(self.classes))
         pos = Signal(range(longest))      # byte index in the frame: 0 SYNC, then body, then CRC
         byte = Signal(8)                  # the body byte at ``pos``, registered (chosen a byte ahead)
         take = self.o.valid & self.o.ready
@@ -627,6 +691,7 @@ class FrameTransmitter(wiring.Component):
                         m.d.sync += kind.eq(_LOADED)
             with m.Elif(self.result.valid):
                 m.d.sync += [sending.eq(1), kind.eq(_RESULT), pos.eq(0), byte.eq(SYNC), in_crc.eq(0)]
+                m.d.comb += self.started.eq(1)
 
         def by_kind(values):
             out = Signal(range(longest))
@@ -725,7 +790,14 @@ class UARTHostLink(wiring.Component):
         With ``weight_words`` the receiver computes it from the words loaded.
     info : bytes or None
         The INFO payload answering HELLO (:func:`~spikeforge.boards.hostlink.info_payload`);
-        default: version 3, model hash 0, shape ``(pixels, 1, 1)``, lanes and clock 0.
+        default: this version, model hash 0, shape ``(pixels, 1, 1)``, lanes and clock 0.
+    window : int
+        Requests the board takes in flight (reported in INFO). 1: one at a time, as version 3.
+        2: an IMAGE frame is received (and checked, and held in the receive buffer) while the
+        previous image is computed; it is handed on once the previous RESULT has been sent
+        (with ``copy_result``: once its frame started, the transmitter holding a copy), and its
+        check and seq travel with it. Only with weights in the bitstream
+        (``weight_words`` 0): LOADED's check is the receiver's live register.
 
     Members
     -------
@@ -747,24 +819,28 @@ class UARTHostLink(wiring.Component):
     """
 
     def __init__(self, *, divisor, pixels=64, max_value=16, classes=10, logit_bits=32, cycle_bits=32,
-                 timeout_bytes=4, weight_words=0, copy_result=False, weight_crc=0, info=None):
+                 timeout_bytes=4, weight_words=0, copy_result=False, weight_crc=0, info=None, window=1):
         name = type(self).__name__
         if not isinstance(copy_result, bool):
             raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
         self.copy_result = copy_result
         self.divisor = _check_divisor(name, divisor)
         self.timeout_bytes = check_int(name, "timeout_bytes", timeout_bytes, 1, 1024)
-        self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE)
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
+        self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE * 8 // pixel_bits(self.max_value))
         self.classes = check_int(name, "classes", classes, 1, 255)
         self.weight_crc = check_int(name, "weight_crc", weight_crc, 0, (1 << 32) - 1)
-        if info is None:
-            info = info_payload(Info(VERSION, bytes(8), (self.pixels, 1, 1), self.max_value, self.classes, 0, 0,
-                                     weight_words))
-        self.info = bytes(info)
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
         self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        self.window = check_int(name, "window", window, 1, 2)
+        if self.window > 1 and self.weight_words:
+            raise ValueError(f"{name}: window {window} with weight_words {weight_words}; allowed: window 1 with "
+                             "loadable weights (window 2 needs the weights in the bitstream)")
+        if info is None:
+            info = info_payload(Info(VERSION, bytes(8), (self.pixels, 1, 1), self.max_value, self.classes, 0, 0,
+                                     weight_words, pixel_bits(self.max_value), self.logit_bits, self.window))
+        self.info = bytes(info)
         members = {
             "rx": In(1, init=1),
             "tx": Out(1, init=1),
@@ -784,8 +860,8 @@ class UARTHostLink(wiring.Component):
         m.submodules.uart_tx = utx = UARTTx(divisor=self.divisor)
         m.submodules.receiver = rcv = FrameReceiver(
             pixels=self.pixels, max_value=self.max_value,
-            timeout_cycles=10 * self.divisor * self.timeout_bytes, weight_words=self.weight_words,
-            weight_crc=self.weight_crc)
+            timeout_cycles=math.ceil(10 * self.divisor * self.timeout_bytes), weight_words=self.weight_words,
+            weight_crc=self.weight_crc, window=self.window)
         m.submodules.transmitter = xmt = FrameTransmitter(
             classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits,
             weight_words=self.weight_words, copy_result=self.copy_result, info=self.info)
@@ -793,7 +869,23 @@ class UARTHostLink(wiring.Component):
         wiring.connect(m, urx.o, rcv.i)
         wiring.connect(m, xmt.o, utx.i)
         wiring.connect(m, rcv.err, xmt.err)
-        wiring.connect(m, rcv.o, wiring.flipped(self.image))
+        # an image is in flight from its last pixel's transfer until its RESULT was sent (before
+        # that the receiver is ``emitting`` it)
+        in_flight = Signal()
+        # with copy_result (and no weights) the transmitter has all of the RESULT once its frame
+        # started: the next image may be handed on while it is sent
+        early = self.copy_result and not self.weight_words and self.window > 1
+        with m.If(xmt.started if early else xmt.result.valid & xmt.result.ready):
+            m.d.sync += in_flight.eq(0)
+        with m.If(self.image.valid & self.image.ready & self.image.payload.last):
+            m.d.sync += in_flight.eq(1)
+        if self.window > 1:
+            # the next image waits in the receive buffer until the RESULT before it was sent, so
+            # that the seq, check and cycle count the RESULT reads stay those of its own image
+            m.d.comb += [self.image.valid.eq(rcv.o.valid & ~in_flight), self.image.payload.eq(rcv.o.payload),
+                         rcv.o.ready.eq(self.image.ready & ~in_flight)]
+        else:
+            wiring.connect(m, rcv.o, wiring.flipped(self.image))
 
         if self.weight_words:
             wiring.connect(m, rcv.weights, wiring.flipped(self.weights))
@@ -802,23 +894,30 @@ class UARTHostLink(wiring.Component):
                 xmt.next_word.eq(rcv.next_word),
                 xmt.loaded.eq(rcv.loaded),
             ]
-            # an image is in flight from its first pixel's transfer until its RESULT was sent
-            # (the host has one request in flight at a time); WEIGHTS frames are refused then
-            in_flight = Signal()
-            with m.If(xmt.result.valid & xmt.result.ready):
-                m.d.sync += in_flight.eq(0)
-            with m.If(self.image.valid & self.image.ready):
-                m.d.sync += in_flight.eq(1)
+            # WEIGHTS frames are refused while an image is in flight
             m.d.comb += rcv.busy.eq(in_flight)
 
+        # with the early hand-on, the result of the frame being sent is still valid while the next
+        # image computes: only a result that is not that one ("fresh") stops the cycle count
+        held = Signal()
+        if early:
+            with m.If(xmt.started):
+                m.d.sync += held.eq(1)
+            with m.If(xmt.result.valid & xmt.result.ready):
+                m.d.sync += held.eq(0)
+        fresh = self.result.valid & ~held
         counter = Signal(self.cycle_bits)
         running = Signal()
         seq = Signal(8)
+        want = Signal()
+        check = Signal(32)
         with m.If(self.image.valid & self.image.ready & self.image.payload.last):
-            m.d.sync += [running.eq(1), counter.eq(0), seq.eq(self.image.payload.seq)]
-        with m.Elif(running & ~self.result.valid & (counter != (1 << self.cycle_bits) - 1)):
+            m.d.sync += [running.eq(1), counter.eq(0), seq.eq(self.image.payload.seq), want.eq(self.image.payload.want)]
+            if self.window > 1:
+                m.d.sync += check.eq(rcv.o_check)
+        with m.Elif(running & ~fresh & (counter != (1 << self.cycle_bits) - 1)):
             m.d.sync += counter.eq(counter + 1)
-        with m.If(self.result.valid):
+        with m.If(fresh):
             m.d.sync += running.eq(0)
         m.d.comb += [
             xmt.result.valid.eq(self.result.valid),
@@ -827,6 +926,7 @@ class UARTHostLink(wiring.Component):
             xmt.result.payload.cls.eq(self.result.payload.cls),
             xmt.result.payload.cycles.eq(counter),
             xmt.result.payload.seq.eq(seq),
-            xmt.check.eq(rcv.check),
+            xmt.result.payload.want.eq(want),
+            xmt.check.eq(check if self.window > 1 else rcv.check),
         ]
         return m

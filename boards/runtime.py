@@ -30,7 +30,7 @@ from .hostlink import (
     BAUD_RATES, MAX_IMAGE, MAX_PAYLOAD, MAX_WEIGHT_WORDS, VERSION, ErrorCode, Frame, FrameDecoder, FrameError, MsgType,
     argmax_lowest, decode_error, decode_image, decode_info, decode_loaded, decode_result, decode_weights,
     encode_error, encode_hello, encode_image, encode_info, encode_loaded, encode_result, encode_weights, image_bytes,
-    looks_like_v2_reply, result_check, result_payload_length, words_crc,
+    image_payload_length, looks_like_v2_reply, pixel_bits, result_check, result_payload_length, words_crc,
 )
 
 __all__ = [
@@ -238,13 +238,14 @@ class ReferenceBoard:
     """
 
     def __init__(self, logits_fn, *, pixels=64, max_value=16, cycles_fn=None, weight_words=0, clock=None,
-                 byte_timeout=None, weight_crc=0, info=None):
+                 byte_timeout=None, weight_crc=0, info=None, logit_bits=32):
         if isinstance(weight_words, bool) or not isinstance(weight_words, int) or not 0 <= weight_words <= 0xFFFF:
             raise ValueError(f"ReferenceBoard: weight_words is {weight_words!r}; allowed: an integer 0..65535")
         self.logits_fn = logits_fn
         self.pixels, self.max_value = pixels, max_value
         self.cycles_fn = cycles_fn or (lambda image: 0)
-        self._decoder = FrameDecoder(max_payload=max(pixels, MAX_PAYLOAD))
+        self.logit_bits = logit_bits
+        self._decoder = FrameDecoder(max_payload=max(image_payload_length(pixels, max_value), MAX_PAYLOAD))
         self.images = []
         self.weight_words = weight_words
         self.weights = np.zeros(weight_words, np.int64)
@@ -256,6 +257,13 @@ class ReferenceBoard:
         self.fixed_weight_crc = weight_crc   # the weight CRC of a board without loadable weights
         self._wcrc = 0                       # CRC-32C of the committed words 0 .. next_word - 1
         self.info = info                     # an Info to answer HELLO with (None: BAD_TYPE, as version 2)
+
+    def _too_large(self, payload):
+        try:
+            decode_image(payload, pixels=self.pixels, max_value=self.max_value)
+        except FrameError:
+            return True
+        return False
 
     @property
     def weight_crc(self):
@@ -314,11 +322,11 @@ class ReferenceBoard:
             elif item.type == MsgType.HELLO and self.info is not None:
                 out += (encode_error(ErrorCode.BAD_LENGTH, item.seq) if item.payload else
                         encode_info(self.info, item.seq))
-            elif item.type != MsgType.IMAGE:
+            elif item.type not in (MsgType.IMAGE, MsgType.IMAGE_LOGITS):
                 out += encode_error(ErrorCode.BAD_TYPE, item.seq)
-            elif len(item.payload) != self.pixels:
+            elif len(item.payload) != image_payload_length(self.pixels, self.max_value):
                 out += encode_error(ErrorCode.BAD_LENGTH, item.seq)
-            elif max(item.payload) > self.max_value:
+            elif self._too_large(item.payload):
                 out += encode_error(ErrorCode.BAD_VALUE, item.seq)
             elif self.weight_words and not self.loaded:
                 out += encode_error(ErrorCode.NOT_LOADED, item.seq)
@@ -327,7 +335,8 @@ class ReferenceBoard:
                 self.images.append(image)
                 logits = [int(v) for v in self.logits_fn(image)]
                 out += encode_result(logits, argmax_lowest(logits), int(self.cycles_fn(image)), item.seq,
-                                     check=result_check(item.payload, self.weight_crc))
+                                     check=result_check(item.payload, self.weight_crc), logit_bits=self.logit_bits,
+                                     with_logits=item.type == MsgType.IMAGE_LOGITS)
         return out
 
 
@@ -437,6 +446,16 @@ class HostLink:
         CRC-32C of the weight set built into the bitstream
         (:func:`~spikeforge.boards.hostlink.weight_set_crc`; default 0, the CRC of none). After
         :meth:`load_weights` it is that of the words loaded instead.
+    logits : bool
+        Ask for the logits (IMAGE_LOGITS); False: IMAGE, the RESULT carries the class only and
+        :meth:`infer` returns None as the logits (shorter replies: ``spikeforge run`` without
+        ``--logits``).
+    logit_bits : int
+        Width of the board's logits (a RESULT carries ``ceil(logit_bits / 8)`` bytes each);
+        :meth:`hello` sets it from the board's INFO.
+    window : int
+        Requests :meth:`infer_many` keeps in flight (1..255); :meth:`hello` lowers it to the
+        board's.
 
     A RESULT is accepted only when its ``check`` is the CRC-32C of the weight set continued over
     the image sent (:func:`~spikeforge.boards.hostlink.result_check`); anything else is a failed
@@ -446,11 +465,12 @@ class HostLink:
     """
 
     def __init__(self, transport, *, classes=10, pixels=64, max_value=16, timeout=1.0, retries=3,
-                 settle=0.02, check_class=True, notify=None, weight_crc=0):
+                 settle=0.02, check_class=True, notify=None, weight_crc=0, logits=True, logit_bits=32, window=1):
         if not isinstance(transport, Transport):
             raise TypeError(f"HostLink: transport must be a Transport, not {type(transport).__name__}")
-        for name, value, lo, hi in (("classes", classes, 1, 255), ("pixels", pixels, 1, MAX_IMAGE),
-                                    ("max_value", max_value, 1, 255), ("retries", retries, 0, 1000)):
+        for name, value, lo, hi in (("classes", classes, 1, 255), ("pixels", pixels, 1, 8 * MAX_IMAGE),
+                                    ("max_value", max_value, 1, 255), ("retries", retries, 0, 1000),
+                                    ("logit_bits", logit_bits, 2, 32), ("window", window, 1, 255)):
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"HostLink: {name} is {value!r}; allowed: an integer {lo}..{hi}")
         for name, value in (("timeout", timeout), ("settle", settle)):
@@ -465,6 +485,12 @@ class HostLink:
         self.classes, self.pixels, self.max_value = classes, pixels, max_value
         self.timeout, self.retries, self.settle = float(timeout), retries, float(settle)
         self.check_class = check_class
+        if not isinstance(logits, bool):
+            raise TypeError(f"HostLink: logits is {logits!r}; allowed: True or False")
+        self.logits, self.logit_bits, self.window = logits, logit_bits, window
+        if image_payload_length(pixels, max_value) > MAX_IMAGE:
+            raise ValueError(f"HostLink: an image of {pixels} pixels of {pixel_bits(max_value)} bits is "
+                             f"{image_payload_length(pixels, max_value)} bytes; allowed: up to {MAX_IMAGE}")
         self.notify = notify if notify is not None else _to_stderr
         self.stats = LinkStats()
         self._seq = 0
@@ -588,8 +614,8 @@ class HostLink:
                 return "ok", value, None
 
     def infer(self, image):
-        """Send one image; return ``(logits, cls, cycles)``: logits an int64 array of K,
-        the class index and the board's cycle count. Raises :class:`LinkError` after
+        """Send one image; return ``(logits, cls, cycles)``: logits an int64 array of K (None
+        unless ``logits``), the class index and the board's cycle count. Raises :class:`LinkError` after
         ``1 + retries`` failed attempts, ``ValueError`` for an image the protocol cannot carry.
 
         A NOT_LOADED answer (the board lost its weights: reset, reconfigured, power) makes the
@@ -598,24 +624,30 @@ class HostLink:
         number of attempts. Without an earlier :meth:`load_weights`, or when the board still
         answers NOT_LOADED after the reload, it is a :class:`LinkError` at once.
         """
+        return self._infer(image)
+
+    def _infer(self, image, *, used=0, causes=None, start=None, foreign=0):
+        """:meth:`infer`; ``used`` attempts (with their ``causes``, ``foreign`` of them answered by
+        another check) were made already, since ``start``, by :meth:`infer_many`'s window."""
         image = np.asarray(image)
         # checks the image first
         want = result_check(image_bytes(image, pixels=self.pixels, max_value=self.max_value), self.weight_crc)
-        self.stats.requests += 1
-        start = self._clock()
+        t0 = self._clock()
+        if start is None:
+            self.stats.requests += 1
+            start = t0
         self._begin_request()
-        causes = []
+        causes = [] if causes is None else list(causes)
         reloaded = False
-        foreign = 0              # attempts of this round answered by an intact RESULT with another check
         try:
-            attempt = 0
+            attempt = used
             while attempt <= self.retries:
                 attempt += 1
                 self.stats.attempts += 1
                 seq = self._next_seq()
                 outcome, result, cause = self._exchange(
-                    encode_image(image, seq, pixels=self.pixels, max_value=self.max_value), seq, MsgType.RESULT,
-                    lambda payload: decode_result(payload, classes=self.classes))
+                    encode_image(image, seq, pixels=self.pixels, max_value=self.max_value, logits=self.logits), seq,
+                    MsgType.RESULT, self._decode_result)
                 if outcome == "ok":
                     if result.check == want:
                         break
@@ -656,12 +688,25 @@ class HostLink:
                 raise self._failure(f"no valid result after {len(causes)} attempts: " + "; ".join(causes),
                                     causes)
         finally:
-            self.stats.busy_time += self._clock() - start
-        logits = np.array(result.logits, dtype=np.int64)
-        if self.check_class and result.cls != argmax_lowest(result.logits):
-            self.stats.failed += 1
-            raise ResultMismatchError(f"board class {result.cls} is not the argmax "
-                                      f"{argmax_lowest(result.logits)} of its logits {list(result.logits)}")
+            self.stats.busy_time += self._clock() - t0
+        return self._accept(result, start)
+
+    def _decode_result(self, payload):
+        return decode_result(payload, classes=self.classes, logit_bits=self.logit_bits, logits=self.logits)
+
+    def _accept(self, result, start):
+        """The class check and the counters of a request whose RESULT was accepted."""
+        if result.logits is not None:
+            logits = np.array(result.logits, dtype=np.int64)
+            if self.check_class and result.cls != argmax_lowest(result.logits):
+                self.stats.failed += 1
+                raise ResultMismatchError(f"board class {result.cls} is not the argmax "
+                                          f"{argmax_lowest(result.logits)} of its logits {list(result.logits)}")
+        else:
+            logits = None
+            if self.check_class and not 0 <= result.cls < self.classes:
+                self.stats.failed += 1
+                raise ResultMismatchError(f"board class {result.cls} is not one of the {self.classes} classes")
         self.stats.succeeded += 1
         self.stats.latencies.append(self._clock() - start)
         self.stats.board_cycles.append(result.cycles)
@@ -695,6 +740,8 @@ class HostLink:
                     raise OldBoardError(f"the board speaks host-link protocol version {value.version}, this "
                                         f"spikeforge version {VERSION}: rebuild and reflash the board with it "
                                         "(spikeforge build, then spikeforge flash)")
+                self.logit_bits = value.logit_bits
+                self.window = max(1, min(self.window, value.window))
                 return value
             old = old or looks_like_v2_reply(self._raw) or (outcome == "nack" and value == ErrorCode.BAD_TYPE)
             causes.append(f"HELLO (seq {seq}): {cause}")
@@ -711,13 +758,144 @@ class HostLink:
                             "version 2 or older, or is not a spikeforge board; rebuild and reflash it with this "
                             "spikeforge (spikeforge build, then spikeforge flash)", causes)
 
-    def infer_many(self, images):
-        """:meth:`infer` each image; returns ``(logits [n, K], classes [n], cycles [n])``."""
-        out = [self.infer(img) for img in images]
+    def infer_many(self, images, *, progress=None):
+        """:meth:`infer` each image; returns ``(logits [n, K] or None, classes [n], cycles [n])``.
+
+        With ``window`` > 1 (after :meth:`hello`: at most the board's) up to ``window`` requests
+        are in flight: the next IMAGE goes out while the board computes, and the replies come
+        back in order. Each request has its own seq; a RESULT is accepted only for the oldest
+        request in flight, with its seq and its check; a reply with a seq of no request in flight
+        is stale and ignored. An ERROR fails its request's attempt (it may overtake the RESULTs
+        ahead of it, which still count); the window stops when that request is the oldest.
+        Anything else - no reply from the oldest within ``timeout`` of its send, a corrupt reply,
+        a RESULT with another check, a RESULT out of order, a write that fails - stops it at
+        once. Then the input is drained as after a failed attempt, and every request still in
+        flight continues one at a time as :meth:`infer` does, its send in the window counted as
+        its first attempt (so ``1 + retries`` attempts in all), before the
+        window opens again. ``progress(i, (logits, cls, cycles))`` is called as image ``i``'s answer
+        is accepted (in order)."""
+        images = list(images)
+        if self.window > 1 and len(images) > 1:
+            out = self._pipelined(images, progress)
+        else:
+            out = []
+            for i, im in enumerate(images):
+                out.append(self.infer(im))
+                if progress is not None:
+                    progress(i, out[-1])
         if not out:
-            return np.zeros((0, self.classes), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return (np.zeros((0, self.classes), np.int64) if self.logits else None), np.zeros(0, np.int64), \
+                np.zeros(0, np.int64)
         logits, cls, cycles = zip(*out)
-        return np.stack(logits), np.array(cls, np.int64), np.array(cycles, np.int64)
+        return (np.stack(logits) if logits[0] is not None else None), np.array(cls, np.int64), \
+            np.array(cycles, np.int64)
+
+    def _pipelined(self, images, progress=None):
+        checked = [image_bytes(np.asarray(im), pixels=self.pixels, max_value=self.max_value) for im in images]
+        results = [None] * len(images)
+        flight = collections.deque()     # [index, seq, check, start, sent_at, cause of a failed attempt]
+        nxt = 0
+        decoder = FrameDecoder(max_payload=max(MAX_PAYLOAD, result_payload_length(self.classes, True, self.logit_bits)))
+        self.transport.reset_input()
+        t0, busy0 = self._clock(), self.stats.busy_time
+
+        def stop(cause, foreign=0):
+            """The window stops: drain, then the requests in flight one at a time."""
+            self._attempt_start = self._clock()
+            self._begin_request()
+            self._drain()
+            first = True
+            while flight:
+                index, seq, _, start, _, own = flight.popleft()
+                why = own or (cause if first else f"in flight when the window stopped ({cause})")
+                results[index] = self._infer(images[index], used=1, causes=[f"attempt 1 (seq {seq}): {why}"],
+                                             start=start, foreign=foreign if first else 0)
+                if progress is not None:
+                    progress(index, results[index])
+                first = False
+            decoder.reset()
+
+        try:
+            while nxt < len(images) or flight:
+                while nxt < len(images) and len(flight) < self.window:
+                    seq = self._next_seq()
+                    frame = encode_image(images[nxt], seq, pixels=self.pixels, max_value=self.max_value,
+                                         logits=self.logits)
+                    self.stats.requests += 1
+                    self.stats.attempts += 1
+                    start = self._clock()
+                    flight.append([nxt, seq, result_check(checked[nxt], self.weight_crc), start, start, None])
+                    nxt += 1
+                    try:
+                        self.transport.write(frame)
+                    except TimeoutError as e:
+                        self.stats.timeouts += 1
+                        stop(f"write failed: {e}")
+                        break
+                    self.stats.bytes_sent += len(frame)
+                    flight[-1][4] = self._clock()
+                if not flight:
+                    continue
+                index, seq, want, start, sent_at, failed = flight[0]
+                if failed:
+                    stop(failed)
+                    continue
+                remaining = sent_at + self.timeout - self._clock()
+                if remaining <= _EPS:
+                    self.stats.timeouts += 1
+                    stop(f"no reply within {self.timeout:g} s")
+                    continue
+                data = self.transport.read(4096, remaining)
+                self._received(data)
+                for item in decoder.feed(data):
+                    if not flight:
+                        break
+                    index, seq, want, start, _, _ = flight[0]
+                    if isinstance(item, FrameError):
+                        self.stats.bad_replies += 1
+                        stop(f"corrupt reply: {item}")
+                        break
+                    entry = next((f for f in flight if f[1] == item.seq), None)
+                    if entry is None or item.type not in (MsgType.RESULT, MsgType.ERROR):
+                        self.stats.stale_replies += 1
+                        continue
+                    if item.type == MsgType.ERROR:
+                        # the board NACKs a frame as it ends, maybe before the RESULTs of the
+                        # images ahead of it: that request failed; the ones ahead still count
+                        try:
+                            code = decode_error(item.payload)
+                        except FrameError as e:
+                            self.stats.bad_replies += 1
+                            stop(f"corrupt reply: {e}")
+                            break
+                        self.stats.nacks[code] += 1
+                        entry[5] = f"board answered ERROR {getattr(code, 'name', f'code {code}')}"
+                        if entry is flight[0]:
+                            stop(entry[5])
+                            break
+                        continue
+                    if item.seq != seq:
+                        stop(f"RESULT for seq {item.seq} before the one for seq {seq}")
+                        break
+                    try:
+                        result = self._decode_result(item.payload)
+                    except FrameError as e:
+                        self.stats.bad_replies += 1
+                        stop(f"corrupt reply: {e}")
+                        break
+                    if result.check != want:
+                        self.stats.foreign_results += 1
+                        stop(f"RESULT for another image or weight set (check 0x{result.check:08X}, expected "
+                             f"0x{want:08X})", foreign=1)
+                        break
+                    flight.popleft()
+                    results[index] = self._accept(result, start)
+                    if progress is not None:
+                        progress(index, results[index])
+        finally:
+            # the requests stop() ran one at a time added their own time: count the window's once
+            self.stats.busy_time = busy0 + (self._clock() - t0)
+        return results
 
     # --- weights ---------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ class UARTPinTransport(Transport):
         self.dut = dut
         # Bit times in whole picoseconds (the simulation's precision), so that a clock period
         # such as 41.667 ns (24 MHz) gives timers the simulator can represent exactly.
-        self.bit_ps = round(divisor * period_ns * 1000)
+        self.bit_ps = round(float(divisor) * period_ns * 1000)
         self.bit_ns = self.bit_ps / 1000
         self._get_time = get_sim_time
         self._rx = bytearray()

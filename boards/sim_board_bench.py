@@ -48,6 +48,7 @@ from spikeforge.boards.hostlink import weight_set_crc
 from spikeforge.boards.inference import board_mismatch, merge_runs, run_images
 from spikeforge.boards.runtime import HostLink
 from spikeforge.boards.sim_board import UARTPinTransport
+from spikeforge.boards.uart import parse_divisor
 from spikeforge.hdl.accel.report import compile_for_target
 from spikeforge.modelfile import load_model
 from spikeforge.sim.cocotb_util import test_parameters
@@ -85,11 +86,12 @@ async def board_images(dut):
     for _ in range(2):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-    transport = UARTPinTransport(dut, divisor=int(job["divisor"]), period_ns=period_ps / 1000)
+    transport = UARTPinTransport(dut, divisor=parse_divisor(job["divisor"]), period_ns=period_ps / 1000)
     spram = program.memory.kind == "spram"
     link = HostLink(transport, classes=program.classes, pixels=img.values,
                     max_value=int(img.levels), timeout=job["timeout"], settle=job["settle"],
-                    retries=job["retries"], weight_crc=0 if spram else weight_set_crc(program))
+                    retries=job["retries"], weight_crc=0 if spram else weight_set_crc(program),
+                    logits=job.get("logits", True), window=job.get("window", 1))
     info = await bridge(link.hello)()
     why = board_mismatch(info, model, program)
     assert why is None, why
@@ -135,6 +137,9 @@ async def board_images(dut):
     t_images = get_sim_time("ns") * 1e-9 - t0
     transport.close()
     summary["simulated_seconds"] = {"weights": t_load, "images": t_images}
+    # what the host used after HELLO: the requests in flight (its --window, at most the board's)
+    summary.update(window=link.window, board_window=info.window, logits=link.logits, logit_bits=link.logit_bits,
+                   pixel_bits=info.pixel_bits)
     summary["weights_loaded"] = None if loaded is None else dataclasses.asdict(loaded)
     _write_json(job["out"], summary)
 

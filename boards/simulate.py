@@ -30,8 +30,8 @@ from ..sim import runners
 from ..sim.accel_runner import default_build_root
 from .hostlink import link_bound_images_per_second
 from .sim_board import SIM_TOP, write_sim_board
-from .top import plan_clock
-from .uart import baud_divisor
+from .top import default_baud, plan_clock
+from .uart import baud_divisor, divisor_json
 
 __all__ = ["simulate_board", "fuzz_link_times", "BENCH_MODULE", "REAL_BAUD"]
 
@@ -77,11 +77,12 @@ def fuzz_link_times(model, board, images, baud, *, lanes=None, clock_mhz=None, t
     scale = REAL_BAUD / baud
     return {"timeout": compute + (timeout - compute) * scale, "settle": settle * scale, "babble": babble * scale,
             "stall": stall * scale, "compute": compute, "scale": scale, "divisor": divisor,
-            "bit_rate": clock.mhz * 1e6 / divisor}
+            "bit_rate": float(clock.mhz * 1e6 / divisor)}
 
 
-def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, baud=115200, timeout=1.0,
-                   retries=3, build_dir=None, progress=None, faults=None, fuzz=None, settle=SETTLE_S):
+def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, baud=None, timeout=1.0,
+                   retries=3, build_dir=None, progress=None, faults=None, fuzz=None, settle=SETTLE_S, logits=True,
+                   window=1):
     """Run ``images`` (``[B, H, W, C]`` integers) through the simulated ``board``.
 
     Returns the summary of :func:`spikeforge.boards.inference.run_images` (per-image results, link
@@ -89,7 +90,9 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     result), ``predicted_cycles_per_image`` (the analytic model), ``simulated_seconds`` and
     ``images_per_second`` (``end_to_end`` measured in simulated time, ``link_bound`` and
     ``compute`` from the frame sizes and the clock). ``progress(done, total)`` is called as
-    images complete. ``timeout``, ``settle``, ``retries``: the host link's (simulated seconds).
+    images complete. ``timeout``, ``settle``, ``retries``: the host link's (simulated seconds);
+    ``logits``: ask for the logits (else the class only); ``window``: requests in flight (at most
+    the board's, from its INFO). ``baud`` None: the board's default (``top.default_baud``).
     ``faults``: transmission errors to inject, as described in
     :mod:`spikeforge.boards.sim_board_bench` (the run then shows the NACKs and retries they
     cause). ``fuzz``: ``{"requests", "faults", "rate", "seed"}`` (optional ``"babble"``,
@@ -104,6 +107,8 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     lanes = target.default_lanes if lanes is None else lanes
     program = compile_for_target(model, lanes, target.device)
     clock = plan_clock(target, clock_mhz)
+    if baud is None:
+        baud = default_baud(target, clock_mhz)
     divisor = baud_divisor(clock.mhz * 1e6, baud)
     img = program.image
     images = np.asarray(images, np.int64)
@@ -139,8 +144,9 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
         path.unlink(missing_ok=True)
     job = {"model": str(model_path), "lanes": lanes, "device": target.device,
            "images": [im.reshape(-1).tolist() for im in images], "labels": labels.tolist(),
-           "divisor": divisor, "period_ps": period_ps, "timeout": float(timeout), "settle": float(settle),
+           "divisor": divisor_json(divisor), "period_ps": period_ps, "timeout": float(timeout), "settle": float(settle),
            "retries": int(retries), "out": str(out), "progress": str(progress_path),
+           "logits": bool(logits), "window": int(window),
            "faults": dict(faults or {}), "fuzz": dict(fuzz) if fuzz else None}
     job_path = folder / "job.json"
     atomic_write(job_path, json.dumps(job).encode())
@@ -176,7 +182,7 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     run = outcome["run"]
     if fuzz:
         summary.update({"board": target.name, "lanes": lanes, "clock_mhz": clock.mhz, "baud": baud,
-                        "uart_divisor": divisor, "bit_rate": clock.mhz * 1e6 / divisor,
+                        "uart_divisor": divisor_json(divisor), "bit_rate": float(clock.mhz * 1e6 / divisor),
                         "timeout": float(timeout), "settle": float(settle),
                         "build_seconds": run.build_seconds, "sim_seconds": run.test_seconds,
                         "wall_seconds": time.monotonic() - t0})
@@ -187,14 +193,16 @@ def simulate_board(model, board, images, labels, *, lanes=None, clock_mhz=None, 
     sim_images = summary["simulated_seconds"]["images"]
     summary.update({
         "board": target.name, "lanes": lanes, "memory": program.memory.kind,
-        "clock_mhz": clock.mhz, "baud": baud, "uart_divisor": divisor,
+        "clock_mhz": clock.mhz, "baud": baud, "uart_divisor": divisor_json(divisor),
         "mismatches": summary["images"] - summary["logits_match"],
         "cycles_per_image": {"mean": float(cycles.mean()), "min": int(cycles.min()), "max": int(cycles.max())},
         "predicted_cycles_per_image": {"mean": float(predicted.mean()), "min": int(predicted.min()),
                                        "max": int(predicted.max())},
         "images_per_second": {
             "end_to_end": len(images) / sim_images if sim_images > 0 else None,
-            "link_bound": link_bound_images_per_second(baud, img.values, program.classes),
+            "link_bound": link_bound_images_per_second(baud, img.values, program.classes,
+                                                       max_value=int(img.levels), logits=summary["logits"],
+                                                       logit_bits=summary["logit_bits"], window=summary["window"]),
             "compute": clock.mhz * 1e6 / float(predicted.mean()),
         },
         "build_seconds": run.build_seconds, "sim_seconds": run.test_seconds,

@@ -27,12 +27,13 @@ from amaranth.lib.wiring import In, Out
 from ..hdl.accel.engine import Engine
 from ..hdl.accel.engine import result_layout as engine_result_layout
 from ..hdl.params import field_bits
-from .hostlink import BAUD_RATES, MAX_IMAGE, VERSION, Info, info_payload, model_hash, weight_set_crc
+from .hostlink import (BAUD_RATES, MAX_IMAGE, VERSION, Info, image_payload_length, info_payload, model_hash, pixel_bits,
+                       weight_set_crc)
 from .link_gateware import UARTHostLink, image_layout, result_layout
-from .uart import baud_divisor
+from .uart import RATE_TOLERANCE, baud_divisor, check_receiver
 
 __all__ = ["EngineLinkAdapter", "AcceleratorSystem", "BoardTop", "ClockPlan", "plan_clock", "ice40_pll",
-           "ecp5_pll"]
+           "ecp5_pll", "BRIDGES", "bridge_rate", "default_baud", "check_link_settings"]
 
 
 class EngineLinkAdapter(wiring.Component):
@@ -114,10 +115,15 @@ class AcceleratorSystem(wiring.Component):
     info_clock_hz : float or None
         The clock the link's INFO reports (default ``clk_hz``; the simulated board runs its LED
         logic at 1 kHz but reports the board's clock).
+    window : int or None
+        Requests in flight the link takes (:class:`~spikeforge.boards.link_gateware.UARTHostLink`):
+        default 2 for the fast build with its weights in the bitstream (the next image is
+        received while one is computed), 1 for the compact build (the iCEBreaker, which has no
+        room for the 64 flip-flops of a second image's check and seq) and with loadable weights.
     """
 
     def __init__(self, program, *, divisor, clk_hz=12e6, leds=2, spram_primitive=False, mult_primitive=False,
-                 info_clock_hz=None):
+                 info_clock_hz=None, window=None):
         if isinstance(leds, bool) or not isinstance(leds, int) or not 0 <= leds <= 16:
             raise ValueError(f"AcceleratorSystem: leds is {leds!r}; allowed: an integer 0..16")
         self.program = program
@@ -125,10 +131,13 @@ class AcceleratorSystem(wiring.Component):
         self.weight_words = program.memory.weight_words if program.memory.kind == "spram" else 0
         img = program.image
         self.max_value = int(img.levels)
-        self.pixels = img.values  # a frames model's IMAGE payload: its T frames, T*H*W*C bytes
-        if not 1 <= self.pixels <= MAX_IMAGE:
-            raise ValueError(f"AcceleratorSystem: the image has {self.pixels} pixels; the host link "
-                             f"carries 1..{MAX_IMAGE}")
+        self.pixels = img.values  # a frames model's IMAGE payload: its T frames, T*H*W*C pixels
+        if not 1 <= image_payload_length(self.pixels, self.max_value) <= MAX_IMAGE:
+            raise ValueError(f"AcceleratorSystem: the image has {self.pixels} pixels of "
+                             f"{pixel_bits(self.max_value)} bits; the host link carries 1..{MAX_IMAGE} bytes")
+        if window is None:
+            window = 1 if program.compact or self.weight_words else 2
+        self.window = window
         self.classes = program.classes
         self.logit_bits = self.engine.logit_bits
         self.divisor = divisor
@@ -138,11 +147,11 @@ class AcceleratorSystem(wiring.Component):
         # here, by the generator, baked in as constants.
         self.info = Info(VERSION, model_hash(program.model), img.stacked_shape, self.max_value, self.classes,
                          program.lanes, round(self.clk_hz if info_clock_hz is None else info_clock_hz),
-                         self.weight_words)
+                         self.weight_words, pixel_bits(self.max_value), self.logit_bits, window)
         self.link = UARTHostLink(divisor=divisor, pixels=self.pixels, max_value=self.max_value,
                                  classes=self.classes, logit_bits=self.logit_bits,
                                  copy_result=not program.compact,   # the fast build: a large device
-                                 info=info_payload(self.info),
+                                 info=info_payload(self.info), window=window,
                                  **({"weight_words": self.weight_words} if self.weight_words else
                                     {"weight_crc": weight_set_crc(program)}))
         self.adapter = EngineLinkAdapter(max_value=self.max_value, pixel_bits=self.engine.pixel_bits,
@@ -276,19 +285,74 @@ def plan_clock(target, clock_mhz=None, *, tolerance=0.01):
     return plan
 
 
-def check_link_settings(target, clock_mhz=None, baud=115200):
+# --- the UART's bit rate ------------------------------------------------------------------------
+
+#: Each board's USB-UART bridge: (chip, base clock of its baud generator in Hz, fastest rate
+#: known to work). The FT231X (ULX3S) divides 3 MHz by 1, 1.5 or 2 and up in steps of 1/8 (its
+#: datasheet's maximum is 3 Mbaud); the FT2232H (iCEBreaker) divides 12 MHz the same way (up to
+#: 12 Mbaud in its datasheet; 3 Mbaud is the rate routinely used on the board, and the fastest
+#: that ``termios`` names below 4 Mbaud).
+BRIDGES = {
+    "icebreaker": ("FT2232H", 12_000_000, 3_000_000),
+    "ulx3s-85f": ("FT231X", 3_000_000, 3_000_000),
+}
+
+
+def bridge_rate(board, baud):
+    """The rate the board's FTDI bridge really makes when asked for ``baud``: its base clock over
+    the nearest divisor it has (1, 1.5, or 2 and up in steps of 1/8)."""
+    _, base, _ = BRIDGES[board]
+    want = base / baud
+    if want < 1.25:
+        div = 1.0
+    elif want < 1.75:
+        div = 1.5
+    else:
+        div = max(2.0, round(want * 8) / 8)
+    return base / div
+
+
+def default_baud(target, clock_mhz=None):
+    """The default bit rate of ``target`` at ``clock_mhz`` (default: its default clock): the
+    fastest standard rate (:data:`BAUD_RATES`) up to the bridge's fastest known-good rate that the
+    bridge makes within 1 %, that the board's clock divides within 1 % (an integer or a
+    fractional divisor, :func:`~spikeforge.boards.uart.baud_divisor`) and whose divisor the
+    receiver can take (:func:`~spikeforge.boards.uart.check_receiver`). ULX3S at 25 MHz: 3 Mbaud
+    (divisor 25/3); iCEBreaker at 24 MHz: 3 Mbaud (divisor 8)."""
+    clock = plan_clock(target, clock_mhz)
+    _, _, fastest = BRIDGES[target.name]
+    for baud in sorted(BAUD_RATES, reverse=True):
+        if baud > fastest or abs(bridge_rate(target.name, baud) - baud) > RATE_TOLERANCE * baud:
+            continue
+        try:
+            check_receiver(baud_divisor(clock.mhz * 1e6, baud))
+        except ValueError:
+            continue
+        return baud
+    raise ValueError(f"no standard bit rate fits {target.name} at {clock.mhz:g} MHz")
+
+
+def check_link_settings(target, clock_mhz=None, baud=None):
     """The clock plan of ``target`` for ``clock_mhz``; ``ValueError`` naming ``--clock`` or
     ``--baud`` when the clock cannot be made or ``baud`` is not a rate the host link opens
-    (the rule of ``spikeforge run``) or cannot be divided from the clock. Runs before compiling."""
+    (the rule of ``spikeforge run``), cannot be divided from the clock within 1 %, or needs a
+    divisor the receiver cannot take. ``baud`` None: :func:`default_baud`. Runs before compiling."""
     try:
         clock = plan_clock(target, clock_mhz)
     except ValueError as e:
         raise ValueError(f"--clock: {e}") from None
+    if baud is None:
+        baud = default_baud(target, clock_mhz)
     if isinstance(baud, bool) or not isinstance(baud, int) or baud not in BAUD_RATES:
         raise ValueError(f"--baud: {baud!r} is not supported; allowed: one of {', '.join(map(str, BAUD_RATES))} "
                          "(the rates `spikeforge run` opens)")
+    made = bridge_rate(target.name, baud)
+    if abs(made - baud) > RATE_TOLERANCE * baud:
+        raise ValueError(f"--baud: {target.name}'s {BRIDGES[target.name][0]} bridge makes {made:.0f} baud when asked "
+                         f"for {baud}, {100 * abs(made - baud) / baud:.2f}% off; allowed: a rate it makes within "
+                         f"{100 * RATE_TOLERANCE:g}% (default {default_baud(target, clock_mhz)})")
     try:
-        baud_divisor(clock.mhz * 1e6, baud)
+        check_receiver(baud_divisor(clock.mhz * 1e6, baud))
     except ValueError as e:
         raise ValueError(f"--baud: {e}") from None
     return clock
@@ -297,10 +361,10 @@ def check_link_settings(target, clock_mhz=None, baud=115200):
 class BoardTop(Elaboratable):
     """The accelerator system on a board (an amaranth-boards platform of ``target``)."""
 
-    def __init__(self, target, program, *, clock_mhz=None, baud=115200):
+    def __init__(self, target, program, *, clock_mhz=None, baud=None):
         self.target = target
         self.clock = plan_clock(target, clock_mhz)
-        self.baud = baud
+        self.baud = baud = default_baud(target, clock_mhz) if baud is None else baud
         self.divisor = baud_divisor(self.clock.mhz * 1e6, baud)
         self.system = AcceleratorSystem(program, divisor=self.divisor, clk_hz=self.clock.mhz * 1e6,
                                         leds=len(target.leds), spram_primitive=True,

@@ -99,8 +99,9 @@ def test_linear_board_computes_with_the_weights_it_holds():
     board.weights[:] = 1
     board.loaded = True
     reply = MemoryTransport(board)
-    reply.write(encode_image(np.full(64, 2), 9))
-    assert reply.read(100, 0)[9:13] == (128).to_bytes(4, "little")     # after the 4-byte check
+    reply.write(encode_image(np.full(64, 2), 9, logits=True))
+    # logit 0 after the check, class and cycle count (4 + 1 + 4 bytes)
+    assert reply.read(100, 0)[14:18] == (128).to_bytes(4, "little")
 
 
 @pytest.mark.parametrize("faults, rate, requests", [("mixed", 0.01, 1500), ("all", 0.002, 1500)])

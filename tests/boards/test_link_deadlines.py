@@ -137,7 +137,7 @@ class ResettingBoard:
         self.rng = np.random.default_rng(7)
 
     def __call__(self, data):
-        if data[1] == 0x01:        # an IMAGE frame
+        if data[1] in (0x01, 0x04):        # an IMAGE or IMAGE_LOGITS frame
             self.requests += 1
             if self.requests in self.at:
                 self.board.reset(scramble=self.rng)

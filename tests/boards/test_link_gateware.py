@@ -6,7 +6,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from spikeforge.boards.hostlink import (
-    ErrorCode, MsgType, decode_error, decode_frames, decode_result, encode_frame, encode_image,
+    ErrorCode, MsgType, decode_error, decode_frames, decode_result, encode_frame, encode_image, logit_bytes,
+    pack_pixels,
 )
 from spikeforge.boards.link_gateware import FrameReceiver, FrameTransmitter
 from spikeforge.hdl.testing import stream_get, stream_put, to_python
@@ -26,7 +27,7 @@ def _image(rng, pixels=64, max_value=16):
     return rng.integers(0, max_value + 1, pixels)
 
 
-def _run_receiver(rcv, chunks, *, gap=TIMEOUT + 10, out_stall=0.0, seed=0, hold_output=0):
+def _run_receiver(rcv, chunks, *, gap=TIMEOUT + 10, out_stall=0.0, seed=0, hold_output=0, wants=None):
     """Feed byte chunks (one frame or junk each) with ``gap`` idle cycles after each; collect
     the images (lists of (pixel, last, seq)) and error reports until all is sent and idle."""
     pixels, errors = [], []
@@ -70,6 +71,8 @@ def _run_receiver(rcv, chunks, *, gap=TIMEOUT + 10, out_stall=0.0, seed=0, hold_
         current.append(p)
         if p["last"]:
             images.append(([q["pixel"] for q in current], current[0]["seq"]))
+            if wants is not None:
+                wants.append(current[0]["want"])
             assert {q["seq"] for q in current} == {current[0]["seq"]}
             current = []
     assert current == [], "image stream ended without last"
@@ -81,12 +84,30 @@ def test_good_frames_give_exact_pixels_with_stalls():
     imgs = [_image(rng) for _ in range(4)]
     imgs.append(np.full(64, 16))
     imgs.append(np.zeros(64, np.int64))
-    chunks = [encode_image(img, seq=10 + k) for k, img in enumerate(imgs)]
+    chunks = [encode_image(img, seq=10 + k, logits=k % 2 == 1) for k, img in enumerate(imgs)]
+    assert len(chunks[0]) == 5 + 40 + 4          # 64 pixels of 5 bits: 40 bytes
     chunks.insert(2, b"\x00\x13\xff noise between frames")
     rcv = FrameReceiver(pixels=64, max_value=16, timeout_cycles=TIMEOUT)
-    images, errors = _run_receiver(rcv, chunks, out_stall=0.3, gap=200)
+    wants = []
+    images, errors = _run_receiver(rcv, chunks, out_stall=0.3, gap=200, wants=wants)
     assert errors == []
     assert images == [([int(v) for v in img], 10 + k) for k, img in enumerate(imgs)]
+    assert wants == [k % 2 for k in range(len(imgs))]     # IMAGE_LOGITS asks for the logits
+
+
+@pytest.mark.parametrize("pixels,max_value", [(64, 1), (37, 3), (20, 255), (9, 100)])
+def test_packed_pixels_of_every_width(pixels, max_value):
+    """Pixels packed at 1, 2, 8 and 7 bits (a byte count that leaves padding bits) are unpacked
+    exactly; a pixel above ``max_value`` in a 7-bit field is BAD_VALUE."""
+    rng = np.random.default_rng(pixels)
+    imgs = [_image(rng, pixels, max_value) for _ in range(3)]
+    chunks = [encode_image(img, seq=k, pixels=pixels, max_value=max_value) for k, img in enumerate(imgs)]
+    if max_value == 100:
+        chunks.append(encode_frame(MsgType.IMAGE, 9, pack_pixels([0] * 5 + [101] + [0] * 3, 7)))
+    rcv = FrameReceiver(pixels=pixels, max_value=max_value, timeout_cycles=TIMEOUT)
+    images, errors = _run_receiver(rcv, chunks, gap=100)
+    assert images == [([int(v) for v in img], k) for k, img in enumerate(imgs)]
+    assert errors == ([(ErrorCode.BAD_VALUE, 9)] if max_value == 100 else [])
 
 
 def _flip(frame, pos, mask=0x01):
@@ -106,10 +127,10 @@ def test_corrupted_frame_rejected_then_recovers(case):
         "crc": (_flip(frame, len(frame) - 1), [(ErrorCode.BAD_CRC, 7)]),
         "seq": (_flip(frame, 2), [(ErrorCode.BAD_CRC, 6)]),
         "truncated": (frame[:40], [(ErrorCode.TIMEOUT, 7)]),
-        "short_length": (encode_frame(MsgType.IMAGE, 7, bytes(63)), [(ErrorCode.BAD_LENGTH, 7)]),
-        "long_length": (encode_frame(MsgType.IMAGE, 7, bytes(65)), [(ErrorCode.BAD_LENGTH, 7)]),
-        "bad_type": (encode_frame(0x33, 7, bytes(64)), [(ErrorCode.BAD_TYPE, 7)]),
-        "bad_value": (encode_frame(MsgType.IMAGE, 7, bytes([3] * 20 + [17] + [0] * 43)),
+        "short_length": (encode_frame(MsgType.IMAGE, 7, bytes(39)), [(ErrorCode.BAD_LENGTH, 7)]),
+        "long_length": (encode_frame(MsgType.IMAGE, 7, bytes(64)), [(ErrorCode.BAD_LENGTH, 7)]),
+        "bad_type": (encode_frame(0x33, 7, bytes(40)), [(ErrorCode.BAD_TYPE, 7)]),
+        "bad_value": (encode_frame(MsgType.IMAGE, 7, pack_pixels([3] * 20 + [17] + [0] * 43, 5)),
                       [(ErrorCode.BAD_VALUE, 7)]),
         "sync": (_flip(frame, 0), []),  # never seen as a frame: silently skipped
     }
@@ -128,13 +149,9 @@ def test_random_single_byte_corruption_never_passes_an_image():
         img = _image(rng)
         frame = encode_image(img, seq=k)
         if k % 2:
-            # half of the corruptions keep every pixel in range, so that only the CRC can tell
-            pos = prng.randrange(5, 5 + 64) if k % 4 == 1 else prng.randrange(len(frame))
-            if 5 <= pos < 5 + 64:
-                new = prng.choice([v for v in range(17) if v != frame[pos]])
-                frame = _flip(frame, pos, frame[pos] ^ new)
-            else:
-                frame = _flip(frame, pos, prng.randrange(1, 256))
+            # half of the corruptions in the packed pixels
+            pos = prng.randrange(5, 5 + 40) if k % 4 == 1 else prng.randrange(len(frame))
+            frame = _flip(frame, pos, prng.randrange(1, 256))
         else:
             expected.append(([int(v) for v in img], k))
         chunks.append(frame)
@@ -156,15 +173,19 @@ def test_busy_while_previous_image_not_taken():
 
 
 def test_small_image_and_max_value():
-    rcv = FrameReceiver(pixels=3, max_value=1, timeout_cycles=0)
-    images, errors = _run_receiver(rcv, [encode_image([1, 0, 1], seq=9, pixels=3, max_value=1),
-                                         encode_frame(MsgType.IMAGE, 4, bytes([1, 2, 0]))])
-    assert images == [([1, 0, 1], 9)]
+    rcv = FrameReceiver(pixels=3, max_value=2, timeout_cycles=0)
+    images, errors = _run_receiver(rcv, [encode_image([1, 0, 2], seq=9, pixels=3, max_value=2),
+                                         encode_frame(MsgType.IMAGE, 4, pack_pixels([1, 3, 0], 2))])
+    assert images == [([1, 0, 2], 9)]
     assert errors == [(ErrorCode.BAD_VALUE, 4)]
+    binary = FrameReceiver(pixels=3, max_value=1, timeout_cycles=0)
+    images, errors = _run_receiver(binary, [encode_image([1, 0, 1], seq=9, pixels=3, max_value=1),
+                                            encode_frame(MsgType.IMAGE, 4, bytes([1, 2]))])
+    assert images == [([1, 0, 1], 9)] and errors == [(ErrorCode.BAD_LENGTH, 4)]   # 3 bits: one byte
 
 
 def test_receiver_parameter_checks():
-    with pytest.raises(ValueError, match="pixels is 0; allowed: an integer 1..65535"):
+    with pytest.raises(ValueError, match="pixels is 0; allowed: an integer 1..104856"):
         FrameReceiver(pixels=0)
     with pytest.raises(ValueError, match="max_value is 256"):
         FrameReceiver(max_value=256)
@@ -191,11 +212,12 @@ def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bi
             logits[-1] = hi
         results.append({"logits": logits, "cls": rng.randrange(classes),
                         "cycles": rng.randrange(1 << cycle_bits), "seq": rng.randrange(256),
-                        })
+                        "want": k % 2 == 0})
     errors = [{"code": int(ErrorCode.BAD_CRC), "seq": 200}, {"code": int(ErrorCode.BUSY), "seq": 3}]
     xmt = FrameTransmitter(classes=classes, logit_bits=logit_bits, cycle_bits=cycle_bits, copy_result=copy_result)
     got = bytearray()
-    n_bytes = len(results) * (5 + 4 * classes + 9 + 4) + len(errors) * 10
+    n_bytes = sum(5 + 9 + 4 + (classes * logit_bytes(logit_bits) if r["want"] else 0) for r in results)
+    n_bytes += len(errors) * 10
 
     async def put_results(ctx):
         ctx.set(xmt.check, 0x8BADF00D)
@@ -218,9 +240,11 @@ def test_transmitter_frames_decode_with_host_codec(classes, logit_bits, cycle_bi
     err = [f for f in frames if f.type == MsgType.ERROR]
     assert len(res) == len(results) and len(err) == len(errors)
     for f, r in zip(res, results):
-        d = decode_result(f.payload, classes=classes)
-        assert (list(d.logits), d.cls, d.cycles, f.seq, d.check) == \
-            (r["logits"], r["cls"], r["cycles"], r["seq"], 0x8BADF00D)
+        d = decode_result(f.payload, classes=classes, logit_bits=logit_bits, logits=r["want"])
+        assert (d.logits and list(d.logits), d.cls, d.cycles, f.seq, d.check) == \
+            (r["logits"] if r["want"] else None, r["cls"], r["cycles"], r["seq"], 0x8BADF00D)
+        # the logits at their width: K * ceil(logit_bits / 8) bytes, only when asked for
+        assert len(f.payload) == 9 + (classes * logit_bytes(logit_bits) if r["want"] else 0)
     assert [(decode_error(f.payload), f.seq) for f in err] == [(ErrorCode.BAD_CRC, 200), (ErrorCode.BUSY, 3)]
 
 
@@ -263,12 +287,13 @@ def test_crc32_serial_matches_the_host_codec():
 
 
 def test_image_larger_than_1024_bytes_in_one_frame():
-    """Protocol version 3 carries a whole image in one IMAGE frame up to 65535 bytes: a
-    1,100-pixel image passes, the same with one pixel byte changed is BAD_CRC."""
+    """A whole image in one IMAGE frame up to 65535 bytes: a 1,700-pixel image (1,063 bytes
+    packed) passes, the same with one payload byte changed is BAD_CRC."""
     rng = np.random.default_rng(6)
-    img = _image(rng, pixels=1100)
-    frame = encode_image(img, seq=4, pixels=1100)
-    rcv = FrameReceiver(pixels=1100, max_value=16, timeout_cycles=TIMEOUT)
+    img = _image(rng, pixels=1700)
+    frame = encode_image(img, seq=4, pixels=1700)
+    assert len(frame) == 5 + 1063 + 4
+    rcv = FrameReceiver(pixels=1700, max_value=16, timeout_cycles=TIMEOUT)
     images, errors = _run_receiver(rcv, [_flip(frame, 5 + 1050, 0x02), frame])
     assert images == [([int(v) for v in img], 4)]
     assert errors == [(ErrorCode.BAD_CRC, 4)]
@@ -292,7 +317,7 @@ def test_hello_is_answered_by_an_info_frame():
         await stream_put(ctx, xmt.err, [{"code": INFO_REPORT, "seq": 12}])
 
     async def get(ctx):
-        got.extend(await stream_get(ctx, xmt.o, 5 + 25 + 4))
+        got.extend(await stream_get(ctx, xmt.o, 5 + 28 + 4))
 
     sim = Simulator(xmt)
     sim.add_clock(1e-6)

@@ -1,5 +1,6 @@
-"""Protocol version 3 on the host side: CRC-32 frames, RESULTs bound to their image and weight
-set, HELLO/INFO, old boards refused, images larger than 1024 bytes (docs/hostlink.md)."""
+"""What protocol version 3 brought, kept in version 4, on the host side: CRC-32 frames, RESULTs
+bound to their image and weight set, HELLO/INFO, old boards refused, images larger than 1024
+bytes (docs/hostlink.md). Version 4's own: test_protocol_v4.py."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from spikeforge.boards.faults import fuzz
 from spikeforge.boards.hostlink import (
     MAX_IMAGE, VERSION, Info, MsgType, crc16, crc32, crc32c, decode_frames, decode_info, decode_result, encode_frame,
-    encode_hello, encode_image, encode_info, encode_weights, model_hash, result_check, words_crc,
+    encode_hello, encode_image, encode_info, encode_weights, model_hash, pack_pixels, result_check, words_crc,
 )
 from spikeforge.boards.runtime import HostLink, LinkError, MemoryTransport, OldBoardError, ReferenceBoard
 
@@ -46,12 +47,12 @@ def test_result_check_binds_image_and_weights():
     """RESULT's check is the CRC-32C of the weight set continued over the image received."""
     board = ReferenceBoard(lambda img: _logits(img), weight_crc=0xABCD1234)
     image = np.arange(64) % 17
-    (f,) = decode_frames(board(encode_image(image, 9)))
+    (f,) = decode_frames(board(encode_image(image, 9, logits=True)))
     r = decode_result(f.payload, classes=3)
-    raw = bytes(image.astype(np.uint8))
+    raw = pack_pixels(image, 5)          # the payload as sent: the pixels packed at 5 bits
     assert r.check == result_check(raw, 0xABCD1234) == crc32c(raw, 0xABCD1234)
     assert r.check != crc32c(raw) and r.check != result_check(raw, 0xABCD1235)
-    assert len(f.payload) == 4 + 4 * 3 + 1 + 4 and f.payload[:4] == r.check.to_bytes(4, "little")
+    assert len(f.payload) == 4 + 1 + 4 + 4 * 3 and f.payload[:4] == r.check.to_bytes(4, "little")
 
 
 class _Swap:
@@ -63,9 +64,9 @@ class _Swap:
 
     def __call__(self, data):
         (f,) = decode_frames(data)
-        if self.n and f.type == MsgType.IMAGE:
+        if self.n and f.type in (MsgType.IMAGE, MsgType.IMAGE_LOGITS):
             self.n -= 1
-            return self.board(encode_image(np.zeros(64, np.int64), f.seq))
+            return self.board(encode_image(np.zeros(64, np.int64), f.seq, logits=f.type == MsgType.IMAGE_LOGITS))
         return self.board(data)
 
 
@@ -113,7 +114,7 @@ def test_foreign_weight_crc_after_a_load_reloads_once():
 
 def test_hello_info_round_trip_and_old_boards_refused():
     (f,) = decode_frames(encode_info(INFO, 4))
-    assert (f.type, len(f.payload), decode_info(f.payload)) == (MsgType.INFO, 25, INFO)
+    assert (f.type, len(f.payload), decode_info(f.payload)) == (MsgType.INFO, 28, INFO)
     link = HostLink(MemoryTransport(ReferenceBoard(_logits, info=INFO)), classes=3)
     assert link.hello() == INFO
     # version 3 framing but no HELLO: BAD_TYPE
@@ -131,9 +132,9 @@ def test_hello_info_round_trip_and_old_boards_refused():
     with pytest.raises(OldBoardError, match=r"^the board did not answer HELLO in 4 attempts: .* rebuild and "
                                             r"reflash it"):
         HostLink(MemoryTransport(lambda data: b""), classes=3).hello()
-    newer = Info(4, *[getattr(INFO, k) for k in ("model_hash", "shape", "max_value", "classes", "lanes",
+    newer = Info(5, *[getattr(INFO, k) for k in ("model_hash", "shape", "max_value", "classes", "lanes",
                                                  "clock_hz", "weight_words")])
-    with pytest.raises(OldBoardError, match="protocol version 4, this spikeforge version 3"):
+    with pytest.raises(OldBoardError, match="protocol version 5, this spikeforge version 4"):
         HostLink(MemoryTransport(ReferenceBoard(_logits, info=newer)), classes=3).hello()
 
 
@@ -163,8 +164,8 @@ def test_image_larger_than_1024_bytes():
     link = HostLink(MemoryTransport(board), classes=2, pixels=3072, max_value=255)
     logits, _, _ = link.infer(image)
     assert logits.tolist() == [int(image.reshape(-1)[:1024].sum()), int(image.reshape(-1)[2048:].sum())]
-    with pytest.raises(ValueError, match=f"allowed: 1..{MAX_IMAGE}"):
-        encode_image(np.zeros(MAX_IMAGE + 1, np.int64), pixels=MAX_IMAGE + 1)
+    with pytest.raises(ValueError, match=f"allowed: up to {MAX_IMAGE} bytes"):
+        encode_image(np.zeros(MAX_IMAGE + 1, np.int64), pixels=MAX_IMAGE + 1, max_value=255)
 
 
 def test_fuzz_with_images_larger_than_one_v2_frame():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from spikeforge.boards.hostlink import (
-    ErrorCode, MsgType, argmax_lowest, crc32c, decode_frames, encode_error, encode_frame, encode_result,
+    ErrorCode, MsgType, argmax_lowest, crc32c, decode_frames, encode_error, encode_frame, encode_result, pack_pixels,
 )
 from spikeforge.boards.runtime import (
     HostLink, LinkError, MemoryTransport, ReferenceBoard, ResultMismatchError, SerialTransport, Transport,
@@ -129,14 +129,14 @@ def test_each_attempt_uses_a_new_seq():
     link, board = _link(["drop", "drop"])
     link.infer(_images(1)[0])
     frames = decode_frames(bytes(link.transport.written))
-    assert [f.type for f in frames] == [MsgType.IMAGE] * 3
+    assert [f.type for f in frames] == [MsgType.IMAGE_LOGITS] * 3    # HostLink asks for the logits by default
     assert len({f.seq for f in frames}) == 3
 
 
 def test_class_mismatch_is_reported():
     def bad_board(data):
         seq = decode_frames(data)[0].seq
-        return encode_result([1, 5, 2], 0, 0, seq, check=crc32c(bytes(64)))
+        return encode_result([1, 5, 2], 0, 0, seq, check=crc32c(bytes(40)))   # 64 pixels 0: 40 bytes
     link = HostLink(MemoryTransport(bad_board), classes=3)
     with pytest.raises(ResultMismatchError, match="class 0 is not the argmax 1"):
         link.infer(np.zeros(64, np.int64))
@@ -150,8 +150,8 @@ def test_ties_go_to_lowest_index():
 
 def test_board_rejects_bad_requests():
     board = ReferenceBoard(golden_logits)
-    replies = decode_frames(board(encode_frame(MsgType.IMAGE, 4, bytes(63)) + encode_frame(0x77, 5, b"")
-                                  + encode_frame(MsgType.IMAGE, 6, bytes([17] * 64))))
+    replies = decode_frames(board(encode_frame(MsgType.IMAGE, 4, bytes(39)) + encode_frame(0x77, 5, b"")
+                                  + encode_frame(MsgType.IMAGE, 6, pack_pixels([17] * 64, 5))))
     assert [(f.type, f.seq, f.payload[0]) for f in replies] == [
         (MsgType.ERROR, 4, ErrorCode.BAD_LENGTH), (MsgType.ERROR, 5, ErrorCode.BAD_TYPE),
         (MsgType.ERROR, 6, ErrorCode.BAD_VALUE)]

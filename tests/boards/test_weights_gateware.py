@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 from spikeforge.boards.hostlink import (
     SYNC, ErrorCode, Frame, FrameDecoder, Loaded, MsgType, argmax_lowest, decode_error, decode_frames,
     crc32c, decode_info, decode_loaded, decode_result, encode_frame, encode_hello, encode_image, encode_weights,
-    words_crc,
+    pack_pixels, words_crc,
 )
 from spikeforge.boards.link_gateware import LOADED_REPORT, FrameReceiver, FrameTransmitter, UARTHostLink
 from spikeforge.hdl.testing import stream_get, stream_put, to_python
@@ -256,10 +256,10 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     ww = 4504
     reports = [(LOADED_REPORT, 3, 0, 0), (int(ErrorCode.BAD_OFFSET), 4, 17, 0), (LOADED_REPORT, 200, 4096, 0),
                (LOADED_REPORT, 255, 4504, 1)]
-    results = [{"logits": [5, -7, 2], "cls": 0, "cycles": 99, "seq": 8}]
+    results = [{"logits": [5, -7, 2], "cls": 0, "cycles": 99, "seq": 8, "want": 1}]
     xmt = FrameTransmitter(classes=3, logit_bits=9, cycle_bits=12, weight_words=ww)
     got = bytearray()
-    n_bytes = 3 * 16 + 10 + (5 + 12 + 9 + 4)
+    n_bytes = 3 * 16 + 10 + (5 + 9 + 2 * 3 + 4)      # logits of 9 bits: 2 bytes each
 
     async def put_reports(ctx):
         rng = random.Random(1)
@@ -291,7 +291,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
                        (200, Loaded(4096, False, 0x01020304 * 4 + 4096)),
                        (255, Loaded(4504, True, 0x01020304 * 3 + 4504))]
     (res,) = [f for f in frames if f.type == MsgType.RESULT]
-    r = decode_result(res.payload, classes=3)
+    r = decode_result(res.payload, classes=3, logit_bits=9)
     assert (r.logits, res.seq) == ((5, -7, 2), 8)
 
 
@@ -376,7 +376,7 @@ def _decoded(replies, words, image=None):
         else:
             r = decode_result(f.payload, classes=CLASSES)
             if image is not None:
-                assert r.check == crc32c(bytes(np.asarray(image, np.uint8)), words_crc(words))
+                assert r.check == crc32c(pack_pixels(image, 5), words_crc(words))
             out.append((f.seq, r.logits))
     return out
 
@@ -386,15 +386,15 @@ def test_link_loads_weights_over_uart():
     words = _words(ww, seed=7)
     image = np.random.default_rng(8).integers(0, 17, 64)
     chunk1 = encode_weights(100, words[100:200], 13)
-    steps = [(encode_image(image, 10), 1),                       # NOT_LOADED
+    steps = [(encode_image(image, 10, logits=True), 1),                       # NOT_LOADED
              (encode_weights(0, [], 11), 1),
              (encode_weights(0, words[:100], 12), 1),
              (_corrupt(chunk1, 5 + 2 + 2 * 40, 0x08), 1),        # BAD_CRC
              (encode_weights(100, words[100:200], 14), 1),       # the retry
              (encode_weights(200, words[200:], 15), 1),          # the last chunk: loaded
-             (encode_image(image, 16), 1),                       # RESULT computed with the weights
+             (encode_image(image, 16, logits=True), 1),                       # RESULT computed with the weights
              (encode_weights(0, [], 17), 1),                     # begin load again: not loaded
-             (encode_image(image, 18), 1)]                       # NOT_LOADED
+             (encode_image(image, 18, logits=True), 1)]                       # NOT_LOADED
     replies, after, writes = _run_link(steps, weight_words=ww)
     assert _decoded(replies, words, image) == [
         (10, ErrorCode.NOT_LOADED), (11, Loaded(0, False)), (12, Loaded(100, False)), (13, ErrorCode.BAD_CRC),
@@ -414,7 +414,7 @@ def test_link_bad_offset_writes_nothing_and_busy_while_image_in_flight():
              (encode_weights(0, words[:4], 2), 1),
              (bad, 1),                                            # BAD_OFFSET: next_word is 4
              (encode_weights(4, words[4:], 4), 1),                # loaded
-             (encode_image(np.ones(64, np.int64), 5), 0),         # the accelerator takes 1500 cycles
+             (encode_image(np.ones(64, np.int64), 5, logits=True), 0),         # the accelerator takes 1500 cycles
              (encode_weights(0, [], 6), 2),                       # BUSY, then the RESULT of image 5
              (encode_weights(0, [], 7), 1)]                       # begin load once the RESULT is out
     replies, after, writes = _run_link(steps, weight_words=ww, latency=1500)
@@ -431,15 +431,16 @@ def test_link_without_weights_answers_bad_type():
     assert set(link.signature.members) == {"rx", "tx", "image", "result"}
     image = np.full(64, 2)
     replies, _, _ = _run_link([(encode_weights(0, [], 1), 1), (encode_weights(0, [1, 2], 2), 1),
-                               (encode_image(image, 3), 1), (encode_hello(4), 1)], weight_words=0)
+                               (encode_image(image, 3, logits=True), 1), (encode_hello(4), 1)], weight_words=0)
     assert _decoded(replies[:3], []) == [(1, ErrorCode.BAD_TYPE), (2, ErrorCode.BAD_TYPE),
                                          (3, tuple(_stand_in(image.tolist(), [None])))]
     # the RESULT carries the CRC-32 of the image as received; HELLO is answered with INFO
-    assert decode_result(replies[2].payload).check == crc32c(bytes(image.astype(np.uint8)))
+    assert decode_result(replies[2].payload).check == crc32c(pack_pixels(image, 5))
     assert (replies[3].type, replies[3].seq) == (MsgType.INFO, 4)
     info = decode_info(replies[3].payload)
-    assert (info.version, info.shape, info.max_value, info.classes, info.weight_words) == (3, (64, 1, 1), 16,
+    assert (info.version, info.shape, info.max_value, info.classes, info.weight_words) == (4, (64, 1, 1), 16,
                                                                                           CLASSES, 0)
+    assert (info.pixel_bits, info.logit_bits, info.window) == (5, 32, 1)
 
 
 def test_link_with_weights_converts_to_verilog_and_checks_parameters():

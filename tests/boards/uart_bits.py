@@ -43,3 +43,26 @@ async def sample_uart(ctx, line, count, divisor, *, timeout=1_000_000):
         assert ctx.get(line), f"stop bit is 0 after byte 0x{byte:02X}"
         out.append(byte)
     return bytes(out)
+
+
+async def drive_uart_at(ctx, line, data, period, *, offset=0.0):
+    """Send ``data`` back to back at ``period`` cycles per bit (any real number: a sender whose
+    rate is off the receiver's), the first edge ``offset`` (0..1) cycles after the current
+    clock edge: the line takes each level at the first clock edge at or after its bit's start,
+    as a line that changes between clock edges is seen by the flip-flop that samples it."""
+    import math
+
+    levels = []
+    for byte in bytes(data):
+        levels += [0] + [(byte >> i) & 1 for i in range(8)] + [1]
+    cycle = 0
+    for k, level in enumerate(levels):
+        start = math.ceil(offset + k * period - 1e-9)
+        if start > cycle:
+            await ctx.tick().repeat(start - cycle)
+            cycle = start
+        ctx.set(line, level)
+    end = math.ceil(offset + len(levels) * period - 1e-9)
+    if end > cycle:
+        await ctx.tick().repeat(end - cycle)
+    ctx.set(line, 1)

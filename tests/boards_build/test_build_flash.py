@@ -14,7 +14,8 @@ from spikeforge.boards.build import DoesNotFit, precheck
 from spikeforge.boards.flash import FlashError, flash, resolve_bitstream
 from spikeforge.devices import get_target
 from spikeforge.toolchain import find_tool, openfpgaloader_problem
-from spikeforge.boards.top import ecp5_pll, ice40_pll, plan_clock
+from spikeforge.boards.top import default_baud, ecp5_pll, ice40_pll, plan_clock
+from spikeforge.boards.uart import baud_divisor
 from spikeforge.builder import random_model
 from spikeforge.data import load_digits_split
 from spikeforge.hdl.accel.program import compile_model
@@ -224,7 +225,8 @@ def test_board_top_plan_has_pll_pins_and_clock(board, clock, cell, constraint):
         assert f"set_frequency system.adapter.clk {float(clock)}" in cons or clock == 12
     else:
         assert f'FREQUENCY NET "system.adapter.clk" {clock * 1e6}' in cons
-    assert top.divisor == round(clock * 1e6 / 115200)
+    # the board's default rate (3 Mbaud): an integer divisor where one is within 1 %, else a fraction
+    assert top.baud == default_baud(t, clock) and top.divisor == baud_divisor(clock * 1e6, top.baud)
 
 
 def test_aim_past_clock_raises_every_frequency_and_needs_one():

@@ -64,6 +64,21 @@ def test_corrupted_frames_are_refused_and_retried(board):
     assert s["retries"] + weight_retries == 1 + corrupted
 
 
+def test_corrupted_frames_with_requests_in_flight():
+    """The ULX3S build with two requests in flight (its window), the class only: a corrupted
+    IMAGE frame is NACKed, a corrupted RESULT detected; each stops the window, the requests in
+    flight are re-sent one at a time, and every answer still equals the golden model's."""
+    from spikeforge.boards.simulate import simulate_board
+
+    model = load_model(default_model_path())
+    images, labels = load_digits_split("test")
+    s = simulate_board(model, "ulx3s-85f", images[:12], labels[:12], window=4, logits=False,
+                       faults={"corrupt_image": 3, "corrupt_reply_image": 7})
+    assert s["images"] == 12 and s["mismatches"] == 0 and (s["window"], s["logits"]) == (2, False)
+    assert s["nacks"] == {"BAD_CRC": 1} and s["bad_replies"] == 1 and s["timeouts"] == 0
+    assert s["retries"] >= 2          # the damaged request's and, maybe, the one in flight behind it
+
+
 def test_fault_injection_against_the_gateware():
     """The fault-injecting transport around the simulated board's pins (a short seeded run of
     ``fuzz_hostlink.py --gateware`` as it runs by default: the UART at the board's clock over
