@@ -277,7 +277,7 @@ def test_build_timing_failure_exits_3_without_bitstream(tmp_path, capsys, monkey
     stale = out / "spikeforge_ulx3s-85f.bit"
     stale.write_bytes(b"old")
     args = _parse(bcli.add_build_arguments, [str(model_path), "--board", "ulx3s-85f", "--lanes", "1",
-                                             "-o", str(out)])
+                                             "--clock", "25", "-o", str(out)])
     code = bcli.run_build(args)
     cap = capsys.readouterr()
     report = json.loads((out / "build_report.json").read_text())

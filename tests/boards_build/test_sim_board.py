@@ -14,6 +14,7 @@ import pytest
 
 from spikeforge.cli import default_model_path, main
 from spikeforge.data import load_digits_split
+from spikeforge.devices import TARGETS
 from spikeforge.modelfile import load_model
 from spikeforge.sim.runners import simulator_missing_reason
 
@@ -91,7 +92,7 @@ def test_fault_injection_against_the_gateware():
 
     model = load_model(default_model_path())
     images, labels = load_digits_split("test")
-    baud = 25e6 / MIN_DIVISOR
+    baud = TARGETS["ulx3s-85f"].default_clock_mhz * 1e6 / MIN_DIVISOR
     t = fuzz_link_times(model, "ulx3s-85f", images[:6], baud)
     r = simulate_board(model, "ulx3s-85f", images[:6], labels[:6], baud=baud, timeout=t["timeout"],
                        settle=t["settle"], fuzz={"requests": 12, "faults": "mixed", "rate": 0.01, "seed": 1,
