@@ -112,6 +112,7 @@ LAYERS = {
     "spikeforge.hdl.accel.lanes": 2,
     "spikeforge.hdl.accel.lsb": 2,
     "spikeforge.hdl.accel.sequencer": 2,
+    "spikeforge.hdl.accel.logits": 2,
     "spikeforge.hdl.accel.syn": 2,
     "spikeforge.hdl.accel.syn_front": 2,
     "spikeforge.hdl.accel.syn_scan": 2,

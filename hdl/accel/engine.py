@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from .ew import elaborate_ew
 from .lanes import COPY_ATTR, COPY_MARK, LaneCopies
+from .logits import Logits, result_layout
 from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
 from .plan import CONST_LOGIC_DEPTH, LANES_PER_COPY, EnginePlan, Kind, const_parts, lane_group_widths
 from .plan import ubits as _ubits
@@ -26,11 +27,6 @@ from .timing import build_of
 __all__ = ["Engine", "EnginePlan", "result_layout", "weight_load_layout", "LANES_PER_COPY", "COPY_ATTR", "COPY_MARK",
            "lane_group_widths", "const_parts", "CONST_LOGIC_DEPTH"]
 
-
-
-def result_layout(logit_bits):
-    """Result payload: ``value`` (a logit, or the class on the last beat) and ``last``."""
-    return data.StructLayout({"value": signed(logit_bits), "last": 1})
 
 
 def weight_load_layout():
@@ -232,14 +228,19 @@ class Engine(wiring.Component):
         pc = Signal(range(len(self.desc_rows) + 1))   # the running pass
         lc = LaneCopies(m, self.plan, pc)
 
-        seq = sequencer(eng=self, m=m, lc=lc, desc=desc, desc_bits=desc_bits, desc_k=desc_k, desc_r=desc_r, dw=dw,
-                        img_w=img_w, nw=nw, pc=pc, wm_load=wm_load)
-        event_ctr, logits = seq["event_ctr"], seq["logits"]
+        # The result stage: the out pass shifts the logits in, the sequencer's OUT state sends.
+        m.submodules.logits = logits = Logits(prog.classes, P, self.logit_bits,
+                                              shift_group=lc.per_copy if self.build.logit_shift_regs else None)
+        wiring.connect(m, wiring.flipped(self.result), logits.result)
+
+        seq = sequencer(eng=self, m=m, desc=desc, desc_bits=desc_bits, desc_k=desc_k, desc_r=desc_r, dw=dw,
+                        img_w=img_w, nw=nw, pc=pc, wm_load=wm_load, logits=logits)
+        event_ctr = seq["event_ctr"]
         start_syn, syn_done, start_ew, ew_done = seq["start_syn"], seq["syn_done"], seq["start_ew"], seq["ew_done"]
 
         syn = elaborate_syn(self, m, lc, desc, start_syn, syn_done, banks, img_r, im_a, im_w, wm_r, amems, hst,
                              event_ctr)
-        elaborate_ew(self, m, lc, desc, start_ew, ew_done, banks, rmw, im_a, im_b, im_w, cm_r, logits, syn)
+        elaborate_ew(self, m, lc, desc, start_ew, ew_done, banks, rmw, im_a, im_b, im_w, cm_r, logits.tile, syn)
         # For the simulation harness (simulate.py): the last elaboration's memories and registers.
         self.debug_smem, self.debug_imem, self.debug_pc, self.debug_events = smems, imem, pc, event_ctr
         self.debug_collided = flags

@@ -9,10 +9,11 @@ from .ew_loops import ew_loops
 __all__ = ["elaborate_ew"]
 
 
-def elaborate_ew(eng, m, lc, desc, start, done, banks, rmw, im_a, im_b, im_w, cm_r, logits, syn):
+def elaborate_ew(eng, m, lc, desc, start, done, banks, rmw, im_a, im_b, im_w, cm_r, tile, syn):
     """One element per cycle through a 9-stage pipeline; tiles follow each other without
     a gap, so a pass costs ``tiles * N * T`` issue cycles plus the pipeline depth once.
     ``rmw``: the spike banks' third read ports (whole-word spike writes), or ``None``.
+    ``tile``: the result stage's tile shift input (the out pass's logits, :class:`.logits.Logits`).
 
     ===== =====================================================================
     stage work (the element issued in cycle 0)
@@ -37,5 +38,5 @@ def elaborate_ew(eng, m, lc, desc, start, done, banks, rmw, im_a, im_b, im_w, cm
              f_add=s0["f_add"],
              f_and=s0["f_and"], f_lif=s0["f_lif"], f_mask=s0["f_mask"], f_ms=s0["f_ms"], f_out=s0["f_out"],
              f_red=s0["f_red"], f_rq=s0["f_rq"], f_soft=s0["f_soft"], f_spk=s0["f_spk"], im_a=im_a, im_b=im_b,
-             im_w=im_w, logits=logits, loop_active=s0["loop_active"], run=s0["run"], sel_active=s0["sel_active"],
+             im_w=im_w, tile=tile, loop_active=s0["loop_active"], run=s0["run"], sel_active=s0["sel_active"],
              spread=s0["spread"], start=start, syn=syn)

@@ -10,7 +10,7 @@ __all__ = ["ew_lanes"]
 
 
 def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ctl_lanes, done, f_add, f_and, f_lif,
-             f_mask, f_ms, f_out, f_red, f_rq, f_soft, f_spk, im_a, im_b, im_w, logits, loop_active, run, sel_active,
+             f_mask, f_ms, f_out, f_red, f_rq, f_soft, f_spk, im_a, im_b, im_w, tile, loop_active, run, sel_active,
              spread, start, syn):
     """EW/RED stages 1..9 per lane: operands, requantization, neuron, memory writes, and the
     pass's done (see :func:`.ew.elaborate_ew`)."""
@@ -247,12 +247,12 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
             wr_spk = c.valid & c.wr & l_spk[ln] & (c.tile * P + ln < l_C[ln])
             spike_word_write(ln, wp, rmw[ln], wr_spk, spike, c.tile)
 
-    # The logits shift in (out pass): logit j is lane j % P's, and shifts under that lane's
-    # copy of the element control (the enable reaches no other lane group's registers).
-    for j, (dst, src) in enumerate(zip(logits, logits[P:] + y8)):
-        c = c9[j % P]
-        with m.If(c.valid & c.wr & l_out[j % P]):
-            m.d.sync += dst.eq(src)
+    # The logits shift into the result stage (out pass): logit j is lane j % P's, and shifts
+    # under that lane's copy of the element control (the enable reaches no other lane group's
+    # registers).
+    for ln in range(P):
+        c = c9[ln]
+        m.d.comb += [tile.en[ln].eq(c.valid & c.wr & l_out[ln]), tile.value[ln].eq(y8[ln])]
     # Integer write (one memory port: in the compact build the lanes of lane group 0 give
     # its address; in the fast build each part's address register takes it from its own
     # lane group's copies, which hold the same values).

@@ -18,7 +18,7 @@ from amaranth.hdl import Cat, Const, Shape, Signal, Value, signed, unsigned
 from .plan import LANES_PER_COPY
 from .timing import build_of
 
-__all__ = ["COPY_ATTR", "COPY_MARK", "LaneCopies", "lane", "copy_signal"]
+__all__ = ["COPY_ATTR", "COPY_MARK", "LaneCopies", "lane", "copy_regs", "copy_signal"]
 
 #: The attribute (value 1) of every such copy: synthesis keeps the copies apart
 #: (boards/build.py), where it would otherwise merge registers with the same input into one.
@@ -31,6 +31,19 @@ def copy_signal(shape, name, **kwargs):
     """A signal that is a copy of a register: named with :data:`COPY_MARK`, marked with
     :data:`COPY_ATTR` (``name`` already carries the mark and the copy's number)."""
     return Signal(shape, name=name, attrs={COPY_ATTR: 1}, **kwargs)
+
+
+def copy_regs(name, shape, lanes, per_copy):
+    """One register per group of ``per_copy`` lanes (one register, with a reset, when that is
+    every lane); returns (registers, the register of each lane). The caller assigns every
+    register the same value."""
+    if per_copy >= lanes:
+        reg = Signal(shape, name=name)
+        return [reg], [reg] * lanes
+    # No reset on the copies (their sources have one; they follow a cycle later), so the
+    # reset net does not reach every lane group.
+    regs = [copy_signal(shape, f"{name}{COPY_MARK}{g}", reset_less=True) for g in range(-(-lanes // per_copy))]
+    return regs, [regs[ln // per_copy] for ln in range(lanes)]
 
 
 def lane(word, i, width):
@@ -50,19 +63,15 @@ class LaneCopies:
         self._spread_cache = {}
         self._pc_onehot = None
 
+    @property
+    def per_copy(self):
+        """Lanes per copy: :data:`LANES_PER_COPY` in the fast build, else every lane."""
+        return LANES_PER_COPY if self.spread_on else self.P
+
     def copy_regs(self, name, shape):
         """One register per group of :data:`LANES_PER_COPY` lanes in the fast build, one
-        register otherwise; returns (registers, the register of each lane). The caller assigns
-        every register the same value."""
-        P = self.P
-        if not self.spread_on:
-            reg = Signal(shape, name=name)
-            return [reg], [reg] * P
-        # No reset on the copies (their sources have one; they follow a cycle later), so the
-        # reset net does not reach every lane group.
-        regs = [copy_signal(shape, f"{name}{COPY_MARK}{g}", reset_less=True)
-                for g in range(-(-P // LANES_PER_COPY))]
-        return regs, [regs[ln // LANES_PER_COPY] for ln in range(P)]
+        register otherwise (:func:`copy_regs`)."""
+        return copy_regs(name, shape, self.P, self.per_copy)
 
     def addr_regs(self, name, addrs, expr):
         """Drive a memory port's addresses (one per part, :func:`.memories.bram_ports`: a lane

@@ -111,7 +111,8 @@ class EnginePlan:
     def __init__(self, program):
         self.prog = prog = program
         self.pixel_bits = ubits(prog.image.levels)
-        self.logit_bits = bits_for_range(min(prog.logits.lo, 0), max(prog.logits.hi, 0))
+        # the result's value: a logit, or the class index on the last beat
+        self.logit_bits = bits_for_range(min(prog.logits.lo, 0), max(prog.logits.hi, prog.classes - 1))
         self._plan()
 
     def _plan(self):

@@ -111,6 +111,20 @@ def test_images_in_sequence_do_not_interact():
     assert np.array_equal(logits, run_model(model, images).logits)
 
 
+@pytest.mark.parametrize("compact", [True, False])
+def test_one_class_on_one_lane(compact):
+    """A head of one class on one lane: a result stage of a single logit register (its
+    argmax once compared with a second register, which does not exist then)."""
+    model = random_model(1, attention="linear", time_steps=1, channels=8, heads=1, classes=1, image=(4, 4, 1),
+                         patch=2)
+    images = _images(2, (4, 4, 1), seed=1)
+    prog = compile_model(model, 1, compact=compact)
+    logits, classes, cycles, _ = simulate_engine(prog, images)
+    want = run_model(model, images)
+    assert np.array_equal(logits, want.logits) and classes.tolist() == [0, 0]
+    assert cycles.tolist() == [execute_program(prog, im).total_cycles for im in images]
+
+
 @pytest.mark.parametrize("lanes", [pytest.param(1, marks=pytest.mark.full), pytest.param(2, marks=pytest.mark.full),
                                    4, 8, pytest.param(16, marks=pytest.mark.full), 32])
 def test_lanes_give_identical_results(lanes):

@@ -11,8 +11,9 @@ import pytest
 from amaranth.hdl import Fragment
 
 from spikeforge.builder import random_model
-from spikeforge.hdl.accel.engine import Engine
+from spikeforge.hdl.accel.engine import LANES_PER_COPY, Engine
 from spikeforge.hdl.accel.generate import verilog_text
+from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.program import compile_model
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
@@ -54,3 +55,26 @@ def test_scan_stage_is_the_encoders_row_scan(compact):
     scan = found[0][1]
     assert scan.fast is not compact and scan.width == engine.row_bits
     assert SpikeEventEncoder.row_scan is RowScan
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 2), (False, 2), (False, 8)])
+def test_result_stage_is_the_proven_logits_component(compact, lanes):
+    """The engine's result stage is a :class:`Logits` (the component test_formal_units.py
+    proves) of the program's classes, lanes and logit width, in the build's mode: the fast
+    build shifts under a copy of the beat per lane group."""
+    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
+                         compact=compact)
+    engine = Engine(prog)
+    found = []
+
+    def walk(fragment):
+        for sub, name, _ in fragment.subfragments:
+            found.extend((name, o) for o in sub.origins or () if isinstance(o, Logits))
+            walk(sub)
+
+    walk(Fragment.get(engine, None))
+    assert [name for name, _ in found] == ["logits"]
+    stage = found[0][1]
+    assert (stage.classes, stage.lanes, stage.logit_bits) == (prog.classes, lanes, engine.logit_bits)
+    assert stage.shift_group == (None if compact else min(lanes, LANES_PER_COPY))
+    assert stage.result.signature == engine.result.signature

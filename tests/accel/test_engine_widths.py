@@ -72,3 +72,22 @@ def test_typed_counter_widths_are_the_compilers_limits():
                                            r"counters \(at most 65535\)"):
         compile_model(model, 1)
     assert max(p.acc_words for p in compile_model(model, 2).passes) == 32768
+
+
+def test_class_index_fits_the_result_value():
+    """Logits of a narrow range (a head of zero weights, biases 0 or 1: 0..1, 2 bits) and a
+    class index beyond it (3): the result's value is wide enough for both."""
+    model = random_model(1, attention="linear", time_steps=1, channels=8, heads=1, classes=5, image=(4, 4, 1),
+                         patch=2)
+    head = model.nodes[-1]
+    head.tensors["weight"] = np.zeros_like(head.tensors["weight"])
+    head.tensors["bias"] = np.array([0, 0, 0, 1, 1], dtype=head.tensors["bias"].dtype)
+    prog = compile_model(model, 1, compact=True)
+    assert (prog.logits.lo, prog.logits.hi) == (0, 1)
+    assert EnginePlan(prog).logit_bits == bits_for_range(0, 4)
+    images = np.random.default_rng(0).integers(0, 17, (1, 4, 4, 1))
+    want = run_model(model, images)
+    assert want.classes.tolist() == [3]    # the first of the two largest
+    logits, classes, _, _ = simulate_engine(prog, images)
+    np.testing.assert_array_equal(logits, want.logits)
+    np.testing.assert_array_equal(classes, want.classes)

@@ -9,6 +9,7 @@ from amaranth.hdl import Signal
 
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
+from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.row_scan import RowScan
@@ -129,4 +130,24 @@ class LifArrayDropsBeats(LifArray):
     def elaborate(self, platform):
         m = super().elaborate(platform)
         m.d.comb += self.i.ready.eq(1)
+        return m
+
+
+# -- engine stages ----------------------------------------------------------------------------------
+
+class LogitsTieToLast(Logits):
+    """The argmax keeps the last of equal logits (``>=``): the class of a tie is the highest
+    index, not the lowest (docs/spec.md)."""
+
+    def beats(self, a, b):
+        return a >= b
+
+
+class LogitsOffersWhileShifting(Logits):
+    """The fast build offers a beat in the cycle it shifts the logits: a beat stalled there
+    changes (the next logit arrives under it)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.result.valid.eq(self.send)
         return m

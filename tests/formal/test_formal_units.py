@@ -2,7 +2,9 @@
 """Bounded proofs (SymbiYosys BMC via ``spikeforge.sim.formal.prove``) for every unit of
 ``spikeforge.hdl.generate.UNITS``: output stream rules given input stream rules, exact
 full-width results (so no accumulator, membrane or counter overflows) within the §9 bounds.
-Each proof kind has deliberately broken units that must FAIL with the expected assertion.
+The engine's stage components (``STAGE_PROOFS``) are proven the same way, in the modes of
+both builds. Each proof kind has deliberately broken units that must FAIL with the expected
+assertion.
 
 Small parameter sizes keep each proof to seconds; see unit_proofs.py for the harnesses.
 """
@@ -11,10 +13,12 @@ import numpy as np
 import pytest
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
                           ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, LifArrayDropsBeats,
-                          LifArrayNarrowMembrane, SparseAddNarrowAcc, SparseAddGivesUp)
+                          LifArrayNarrowMembrane, LogitsOffersWhileShifting, LogitsTieToLast, SparseAddNarrowAcc,
+                          SparseAddGivesUp)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
-                         LifArrayProof, SparseAddProof)
+                         LifArrayProof, LogitsProof, SparseAddProof)
 
+from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.generate import UNITS
@@ -92,6 +96,29 @@ def test_unit_proof(make, depth, tmp_path):
     assert result.passed, (result.failed_assertions, result.counterexample, result.log[-3000:])
 
 
+# engine stage -> list of (id, harness factory, depth): the stage components hdl/accel/
+# instantiates (issue 19), each in the fast build's mode (shift_group: lanes per copy of the
+# shift enable) and the compact build's. The scan stage, RowScan, is proven through
+# spike_event_encoder above.
+STAGE_PROOFS = {
+    "logits": [
+        # depth: two images (the second's tiles and its first beats in the fast build)
+        ("k3_p2_fast", lambda: LogitsProof(Logits(3, 2, 3, shift_group=1)), 17),
+        ("k3_p2_compact", lambda: LogitsProof(Logits(3, 2, 3)), 12),
+        ("k5_p4_fast_two_copies", lambda: LogitsProof(Logits(5, 4, 4, shift_group=2)), 17),
+        ("k1_p1_fast", lambda: LogitsProof(Logits(1, 1, 2, shift_group=1)), 10),
+    ],
+}
+
+
+@pytest.mark.parametrize("make,depth", [
+    pytest.param(f, d, id=f"{stage}-{pid}", marks=[pytest.mark.slow] if n > 1 else [])
+    for stage, cases in STAGE_PROOFS.items() for n, (pid, f, d) in enumerate(cases)])
+def test_stage_proof(make, depth, tmp_path):
+    result = prove(make(), depth=depth, workdir=tmp_path)
+    assert result.passed, (result.failed_assertions, result.counterexample, result.log[-3000:])
+
+
 # broken units: (id, harness factory, depth, text expected in a failed assertion)
 BROKEN = [
     # stream rules
@@ -121,6 +148,12 @@ BROKEN = [
     ("linear_narrow_kv", lambda: AttentionLinearProof(AttentionLinearNarrowKV(
         channels=1, heads=1, tokens=2, levels_q=3, levels_k=2, levels_v=2)), 12,
      "o: output differs from the exact value"),
+    # engine stages: the result stage's tie rule, and a beat that changes under a stall
+    ("logits_tie_to_last", lambda: LogitsProof(LogitsTieToLast(3, 2, 3)), 10,
+     "o: class is not the argmax (first index on ties)"),
+    ("logits_offers_while_shifting", lambda: LogitsProof(LogitsOffersWhileShifting(3, 2, 3, shift_group=1),
+                                                         shadow=False), 10,
+     "o: payload changed while valid and not ready"),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Bounded-proof harnesses for the units of ``spikeforge.hdl`` (used by test_formal_units.py).
+"""Bounded-proof harnesses for the units of ``spikeforge.hdl`` and the engine's stage components
+(used by test_formal_units.py).
 
 Every harness wraps one unit with free inputs (the solver picks every input bit and the reset
 on every cycle) and
@@ -16,13 +17,14 @@ The shadows are written independently of the units (plain registers and full-wid
 arithmetic, no pipelining) and read only ports.
 """
 
-from amaranth.hdl import Array, Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed
+from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Elaboratable, Module, Mux, ResetSignal, Signal, Value,
+                          signed)
 
 from spikeforge.graph import bits_for_range
-from spikeforge.sim.formal import free_inputs, in_range, stream_rules
+from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
-           "AttentionMaskProof", "AttentionLinearProof"]
+           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof"]
 
 
 
@@ -416,3 +418,82 @@ class AttentionLinearProof(_Proof):
         fifo = _Fifo(m, len(expected.as_value()), self.in_flight, "o")
         fifo.connect(take_q, expected.as_value(), give, dut.o.payload.as_value())
         m.d.comb += Assert(~dut.o.valid | (fifo.count > 0), "o: valid with no q vector behind it")
+
+
+# -- engine stages ----------------------------------------------------------------------------------
+
+class LogitsProof(Elaboratable):
+    """The engine's result stage (:class:`spikeforge.hdl.accel.logits.Logits`), with the
+    environment the engine gives it (assumed): the tile strobe's copies all equal, exactly
+    ``ceil(K / P)`` tiles per image while ``send`` is low, ``send`` raised only once they are
+    all in and held until the class beat moves.
+
+    Asserted: the stream rules on ``result``; ``K`` beats carrying the logits shifted in, in
+    class order, then the class with ``last``, which is the index of the largest logit, the
+    lowest one on ties (docs/spec.md; the shadow is a plain comparison chain, not the stage's
+    precomputed one); a beat offered every cycle of ``send`` in the compact build, every
+    cycle but the one after a beat in the fast build (docs/accelerator.md). ``shadow=False``
+    keeps only the stream rules (with the same environment)."""
+
+    def __init__(self, dut, *, shadow=True):
+        self.dut = dut
+        self.shadow = shadow
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = self.dut
+        m.submodules.dut = dut
+        free_inputs(m, dut)
+        stream_rules(m, dut.result, name="o")
+        K, P = dut.classes, dut.lanes
+        tiles = -(-K // P)
+        tile, send, res = dut.tile, dut.send, dut.result
+        give = _fire(res)
+        # the environment (the engine's out pass and sequencer)
+        shift = Signal()
+        loaded = Signal(range(tiles + 1))   # tiles shifted in for this image
+        sent = Signal(range(K + 1))         # beats moved for this image
+        sending = Signal()                  # send was high, the class beat has not moved
+        class_beat = give & (sent == K)
+        m.d.comb += [
+            shift.eq(tile.en.any()),
+            Assume((tile.en == 0) | (tile.en == (1 << P) - 1)),
+            Assume(~shift | ((loaded < tiles) & ~send)),
+            Assume(~send | (loaded == tiles)),
+            Assume(~sending | send),
+        ]
+        m.d.sync += sending.eq(send & ~class_beat)
+        with m.If(shift):
+            m.d.sync += loaded.eq(loaded + 1)
+        with m.If(give):
+            m.d.sync += sent.eq(sent + 1)
+        with m.If(class_beat):
+            m.d.sync += [loaded.eq(0), sent.eq(0)]
+        if not self.shadow:
+            return m
+
+        # the logits shifted in, by class
+        expect = [Signal(signed(dut.logit_bits), name=f"expect{k}") for k in range(tiles * P)]
+        with m.If(shift):
+            with m.Switch(loaded):
+                for t in range(tiles):
+                    with m.Case(t):
+                        m.d.sync += [expect[t * P + ln].eq(tile.value[ln]) for ln in range(P)]
+        # the class: the first index of the largest
+        best, best_idx = expect[0], Const(0, range(K))
+        for k in range(1, K):
+            better = expect[k] > best
+            best, best_idx = Mux(better, expect[k], best), Mux(better, k, best_idx)
+        value = res.payload.value
+        with m.If(res.valid):
+            with m.If(sent < K):
+                m.d.comb += [Assert(~res.payload.last, "o: last before the class beat"),
+                             Assert(value == Array(expect)[sent], "o: logit differs from the one shifted in")]
+            with m.Else():
+                m.d.comb += [Assert(res.payload.last, "o: class beat without last"),
+                             Assert(value == best_idx, "o: class is not the argmax (first index on ties)")]
+        # the beat timing of the build
+        after_beat = past(m, give & ~ResetSignal(), name="after_beat")
+        offered = send if dut.shift_group is None else send & ~after_beat
+        m.d.comb += Assert(res.valid == offered, "o: beat timing differs from the build's")
+        return m
