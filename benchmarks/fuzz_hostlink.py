@@ -17,9 +17,9 @@ shipped model's build for --board, UART host link included) under Verilator, dri
 UART pins bit by bit in simulated time (spikeforge.boards.simulate, the Verilator build is cached).
 The weights are loaded over a clean line first; the images are the digits test split in turn,
 checked against the golden model. The line runs at --baud, by default the board's clock over 4,
-the shortest bit the gateware's UART allows (6,000,000 baud on the iCEBreaker, 6,250,000 on the
-ULX3S), 52 and 54 times the real board's 115200: only the UART divisor of the build differs. The host's times are given
-at 115200 baud and scaled to the bit rate (spikeforge.boards.simulate.fuzz_link_times): of the
+the shortest bit the gateware's UART allows (6,000,000 baud on the iCEBreaker at 24 MHz, 12,500,000
+on the ULX3S at its default 50 MHz), 2 and 4 times the boards' default 3 Mbaud: only the UART divisor of the
+build differs. The host's times are given at 115200 baud (the reference rate, protocol version 3's default) and scaled to the bit rate (spikeforge.boards.simulate.fuzz_link_times): of the
 attempt timeout, 0.05 s (a request and its reply take about 12 ms at 115200 baud), the engine's
 compute time stays and the rest is scaled; the settle time (1 ms) and the mean babble and stall
 (--babble-seconds, --stall-seconds) are scaled, so that the same faults cost the same byte times.

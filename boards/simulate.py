@@ -43,7 +43,8 @@ SETTLE_S = 1e-3
 #: verilated.mk's -Os. The board simulates about 1.3 times faster (measured: 391k -> 525k clock
 #: cycles per CPU second on the iCEBreaker build); the build takes about twice as long.
 VERILATOR_ARGS = ("-O3", "--x-assign", "fast", "-CFLAGS", "-O2")
-#: the bit rate at which the fuzz's link times (:func:`fuzz_link_times`) are given
+#: the bit rate at which the fuzz's link times (:func:`fuzz_link_times`) are given (the reference
+#: rate: protocol version 3's default; version 4's is 3 Mbaud)
 REAL_BAUD = 115200
 
 
@@ -54,7 +55,7 @@ def _cache_root():
 def fuzz_link_times(model, board, images, baud, *, lanes=None, clock_mhz=None, timeout=0.05, settle=SETTLE_S,
                     babble=0.3, stall=0.5):
     """The host's times for a fault-injection run of the simulated ``board`` at ``baud``, given
-    at :data:`REAL_BAUD` (the real board's 115200): the times on the line (``settle``, the mean
+    at :data:`REAL_BAUD` (115200, the reference rate): the times on the line (``settle``, the mean
     ``babble`` and ``stall``) are scaled by ``REAL_BAUD / baud`` (the same number of byte
     times); of ``timeout``, the engine's compute time (its longest over ``images``, from the
     analytic model) stays and the rest, line time, is scaled. Returns a dict: ``timeout``,
