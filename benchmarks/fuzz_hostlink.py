@@ -19,7 +19,8 @@ The weights are loaded over a clean line first; the images are the digits test s
 checked against the golden model. The line runs at --baud, by default the board's clock over 4,
 the shortest bit the gateware's UART allows (6,000,000 baud on the iCEBreaker at 24 MHz, 12,500,000
 on the ULX3S at its default 50 MHz), 2 and 4 times the boards' default 3 Mbaud: only the UART divisor of the
-build differs. The host's times are given at 115200 baud (the reference rate, protocol version 3's default) and scaled to the bit rate (spikeforge.boards.simulate.fuzz_link_times): of the
+build differs. The host's times are given at 115200 baud (the reference rate, protocol version 3's
+default) and scaled to the bit rate (spikeforge.boards.simulate.fuzz_link_times): of the
 attempt timeout, 0.05 s (a request and its reply take about 12 ms at 115200 baud), the engine's
 compute time stays and the rest is scaled; the settle time (1 ms) and the mean babble and stall
 (--babble-seconds, --stall-seconds) are scaled, so that the same faults cost the same byte times.
