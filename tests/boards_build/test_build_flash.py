@@ -316,7 +316,8 @@ def test_build_placer_option_reaches_nextpnr_and_bad_one_is_refused(tmp_path, ca
     model_path = tmp_path / "m.sfm"
     save_model(random_model(1, channels=4, heads=1), model_path)
     args = _parse(bcli.add_build_arguments, [str(model_path), "--board", "ulx3s-85f", "--lanes", "1",
-                                             "--placer", "heap", "--seed", "7", "--clock", "25", "-o", str(tmp_path / "out")])
+                                             "--placer", "heap", "--seed", "7", "--clock", "25",
+                                             "-o", str(tmp_path / "out")])
     assert bcli.run_build(args) == 0, capsys.readouterr().err
     pnr = [c for c in commands if "nextpnr" in Path(c[0]).name][0]
     assert pnr[pnr.index("--placer") + 1] == "heap" and pnr[pnr.index("--seed") + 1] == "7"
