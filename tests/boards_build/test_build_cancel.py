@@ -111,7 +111,15 @@ def _start(env, model, out, root, *, token, stall=""):
     cmd = [sys.executable, "-m", "spikeforge.cli", "build", str(model), "--board", "ulx3s-85f", "--lanes", "1",
            "--clock", "25", "-o", str(out)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_signals)
+
+
+def _default_signals():
+    """spikeforge starts with the signals at their defaults, as from a shell: a signal the test
+    process ignores (a pytest worker after a test that ran a Dask cluster) would be inherited
+    as ignored, and procs.guard() rightly leaves an ignored signal ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _assert_set(out, token):
