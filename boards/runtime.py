@@ -589,29 +589,33 @@ class HostLink:
             if len(self._raw) < 4096:
                 self._raw += data
             for item in decoder.feed(data):
-                if isinstance(item, FrameError):
-                    self.stats.bad_replies += 1
-                    return "lost", None, f"corrupt reply: {item}"
-                assert isinstance(item, Frame)
-                self._req_frames += 1
-                if item.seq != seq or item.type not in (reply_type, MsgType.ERROR):
-                    self.stats.stale_replies += 1
-                    continue
-                if item.type == MsgType.ERROR:
-                    try:
-                        code = decode_error(item.payload)
-                    except FrameError as e:
-                        self.stats.bad_replies += 1
-                        return "lost", None, f"corrupt reply: {e}"
-                    self.stats.nacks[code] += 1
-                    name = code.name if isinstance(code, ErrorCode) else f"code {code}"
-                    return "nack", code, f"board answered ERROR {name}"
-                try:
-                    value = decode(item.payload)
-                except FrameError as e:
-                    self.stats.bad_replies += 1
-                    return "lost", None, f"corrupt reply: {e}"
-                return "ok", value, None
+                self._req_frames += isinstance(item, Frame)
+                outcome, value, cause = self._classify(item, (seq,), reply_type, decode)
+                if outcome != "stale":
+                    return outcome, value, cause
+
+    def _classify(self, item, seqs, reply_type, decode):
+        """Sort one item from the frame decoder, counting it in :attr:`stats`; one rule for the
+        one-request path and the window. Returns ``(outcome, value, cause)``: ``("lost", None,
+        cause)`` for a corrupt frame or payload; ``("stale", None, None)`` for a frame whose seq
+        is not in ``seqs`` or whose type is neither ``reply_type`` nor ERROR; ``("nack", code,
+        cause)`` for an ERROR; ``("ok", decode(payload), None)`` otherwise."""
+        if isinstance(item, FrameError):
+            self.stats.bad_replies += 1
+            return "lost", None, f"corrupt reply: {item}"
+        if item.seq not in seqs or item.type not in (reply_type, MsgType.ERROR):
+            self.stats.stale_replies += 1
+            return "stale", None, None
+        try:
+            value = decode_error(item.payload) if item.type == MsgType.ERROR else decode(item.payload)
+        except FrameError as e:
+            self.stats.bad_replies += 1
+            return "lost", None, f"corrupt reply: {e}"
+        if item.type == MsgType.ERROR:
+            self.stats.nacks[value] += 1
+            name = value.name if isinstance(value, ErrorCode) else f"code {value}"
+            return "nack", value, f"board answered ERROR {name}"
+        return "ok", value, None
 
     def infer(self, image):
         """Send one image; return ``(logits, cls, cycles)``: logits an int64 array of K (None
@@ -851,37 +855,24 @@ class HostLink:
                     if not flight:
                         break
                     index, seq, want, start, _, _ = flight[0]
-                    if isinstance(item, FrameError):
-                        self.stats.bad_replies += 1
-                        stop(f"corrupt reply: {item}")
-                        break
-                    entry = next((f for f in flight if f[1] == item.seq), None)
-                    if entry is None or item.type not in (MsgType.RESULT, MsgType.ERROR):
-                        self.stats.stale_replies += 1
+                    outcome, result, cause = self._classify(item, {f[1] for f in flight}, MsgType.RESULT,
+                                                            self._decode_result)
+                    if outcome == "stale":
                         continue
-                    if item.type == MsgType.ERROR:
+                    if outcome == "lost":
+                        stop(cause)
+                        break
+                    if outcome == "nack":
                         # the board NACKs a frame as it ends, maybe before the RESULTs of the
                         # images ahead of it: that request failed; the ones ahead still count
-                        try:
-                            code = decode_error(item.payload)
-                        except FrameError as e:
-                            self.stats.bad_replies += 1
-                            stop(f"corrupt reply: {e}")
-                            break
-                        self.stats.nacks[code] += 1
-                        entry[5] = f"board answered ERROR {getattr(code, 'name', f'code {code}')}"
+                        entry = next(f for f in flight if f[1] == item.seq)
+                        entry[5] = cause
                         if entry is flight[0]:
-                            stop(entry[5])
+                            stop(cause)
                             break
                         continue
                     if item.seq != seq:
                         stop(f"RESULT for seq {item.seq} before the one for seq {seq}")
-                        break
-                    try:
-                        result = self._decode_result(item.payload)
-                    except FrameError as e:
-                        self.stats.bad_replies += 1
-                        stop(f"corrupt reply: {e}")
                         break
                     if result.check != want:
                         self.stats.foreign_results += 1
