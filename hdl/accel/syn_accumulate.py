@@ -3,6 +3,7 @@
 from amaranth.hdl import Array, Cat, Mux, Signal, signed
 from amaranth.lib import data
 
+from ..accumulate_lanes import AccumulateLanes
 from .lanes import lane
 from .timing import FAST
 
@@ -109,12 +110,8 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     for ln in range(P):
         m.d.sync += [i_wm[ln].eq(lane(wm_r.data, ln, wb)), i_im[ln].eq(lane(im_a.data, ln, ib))]
 
-    # Stage R: the accumulator lanes are registered as read; the weight lanes are selected
-    # and shifted by the plane.
-    # The accumulator word read in stage I misses the write of the event one ahead (stage
-    # A, one cycle later): ``fwd`` marks that case and stage A takes that event's sum.
-    # (The write two ahead, three in the fast build, lands in the read's own cycle: the
-    # read port is transparent.)
+    # Stage R: the weight lanes are selected (the accumulate core registers them, shifted,
+    # and the accumulator words read).
     q_valid = Signal()
     q_word = Signal(aww)
     q_bank = Signal()
@@ -124,46 +121,23 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     q_b_l = lc.copies("q_b", i_b[:pb], pb)
     kv_l, qkv_l = lc.spread("kv_mode_l", desc.kv_mode), lc.spread("qkv_mode_l", desc.qkv_mode)
     m.d.sync += [q_v[ln].eq(i_v[ln]) for ln in range(P)]
-    a_valid = Signal()
-    a_word = Signal(aww)
-    a_bank = Signal()
-    a_fwd = Signal()
-    a_w = [Signal(ab, name=f"a_w{ln}", reset_less=True) for ln in range(P)]  # weight << plane (mod 2^ab)
-    a_acc = [[Signal(signed(ab), name=f"a_acc{k}_{ln}", reset_less=True) for ln in range(P)] for k in range(2)]
-    fwd_next = a_valid & (a_bank == q_bank) & (a_word == q_word)
-    m.d.sync += [a_valid.eq(q_valid), a_word.eq(q_word), a_bank.eq(q_bank), a_fwd.eq(fwd_next)]
-    a_bank_l = lc.copies("a_bank", q_bank, 1)
-    a_fwd_l = lc.copies("a_fwd", fwd_next, 1)
-    if acc_wregs:
-        # Stage W (the fast build, Build.acc_write_regs): stage A's sum is registered and
-        # written a cycle later, so the read in stage I also misses the write of the event
-        # two ahead (in stage W while this one is in stage R): ``fwd2`` takes its sum.
-        w_valid = Signal()
-        w_word = Signal(aww)
-        w_bank = Signal()
-        m.d.sync += [w_valid.eq(a_valid), w_word.eq(a_word), w_bank.eq(a_bank)]
-        fwd2_next = w_valid & (w_bank == q_bank) & (w_word == q_word)
-        a_fwd2_l = lc.copies("a_fwd2", fwd2_next, 1)
+    # Stages R and A (and W in the fast build): SparseAdd's core adds each lane's weight,
+    # shifted by the plane, into the accumulator word of its bank; stage A takes the sum of
+    # the event one ahead (two ahead in the fast build: stage W) when the read in stage I
+    # missed its write (the same word of the same bank). (The write after that lands in the
+    # read's own cycle: the read port is transparent.)
+    ws = [Mux(kv_l[ln], q_v[ln], Mux(qkv_l[ln], i_im[ln], i_wm[ln])) for ln in range(P)]
+    core = AccumulateLanes(lanes=P, weight_shape=ws[0].shape(), shift_bits=pb, acc_bits=ab, banks=2,
+                           word_bits=aww, sum_reg=bool(acc_wregs), lanes_per_copy=lc.per_copy)
+    m.submodules.syn_acc = core
+    q = core.i.payload
+    m.d.comb += [core.i.valid.eq(q_valid), q.word.eq(q_word), q.bank.eq(q_bank)]
     for ln in range(P):
-        w = Mux(kv_l[ln], q_v[ln], Mux(qkv_l[ln], i_im[ln], i_wm[ln]))
-        m.d.sync += a_w[ln].eq(w << q_b_l[ln])
-        m.d.sync += [a_acc[k][ln].eq(lane(amems[k][1].data, ln, ab)) for k in range(2)]
-
-    # Stage A: accumulate and write back (the fast build: register the sum; stage W
-    # writes it).
-    sums = []
-    for ln in range(P):
-        last = Signal(signed(ab), name=f"a_last{ln}", reset_less=True)  # the sum of the previous cycle
-        s_ = Signal(signed(ab), name=f"sum{ln}")
-        acc = Mux(a_bank_l[ln], a_acc[1][ln], a_acc[0][ln])
-        if acc_wregs:
-            last2 = Signal(signed(ab), name=f"a_last2_{ln}", reset_less=True)  # and of the one before
-            m.d.sync += last2.eq(last)
-            acc = Mux(a_fwd2_l[ln], last2, acc)
-        acc = Mux(a_fwd_l[ln], last, acc)
-        m.d.comb += s_.eq(acc + a_w[ln])
-        m.d.sync += last.eq(s_)
-        sums.append(last if acc_wregs else s_)
+        m.d.comb += [q.w[ln].eq(ws[ln]), q.shift[ln].eq(q_b_l[ln])]
+        m.d.comb += [q.acc[k][ln].eq(lane(amems[k][1].data, ln, ab)) for k in range(2)]
+    a_valid, a_word, a_bank = core.a.valid, core.a.word, core.a.bank
+    a_acc = core.held   # the words read, registered every cycle (the fast build's drain data)
+    sums = [core.o.payload.sum[ln] for ln in range(P)]  # stage A's sums (the fast build: stage W's)
 
     # Drain engine: after three cycles (four in the fast build: the in-flight writes),
     # copy each accumulator word to the integer memory and clear it.
