@@ -99,6 +99,7 @@ LAYERS = {
     # L2 gateware: Amaranth
     "spikeforge.hdl.params": 2,
     "spikeforge.hdl.row_scan": 2,
+    "spikeforge.hdl.accumulate_lanes": 2,
     "spikeforge.hdl.event_encoder": 2,
     "spikeforge.hdl.conv_window": 2,
     "spikeforge.hdl.sparse_add": 2,

@@ -17,6 +17,8 @@ from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.program import compile_model
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
+from spikeforge.hdl.accumulate_lanes import AccumulateLanes
+from spikeforge.hdl.sparse_add import SparseAdd
 
 
 @pytest.mark.parametrize("memory,compact,lanes,options", [
@@ -55,6 +57,30 @@ def test_scan_stage_is_the_encoders_row_scan(compact):
     scan = found[0][1]
     assert scan.fast is not compact and scan.width == engine.row_bits
     assert SpikeEventEncoder.row_scan is RowScan
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_accumulate_stage_is_sparse_adds_core(compact, lanes):
+    """The SYN accumulate stage's additions are an :class:`AccumulateLanes`, the component
+    SparseAdd is built on (so SparseAdd's proof and tests cover it), in the build's
+    configuration: the plan's accumulator width, two banks, registered sums and a copy of the
+    flags per lane group in the fast build."""
+    model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
+    engine = Engine(compile_model(model, lanes, compact=compact))
+    found = []
+
+    def walk(fragment):
+        for sub, name, _ in fragment.subfragments:
+            found.extend((name, o) for o in sub.origins or () if isinstance(o, AccumulateLanes))
+            walk(sub)
+
+    walk(Fragment.get(engine, None))
+    assert [name for name, _ in found] == ["syn_acc"]
+    core = found[0][1]
+    assert (core.lanes, core.acc_bits, core.banks) == (lanes, engine.ab, 2)
+    assert core.sum_reg is not compact
+    assert core.lanes_per_copy == (lanes if compact else min(lanes, LANES_PER_COPY))
+    assert SparseAdd.accumulate is AccumulateLanes
 
 
 @pytest.mark.parametrize("compact,lanes", [(True, 2), (False, 2), (False, 8)])

@@ -7,6 +7,7 @@ changed."""
 
 from amaranth.hdl import Signal
 
+from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.accel.logits import Logits
@@ -104,6 +105,21 @@ class SparseAddGivesUp(SparseAdd):
         with m.If(waited & ~self.o.ready):
             m.d.comb += self.o.valid.eq(0)
         return m
+
+
+class AccumulateLanesNoSecondForward(AccumulateLanes):
+    """The fast build's core without its second forward: an addition whose read missed the
+    write of the one two ahead (stage W) adds to the stale word, losing that addition (the
+    engine's accumulate stage with ``fwd2`` dropped)."""
+
+    def _operand(self, m, held, fwd, last, fwd2, last2):
+        return super()._operand(m, held, fwd, last, None, None)
+
+
+class SparseAddNoSecondForward(SparseAdd):
+    """A SparseAdd built on :class:`AccumulateLanesNoSecondForward`."""
+
+    accumulate = AccumulateLanesNoSecondForward
 
 
 class ConvWindowRestartsWhileBusy(ConvWindowScan):

@@ -14,7 +14,7 @@ import pytest
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
                           ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, LifArrayDropsBeats,
                           LifArrayNarrowMembrane, LogitsOffersWhileShifting, LogitsTieToLast, SparseAddNarrowAcc,
-                          SparseAddGivesUp)
+                          SparseAddGivesUp, SparseAddNoSecondForward)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
                          LifArrayProof, LogitsProof, SparseAddProof)
 
@@ -50,6 +50,14 @@ PROOFS = {
         ("c2_d2", lambda: EncoderProof(SpikeEventEncoder(channels=2, levels=2)), 10),
     ],
     "sparse_add": [
+        # the accumulate core in the engine's fast build's configuration (registered sums, two
+        # banks, a copy of its flags per lane; one tile, so every addition forwards): depth
+        # for two groups of up to four events, the second in bank 1
+        ("engine_fast_banks2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL[:, :2], levels=3, lanes=2, fast=True,
+                                                                banks=2, lanes_per_copy=1)), 12),
+        # and in the compact build's (sums not registered, two banks)
+        ("engine_compact_banks2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL[:, :2], levels=3, lanes=2,
+                                                                   banks=2)), 14),
         # depth: one full group of the largest size and the start of the next
         ("1x1_tiles2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL, levels=1, lanes=2)), 14),
         ("1x1_planes2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL[:, :2], levels=3, lanes=1)), 12),
@@ -127,6 +135,9 @@ BROKEN = [
     # exact-value shadow: the engine's row scan (fast mode) ends a row early
     ("row_scan_late_single", lambda: EncoderProof(EncoderScanLateSingle(channels=3, levels=3, fast=True)), 8,
      "o: last flag wrong"),
+    # exact-value shadow: the engine's accumulate core (fast build) without its second forward
+    ("accumulate_no_second_forward", lambda: SparseAddProof(SparseAddNoSecondForward(
+        weight=W_SMALL[:, :2], levels=3, lanes=2, fast=True, banks=2)), 12, "o: acc differs from the exact sum"),
     ("sparse_add_gives_up", lambda: SparseAddProof(SparseAddGivesUp(
         weight=W_SMALL, levels=1, lanes=2), shadow=False), 10, "o: valid dropped before ready"),
     ("conv_restarts_while_busy", lambda: ConvWindowProof(ConvWindowRestartsWhileBusy(

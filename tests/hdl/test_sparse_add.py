@@ -3,9 +3,10 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, signed
 from amaranth.lib import wiring
 
+from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.sparse_add import SparseAdd
@@ -81,6 +82,22 @@ def test_cycles_model_exact(ci, co, lanes, levels):
     dut = SparseAdd(weight=rng.integers(-8, 8, (ci, co)), levels=levels, lanes=lanes)
     hw, beats = _events(rng, 8, 1, ci, levels)
     t_out = _run_add(dut, hw, beats, seed=3, stall_in=0.0, stall_out=0.0)
+    assert t_out[-1] + 1 == dut.cycles(beats)
+
+
+@pytest.mark.parametrize("fast,banks,per_copy", [(True, 2, 2), (False, 2, None), (True, 1, None)])
+def test_engine_configurations_match_golden(fast, banks, per_copy):
+    """SparseAdd on its accumulate core in the engine's configurations (registered sums and
+    the second forward, two banks taking turns, flag copies per lane group): the golden
+    beats under stalls, and the cycle model exact without them. One tile of 4 lanes, so
+    every addition of a group hits the word the one before it wrote."""
+    rng = np.random.default_rng(7 + fast + 2 * banks)
+    w = rng.integers(-8, 8, (5, 4))
+    dut = SparseAdd(weight=w, levels=3, lanes=4, fast=fast, banks=banks, lanes_per_copy=per_copy)
+    assert dut.latency == 2 + fast
+    hw, beats = _events(rng, 6, 1, 5, 3)
+    _run_add(dut, hw, beats, seed=5, stall_in=0.3, stall_out=0.4)
+    t_out = _run_add(dut, hw, beats, seed=5, stall_in=0.0, stall_out=0.0)
     assert t_out[-1] + 1 == dut.cycles(beats)
 
 
@@ -171,6 +188,10 @@ def test_conv_window_scan_cycles():
     (SparseAdd, dict(weight=np.zeros((2, 3, 1, 1), np.int64)), "expected"),
     (SparseAdd, dict(weight=np.zeros((2, 2)), lanes=2), "integer array"),
     (SparseAdd, dict(weight=np.zeros((2, 2), np.int64), lanes=0), "lanes is 0"),
+    (SparseAdd, dict(weight=np.zeros((2, 2), np.int64), banks=3), "banks is 3"),
+    (SparseAdd, dict(weight=np.zeros((2, 2), np.int64), fast=1), "fast is 1"),
+    (AccumulateLanes, dict(lanes=2, weight_shape=signed(8), shift_bits=1, acc_bits=6), "acc_bits is 6"),
+    (AccumulateLanes, dict(lanes=2, weight_shape=signed(4), shift_bits=1, acc_bits=6, banks=3), "banks is 3"),
     (ConvWindowScan, dict(height=2, width=2, kernel=3, padding=3), "padding is 3"),
     (ConvWindowScan, dict(height=2, width=2, kernel=3), "leave no output"),
 ])
