@@ -89,7 +89,7 @@ def sparse_add_cycles(in_channels=64, out_channels=32, lanes=8, vectors=16, seed
         if [(g["tile"], g["last"], g["acc"]) for g in got] != want:
             raise AssertionError(f"SparseAdd output differs from golden.sparse_add at rate {rate}")
         events = int(x.sum())
-        dense = vectors * (in_channels * dut.tiles + 1 + dut.tiles)  # every input read
+        dense = vectors * (in_channels * dut.tiles + dut.latency + dut.tiles)  # every input read
         rows.append([rate, events, t_out[-1] + 1, dut.cycles(beats), dense])
     return rows, dut
 
@@ -98,7 +98,7 @@ def print_cycles(rows, dut, vectors):
     print(f"### SparseAdd cycles vs firing rate\n\nLinear layer Ci={dut.in_channels}, Co={dut.out_channels}, "
           f"P={dut.lanes} lanes ({dut.tiles} tiles), binary spikes, {vectors} input vectors (one output "
           f"position each), no stalls; simulated with amaranth.sim, outputs equal `golden.sparse_add`. "
-          f"Dense = the same schedule reading every input ({dut.in_channels} x {dut.tiles} + {1 + dut.tiles} "
+          f"Dense = the same schedule reading every input ({dut.in_channels} x {dut.tiles} + {dut.latency + dut.tiles} "
           f"cycles per vector).\n")
     print("| firing rate | events | simulated cycles | `cycles()` model | cycles / event | dense cycles | "
           "simulated / dense |")
