@@ -51,16 +51,16 @@ PROOFS = {
     ],
     "sparse_add": [
         # the accumulate core in the engine's fast build's configuration (registered sums, two
-        # banks, a copy of its flags per lane; one tile, so every addition forwards): depth
-        # for two groups of up to four events, the second in bank 1
+        # banks, a copy of its flags per lane; one tile, so each addition of a group reads the
+        # word the ones before it write): depth for a group with a bubble between additions
+        # (the second forward) and a next group, in bank 1
         ("engine_fast_banks2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL[:, :2], levels=3, lanes=2, fast=True,
                                                                 banks=2, lanes_per_copy=1)), 12),
-        # and in the compact build's (sums not registered, two banks)
-        ("engine_compact_banks2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL[:, :2], levels=3, lanes=2,
-                                                                   banks=2)), 14),
         # depth: one full group of the largest size and the start of the next
         ("1x1_tiles2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL, levels=1, lanes=2)), 14),
-        ("1x1_planes2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL[:, :2], levels=3, lanes=1)), 12),
+        # the core in the compact build's configuration (sums not registered, two banks)
+        ("1x1_planes2_banks2", lambda: SparseAddProof(SparseAdd(weight=W_SMALL[:, :2], levels=3, lanes=1,
+                                                                banks=2)), 12),
         ("2x2_padded_lane", lambda: SparseAddProof(SparseAdd(weight=W_2X2, levels=1, lanes=2)), 14),
     ],
     "conv_window_scan": [
@@ -136,7 +136,7 @@ BROKEN = [
     ("row_scan_late_single", lambda: EncoderProof(EncoderScanLateSingle(channels=3, levels=3, fast=True)), 8,
      "o: last flag wrong"),
     # exact-value shadow: the engine's accumulate core (fast build) without its second forward
-    ("accumulate_no_second_forward", lambda: SparseAddProof(SparseAddNoSecondForward(
+    ("sparse_add_no_second_forward", lambda: SparseAddProof(SparseAddNoSecondForward(
         weight=W_SMALL[:, :2], levels=3, lanes=2, fast=True, banks=2)), 12, "o: acc differs from the exact sum"),
     ("sparse_add_gives_up", lambda: SparseAddProof(SparseAddGivesUp(
         weight=W_SMALL, levels=1, lanes=2), shadow=False), 10, "o: valid dropped before ready"),
