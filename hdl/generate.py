@@ -30,7 +30,7 @@ class UnitError(ValueError):
 
 
 def _sparse_add(*, in_channels=16, out_channels=16, kernel=1, weight_bits=4, levels=1, lanes=8,
-                seed=0):
+                seed=0, fast=False, banks=1):
     """Random signed ``weight_bits``-bit weights ``[kernel, kernel, in, out]`` from ``seed``."""
     if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
         raise UnitError(f"sparse_add: weight_bits is {weight_bits!r}; allowed: an integer 2..16")
@@ -41,7 +41,7 @@ def _sparse_add(*, in_channels=16, out_channels=16, kernel=1, weight_bits=4, lev
         if not isinstance(value, int) or value < 1:
             raise UnitError(f"sparse_add: {name} is {value!r}; allowed: an integer >= 1")
     w = rng.integers(lo, hi + 1, (kernel, kernel, in_channels, out_channels))
-    return SparseAdd(weight=w, levels=levels, lanes=lanes)
+    return SparseAdd(weight=w, levels=levels, lanes=lanes, fast=fast, banks=banks)
 
 
 def _lif_array(*, channels=16, tokens=64, lanes=8, time_steps=4, in_bits=12, out_bits=8,
@@ -92,6 +92,8 @@ PARAMS = {
         "kernel": (1, "an integer >= 1 (weights [kernel, kernel, in, out])"),
         "weight_bits": (4, "an integer 2..16"), "levels": (1, "an integer 1..65535"), "lanes": _LANES,
         "seed": (0, "an integer >= 0 (the random weights)"),
+        "fast": (False, "the accumulate core's registered sums, the engine's fast build's: true or false"),
+        "banks": (1, "1 or 2 (accumulator sets taking turns by group, as the engine's)"),
     },
     "conv_window_scan": {
         "height": (8, "an integer 1..4096"), "width": (8, "an integer 1..4096"), "kernel": (1, "an integer 1..15"),

@@ -53,7 +53,11 @@ def test_spike_event_encoder(simulator, params, tmp_path_factory):
 @pytest.mark.parametrize("params", _sets(
     {"in_channels": 5, "out_channels": 7, "kernel": 3, "weight_bits": 4, "levels": 3, "lanes": 4},
     {"in_channels": 16, "out_channels": 16, "kernel": 1, "weight_bits": 8, "levels": 1, "lanes": 8,
-     "seed": 5}))
+     "seed": 5},
+    # the accumulate core in the engine's fast build's configuration; two tiles, so an
+    # addition reads the word the one two ahead writes (the second forward)
+    {"in_channels": 6, "out_channels": 8, "kernel": 1, "weight_bits": 6, "levels": 3, "lanes": 4,
+     "fast": True, "banks": 2}))
 def test_sparse_add(simulator, params, tmp_path_factory):
     simulate_unit("sparse_add", params, simulator, tmp_path_factory)
 
