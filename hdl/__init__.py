@@ -10,7 +10,8 @@ name in snake case in :mod:`spikeforge.sim.golden`, and a cost model: ``cycles(.
 - :class:`~.conv_window.ConvWindowScan` (``conv_window_scan``): gather addressing of a k x k
   convolution with stride and zero padding (§5).
 - :class:`~.sparse_add.SparseAdd` (``sparse_add``): events -> weight-row additions into P
-  lanes, tiled over output channels (§5).
+  lanes, tiled over output channels (§5); built on :class:`~.accumulate_lanes.AccumulateLanes`,
+  which is also the accelerator engine's SYN accumulate stage.
 - :class:`~.lif_array.LifArray` (``lif_array``): requantization + LIF / multispike /
   pass-through over P lanes (§5, §6).
 - :class:`~.spike_attention.SpikeAttentionMask` (``spike_attention_mask``, §8.1) and

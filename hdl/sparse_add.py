@@ -132,10 +132,13 @@ class SparseAdd(wiring.Component):
         return self.kernel ** 2 * self.in_channels * self.tiles * self.lanes * self.weight_bits
 
     def logic_estimate(self):
-        """Rough LUT/FF: P adders and a tiles-to-1 accumulator multiplexer; accumulators in FFs."""
-        acc_ff = self.banks * self.tiles * self.lanes * self.acc_bits
-        return {"lut": self.lanes * self.acc_bits * (2 + self.tiles) + 64,
-                "ff": acc_ff + 48}
+        """Rough LUT/FF: P adders, a tiles-to-1 accumulator multiplexer per bank and the core's
+        forward selects; accumulators in FFs, and the core's registers (the shifted weights,
+        the words read of every bank, the last sum, and with ``fast`` the one before)."""
+        pa = self.lanes * self.acc_bits
+        acc_ff = self.banks * self.tiles * pa
+        return {"lut": pa * (2 + self.banks * self.tiles + self.fast) + 64,
+                "ff": acc_ff + pa * (2 + self.banks + self.fast) + 48}
 
     # hardware ---------------------------------------------------------------------------
     def _init_rows(self):
