@@ -169,7 +169,9 @@ class SparseAdd(wiring.Component):
         s2_bank = Signal(range(K))
         wait = Signal(range(self.latency + 1))
         draining = Signal()
-        d_tile = Signal(range(tiles))
+        # as wide as the payload's field (at least 1 bit): a zero-width index would leave the
+        # field a constant, which Verilog writes as an `always @*` that Icarus never runs (X)
+        d_tile = Signal(field_bits(tiles))
         d_bank = Signal(range(K))   # the bank being emitted
 
         ev = self.i.payload

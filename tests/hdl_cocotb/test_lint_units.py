@@ -4,7 +4,10 @@
 (``AMARANTH_HARMLESS_WARNINGS``, docs/toolchain.md) and ``ASCRANGE`` for zero-width signals
 (docs/units.md): Amaranth writes a zero-width signal, e.g. the default empty ``tag`` of an
 event or the payload of a start-only stream, as ``wire [-1:0] x;``, which nothing drives or
-reads. Any other warning fails the test."""
+reads. Any other warning fails the test.
+
+And no ``always @*`` process that assigns only constants: it has nothing to be sensitive to, so
+Icarus never runs it and the signal stays X (a one-tile SparseAdd's ``tile`` field did that)."""
 
 import re
 from pathlib import Path
@@ -20,7 +23,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 # unit -> parameter sets (command-line strings); defaults where the unit has them
 LINT_PARAMS = {
     "spike_event_encoder": [{"channels": "8"}, {"channels": "5", "levels": "16", "fast": "true"}],
-    "sparse_add": [{}, {"in_channels": "3", "out_channels": "10", "kernel": "3", "levels": "4", "lanes": "4"}],
+    "sparse_add": [{}, {"in_channels": "3", "out_channels": "10", "kernel": "3", "levels": "4", "lanes": "4"},
+                   {"in_channels": "3", "out_channels": "4", "lanes": "4"}],     # one tile
     "conv_window_scan": [{"height": "8", "width": "8", "kernel": "3", "padding": "1"},
                          {"height": "5", "width": "7", "kernel": "2", "stride": "2"}],
     "lif_array": [{}, {"mode": "multispike", "levels": "4", "ms_shift": "2", "shift": "3"},
@@ -31,6 +35,8 @@ LINT_PARAMS = {
 }
 
 ZERO_WIDTH = re.compile(r"^ASCRANGE: .*bit range: \[-1:0\]$")
+_CONST = r"[^\s=;]+ = \d+'[hbd][0-9a-fA-FxXzZ]+;"
+CONSTANT_PROCESS = re.compile(rf"always @\*\s*(?:{_CONST}|begin\s*(?:{_CONST}\s*)+end)")
 
 
 def unexpected_warnings(path):
@@ -59,6 +65,13 @@ def test_generated_unit_lints_clean(unit, params, tmp_path, capsys):
     path = Path(capsys.readouterr().out.strip())
     assert path == tmp_path / f"{unit}.v" and path.is_file()
     assert unexpected_warnings(path) == []
+    assert CONSTANT_PROCESS.findall(path.read_text()) == []
+
+
+def test_constant_process_rule_finds_both_forms():
+    text = ("always @*\n    o[20] = 1'h0;\nalways @*\n    o[21] = a;\n"
+            "always @* begin\n  x = 2'h1;\n  y[1:0] = 2'h0;\nend\nalways @* begin\n  x = 2'h1;\n  y = b;\nend\n")
+    assert [m.split()[2] for m in CONSTANT_PROCESS.findall(text)] == ["o[20]", "begin"]
 
 
 def test_zero_width_rule_is_narrow(tmp_path):
