@@ -120,6 +120,10 @@ class LifLane(wiring.Component):
         upto = STAGES[:STAGES.index(stage) + 1]
         return self.product_regs + sum(s in self.registered for s in upto)
 
+    def fires(self, w):
+        """Whether the neuron fires, given ``w = U - theta``: ``U >= theta``."""
+        return ~w[-1]
+
     def elaborate(self, platform):
         m = Module()
         k = self.k
@@ -162,7 +166,7 @@ class LifLane(wiring.Component):
         # neuron: leak, integrate, fire, reset; the multi-level spike
         v_leak = Mux(self.first, 0, self.v) >> k.leak
         u, w = Signal(signed(self.v_bits), name="u"), Signal(signed(self.w_bits), name="w")
-        m.d.comb += [u.eq(v_leak + y_pre), w.eq(v_leak + ymt), self.fire.eq(~w[-1]),
+        m.d.comb += [u.eq(v_leak + y_pre), w.eq(v_leak + ymt), self.fire.eq(self.fires(w)),
                      self.v_next.eq(Mux(self.fire, Mux(k.soft, w, 0), u))]
         msr = msp >> k.ms_shift
         m.d.comb += self.ms.eq(Mux(msr[-1], 0, Mux(msr > k.levels, k.levels, msr)))

@@ -8,7 +8,14 @@ from .lanes import lane
 from .product import DSP_OPERAND_BITS
 from .timing import PRODUCT_LATENCY
 
-__all__ = ["ew_lanes"]
+__all__ = ["ew_lanes", "lif_lane_registers"]
+
+
+def lif_lane_registers(build):
+    """The :class:`~..lif_lane.LifLane` configuration of ``build``'s EW lanes: ``registered``
+    (its stages are EW stages 4..8) and ``product_regs``."""
+    return ({name for k, name in zip(range(4, 9), LIF_STAGES) if k in build.ew_registered},
+            build.ew_mult_regs)
 
 
 def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ctl_lanes, done, f_add, f_and, f_lif,
@@ -138,7 +145,7 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
     l_lif, l_soft, l_ms, l_and, l_add, l_spk = (spread(k, v) for k, v in (
         ("lif_l", f_lif), ("soft_l", f_soft), ("ms_l", f_ms), ("and_l", f_and), ("add_l", f_add),
         ("spk_l", f_spk)))
-    stage_names = dict(zip(range(4, 9), LIF_STAGES))
+    lane_registered, lane_product_regs = lif_lane_registers(b)
     neuron_cycle = cyc[8]
     c9 = ctl_lanes(neuron_cycle)
     units = []
@@ -147,7 +154,7 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
             a_bits=ow, mult_bits=mb, addend_bits=adw, z_bits=pw, y_bits=yw, theta_bits=tb, v_bits=mw, w_bits=uw,
             spike_bits=sb, shift_bits=len(l_shift[ln]), leak_bits=len(l_leak[ln]),
             ms_shift_bits=len(l_ms_shift[ln]), levels_bits=len(l_levels[ln]),
-            registered={stage_names[k] for k in range(4, 9) if registered[k]}, product_regs=mult_regs,
+            registered=lane_registered, product_regs=lane_product_regs,
             primitive=prim)
         assert unit.latency("pre") == cyc[8] - cyc[3]
         units.append(unit)
