@@ -1,6 +1,9 @@
 """Neuron stage (spec §5 requantization, §6.1 LIF, §6.2 multi-level spikes): P lanes of
 requantization followed by a time-multiplexed neuron array over a membrane memory.
 
+Each lane is a :class:`~.lif_lane.LifLane` (every stage combinational), the component the
+accelerator engine's EW lanes are built on.
+
 Golden function: :func:`spikeforge.sim.golden.lif_array`.
 """
 
@@ -12,6 +15,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph import bits_for_range, lif_membrane_bits, signed_range
+from .lif_lane import LifLane
 from .params import check_choice, check_int, check_int_array, field_bits
 
 __all__ = ["LifArray", "MODES"]
@@ -60,6 +64,9 @@ class LifArray(wiring.Component):
         throughput one beat per cycle; ``i.ready`` is ``~o.valid | o.ready``.
     """
 
+    #: The lane component (a broken one in tests/formal/broken_units.py).
+    lif_lane = LifLane
+
     def __init__(self, *, channels, tokens, lanes, time_steps, in_lo, in_hi, mult, bias, shift,
                  out_bits, mode="lif", theta=None, leak=1, reset="hard", levels=1, ms_shift=0):
         name = type(self).__name__
@@ -86,7 +93,7 @@ class LifArray(wiring.Component):
             self.theta = None
         self.tiles = -(-self.channels // self.lanes)
         self.in_bits = bits_for_range(self.in_lo, self.in_hi)
-        rnd = (1 << (self.shift - 1)) if self.shift else 0
+        self.rnd = rnd = (1 << (self.shift - 1)) if self.shift else 0
         ends = [self.in_lo * self.mult, self.in_hi * self.mult]
         p_lo = int((np.minimum(*ends) + self.bias).min()) + rnd
         p_hi = int((np.maximum(*ends) + self.bias).max()) + rnd
@@ -130,6 +137,35 @@ class LifArray(wiring.Component):
                 for j in range(self.tiles)]
         shape = signed(bits_for_range(min(min(vals), 0), max(max(vals), 0)))
         return Array(Const(v, shape) for v in vals)
+
+    def lane_unit(self, lane, v_bits):
+        """The :class:`LifLane` of ``lane`` (every stage combinational), its widths derived from
+        this unit's value bounds and ``v_bits``, the membrane width."""
+        rnd, lanes_c = self.rnd, [c for c in range(self.channels) if c % self.lanes == lane]
+        add = [int(self.bias[c]) + rnd for c in lanes_c] + [rnd]
+        ends = [a * int(self.mult[c]) + int(self.bias[c]) + rnd for c in lanes_c for a in (self.in_lo, self.in_hi)]
+        theta_max = int(self.theta.max()) if self.theta is not None else 1
+        v_lo, v_hi = signed_range(v_bits)
+        mult_lo, mult_hi = min(int(self.mult.min()), 0), max(int(self.mult.max()), 0)
+        return self.lif_lane(
+            a_bits=self.in_bits, mult_bits=max(bits_for_range(mult_lo, mult_hi), 2),
+            addend_bits=bits_for_range(min(min(add), 0), max(max(add), 0)),
+            z_bits=max(bits_for_range(min(ends + [rnd, 0]), max(ends + [rnd, 0])), self.out_bits),
+            y_bits=self.out_bits, theta_bits=theta_max.bit_length(), v_bits=v_bits,
+            w_bits=bits_for_range(v_lo - theta_max, v_hi), spike_bits=self.levels.bit_length(),
+            shift_bits=max(self.shift.bit_length(), 1), leak_bits=max(self.leak.bit_length(), 1),
+            ms_shift_bits=max(self.ms_shift.bit_length(), 1), levels_bits=self.levels.bit_length())
+
+    def lane_consts(self, unit):
+        """This unit's constants, as the value of ``unit.k``."""
+        out_lo, out_hi = signed_range(self.out_bits)
+        ms_rnd = (1 << (self.ms_shift - 1)) if self.ms_shift else 0
+        if ms_rnd >> (self.out_bits + 1):  # (y + ms_rnd) >> ms_shift is 0 for every y then, as with 0
+            ms_rnd = 0
+        return unit.k_layout.const({
+            "rq": 1, "shift": self.shift, "sat_mask": out_lo, "sat_lo": out_lo, "sat_hi": out_hi,
+            "leak": self.leak, "soft": int(self.reset == "soft"), "ms_rnd": ms_rnd,
+            "ms_shift": self.ms_shift, "levels": self.levels})
 
     def elaborate(self, platform):
         m = Module()
@@ -179,40 +215,24 @@ class LifArray(wiring.Component):
             m.d.sync += s1_pos.eq(pos)
         out_data = Signal(self.out_layout.members["data"])
         v_next = Signal(unsigned(P * vw))
-        out_lo, out_hi = signed_range(self.out_bits)
         for lane in range(P):
-            mult = self._lane_consts(self.mult, lane, 0)
-            bias = self._lane_consts(self.bias, lane, 0)
-            prod = Signal(signed(self.prod_bits), name=f"prod_{lane}")
-            x = Signal(signed(self.out_bits), name=f"x_{lane}")
-            rnd = (1 << (self.shift - 1)) if self.shift else 0
-            m.d.comb += prod.eq(s1_acc[lane] * mult[s1_tile] + bias[s1_tile] + rnd)
-            shifted = prod >> self.shift
-            m.d.comb += x.eq(Mux(shifted > out_hi, out_hi, Mux(shifted < out_lo, out_lo, shifted)))
+            unit = m.submodules[f"lane{lane}"] = self.lane_unit(lane, vw)
+            k = unit.k
+            m.d.comb += [unit.a.eq(s1_acc[lane]), unit.mult.eq(self._lane_consts(self.mult, lane, 0)[s1_tile]),
+                         unit.addend.eq(self._lane_consts(self.bias + self.rnd, lane, self.rnd)[s1_tile]),
+                         unit.first.eq(s1_first), k.eq(self.lane_consts(unit))]
             pad = Const(0)
             if (tiles - 1) * P + lane >= self.channels:
                 pad = s1_tile == tiles - 1
             if self.mode == "pass":
-                m.d.comb += out_data[lane].eq(Mux(pad, 0, x))
+                m.d.comb += out_data[lane].eq(Mux(pad, 0, unit.y_pre))
             elif self.mode == "multispike":
-                ms = Signal(signed(self.out_bits + 1), name=f"ms_{lane}")
-                r = (1 << (self.ms_shift - 1)) if self.ms_shift else 0
-                m.d.comb += ms.eq((x + r) >> self.ms_shift)
-                m.d.comb += out_data[lane].eq(
-                    Mux(pad | (ms < 0), 0, Mux(ms > self.levels, self.levels, ms)))
+                m.d.comb += out_data[lane].eq(Mux(pad, 0, unit.ms))
             else:
-                theta = self._lane_consts(self.theta, lane, 1 << 40)
-                v = rd.data[lane * vw:(lane + 1) * vw].as_signed()
-                u = Signal(signed(vw), name=f"u_{lane}")
-                fire = Signal(name=f"fire_{lane}")
-                m.d.comb += [u.eq(Mux(s1_first, 0, v >> self.leak) + x),
-                             fire.eq(~pad & (u >= theta[s1_tile])),
-                             out_data[lane].eq(fire)]
-                if self.reset == "hard":
-                    vn = Mux(fire, 0, u)
-                else:
-                    vn = Mux(fire, u - theta[s1_tile], u)
-                m.d.comb += v_next[lane * vw:(lane + 1) * vw].eq(vn)
+                m.d.comb += [unit.theta.eq(self._lane_consts(self.theta, lane, 1)[s1_tile]),
+                             unit.v.eq(rd.data[lane * vw:(lane + 1) * vw].as_signed()),
+                             out_data[lane].eq(~pad & unit.fire),
+                             v_next[lane * vw:(lane + 1) * vw].eq(unit.v_next)]
         if self.mode == "lif":
             m.d.comb += [wp.addr.eq(s1_pos), wp.data.eq(v_next), wp.en.eq(advance & s1_valid)]
 

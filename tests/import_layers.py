@@ -104,6 +104,7 @@ LAYERS = {
     "spikeforge.hdl.conv_window": 2,
     "spikeforge.hdl.sparse_add": 2,
     "spikeforge.hdl.lif_array": 2,
+    "spikeforge.hdl.lif_lane": 2,
     "spikeforge.hdl.spike_attention": 2,
     "spikeforge.hdl.generate": 2,
     "spikeforge.hdl.testing": 2,

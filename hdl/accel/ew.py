@@ -31,6 +31,11 @@ def elaborate_ew(eng, m, lc, desc, start, done, banks, rmw, im_a, im_b, im_w, cm
           (the fast build registers the write port inputs: the write is a cycle later;
           with whole-word spike writes, the row read for them on ``rmw`` is merged here)
     ===== =====================================================================
+
+    Stages 4..8 and the neuron of stage 9 are each lane's :class:`~..lif_lane.LifLane`
+    (``product``, ``sum``, ``shift``, ``sat``, ``pre``), the lane :class:`~..lif_array.LifArray`
+    is built on, with the pass's constants on its port ``k``; the membrane register, the
+    residual sum and the writes stay in ``ew_lanes.py``.
     """
     s0 = ew_loops(eng=eng, m=m, lc=lc, desc=desc, banks=banks, cm_r=cm_r, im_a=im_a, im_b=im_b, syn=syn)
     ew_lanes(eng=eng, m=m, lc=lc, desc=desc, active=s0["active"], active_next=s0["active_next"],

@@ -2,11 +2,20 @@
 
 from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed, unsigned
 
+from ..lif_lane import STAGES as LIF_STAGES
+from ..lif_lane import LifLane
 from .lanes import lane
-from .product import DSP_OPERAND_BITS, RegisteredProduct
+from .product import DSP_OPERAND_BITS
 from .timing import PRODUCT_LATENCY
 
-__all__ = ["ew_lanes"]
+__all__ = ["ew_lanes", "lif_lane_registers"]
+
+
+def lif_lane_registers(build):
+    """The :class:`~..lif_lane.LifLane` configuration of ``build``'s EW lanes: ``registered``
+    (its stages are EW stages 4..8) and ``product_regs``."""
+    return ({name for k, name in zip(range(4, 9), LIF_STAGES) if k in build.ew_registered},
+            build.ew_mult_regs)
 
 
 def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ctl_lanes, done, f_add, f_and, f_lif,
@@ -116,73 +125,59 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
             mult2[ln].eq(mult2_[ln]),
             addend[ln].eq(Mux(l_rq_a[ln], bias2_[ln] + l_rnd[ln], Mux(l_out_a[ln], bias2_[ln], 0))),
         ])
-    # Stage 4: the requantization product (a registered multiplier).
-    prod = per_lane("ew_prod", signed(ow + mb))
-    raw = per_lane("ew_raw", signed(ow))
+    # Stages 4..8 (and the neuron of stage 9): a LifLane per lane, the requantization and
+    # neuron core LifArray is built on; its registers are the build's (Build.ew_registered;
+    # the fast build's multiplier is a RegisteredProduct: Build.ew_mult_regs), its constants
+    # the pass's (per lane group copies).
+    # The fast build registers the multiplier's operands and its product once more, so the
+    # registers can sit next to the DSP column: the route to and from a far lane is a path
+    # of its own (the ECP5's DSP block's own registers with ``mult_primitive``).
+    assert mult_regs in (0, PRODUCT_LATENCY) and (registered[4] or not mult_regs)
+    prim = bool(mult_regs) and eng.mult_primitive and max(ow, mb) <= DSP_OPERAND_BITS
     addend3 = carry("ew_addend3", addend, signed(adw), cyc_in[5] - cyc[3])
-    if mult_regs:
-        # The fast build registers the multiplier's operands and its product once more,
-        # so the registers can sit next to the DSP column: the route to and from a far
-        # lane is a path of its own (Build.ew_mult_regs).
-        # Those two registers are the multiplier's (RegisteredProduct: the ECP5's DSP
-        # block's own with ``mult_primitive``).
-        assert b.ew_mult_regs == PRODUCT_LATENCY
-        prim = eng.mult_primitive and max(ow, mb) <= DSP_OPERAND_BITS
-        m_p = []
-        for ln in range(P):
-            unit = m.submodules[f"ew_mul{ln}"] = RegisteredProduct(ow, mb, primitive=prim)
-            m.d.comb += [unit.a.eq(opnd[ln]), unit.b.eq(mult2[ln])]
-            m_p.append(unit.p)
-        raw_d = per_lane("ew_raw_d", signed(ow))
-        m.d.sync += [d.eq(v) for d, v in zip(raw_d, opnd)]
-        raw_p = carry("ew_raw_p", raw_d, signed(ow), 1)
-        m.d.sync += [d.eq(v) for d, v in zip(prod + raw, m_p + raw_p)]
-    else:
-        for ln in range(P):
-            put(4, [prod[ln].eq(opnd[ln] * mult2[ln]), raw[ln].eq(opnd[ln])])
-    # Stage 5: + bias + rounding (requantization) / + logit bias (out).
-    z = per_lane("ew_z", signed(pw))
-    for ln in range(P):
-        put(5, z[ln].eq(Mux(l_rq[ln], prod[ln], raw[ln]) + addend3[ln]))
-    # Stage 6: arithmetic shift (shift is 0 without requantization).
+    theta7 = carry("ew_theta7", theta1, unsigned(tb), cyc_in[8] - cyc[1])
     l_shift = lc.lane_regs("ew_shift_ln", spread("shift_l", desc.shift))  # the shifter's selects
-    sh = per_lane("ew_sh", signed(pw))
-    for ln in range(P):
-        put(6, sh[ln].eq(z[ln] >> l_shift[ln]))
-    # Stage 7: saturation to sat_bits: sh fits iff its bits from sat_bits - 1 up are all
-    # equal, i.e. sh & mask is 0 or mask, where mask = sat_lo = -2^(sat_bits-1).
-    y = per_lane("ew_y", signed(yw))
     sat_lo, sat_hi = spread("sat_lo_l", desc.sat_lo), spread("sat_hi_l", desc.sat_hi)
     sat_mask = lc.lane_regs("ew_sat_mask_l", lc.copies("ew_sat_mask", desc.sat_lo, signed(pw)))
-    for ln in range(P):
-        hi_bits = sh[ln] & sat_mask[ln]
-        fits = (hi_bits == 0) | (hi_bits == sat_mask[ln])
-        put(7, y[ln].eq(Mux(~l_rq[ln] | fits, sh[ln], Mux(sh[ln][-1], sat_lo[ln], sat_hi[ln]))))
-    # Stage 8: values that feed the neuron stage.
-    theta7 = carry("ew_theta7", theta1, unsigned(tb), cyc_in[8] - cyc[1])
-    b7 = carry("ew_b7", opb, signed(bw), cyc_in[8] - cyc[2])
     l_ms_rnd = lc.copies("ew_ms_rnd", (Const(1, yw + 1) << desc.ms_shift) >> 1, unsigned(yw + 1))
-    ymt = per_lane("ew_ymt", signed(max(yw, tb + 1) + 1))
-    y8 = per_lane("ew_y8", signed(yw))
-    yadd = per_lane("ew_yadd", signed(max(yw, bw) + 1))
-    msp = per_lane("ew_msp", signed(yw + 2))
-    yand = per_lane("ew_yand", unsigned(sb))
-    for ln in range(P):
-        put(8, [
-            ymt[ln].eq(y[ln] - theta7[ln]), y8[ln].eq(y[ln]), yadd[ln].eq(y[ln] + b7[ln]),
-            msp[ln].eq(y[ln] + l_ms_rnd[ln]), yand[ln].eq(y[ln][:sb] & b7[ln][:sb]),
-        ])
-    # Stage 9: neuron, and the memory write port inputs (registered in the fast build).
-    # The membrane loop (leak, integrate, fire, reset) is the only logic between two
-    # membrane registers: U - theta comes precomputed.
-    neuron_cycle = cyc[8]
-    write_cycle = neuron_cycle + registered[9]
-    c9 = ctl_lanes(neuron_cycle)
     l_leak, l_ms_shift, l_levels = (spread(k, v) for k, v in (
         ("leak_l", desc.leak), ("ms_shift_l", desc.ms_shift), ("levels_l", desc.levels)))
     l_lif, l_soft, l_ms, l_and, l_add, l_spk = (spread(k, v) for k, v in (
         ("lif_l", f_lif), ("soft_l", f_soft), ("ms_l", f_ms), ("and_l", f_and), ("add_l", f_add),
         ("spk_l", f_spk)))
+    lane_registered, lane_product_regs = lif_lane_registers(b)
+    neuron_cycle = cyc[8]
+    c9 = ctl_lanes(neuron_cycle)
+    units = []
+    for ln in range(P):
+        unit = m.submodules[f"ew_lane{ln}"] = LifLane(
+            a_bits=ow, mult_bits=mb, addend_bits=adw, z_bits=pw, y_bits=yw, theta_bits=tb, v_bits=mw, w_bits=uw,
+            spike_bits=sb, shift_bits=len(l_shift[ln]), leak_bits=len(l_leak[ln]),
+            ms_shift_bits=len(l_ms_shift[ln]), levels_bits=len(l_levels[ln]),
+            registered=lane_registered, product_regs=lane_product_regs,
+            primitive=prim)
+        assert unit.latency("pre") == cyc[8] - cyc[3]
+        units.append(unit)
+        k = unit.k
+        m.d.comb += [
+            unit.a.eq(opnd[ln]), unit.mult.eq(mult2[ln]), unit.addend.eq(addend3[ln]), unit.theta.eq(theta7[ln]),
+            unit.first.eq(c9[ln].first_t),
+            k.rq.eq(l_rq[ln]), k.shift.eq(l_shift[ln]), k.sat_mask.eq(sat_mask[ln]),
+            k.sat_lo.eq(sat_lo[ln]), k.sat_hi.eq(sat_hi[ln]), k.leak.eq(l_leak[ln]), k.soft.eq(l_soft[ln]),
+            k.ms_rnd.eq(l_ms_rnd[ln]), k.ms_shift.eq(l_ms_shift[ln]), k.levels.eq(l_levels[ln]),
+        ]
+    y = [u.y for u in units]
+    # Stage 8: values that feed stage 9 besides the neuron's (the lane's ``pre`` stage).
+    b7 = carry("ew_b7", opb, signed(bw), cyc_in[8] - cyc[2])
+    y8 = [u.y_pre for u in units]
+    yadd = per_lane("ew_yadd", signed(max(yw, bw) + 1))
+    yand = per_lane("ew_yand", unsigned(sb))
+    for ln in range(P):
+        put(8, [yadd[ln].eq(y[ln] + b7[ln]), yand[ln].eq(y[ln][:sb] & b7[ln][:sb])])
+    # Stage 9: neuron, and the memory write port inputs (registered in the fast build).
+    # The membrane loop (leak, integrate, fire, reset: the lane's neuron) is the only logic
+    # between two membrane registers: U - theta comes precomputed.
+    write_cycle = neuron_cycle + registered[9]
     add_lo, add_hi = spread("add_lo_l", desc.add_lo), spread("add_hi_l", desc.add_hi)
     add_mask = lc.copies("ew_add_mask", desc.add_lo, signed(len(yadd[0])))
     l_dst, l_C = spread("dst_l", desc.dst_base), spread("C_l", desc.C)
@@ -220,19 +215,13 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
 
     for ln in range(P):
         c = c9[ln]
+        unit = units[ln]
         membrane = Signal(signed(mw), name=f"membrane{ln}", reset_less=True)  # first_t ignores it
-        v_prev = Mux(c.first_t, 0, membrane)
-        v_leak = v_prev >> l_leak[ln]
-        u = Signal(signed(mw), name=f"ew_u{ln}")
-        w = Signal(signed(uw), name=f"ew_w{ln}")
-        m.d.comb += [u.eq(v_leak + y8[ln]), w.eq(v_leak + ymt[ln])]
-        fire = ~w[-1]
+        m.d.comb += unit.v.eq(membrane)
         with m.If(c.valid & c.wr & l_lif[ln]):
-            m.d.sync += membrane.eq(Mux(fire, Mux(l_soft[ln], w, 0), u))
-        msr = msp[ln] >> l_ms_shift[ln]
-        ms = Mux(msr[-1], 0, Mux(msr > l_levels[ln], l_levels[ln], msr))
+            m.d.sync += membrane.eq(unit.v_next)
         spike = Signal(sb, name=f"spike{ln}")
-        m.d.comb += spike.eq(Mux(l_lif[ln], fire, Mux(l_ms[ln], ms, Mux(l_and[ln], yand[ln], 0))))
+        m.d.comb += spike.eq(Mux(l_lif[ln], unit.fire, Mux(l_ms[ln], unit.ms, Mux(l_and[ln], yand[ln], 0))))
         hi_bits = yadd[ln] & add_mask[ln]
         fits = (hi_bits == 0) | (hi_bits == add_mask[ln])
         y_add = Mux(fits, yadd[ln], Mux(yadd[ln][-1], add_lo[ln], add_hi[ln]))

@@ -19,6 +19,9 @@ from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.sparse_add import SparseAdd
+from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
+from spikeforge.hdl.lif_array import LifArray
+from spikeforge.hdl.lif_lane import LifLane
 
 
 @pytest.mark.parametrize("memory,compact,lanes,options", [
@@ -81,6 +84,33 @@ def test_accumulate_stage_is_sparse_adds_core(compact, lanes):
     assert core.sum_reg is not compact
     assert core.lanes_per_copy == (lanes if compact else min(lanes, LANES_PER_COPY))
     assert SparseAdd.accumulate is AccumulateLanes
+
+
+@pytest.mark.parametrize("compact,lanes,options", [(True, 2, {}), (False, 4, {"mult_primitive": True})])
+def test_ew_lanes_are_lifarrays_lanes(compact, lanes, options):
+    """Each EW lane is a :class:`LifLane`, the component LifArray is built on (so LifArray's
+    tests and proof, and the lane's proof in the builds' registers, cover it): one per lane,
+    registered as the build says, its widths the plan's."""
+    model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
+    engine = Engine(compile_model(model, lanes, compact=compact), **options)
+    found = []
+
+    def walk(fragment):
+        for sub, name, _ in fragment.subfragments:
+            found.extend((name, o) for o in sub.origins or () if isinstance(o, LifLane))
+            walk(sub)
+
+    walk(Fragment.get(engine, None))
+    assert [name for name, _ in found] == [f"ew_lane{ln}" for ln in range(lanes)]
+    registered, product_regs = lif_lane_registers(engine.build)
+    assert registered == ({"product", "sum", "sat"} if compact else {"product", "sum", "shift", "sat", "pre"})
+    for _, unit in found:
+        assert (unit.registered, unit.product_regs) == (registered, product_regs)
+        assert unit.primitive is (not compact)
+        assert (unit.a_bits, unit.mult_bits, unit.z_bits, unit.y_bits, unit.theta_bits, unit.v_bits, unit.w_bits,
+                unit.spike_bits) == (engine.ow, engine.mb, engine.pw, engine.yw, engine.tb, engine.mw, engine.uw,
+                                     engine.slot_bits)
+    assert LifArray.lif_lane is LifLane
 
 
 @pytest.mark.parametrize("compact,lanes", [(True, 2), (False, 2), (False, 8)])

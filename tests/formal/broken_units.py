@@ -13,6 +13,7 @@ from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.lif_array import LifArray
+from spikeforge.hdl.lif_lane import LifLane
 from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.spike_attention import SpikeAttentionLinear, SpikeAttentionMask
@@ -167,3 +168,18 @@ class LogitsOffersWhileShifting(Logits):
         m = super().elaborate(platform)
         m.d.comb += self.result.valid.eq(self.send)
         return m
+
+
+# -- the neuron lane -------------------------------------------------------------------------------
+
+class LifLaneFiresLate(LifLane):
+    """Fires at ``U > theta`` instead of ``U >= theta`` (§6.1): an off-by-one threshold."""
+
+    def fires(self, w):
+        return ~w[-1] & (w != 0)
+
+
+class LifArrayFiresLate(LifArray):
+    """A LifArray built on :class:`LifLaneFiresLate`."""
+
+    lif_lane = LifLaneFiresLate

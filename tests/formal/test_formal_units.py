@@ -13,16 +13,20 @@ import numpy as np
 import pytest
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
                           ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, LifArrayDropsBeats,
-                          LifArrayNarrowMembrane, LogitsOffersWhileShifting, LogitsTieToLast, SparseAddNarrowAcc,
-                          SparseAddGivesUp, SparseAddNoSecondForward)
+                          LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate, LogitsOffersWhileShifting,
+                          LogitsTieToLast, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
-                         LifArrayProof, LogitsProof, SparseAddProof)
+                         LifArrayProof, LifLaneProof, LogitsProof, SparseAddProof)
 
+from spikeforge.graph import bits_for_range
+from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
 from spikeforge.hdl.accel.logits import Logits
+from spikeforge.hdl.accel.timing import COMPACT, FAST
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.generate import UNITS
 from spikeforge.hdl.lif_array import LifArray
+from spikeforge.hdl.lif_lane import LifLane
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.spike_attention import SpikeAttentionLinear, SpikeAttentionMask
 from spikeforge.sim.formal import prove
@@ -38,6 +42,21 @@ def _lif(cls=LifArray, channels=3, **kw):
                 out_bits=4, theta=np.array([2, 3, 1][:channels]), leak=1, reset="hard")
     base.update(kw)
     return cls(**base)
+
+
+def _lif_lane(build, cls=LifLane):
+    """A small LifLane registered as ``build``'s EW lanes, its widths derived as the engine's
+    plan derives them (hdl/accel/plan.py): operand 4 bits, multiplier 3, bias 3 + rounding,
+    saturation up to y_bits = 4, threshold 3 bits, 2-bit spikes; the membrane for |x| <= 8
+    with a leak (2 |x| + 1)."""
+    registered, product_regs = lif_lane_registers(build)
+    ow, mb, bb, yw, tb = 4, 3, 3, 4, 3
+    bound = 2 * (1 << (yw - 1)) + 1
+    smax = (1 << 2) - 1  # the largest shift of 2 bits
+    return cls(a_bits=ow, mult_bits=mb, addend_bits=max(bb, smax + 1) + 1, z_bits=max(ow + mb, bb) + 2, y_bits=yw,
+               theta_bits=tb, v_bits=bits_for_range(-bound, bound),
+               w_bits=bits_for_range(-bound - (1 << tb) + 1, bound), spike_bits=2, shift_bits=2, leak_bits=2,
+               ms_shift_bits=2, levels_bits=2, registered=registered, product_regs=product_regs)
 
 
 # unit name -> list of (id, harness factory, depth); every UNITS entry must be here
@@ -117,6 +136,12 @@ STAGE_PROOFS = {
         ("k5_p4_fast_two_copies", lambda: LogitsProof(Logits(5, 4, 4, shift_group=2)), 17),
         ("k1_p1_fast", lambda: LogitsProof(Logits(1, 1, 2, shift_group=1)), 10),
     ],
+    # the EW lanes' LifLane (LifArray's lanes, proven combinational through lif_array above)
+    # with the builds' registers; depth: the fast build's pipeline (7 cycles) and 2 more
+    "lif_lane": [
+        ("fast", lambda: LifLaneProof(_lif_lane(FAST)), 9),
+        ("compact", lambda: LifLaneProof(_lif_lane(COMPACT)), 6),
+    ],
 }
 
 
@@ -149,6 +174,9 @@ BROKEN = [
      "o: payload changed while valid and not ready"),
     # exact-value shadow: lost beats
     ("lif_drops_beats", lambda: LifArrayProof(_lif(LifArrayDropsBeats)), 8, "o: "),
+    # exact-value shadow: the neuron lane (LifArray's and the engine's) fires at U > theta
+    ("lif_lane_fires_late", lambda: LifArrayProof(_lif(LifArrayFiresLate)), 10, "o: output differs"),
+    ("lif_lane_fires_late_fast", lambda: LifLaneProof(_lif_lane(FAST, LifLaneFiresLate)), 9, "fire differs"),
     # overflow: too-narrow accumulator / membrane / KV
     ("sparse_add_narrow_acc", lambda: SparseAddProof(SparseAddNarrowAcc(weight=W_SMALL, levels=1, lanes=2)),
      16, "o: acc differs from the exact sum"),

@@ -24,7 +24,7 @@ from spikeforge.graph import bits_for_range
 from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
-           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof"]
+           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof"]
 
 
 
@@ -496,4 +496,85 @@ class LogitsProof(Elaboratable):
         after_beat = past(m, give & ~ResetSignal(), name="after_beat")
         offered = send if dut.shift_group is None else send & ~after_beat
         m.d.comb += Assert(res.valid == offered, "o: beat timing differs from the build's")
+        return m
+
+
+# -- LifLane (the engine's EW lanes, LifArray's lanes) --------------------------------------------
+
+class LifLaneProof(Elaboratable):
+    """One :class:`spikeforge.hdl.lif_lane.LifLane` with its registers as configured (the
+    engine's builds: tests/formal/test_formal_units.py ``STAGE_PROOFS``), free inputs every
+    cycle and the environment the engine gives it (assumed): the constants held, a saturation
+    width ``s`` with ``sat_lo = sat_mask = -2^(s-1)``, ``sat_hi = 2^(s-1) - 1``, ``ms_rnd =
+    2^(ms_shift-1)``, ``levels >= 1``, ``leak >= 1``; without ``rq``: shift 0 and a sum within
+    the saturation bounds (the compiler's rule); the membrane ``v`` within ``±(2^s + 1)``
+    (§9 with a leak), ``first`` zeroing it.
+
+    Asserted, once the pipeline holds values of the free inputs: ``y`` (after the ``sat``
+    stage) and ``y_pre``, ``fire``, ``v_next``, ``ms`` (after ``pre``) equal the requantization
+    and neuron computed at full width from the inputs of the matching earlier cycles, each
+    input read at the lane's documented stage (``a``, ``mult``; ``addend``; ``theta``; ``v``,
+    ``first``). A lane that fires at ``U > theta``, or is too narrow anywhere, fails."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = self.dut
+        m.submodules.dut = dut
+        free_inputs(m, dut)
+        k = dut.k
+        L_prod, L_sat, L_pre = dut.latency("product"), dut.latency("sat"), dut.latency("pre")
+        age = Signal(range(L_pre + 2), reset_less=True)  # cycles run (saturating)
+        m.d.sync += age.eq(Mux(age == L_pre + 1, age, age + 1))
+        was_k = past(m, k.as_value(), name="past_k")
+        with m.If(age > 0):
+            m.d.comb += Assume(k.as_value() == was_k)
+        sat_ok = 0
+        for s in range(2, dut.y_bits + 1):
+            sat_ok = sat_ok | (k.sat_lo == -(1 << (s - 1)))
+        m.d.comb += [Assume(sat_ok), Assume(k.sat_hi == -k.sat_lo - 1), Assume(k.sat_mask == k.sat_lo),
+                     Assume(k.ms_rnd == (Const(1, dut.y_bits + 1) << k.ms_shift) >> 1),
+                     Assume(k.levels >= 1), Assume(k.leak >= 1)]
+
+        def delayed(value, n, name):
+            for j in range(n):
+                value = past(m, value, name=f"{name}_d{j}")
+            return value
+
+        def requant(n):
+            """The exact y of the inputs ``n`` cycles back (``n`` = the sat stage's latency)."""
+            a, mult = delayed(dut.a, n, f"a{n}"), delayed(dut.mult, n, f"mult{n}")
+            addend = delayed(dut.addend, n - L_prod, f"addend{n}")
+            z = Signal(signed(dut.a_bits + dut.mult_bits + dut.addend_bits + 2), name=f"z_exact{n}")
+            m.d.comb += z.eq(Mux(k.rq, a * mult, a) + addend)
+            sh = z >> k.shift
+            m.d.comb += Assume(k.rq | ((k.shift == 0) & (z >= k.sat_lo) & (z <= k.sat_hi)))
+            return Mux(k.rq, Mux(sh > k.sat_hi, k.sat_hi, Mux(sh < k.sat_lo, k.sat_lo, sh)), sh)
+
+        y_exp = Signal(signed(dut.y_bits + 1), name="y_exact")
+        m.d.comb += y_exp.eq(requant(L_sat))
+        with m.If(age >= L_sat):
+            m.d.comb += Assert(dut.y == y_exp, "y differs from the exact requantization")
+        # the neuron, on the values of the pre stage's cycle
+        y = Signal(signed(dut.y_bits + 1), name="y_pre_exact")
+        m.d.comb += y.eq(requant(L_pre))
+        theta = delayed(dut.theta, L_pre - L_sat, "theta")
+        bound = 2 * (-k.sat_lo) + 1
+        m.d.comb += Assume((dut.v >= -bound) & (dut.v <= bound))
+        wide = signed(dut.v_bits + dut.theta_bits + 4)
+        u, v_next = Signal(wide, name="u_exact"), Signal(wide, name="v_next_exact")
+        fire = Signal(name="fire_exact")
+        ms = Signal(signed(dut.y_bits + 3), name="ms_exact")
+        m.d.comb += [u.eq(Mux(dut.first, 0, dut.v >> k.leak) + y), fire.eq(u >= theta),
+                     v_next.eq(Mux(fire, Mux(k.soft, u - theta, 0), u)), ms.eq((y + k.ms_rnd) >> k.ms_shift)]
+        with m.If(age >= L_pre):
+            m.d.comb += [
+                Assert(dut.y_pre == y, "y_pre differs from the exact requantization"),
+                Assert(dut.fire == fire, "fire differs from U >= theta"),
+                Assert(dut.v_next == v_next, "v_next differs from the exact membrane"),
+                Assert(dut.ms == Mux(ms < 0, 0, Mux(ms > k.levels, k.levels, ms)),
+                       "ms differs from the exact multi-level spike"),
+            ]
         return m

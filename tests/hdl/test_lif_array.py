@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from spikeforge.hdl.lif_array import LifArray
+from spikeforge.hdl.lif_lane import STAGES, LifLane
 from spikeforge.hdl.testing import simulate, stream_get, stream_put
 from spikeforge.sim.golden import lif_array
 
@@ -106,3 +107,28 @@ def test_parameter_errors(kwargs, match):
     base.update(kwargs)
     with pytest.raises((ValueError, TypeError), match=match):
         LifArray(**base)
+
+
+_LANE = dict(a_bits=8, mult_bits=8, addend_bits=8, z_bits=18, y_bits=8, theta_bits=4, v_bits=10, w_bits=11,
+             spike_bits=2, shift_bits=3, leak_bits=2, ms_shift_bits=2, levels_bits=2)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(registered={"sum", "neuron"}), "registered has 'neuron'; allowed: a subset of product, sum"),
+    (dict(product_regs=1), "product_regs is 1; allowed: 0 or 2"),
+    (dict(a_bits=0), "a_bits is 0; allowed: an integer 1..64"),
+    (dict(primitive=True), "primitive=True needs product_regs=2"),
+    (dict(primitive=True, product_regs=2, a_bits=19), "a_bits=19"),
+    (dict(primitive=1), "primitive is 1; allowed: True or False"),
+])
+def test_lane_parameter_errors(kwargs, match):
+    """The lane LifArray and the engine's EW lanes are built on checks its parameters."""
+    with pytest.raises((ValueError, TypeError), match=match):
+        LifLane(**dict(_LANE, **kwargs))
+
+
+def test_lane_latency_follows_its_registers():
+    lane = LifLane(**_LANE, registered={"product", "sum", "sat"})
+    assert [lane.latency(s) for s in STAGES] == [1, 2, 2, 3, 3]
+    lane = LifLane(**_LANE, registered=set(STAGES), product_regs=2)
+    assert [lane.latency(s) for s in STAGES] == [3, 4, 5, 6, 7]
