@@ -364,6 +364,10 @@ class FrameReceiver(wiring.Component):
         if ww:
             is_weights = Signal()                 # the frame being received is WEIGHTS
             next_word = Signal(range(ww + 1))
+            # weight_words + 1 - next_word, kept beside it, so that the length check of a
+            # WEIGHTS frame is one compare (an adder before the compare was the iCEBreaker's
+            # critical path)
+            room = Signal(range(ww + 2), init=ww + 1)
             loaded = Signal()
             # n + 1 from the length field on, n after the offset, then words still to come: at
             # the frame's end 1 for begin load (n = 0), else 0
@@ -476,7 +480,7 @@ class FrameReceiver(wiring.Component):
                         with m.If(Mux(begin, offset != 0, offset != next_word)):
                             report(ErrorCode.BAD_OFFSET)
                             m.next = "HUNT"
-                        with m.Elif(next_word + words > ww + 1):   # offset + n > weight_words
+                        with m.Elif(words > room):   # offset + n > weight_words
                             report(ErrorCode.BAD_LENGTH)
                             m.next = "HUNT"
                         with m.Elif(self.busy | emitting | w_valid):
@@ -528,7 +532,8 @@ class FrameReceiver(wiring.Component):
                                 report(LOADED_REPORT)
                                 begin = words[0]    # 1 after begin load, 0 after a chunk
                                 with m.If(can_report):
-                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww))]
+                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww)),
+                                                 room.eq(Mux(begin, ww + 1, ww + 1 - addr))]
                                     m.d.comb += w_commit.eq(1)
                     with m.Elif(bad_value):
                         report(ErrorCode.BAD_VALUE)
