@@ -12,7 +12,7 @@ import random
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-__all__ = ["to_python", "stream_put", "stream_get", "simulate", "StreamProtocolError"]
+__all__ = ["to_python", "stream_put", "stream_get", "simulate", "StreamProtocolError", "sdram_bench"]
 
 
 class StreamProtocolError(AssertionError):
@@ -109,3 +109,24 @@ def simulate(dut, *testbenches, background=(), vcd=None):
             sim.run()
     else:
         sim.run()
+
+
+def sdram_bench(model, pins, *, rng=None):
+    """A background testbench: the SDRAM ``model`` (:class:`spikeforge.sim.sdram_model.SdramModel`)
+    on the controller's ``pins`` (:func:`spikeforge.hdl.sdram.pins_signature`), one
+    :meth:`~spikeforge.sim.sdram_model.SdramModel.step` per clock cycle: it takes the command the
+    pins hold at the coming edge and sets ``dq_i`` to the word the part drives at that edge (a
+    random word when it drives none, so a controller sampling at the wrong cycle reads garbage).
+    A broken rule raises :class:`~spikeforge.sim.sdram_model.SdramRuleError` out of the run."""
+    rng = _rng(rng)
+    names = ("cs_n", "ras_n", "cas_n", "we_n", "ba", "a", "dq_o", "dq_oe", "dqm", "clk_en")
+
+    async def bench(ctx):
+        while True:
+            v = dict(zip(names, (ctx.get(getattr(pins, n)) for n in names)))
+            out = model.step(cs_n=v["cs_n"], ras_n=v["ras_n"], cas_n=v["cas_n"], we_n=v["we_n"],
+                             ba=v["ba"], a=v["a"], dq=v["dq_o"], dq_oe=v["dq_oe"], dqm=v["dqm"],
+                             cke=v["clk_en"])
+            ctx.set(pins.dq_i, rng.getrandbits(len(pins.dq_i)) if out is None else out)
+            await ctx.tick()
+    return bench
