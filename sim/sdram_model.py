@@ -88,7 +88,8 @@ class SdramModel:
         self.banks = [_Bank() for _ in range(part.banks)]
         self.cycle = 0
         self.last_act = NEVER          # any bank (tRRD)
-        self.last_ref = NEVER
+        self.last_ref = NEVER          # for the refresh interval ...
+        self.ref_busy = NEVER          # ... and for tRFC (skip_init: an interval from cycle 0)
         self.last_mrs = NEVER
         self.cl = timing.cl if skip_init else None
         self.burst = 1 if skip_init else None
@@ -109,8 +110,8 @@ class SdramModel:
     def _need(self, rule, since, need, what, bank=None):
         gap = self.cycle - since
         if gap < need:
-            where = f" bank {bank}:" if bank is not None else ""
-            self._fail(rule, f"{where} {what} at cycle {since}, {gap} cycles ago; "
+            where = f"bank {bank}: " if bank is not None else ""
+            self._fail(rule, f"{where}{what} at cycle {since}, {gap} cycles ago; "
                              f"needs >= {need} cycles")
 
     @property
@@ -133,7 +134,7 @@ class SdramModel:
         # the mode register and refresh block every command for tMRD / tRFC
         if name not in ("NOP", "DESL"):
             self._need("tMRD", self.last_mrs, t.mrd, "LOAD MODE")
-            self._need("tRFC", self.last_ref, t.rfc, "AUTO REFRESH")
+            self._need("tRFC", self.ref_busy, t.rfc, "AUTO REFRESH")
             self.commands[name] = self.commands.get(name, 0) + 1
             if self.init_done_at is None and self.cycle < t.power_up:
                 self._fail("power-up wait", f"{name} at cycle {self.cycle}; only NOP/DESELECT "
@@ -230,8 +231,9 @@ class SdramModel:
 
     def _burst_write_word(self, dq, dqm, dq_oe):
         ba, row, col, base, k = self.write_burst
-        if not dq_oe:
-            self._fail("write data", f"bank {ba}: write burst word {k} with DQ not driven")
+        if not dq_oe and dqm != 3:
+            self._fail("write data", f"bank {ba}: write burst word {k} with DQ not driven and "
+                                     f"not masked (DQM {dqm:#04b})")
         c = base + (col - base + k) % self.burst
         addr = self._addr(ba, row, c)
         old = int(self.mem[addr])
@@ -271,7 +273,7 @@ class SdramModel:
 
     def _ref(self, *_):
         self._closed("AUTO REFRESH")
-        self.last_ref = self.cycle
+        self.last_ref = self.ref_busy = self.cycle
         self.refreshes.append(self.cycle)
         if not self.init_done and self.init["pre_all"]:
             self.init["refs"] += 1
