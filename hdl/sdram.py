@@ -176,7 +176,7 @@ class SdramController(wiring.Component):
         with m.FSM(name="sdram"):
             with m.State("POWER_UP"):       # NOP for the datasheet's power-up time
                 m.d.sync += power.eq(power + 1)
-                with m.If(power == t.power_up - 1):
+                with m.If(power >= t.power_up - 2):   # PRECHARGE ALL on the pins at power_up
                     m.next = "INIT_PRE"
             with m.State("INIT_PRE"):
                 issue(_PRE, "pre", a=1 << 10)
