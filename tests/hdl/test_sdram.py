@@ -9,7 +9,7 @@ import pytest
 
 from spikeforge.hdl.sdram import SdramController
 from spikeforge.hdl.sdram_timing import ULX3S_SDRAM, read_cycles, read_schedule, sequential_bandwidth
-from spikeforge.hdl.testing import sdram_bench, simulate, stream_get, stream_put
+from spikeforge.hdl.testing import sdram_bench, sdram_timed_read, simulate, stream_get, stream_put
 from spikeforge.sim.sdram_model import SdramModel, SdramRuleError
 
 #: the ULX3S part with a 2 us power-up (instead of 200 us) so short tests do not spend most of
@@ -68,35 +68,6 @@ def test_write_read_back_across_rows_and_banks(clk_hz, cl, seed):
     assert model.commands["ACT"] >= 2 * 3                       # 3 rows, written and read
 
 
-def _timed_read(dut, model, addr, n):
-    """Read ``n`` words from ``addr`` with the consumer always ready; return (cycles from the
-    request's transfer to the last word's, cycles since the last AUTO REFRESH at the request,
-    the data)."""
-    out = {}
-
-    async def main(ctx):
-        cycle = await _until_init(ctx, dut)
-        ctx.set(dut.req.payload, {"addr": addr, "count": n, "write": 0})
-        ctx.set(dut.req.valid, 1)
-        ctx.set(dut.r.ready, 1)
-        taken, data = None, []
-        while len(data) < n:
-            _, _, rq, rv, rp = await ctx.tick().sample(dut.req.ready, dut.r.valid, dut.r.payload)
-            if taken is None and rq:
-                taken = cycle
-                ctx.set(dut.req.valid, 0)
-                # model cycle c shows the command decided in cycle c - 1
-                out["since_ref"] = taken - (max(r for r in model.refreshes if r - 1 < taken) - 1)
-            if rv:
-                data.append(rp.data)
-                out["last"] = cycle - taken
-            cycle += 1
-        out["data"] = data
-
-    simulate(dut, main, background=[sdram_bench(model, dut.sdram)])
-    return out["last"], out["since_ref"], out["data"]
-
-
 @pytest.mark.parametrize("clk_hz,cl", [(50_000_000, 2), (100_000_000, 3)])
 def test_long_read_cycles_match_model_and_refresh(clk_hz, cl):
     """A long sequential read (the real 200 us power-up, 7 rows, several refreshes) takes
@@ -106,7 +77,7 @@ def test_long_read_cycles_match_model_and_refresh(clk_hz, cl):
     t = dut.timing
     addr, n = 3 * ROW_SPAN + ROW - 5, 3000
     model.mem[addr:addr + n] = range(n)
-    cycles, since_ref, data = _timed_read(dut, model, addr, n)
+    cycles, since_ref, data = sdram_timed_read(dut, model, addr, n)
     assert data == list(range(n))
     assert cycles == read_cycles(t, addr, n, since_ref)          # exact
     sched = read_schedule(t, addr, n, since_ref)
