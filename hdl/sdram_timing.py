@@ -7,9 +7,9 @@ drift apart. Pure Python (layer 1). docs/sdram.md explains the values and the st
 The part: amaranth-boards' ``ULX3S_85F_Platform`` declares ``SDRAMResource(0, ...)`` with 13
 address pins (``a``), 2 bank pins (``ba``), 16 data pins (``dq``) and 2 byte masks (``dqm``):
 a 32 MB x16 SDR SDRAM, 4 banks x 8192 rows x 512 columns of 16-bit words. Boards carry an ISSI
-IS42S16160G or an Alliance AS4C32M16SB (the latter is used as 32 MB by the board's address
-pins' decoding here: 512 columns). The timing values are the slower of the two parts' -7 speed
-grades, so one set is safe on either board.
+IS42S16160G or an Alliance AS4C32M16SB (a 64 MB part with 1024 columns: with 9 column bits the
+controller uses 512 of them, 32 MB). The timing values are the slower of the two parts' -7
+speed grades, so one set is safe on either board.
 """
 
 import math
