@@ -161,7 +161,7 @@ def read_schedule(timing, addr, count, since_ref=0):
             sched.append((now, "REF"))
             now += t.rfc
             continue
-        act = max(now, last_act + t.rc)
+        act = max(now, last_act + t.rc, last_ref + t.rfc)
         if act - last_ref >= t.refresh_every:            # the request rose while waiting
             now = max(now, last_ref + t.refresh_every)
             continue

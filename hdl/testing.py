@@ -133,9 +133,10 @@ def sdram_bench(model, pins, *, rng=None):
     return bench
 
 
-def sdram_timed_read(dut, model, addr, count):
+def sdram_timed_read(dut, model, addr, count, delay=0):
     """Run an :class:`~spikeforge.hdl.sdram.SdramController` ``dut`` on ``model`` through its
-    init sequence, then read ``count`` words from ``addr`` with the consumer always ready.
+    init sequence, wait ``delay`` cycles, then read ``count`` words from ``addr`` with the
+    consumer always ready.
 
     Returns ``(cycles, since_ref, words)``: the cycles from the request's transfer to the last
     word's, the cycles since the last AUTO REFRESH when the request was taken (the phase of the
@@ -147,6 +148,9 @@ def sdram_timed_read(dut, model, addr, count):
         while not ctx.get(dut.init_done):
             await ctx.tick()
             cycle += 1
+        if delay:
+            await ctx.tick().repeat(delay)
+            cycle += delay
         ctx.set(dut.req.payload, {"addr": addr, "count": count, "write": 0})
         ctx.set(dut.req.valid, 1)
         ctx.set(dut.r.ready, 1)

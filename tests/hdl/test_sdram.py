@@ -88,6 +88,22 @@ def test_long_read_cycles_match_model_and_refresh(clk_hz, cl):
     assert gaps and max(gaps) <= t.refi
 
 
+@pytest.mark.parametrize("clk_hz,cl", [(50_000_000, 2), (100_000_000, 3)])
+def test_read_cycles_at_every_refresh_phase(clk_hz, cl):
+    """Short reads across a row end, requested at each of the 24 cycles before the refresh
+    request rises, so that it rises before, during and after the ACTIVE, tRCD, the READs, the
+    row change (or just after a refresh): the cycles equal the analytic schedule's."""
+    dut0 = SdramController(clk_hz=clk_hz, cas_latency=cl, part=QUICK)
+    every = dut0.timing.refresh_every
+    for k, delay in enumerate(range(every - 24, every)):
+        dut, model = _setup(clk_hz, cl, max_count=64)
+        addr, n = ROW - 3 - k % 3, 6 + k
+        model.mem[addr:addr + n] = range(100, 100 + n)
+        cycles, since_ref, data = sdram_timed_read(dut, model, addr, n, delay=delay)
+        assert data == list(range(100, 100 + n))
+        assert cycles == read_cycles(dut.timing, addr, n, since_ref), (delay, since_ref)
+
+
 def test_bandwidth_figures():
     """The analytic bandwidth of a long read at 50 MHz / CL2: above 0.97 words per cycle, the
     refresh costing under 2%; printed for the report."""
