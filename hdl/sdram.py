@@ -155,6 +155,11 @@ class SdramController(wiring.Component):
                 m.d.sync += [addr.eq(self.req.payload.addr), left.eq(self.req.payload.count),
                              writing.eq(self.req.payload.write)]
 
+        def next_word():        # a word issued; with the request's last, take the next one
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+            with m.If(left == 1):
+                accept()        # (its assignments come later, so they win)
+
         # -- read data: CAS latency + the input register, then the FIFO -----------------------
         m.submodules.fifo = rfifo = fifo.SyncFIFO(width=part.data_bits + 1, depth=self.fifo_depth)
         lat = cl + 2
@@ -217,12 +222,12 @@ class SdramController(wiring.Component):
                                 m.d.comb += self.w.ready.eq(1)
                                 with m.If(self.w.valid):
                                     issue(_WRITE, "wr", ba=bank, a=col)
-                                    m.d.sync += [pins.dq_o.eq(self.w.payload), pins.dq_oe.eq(1),
-                                                 addr.eq(addr + 1), left.eq(left - 1)]
+                                    m.d.sync += [pins.dq_o.eq(self.w.payload), pins.dq_oe.eq(1)]
+                                    next_word()
                         with m.Elif(credit):
                             issue(_READ, "rd", ba=bank, a=col)
                             m.d.comb += read_last.eq(left == 1)
-                            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+                            next_word()
                 with m.Else():
                     accept()
         return m

@@ -102,6 +102,7 @@ class SdramModel:
         self.read_burst = None         # (bank, start cycle, length)
         self.refreshes = []            # cycles of every AUTO REFRESH
         self.commands = {}             # name -> count
+        self.issued = {}               # name -> cycles of that command
 
     # -- checks -------------------------------------------------------------------------------
     def _fail(self, rule, msg):
@@ -136,6 +137,7 @@ class SdramModel:
             self._need("tMRD", self.last_mrs, t.mrd, "LOAD MODE")
             self._need("tRFC", self.ref_busy, t.rfc, "AUTO REFRESH")
             self.commands[name] = self.commands.get(name, 0) + 1
+            self.issued.setdefault(name, []).append(self.cycle)
             if self.init_done_at is None and self.cycle < t.power_up:
                 self._fail("power-up wait", f"{name} at cycle {self.cycle}; only NOP/DESELECT "
                                             f"for the first {t.power_up} cycles")

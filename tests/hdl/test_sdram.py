@@ -66,6 +66,29 @@ def test_write_read_back_across_rows_and_banks(clk_hz, cl, seed):
     assert got == words                                          # the reads, on the stream
     assert {model.commands[c] for c in ("READ", "WRITE")} == {n}
     assert model.commands["ACT"] >= 2 * 3                       # 3 rows, written and read
+    assert len(model.refreshes) > 2 + 3                          # the timer ran meanwhile
+
+
+def test_row_stays_open_across_requests():
+    """Three requests in one row, back to back: one ACTIVE, no PRECHARGE but the init's, and
+    the 15 READs in 15 consecutive cycles."""
+    dut, model = _setup(max_count=64)
+    model.mem[100:115] = range(15)
+    got = []
+
+    async def put(ctx):
+        await _until_init(ctx, dut)
+        await stream_put(ctx, dut.req, [{"addr": 100 + 5 * k, "count": 5, "write": 0}
+                                        for k in range(3)])
+
+    async def get(ctx):
+        got.extend(w["data"] for w in await stream_get(ctx, dut.r, 15, timeout=20_000))
+
+    simulate(dut, put, get, background=[sdram_bench(model, dut.sdram)])
+    assert got == list(range(15))
+    assert (model.commands["ACT"], model.commands.get("PRE", 0)) == (1, 1)   # PRE: the init's
+    reads = model.issued["READ"]
+    assert reads == list(range(reads[0], reads[0] + 15))
 
 
 @pytest.mark.parametrize("clk_hz,cl", [(50_000_000, 2), (100_000_000, 3)])
