@@ -12,7 +12,8 @@ import random
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-__all__ = ["to_python", "stream_put", "stream_get", "simulate", "StreamProtocolError"]
+__all__ = ["to_python", "stream_put", "stream_get", "simulate", "StreamProtocolError", "sdram_bench",
+           "sdram_timed_read"]
 
 
 class StreamProtocolError(AssertionError):
@@ -109,3 +110,63 @@ def simulate(dut, *testbenches, background=(), vcd=None):
             sim.run()
     else:
         sim.run()
+
+
+def sdram_bench(model, pins, *, rng=None):
+    """A background testbench: the SDRAM ``model`` (:class:`spikeforge.sim.sdram_model.SdramModel`)
+    on the controller's ``pins`` (:func:`spikeforge.hdl.sdram.pins_signature`), one
+    :meth:`~spikeforge.sim.sdram_model.SdramModel.step` per clock cycle: it takes the command the
+    pins hold at the coming edge and sets ``dq_i`` to the word the part drives at that edge (a
+    random word when it drives none, so a controller sampling at the wrong cycle reads garbage).
+    A broken rule raises :class:`~spikeforge.sim.sdram_model.SdramRuleError` out of the run."""
+    rng = _rng(rng)
+    names = ("cs_n", "ras_n", "cas_n", "we_n", "ba", "a", "dq_o", "dq_oe", "dqm", "clk_en")
+
+    async def bench(ctx):
+        while True:
+            v = dict(zip(names, (ctx.get(getattr(pins, n)) for n in names)))
+            out = model.step(cs_n=v["cs_n"], ras_n=v["ras_n"], cas_n=v["cas_n"], we_n=v["we_n"],
+                             ba=v["ba"], a=v["a"], dq=v["dq_o"], dq_oe=v["dq_oe"], dqm=v["dqm"],
+                             cke=v["clk_en"])
+            ctx.set(pins.dq_i, rng.getrandbits(len(pins.dq_i)) if out is None else out)
+            await ctx.tick()
+    return bench
+
+
+def sdram_timed_read(dut, model, addr, count, delay=0):
+    """Run an :class:`~spikeforge.hdl.sdram.SdramController` ``dut`` on ``model`` through its
+    init sequence, wait ``delay`` cycles, then read ``count`` words from ``addr`` with the
+    consumer always ready.
+
+    Returns ``(cycles, since_ref, words)``: the cycles from the request's transfer to the last
+    word's, the cycles since the last AUTO REFRESH when the request was taken (the phase of the
+    refresh timer, as :func:`spikeforge.hdl.sdram_timing.read_cycles` takes it), the words."""
+    out = {}
+
+    async def main(ctx):
+        cycle = 0
+        while not ctx.get(dut.init_done):
+            await ctx.tick()
+            cycle += 1
+        if delay:
+            await ctx.tick().repeat(delay)
+            cycle += delay
+        ctx.set(dut.req.payload, {"addr": addr, "count": count, "write": 0})
+        ctx.set(dut.req.valid, 1)
+        ctx.set(dut.r.ready, 1)
+        taken, words = None, []
+        while len(words) < count:
+            _, _, rq, rv, rp = await ctx.tick().sample(dut.req.ready, dut.r.valid, dut.r.payload)
+            if taken is None and rq:
+                taken = cycle
+                ctx.set(dut.req.valid, 0)
+                # the model's cycle c shows the command decided in cycle c - 1
+                out["since_ref"] = taken - (max(r for r in model.refreshes if r - 1 < taken) - 1)
+            if rv:
+                words.append(int(rp.data))
+                out["cycles"] = cycle - taken
+            cycle += 1
+        out["words"] = words
+
+    simulate(dut, main, background=[sdram_bench(model, dut.sdram)])
+    return out["cycles"], out["since_ref"], out["words"]

@@ -85,6 +85,8 @@ LAYERS = {
     "spikeforge.hdl.accel.placement": 1,
     "spikeforge.hdl.accel.plan": 1,
     "spikeforge.hdl.accel.timing": 1,
+    "spikeforge.hdl.sdram_timing": 1,  # the SDRAM part's datasheet rules and the cost model
+    "spikeforge.sim.sdram_model": 1,   # the cycle-accurate SDRAM model (pure Python)
     "spikeforge.boards.hostlink": 1,  # frame formats and rates, shared by the gateware and the runtime
     "spikeforge.quant.config": 1,
     "spikeforge.quant.functional": 1,
@@ -100,6 +102,7 @@ LAYERS = {
     "spikeforge.hdl.params": 2,
     "spikeforge.hdl.row_scan": 2,
     "spikeforge.hdl.accumulate_lanes": 2,
+    "spikeforge.hdl.sdram": 2,
     "spikeforge.hdl.event_encoder": 2,
     "spikeforge.hdl.conv_window": 2,
     "spikeforge.hdl.sparse_add": 2,
