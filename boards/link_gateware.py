@@ -364,10 +364,11 @@ class FrameReceiver(wiring.Component):
         if ww:
             is_weights = Signal()                 # the frame being received is WEIGHTS
             next_word = Signal(range(ww + 1))
-            # weight_words + 1 - next_word, kept beside it, so that the length check of a
-            # WEIGHTS frame is one compare (an adder before the compare was the iCEBreaker's
-            # critical path)
-            room = Signal(range(ww + 2), init=ww + 1)
+            # offset + n > weight_words, registered (the adder and compare in the check's cycle
+            # were the iCEBreaker's critical path): both hold still for bytes before the check
+            # reads it (words is set by the length field two bytes earlier, next_word only at a
+            # frame's end)
+            too_long = Signal()
             loaded = Signal()
             # n + 1 from the length field on, n after the offset, then words still to come: at
             # the frame's end 1 for begin load (n = 0), else 0
@@ -378,6 +379,7 @@ class FrameReceiver(wiring.Component):
             overrun = Signal()                    # a word came while the previous was still held
             wcrc = Signal(32)                     # weight CRC-32C of the committed words
             m.d.comb += x_from.eq(wcrc)
+            m.d.sync += too_long.eq(next_word + words > ww + 1)
             w_commit = Signal()                   # a WEIGHTS frame is committed
             with m.If(w_commit):
                 with m.If(words[0]):              # begin load
@@ -480,7 +482,7 @@ class FrameReceiver(wiring.Component):
                         with m.If(Mux(begin, offset != 0, offset != next_word)):
                             report(ErrorCode.BAD_OFFSET)
                             m.next = "HUNT"
-                        with m.Elif(words > room):   # offset + n > weight_words
+                        with m.Elif(too_long):   # offset + n > weight_words
                             report(ErrorCode.BAD_LENGTH)
                             m.next = "HUNT"
                         with m.Elif(self.busy | emitting | w_valid):
@@ -532,8 +534,7 @@ class FrameReceiver(wiring.Component):
                                 report(LOADED_REPORT)
                                 begin = words[0]    # 1 after begin load, 0 after a chunk
                                 with m.If(can_report):
-                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww)),
-                                                 room.eq(Mux(begin, ww + 1, ww + 1 - addr))]
+                                    m.d.sync += [next_word.eq(Mux(begin, 0, addr)), loaded.eq(~begin & (addr == ww))]
                                     m.d.comb += w_commit.eq(1)
                     with m.Elif(bad_value):
                         report(ErrorCode.BAD_VALUE)
