@@ -222,8 +222,9 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
             m.d.sync += membrane.eq(unit.v_next)
         spike = Signal(sb, name=f"spike{ln}")
         m.d.comb += spike.eq(Mux(l_lif[ln], unit.fire, Mux(l_ms[ln], unit.ms, Mux(l_and[ln], yand[ln], 0))))
-        hi_bits = yadd[ln] & add_mask[ln]
-        fits = (hi_bits == 0) | (hi_bits == add_mask[ln])
+        # The sum fits when its bits from the destination's sign bit up (``add_mask``) are all
+        # equal: no bit there differs from the one above it. One reduction, not two compares.
+        fits = ((yadd[ln] ^ (yadd[ln] >> 1)) & add_mask[ln]) == 0
         y_add = Mux(fits, yadd[ln], Mux(yadd[ln][-1], add_lo[ln], add_hi[ln]))
         out_int.append(Mux(l_add[ln], y_add, y8[ln])[:ib])
         # Spike write: bank ``ln``, slot ``tile`` (lanes past the last channel write nothing).
