@@ -99,6 +99,10 @@ class WindowWalk(wiring.Component):
             "en": Out(n), "wrap": Out(1),
         })
 
+    def _penultimate_after_step(self, count, n1):
+        """The level is at its last but one iteration once ``count`` has stepped."""
+        return count + 2 == n1
+
     def elaborate(self, platform):
         m = Module()
         n = len(self.names)
@@ -120,7 +124,7 @@ class WindowWalk(wiring.Component):
             with m.If(restart):
                 m.d.sync += pen[j].eq(bnd[j].two)
             with m.Elif(stepping):
-                m.d.sync += pen[j].eq(counts[j] + 2 == bnd[j].n1)
+                m.d.sync += pen[j].eq(self._penultimate_after_step(counts[j], bnd[j].n1))
         m.d.sync += [lasts[j].eq(nl[j]) for j in range(n)]
         m.d.sync += [cum[j].eq(Cat(*nl[:j + 1]).all()) for j in range(n)]
         # The level that steps: every level below at its end, this one not (the outermost
