@@ -125,7 +125,8 @@ class SparseAddNoSecondForward(SparseAdd):
 
 
 class ConvWindowRestartsWhileBusy(ConvWindowScan):
-    """Start stream always ready: a start during a pass restarts the scan under a stalled beat."""
+    """Start stream always ready: a start during a pass restarts the scan (its walk) under a
+    stalled beat."""
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
