@@ -65,8 +65,9 @@ class WindowWalk(wiring.Component):
     last, cum : ``Out(len(levels))``
         Registered end flags: level ``j`` at its last iteration; levels ``0..j`` all are.
     adv : ``Out(len(levels))``
-        Level ``j`` is the one that steps on an advance (one-hot while ``run``; all zero
-        when the walk wraps): an AND of registered flags.
+        Level ``j`` is the one that steps on an advance (one-hot while ``run``; on the
+        wrap the outermost, whose counter then passes its bound until ``run`` falls): an AND
+        of registered flags.
     en : ``Out(len(levels))``
         ``~run``, or an advance reaching level ``j`` (``step`` and ``cum[j - 1]``): the
         enable of any register that changes with level ``j`` or a level above it.
