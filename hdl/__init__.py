@@ -8,7 +8,8 @@ name in snake case in :mod:`spikeforge.sim.golden`, and a cost model: ``cycles(.
   ``(channel, plane)`` event per set bit (§5 bit planes); built on
   :class:`~.row_scan.RowScan`, which is also the accelerator engine's SYN scan stage.
 - :class:`~.conv_window.ConvWindowScan` (``conv_window_scan``): gather addressing of a k x k
-  convolution with stride and zero padding (§5).
+  convolution with stride and zero padding (§5); built on :class:`~.window_walk.WindowWalk`,
+  which is also the loop nest of the accelerator engine's SYN generator.
 - :class:`~.sparse_add.SparseAdd` (``sparse_add``): events -> weight-row additions into P
   lanes, tiled over output channels (§5); built on :class:`~.accumulate_lanes.AccumulateLanes`,
   which is also the accelerator engine's SYN accumulate stage.

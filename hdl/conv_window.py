@@ -4,12 +4,12 @@ the in-grid input positions of its k x k window (zero padding skips the others).
 Golden function: :func:`spikeforge.sim.golden.conv_window_scan`.
 """
 
-from amaranth.hdl import Array, Const, Module, Signal, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sim.golden import conv_window_scan
 from .params import check_int, field_bits
+from .window_walk import WindowWalk
 
 __all__ = ["ConvWindowScan"]
 
@@ -17,8 +17,10 @@ __all__ = ["ConvWindowScan"]
 class ConvWindowScan(wiring.Component):
     """Stream of ``(token, tap, end, last)`` reads for one k x k convolution pass.
 
-    One beat per in-grid tap, so a pass costs exactly the number of synaptic input positions
-    (no cycles for padding). ``token = y * W + x`` addresses the input activation memory,
+    One beat per in-grid tap; the walk is the engine's SYN generator loop nest
+    (:class:`.window_walk.WindowWalk`, levels ``kx, ky, ox, oy``), so a tap outside the grid
+    (zero padding) costs a cycle without a beat, as in the engine: a pass takes ``Ho * Wo * k
+    * k`` cycles. ``token = y * W + x`` addresses the input activation memory,
     ``tap = ky * k + kx`` goes into :class:`SparseAdd`'s event tag with ``end`` (last tap of an
     output position); ``last`` marks the last beat of the pass. A linear layer is ``k = 1``.
 
@@ -58,17 +60,11 @@ class ConvWindowScan(wiring.Component):
         })
         super().__init__({"i": In(stream.Signature(0)), "o": Out(stream.Signature(self.layout))})
 
-    def _ranges(self, n, n_out):
-        k, s, p = self.kernel, self.stride, self.padding
-        lo = [max(0, p - o * s) for o in range(n_out)]
-        hi = [min(k - 1, n - 1 + p - o * s) for o in range(n_out)]
-        return lo, hi
-
     # cost model ---------------------------------------------------------------------------
     def cycles(self):
-        """Cycles of one pass without stalls, start transfer to last beat: ``1 + taps``."""
-        return 1 + len(conv_window_scan(self.height, self.width, self.kernel, self.stride,
-                                        self.padding))
+        """Cycles of one pass without stalls, start transfer to the walk's end: ``1 + Ho * Wo *
+        k * k`` (a tap outside the grid costs its cycle, as in the engine)."""
+        return 1 + self.out_height * self.out_width * self.kernel * self.kernel
 
     def memory_bits(self):
         return 0
@@ -78,44 +74,42 @@ class ConvWindowScan(wiring.Component):
         return {"lut": 6 * n + 2 * len(self.layout.members) * 8, "ff": n + 1}
 
     # hardware ---------------------------------------------------------------------------
+    def walk_levels(self):
+        """The :class:`.window_walk.WindowWalk` levels, innermost first: ``kx, ky, ox, oy``."""
+        k = self.kernel
+        return [("kx", field_bits(k)), ("ky", field_bits(k)),
+                ("ox", field_bits(self.out_width)), ("oy", field_bits(self.out_height))]
+
     def elaborate(self, platform):
         m = Module()
         k, s, p = self.kernel, self.stride, self.padding
-        Ho, Wo = self.out_height, self.out_width
-        kylo, kyhi = self._ranges(self.height, Ho)
-        kxlo, kxhi = self._ranges(self.width, Wo)
-        kw = unsigned(field_bits(k))
-        ky_lo, ky_hi = (Array(Const(v, kw) for v in t) for t in (kylo, kyhi))
-        kx_lo, kx_hi = (Array(Const(v, kw) for v in t) for t in (kxlo, kxhi))
-
-        oy, ox = Signal(range(Ho)), Signal(range(Wo))
-        ky, kx = Signal(kw), Signal(kw)
+        H, W = self.height, self.width
+        m.submodules.walk = walk = WindowWalk(self.walk_levels())
+        for name, n in zip(("kx", "ky", "ox", "oy"), (k, k, self.out_width, self.out_height)):
+            m.d.comb += [walk.bounds[name].n1.eq(n - 1), walk.bounds[name].one.eq(n == 1),
+                         walk.bounds[name].two.eq(n == 2)]
+        c = walk.count
         running = Signal()
-
-        y = oy * s + ky - p
-        x = ox * s + kx - p
-        end_x = kx == kx_hi[ox]
-        end = (ky == ky_hi[oy]) & end_x
-        last_out = (oy == Ho - 1) & (ox == Wo - 1)
+        y = Signal(signed(field_bits(H + k + 1) + 2))
+        x = Signal(signed(field_bits(W + k + 1) + 2))
+        m.d.comb += [y.eq(c.oy * s + c.ky - p), x.eq(c.ox * s + c.kx - p)]
+        inb = (y >= 0) & (y < H) & (x >= 0) & (x < W)
+        last_kx, last_ky, last_ox, last_oy = (walk.last[j] for j in range(4))
+        # the position's last in-grid tap (read for in-grid taps only), as the engine's row_last
+        end = (last_ky | (y == H - 1)) & (last_kx | (x == W - 1))
+        start = self.i.valid & self.i.ready
         m.d.comb += [
+            walk.run.eq(running & ~start),  # a start (taken only while idle) begins the walk afresh
+            walk.step.eq(running & (~inb | self.o.ready)),
             self.i.ready.eq(~running),
-            self.o.valid.eq(running),
-            self.o.payload.token.eq(y * self.width + x),
-            self.o.payload.tap.eq(ky * k + kx),
+            self.o.valid.eq(running & inb),
+            self.o.payload.token.eq(y * W + x),
+            self.o.payload.tap.eq(c.ky * k + c.kx),
             self.o.payload.end.eq(end),
-            self.o.payload.last.eq(end & last_out),
+            self.o.payload.last.eq(end & last_ox & last_oy),
         ]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [running.eq(1), oy.eq(0), ox.eq(0), ky.eq(kylo[0]), kx.eq(kxlo[0])]
-        with m.If(self.o.valid & self.o.ready):
-            with m.If(~end_x):
-                m.d.sync += kx.eq(kx + 1)
-            with m.Elif(~end):
-                m.d.sync += [ky.eq(ky + 1), kx.eq(kx_lo[ox])]
-            with m.Elif(last_out):
-                m.d.sync += running.eq(0)
-            with m.Elif(ox == Wo - 1):
-                m.d.sync += [ox.eq(0), oy.eq(oy + 1), kx.eq(kxlo[0]), ky.eq(ky_lo[oy + 1])]
-            with m.Else():
-                m.d.sync += [ox.eq(ox + 1), kx.eq(kx_lo[ox + 1]), ky.eq(ky_lo[oy])]
+        with m.If(start):
+            m.d.sync += running.eq(1)
+        with m.If(walk.wrap):
+            m.d.sync += running.eq(0)
         return m

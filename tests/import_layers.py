@@ -105,6 +105,7 @@ LAYERS = {
     "spikeforge.hdl.sdram": 2,
     "spikeforge.hdl.event_encoder": 2,
     "spikeforge.hdl.conv_window": 2,
+    "spikeforge.hdl.window_walk": 2,
     "spikeforge.hdl.sparse_add": 2,
     "spikeforge.hdl.lif_array": 2,
     "spikeforge.hdl.lif_lane": 2,

@@ -2,6 +2,7 @@
 
 from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
+from ..window_walk import WindowWalk
 from .lsb import lsb_combine, lsb_partials, popcount_flags
 
 __all__ = ["syn_front"]
@@ -65,6 +66,12 @@ def syn_front(eng, m, lc, desc, banks, img_r):
         Signal(name=f"last_{k}") for k in ("kx", "ky", "tr", "ox", "oy", "t"))
     z_kx, z_ky, z_tr, z_ox, z_oy, z_t = (lc.pass_const(k) for k in (
         "z_kx", "z_ky", "z_tr", "z_ox", "z_oy", "z_t"))    # loop of one iteration
+    ones = [lc.pass_const(k) for k in ("o_kx", "o_ky", "o_tr", "o_ox", "o_oy", "o_t")]  # of two
+    zs = [z_kx, z_ky, z_tr, z_ox, z_oy, z_t]
+    names = ("kx", "ky", "tr", "ox", "oy", "t")
+    counters = (kx, ky, tr, ox, oy, t)
+    lasts = [last_kx, last_ky, last_tr, last_ox, last_oy, last_t]
+    cum = [Signal(name=f"cum_last{k}") for k in range(6)]
     # Last in-grid tap of the position (only read for in-grid taps).
     row_last = last_tr & (last_ky | (y == hi1)) & (last_kx | (x == wi1))
 
@@ -108,44 +115,24 @@ def syn_front(eng, m, lc, desc, banks, img_r):
         m.d.sync += [img_ra.eq(img_row), img_ra2.eq(img_ra)]
         m.d.comb += img_r.addr.eq(img_ra2)
 
-    # Advance the generator (a tap outside the grid costs its cycle here). Level j steps
-    # when every level below it is at its end: cum[j - 1], the registered AND of the
-    # registered end flags, so each enable is a short function of registers.
-    lasts = [last_kx, last_ky, last_tr, last_ox, last_oy, last_t]
-    zs = [z_kx, z_ky, z_tr, z_ox, z_oy, z_t]
-    cum = [Signal(name=f"cum_last{k}") for k in range(6)]
-    nl = [Signal(name=f"next_last{k}") for k in range(6)]  # end flags after this cycle
-    wrap_all = can_issue & cum[5]
-    nexts = [(kx, kw1), (ky, kh1), (tr, tr1), (ox, wo1), (oy, ho1), (t, t1)]
-    # pen[j]: level j is at its last but one iteration (registered like the end flags).
-    pen = [Signal(name=f"pen_{k}") for k in ("kx", "ky", "tr", "ox", "oy", "t")]
-    ones = [lc.pass_const(k) for k in ("o_kx", "o_ky", "o_tr", "o_ox", "o_oy", "o_t")]
-    for j in range(6):
-        # When the generator advances, the levels below the stepping one restart (end flag:
-        # a loop of one iteration), the stepping level moves on (its end flag is its
-        # last-but-one flag), the levels above keep theirs.
-        counter, lim = nexts[j]
-        restart = ~gen_active | (can_issue & cum[j])
-        stepping = can_issue & ~cum[j] & (True if j == 0 else cum[j - 1])
-        m.d.comb += nl[j].eq(Mux(restart, zs[j], Mux(stepping, pen[j], lasts[j])))
-        with m.If(restart):
-            m.d.sync += pen[j].eq(ones[j])
-        with m.Elif(stepping):
-            m.d.sync += pen[j].eq(counter + 2 == lim)
-    m.d.sync += [lasts[j].eq(nl[j]) for j in range(6)]
-    m.d.sync += [cum[j].eq(Cat(*nl[:j + 1]).all()) for j in range(6)]
+    # Advance the generator (a tap outside the grid costs its cycle here): the loop nest is
+    # a WindowWalk (hdl/window_walk.py), whose end flags are registers updated with their
+    # counters, so each enable is a short function of registers. Its per-level step flags
+    # and enables step the coordinate and address registers below.
+    m.submodules.syn_walk = walk = WindowWalk([(k, len(c)) for k, c in zip(names, counters)])
+    m.d.comb += [walk.run.eq(gen_active), walk.step.eq(can_issue)]
+    for k, n1, z, o in zip(names, (kw1, kh1, tr1, wo1, ho1, t1), zs, ones):
+        m.d.comb += [walk.bounds[k].n1.eq(n1), walk.bounds[k].one.eq(z), walk.bounds[k].two.eq(o)]
+    m.d.comb += [c.eq(walk.count[k]) for k, c in zip(names, counters)]
+    m.d.comb += [Cat(*lasts).eq(walk.last), Cat(*cum).eq(walk.cum)]
+    wrap_all = walk.wrap
     # Each register takes one of a few values selected by mutually exclusive conditions on
     # registered flags (an AND-OR, not a priority chain of multiplexers); its enable is
     # "inactive, or a level at or above its own steps". While inactive it holds its start
     # value (descriptor and pass constants are valid from the START cycle on).
     init = ~gen_active
-    c0 = ~last_kx                # the level that steps when the generator advances
-    c1 = cum[0] & ~last_ky
-    c2 = cum[1] & ~last_tr
-    c3 = cum[2] & ~last_ox
-    c4 = cum[3] & ~last_oy
-    c5 = cum[4]
-    en = [init | can_issue] + [init | (can_issue & cum[j]) for j in range(5)]
+    c0, c1, c2, c3, c4, c5 = (walk.adv[j] for j in range(6))
+    en = [walk.en[j] for j in range(6)]
     lo = -desc.pad
     sp_s = sp_p + desc.stride
     sp_r = sp_o + sw
@@ -159,12 +146,6 @@ def syn_front(eng, m, lc, desc, banks, img_r):
         m.d.sync += reg.eq(nxt)
         return nxt
 
-    sel(kx, 0, 0, [(c0, kx + 1)])
-    sel(ky, 1, 0, [(c1, ky + 1)])
-    sel(tr, 2, 0, [(c2, tr + 1)])
-    sel(ox, 3, 0, [(c3, ox + 1)])
-    sel(oy, 4, 0, [(c4, oy + 1)])
-    sel(t, 5, 0, [(c5, t + 1)])
     sel(x, 0, lo, [(c0, x + 1), (c1 | c2, xs), (c3, xs + desc.stride), (c4 | c5, lo)])
     sel(y, 1, lo, [(c1, y + 1), (c2 | c3, ys), (c4, ys + desc.stride), (c5, lo)])
     sel(xs, 3, lo, [(c3, xs + desc.stride), (c4 | c5, lo)])

@@ -134,3 +134,24 @@ def test_result_stage_is_the_proven_logits_component(compact, lanes):
     assert (stage.classes, stage.lanes, stage.logit_bits) == (prog.classes, lanes, engine.logit_bits)
     assert stage.shift_group == (None if compact else min(lanes, LANES_PER_COPY))
     assert stage.result.signature == engine.result.signature
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_generator_loop_nest_is_a_window_walk(compact, lanes):
+    """The SYN generator's loop nest is one :class:`WindowWalk` (so its bounded proof covers
+    the engine's), with the generator's levels and the descriptor's field widths."""
+    from spikeforge.hdl.window_walk import WindowWalk
+
+    model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
+    engine = Engine(compile_model(model, lanes, compact=compact))
+    found = []
+
+    def walk(fragment):
+        for sub, name, _ in fragment.subfragments:
+            found.extend((name, o) for o in sub.origins or () if isinstance(o, WindowWalk))
+            walk(sub)
+
+    walk(Fragment.get(engine, None))
+    assert [name for name, _ in found] == ["syn_walk"]
+    nest = found[0][1]
+    assert nest.names == ["kx", "ky", "tr", "ox", "oy", "t"]

@@ -17,6 +17,7 @@ from spikeforge.hdl.lif_lane import LifLane
 from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.spike_attention import SpikeAttentionLinear, SpikeAttentionMask
+from spikeforge.hdl.window_walk import WindowWalk
 
 
 class _Narrowed:
@@ -124,7 +125,8 @@ class SparseAddNoSecondForward(SparseAdd):
 
 
 class ConvWindowRestartsWhileBusy(ConvWindowScan):
-    """Start stream always ready: a start during a pass restarts the scan under a stalled beat."""
+    """Start stream always ready: a start during a pass restarts the scan (its walk) under a
+    stalled beat."""
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
@@ -183,3 +185,11 @@ class LifArrayFiresLate(LifArray):
     """A LifArray built on :class:`LifLaneFiresLate`."""
 
     lif_lane = LifLaneFiresLate
+
+
+class WindowWalkLateEnd(WindowWalk):
+    """The engine's generator loop nest with its last-but-one flag a step late: a level's end
+    flag rises one iteration after its last, so the level runs one iteration too many."""
+
+    def _penultimate_after_step(self, count, n1):
+        return count + 1 == n1

@@ -14,9 +14,10 @@ import pytest
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
                           ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, LifArrayDropsBeats,
                           LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate, LogitsOffersWhileShifting,
-                          LogitsTieToLast, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward)
+                          LogitsTieToLast, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
+                          WindowWalkLateEnd)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
-                         LifArrayProof, LifLaneProof, LogitsProof, SparseAddProof)
+                         LifArrayProof, LifLaneProof, LogitsProof, SparseAddProof, WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
@@ -28,6 +29,7 @@ from spikeforge.hdl.generate import UNITS
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 from spikeforge.hdl.sparse_add import SparseAdd
+from spikeforge.hdl.window_walk import WindowWalk
 from spikeforge.hdl.spike_attention import SpikeAttentionLinear, SpikeAttentionMask
 from spikeforge.sim.formal import prove
 
@@ -124,6 +126,10 @@ def test_unit_proof(make, depth, tmp_path):
     assert result.passed, (result.failed_assertions, result.counterexample, result.log[-3000:])
 
 
+# the SYN generator's levels (hdl/accel/syn_front.py), innermost first, at small widths
+_WALK_LEVELS = [("kx", 2), ("ky", 2), ("tr", 1), ("ox", 2), ("oy", 1), ("t", 2)]
+
+
 # engine stage -> list of (id, harness factory, depth): the stage components hdl/accel/
 # instantiates (issue 19), each in the fast build's mode (shift_group: lanes per copy of the
 # shift enable) and the compact build's. The scan stage, RowScan, is proven through
@@ -135,6 +141,11 @@ STAGE_PROOFS = {
         ("k3_p2_compact", lambda: LogitsProof(Logits(3, 2, 3)), 12),
         ("k5_p4_fast_two_copies", lambda: LogitsProof(Logits(5, 4, 4, shift_group=2)), 17),
         ("k1_p1_fast", lambda: LogitsProof(Logits(1, 1, 2, shift_group=1)), 10),
+    ],
+    # the SYN generator's loop nest: the engine's six levels (small widths; any bounds that
+    # fit); depth: a whole walk of 2 x 2 x 1 x 2 x 1 x 2 iterations and more
+    "window_walk": [
+        ("engine_levels", lambda: WindowWalkProof(WindowWalk(_WALK_LEVELS)), 12),
     ],
     # the EW lanes' LifLane (LifArray's lanes, proven combinational through lif_array above)
     # with the builds' registers; depth: the fast build's pipeline (7 cycles) and 2 more
@@ -188,6 +199,8 @@ BROKEN = [
     ("linear_narrow_kv", lambda: AttentionLinearProof(AttentionLinearNarrowKV(
         channels=1, heads=1, tokens=2, levels_q=3, levels_k=2, levels_v=2)), 12,
      "o: output differs from the exact value"),
+    # exact order: the engine's generator loop nest runs a level one iteration too long
+    ("window_walk_late_end", lambda: WindowWalkProof(WindowWalkLateEnd(_WALK_LEVELS)), 8, "] wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall
     ("logits_tie_to_last", lambda: LogitsProof(LogitsTieToLast(3, 2, 3)), 10,
      "o: class is not the argmax (first index on ties)"),

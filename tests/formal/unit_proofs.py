@@ -24,7 +24,7 @@ from spikeforge.graph import bits_for_range
 from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
-           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof"]
+           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof"]
 
 
 
@@ -242,6 +242,70 @@ class ConvWindowProof(_Proof):
                 m.d.sync += [count.eq(0), active.eq(0)]
         with m.If(_fire(dut.i)):
             m.d.sync += [count.eq(0), active.eq(1)]
+
+
+# -- WindowWalk (the engine's SYN generator loop nest) -------------------------------------------
+
+class WindowWalkProof(Elaboratable):
+    """The walk visits the nested loop order exactly: with any bounds (held from a cycle
+    before ``run`` rises, ``one``/``two`` true to ``n1``) and any ``step`` and ``run``, each
+    counter equals a shadow nest of plain full-width counters, stays within its bound; the
+    end flags, the stepping level (one-hot) and ``wrap`` are exactly those of the shadow."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = self.dut
+        m.submodules.dut = dut
+        free_inputs(m, dut)
+        n = len(dut.names)
+        bnd = [dut.bounds[k] for k in dut.names]
+        run_p = past(m, dut.run, name="run_p")
+        bounds_p = past(m, dut.bounds.as_value(), name="bounds_p")
+        rst_p = past(m, ResetSignal(), name="rst_p")
+        started = Signal()  # a cycle out of reset has passed
+        m.d.sync += started.eq(1)
+        for b in bnd:
+            m.d.comb += [Assume(b.one == (b.n1 == 0)), Assume(b.two == (b.n1 == 1))]
+        # bounds held while the walk runs and in the cycle before it starts
+        with m.If(started & ~rst_p & (dut.run | run_p)):
+            m.d.comb += Assume(dut.bounds.as_value() == bounds_p)
+        with m.If(~started | rst_p):
+            m.d.comb += Assume(~dut.run)
+        # after the last iteration the user stops stepping until the next walk (the engine:
+        # ``gen_on`` falls on ``wrap``; ``run`` falls at the pass's end)
+        wrapped = Signal()
+        with m.If(~dut.run):
+            m.d.sync += wrapped.eq(0)
+        with m.Elif(dut.wrap):
+            m.d.sync += wrapped.eq(1)
+        m.d.comb += Assume(~(wrapped & dut.step))
+        shadow = [Signal(w + 1, name=f"shadow_{k}") for k, w in zip(dut.names, dut.widths)]
+        at_end = [shadow[j] == bnd[j].n1 for j in range(n)]
+        adv = Signal(n)
+        for j in range(n):
+            below = Cat(*at_end[:j]).all() if j else Const(1)
+            m.d.comb += adv[j].eq(below & (~at_end[j] if j < n - 1 else Const(1)))
+        with m.If(~dut.run):
+            m.d.sync += [s.eq(0) for s in shadow]
+        with m.Elif(dut.step):
+            for j in range(n):
+                below = Cat(*at_end[:j]).all() if j else Const(1)
+                with m.If(below):
+                    m.d.sync += shadow[j].eq(Mux(at_end[j] & (j < n - 1), 0, shadow[j] + 1))
+        with m.If(started & ~rst_p & dut.run & ~wrapped):
+            for j, k in enumerate(dut.names):
+                m.d.comb += [
+                    Assert(dut.count[k] == shadow[j], f"count[{k}] differs from the nested loop order"),
+                    Assert(shadow[j] <= bnd[j].n1, f"count[{k}] beyond its bound"),
+                    Assert(dut.last[j] == at_end[j], f"last[{k}] wrong"),
+                    Assert(dut.cum[j] == Cat(*at_end[:j + 1]).all(), f"cum[{k}] wrong"),
+                    Assert(dut.adv[j] == adv[j], f"adv[{k}]: wrong level steps"),
+                ]
+            m.d.comb += Assert(dut.wrap == (dut.step & Cat(*at_end).all()), "wrap wrong")
+        return m
 
 
 # -- LifArray -----------------------------------------------------------------------------------

@@ -171,17 +171,23 @@ def test_conv_window_scan_matches_golden(H, W, k, s, p):
 
 
 def test_conv_window_scan_cycles():
+    """A pass takes ``cycles()``: the next start is taken that many cycles after the first (the
+    walk visits all Ho * Wo * k * k taps, the out-of-grid ones without a beat, as the engine's
+    generator does); the last beat comes before the trailing out-of-grid taps."""
     dut = ConvWindowScan(height=5, width=6, kernel=3, stride=2, padding=1)
-    t_out = []
+    n = len(conv_window_scan(5, 6, 3, 2, 1))
+    t_in, t_out = [], []
 
     async def put(ctx):
-        await stream_put(ctx, dut.i, [0])
+        await stream_put(ctx, dut.i, [0, 0], times=t_in)
 
     async def get(ctx):
-        await stream_get(ctx, dut.o, len(conv_window_scan(5, 6, 3, 2, 1)), times=t_out)
+        await stream_get(ctx, dut.o, 2 * n, times=t_out)
 
     simulate(dut, put, get)
-    assert t_out[-1] + 1 == dut.cycles()
+    assert dut.cycles() == 1 + 3 * 3 * 3 * 3
+    assert t_in[1] - t_in[0] == dut.cycles()
+    assert t_out[n - 1] - t_in[0] == dut.cycles() - 1 - 3  # the last position's bottom row: padding
 
 
 @pytest.mark.parametrize("cls,kwargs,match", [
