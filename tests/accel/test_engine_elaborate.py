@@ -24,6 +24,19 @@ from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 
 
+def instances(engine, cls):
+    """``(name, component)`` of every ``cls`` the elaborated ``engine`` instantiates, depth first."""
+    found = []
+
+    def walk(fragment):
+        for sub, name, _ in fragment.subfragments:
+            found.extend((name, o) for o in sub.origins or () if isinstance(o, cls))
+            walk(sub)
+
+    walk(Fragment.get(engine, None))
+    return found
+
+
 @pytest.mark.parametrize("memory,compact,lanes,options", [
     ("spram", True, 1, {"spram_primitive": True}),
     ("bram", False, 2, {"mult_primitive": True}),
@@ -47,15 +60,7 @@ def test_scan_stage_is_the_encoders_row_scan(compact):
     (so the encoder's proof and tests cover it), in the build's mode: fast in the fast build."""
     model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
     engine = Engine(compile_model(model, 2, compact=compact))
-    found = []
-
-    def walk(fragment):
-        for sub, name, _ in fragment.subfragments:
-            made = [o for o in sub.origins or () if isinstance(o, RowScan)]
-            found.extend((name, o) for o in made)
-            walk(sub)
-
-    walk(Fragment.get(engine, None))
+    found = instances(engine, RowScan)
     assert [name for name, _ in found] == ["syn_scan"]
     scan = found[0][1]
     assert scan.fast is not compact and scan.width == engine.row_bits
@@ -70,14 +75,7 @@ def test_accumulate_stage_is_sparse_adds_core(compact, lanes):
     flags per lane group in the fast build."""
     model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
     engine = Engine(compile_model(model, lanes, compact=compact))
-    found = []
-
-    def walk(fragment):
-        for sub, name, _ in fragment.subfragments:
-            found.extend((name, o) for o in sub.origins or () if isinstance(o, AccumulateLanes))
-            walk(sub)
-
-    walk(Fragment.get(engine, None))
+    found = instances(engine, AccumulateLanes)
     assert [name for name, _ in found] == ["syn_acc"]
     core = found[0][1]
     assert (core.lanes, core.acc_bits, core.banks) == (lanes, engine.ab, 2)
@@ -93,14 +91,7 @@ def test_ew_lanes_are_lifarrays_lanes(compact, lanes, options):
     registered as the build says, its widths the plan's."""
     model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
     engine = Engine(compile_model(model, lanes, compact=compact), **options)
-    found = []
-
-    def walk(fragment):
-        for sub, name, _ in fragment.subfragments:
-            found.extend((name, o) for o in sub.origins or () if isinstance(o, LifLane))
-            walk(sub)
-
-    walk(Fragment.get(engine, None))
+    found = instances(engine, LifLane)
     assert [name for name, _ in found] == [f"ew_lane{ln}" for ln in range(lanes)]
     registered, product_regs = lif_lane_registers(engine.build)
     assert registered == ({"product", "sum", "sat"} if compact else {"product", "sum", "shift", "sat", "pre"})
@@ -121,14 +112,7 @@ def test_result_stage_is_the_proven_logits_component(compact, lanes):
     prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
                          compact=compact)
     engine = Engine(prog)
-    found = []
-
-    def walk(fragment):
-        for sub, name, _ in fragment.subfragments:
-            found.extend((name, o) for o in sub.origins or () if isinstance(o, Logits))
-            walk(sub)
-
-    walk(Fragment.get(engine, None))
+    found = instances(engine, Logits)
     assert [name for name, _ in found] == ["logits"]
     stage = found[0][1]
     assert (stage.classes, stage.lanes, stage.logit_bits) == (prog.classes, lanes, engine.logit_bits)
@@ -144,14 +128,7 @@ def test_generator_loop_nest_is_a_window_walk(compact, lanes):
 
     model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
     engine = Engine(compile_model(model, lanes, compact=compact))
-    found = []
-
-    def walk(fragment):
-        for sub, name, _ in fragment.subfragments:
-            found.extend((name, o) for o in sub.origins or () if isinstance(o, WindowWalk))
-            walk(sub)
-
-    walk(Fragment.get(engine, None))
+    found = instances(engine, WindowWalk)
     assert [name for name, _ in found] == ["syn_walk"]
     nest = found[0][1]
     assert nest.names == ["kx", "ky", "tr", "ox", "oy", "t"]
