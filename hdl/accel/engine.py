@@ -8,7 +8,7 @@ logits followed by the class on ``result``. ``cycles`` and ``events`` hold the c
 counts of the last image.
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -20,7 +20,7 @@ from .memories import PortView, bram_ports, collision_read, int_memory, weight_m
 from .plan import CONST_LOGIC_DEPTH, LANES_PER_COPY, EnginePlan, Kind, const_parts, lane_group_widths
 from .plan import ubits as _ubits
 from .program import SPRAM_BITS, SPRAM_WORDS, SYN
-from .sequencer import sequencer
+from .sequencer import Sequencer
 from .syn import elaborate_syn
 from .timing import build_of
 
@@ -202,12 +202,15 @@ class Engine(wiring.Component):
         desc_mem = Memory(shape=unsigned(dw), depth=len(self.desc_rows) * nw, init=self.plan.desc_init())
         m.submodules.desc_mem = desc_mem
         desc_r = desc_mem.read_port()
-        # The descriptor register is a shift register of nw pieces (piece 0 lowest when full);
-        # its fields are meaningless while it loads, when no pass runs.
-        desc_bits = Signal(nw * dw)
+        # The sequencer: image and weight load, the descriptor register (a shift register of nw
+        # pieces, piece 0 lowest when full; its fields are meaningless while it loads, when no
+        # pass runs), pass start and done, the result's OUT state.
+        m.submodules.sequencer = seq = Sequencer(
+            pixel_bits=self.pixel_bits, channels=img.C, values=img.values, img_addr_bits=len(img_w.addr),
+            passes=len(self.desc_rows), desc_words=nw, desc_word_bits=dw, desc_addr_bits=len(desc_r.addr),
+            weight_load=None if wm_load is None else (weight_load_layout(), (len(wm_load.addr), len(wm_load.data))))
         layout = desc_layout(self.plan)
-        desc = _Descriptor(data.View(layout, desc_bits[:layout.size]), self.plan)
-        desc_k = Signal(range(nw + 1))
+        desc = _Descriptor(data.View(layout, seq.desc_bits[:layout.size]), self.plan)
 
         # Default port enables.
         for wp, ra, rb in banks:
@@ -225,7 +228,7 @@ class Engine(wiring.Component):
         for wp, rr, rd in amems:
             m.d.comb += [en.eq(1) for en in rr.ens]
 
-        pc = Signal(range(len(self.desc_rows) + 1))   # the running pass
+        pc = seq.pc   # the running pass
         lc = LaneCopies(m, self.plan, pc)
 
         # The result stage: the out pass shifts the logits in, the sequencer's OUT state sends.
@@ -233,15 +236,25 @@ class Engine(wiring.Component):
                                               shift_group=lc.per_copy if self.build.logit_shift_regs else None)
         wiring.connect(m, wiring.flipped(self.result), logits.result)
 
-        seq = sequencer(eng=self, m=m, desc=desc, desc_bits=desc_bits, desc_k=desc_k, desc_r=desc_r, dw=dw,
-                        img_w=img_w, nw=nw, pc=pc, wm_load=wm_load, logits=logits)
-        event_ctr = seq["event_ctr"]
-        start_syn, syn_done, start_ew, ew_done = seq["start_syn"], seq["syn_done"], seq["start_ew"], seq["ew_done"]
+        wiring.connect(m, wiring.flipped(self.pixels), seq.pixels)
+        if wm_load is not None:
+            wiring.connect(m, wiring.flipped(self.weights), seq.weights)
+            m.d.comb += [wm_load.en.eq(seq.weight_write.en), wm_load.addr.eq(seq.weight_write.addr),
+                         wm_load.data.eq(seq.weight_write.data)]
+        res = logits.result
+        m.d.comb += [
+            img_w.en.eq(seq.img_write.en), img_w.addr.eq(seq.img_write.addr), img_w.data.eq(seq.img_write.data),
+            desc_r.en.eq(seq.desc_read.en), desc_r.addr.eq(seq.desc_read.addr), seq.desc_read.data.eq(desc_r.data),
+            seq.syn_pass.eq(desc.kind == Kind.SYN), seq.last_pass.eq(desc.last_pass),
+            logits.send.eq(seq.send), seq.result_done.eq(res.valid & res.ready & res.payload.last),
+            self.cycles.eq(seq.cycles), self.events.eq(seq.events),
+        ]
 
-        syn = elaborate_syn(self, m, lc, desc, start_syn, syn_done, banks, img_r, im_a, im_w, wm_r, amems, hst,
-                             event_ctr)
-        elaborate_ew(self, m, lc, desc, start_ew, ew_done, banks, rmw, im_a, im_b, im_w, cm_r, logits.tile, syn)
+        syn = elaborate_syn(self, m, lc, desc, seq.start_syn, seq.syn_done, banks, img_r, im_a, im_w, wm_r, amems,
+                            hst, seq.event)
+        elaborate_ew(self, m, lc, desc, seq.start_ew, seq.ew_done, banks, rmw, im_a, im_b, im_w, cm_r, logits.tile,
+                     syn)
         # For the simulation harness (simulate.py): the last elaboration's memories and registers.
-        self.debug_smem, self.debug_imem, self.debug_pc, self.debug_events = smems, imem, pc, event_ctr
+        self.debug_smem, self.debug_imem, self.debug_pc, self.debug_events = smems, imem, pc, seq.event_count
         self.debug_collided = flags
         return m

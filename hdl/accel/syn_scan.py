@@ -11,7 +11,7 @@ from .plan import ubits as _ubits
 __all__ = ["syn_scan"]
 
 
-def syn_scan(eng, m, desc, count, event_ctr, fifo_bits, fifo_last, fifo_rest, fifo_single, fifo_va, fifo_wb, hst, pop,
+def syn_scan(eng, m, desc, count, event, fifo_bits, fifo_last, fifo_rest, fifo_single, fifo_va, fifo_wb, hst, pop,
              rd_ptr, scan_active):
     """SYN scan | D0 | D1 | D2 | queue | issue: one event (the row's lowest set bit) per cycle,
     decoded to its tiles, weight and accumulator words; the issue stage sends one (event, tile)
@@ -173,9 +173,8 @@ def syn_scan(eng, m, desc, count, event_ctr, fifo_bits, fifo_last, fifo_rest, fi
     with m.Elif(e_go & e.at_last):
         m.d.sync += e_valid.eq(0)
     e_b, e_lo, e_tile = e.b, e.lo, e.tile
-    # Count events (once per event, at its first tile).
-    with m.If(ev_issue & e_first):
-        m.d.sync += event_ctr.eq(event_ctr + 1)
+    # Count events (once per event, at its first tile: the sequencer counts the strobe).
+    m.d.comb += event.eq(ev_issue & e_first)
     return dict(bank=bank, decode_empty=decode_empty, dr_blk=dr_blk, dr_busy=dr_busy, e=e, e1_on=scan.o.valid, e_b=e_b,
                 e_lo=e_lo, e_tile=e_tile, e_valid=e_valid, ev_issue=ev_issue, item=item, next_item=next_item,
                 pos_end=pos_end, take=take)

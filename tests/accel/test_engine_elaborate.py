@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Elaborating an engine is a pure function of its program and options (issue 19 item 4).
 
 tests/accel/test_engine.py::test_elaborating_twice_gives_the_same_design compares RTLIL (fast
@@ -15,6 +16,7 @@ from spikeforge.hdl.accel.engine import LANES_PER_COPY, Engine
 from spikeforge.hdl.accel.generate import verilog_text
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.program import compile_model
+from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
@@ -132,3 +134,31 @@ def test_generator_loop_nest_is_a_window_walk(compact, lanes):
     assert [name for name, _ in found] == ["syn_walk"]
     nest = found[0][1]
     assert nest.names == ["kx", "ky", "tr", "ox", "oy", "t"]
+
+
+@pytest.mark.parametrize("memory,lanes", [("spram", 1), ("bram", 4)])
+def test_sequencer_is_a_component(memory, lanes):
+    """The top-level control is one :class:`Sequencer` with stream ports: it takes the engine's
+    pixels (and, with SPRAM, its weights) and sizes its ports from the program (image, passes,
+    descriptor words)."""
+    model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
+    prog = compile_model(model, lanes, memory=memory, compact=memory == "spram")
+    engine = Engine(prog)
+    found = instances(engine, Sequencer)
+    assert [name for name, _ in found] == ["sequencer"]
+    seq = found[0][1]
+    assert ("weights" in seq.signature.members) is (memory == "spram")
+    assert (seq.channels, seq.values, seq.passes) == (prog.image.C, prog.image.values, len(engine.desc_rows))
+    assert (seq.desc_words, seq.desc_word_bits) == (engine.plan.desc_words, engine.plan.desc_word_width)
+    assert seq.pixel_bits == engine.pixel_bits
+
+
+def test_sequencer_parameter_errors_are_one_line():
+    good = dict(pixel_bits=5, channels=1, values=64, img_addr_bits=6, passes=3, desc_words=2, desc_word_bits=16,
+                desc_addr_bits=3)
+    Sequencer(**good)
+    for key, bad, text in (("passes", 0, "Sequencer: passes is 0; allowed: an integer 1..65536"),
+                           ("pixel_bits", 2.0, "Sequencer: pixel_bits must be an integer 1..64, not 2.0")):
+        with pytest.raises((ValueError, TypeError)) as info:
+            Sequencer(**{**good, key: bad})
+        assert str(info.value) == text
