@@ -158,7 +158,14 @@ def test_sequencer_parameter_errors_are_one_line():
                 desc_addr_bits=3)
     Sequencer(**good)
     for key, bad, text in (("passes", 0, "Sequencer: passes is 0; allowed: an integer 1..65536"),
-                           ("pixel_bits", 2.0, "Sequencer: pixel_bits must be an integer 1..64, not 2.0")):
+                           ("pixel_bits", 2.0, "Sequencer: pixel_bits must be an integer 1..64, not 2.0"),
+                           # 64 image words need 6 address bits, 3 x 2 descriptor words 3
+                           ("img_addr_bits", 5, "Sequencer: img_addr_bits is 5; allowed: an integer 6..64"),
+                           ("desc_addr_bits", 2, "Sequencer: desc_addr_bits is 2; allowed: an integer 3..64"),
+                           ("img_addr_bits", None, "Sequencer: img_addr_bits must be an integer 6..64, not None")):
         with pytest.raises((ValueError, TypeError)) as info:
             Sequencer(**{**good, key: bad})
         assert str(info.value) == text
+    with pytest.raises(ValueError) as info:
+        Sequencer(**{**good, "channels": 2, "values": 63})
+    assert str(info.value) == "Sequencer: values is 63; allowed: a multiple of channels (2)"

@@ -5,13 +5,14 @@ while elaborating, that overrides one handshake signal after the unit's own logi
 ``comb`` assignment wins in Amaranth), or that builds the unit on a row scan with one step
 changed."""
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Const, Signal
 
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
+from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 from spikeforge.hdl.row_scan import RowScan
@@ -193,3 +194,28 @@ class WindowWalkLateEnd(WindowWalk):
 
     def _penultimate_after_step(self, count, n1):
         return count + 1 == n1
+
+
+# -- the sequencer ---------------------------------------------------------------------------------
+
+class SequencerEndsAfterFirstPass(Sequencer):
+    """Reads every pass as the last (``last_pass`` taken as 1): the result is sent after the
+    first pass's done, the later passes never run."""
+
+    def elaborate(self, platform):
+        saved = self.last_pass
+        self.last_pass = Const(1)
+        try:
+            return super().elaborate(platform)
+        finally:
+            self.last_pass = saved
+
+
+class SequencerWritesEveryPixel(Sequencer):
+    """Writes the image word at every pixel, not only at a word's last channel: a word is
+    written before it is complete, and twice."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.img_write.en.eq(self.pixels.valid & self.pixels.ready)
+        return m

@@ -17,6 +17,7 @@ The shadows are written independently of the units (plain registers and full-wid
 arithmetic, no pipelining) and read only ports.
 """
 
+from amaranth.asserts import AnyConst
 from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Elaboratable, Module, Mux, ResetSignal, Signal, Value,
                           signed)
 
@@ -24,7 +25,8 @@ from spikeforge.graph import bits_for_range
 from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
-           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof"]
+           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
+           "SequencerProof"]
 
 
 
@@ -641,4 +643,130 @@ class LifLaneProof(Elaboratable):
                 Assert(dut.ms == Mux(ms < 0, 0, Mux(ms > k.levels, k.levels, ms)),
                        "ms differs from the exact multi-level spike"),
             ]
+        return m
+
+
+# -- Sequencer (the engine's top-level control) ---------------------------------------------------
+
+class SequencerProof(Elaboratable):
+    """The engine's :class:`spikeforge.hdl.accel.sequencer.Sequencer` with the environment the
+    engine gives it (assumed): the stream rules on ``pixels`` and ``weights``; a descriptor
+    memory of any constant words (``AnyConst``) read a cycle after the address, the pass's
+    kind (``syn_pass``) and ``last_pass`` read from bits 0 and 1 of its descriptor, only the
+    last pass's flag set; ``syn_done``/``ew_done`` only while a pass of that kind runs (from
+    the cycle after its start), no ``event`` while an image loads or the result is sent,
+    ``result_done`` only while ``send``.
+
+    Asserted against a shadow of the phases (load, setup, run, out): ``pixels`` and
+    ``weights`` ready exactly while an image loads, each weight beat written at once to its
+    address; an image word written exactly when its last channel's pixel is taken, at the
+    word's address (in range), with the word's pixels, each word once per image and all of
+    them by the last pixel; descriptor reads in range and only in the setup; each pass started
+    ``desc_words + 2`` cycles after the image or the previous pass ended, with the descriptor
+    register holding that pass's words of the table, ``pc`` its index, the start of its kind;
+    passes in table order; ``send`` exactly after the last pass's done until ``result_done``,
+    with ``cycles`` and ``events`` the cycles and events counted by the shadow (no counter
+    wraps)."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        m = Module()
+        dut = self.dut
+        m.submodules.dut = dut
+        free_inputs(m, dut)
+        C, pb, V, npass = dut.channels, dut.pixel_bits, dut.values, dut.passes
+        nw, dw = dut.desc_words, dut.desc_word_bits
+        assert nw * dw >= 2, "the harness reads the kind and last flags from bits 0 and 1"
+        words = V // C
+        stream_rules(m, dut.pixels, assume=True, name="pixels")
+        weights = "weights" in dut.signature.members
+        if weights:
+            stream_rules(m, dut.weights, assume=True, name="weights")
+        # the descriptor memory: any constant words, a synchronous read
+        table = [Signal(dw, name=f"desc_word{j}") for j in range(npass * nw)]
+        m.d.comb += [t.eq(AnyConst(dw)) for t in table]
+        entry = [Cat(*table[p * nw:(p + 1) * nw]) for p in range(npass)]
+        m.d.comb += [Assume(entry[p][1] == (p == npass - 1)) for p in range(npass)]
+        read_addr = past(m, dut.desc_read.addr, name="desc_read_addr")
+        with m.If(past(m, dut.desc_read.en, name="desc_read_en")):
+            m.d.comb += Assume(dut.desc_read.data == Array(table)[read_addr])
+        m.d.comb += [Assume(dut.syn_pass == dut.desc_bits[0]), Assume(dut.last_pass == dut.desc_bits[1])]
+
+        # the shadow: phases, pass index, counts
+        LOAD, SETUP, RUN, OUT = range(4)
+        phase = Signal(range(4))
+        spc = Signal(range(npass))
+        kind = Signal()                             # the running pass is SYN
+        wait = Signal(range(nw + 3))                # cycles of the setup so far
+        n_pix = Signal(range(V))                    # pixels taken of this image
+        word = Signal(C * pb)                       # the last C pixels taken
+        written = Signal(words)                     # image words written for this image
+        elapsed, evs = Signal(16), Signal(16)       # cycles and events since the last pixel
+        cycles_at, events_at = Signal(16), Signal(16)
+        m.d.comb += [Assume(~dut.syn_done | ((phase == RUN) & kind)), Assume(~dut.ew_done | ((phase == RUN) & ~kind)),
+                     Assume(~dut.event | (phase == SETUP) | (phase == RUN)), Assume(~dut.result_done | dut.send)]
+
+        # image and weight load
+        take = _fire(dut.pixels)
+        full = Cat(word[pb:], dut.pixels.payload) if C > 1 else dut.pixels.payload
+        last_ch = (n_pix % C) == C - 1
+        onehot = Signal(words)
+        iw = dut.img_write
+        m.d.comb += [
+            onehot.eq(Const(1, words) << iw.addr),
+            Assert(dut.pixels.ready == (phase == LOAD), "pixels: ready differs from 'an image loads'"),
+            Assert(iw.en == (take & last_ch), "img_write: enable differs from 'a word's last pixel taken'"),
+        ]
+        with m.If(iw.en):
+            m.d.comb += [Assert(iw.addr == n_pix // C, "img_write: address is not the word's"),
+                         Assert(iw.addr < words, "img_write: address out of range"),
+                         Assert(iw.data == full, "img_write: data is not the word's pixels"),
+                         Assert((written & onehot) == 0, "img_write: word written twice in one image")]
+            m.d.sync += written.eq(written | onehot)
+        if weights:
+            ww, wp = dut.weight_write, dut.weights.payload
+            m.d.comb += [Assert(dut.weights.ready == (phase == LOAD), "weights: ready differs from 'an image loads'"),
+                         Assert(ww.en == _fire(dut.weights), "weight_write: enable differs from a weight beat taken")]
+            with m.If(ww.en):
+                m.d.comb += [Assert(ww.addr == wp.addr, "weight_write: address differs from the beat's"),
+                             Assert(ww.data == wp.data, "weight_write: data differs from the beat's")]
+        with m.If(take):
+            m.d.sync += [n_pix.eq(n_pix + 1), word.eq(full)]
+            with m.If(n_pix == V - 1):
+                m.d.comb += Assert((written | Mux(iw.en, onehot, 0)) == (1 << words) - 1,
+                                   "img_write: an image word not written by the last pixel")
+                m.d.sync += [n_pix.eq(0), written.eq(0), phase.eq(SETUP), wait.eq(0), spc.eq(0), elapsed.eq(1),
+                             evs.eq(0)]
+
+        # passes
+        start = dut.start_syn | dut.start_ew
+        dr = dut.desc_read
+        m.d.comb += [Assert(~dr.en | (phase == SETUP), "desc_read: read outside a pass's setup"),
+                     Assert(~dr.en | (dr.addr < npass * nw), "desc_read: address out of range"),
+                     Assert(dut.pc < npass, "pc beyond the passes"),
+                     Assert(start == ((phase == SETUP) & (wait == nw + 1)),
+                            "start differs from 'desc_words + 2 cycles after the previous end'")]
+        with m.If((phase == SETUP) | (phase == RUN)):
+            m.d.sync += [elapsed.eq(elapsed + 1), evs.eq(evs + dut.event)]
+            m.d.comb += Assert(dut.pc == spc, "pc is not the running pass's index")
+        with m.If(phase == SETUP):
+            m.d.sync += wait.eq(wait + 1)
+        with m.If(start):
+            m.d.comb += [Assert(dut.desc_bits == Array(entry)[spc], "desc_bits differ from the pass's table entry"),
+                         Assert(dut.start_syn == Array(entry)[spc][0], "start of the wrong kind"),
+                         Assert(~(dut.start_syn & dut.start_ew), "both starts")]
+            m.d.sync += [phase.eq(RUN), kind.eq(dut.start_syn)]
+        with m.If(dut.syn_done | dut.ew_done):
+            with m.If(spc == npass - 1):
+                m.d.sync += [phase.eq(OUT), cycles_at.eq(elapsed), events_at.eq(evs)]
+            with m.Else():
+                m.d.sync += [phase.eq(SETUP), wait.eq(0), spc.eq(spc + 1)]
+        m.d.comb += Assert(dut.send == (phase == OUT), "send differs from 'after the last pass, until sent'")
+        with m.If(phase == OUT):
+            m.d.comb += [Assert(dut.cycles == cycles_at, "cycles differ from the cycles counted"),
+                         Assert(dut.events == events_at, "events differ from the events counted")]
+            with m.If(dut.result_done):
+                m.d.sync += phase.eq(LOAD)
         return m
