@@ -45,18 +45,16 @@ def _fire(s):
     return s.valid & s.ready
 
 
-def _setup(m, dut, inputs):
-    m.submodules.dut = dut
-    free_inputs(m, dut)
-    for name in inputs:
-        stream_rules(m, getattr(dut, name), assume=True, name=name)
-    stream_rules(m, dut.o, name="o")
+class _Harness(Elaboratable):
+    """A proof harness: the unit ``dut`` as a submodule with free inputs (:func:`free_inputs`),
+    the stream rules assumed on its input streams (``inputs``) and asserted on its output
+    streams (``outputs``: port -> name in the messages), then ``environment`` (the
+    assumptions a proof makes in every mode; may return keyword arguments for ``check``) and
+    ``check`` (the properties). ``shadow=False`` keeps only the stream rules and the
+    environment (for the mutants of a handshake)."""
 
-
-class _Proof(Elaboratable):
-    """``shadow=False`` keeps only the stream rules (assumed on inputs, asserted on ``o``)."""
-
-    inputs = ("i",)
+    inputs = ()
+    outputs = {}
 
     def __init__(self, dut, *, shadow=True):
         self.dut = dut
@@ -64,10 +62,30 @@ class _Proof(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        _setup(m, self.dut, self.inputs)
+        dut = self.dut
+        m.submodules.dut = dut
+        free_inputs(m, dut)
+        for name in self.inputs:
+            stream_rules(m, getattr(dut, name), assume=True, name=name)
+        for port, name in self.outputs.items():
+            stream_rules(m, getattr(dut, port), name=name)
+        env = self.environment(m, dut) or {}
         if self.shadow:
-            self.check(m, self.dut)
+            self.check(m, dut, **env)
         return m
+
+    def environment(self, m, dut):
+        return None
+
+    def check(self, m, dut):
+        raise NotImplementedError
+
+
+class _Proof(_Harness):
+    """A unit with input streams ``inputs`` and one output stream ``o``."""
+
+    inputs = ("i",)
+    outputs = {"o": "o"}
 
 
 class _Fifo:
@@ -248,20 +266,13 @@ class ConvWindowProof(_Proof):
 
 # -- WindowWalk (the engine's SYN generator loop nest) -------------------------------------------
 
-class WindowWalkProof(Elaboratable):
+class WindowWalkProof(_Harness):
     """The walk visits the nested loop order exactly: with any bounds (held from a cycle
     before ``run`` rises, ``one``/``two`` true to ``n1``) and any ``step`` and ``run``, each
     counter equals a shadow nest of plain full-width counters, stays within its bound; the
     end flags, the stepping level (one-hot) and ``wrap`` are exactly those of the shadow."""
 
-    def __init__(self, dut):
-        self.dut = dut
-
-    def elaborate(self, platform):
-        m = Module()
-        dut = self.dut
-        m.submodules.dut = dut
-        free_inputs(m, dut)
+    def check(self, m, dut):
         n = len(dut.names)
         bnd = [dut.bounds[k] for k in dut.names]
         run_p = past(m, dut.run, name="run_p")
@@ -307,7 +318,6 @@ class WindowWalkProof(Elaboratable):
                     Assert(dut.adv[j] == adv[j], f"adv[{k}]: wrong level steps"),
                 ]
             m.d.comb += Assert(dut.wrap == (dut.step & Cat(*at_end).all()), "wrap wrong")
-        return m
 
 
 # -- LifArray -----------------------------------------------------------------------------------
@@ -488,7 +498,7 @@ class AttentionLinearProof(_Proof):
 
 # -- engine stages ----------------------------------------------------------------------------------
 
-class LogitsProof(Elaboratable):
+class LogitsProof(_Harness):
     """The engine's result stage (:class:`spikeforge.hdl.accel.logits.Logits`), with the
     environment the engine gives it (assumed): the tile strobe's copies all equal, exactly
     ``ceil(K / P)`` tiles per image while ``send`` is low, ``send`` raised only once they are
@@ -501,16 +511,9 @@ class LogitsProof(Elaboratable):
     cycle but the one after a beat in the fast build (docs/accelerator.md). ``shadow=False``
     keeps only the stream rules (with the same environment)."""
 
-    def __init__(self, dut, *, shadow=True):
-        self.dut = dut
-        self.shadow = shadow
+    outputs = {"result": "o"}
 
-    def elaborate(self, platform):
-        m = Module()
-        dut = self.dut
-        m.submodules.dut = dut
-        free_inputs(m, dut)
-        stream_rules(m, dut.result, name="o")
+    def environment(self, m, dut):
         K, P = dut.classes, dut.lanes
         tiles = -(-K // P)
         tile, send, res = dut.tile, dut.send, dut.result
@@ -535,9 +538,12 @@ class LogitsProof(Elaboratable):
             m.d.sync += sent.eq(sent + 1)
         with m.If(class_beat):
             m.d.sync += [loaded.eq(0), sent.eq(0)]
-        if not self.shadow:
-            return m
+        return dict(shift=shift, loaded=loaded, sent=sent, give=give)
 
+    def check(self, m, dut, *, shift, loaded, sent, give):
+        K, P = dut.classes, dut.lanes
+        tiles = -(-K // P)
+        tile, send, res = dut.tile, dut.send, dut.result
         # the logits shifted in, by class
         expect = [Signal(signed(dut.logit_bits), name=f"expect{k}") for k in range(tiles * P)]
         with m.If(shift):
@@ -562,12 +568,11 @@ class LogitsProof(Elaboratable):
         after_beat = past(m, give & ~ResetSignal(), name="after_beat")
         offered = send if dut.shift_group is None else send & ~after_beat
         m.d.comb += Assert(res.valid == offered, "o: beat timing differs from the build's")
-        return m
 
 
 # -- LifLane (the engine's EW lanes, LifArray's lanes) --------------------------------------------
 
-class LifLaneProof(Elaboratable):
+class LifLaneProof(_Harness):
     """One :class:`spikeforge.hdl.lif_lane.LifLane` with its registers as configured (the
     engine's builds: tests/formal/test_formal_units.py ``STAGE_PROOFS``), free inputs every
     cycle and the environment the engine gives it (assumed): the constants held, a saturation
@@ -582,14 +587,7 @@ class LifLaneProof(Elaboratable):
     input read at the lane's documented stage (``a``, ``mult``; ``addend``; ``theta``; ``v``,
     ``first``). A lane that fires at ``U > theta``, or is too narrow anywhere, fails."""
 
-    def __init__(self, dut):
-        self.dut = dut
-
-    def elaborate(self, platform):
-        m = Module()
-        dut = self.dut
-        m.submodules.dut = dut
-        free_inputs(m, dut)
+    def check(self, m, dut):
         k = dut.k
         L_prod, L_sat, L_pre = dut.latency("product"), dut.latency("sat"), dut.latency("pre")
         age = Signal(range(L_pre + 2), reset_less=True)  # cycles run (saturating)
@@ -643,12 +641,11 @@ class LifLaneProof(Elaboratable):
                 Assert(dut.ms == Mux(ms < 0, 0, Mux(ms > k.levels, k.levels, ms)),
                        "ms differs from the exact multi-level spike"),
             ]
-        return m
 
 
 # -- Sequencer (the engine's top-level control) ---------------------------------------------------
 
-class SequencerProof(Elaboratable):
+class SequencerProof(_Harness):
     """The engine's :class:`spikeforge.hdl.accel.sequencer.Sequencer` with the environment the
     engine gives it (assumed): the stream rules on ``pixels`` and ``weights``; a descriptor
     memory of any constant words (``AnyConst``) read a cycle after the address, the pass's
@@ -668,22 +665,16 @@ class SequencerProof(Elaboratable):
     with ``cycles`` and ``events`` the cycles and events counted by the shadow (no counter
     wraps)."""
 
-    def __init__(self, dut):
-        self.dut = dut
+    @property
+    def inputs(self):
+        return ("pixels", "weights") if "weights" in self.dut.signature.members else ("pixels",)
 
-    def elaborate(self, platform):
-        m = Module()
-        dut = self.dut
-        m.submodules.dut = dut
-        free_inputs(m, dut)
+    def check(self, m, dut):
         C, pb, V, npass = dut.channels, dut.pixel_bits, dut.values, dut.passes
         nw, dw = dut.desc_words, dut.desc_word_bits
         assert nw * dw >= 2, "the harness reads the kind and last flags from bits 0 and 1"
         words = V // C
-        stream_rules(m, dut.pixels, assume=True, name="pixels")
         weights = "weights" in dut.signature.members
-        if weights:
-            stream_rules(m, dut.weights, assume=True, name="weights")
         # the descriptor memory: any constant words, a synchronous read
         table = [Signal(dw, name=f"desc_word{j}") for j in range(npass * nw)]
         m.d.comb += [t.eq(AnyConst(dw)) for t in table]
@@ -769,4 +760,3 @@ class SequencerProof(Elaboratable):
                          Assert(dut.events == events_at, "events differ from the events counted")]
             with m.If(dut.result_done):
                 m.d.sync += phase.eq(LOAD)
-        return m
