@@ -119,6 +119,7 @@ LAYERS = {
     "spikeforge.hdl.accel.lsb": 2,
     "spikeforge.hdl.accel.sequencer": 2,
     "spikeforge.hdl.accel.logits": 2,
+    "spikeforge.hdl.accel.syn_drain": 2,
     "spikeforge.hdl.accel.syn": 2,
     "spikeforge.hdl.accel.syn_front": 2,
     "spikeforge.hdl.accel.syn_scan": 2,

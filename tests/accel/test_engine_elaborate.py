@@ -17,6 +17,7 @@ from spikeforge.hdl.accel.generate import verilog_text
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.program import compile_model
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
@@ -169,3 +170,30 @@ def test_sequencer_parameter_errors_are_one_line():
     with pytest.raises(ValueError) as info:
         Sequencer(**{**good, "channels": 2, "values": 63})
     assert str(info.value) == "Sequencer: values is 63; allowed: a multiple of channels (2)"
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_drain_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's bank handover and drain is one :class:`SynDrain` (the component
+    test_formal_units.py proves) with the plan's widths and the build's drain delay (the
+    timing rule ``syn_drain``); the fast build's takes the next values its lane groups'
+    address registers copy."""
+    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
+                         compact=compact)
+    engine = Engine(prog)
+    found = instances(engine, SynDrain)
+    assert [name for name, _ in found] == ["syn_drain"]
+    drain = found[0][1]
+    assert (drain.count_bits, drain.addr_bits) == (engine.plan.count_bits, engine.plan.addr_bits)
+    assert drain.delay == engine.build.syn_drain_delay() == engine.build.rules()["syn_drain"]
+    assert drain.next_values is (not compact)
+
+
+def test_syn_drain_parameter_errors_are_one_line():
+    good = dict(count_bits=16, addr_bits=24, acc_words_bits=8, delay=2)
+    SynDrain(**good)
+    for key, bad, text in (("delay", 0, "SynDrain: delay is 0; allowed: an integer 1..64"),
+                           ("count_bits", 1.5, "SynDrain: count_bits must be an integer 1..32, not 1.5")):
+        with pytest.raises((ValueError, TypeError)) as info:
+            SynDrain(**{**good, key: bad})
+        assert str(info.value) == text

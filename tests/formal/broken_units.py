@@ -13,6 +13,7 @@ from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 from spikeforge.hdl.row_scan import RowScan
@@ -219,3 +220,13 @@ class SequencerWritesEveryPixel(Sequencer):
         m = super().elaborate(platform)
         m.d.comb += self.img_write.en.eq(self.pixels.valid & self.pixels.ready)
         return m
+
+
+# -- the SYN drain ---------------------------------------------------------------------------------
+
+class SynDrainHandsOverEarly(SynDrain):
+    """Lets a position end one cycle before the drain's last read: the next drain starts over
+    the running one, whose last word is never read (nor cleared)."""
+
+    def _blocks(self, left):
+        return left > 3

@@ -17,14 +17,16 @@ from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, At
                           ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, LifArrayDropsBeats,
                           LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate, LogitsOffersWhileShifting,
                           LogitsTieToLast, SequencerEndsAfterFirstPass, SequencerWritesEveryPixel, SparseAddGivesUp,
-                          SparseAddNarrowAcc, SparseAddNoSecondForward, WindowWalkLateEnd)
+                          SparseAddNarrowAcc, SparseAddNoSecondForward, SynDrainHandsOverEarly, WindowWalkLateEnd)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
-                         LifArrayProof, LifLaneProof, LogitsProof, SequencerProof, SparseAddProof, WindowWalkProof)
+                         LifArrayProof, LifLaneProof, LogitsProof, SequencerProof, SparseAddProof, SynDrainProof,
+                         WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.accel.timing import COMPACT, FAST
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
@@ -164,6 +166,15 @@ STAGE_PROOFS = {
         ("k5_p4_fast_two_copies", lambda: LogitsProof(Logits(5, 4, 4, shift_group=2)), 17),
         ("k1_p1_fast", lambda: LogitsProof(Logits(1, 1, 2, shift_group=1)), 10),
     ],
+    # the SYN drain: the compact build's delay (2) and the fast build's (4, with the next
+    # values its lane groups' address registers copy); 2-bit word counter (up to 4 words);
+    # depth: two whole drains of 4 words
+    "syn_drain": [
+        ("compact", lambda: SynDrainProof(SynDrain(count_bits=2, addr_bits=4, acc_words_bits=3,
+                                                   delay=COMPACT.syn_drain_delay())), 20),
+        ("fast", lambda: SynDrainProof(SynDrain(count_bits=2, addr_bits=4, acc_words_bits=3,
+                                                delay=FAST.syn_drain_delay(), next_values=True)), 20),
+    ],
     # the SYN generator's loop nest: the engine's six levels (small widths; any bounds that
     # fit); depth: a whole walk of 2 x 2 x 1 x 2 x 1 x 2 iterations and more
     "window_walk": [
@@ -228,6 +239,9 @@ BROKEN = [
      "send differs from 'after the last pass, until sent'"),
     ("sequencer_writes_every_pixel", lambda: SequencerProof(_sequencer(SequencerWritesEveryPixel)), 8,
      "img_write: enable differs"),
+    # the SYN drain lets a position end a cycle before its last read
+    ("syn_drain_hands_over_early", lambda: SynDrainProof(SynDrainHandsOverEarly(
+        count_bits=2, addr_bits=4, acc_words_bits=3, delay=COMPACT.syn_drain_delay())), 14, "blk differs"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall
     ("logits_tie_to_last", lambda: LogitsProof(LogitsTieToLast(3, 2, 3)), 10,
      "o: class is not the argmax (first index on ties)"),

@@ -26,7 +26,7 @@ from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
            "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
-           "SequencerProof"]
+           "SequencerProof", "SynDrainProof"]
 
 
 
@@ -760,3 +760,93 @@ class SequencerProof(_Harness):
                          Assert(dut.events == events_at, "events differ from the events counted")]
             with m.If(dut.result_done):
                 m.d.sync += phase.eq(LOAD)
+
+
+# -- SynDrain (the SYN pipeline's bank handover and drain) ------------------------------------------
+
+class SynDrainProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_drain.SynDrain` with the environment the
+    engine gives it (assumed): ``acc_words`` in ``1 .. 2^count_bits``, held while the pass
+    runs or a drain is left; ``dst_base`` held while the pass runs and in the cycle before;
+    ``pos_end`` only while the pass runs and ``blk`` is low (the issue stage's stall); the pass
+    ends only after its last drain's reads (the SYN pass's done rule).
+
+    Asserted against a shadow (the banks, the destination pointer, the drain as a word
+    counter): ``bank`` swaps exactly at each ``pos_end`` (0 while the pass does not run); each
+    drain reads the words ``0 .. acc_words - 1`` of the bank its position accumulated into,
+    once each, in order, one per cycle from ``delay`` cycles after ``pos_end``, and never the
+    bank accumulating; a cycle after each read it writes the word to the position's
+    destination (``acc_words`` words after the previous position's, the first at
+    ``dst_base``) and clears it, in the bank accumulating only in the cycle after a position
+    started there; ``busy``, ``blk`` (a drain left and not in its last read) and ``left``
+    (cycles to its last read) exact; with ``next_values``, ``rd_next``, ``rd_bank_next`` and
+    ``rd_word_next`` equal the next cycle's read."""
+
+    def check(self, m, dut):
+        D, A = dut.delay, dut.acc_words
+        started = Signal()
+        m.d.sync += started.eq(1)
+        after = started & ~past(m, ResetSignal(), name="past_rst")   # a cycle out of reset has passed
+        pend = Signal()                                    # a drain has words left
+        wt = Signal(range(D + 1))                          # cycles to its first read
+        k = Signal(dut.count_bits)                         # the next word it reads
+        src = Signal()                                     # the bank it drains
+        base = Signal(dut.addr_bits)                       # its position's destination
+        bank, dst = Signal(), Signal(dut.addr_bits)        # the bank and destination accumulating
+        m.d.comb += [Assume((A >= 1) & (A <= 1 << dut.count_bits)),
+                     Assume(~dut.pos_end | (dut.active & ~dut.blk)),
+                     Assume(dut.active | ~pend)]
+        # (every past() here, outside the m.If blocks: a register updated every cycle)
+        was_a, was_base = past(m, A, name="past_acc_words"), past(m, dut.dst_base, name="past_dst_base")
+        with m.If(after & (dut.active | pend)):
+            m.d.comb += Assume(A == was_a)
+        with m.If(after & dut.active):
+            m.d.comb += Assume(dut.dst_base == was_base)
+        rd = pend & (wt == 0)
+        last = rd & (k == A - 1)
+        m.d.comb += [
+            Assert(dut.bank == bank, "bank differs from 'swapped at each position end'"),
+            Assert(dut.busy == pend, "busy differs from 'a drain has words left'"),
+            Assert(dut.rd == rd, "rd differs from 'delay cycles after the position end, a word a cycle'"),
+            Assert(dut.blk == (pend & ~last), "blk differs from 'a drain left and not in its last read'"),
+            Assert(dut.left == Mux(pend, wt + A - k, 0), "left differs from the cycles to the last read"),
+            Assert(~dut.pos_end | ~pend | last, "a position ended before the drain's last read (words not drained)"),
+        ]
+        with m.If(rd):
+            m.d.comb += [Assert(dut.rd_word == k, "rd_word: not the next word in order"),
+                         Assert(dut.rd_bank == src, "rd_bank: not the bank of the position drained"),
+                         Assert(dut.rd_bank != dut.bank, "rd_bank: the drain reads the bank accumulating")]
+        # the write a cycle after each read
+        was_rd = past(m, rd & ~ResetSignal(), name="past_rd")
+        was_dst, was_k = past(m, (base + k)[:dut.addr_bits], name="past_dst"), past(m, k, name="past_k")
+        was_src, was_end = past(m, src, name="past_src"), past(m, dut.pos_end, name="past_pos_end")
+        with m.If(started):
+            m.d.comb += Assert(dut.wr == was_rd, "wr differs from 'a cycle after a read'")
+        with m.If(dut.wr):
+            m.d.comb += [
+                Assert(dut.wr_addr == was_dst, "wr_addr: not the word's destination"),
+                Assert(dut.clr_addr == was_k, "clr_addr: not the word read"),
+                Assert(dut.wr_bank == was_src, "wr_bank: not the bank read"),
+                Assert((dut.wr_bank != dut.bank) | was_end,
+                       "a clear in the bank accumulating, after its position's first cycle"),
+            ]
+        if dut.next_values:
+            was = [past(m, v, name=f"past_{n}") for n, v in (("rd_next", dut.rd_next),
+                                                            ("rd_word_next", dut.rd_word_next),
+                                                            ("rd_bank_next", dut.rd_bank_next))]
+            with m.If(after):
+                m.d.comb += Assert(dut.rd == was[0], "rd_next differs from the next cycle's rd")
+                with m.If(dut.rd):
+                    m.d.comb += [Assert(dut.rd_word == was[1], "rd_word_next differs from the next cycle's word"),
+                                 Assert(dut.rd_bank == was[2], "rd_bank_next differs from the next cycle's bank")]
+        # the shadow
+        with m.If(rd):
+            m.d.sync += k.eq(k + 1)
+            with m.If(last):
+                m.d.sync += pend.eq(0)
+        with m.Elif(pend):
+            m.d.sync += wt.eq(wt - 1)
+        with m.If(dut.pos_end):
+            m.d.sync += [pend.eq(1), wt.eq(D), k.eq(0), src.eq(bank), base.eq(dst), bank.eq(~bank), dst.eq(dst + A)]
+        with m.If(~dut.active):
+            m.d.sync += [bank.eq(0), dst.eq(dut.dst_base)]
