@@ -126,6 +126,7 @@ LAYERS = {
     "spikeforge.hdl.accel.syn_accumulate": 2,
     "spikeforge.hdl.accel.ew": 2,
     "spikeforge.hdl.accel.ew_loops": 2,
+    "spikeforge.hdl.accel.ew_nest": 2,
     "spikeforge.hdl.accel.ew_lanes": 2,
     "spikeforge.boards.uart": 2,
     "spikeforge.boards.link_gateware": 2,

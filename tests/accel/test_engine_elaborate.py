@@ -23,6 +23,7 @@ from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
+from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 
@@ -197,3 +198,19 @@ def test_syn_drain_parameter_errors_are_one_line():
         with pytest.raises((ValueError, TypeError)) as info:
             SynDrain(**{**good, key: bad})
         assert str(info.value) == text
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_ew_loop_nest_is_the_proven_component(compact, lanes):
+    """The EW/RED pipeline's loop nest (stage 0) is one :class:`EwNest` (the component
+    test_formal_units.py proves) with the descriptor's field widths."""
+    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
+                         compact=compact)
+    engine = Engine(prog)
+    found = instances(engine, EwNest)
+    assert [name for name, _ in found] == ["ew_nest"]
+    fields = engine.plan.desc_fields
+    consts = engine.plan.desc_consts
+    width = {k: (fields[k] if k in fields else consts[k]).width for k in ("tiles", "N", "T")}
+    assert found[0][1].widths == {"tile": width["tiles"], "n": width["N"], "t": width["T"]}
+

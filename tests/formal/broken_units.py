@@ -10,6 +10,7 @@ from amaranth.hdl import Const, Signal
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
+from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.accel.sequencer import Sequencer
@@ -230,3 +231,13 @@ class SynDrainHandsOverEarly(SynDrain):
 
     def _blocks(self, left):
         return left > 3
+
+
+# -- the EW loop nest ------------------------------------------------------------------------------
+
+class EwNestLateEnd(EwNest):
+    """The EW/RED loop nest with its last-but-one flag a step late: a level's end flag rises
+    one iteration after its last, so the level runs one iteration too many."""
+
+    def _penultimate_after_step(self, count, n1):
+        return count + 1 == n1

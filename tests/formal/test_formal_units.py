@@ -14,16 +14,18 @@ import pytest
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
-                          ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, LifArrayDropsBeats,
-                          LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate, LogitsOffersWhileShifting,
-                          LogitsTieToLast, SequencerEndsAfterFirstPass, SequencerWritesEveryPixel, SparseAddGivesUp,
-                          SparseAddNarrowAcc, SparseAddNoSecondForward, SynDrainHandsOverEarly, WindowWalkLateEnd)
-from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
+                          ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, EwNestLateEnd,
+                          LifArrayDropsBeats, LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate,
+                          LogitsOffersWhileShifting, LogitsTieToLast, SequencerEndsAfterFirstPass,
+                          SequencerWritesEveryPixel, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
+                          SynDrainHandsOverEarly, WindowWalkLateEnd)
+from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof, EwNestProof,
                          LifArrayProof, LifLaneProof, LogitsProof, SequencerProof, SparseAddProof, SynDrainProof,
                          WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
+from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_drain import SynDrain
@@ -175,6 +177,11 @@ STAGE_PROOFS = {
         ("fast", lambda: SynDrainProof(SynDrain(count_bits=2, addr_bits=4, acc_words_bits=3,
                                                 delay=FAST.syn_drain_delay(), next_values=True)), 20),
     ],
+    # the EW/RED loop nest (2-bit counters, any bounds that fit, both orders); depth: a whole
+    # pass of 2 x 2 x 3 elements and more
+    "ew_nest": [
+        ("both_orders", lambda: EwNestProof(EwNest(tile_bits=2, n_bits=2, t_bits=2)), 14),
+    ],
     # the SYN generator's loop nest: the engine's six levels (small widths; any bounds that
     # fit); depth: a whole walk of 2 x 2 x 1 x 2 x 1 x 2 iterations and more
     "window_walk": [
@@ -242,6 +249,8 @@ BROKEN = [
     # the SYN drain lets a position end a cycle before its last read
     ("syn_drain_hands_over_early", lambda: SynDrainProof(SynDrainHandsOverEarly(
         count_bits=2, addr_bits=4, acc_words_bits=3, delay=COMPACT.syn_drain_delay())), 14, "blk differs"),
+    # the EW loop nest runs a level one iteration too long
+    ("ew_nest_late_end", lambda: EwNestProof(EwNestLateEnd(tile_bits=2, n_bits=2, t_bits=2)), 10, "wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall
     ("logits_tie_to_last", lambda: LogitsProof(LogitsTieToLast(3, 2, 3)), 10,
      "o: class is not the argmax (first index on ties)"),

@@ -26,7 +26,7 @@ from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
            "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
-           "SequencerProof", "SynDrainProof"]
+           "SequencerProof", "SynDrainProof", "EwNestProof"]
 
 
 
@@ -850,3 +850,64 @@ class SynDrainProof(_Harness):
             m.d.sync += [pend.eq(1), wt.eq(D), k.eq(0), src.eq(bank), base.eq(dst), bank.eq(~bank), dst.eq(dst + A)]
         with m.If(~dut.active):
             m.d.sync += [bank.eq(0), dst.eq(dut.dst_base)]
+
+
+# -- EwNest (the EW/RED pipeline's loop nest) --------------------------------------------------------
+
+class EwNestProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.ew_nest.EwNest` with any bounds (``one``/``two``
+    true to ``n1``) and order (``red``), both held from a cycle before ``run`` rises, and any
+    ``run`` and ``step`` (no step after ``end`` until ``run`` falls, as the engine's ``run``
+    register does). Asserted against a plain nested loop at full width (``tile`` outermost;
+    ``t`` then ``n`` innermost in an EW pass, ``n`` then ``t`` in a RED pass): each counter
+    equal to the shadow's and within its bound, the end flags, the level each step advances
+    (``s_in``, ``s_mid``, ``s_tile``), ``last_el``, and ``end`` exactly on the step of the last
+    element; so every (tile, n, t) is visited once, in the pass's order."""
+
+    def check(self, m, dut):
+        levels = ("tile", "n", "t")
+        run, step = dut.run, dut.step
+        run_p = past(m, run, name="run_p")
+        held = past(m, Cat(dut.bounds.as_value(), dut.red), name="held_p")
+        rst_p = past(m, ResetSignal(), name="rst_p")
+        started = Signal()
+        m.d.sync += started.eq(1)
+        for k in levels:
+            b = dut.bounds[k]
+            m.d.comb += [Assume(b.one == (b.n1 == 0)), Assume(b.two == (b.n1 == 1))]
+        with m.If(started & ~rst_p & (run | run_p)):
+            m.d.comb += Assume(Cat(dut.bounds.as_value(), dut.red) == held)
+        with m.If(~started | rst_p):
+            m.d.comb += Assume(~run)
+        ended = Signal()
+        with m.If(~run):
+            m.d.sync += ended.eq(0)
+        with m.Elif(dut.end):
+            m.d.sync += ended.eq(1)
+        m.d.comb += Assume(~(ended & step))
+        shadow = {k: Signal(dut.widths[k] + 1, name=f"shadow_{k}") for k in levels}
+        at_end = {k: Signal(name=f"at_end_{k}") for k in levels}
+        m.d.comb += [at_end[k].eq(shadow[k] == dut.bounds[k].n1) for k in levels]
+        inner = Mux(dut.red, at_end["n"], at_end["t"])
+        middle = Mux(dut.red, at_end["t"], at_end["n"])
+        with m.If(~run):
+            m.d.sync += [s.eq(0) for s in shadow.values()]
+        with m.Elif(step):
+            for red, order in ((1, ("n", "t", "tile")), (0, ("t", "n", "tile"))):
+                with m.If(dut.red == red):
+                    below = Const(1)
+                    for k in order:
+                        with m.If(below):
+                            m.d.sync += shadow[k].eq(Mux(at_end[k] & (k != "tile"), 0, shadow[k] + 1))
+                        below = below & at_end[k]
+        with m.If(started & ~rst_p & run & ~ended):
+            for k in levels:
+                m.d.comb += [Assert(getattr(dut, k) == shadow[k], f"{k} differs from the nested loop order"),
+                             Assert(shadow[k] <= dut.bounds[k].n1, f"{k} beyond its bound"),
+                             Assert(getattr(dut, f"last_{k}") == at_end[k], f"last_{k} wrong")]
+            all_end = at_end["tile"] & inner & middle
+            m.d.comb += [Assert(dut.last_el == all_end, "last_el wrong"),
+                         Assert(dut.s_in == (step & ~inner), "s_in: wrong level steps"),
+                         Assert(dut.s_mid == (step & inner & ~middle), "s_mid: wrong level steps"),
+                         Assert(dut.s_tile == (step & inner & middle), "s_tile: wrong level steps"),
+                         Assert(dut.end == (step & all_end), "end differs from 'the step of the last element'")]
