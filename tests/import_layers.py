@@ -120,6 +120,7 @@ LAYERS = {
     "spikeforge.hdl.accel.sequencer": 2,
     "spikeforge.hdl.accel.logits": 2,
     "spikeforge.hdl.accel.syn_drain": 2,
+    "spikeforge.hdl.accel.syn_fifo": 2,
     "spikeforge.hdl.accel.syn": 2,
     "spikeforge.hdl.accel.syn_front": 2,
     "spikeforge.hdl.accel.syn_scan": 2,

@@ -10,10 +10,9 @@ from .syn_drain import SynDrain
 __all__ = ["syn_accumulate"]
 
 
-def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits, decode_empty, done, dr_blk, dr_busy,
+def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, decode_empty, done, dr_blk, dr_busy,
                    e, e1_on, e_b, e_lo, e_tile, e_valid, ev_issue, f_valid, fetching, gen_active, gen_on, im_a, im_w,
-                   infl, issue_last, item, next_item, pos_end, rd_on, rd_ptr, scan_active, start, syn_ra, take, wm_r,
-                   wr_ptr):
+                   infl, issue_last, item, next_item, pos_end, rd_on, scan_active, start, syn_ra, take, wm_r):
     """SYN X | I | R | A | W and the drain: accumulate each issued (event, tile) into the
     accumulator bank of its position; drain a position's accumulators to the integer memory;
     the pass's start and done (see :func:`.syn.elaborate_syn`)."""
@@ -205,9 +204,8 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     # ``active``.
     with m.If(start):
         m.d.sync += [active.eq(1), gen_on.eq(1)]
-    # (The scan stage holds no row when the pass ends: done waits for ``~e1_on``.)
-    with m.If(~scan_active):
-        m.d.sync += [count.eq(0), credits.eq(0), wr_ptr.eq(0), rd_ptr.eq(0)]
+    # (The scan stage holds no row when the pass ends: done waits for ``~e1_on``; the row
+    # FIFO empties while it is inactive.)
     # Done two cycles before the pass's last write (the drain's last word), so that the
     # next descriptor load overlaps it: the descriptor changes at the end of the second
     # cycle after done, and the next pass reads memory from the fourth. Predicted a cycle

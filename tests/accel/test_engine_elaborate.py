@@ -18,6 +18,7 @@ from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.program import compile_model
 from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
@@ -214,3 +215,19 @@ def test_ew_loop_nest_is_the_proven_component(compact, lanes):
     width = {k: (fields[k] if k in fields else consts[k]).width for k in ("tiles", "N", "T")}
     assert found[0][1].widths == {"tile": width["tiles"], "n": width["N"], "t": width["T"]}
 
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_row_fifo_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's row FIFO and credits are one :class:`RowFifo` (the component
+    test_formal_units.py proves) of the build's rows, its rows the plan's widths (the row
+    less its lowest bit only in the fast build)."""
+    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
+                         compact=compact)
+    engine = Engine(prog)
+    found = instances(engine, RowFifo)
+    assert [name for name, _ in found] == ["syn_fifo"]
+    fifo = found[0][1]
+    assert fifo.depth == engine.build.syn_fifo_rows()
+    rest = 0 if compact else engine.row_bits
+    assert fifo.layout == row_layout(engine.row_bits, engine.plan.va_w, engine.plan.ww, rest)

@@ -15,6 +15,7 @@ from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fifo import RowFifo
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 from spikeforge.hdl.row_scan import RowScan
@@ -241,3 +242,15 @@ class EwNestLateEnd(EwNest):
 
     def _penultimate_after_step(self, count, n1):
         return count + 1 == n1
+
+
+# -- the SYN row FIFO ------------------------------------------------------------------------------
+
+class RowFifoCreditOnPush(RowFifo):
+    """Returns a row's credit when it is pushed instead of when it is popped: the generator
+    may issue more reads than the buffer has free slots, and a push overwrites a row."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.sync += self.credits.eq(self.credits + self.issue - self.push)
+        return m

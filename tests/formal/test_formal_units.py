@@ -18,10 +18,10 @@ from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, At
                           LifArrayDropsBeats, LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate,
                           LogitsOffersWhileShifting, LogitsTieToLast, SequencerEndsAfterFirstPass,
                           SequencerWritesEveryPixel, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
-                          SynDrainHandsOverEarly, WindowWalkLateEnd)
+                          RowFifoCreditOnPush, SynDrainHandsOverEarly, WindowWalkLateEnd)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof, EwNestProof,
-                         LifArrayProof, LifLaneProof, LogitsProof, SequencerProof, SparseAddProof, SynDrainProof,
-                         WindowWalkProof)
+                         LifArrayProof, LifLaneProof, LogitsProof, RowFifoProof, SequencerProof, SparseAddProof,
+                         SynDrainProof, WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
@@ -29,6 +29,7 @@ from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.accel.timing import COMPACT, FAST
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
@@ -159,7 +160,7 @@ STAGE_PROOFS = {
     "sequencer": [
         ("spram_c2_passes3", lambda: SequencerProof(_sequencer()), 26),
         ("bram_c1_desc1", lambda: SequencerProof(_sequencer(weights=False, channels=1, values=2, passes=2,
-                                                            desc_words=1)), 20),
+                                                            desc_words=1)), 20, "slow"),
     ],
     "logits": [
         # depth: two images (the second's tiles and its first beats in the fast build)
@@ -176,6 +177,13 @@ STAGE_PROOFS = {
                                                    delay=COMPACT.syn_drain_delay())), 20),
         ("fast", lambda: SynDrainProof(SynDrain(count_bits=2, addr_bits=4, acc_words_bits=3,
                                                 delay=FAST.syn_drain_delay(), next_values=True)), 20),
+    ],
+    # the SYN row FIFO and its credits: the compact build's 3 rows (no rest), depth: filled,
+    # emptied and wrapped; the fast build's 7 rows with the rest, a costlier proof (about
+    # 2 min under load at depth 14: the slow tier)
+    "syn_fifo": [
+        ("compact", lambda: RowFifoProof(RowFifo(row_layout(4, 1, 2, 0), COMPACT.syn_fifo_rows())), 12),
+        ("fast", lambda: RowFifoProof(RowFifo(row_layout(3, 1, 1, 3), FAST.syn_fifo_rows())), 14, "slow"),
     ],
     # the EW/RED loop nest (2-bit counters, any bounds that fit, both orders); depth: a whole
     # pass of 2 x 2 x 3 elements and more
@@ -197,8 +205,8 @@ STAGE_PROOFS = {
 
 
 @pytest.mark.parametrize("make,depth", [
-    pytest.param(f, d, id=f"{stage}-{pid}", marks=[pytest.mark.slow] if n > 1 else [])
-    for stage, cases in STAGE_PROOFS.items() for n, (pid, f, d) in enumerate(cases)])
+    pytest.param(f, d, id=f"{stage}-{pid}", marks=[pytest.mark.slow] if n > 1 or "slow" in opts else [])
+    for stage, cases in STAGE_PROOFS.items() for n, (pid, f, d, *opts) in enumerate(cases)])
 def test_stage_proof(make, depth, tmp_path):
     result = prove(make(), depth=depth, workdir=tmp_path)
     assert result.passed, (result.failed_assertions, result.counterexample, result.log[-3000:])
@@ -249,6 +257,9 @@ BROKEN = [
     # the SYN drain lets a position end a cycle before its last read
     ("syn_drain_hands_over_early", lambda: SynDrainProof(SynDrainHandsOverEarly(
         count_bits=2, addr_bits=4, acc_words_bits=3, delay=COMPACT.syn_drain_delay())), 14, "blk differs"),
+    # the SYN row FIFO returns a credit on the push, not the pop
+    ("row_fifo_credit_on_push", lambda: RowFifoProof(RowFifoCreditOnPush(row_layout(4, 1, 2, 0), 3)), 10,
+     "credits differ"),
     # the EW loop nest runs a level one iteration too long
     ("ew_nest_late_end", lambda: EwNestProof(EwNestLateEnd(tile_bits=2, n_bits=2, t_bits=2)), 10, "wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall

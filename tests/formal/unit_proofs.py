@@ -26,7 +26,7 @@ from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
            "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
-           "SequencerProof", "SynDrainProof", "EwNestProof"]
+           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof"]
 
 
 
@@ -911,3 +911,35 @@ class EwNestProof(_Harness):
                          Assert(dut.s_mid == (step & inner & ~middle), "s_mid: wrong level steps"),
                          Assert(dut.s_tile == (step & inner & middle), "s_tile: wrong level steps"),
                          Assert(dut.end == (step & all_end), "end differs from 'the step of the last element'")]
+
+
+# -- RowFifo (the SYN pipeline's row FIFO and credits) ------------------------------------------------
+
+class RowFifoProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_fifo.RowFifo` with the environment the
+    engine gives it (assumed): a read issued only while ``credits < depth`` (the generator's
+    rule), a push only for a read in flight (one per issue, in order, any latency), a pop only
+    while ``count > 0`` (the scan stage's input valid), ``clear`` only with the buffer empty,
+    nothing in flight and no issue, push or pop (the pass has ended).
+
+    Asserted: each popped head (``slots[rd_ptr]``) equals the oldest row pushed and not yet
+    popped (a shadow queue), no pop without a row, ``count`` the rows in the buffer,
+    ``credits`` those and the reads in flight, never more than ``depth`` (so a push never
+    overwrites a row not yet popped), the pointers in range."""
+
+    def check(self, m, dut):
+        n = dut.depth
+        width = len(dut.row.as_value())
+        inflight = Signal(range(n + 2))         # reads issued, not pushed
+        m.d.comb += [Assume(~dut.issue | (dut.credits < n)), Assume(~dut.push | (inflight > 0)),
+                     Assume(~dut.pop | (dut.count > 0))]
+        queue = _Fifo(m, width, n, "head")
+        with m.If(dut.clear):
+            m.d.comb += [Assume((queue.count == 0) & (inflight == 0)), Assume(~(dut.issue | dut.push | dut.pop))]
+        head = Array(dut.slots[i].as_value() for i in range(n))[dut.rd_ptr]
+        queue.connect(dut.push, dut.row.as_value(), dut.pop, head)
+        m.d.sync += inflight.eq(inflight + dut.issue - dut.push)
+        m.d.comb += [Assert(dut.count == queue.count, "count differs from the rows in the buffer"),
+                     Assert(dut.credits == queue.count + inflight, "credits differ from the rows and reads in flight"),
+                     Assert(dut.credits <= n, "credits beyond the depth"),
+                     Assert((dut.rd_ptr < n) & (dut.wr_ptr < n), "pointer out of range")]
