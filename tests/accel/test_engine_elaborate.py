@@ -42,6 +42,17 @@ def instances(engine, cls):
     return found
 
 
+def the_stage(cls, name, lanes, compact, **options):
+    """``(program, engine, component)``: the one ``cls`` named ``name`` in the engine of a
+    small attention model (both builds have every stage)."""
+    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
+                         compact=compact)
+    engine = Engine(prog, **options)
+    found = instances(engine, cls)
+    assert [n for n, _ in found] == [name]
+    return prog, engine, found[0][1]
+
+
 @pytest.mark.parametrize("memory,compact,lanes,options", [
     ("spram", True, 1, {"spram_primitive": True}),
     ("bram", False, 2, {"mult_primitive": True}),
@@ -114,12 +125,7 @@ def test_result_stage_is_the_proven_logits_component(compact, lanes):
     """The engine's result stage is a :class:`Logits` (the component test_formal_units.py
     proves) of the program's classes, lanes and logit width, in the build's mode: the fast
     build shifts under a copy of the beat per lane group."""
-    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
-                         compact=compact)
-    engine = Engine(prog)
-    found = instances(engine, Logits)
-    assert [name for name, _ in found] == ["logits"]
-    stage = found[0][1]
+    prog, engine, stage = the_stage(Logits, "logits", lanes, compact)
     assert (stage.classes, stage.lanes, stage.logit_bits) == (prog.classes, lanes, engine.logit_bits)
     assert stage.shift_group == (None if compact else min(lanes, LANES_PER_COPY))
     assert stage.result.signature == engine.result.signature
@@ -180,12 +186,7 @@ def test_syn_drain_is_the_proven_component(compact, lanes):
     test_formal_units.py proves) with the plan's widths and the build's drain delay (the
     timing rule ``syn_drain``); the fast build's takes the next values its lane groups'
     address registers copy."""
-    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
-                         compact=compact)
-    engine = Engine(prog)
-    found = instances(engine, SynDrain)
-    assert [name for name, _ in found] == ["syn_drain"]
-    drain = found[0][1]
+    _, engine, drain = the_stage(SynDrain, "syn_drain", lanes, compact)
     assert (drain.count_bits, drain.addr_bits) == (engine.plan.count_bits, engine.plan.addr_bits)
     assert drain.delay == engine.build.syn_drain_delay() == engine.build.rules()["syn_drain"]
     assert drain.next_values is (not compact)
@@ -205,16 +206,10 @@ def test_syn_drain_parameter_errors_are_one_line():
 def test_ew_loop_nest_is_the_proven_component(compact, lanes):
     """The EW/RED pipeline's loop nest (stage 0) is one :class:`EwNest` (the component
     test_formal_units.py proves) with the descriptor's field widths."""
-    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
-                         compact=compact)
-    engine = Engine(prog)
-    found = instances(engine, EwNest)
-    assert [name for name, _ in found] == ["ew_nest"]
-    fields = engine.plan.desc_fields
-    consts = engine.plan.desc_consts
+    _, engine, nest = the_stage(EwNest, "ew_nest", lanes, compact)
+    fields, consts = engine.plan.desc_fields, engine.plan.desc_consts
     width = {k: (fields[k] if k in fields else consts[k]).width for k in ("tiles", "N", "T")}
-    assert found[0][1].widths == {"tile": width["tiles"], "n": width["N"], "t": width["T"]}
-
+    assert nest.widths == {"tile": width["tiles"], "n": width["N"], "t": width["T"]}
 
 
 @pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
@@ -222,12 +217,7 @@ def test_syn_row_fifo_is_the_proven_component(compact, lanes):
     """The SYN pipeline's row FIFO and credits are one :class:`RowFifo` (the component
     test_formal_units.py proves) of the build's rows, its rows the plan's widths (the row
     less its lowest bit only in the fast build)."""
-    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
-                         compact=compact)
-    engine = Engine(prog)
-    found = instances(engine, RowFifo)
-    assert [name for name, _ in found] == ["syn_fifo"]
-    fifo = found[0][1]
+    _, engine, fifo = the_stage(RowFifo, "syn_fifo", lanes, compact)
     assert fifo.depth == engine.build.syn_fifo_rows()
     rest = 0 if compact else engine.row_bits
     assert fifo.layout == row_layout(engine.row_bits, engine.plan.va_w, engine.plan.ww, rest)
