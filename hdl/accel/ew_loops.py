@@ -3,6 +3,7 @@
 from amaranth.hdl import Const, Mux, Signal
 from amaranth.lib import data
 
+from .ew_nest import EwNest
 from .plan import EwOp, Kind, RedOp
 from .program import EW, RED, SYN
 
@@ -59,43 +60,27 @@ def ew_loops(eng, m, lc, desc, banks, cm_r, im_a, im_b, syn):
     loop_active = lc.flag_copy("ew_loop_active", active)
     sel_active = lc.flag_copy("ew_sel_active", active)
     run = Signal()
-    tile = Signal(len(desc.tiles))
-    n = Signal(len(desc.N))
-    t = Signal(len(desc.T))
     ii = Signal(iw)    # integer word (t * N + n) * tiles + tile
     ii_n = Signal(iw)  # EW: n * tiles + tile
     si = Signal(rw_)   # spike row t * N + n
     bi = Signal(rw_)   # spike row of operand b: t * b_rows + (n, or 0 when broadcast)
     tbr = Signal(rw_)  # RED: t * b_rows
     ti = Signal(iw)    # RED: t * tiles + tile (pool output word)
-    n1, t1, tiles1 = (lc.pass_const(k) for k in ("n1", "t1", "tiles1"))
-    # End flags (counter == limit) and last-but-one flags, registered and updated with
-    # their counters; one-iteration and two-iteration limits are pass constants.
-    z_n, z_t, z_tile, o_n, o_t, o_tile = (lc.pass_const(k) for k in (
-        "ez_n", "ez_t", "ez_tile", "eo_n", "eo_t", "eo_tile"))
-    last_n, last_t, last_tile, pen_n, pen_t, pen_tile = (
-        Signal(name=f"ew_{k}") for k in ("last_n", "last_t", "last_tile", "pen_n", "pen_t", "pen_tile"))
+    # The loop nest (EW: tile, n, t; RED: tile, t, n), its end flags registered and updated
+    # with the counters; the bounds (last index, one and two iterations) are pass constants.
+    m.submodules.ew_nest = nest = EwNest(tile_bits=len(desc.tiles), n_bits=len(desc.N), t_bits=len(desc.T))
+    for level, n1 in (("tile", "tiles1"), ("n", "n1"), ("t", "t1")):
+        bound = nest.bounds[level]
+        m.d.comb += [bound.n1.eq(lc.pass_const(n1)), bound.one.eq(lc.pass_const(f"ez_{level}")),
+                     bound.two.eq(lc.pass_const(f"eo_{level}"))]
+    m.d.comb += [nest.run.eq(loop_active), nest.step.eq(run), nest.red.eq(f_red)]
+    tile, n, t, last_n = nest.tile, nest.n, nest.t, nest.last_n
+    s_in, s_mid, s_tile, last_el = nest.s_in, nest.s_mid, nest.s_tile, nest.last_el
     issue = loop_active & run
     init = ~loop_active
-    i_last = Mux(f_red, last_n, last_t)   # inner loop: t (EW), n (RED)
-    m_last = Mux(f_red, last_t, last_n)   # middle loop: n (EW), t (RED)
-    s_in = issue & ~i_last
-    s_mid = issue & i_last & ~m_last
-    s_tile = issue & i_last & m_last
-    last_el = i_last & m_last & last_tile
-    with m.If(s_tile & last_tile):
+    with m.If(nest.end):
         m.d.sync += run.eq(0)
     red = f_red
-
-    def count(ctr, last, pen, inc, rst, z, o, lim):
-        with m.If(init | rst):
-            m.d.sync += [ctr.eq(0), last.eq(z), pen.eq(o)]
-        with m.Elif(inc):
-            m.d.sync += [ctr.eq(ctr + 1), last.eq(pen), pen.eq(ctr + 2 == lim)]
-
-    count(t, last_t, pen_t, Mux(red, s_mid, s_in), Mux(red, s_tile, s_mid | s_tile), z_t, o_t, t1)
-    count(n, last_n, pen_n, Mux(red, s_in, s_mid), Mux(red, s_mid | s_tile, s_tile), z_n, o_n, n1)
-    count(tile, last_tile, pen_tile, s_tile, Const(0, 1), z_tile, o_tile, tiles1)
 
     def sel(reg, cases):
         """The next value of ``reg``: one of ``cases`` (exclusive conditions), 0 while

@@ -5,7 +5,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int
+from ..params import ceil_log2, check_int
 
 __all__ = ["Sequencer", "write_signature", "read_signature"]
 
@@ -35,6 +35,13 @@ class Sequencer(wiring.Component):
     first result beat) and ``events`` (the cycles with ``event`` set meanwhile; ``event_count``
     is the running count) are set and ``send`` is high until ``result_done`` (the class beat
     is taken).
+
+    ``img_addr_bits`` and ``desc_addr_bits`` are the widths of the image memory's and the
+    descriptor memory's addresses: wide enough for the ``values / channels`` image words and
+    the ``passes * desc_words`` descriptor words. ``weight_load`` (the SPRAM mapping: weights
+    loaded at run time) is ``(layout, (addr_bits, data_bits))``: the ``weights`` stream's
+    payload layout (with ``addr`` and ``data`` fields) and the widths of the weight memory's
+    write port; ``None`` (the default) makes no ``weights`` and ``weight_write`` ports.
     """
 
     def __init__(self, *, pixel_bits, channels, values, img_addr_bits, passes, desc_words, desc_word_bits,
@@ -46,10 +53,18 @@ class Sequencer(wiring.Component):
         self.passes = check_int(name, "passes", passes, 1, 1 << 16)
         self.desc_words = check_int(name, "desc_words", desc_words, 1, 1 << 10)
         self.desc_word_bits = check_int(name, "desc_word_bits", desc_word_bits, 1, 1 << 12)
+        if self.values % self.channels:
+            raise ValueError(f"Sequencer: values is {self.values}; allowed: a multiple of channels "
+                             f"({self.channels})")
+        # the address widths: at least the bits of the last word's address
+        self.img_addr_bits = check_int(name, "img_addr_bits", img_addr_bits,
+                                       ceil_log2(self.values // self.channels), 64)
+        self.desc_addr_bits = check_int(name, "desc_addr_bits", desc_addr_bits,
+                                        ceil_log2(self.passes * self.desc_words), 64)
         members = {
             "pixels": In(stream.Signature(unsigned(self.pixel_bits))),
-            "img_write": Out(write_signature(img_addr_bits, self.channels * self.pixel_bits)),
-            "desc_read": Out(read_signature(desc_addr_bits, self.desc_word_bits)),
+            "img_write": Out(write_signature(self.img_addr_bits, self.channels * self.pixel_bits)),
+            "desc_read": Out(read_signature(self.desc_addr_bits, self.desc_word_bits)),
             "desc_bits": Out(self.desc_words * self.desc_word_bits),
             "syn_pass": In(1),
             "last_pass": In(1),

@@ -29,12 +29,12 @@ def elaborate_syn(eng, m, lc, desc, start, done, banks, img_r, im_a, im_w, wm_r,
                   fifo_va=s0["fifo_va"], fifo_wb=s0["fifo_wb"], hst=hst, pop=s0["pop"], rd_ptr=s0["rd_ptr"],
                   scan_active=s0["scan_active"])
     return syn_accumulate(eng=eng, m=m, lc=lc, desc=desc, active=s0["active"], amems=amems, bank=s1["bank"],
-                          banks=banks, count=s0["count"], credits=s0["credits"], decode_empty=s1["decode_empty"],
+                          banks=banks, count=s0["count"], decode_empty=s1["decode_empty"],
                           done=done, dr_blk=s1["dr_blk"], dr_busy=s1["dr_busy"], e=s1["e"], e1_on=s1["e1_on"],
                           e_b=s1["e_b"], e_lo=s1["e_lo"], e_tile=s1["e_tile"], e_valid=s1["e_valid"],
                           ev_issue=s1["ev_issue"], f_valid=s0["f_valid"], fetching=s0["fetching"],
                           gen_active=s0["gen_active"], gen_on=s0["gen_on"], im_a=im_a, im_w=im_w, infl=s0["infl"],
                           issue_last=s0["issue_last"], item=s1["item"], next_item=s1["next_item"],
                           pos_end=s1["pos_end"], rd_on=s0["rd_on"],
-                          rd_ptr=s0["rd_ptr"], scan_active=s0["scan_active"], start=start, syn_ra=s0["syn_ra"],
-                          take=s1["take"], wm_r=wm_r, wr_ptr=s0["wr_ptr"])
+                          scan_active=s0["scan_active"], start=start, syn_ra=s0["syn_ra"],
+                          take=s1["take"], wm_r=wm_r)

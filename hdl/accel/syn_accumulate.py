@@ -5,15 +5,14 @@ from amaranth.lib import data
 
 from ..accumulate_lanes import AccumulateLanes
 from .lanes import lane
-from .timing import FAST
+from .syn_drain import SynDrain
 
 __all__ = ["syn_accumulate"]
 
 
-def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits, decode_empty, done, dr_blk, dr_busy,
+def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, decode_empty, done, dr_blk, dr_busy,
                    e, e1_on, e_b, e_lo, e_tile, e_valid, ev_issue, f_valid, fetching, gen_active, gen_on, im_a, im_w,
-                   infl, issue_last, item, next_item, pos_end, rd_on, rd_ptr, scan_active, start, syn_ra, take, wm_r,
-                   wr_ptr):
+                   infl, issue_last, item, next_item, pos_end, rd_on, scan_active, start, syn_ra, take, wm_r):
     """SYN X | I | R | A | W and the drain: accumulate each issued (event, tile) into the
     accumulator bank of its position; drain a position's accumulators to the integer memory;
     the pass's start and done (see :func:`.syn.elaborate_syn`)."""
@@ -30,17 +29,16 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     pl = eng.plan      # widths: EnginePlan._syn_widths
     aww = pl.aww
     va_w = pl.va_w
-    # Drain engine state.
-    drain_delay = b.syn_drain_delay()  # the timing rule syn_drain
-    # the drain's first read waits for the last accumulator write (sized for the longest delay)
-    dr_delay = Signal(range(FAST.syn_drain_delay() + 1))
-    dr_bank = Signal()
-    dr_word = Signal(pl.count_bits)
-    dr_ptr = Signal(pl.addr_bits)  # destination word of the position being drained (dst_base included)
-    dst_ptr = Signal(pl.addr_bits) # destination word of the current position
-    dr_wr = Signal()
-    dr_wr_addr = Signal(pl.addr_bits)
-    dr_wr_bank = Signal()
+    # The drain: the banks' handover and the copy of a position's words to the integer memory
+    # (its first read waits for the accumulator writes in flight: the timing rule syn_drain).
+    m.submodules.syn_drain = drain = SynDrain(count_bits=pl.count_bits, addr_bits=pl.addr_bits,
+                                              acc_words_bits=len(desc.acc_words), delay=b.syn_drain_delay(),
+                                              next_values=b.lane_copies)
+    m.d.comb += [drain.pos_end.eq(pos_end), drain.active.eq(active), drain.acc_words.eq(desc.acc_words),
+                 drain.dst_base.eq(desc.dst_base),
+                 bank.eq(drain.bank), dr_busy.eq(drain.busy), dr_blk.eq(drain.blk)]
+    dr_wr, dr_wr_addr, dr_wr_bank, dr_clr_addr = drain.wr, drain.wr_addr, drain.wr_bank, drain.clr_addr
+    rd_now, dr_bank, dr_word = drain.rd, drain.rd_bank, drain.rd_word
 
     # V-row lanes for K^T V: lane l holds channel tile * P + l, masked to the event's head.
     # The V row is read (spike banks, port B) as the event issues, so only its address
@@ -139,50 +137,22 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     a_acc = core.held   # the words read, registered every cycle (the fast build's drain data)
     sums = [core.o.payload.sum[ln] for ln in range(P)]  # stage A's sums (the fast build: stage W's)
 
-    # Drain engine: after three cycles (four in the fast build: the in-flight writes),
-    # copy each accumulator word to the integer memory and clear it.
-    dr_clr_addr = Signal(pl.count_bits)
+    # The drain: after its delay, copy each accumulator word of the bank it drains to the
+    # integer memory and clear it.
     fin = Signal()             # the pass's last cycle (``active`` clears)
-    m.d.sync += dr_wr.eq(0)
-    with m.If(dr_busy):
-        with m.If(dr_delay != 0):
-            m.d.sync += dr_delay.eq(dr_delay - 1)
-        with m.Else():
-            if not b.lane_copies:
-                for k, (wp, rr, rd) in enumerate(amems):
-                    with m.If(dr_bank == k):
-                        m.d.comb += rd.addr.eq(dr_word)
-            m.d.sync += [dr_wr.eq(1), dr_wr_addr.eq(dr_ptr + dr_word), dr_clr_addr.eq(dr_word),
-                         dr_wr_bank.eq(dr_bank), dr_word.eq(dr_word + 1)]
-            with m.If(dr_word == desc.acc_words - 1):
-                m.d.sync += dr_busy.eq(0)
-    # A position ends (banks swap, a drain starts) once the previous drain is in its last
-    # read: ``dr_blk`` (registered) counts it down; assignments here win over the drain's
-    # own in that cycle.
-    dr_left = Signal(len(desc.acc_words) + 2)
-    with m.If(pos_end):
-        m.d.sync += [bank.eq(~bank), dr_busy.eq(1), dr_delay.eq(drain_delay), dr_word.eq(0),
-                     dr_bank.eq(bank), dr_ptr.eq(dst_ptr), dst_ptr.eq(dst_ptr + desc.acc_words),
-                     dr_left.eq(desc.acc_words + 2 + acc_wregs + x_regs), dr_blk.eq(1)]
-    with m.Elif(dr_left != 0):
-        m.d.sync += [dr_left.eq(dr_left - 1), dr_blk.eq(dr_left > 2)]
-    rd_now = dr_busy & (dr_delay == 0)   # the drain reads a word in this cycle
+    if not b.lane_copies:
+        for k, (wp, rr, rd) in enumerate(amems):
+            with m.If(rd_now & (dr_bank == k)):
+                m.d.comb += rd.addr.eq(dr_word)
+    dr_left = drain.left
     if b.lane_copies:
         # A bank's read address (the drain's word while the drain reads the bank, else
-        # stage I's word) in registers per lane group, from the next values of the drain
-        # state above (``pos_end`` wins) and of ``i_word``.
-        dr_word_next = Mux(pos_end, 0, Mux(rd_now, dr_word + 1, dr_word))
-        # dr_word == acc_words - 1, registered from dr_word's next value: the compare with the
-        # descriptor field is then not in front of every lane group's address registers (the
-        # 32-lane 100 MHz build's critical path, 11.6 ns)
-        dr_last = Signal()
-        m.d.sync += dr_last.eq(dr_word_next == desc.acc_words - 1)
-        rd_next = ~pos_end & dr_busy & Mux(dr_delay != 0, dr_delay == 1, ~dr_last)
-        dr_bank_next = Mux(pos_end, bank, dr_bank)
+        # stage I's word) in registers per lane group, from the next values of the drain's
+        # read and of ``i_word``.
         i_word_next = Mux(src_valid, src_word, i_word)
         for k, (wp, rr, rd) in enumerate(amems):
             lc.addr_regs(f"acc_ra{k}", rr.addrs,
-                            Mux(rd_next & (dr_bank_next == k), dr_word_next, i_word_next))
+                         Mux(drain.rd_next & (drain.rd_bank_next == k), drain.rd_word_next, i_word_next))
     if not b.int_write_regs:
         dw_data = Cat(*[Mux(dr_wr_bank, lane(amems[1][2].data, ln, ab),
                             lane(amems[0][2].data, ln, ab))[:ib] for ln in range(P)])
@@ -234,11 +204,8 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, credits,
     # ``active``.
     with m.If(start):
         m.d.sync += [active.eq(1), gen_on.eq(1)]
-    with m.If(~active):
-        m.d.sync += [dst_ptr.eq(desc.dst_base), bank.eq(0)]
-    # (The scan stage holds no row when the pass ends: done waits for ``~e1_on``.)
-    with m.If(~scan_active):
-        m.d.sync += [count.eq(0), credits.eq(0), wr_ptr.eq(0), rd_ptr.eq(0)]
+    # (The scan stage holds no row when the pass ends: done waits for ``~e1_on``; the row
+    # FIFO empties while it is inactive.)
     # Done two cycles before the pass's last write (the drain's last word), so that the
     # next descriptor load overlaps it: the descriptor changes at the end of the second
     # cycle after done, and the next pass reads memory from the fourth. Predicted a cycle

@@ -3,6 +3,7 @@
 from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
 from ..window_walk import WindowWalk
+from .syn_fifo import RowFifo, row_layout
 from .lsb import lsb_combine, lsb_partials, popcount_flags
 
 __all__ = ["syn_front"]
@@ -83,22 +84,18 @@ def syn_front(eng, m, lc, desc, banks, img_r):
     # the row address is registered next to the generator before its copies per lane
     # group) and registers the row twice (Build.syn_fetch_regs): 7 credits.
     NF = b.syn_fifo_rows()
-    fifo_bits = [Signal(Rw, name=f"fifo_bits{i}") for i in range(NF)]
-    fifo_va = [Signal(va_w, name=f"fifo_va{i}") for i in range(NF)]
-    fifo_wb = [Signal(ww, name=f"fifo_wb{i}") for i in range(NF)]
-    fifo_last = [Signal(name=f"fifo_last{i}") for i in range(NF)]
-    fifo_single = [Signal(name=f"fifo_single{i}") for i in range(NF)]  # at most one set bit
-    # Less the lowest bit (the fast build's scan loop has no carry chain; the compact one
-    # computes it in the loop).
-    fifo_rest = [Signal(Rw if b.syn_fetch_regs else 0, name=f"fifo_rest{i}") for i in range(NF)]
-    count = Signal(range(NF + 1))
+    # Each row with the row less its lowest bit (the fast build's scan loop has no carry
+    # chain; the compact one computes it in the loop).
+    m.submodules.syn_fifo = fifo = RowFifo(row_layout(Rw, va_w, ww, Rw if b.syn_fetch_regs else 0), NF)
+    count, credits = fifo.count, fifo.credits   # rows in the FIFO; and in flight
+    fifo_bits, fifo_va, fifo_wb, fifo_last, fifo_single, fifo_rest = (
+        [getattr(fifo.slots[i], k) for i in range(NF)] for k in ("bits", "va", "wb", "last", "single", "rest"))
     infl = Signal()
     infl_wb = Signal(ww)
     infl_last = Signal()
     infl_va = Signal(va_w)
     pop = Signal()
 
-    credits = Signal(range(NF + 1))  # rows in the FIFO and in flight
     can_issue = gen_on & (credits < NF)
     issue = Signal()
     m.d.comb += issue.eq(can_issue & inb)
@@ -231,24 +228,15 @@ def syn_front(eng, m, lc, desc, banks, img_r):
         fetched_rest, two = lsb_combine(f_bits, f1_low, f1_any, f1_two)
         fetched_single = ~two
 
-    # Push the fetched row (circular buffer: a pop moves a pointer, not the rows).
-    push = f_valid
-    wr_ptr = Signal(range(NF))
-    rd_ptr = Signal(range(NF))
-    with m.If(push):
-        for i in range(NF):
-            with m.If(wr_ptr == i):
-                m.d.sync += [fifo_bits[i].eq(f_bits), fifo_va[i].eq(f_va), fifo_wb[i].eq(f_wb),
-                             fifo_last[i].eq(f_last), fifo_single[i].eq(fetched_single),
-                             fifo_rest[i].eq(fetched_rest)]
-        m.d.sync += wr_ptr.eq(Mux(wr_ptr == NF - 1, 0, wr_ptr + 1))
-    with m.If(pop):
-        m.d.sync += rd_ptr.eq(Mux(rd_ptr == NF - 1, 0, rd_ptr + 1))
-    m.d.sync += [count.eq(count + push - pop), credits.eq(credits + issue - pop)]
+    # Push the fetched row; the FIFO is emptied while the scan stage is inactive.
+    row = fifo.row
+    m.d.comb += [fifo.push.eq(f_valid), fifo.pop.eq(pop), fifo.issue.eq(issue), fifo.clear.eq(~scan_active),
+                 row.bits.eq(f_bits), row.va.eq(f_va), row.wb.eq(f_wb), row.last.eq(f_last),
+                 row.single.eq(fetched_single), row.rest.eq(fetched_rest)]
     issue_last = Signal()        # the tap issues a position's last in-grid row
     m.d.comb += issue_last.eq(issue & row_last)
     return dict(active=active, issue_last=issue_last,
-                count=count, credits=credits, f_valid=f_valid, fetching=fetching, fifo_bits=fifo_bits,
+                count=count, f_valid=f_valid, fetching=fetching, fifo_bits=fifo_bits,
                 fifo_last=fifo_last, fifo_rest=fifo_rest, fifo_single=fifo_single, fifo_va=fifo_va, fifo_wb=fifo_wb,
-                gen_active=gen_active, gen_on=gen_on, infl=infl, pop=pop, rd_on=rd_on, rd_ptr=rd_ptr,
-                scan_active=scan_active, syn_ra=syn_ra, wr_ptr=wr_ptr)
+                gen_active=gen_active, gen_on=gen_on, infl=infl, pop=pop, rd_on=rd_on, rd_ptr=fifo.rd_ptr,
+                scan_active=scan_active, syn_ra=syn_ra)

@@ -17,11 +17,14 @@ from spikeforge.hdl.accel.generate import verilog_text
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.program import compile_model
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
+from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 
@@ -37,6 +40,17 @@ def instances(engine, cls):
 
     walk(Fragment.get(engine, None))
     return found
+
+
+def the_stage(cls, name, lanes, compact, **options):
+    """``(program, engine, component)``: the one ``cls`` named ``name`` in the engine of a
+    small attention model (both builds have every stage)."""
+    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
+                         compact=compact)
+    engine = Engine(prog, **options)
+    found = instances(engine, cls)
+    assert [n for n, _ in found] == [name]
+    return prog, engine, found[0][1]
 
 
 @pytest.mark.parametrize("memory,compact,lanes,options", [
@@ -111,12 +125,7 @@ def test_result_stage_is_the_proven_logits_component(compact, lanes):
     """The engine's result stage is a :class:`Logits` (the component test_formal_units.py
     proves) of the program's classes, lanes and logit width, in the build's mode: the fast
     build shifts under a copy of the beat per lane group."""
-    prog = compile_model(random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2), lanes,
-                         compact=compact)
-    engine = Engine(prog)
-    found = instances(engine, Logits)
-    assert [name for name, _ in found] == ["logits"]
-    stage = found[0][1]
+    prog, engine, stage = the_stage(Logits, "logits", lanes, compact)
     assert (stage.classes, stage.lanes, stage.logit_bits) == (prog.classes, lanes, engine.logit_bits)
     assert stage.shift_group == (None if compact else min(lanes, LANES_PER_COPY))
     assert stage.result.signature == engine.result.signature
@@ -158,7 +167,57 @@ def test_sequencer_parameter_errors_are_one_line():
                 desc_addr_bits=3)
     Sequencer(**good)
     for key, bad, text in (("passes", 0, "Sequencer: passes is 0; allowed: an integer 1..65536"),
-                           ("pixel_bits", 2.0, "Sequencer: pixel_bits must be an integer 1..64, not 2.0")):
+                           ("pixel_bits", 2.0, "Sequencer: pixel_bits must be an integer 1..64, not 2.0"),
+                           # 64 image words need 6 address bits, 3 x 2 descriptor words 3
+                           ("img_addr_bits", 5, "Sequencer: img_addr_bits is 5; allowed: an integer 6..64"),
+                           ("desc_addr_bits", 2, "Sequencer: desc_addr_bits is 2; allowed: an integer 3..64"),
+                           ("img_addr_bits", None, "Sequencer: img_addr_bits must be an integer 6..64, not None")):
         with pytest.raises((ValueError, TypeError)) as info:
             Sequencer(**{**good, key: bad})
         assert str(info.value) == text
+    with pytest.raises(ValueError) as info:
+        Sequencer(**{**good, "channels": 2, "values": 63})
+    assert str(info.value) == "Sequencer: values is 63; allowed: a multiple of channels (2)"
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_drain_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's bank handover and drain is one :class:`SynDrain` (the component
+    test_formal_units.py proves) with the plan's widths and the build's drain delay (the
+    timing rule ``syn_drain``); the fast build's takes the next values its lane groups'
+    address registers copy."""
+    _, engine, drain = the_stage(SynDrain, "syn_drain", lanes, compact)
+    assert (drain.count_bits, drain.addr_bits) == (engine.plan.count_bits, engine.plan.addr_bits)
+    assert drain.delay == engine.build.syn_drain_delay() == engine.build.rules()["syn_drain"]
+    assert drain.next_values is (not compact)
+
+
+def test_syn_drain_parameter_errors_are_one_line():
+    good = dict(count_bits=16, addr_bits=24, acc_words_bits=8, delay=2)
+    SynDrain(**good)
+    for key, bad, text in (("delay", 0, "SynDrain: delay is 0; allowed: an integer 1..64"),
+                           ("count_bits", 1.5, "SynDrain: count_bits must be an integer 1..32, not 1.5")):
+        with pytest.raises((ValueError, TypeError)) as info:
+            SynDrain(**{**good, key: bad})
+        assert str(info.value) == text
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_ew_loop_nest_is_the_proven_component(compact, lanes):
+    """The EW/RED pipeline's loop nest (stage 0) is one :class:`EwNest` (the component
+    test_formal_units.py proves) with the descriptor's field widths."""
+    _, engine, nest = the_stage(EwNest, "ew_nest", lanes, compact)
+    fields, consts = engine.plan.desc_fields, engine.plan.desc_consts
+    width = {k: (fields[k] if k in fields else consts[k]).width for k in ("tiles", "N", "T")}
+    assert nest.widths == {"tile": width["tiles"], "n": width["N"], "t": width["T"]}
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_row_fifo_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's row FIFO and credits are one :class:`RowFifo` (the component
+    test_formal_units.py proves) of the build's rows, its rows the plan's widths (the row
+    less its lowest bit only in the fast build)."""
+    _, engine, fifo = the_stage(RowFifo, "syn_fifo", lanes, compact)
+    assert fifo.depth == engine.build.syn_fifo_rows()
+    rest = 0 if compact else engine.row_bits
+    assert fifo.layout == row_layout(engine.row_bits, engine.plan.va_w, engine.plan.ww, rest)

@@ -5,13 +5,17 @@ while elaborating, that overrides one handshake signal after the unit's own logi
 ``comb`` assignment wins in Amaranth), or that builds the unit on a row scan with one step
 changed."""
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Const, Signal
 
 from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
+from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
+from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fifo import RowFifo
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 from spikeforge.hdl.row_scan import RowScan
@@ -193,3 +197,60 @@ class WindowWalkLateEnd(WindowWalk):
 
     def _penultimate_after_step(self, count, n1):
         return count + 1 == n1
+
+
+# -- the sequencer ---------------------------------------------------------------------------------
+
+class SequencerEndsAfterFirstPass(Sequencer):
+    """Reads every pass as the last (``last_pass`` taken as 1): the result is sent after the
+    first pass's done, the later passes never run."""
+
+    def elaborate(self, platform):
+        saved = self.last_pass
+        self.last_pass = Const(1)
+        try:
+            return super().elaborate(platform)
+        finally:
+            self.last_pass = saved
+
+
+class SequencerWritesEveryPixel(Sequencer):
+    """Writes the image word at every pixel, not only at a word's last channel: a word is
+    written before it is complete, and twice."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.img_write.en.eq(self.pixels.valid & self.pixels.ready)
+        return m
+
+
+# -- the SYN drain ---------------------------------------------------------------------------------
+
+class SynDrainHandsOverEarly(SynDrain):
+    """Lets a position end one cycle before the drain's last read: the next drain starts over
+    the running one, whose last word is never read (nor cleared)."""
+
+    def _blocks(self, left):
+        return left > 3
+
+
+# -- the EW loop nest ------------------------------------------------------------------------------
+
+class EwNestLateEnd(EwNest):
+    """The EW/RED loop nest with its last-but-one flag a step late: a level's end flag rises
+    one iteration after its last, so the level runs one iteration too many."""
+
+    def _penultimate_after_step(self, count, n1):
+        return count + 1 == n1
+
+
+# -- the SYN row FIFO ------------------------------------------------------------------------------
+
+class RowFifoCreditOnPush(RowFifo):
+    """Returns a row's credit when it is pushed instead of when it is popped: the generator
+    may issue more reads than the buffer has free slots, and a push overwrites a row."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.sync += self.credits.eq(self.credits + self.issue - self.push)
+        return m

@@ -11,23 +11,32 @@ Small parameter sizes keep each proof to seconds; see unit_proofs.py for the har
 
 import numpy as np
 import pytest
+from amaranth.hdl import unsigned
+from amaranth.lib import data
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
-                          ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, LifArrayDropsBeats,
-                          LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate, LogitsOffersWhileShifting,
-                          LogitsTieToLast, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
-                          WindowWalkLateEnd)
-from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof,
-                         LifArrayProof, LifLaneProof, LogitsProof, SparseAddProof, WindowWalkProof)
+                          ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, EwNestLateEnd,
+                          LifArrayDropsBeats, LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate,
+                          LogitsOffersWhileShifting, LogitsTieToLast, SequencerEndsAfterFirstPass,
+                          SequencerWritesEveryPixel, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
+                          RowFifoCreditOnPush, SynDrainHandsOverEarly, WindowWalkLateEnd)
+from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof, EwNestProof,
+                         LifArrayProof, LifLaneProof, LogitsProof, RowFifoProof, SequencerProof, SparseAddProof,
+                         SynDrainProof, WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
+from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.accel.logits import Logits
+from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.accel.timing import COMPACT, FAST
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.generate import UNITS
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
+from spikeforge.hdl.params import ceil_log2
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.window_walk import WindowWalk
 from spikeforge.hdl.spike_attention import SpikeAttentionLinear, SpikeAttentionMask
@@ -130,17 +139,56 @@ def test_unit_proof(make, depth, tmp_path):
 _WALK_LEVELS = [("kx", 2), ("ky", 2), ("tr", 1), ("ox", 2), ("oy", 1), ("t", 2)]
 
 
+def _sequencer(cls=Sequencer, *, weights=True, channels=2, values=4, passes=3, desc_words=2):
+    """A small Sequencer: 2-bit pixels, 2-bit descriptor words (the harness reads a pass's kind
+    and last flags from its descriptor's bits 0 and 1), address widths of its sizes; with
+    ``weights``, the SPRAM mapping's weight load (2-bit addresses and data)."""
+    layout = data.StructLayout({"addr": unsigned(2), "data": unsigned(2)})
+    return cls(pixel_bits=2, channels=channels, values=values, img_addr_bits=ceil_log2(values // channels),
+               passes=passes, desc_words=desc_words, desc_word_bits=2,
+               desc_addr_bits=ceil_log2(passes * desc_words), weight_load=(layout, (2, 2)) if weights else None)
+
+
 # engine stage -> list of (id, harness factory, depth): the stage components hdl/accel/
 # instantiates (issue 19), each in the fast build's mode (shift_group: lanes per copy of the
 # shift enable) and the compact build's. The scan stage, RowScan, is proven through
 # spike_event_encoder above.
 STAGE_PROOFS = {
+    # the top-level control: the compact build's (weights loaded into SPRAM, several
+    # descriptor words); depth: an image of two words, three passes and the result's send;
+    # then one descriptor word, one channel, no weight load (the bram mapping): two images
+    "sequencer": [
+        ("spram_c2_passes3", lambda: SequencerProof(_sequencer()), 26),
+        ("bram_c1_desc1", lambda: SequencerProof(_sequencer(weights=False, channels=1, values=2, passes=2,
+                                                            desc_words=1)), 20, "slow"),
+    ],
     "logits": [
         # depth: two images (the second's tiles and its first beats in the fast build)
         ("k3_p2_fast", lambda: LogitsProof(Logits(3, 2, 3, shift_group=1)), 17),
         ("k3_p2_compact", lambda: LogitsProof(Logits(3, 2, 3)), 12),
         ("k5_p4_fast_two_copies", lambda: LogitsProof(Logits(5, 4, 4, shift_group=2)), 17),
         ("k1_p1_fast", lambda: LogitsProof(Logits(1, 1, 2, shift_group=1)), 10),
+    ],
+    # the SYN drain: the compact build's delay (2) and the fast build's (4, with the next
+    # values its lane groups' address registers copy); 2-bit word counter (up to 4 words);
+    # depth: two whole drains of 4 words
+    "syn_drain": [
+        ("compact", lambda: SynDrainProof(SynDrain(count_bits=2, addr_bits=4, acc_words_bits=3,
+                                                   delay=COMPACT.syn_drain_delay())), 20),
+        ("fast", lambda: SynDrainProof(SynDrain(count_bits=2, addr_bits=4, acc_words_bits=3,
+                                                delay=FAST.syn_drain_delay(), next_values=True)), 20),
+    ],
+    # the SYN row FIFO and its credits: the compact build's 3 rows (no rest), depth: filled,
+    # emptied and wrapped; the fast build's 7 rows with the rest, a costlier proof (about
+    # 2 min under load at depth 14: the slow tier)
+    "syn_fifo": [
+        ("compact", lambda: RowFifoProof(RowFifo(row_layout(4, 1, 2, 0), COMPACT.syn_fifo_rows())), 12),
+        ("fast", lambda: RowFifoProof(RowFifo(row_layout(3, 1, 1, 3), FAST.syn_fifo_rows())), 14, "slow"),
+    ],
+    # the EW/RED loop nest (2-bit counters, any bounds that fit, both orders); depth: a whole
+    # pass of 2 x 2 x 3 elements and more
+    "ew_nest": [
+        ("both_orders", lambda: EwNestProof(EwNest(tile_bits=2, n_bits=2, t_bits=2)), 14),
     ],
     # the SYN generator's loop nest: the engine's six levels (small widths; any bounds that
     # fit); depth: a whole walk of 2 x 2 x 1 x 2 x 1 x 2 iterations and more
@@ -157,8 +205,8 @@ STAGE_PROOFS = {
 
 
 @pytest.mark.parametrize("make,depth", [
-    pytest.param(f, d, id=f"{stage}-{pid}", marks=[pytest.mark.slow] if n > 1 else [])
-    for stage, cases in STAGE_PROOFS.items() for n, (pid, f, d) in enumerate(cases)])
+    pytest.param(f, d, id=f"{stage}-{pid}", marks=[pytest.mark.slow] if n > 1 or "slow" in opts else [])
+    for stage, cases in STAGE_PROOFS.items() for n, (pid, f, d, *opts) in enumerate(cases)])
 def test_stage_proof(make, depth, tmp_path):
     result = prove(make(), depth=depth, workdir=tmp_path)
     assert result.passed, (result.failed_assertions, result.counterexample, result.log[-3000:])
@@ -201,6 +249,19 @@ BROKEN = [
      "o: output differs from the exact value"),
     # exact order: the engine's generator loop nest runs a level one iteration too long
     ("window_walk_late_end", lambda: WindowWalkProof(WindowWalkLateEnd(_WALK_LEVELS)), 8, "] wrong"),
+    # the sequencer: every pass taken as the last; an image word written at every pixel
+    ("sequencer_ends_after_first_pass", lambda: SequencerProof(_sequencer(SequencerEndsAfterFirstPass)), 16,
+     "send differs from 'after the last pass, until sent'"),
+    ("sequencer_writes_every_pixel", lambda: SequencerProof(_sequencer(SequencerWritesEveryPixel)), 8,
+     "img_write: enable differs"),
+    # the SYN drain lets a position end a cycle before its last read
+    ("syn_drain_hands_over_early", lambda: SynDrainProof(SynDrainHandsOverEarly(
+        count_bits=2, addr_bits=4, acc_words_bits=3, delay=COMPACT.syn_drain_delay())), 14, "blk differs"),
+    # the SYN row FIFO returns a credit on the push, not the pop
+    ("row_fifo_credit_on_push", lambda: RowFifoProof(RowFifoCreditOnPush(row_layout(4, 1, 2, 0), 3)), 10,
+     "credits differ"),
+    # the EW loop nest runs a level one iteration too long
+    ("ew_nest_late_end", lambda: EwNestProof(EwNestLateEnd(tile_bits=2, n_bits=2, t_bits=2)), 10, "wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall
     ("logits_tie_to_last", lambda: LogitsProof(LogitsTieToLast(3, 2, 3)), 10,
      "o: class is not the argmax (first index on ties)"),

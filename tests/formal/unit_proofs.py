@@ -17,6 +17,7 @@ The shadows are written independently of the units (plain registers and full-wid
 arithmetic, no pipelining) and read only ports.
 """
 
+from amaranth.asserts import AnyConst
 from amaranth.hdl import (Array, Assert, Assume, Cat, Const, Elaboratable, Module, Mux, ResetSignal, Signal, Value,
                           signed)
 
@@ -24,7 +25,8 @@ from spikeforge.graph import bits_for_range
 from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
-           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof"]
+           "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
+           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof"]
 
 
 
@@ -43,18 +45,16 @@ def _fire(s):
     return s.valid & s.ready
 
 
-def _setup(m, dut, inputs):
-    m.submodules.dut = dut
-    free_inputs(m, dut)
-    for name in inputs:
-        stream_rules(m, getattr(dut, name), assume=True, name=name)
-    stream_rules(m, dut.o, name="o")
+class _Harness(Elaboratable):
+    """A proof harness: the unit ``dut`` as a submodule with free inputs (:func:`free_inputs`),
+    the stream rules assumed on its input streams (``inputs``) and asserted on its output
+    streams (``outputs``: port -> name in the messages), then ``environment`` (the
+    assumptions a proof makes in every mode; may return keyword arguments for ``check``) and
+    ``check`` (the properties). ``shadow=False`` keeps only the stream rules and the
+    environment (for the mutants of a handshake)."""
 
-
-class _Proof(Elaboratable):
-    """``shadow=False`` keeps only the stream rules (assumed on inputs, asserted on ``o``)."""
-
-    inputs = ("i",)
+    inputs = ()
+    outputs = {}
 
     def __init__(self, dut, *, shadow=True):
         self.dut = dut
@@ -62,10 +62,30 @@ class _Proof(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        _setup(m, self.dut, self.inputs)
+        dut = self.dut
+        m.submodules.dut = dut
+        free_inputs(m, dut)
+        for name in self.inputs:
+            stream_rules(m, getattr(dut, name), assume=True, name=name)
+        for port, name in self.outputs.items():
+            stream_rules(m, getattr(dut, port), name=name)
+        env = self.environment(m, dut) or {}
         if self.shadow:
-            self.check(m, self.dut)
+            self.check(m, dut, **env)
         return m
+
+    def environment(self, m, dut):
+        return None
+
+    def check(self, m, dut):
+        raise NotImplementedError
+
+
+class _Proof(_Harness):
+    """A unit with input streams ``inputs`` and one output stream ``o``."""
+
+    inputs = ("i",)
+    outputs = {"o": "o"}
 
 
 class _Fifo:
@@ -246,20 +266,13 @@ class ConvWindowProof(_Proof):
 
 # -- WindowWalk (the engine's SYN generator loop nest) -------------------------------------------
 
-class WindowWalkProof(Elaboratable):
+class WindowWalkProof(_Harness):
     """The walk visits the nested loop order exactly: with any bounds (held from a cycle
     before ``run`` rises, ``one``/``two`` true to ``n1``) and any ``step`` and ``run``, each
     counter equals a shadow nest of plain full-width counters, stays within its bound; the
     end flags, the stepping level (one-hot) and ``wrap`` are exactly those of the shadow."""
 
-    def __init__(self, dut):
-        self.dut = dut
-
-    def elaborate(self, platform):
-        m = Module()
-        dut = self.dut
-        m.submodules.dut = dut
-        free_inputs(m, dut)
+    def check(self, m, dut):
         n = len(dut.names)
         bnd = [dut.bounds[k] for k in dut.names]
         run_p = past(m, dut.run, name="run_p")
@@ -305,7 +318,6 @@ class WindowWalkProof(Elaboratable):
                     Assert(dut.adv[j] == adv[j], f"adv[{k}]: wrong level steps"),
                 ]
             m.d.comb += Assert(dut.wrap == (dut.step & Cat(*at_end).all()), "wrap wrong")
-        return m
 
 
 # -- LifArray -----------------------------------------------------------------------------------
@@ -486,7 +498,7 @@ class AttentionLinearProof(_Proof):
 
 # -- engine stages ----------------------------------------------------------------------------------
 
-class LogitsProof(Elaboratable):
+class LogitsProof(_Harness):
     """The engine's result stage (:class:`spikeforge.hdl.accel.logits.Logits`), with the
     environment the engine gives it (assumed): the tile strobe's copies all equal, exactly
     ``ceil(K / P)`` tiles per image while ``send`` is low, ``send`` raised only once they are
@@ -499,16 +511,9 @@ class LogitsProof(Elaboratable):
     cycle but the one after a beat in the fast build (docs/accelerator.md). ``shadow=False``
     keeps only the stream rules (with the same environment)."""
 
-    def __init__(self, dut, *, shadow=True):
-        self.dut = dut
-        self.shadow = shadow
+    outputs = {"result": "o"}
 
-    def elaborate(self, platform):
-        m = Module()
-        dut = self.dut
-        m.submodules.dut = dut
-        free_inputs(m, dut)
-        stream_rules(m, dut.result, name="o")
+    def environment(self, m, dut):
         K, P = dut.classes, dut.lanes
         tiles = -(-K // P)
         tile, send, res = dut.tile, dut.send, dut.result
@@ -533,9 +538,12 @@ class LogitsProof(Elaboratable):
             m.d.sync += sent.eq(sent + 1)
         with m.If(class_beat):
             m.d.sync += [loaded.eq(0), sent.eq(0)]
-        if not self.shadow:
-            return m
+        return dict(shift=shift, loaded=loaded, sent=sent, give=give)
 
+    def check(self, m, dut, *, shift, loaded, sent, give):
+        K, P = dut.classes, dut.lanes
+        tiles = -(-K // P)
+        tile, send, res = dut.tile, dut.send, dut.result
         # the logits shifted in, by class
         expect = [Signal(signed(dut.logit_bits), name=f"expect{k}") for k in range(tiles * P)]
         with m.If(shift):
@@ -560,12 +568,11 @@ class LogitsProof(Elaboratable):
         after_beat = past(m, give & ~ResetSignal(), name="after_beat")
         offered = send if dut.shift_group is None else send & ~after_beat
         m.d.comb += Assert(res.valid == offered, "o: beat timing differs from the build's")
-        return m
 
 
 # -- LifLane (the engine's EW lanes, LifArray's lanes) --------------------------------------------
 
-class LifLaneProof(Elaboratable):
+class LifLaneProof(_Harness):
     """One :class:`spikeforge.hdl.lif_lane.LifLane` with its registers as configured (the
     engine's builds: tests/formal/test_formal_units.py ``STAGE_PROOFS``), free inputs every
     cycle and the environment the engine gives it (assumed): the constants held, a saturation
@@ -580,14 +587,7 @@ class LifLaneProof(Elaboratable):
     input read at the lane's documented stage (``a``, ``mult``; ``addend``; ``theta``; ``v``,
     ``first``). A lane that fires at ``U > theta``, or is too narrow anywhere, fails."""
 
-    def __init__(self, dut):
-        self.dut = dut
-
-    def elaborate(self, platform):
-        m = Module()
-        dut = self.dut
-        m.submodules.dut = dut
-        free_inputs(m, dut)
+    def check(self, m, dut):
         k = dut.k
         L_prod, L_sat, L_pre = dut.latency("product"), dut.latency("sat"), dut.latency("pre")
         age = Signal(range(L_pre + 2), reset_less=True)  # cycles run (saturating)
@@ -641,4 +641,305 @@ class LifLaneProof(Elaboratable):
                 Assert(dut.ms == Mux(ms < 0, 0, Mux(ms > k.levels, k.levels, ms)),
                        "ms differs from the exact multi-level spike"),
             ]
-        return m
+
+
+# -- Sequencer (the engine's top-level control) ---------------------------------------------------
+
+class SequencerProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.sequencer.Sequencer` with the environment the
+    engine gives it (assumed): the stream rules on ``pixels`` and ``weights``; a descriptor
+    memory of any constant words (``AnyConst``) read a cycle after the address, the pass's
+    kind (``syn_pass``) and ``last_pass`` read from bits 0 and 1 of its descriptor, only the
+    last pass's flag set; ``syn_done``/``ew_done`` only while a pass of that kind runs (from
+    the cycle after its start), no ``event`` while an image loads or the result is sent,
+    ``result_done`` only while ``send``.
+
+    Asserted against a shadow of the phases (load, setup, run, out): ``pixels`` and
+    ``weights`` ready exactly while an image loads, each weight beat written at once to its
+    address; an image word written exactly when its last channel's pixel is taken, at the
+    word's address (in range), with the word's pixels, each word once per image and all of
+    them by the last pixel; descriptor reads in range and only in the setup; each pass started
+    ``desc_words + 2`` cycles after the image or the previous pass ended, with the descriptor
+    register holding that pass's words of the table, ``pc`` its index, the start of its kind;
+    passes in table order; ``send`` exactly after the last pass's done until ``result_done``,
+    with ``cycles`` and ``events`` the cycles and events counted by the shadow (no counter
+    wraps)."""
+
+    @property
+    def inputs(self):
+        return ("pixels", "weights") if "weights" in self.dut.signature.members else ("pixels",)
+
+    def check(self, m, dut):
+        C, pb, V, npass = dut.channels, dut.pixel_bits, dut.values, dut.passes
+        nw, dw = dut.desc_words, dut.desc_word_bits
+        assert nw * dw >= 2, "the harness reads the kind and last flags from bits 0 and 1"
+        words = V // C
+        weights = "weights" in dut.signature.members
+        # the descriptor memory: any constant words, a synchronous read
+        table = [Signal(dw, name=f"desc_word{j}") for j in range(npass * nw)]
+        m.d.comb += [t.eq(AnyConst(dw)) for t in table]
+        entry = [Cat(*table[p * nw:(p + 1) * nw]) for p in range(npass)]
+        m.d.comb += [Assume(entry[p][1] == (p == npass - 1)) for p in range(npass)]
+        read_addr = past(m, dut.desc_read.addr, name="desc_read_addr")
+        with m.If(past(m, dut.desc_read.en, name="desc_read_en")):
+            m.d.comb += Assume(dut.desc_read.data == Array(table)[read_addr])
+        m.d.comb += [Assume(dut.syn_pass == dut.desc_bits[0]), Assume(dut.last_pass == dut.desc_bits[1])]
+
+        # the shadow: phases, pass index, counts
+        LOAD, SETUP, RUN, OUT = range(4)
+        phase = Signal(range(4))
+        spc = Signal(range(npass))
+        kind = Signal()                             # the running pass is SYN
+        wait = Signal(range(nw + 3))                # cycles of the setup so far
+        n_pix = Signal(range(V))                    # pixels taken of this image
+        word = Signal(C * pb)                       # the last C pixels taken
+        written = Signal(words)                     # image words written for this image
+        elapsed, evs = Signal(16), Signal(16)       # cycles and events since the last pixel
+        cycles_at, events_at = Signal(16), Signal(16)
+        m.d.comb += [Assume(~dut.syn_done | ((phase == RUN) & kind)), Assume(~dut.ew_done | ((phase == RUN) & ~kind)),
+                     Assume(~dut.event | (phase == SETUP) | (phase == RUN)), Assume(~dut.result_done | dut.send)]
+
+        # image and weight load
+        take = _fire(dut.pixels)
+        full = Cat(word[pb:], dut.pixels.payload) if C > 1 else dut.pixels.payload
+        last_ch = (n_pix % C) == C - 1
+        onehot = Signal(words)
+        iw = dut.img_write
+        m.d.comb += [
+            onehot.eq(Const(1, words) << iw.addr),
+            Assert(dut.pixels.ready == (phase == LOAD), "pixels: ready differs from 'an image loads'"),
+            Assert(iw.en == (take & last_ch), "img_write: enable differs from 'a word's last pixel taken'"),
+        ]
+        with m.If(iw.en):
+            m.d.comb += [Assert(iw.addr == n_pix // C, "img_write: address is not the word's"),
+                         Assert(iw.addr < words, "img_write: address out of range"),
+                         Assert(iw.data == full, "img_write: data is not the word's pixels"),
+                         Assert((written & onehot) == 0, "img_write: word written twice in one image")]
+            m.d.sync += written.eq(written | onehot)
+        if weights:
+            ww, wp = dut.weight_write, dut.weights.payload
+            m.d.comb += [Assert(dut.weights.ready == (phase == LOAD), "weights: ready differs from 'an image loads'"),
+                         Assert(ww.en == _fire(dut.weights), "weight_write: enable differs from a weight beat taken")]
+            with m.If(ww.en):
+                m.d.comb += [Assert(ww.addr == wp.addr, "weight_write: address differs from the beat's"),
+                             Assert(ww.data == wp.data, "weight_write: data differs from the beat's")]
+        with m.If(take):
+            m.d.sync += [n_pix.eq(n_pix + 1), word.eq(full)]
+            with m.If(n_pix == V - 1):
+                m.d.comb += Assert((written | Mux(iw.en, onehot, 0)) == (1 << words) - 1,
+                                   "img_write: an image word not written by the last pixel")
+                m.d.sync += [n_pix.eq(0), written.eq(0), phase.eq(SETUP), wait.eq(0), spc.eq(0), elapsed.eq(1),
+                             evs.eq(0)]
+
+        # passes
+        start = dut.start_syn | dut.start_ew
+        dr = dut.desc_read
+        m.d.comb += [Assert(~dr.en | (phase == SETUP), "desc_read: read outside a pass's setup"),
+                     Assert(~dr.en | (dr.addr < npass * nw), "desc_read: address out of range"),
+                     Assert(dut.pc < npass, "pc beyond the passes"),
+                     Assert(start == ((phase == SETUP) & (wait == nw + 1)),
+                            "start differs from 'desc_words + 2 cycles after the previous end'")]
+        with m.If((phase == SETUP) | (phase == RUN)):
+            m.d.sync += [elapsed.eq(elapsed + 1), evs.eq(evs + dut.event)]
+            m.d.comb += Assert(dut.pc == spc, "pc is not the running pass's index")
+        with m.If(phase == SETUP):
+            m.d.sync += wait.eq(wait + 1)
+        with m.If(start):
+            m.d.comb += [Assert(dut.desc_bits == Array(entry)[spc], "desc_bits differ from the pass's table entry"),
+                         Assert(dut.start_syn == Array(entry)[spc][0], "start of the wrong kind"),
+                         Assert(~(dut.start_syn & dut.start_ew), "both starts")]
+            m.d.sync += [phase.eq(RUN), kind.eq(dut.start_syn)]
+        with m.If(dut.syn_done | dut.ew_done):
+            with m.If(spc == npass - 1):
+                m.d.sync += [phase.eq(OUT), cycles_at.eq(elapsed), events_at.eq(evs)]
+            with m.Else():
+                m.d.sync += [phase.eq(SETUP), wait.eq(0), spc.eq(spc + 1)]
+        m.d.comb += Assert(dut.send == (phase == OUT), "send differs from 'after the last pass, until sent'")
+        with m.If(phase == OUT):
+            m.d.comb += [Assert(dut.cycles == cycles_at, "cycles differ from the cycles counted"),
+                         Assert(dut.events == events_at, "events differ from the events counted")]
+            with m.If(dut.result_done):
+                m.d.sync += phase.eq(LOAD)
+
+
+# -- SynDrain (the SYN pipeline's bank handover and drain) ------------------------------------------
+
+class SynDrainProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_drain.SynDrain` with the environment the
+    engine gives it (assumed): ``acc_words`` in ``1 .. 2^count_bits``, held while the pass
+    runs or a drain is left; ``dst_base`` held while the pass runs and in the cycle before;
+    ``pos_end`` only while the pass runs and ``blk`` is low (the issue stage's stall); the pass
+    ends only after its last drain's reads (the SYN pass's done rule).
+
+    Asserted against a shadow (the banks, the destination pointer, the drain as a word
+    counter): ``bank`` swaps exactly at each ``pos_end`` (0 while the pass does not run); each
+    drain reads the words ``0 .. acc_words - 1`` of the bank its position accumulated into,
+    once each, in order, one per cycle from ``delay`` cycles after ``pos_end``, and never the
+    bank accumulating; a cycle after each read it writes the word to the position's
+    destination (``acc_words`` words after the previous position's, the first at
+    ``dst_base``) and clears it, in the bank accumulating only in the cycle after a position
+    started there; ``busy``, ``blk`` (a drain left and not in its last read) and ``left``
+    (cycles to its last read) exact; with ``next_values``, ``rd_next``, ``rd_bank_next`` and
+    ``rd_word_next`` equal the next cycle's read."""
+
+    def check(self, m, dut):
+        D, A = dut.delay, dut.acc_words
+        started = Signal()
+        m.d.sync += started.eq(1)
+        after = started & ~past(m, ResetSignal(), name="past_rst")   # a cycle out of reset has passed
+        pend = Signal()                                    # a drain has words left
+        wt = Signal(range(D + 1))                          # cycles to its first read
+        k = Signal(dut.count_bits)                         # the next word it reads
+        src = Signal()                                     # the bank it drains
+        base = Signal(dut.addr_bits)                       # its position's destination
+        bank, dst = Signal(), Signal(dut.addr_bits)        # the bank and destination accumulating
+        m.d.comb += [Assume((A >= 1) & (A <= 1 << dut.count_bits)),
+                     Assume(~dut.pos_end | (dut.active & ~dut.blk)),
+                     Assume(dut.active | ~pend)]
+        # (every past() here, outside the m.If blocks: a register updated every cycle)
+        was_a, was_base = past(m, A, name="past_acc_words"), past(m, dut.dst_base, name="past_dst_base")
+        with m.If(after & (dut.active | pend)):
+            m.d.comb += Assume(A == was_a)
+        with m.If(after & dut.active):
+            m.d.comb += Assume(dut.dst_base == was_base)
+        rd = pend & (wt == 0)
+        last = rd & (k == A - 1)
+        m.d.comb += [
+            Assert(dut.bank == bank, "bank differs from 'swapped at each position end'"),
+            Assert(dut.busy == pend, "busy differs from 'a drain has words left'"),
+            Assert(dut.rd == rd, "rd differs from 'delay cycles after the position end, a word a cycle'"),
+            Assert(dut.blk == (pend & ~last), "blk differs from 'a drain left and not in its last read'"),
+            Assert(dut.left == Mux(pend, wt + A - k, 0), "left differs from the cycles to the last read"),
+            Assert(~dut.pos_end | ~pend | last, "a position ended before the drain's last read (words not drained)"),
+        ]
+        with m.If(rd):
+            m.d.comb += [Assert(dut.rd_word == k, "rd_word: not the next word in order"),
+                         Assert(dut.rd_bank == src, "rd_bank: not the bank of the position drained"),
+                         Assert(dut.rd_bank != dut.bank, "rd_bank: the drain reads the bank accumulating")]
+        # the write a cycle after each read
+        was_rd = past(m, rd & ~ResetSignal(), name="past_rd")
+        was_dst, was_k = past(m, (base + k)[:dut.addr_bits], name="past_dst"), past(m, k, name="past_k")
+        was_src, was_end = past(m, src, name="past_src"), past(m, dut.pos_end, name="past_pos_end")
+        with m.If(started):
+            m.d.comb += Assert(dut.wr == was_rd, "wr differs from 'a cycle after a read'")
+        with m.If(dut.wr):
+            m.d.comb += [
+                Assert(dut.wr_addr == was_dst, "wr_addr: not the word's destination"),
+                Assert(dut.clr_addr == was_k, "clr_addr: not the word read"),
+                Assert(dut.wr_bank == was_src, "wr_bank: not the bank read"),
+                Assert((dut.wr_bank != dut.bank) | was_end,
+                       "a clear in the bank accumulating, after its position's first cycle"),
+            ]
+        if dut.next_values:
+            was = [past(m, v, name=f"past_{n}") for n, v in (("rd_next", dut.rd_next),
+                                                            ("rd_word_next", dut.rd_word_next),
+                                                            ("rd_bank_next", dut.rd_bank_next))]
+            with m.If(after):
+                m.d.comb += Assert(dut.rd == was[0], "rd_next differs from the next cycle's rd")
+                with m.If(dut.rd):
+                    m.d.comb += [Assert(dut.rd_word == was[1], "rd_word_next differs from the next cycle's word"),
+                                 Assert(dut.rd_bank == was[2], "rd_bank_next differs from the next cycle's bank")]
+        # the shadow
+        with m.If(rd):
+            m.d.sync += k.eq(k + 1)
+            with m.If(last):
+                m.d.sync += pend.eq(0)
+        with m.Elif(pend):
+            m.d.sync += wt.eq(wt - 1)
+        with m.If(dut.pos_end):
+            m.d.sync += [pend.eq(1), wt.eq(D), k.eq(0), src.eq(bank), base.eq(dst), bank.eq(~bank), dst.eq(dst + A)]
+        with m.If(~dut.active):
+            m.d.sync += [bank.eq(0), dst.eq(dut.dst_base)]
+
+
+# -- EwNest (the EW/RED pipeline's loop nest) --------------------------------------------------------
+
+class EwNestProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.ew_nest.EwNest` with any bounds (``one``/``two``
+    true to ``n1``) and order (``red``), both held from a cycle before ``run`` rises, and any
+    ``run`` and ``step`` (no step after ``end`` until ``run`` falls, as the engine's ``run``
+    register does). Asserted against a plain nested loop at full width (``tile`` outermost;
+    ``t`` then ``n`` innermost in an EW pass, ``n`` then ``t`` in a RED pass): each counter
+    equal to the shadow's and within its bound, the end flags, the level each step advances
+    (``s_in``, ``s_mid``, ``s_tile``), ``last_el``, and ``end`` exactly on the step of the last
+    element; so every (tile, n, t) is visited once, in the pass's order."""
+
+    def check(self, m, dut):
+        levels = ("tile", "n", "t")
+        run, step = dut.run, dut.step
+        run_p = past(m, run, name="run_p")
+        held = past(m, Cat(dut.bounds.as_value(), dut.red), name="held_p")
+        rst_p = past(m, ResetSignal(), name="rst_p")
+        started = Signal()
+        m.d.sync += started.eq(1)
+        for k in levels:
+            b = dut.bounds[k]
+            m.d.comb += [Assume(b.one == (b.n1 == 0)), Assume(b.two == (b.n1 == 1))]
+        with m.If(started & ~rst_p & (run | run_p)):
+            m.d.comb += Assume(Cat(dut.bounds.as_value(), dut.red) == held)
+        with m.If(~started | rst_p):
+            m.d.comb += Assume(~run)
+        ended = Signal()
+        with m.If(~run):
+            m.d.sync += ended.eq(0)
+        with m.Elif(dut.end):
+            m.d.sync += ended.eq(1)
+        m.d.comb += Assume(~(ended & step))
+        shadow = {k: Signal(dut.widths[k] + 1, name=f"shadow_{k}") for k in levels}
+        at_end = {k: Signal(name=f"at_end_{k}") for k in levels}
+        m.d.comb += [at_end[k].eq(shadow[k] == dut.bounds[k].n1) for k in levels]
+        inner = Mux(dut.red, at_end["n"], at_end["t"])
+        middle = Mux(dut.red, at_end["t"], at_end["n"])
+        with m.If(~run):
+            m.d.sync += [s.eq(0) for s in shadow.values()]
+        with m.Elif(step):
+            for red, order in ((1, ("n", "t", "tile")), (0, ("t", "n", "tile"))):
+                with m.If(dut.red == red):
+                    below = Const(1)
+                    for k in order:
+                        with m.If(below):
+                            m.d.sync += shadow[k].eq(Mux(at_end[k] & (k != "tile"), 0, shadow[k] + 1))
+                        below = below & at_end[k]
+        with m.If(started & ~rst_p & run & ~ended):
+            for k in levels:
+                m.d.comb += [Assert(getattr(dut, k) == shadow[k], f"{k} differs from the nested loop order"),
+                             Assert(shadow[k] <= dut.bounds[k].n1, f"{k} beyond its bound"),
+                             Assert(getattr(dut, f"last_{k}") == at_end[k], f"last_{k} wrong")]
+            all_end = at_end["tile"] & inner & middle
+            m.d.comb += [Assert(dut.last_el == all_end, "last_el wrong"),
+                         Assert(dut.s_in == (step & ~inner), "s_in: wrong level steps"),
+                         Assert(dut.s_mid == (step & inner & ~middle), "s_mid: wrong level steps"),
+                         Assert(dut.s_tile == (step & inner & middle), "s_tile: wrong level steps"),
+                         Assert(dut.end == (step & all_end), "end differs from 'the step of the last element'")]
+
+
+# -- RowFifo (the SYN pipeline's row FIFO and credits) ------------------------------------------------
+
+class RowFifoProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_fifo.RowFifo` with the environment the
+    engine gives it (assumed): a read issued only while ``credits < depth`` (the generator's
+    rule), a push only for a read in flight (one per issue, in order, any latency), a pop only
+    while ``count > 0`` (the scan stage's input valid), ``clear`` only with the buffer empty,
+    nothing in flight and no issue, push or pop (the pass has ended).
+
+    Asserted: each popped head (``slots[rd_ptr]``) equals the oldest row pushed and not yet
+    popped (a shadow queue), no pop without a row, ``count`` the rows in the buffer,
+    ``credits`` those and the reads in flight, never more than ``depth`` (so a push never
+    overwrites a row not yet popped), the pointers in range."""
+
+    def check(self, m, dut):
+        n = dut.depth
+        width = len(dut.row.as_value())
+        inflight = Signal(range(n + 2))         # reads issued, not pushed
+        m.d.comb += [Assume(~dut.issue | (dut.credits < n)), Assume(~dut.push | (inflight > 0)),
+                     Assume(~dut.pop | (dut.count > 0))]
+        queue = _Fifo(m, width, n, "head")
+        with m.If(dut.clear):
+            m.d.comb += [Assume((queue.count == 0) & (inflight == 0)), Assume(~(dut.issue | dut.push | dut.pop))]
+        head = Array(dut.slots[i].as_value() for i in range(n))[dut.rd_ptr]
+        queue.connect(dut.push, dut.row.as_value(), dut.pop, head)
+        m.d.sync += inflight.eq(inflight + dut.issue - dut.push)
+        m.d.comb += [Assert(dut.count == queue.count, "count differs from the rows in the buffer"),
+                     Assert(dut.credits == queue.count + inflight, "credits differ from the rows and reads in flight"),
+                     Assert(dut.credits <= n, "credits beyond the depth"),
+                     Assert((dut.rd_ptr < n) & (dut.wr_ptr < n), "pointer out of range")]
