@@ -119,6 +119,7 @@ LAYERS = {
     "spikeforge.hdl.accel.lanes": 2,
     "spikeforge.hdl.accel.lsb": 2,
     "spikeforge.hdl.accel.sequencer": 2,
+    "spikeforge.hdl.accel.weight_prefetch": 2,  # the sdram mapping's prefetcher
     "spikeforge.hdl.accel.logits": 2,
     "spikeforge.hdl.accel.syn": 2,
     "spikeforge.hdl.accel.syn_front": 2,

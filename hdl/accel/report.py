@@ -65,7 +65,7 @@ def memories(program):
     if mm.kind == "sdram":   # the weight window: two halves, written by the prefetcher
         mems += [
             mem("ints", max(1, program.int_words), P * eng.ib, 2, False, lane_width=eng.ib),
-            mem("weight window", 2 * mm.window_words, P * eng.wb, 1, False),
+            mem("weight window", 2 * mm.window_words, P * eng.wb, 1, False, lane_width=eng.wb),
         ]
     elif mm.kind == "spram":
         mems += [

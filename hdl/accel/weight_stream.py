@@ -28,9 +28,9 @@ __all__ = ["Segment", "SDRAM_WORD_BITS", "sdram_words_per_weight", "layout_segme
 SDRAM_WORD_BITS = ULX3S_SDRAM.data_bits
 
 #: Cycles from the controller's last word of a segment on its read stream to the cycle the
-#: sequencer sees the segment complete: the prefetcher writes the assembled weight word
-#: (registered write port) and then raises its ``ready`` register.
-PREFETCH_LATENCY = 2
+#: sequencer sees the segment complete: the prefetcher writes the assembled weight word in the
+#: word's cycle and its ``ready`` (a comparison of two registers) is high from the next.
+PREFETCH_LATENCY = 1
 
 #: The sequencer holds a weighted pass's START state until its segment is complete: the pass's
 #: START is ``desc_words + 1`` cycles after the pass begins (its descriptor load).
