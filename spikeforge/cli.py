@@ -319,11 +319,14 @@ def _add_accel_args(p):
     p.add_argument("model", nargs="?", help=MODEL_HELP)
     add_lanes_argument(p)
     p.add_argument("--target", help=_TARGET_HELP)
+    p.add_argument("--weights", choices=("bram", "sdram"), default=None, help=_WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, help="output directory")
     add_dataset_arguments(p)
     p.set_defaults(func=cmd_generate_accel)
 
 
+_WEIGHTS_HELP = ("where the weights live: block RAM, or streamed from the board's SDRAM (ecp5-85f / ulx3s-85f); "
+                 "default: block RAM, SDRAM when they do not fit")
 _TARGET_HELP = ("check the accelerator against a board (icebreaker, ulx3s-85f) or a device (ice40-up5k, "
                 "ecp5-25f, ecp5-85f): the fit check of `spikeforge build`")
 
@@ -335,11 +338,14 @@ def cmd_generate_accel(args):
     check_output_dir(args.output, "-o")
     path, model = _load(args.model)
     out = generate_accelerator(model, args.output, images=analysis_images(model, args),
-                               lanes=resolve_lanes(args.lanes, args.target), target=args.target)
+                               lanes=resolve_lanes(args.lanes, args.target), target=args.target,
+                               weights=args.weights)
     an = out["analysis"]
     print(f"wrote {out['verilog']}")
     print(f"      {out['program']}")
     print(f"      {out['report']}")
+    if "sdram" in out:
+        print(f"      {out['sdram']} (the SDRAM's contents, {an['sdram']['sdram_words']} words)")
     print(f"{lanes_text(an['lanes'])}: {an['cycles_per_image']['mean']:.0f} cycles/image (analytic), "
           f"{an['ratio_to_bound']:.3f} x the lower bound")
     return 0
@@ -429,9 +435,7 @@ def build_parser():
     p.add_argument("model", nargs="?", help=MODEL_HELP)
     add_lanes_argument(p, "add the accelerator's analytic model for P lanes")
     p.add_argument("--target", help=_TARGET_HELP + "; a misfit exits with status 2")
-    p.add_argument("--weights", choices=("bram", "sdram"), default=None,
-                   help="where the weights live: block RAM, or streamed from the board's SDRAM (ecp5-85f / "
-                        "ulx3s-85f); default: block RAM, SDRAM when they do not fit")
+    p.add_argument("--weights", choices=("bram", "sdram"), default=None, help=_WEIGHTS_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="DIR", help="write pictures (PNG): memory and logic per node, cycles per "
                                                  "node against the lower bound (needs the plot extra)")

@@ -268,8 +268,8 @@ class Engine(wiring.Component):
             weighted = Array(Const(int(i in seg_passes), 1) for i in range(len(prog.passes) + 1))[seq.pc]
             m.d.comb += [a.eq(pf.write.addr) for a in wm_load.addrs]
             m.d.comb += [e.eq(pf.write.en) for e in wm_load.ens]
-            m.d.comb += [wm_load.data.eq(pf.write.data), pf.start.eq(seq.image_start), seq.hold.eq(weighted & ~pf.ready),
-                         pf.release.eq(seq.syn_done & weighted)]
+            m.d.comb += [wm_load.data.eq(pf.write.data), pf.start.eq(seq.image_start),
+                         seq.hold.eq(weighted & ~pf.ready), pf.release.eq(seq.syn_done & weighted)]
         elif wm_load is not None:
             wiring.connect(m, wiring.flipped(self.weights), seq.weights)
             m.d.comb += [wm_load.en.eq(seq.weight_write.en), wm_load.addr.eq(seq.weight_write.addr),

@@ -95,8 +95,11 @@ def load_bounds(timing, seg):
     """``(lo, nominal, hi)`` cycles of a segment's load when the refresh timer's phase and the
     controller's open row are not known (the executor's case).
 
-    - ``lo``: a READ every cycle from the first, no ACTIVE (the previous segment left the row
-      open), no refresh: ``words + CL + 3 + PREFETCH_LATENCY``.
+    - ``lo``: a READ every cycle from the first (the previous segment left the row open), but
+      each row change loses tRP + tRCD slots (PRECHARGE, ACTIVE) and each refresh the timer
+      must issue meanwhile (one per ``refresh_every`` cycles) tRFC more:
+      ``words + (rows - 1) (tRP + tRCD) + floor(words / refresh_every) tRFC + CL + 3 +
+      PREFETCH_LATENCY``.
     - ``hi``: from idle, every row change paying PRECHARGE, tRP, ACTIVE, tRCD and tRAS, and a
       refresh (PRECHARGE, tRP, AUTO REFRESH, tRFC, ACTIVE, tRCD, tRAS) for every refresh
       interval the load spans, plus one.
@@ -109,8 +112,8 @@ def load_bounds(timing, seg):
     if n == 0:
         return 0, 0, 0
     fixed = t.cl + 3 + PREFETCH_LATENCY
-    lo = n + fixed
     rows = (seg.base % cols + n - 1) // cols + 1
+    lo = n + (rows - 1) * (t.rp + t.rcd) + (n // t.refresh_every) * t.rfc + fixed
     row_cost = 1 + t.rp + t.rcd + t.ras
     hi0 = n + rows * row_cost + fixed
     refreshes = hi0 // t.refresh_every + 1

@@ -101,7 +101,7 @@ def test_load_bounds_hold_the_exact_cost_model():
         seg = Segment(0, "x", base, words, words, 0, 0)
         lo, nominal, hi = load_bounds(timing, seg)
         assert lo <= nominal <= hi
-        for since in (0, 37, timing.refresh_every // 2, timing.refresh_every - 5):
+        for since in range(0, timing.refresh_every, 7):
             exact = load_cycles(timing, seg, since)
             assert exact == read_cycles(timing, base, words, since) + PREFETCH_LATENCY
             assert lo <= exact <= hi
@@ -183,3 +183,18 @@ def test_the_two_million_weight_model_takes_sdram_on_the_85f():
     usage, problems = memory_fit(prog, "ecp5-85f")
     assert not problems, problems
     assert max(s.weight_words for s in prog.memory.segments) <= prog.memory.window_words
+
+
+def test_generate_writes_the_sdram_image_and_documents_the_ports(tmp_path, capsys, model):
+    path = tmp_path / "m.sfm"
+    save_model(model, str(path))
+    out = tmp_path / "gen"
+    assert main(["generate", "accel", str(path), "--target", "ulx3s-85f", "--lanes", "2", "--weights", "sdram",
+                 "-o", str(out)]) == 0
+    prog = compile_model(model, 2, memory="sdram")
+    words = [int(w, 16) for w in (out / "sdram.hex").read_text().split()]
+    assert words == [int(w) for w in prog.sdram_image()]
+    head = (out / "spikeforge_accel.v").read_text().split("\n\n")[0]
+    assert "SDRAM mapping of the weights" in head and "sdram_req__payload" in head and "sdram_r__ready" in head
+    doc = json.loads((out / "program.json").read_text())
+    assert doc["memory_map"]["kind"] == "sdram" and len(doc["memory_map"]["segments"]) == 8
