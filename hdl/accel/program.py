@@ -20,7 +20,7 @@ import dataclasses
 import numpy as np
 
 from ...graph import bits_for_range, infer, input_encoding
-from .weight_stream import layout_segments, sdram_words_per_weight
+from .weight_stream import sdram_image, sdram_map
 from .placement import (SPRAM_BITS, SPRAM_WORDS, MappingError, MemoryMap, allocate, check_limits, int_lane_bits,
                         memory_map, weight_lane_bits)
 
@@ -131,25 +131,7 @@ class Program:
     classes: int
     memory: MemoryMap = MemoryMap()
     compact: bool = False      # the area-built engine (docs/accelerator.md, "Two builds")
-
-    def sdram_image(self):
-        """The 16-bit words the host writes to SDRAM from word 0 (``memory.kind == "sdram"``):
-        the segments in pass order, each weight word of P lanes x ``weight`` bits (lane 0
-        lowest, two's complement) as ``sdram_words_per_weight`` words, the lowest first."""
-        if self.memory.kind != "sdram":
-            raise ValueError(f"sdram_image: this program keeps its weights in {self.memory.kind}, not SDRAM")
-        wb = weight_lane_bits(self.widths)
-        per = sdram_words_per_weight(self.lanes, wb)
-        mask = (1 << wb) - 1
-        out = np.zeros(self.memory.sdram_words, np.uint16)
-        for seg in self.memory.segments:
-            for i in range(seg.weight_words):
-                word = 0
-                for ln, v in enumerate(self.weights[seg.first + i]):
-                    word |= (int(v) & mask) << (ln * wb)
-                for k in range(per):
-                    out[seg.base + i * per + k] = (word >> (16 * k)) & 0xFFFF
-        return out
+    sdram_image = sdram_image  # the sdram mapping's SDRAM contents (weight_stream.sdram_image)
 
     def weight_image(self):
         """The 16-bit words a host loads into the weight SPRAM (``memory.kind == "spram"``).
@@ -177,30 +159,22 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None, compact=False,
-                  window_words=None, sdram_mhz=50.0):
+def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None, compact=False, window_words=None):
     """Map ``model`` onto an engine of ``lanes`` lanes; raises :class:`MappingError`.
 
-    ``memory``: ``"bram"`` (every target) or ``"spram"`` (the iCE40UP5K's ``sprams``
-    single-port RAMs hold the integer memory and the weights; see :class:`MemoryMap`).
+    ``memory``: ``"bram"`` (every target), ``"spram"`` (the iCE40UP5K's ``sprams`` single-port
+    RAMs hold the integer memory and the weights; :class:`MemoryMap`) or ``"sdram"``.
     ``desc_word_bits``: read each pass descriptor in pieces of this many bits (small block
     RAM budgets); default: whole (block RAM) or 16 (SPRAM mapping).
     ``compact``: build the engine for area (small devices; its own timing rules) rather than
     for clock rate.
-    ``memory="sdram"``: the weights in SDRAM, streamed into a window of two halves of
-    ``window_words`` weight words (default: the largest pass's, rounded up to 512); the
-    load-time rules at ``sdram_mhz`` (:mod:`.weight_stream`).
+    ``window_words``: the sdram mapping's window half (:func:`.weight_stream.sdram_map`).
     """
     P = lanes
     if not isinstance(P, int) or P < 1 or P & (P - 1) or P > 64:
         raise MappingError(f"lanes is {lanes!r}; allowed: a power of two 1..64")
     if memory not in ("bram", "spram", "sdram"):
         raise MappingError(f"memory mapping {memory!r}; allowed: 'bram', 'spram', 'sdram'")
-    if memory == "sdram" and compact:
-        raise MappingError("memory mapping 'sdram' is for the fast (ECP5) build; allowed with compact=False")
-    if window_words is not None and (not isinstance(window_words, int) or isinstance(window_words, bool)
-                                     or window_words < 1):
-        raise MappingError(f"window_words is {window_words!r}; allowed: a count of weight words >= 1")
     infos = infer(model)
     T = model.time_steps
     tensors, passes = {}, []
@@ -313,7 +287,6 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
             heads = a["heads"]
             tiles = _ceil_div(C, P)
             N = H * W
-            d = C // heads
             kv_hi = N * k.levels * v.levels
             kv = int_tensor(node.name + "#kv", 1, C, C, 0, kv_hi)  # [T, C rows, tiles]
             passes.append(Pass(SYN, node.name + "#kv", src=k.name, src2=v.name, dst=kv.name,
@@ -324,7 +297,6 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
             passes.append(Pass(SYN, node.name, src=q.name, src2=kv.name, dst=dst.name, wsrc="kv", heads=heads,
                                T=T, Hi=N, Wi=1, Ho=N, Wo=1, tiles=tiles,
                                t_stride=C * tiles, ch_stride=tiles, acc_words=tiles))
-            del d
         elif node.op == "sdsa_mask":
             q, k, v = (tensors[n] for n in node.inputs)
             mask = spike_tensor(node.name + "#mask", type(info)((1, 1, C), 0, 1, 1))
@@ -385,13 +357,12 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
         theta=bits_for_range(0, int(consts_arr[..., 2].max(initial=1))),
     )
     widths["acc"] = widths["int"]
-    mmap = memory_map("bram" if memory == "sdram" else memory, P, widths, len(weights_arr), sprams)
+    mmap = (sdram_map(passes, P, weight_lane_bits(widths), window_words, compact) if memory == "sdram"
+            else memory_map(memory, P, widths, len(weights_arr), sprams))
     if desc_word_bits is not None:
         if not isinstance(desc_word_bits, int) or desc_word_bits < 0:
             raise MappingError(f"desc_word_bits is {desc_word_bits!r}; allowed: 0 (whole) or a width in bits")
         mmap = dataclasses.replace(mmap, desc_word_bits=desc_word_bits)
-    if memory == "sdram":
-        mmap = _sdram_map(passes, P, weight_lane_bits(widths), window_words, sdram_mhz)
     spike_rows, int_words = allocate(passes, tensors, P, mmap)
     check_limits(model, tensors, passes, spike_rows, int_words, P)
     for p in passes:
@@ -403,22 +374,6 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
                    spike_planes=max(int(max(spike_levels + [1])).bit_length(), 1),
                    int_words=int_words, image=image, logits=logits, widths=widths,
                    classes=model.head.attrs["classes"], compact=bool(compact))
-
-
-def _sdram_map(passes, P, wb, window_words, sdram_mhz):
-    """The sdram mapping's :class:`MemoryMap`; points each weighted pass's ``w_base`` at its
-    window half."""
-    if window_words is None:
-        most = max([p.kh * p.kw * p.tap_stride for p in passes if p.kind == SYN and p.wsrc == "wmem"] + [1])
-        window_words = _ceil_div(most, 512) * 512
-    try:
-        segs = layout_segments(passes, P, wb, window_words)
-    except ValueError as e:
-        raise MappingError(str(e)) from None
-    for s in segs:
-        passes[s.pass_index].w_base = s.half * window_words
-    return MemoryMap(kind="sdram", window_words=window_words, segments=tuple(segs),
-                     sdram_words=sum(s.words for s in segs), sdram_mhz=float(sdram_mhz))
 
 
 def _weight_bits(model, weights):

@@ -170,7 +170,9 @@ def _sdram_program(model, lanes, target, bram_program, clock_mhz):
                + [1])
     ww = window_words_for(lanes * weight_lane_bits(bram_program.widths), DEVICES[target].totals["bram"] - others,
                           DEVICES[target].family, most)
-    return compile_model(model, lanes, memory="sdram", window_words=ww, sdram_mhz=clock_mhz)
+    program = compile_model(model, lanes, memory="sdram", window_words=ww)
+    program.memory = dataclasses.replace(program.memory, sdram_mhz=float(clock_mhz))
+    return program
 
 
 def compile_for_target(model, lanes, target=None, weights=None, clock_mhz=50.0):

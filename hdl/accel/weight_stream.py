@@ -19,9 +19,12 @@ cannot drift apart. docs/sdram.md ("The engine's weights in SDRAM") describes th
 import dataclasses
 import math
 
-from ..sdram_timing import ULX3S_SDRAM, read_cycles, sequential_bandwidth
+import numpy as np
 
-__all__ = ["Segment", "SDRAM_WORD_BITS", "sdram_words_per_weight", "layout_segments",
+from ..sdram_timing import ULX3S_SDRAM, read_cycles, sequential_bandwidth
+from .placement import MappingError, MemoryMap, weight_lane_bits
+
+__all__ = ["Segment", "sdram_map", "sdram_image", "SDRAM_WORD_BITS", "sdram_words_per_weight", "layout_segments",
            "PREFETCH_LATENCY", "WAIT_OFFSET", "load_cycles", "load_bounds", "sdram_timing_of", "pass_bandwidth"]
 
 #: Bits of one SDRAM word (the ULX3S part's data bus).
@@ -77,6 +80,50 @@ def layout_segments(passes, P, wb, window_words):
                             first=p.w_base, half=len(segs) % 2))
         base += n * per
     return segs
+
+
+def sdram_map(passes, P, wb, window_words, compact=False):
+    """The sdram mapping's :class:`~.placement.MemoryMap`: a window of two halves of
+    ``window_words`` weight words (None: the largest pass's, rounded up to 512), the load-time
+    rules at the map's ``sdram_mhz`` (50 MHz; a target's clock replaces it); points each
+    weighted pass's ``w_base`` at its window half. Raises :class:`~.placement.MappingError` for
+    a pass larger than a half."""
+    if compact:
+        raise MappingError("memory mapping 'sdram' is for the fast (ECP5) build; allowed with compact=False")
+    if window_words is not None and (not isinstance(window_words, int) or isinstance(window_words, bool)
+                                     or window_words < 1):
+        raise MappingError(f"window_words is {window_words!r}; allowed: a count of weight words >= 1")
+    if window_words is None:
+        most = max([p.kh * p.kw * p.tap_stride for p in passes if p.kind == "syn" and p.wsrc == "wmem"] + [1])
+        window_words = -(-most // 512) * 512
+    try:
+        segs = layout_segments(passes, P, wb, window_words)
+    except ValueError as e:
+        raise MappingError(str(e)) from None
+    for s in segs:
+        passes[s.pass_index].w_base = s.half * window_words
+    return MemoryMap(kind="sdram", window_words=window_words, segments=tuple(segs),
+                     sdram_words=sum(s.words for s in segs))
+
+
+def sdram_image(prog):
+    """The 16-bit words the host writes to SDRAM from word 0 for program ``prog`` (the sdram
+    mapping): the segments in pass order, each weight word of P lanes x ``weight`` bits (lane 0
+    lowest, two's complement) as :func:`sdram_words_per_weight` words, the lowest first."""
+    if prog.memory.kind != "sdram":
+        raise ValueError(f"sdram_image: this program keeps its weights in {prog.memory.kind}, not SDRAM")
+    wb = weight_lane_bits(prog.widths)
+    per = sdram_words_per_weight(prog.lanes, wb)
+    mask = (1 << wb) - 1
+    out = np.zeros(prog.memory.sdram_words, np.uint16)
+    for seg in prog.memory.segments:
+        for i in range(seg.weight_words):
+            word = 0
+            for ln, v in enumerate(prog.weights[seg.first + i]):
+                word |= (int(v) & mask) << (ln * wb)
+            for k in range(per):
+                out[seg.base + i * per + k] = (word >> (16 * k)) & 0xFFFF
+    return out
 
 
 def sdram_timing_of(mmap):
