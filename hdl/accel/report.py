@@ -147,15 +147,15 @@ def memory_fit(program, target):
 WEIGHT_MAPPINGS = ("bram", "sdram")
 
 
-def window_words_for(width, free_blocks, family, most):
-    """A window half's weight words (``width`` bits each) when ``free_blocks`` block RAMs are
-    left for the window (one memory of two halves): the most, in steps of 512 words, whose two
-    halves take at most ``free_blocks``, and no more than ``most`` (the largest pass's words)
-    rounded up to 512. At least 512."""
+def window_words_for(parts, free_blocks, family, most):
+    """A window half's weight words when ``free_blocks`` block RAMs are left for the window (one
+    memory of two halves, its words in ``parts`` of these widths: the lane groups): the most, in
+    steps of 512 words, whose two halves take at most ``free_blocks``, and no more than ``most``
+    (the largest pass's words) rounded up to 512. At least 512."""
     step = 512
     best = step
     for k in range(1, -(-max(1, most) // step) + 1):
-        if _blocks(2 * k * step, width, family) > free_blocks:
+        if sum(_blocks(2 * k * step, w, family) for w in parts) > free_blocks:
             break
         best = k * step
     return best
@@ -168,7 +168,8 @@ def _sdram_program(model, lanes, target, bram_program, clock_mhz):
     others = sum(m["bram_blocks"] for m in usage["memories"] if m["name"] != "weights")
     most = max([p.kh * p.kw * p.tap_stride for p in bram_program.passes if p.kind == "syn" and p.wsrc == "wmem"]
                + [1])
-    ww = window_words_for(lanes * weight_lane_bits(bram_program.widths), DEVICES[target].totals["bram"] - others,
+    wb = weight_lane_bits(bram_program.widths)
+    ww = window_words_for(lane_group_widths(bram_program, wb) or [lanes * wb], DEVICES[target].totals["bram"] - others,
                           DEVICES[target].family, most)
     program = compile_model(model, lanes, memory="sdram", window_words=ww)
     program.memory = dataclasses.replace(program.memory, sdram_mhz=float(clock_mhz))

@@ -133,9 +133,10 @@ def test_compile_for_target_weights_option(model):
 
 def test_window_size_from_the_free_block_ram():
     # 32-bit words: a 512 x 36 block per 512 words; two halves of 3 x 512 words in 6 blocks
-    assert window_words_for(32, 6, "ecp5", 10_000) == 1536
-    assert window_words_for(32, 6, "ecp5", 700) == 1024          # no more than the largest pass needs
-    assert window_words_for(16, 4, "ecp5", 100_000) == 2048      # 1024 x 18 blocks
+    assert window_words_for([32], 6, "ecp5", 10_000) == 1536
+    assert window_words_for([32], 6, "ecp5", 700) == 1024          # no more than the largest pass needs
+    assert window_words_for([16], 4, "ecp5", 100_000) == 2048      # 1024 x 18 blocks
+    assert window_words_for([16, 16], 4, "ecp5", 100_000) == 1024  # lane groups: a block per part
 
 
 def test_too_big_for_block_ram_takes_sdram_automatically():
@@ -145,8 +146,9 @@ def test_too_big_for_block_ram_takes_sdram_automatically():
                              attention="mask", time_steps=1, weight_bits=8)
     bram = compile_model(m, 8)
     assert memory_fit(bram, "ecp5-85f")[1]
-    prog = compile_for_target(m, 8, "ecp5-85f")
-    assert prog.memory.kind == "sdram" and not memory_fit(prog, "ecp5-85f")[1]
+    for lanes in (8, 16):   # 16 lanes: the window in 4 lane-group parts
+        prog = compile_for_target(m, lanes, "ecp5-85f")
+        assert prog.memory.kind == "sdram" and not memory_fit(prog, "ecp5-85f")[1]
     with pytest.raises(DeviceTooSmall, match="the SDRAM mapping does not fit either: sdram mapping: pass "):
         compile_for_target(m, 64, "ecp5-85f")
 
