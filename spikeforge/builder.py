@@ -11,7 +11,7 @@ import numpy as np
 from .graph import Model, Node, bits_for_range, infer
 from .sim.model import execute
 
-__all__ = ["ModelBuilder", "random_model", "random_config", "random_images", "ATTENTION_VARIANTS"]
+__all__ = ["ModelBuilder", "random_model", "random_config", "random_images", "ATTENTION_VARIANTS", "SDRAM_CONFIG"]
 
 ATTENTION_VARIANTS = ("mask", "linear", "qsd")
 
@@ -238,6 +238,14 @@ def random_model(seed=0, *, image=(8, 8, 1), max_value=16, time_steps=2, channel
     s = neuron("head_in", pooled)
     b.head("head", s, weights(channels, classes), rng.integers(-8, 9, size=classes), weight_bits)
     return b.build()
+
+
+#: A random model with more weights than the ECP5-85F's block RAM holds (2,100,736 4-bit weights,
+#: 8.4 Mbit against 3.8 Mbit) whose every pass fits the sdram mapping's window half at 8 lanes
+#: (issue 21): 4 blocks of 256 channels, V1 mask attention (no KV tensor in the integer memory),
+#: MLP ratio 2 (the largest pass, mlp_hidden, 131,072 weights). ``random_model(**SDRAM_CONFIG)``.
+SDRAM_CONFIG = dict(seed=21, image=(8, 8, 1), channels=256, blocks=4, heads=8, mlp_ratio=2, weight_bits=4,
+                    time_steps=2, attention="mask")
 
 
 def random_config(seed):

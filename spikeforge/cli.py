@@ -34,14 +34,15 @@ def _plots_written(paths):
         print(f"plot: {path}", file=sys.stderr)
 
 
-def _accel_analysis(model, lanes, target, images):
+def _accel_analysis(model, lanes, target, images, weights=None):
     """The analytic model on ``images``; with a ``target`` (board or device) the one fit check
-    of info/generate/build (:func:`spikeforge.hdl.accel.report.fit`)."""
+    of info/generate/build (:func:`spikeforge.hdl.accel.report.fit`); ``weights``: force the
+    weights' mapping (``bram`` or ``sdram``)."""
     from .hdl.accel.report import analyze, compile_for_target, fit
 
     if target is None:
-        return analyze(compile_for_target(model, lanes), images=images)
-    return fit(model, lanes, target, images=images)[1]
+        return analyze(compile_for_target(model, lanes, weights=weights), images=images)
+    return fit(model, lanes, target, images=images, weights=weights)[1]
 
 
 def _shape_text(shape):
@@ -81,6 +82,18 @@ def _accel_lines(acc):
         rom = ", read-only" if mem.get("rom") else ""
         lines.append(f"  memory {mem['name']:13} {mem['depth']:6} words x {mem['width']:4} bits{copies}"
                      f"{parts}{rom}: {_memory_place(mem)}")
+    if acc.get("weights") == "sdram":
+        sd, lo_hi = acc["sdram"], cyc.get("bounds")
+        bw = sd["bandwidth"]
+        lines.append(f"  weights in SDRAM: {sd['sdram_words']} words ({sd['sdram_bytes']} bytes) in {sd['segments']} "
+                     f"segments, window of 2 x {sd['window_half_words']} weight words; at {sd['clock_mhz']:g} MHz "
+                     f"{bw['sdram_words_per_cycle']} SDRAM words/cycle ({bw['weight_words_per_cycle']} weight "
+                     f"words/cycle, refresh {100 * bw['refresh_overhead']:.2f} %); cycles/image within "
+                     f"{lo_hi[0]}..{lo_hi[1]}")
+        for name, sp in sd["per_pass"].items():
+            lines.append(f"    pass {name:22} {sp['weight_words']:7} weight words: load >= "
+                         f"{sp['load_cycles_bound']} cycles, compute {sp['compute_cycles']:.0f}, waits "
+                         f"{sp['wait_cycles']:.0f}")
     est = acc["logic_estimate"]
     lines.append(f"  logic estimate: {est['lut']} LUTs, {est['ff']} FFs, {est['multipliers']} "
                  + ("multiplier" if est["multipliers"] == 1 else "multipliers"))
@@ -132,11 +145,11 @@ def cmd_info(args):
     plot_dir = check_plot_option(args.plot)
     path, model = _load(args.model)
     summary = {"model": path, **summarize(model)}
-    if args.lanes is not None or args.target is not None or plot_dir is not None:
+    if args.lanes is not None or args.target is not None or args.weights is not None or plot_dir is not None:
         _check_target(args.target)
         images = analysis_images(model, args)
         summary["accelerator"] = _accel_analysis(model, resolve_lanes(args.lanes, args.target), args.target,
-                                                 images)
+                                                 images, weights=args.weights)
     if plot_dir is not None:
         from .plots import plot_info
 
@@ -306,11 +319,14 @@ def _add_accel_args(p):
     p.add_argument("model", nargs="?", help=MODEL_HELP)
     add_lanes_argument(p)
     p.add_argument("--target", help=_TARGET_HELP)
+    p.add_argument("--weights", choices=("bram", "sdram"), default=None, help=_WEIGHTS_HELP)
     p.add_argument("-o", "--output", required=True, help="output directory")
     add_dataset_arguments(p)
     p.set_defaults(func=cmd_generate_accel)
 
 
+_WEIGHTS_HELP = ("where the weights live: block RAM, or streamed from the board's SDRAM (ecp5-85f / ulx3s-85f); "
+                 "default: block RAM, SDRAM when they do not fit")
 _TARGET_HELP = ("check the accelerator against a board (icebreaker, ulx3s-85f) or a device (ice40-up5k, "
                 "ecp5-25f, ecp5-85f): the fit check of `spikeforge build`")
 
@@ -322,11 +338,14 @@ def cmd_generate_accel(args):
     check_output_dir(args.output, "-o")
     path, model = _load(args.model)
     out = generate_accelerator(model, args.output, images=analysis_images(model, args),
-                               lanes=resolve_lanes(args.lanes, args.target), target=args.target)
+                               lanes=resolve_lanes(args.lanes, args.target), target=args.target,
+                               weights=args.weights)
     an = out["analysis"]
     print(f"wrote {out['verilog']}")
     print(f"      {out['program']}")
     print(f"      {out['report']}")
+    if "sdram" in out:
+        print(f"      {out['sdram']} (the SDRAM's contents, {an['sdram']['sdram_words']} words)")
     print(f"{lanes_text(an['lanes'])}: {an['cycles_per_image']['mean']:.0f} cycles/image (analytic), "
           f"{an['ratio_to_bound']:.3f} x the lower bound")
     return 0
@@ -416,6 +435,7 @@ def build_parser():
     p.add_argument("model", nargs="?", help=MODEL_HELP)
     add_lanes_argument(p, "add the accelerator's analytic model for P lanes")
     p.add_argument("--target", help=_TARGET_HELP + "; a misfit exits with status 2")
+    p.add_argument("--weights", choices=("bram", "sdram"), default=None, help=_WEIGHTS_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="DIR", help="write pictures (PNG): memory and logic per node, cycles per "
                                                  "node against the lower bound (needs the plot extra)")

@@ -38,6 +38,9 @@ class Device:
     nextpnr_args: tuple
     synth_command: str
     totals: dict  # lut, ff, bram, spram, dsp available on the device
+    #: 16-bit words of SDRAM beside the device on its board (0: none): the ``sdram`` weight
+    #: mapping (docs/sdram.md). The ECP5-85F's is the ULX3S's 32 MB, its one board here.
+    sdram_words: int = 0
 
 
 DEVICES = {
@@ -51,7 +54,7 @@ DEVICES = {
     ),
     "ecp5-85f": Device(
         "ecp5-85f", "ecp5", ("--85k", "--package", "CABGA381"), "synth_ecp5",
-        {"lut": 83640, "ff": 83640, "bram": 208, "spram": 0, "dsp": 156},
+        {"lut": 83640, "ff": 83640, "bram": 208, "spram": 0, "dsp": 156}, sdram_words=16 * 1024 * 1024,
     ),
 }
 

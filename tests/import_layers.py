@@ -83,6 +83,7 @@ LAYERS = {
     "spikeforge.nir_export": 1,
     "spikeforge.hdl.accel.program": 1,
     "spikeforge.hdl.accel.placement": 1,
+    "spikeforge.hdl.accel.weight_stream": 1,  # the sdram mapping's segments and load-time rules
     "spikeforge.hdl.accel.plan": 1,
     "spikeforge.hdl.accel.timing": 1,
     "spikeforge.hdl.sdram_timing": 1,  # the SDRAM part's datasheet rules and the cost model
@@ -118,6 +119,7 @@ LAYERS = {
     "spikeforge.hdl.accel.lanes": 2,
     "spikeforge.hdl.accel.lsb": 2,
     "spikeforge.hdl.accel.sequencer": 2,
+    "spikeforge.hdl.accel.weight_prefetch": 2,  # the sdram mapping's prefetcher
     "spikeforge.hdl.accel.logits": 2,
     "spikeforge.hdl.accel.syn_drain": 2,
     "spikeforge.hdl.accel.syn_fifo": 2,

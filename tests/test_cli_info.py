@@ -17,10 +17,10 @@ def _one_analysis_per_setting():
     (lanes, target) once for the whole module (the text and JSON of one setting share it)."""
     real, seen = spikeforge.cli._accel_analysis, {}
 
-    def cached(model, lanes, target, images):
-        if (lanes, target) not in seen:
-            seen[lanes, target] = real(model, lanes, target, images)
-        return seen[lanes, target]
+    def cached(model, lanes, target, images, weights=None):
+        if (lanes, target, weights) not in seen:
+            seen[lanes, target, weights] = real(model, lanes, target, images, weights=weights)
+        return seen[lanes, target, weights]
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(spikeforge.cli, "_accel_analysis", cached)

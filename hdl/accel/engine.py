@@ -21,6 +21,10 @@ from .plan import CONST_LOGIC_DEPTH, LANES_PER_COPY, EnginePlan, Kind, const_par
 from .plan import ubits as _ubits
 from .program import SPRAM_BITS, SPRAM_WORDS, SYN
 from .sequencer import Sequencer
+from .weight_prefetch import WeightPrefetch
+from .weight_stream import sdram_words_per_weight
+from ..sdram import request_layout, word_layout
+from ..sdram_timing import ULX3S_SDRAM
 from .syn import elaborate_syn
 from .timing import build_of
 
@@ -78,6 +82,13 @@ class Engine(wiring.Component):
     weights : ``In(stream.Signature(weight_load_layout()))``
         Only with the SPRAM mapping: the words of ``program.weight_image()``, accepted while
         the engine waits for an image. Load them all before the first image.
+    sdram_req : ``Out(stream.Signature(request_layout(ULX3S_SDRAM, sdram_max_count)))``
+    sdram_r : ``In(stream.Signature(word_layout(ULX3S_SDRAM)))``
+        Only with the sdram mapping: the weight prefetcher's read requests and the words read,
+        to be connected to an :class:`~spikeforge.hdl.sdram.SdramController`'s ``req`` and ``r``
+        (``max_count`` at least ``sdram_max_count``) holding ``program.sdram_image()`` from word
+        0. The controller sits at the engine's boundary, so that a board top can share it with
+        the host's one-time weight load (its write requests) and check it by reading back.
 
     ``spram_primitive``: instantiate ``SB_SPRAM256KA`` for the SPRAM mapping (synthesis for
     the iCE40UP5K) instead of the behavioural model (simulation).
@@ -107,6 +118,10 @@ class Engine(wiring.Component):
         }
         if program.memory.kind == "spram":
             members["weights"] = In(stream.Signature(weight_load_layout()))
+        if program.memory.kind == "sdram":
+            self.sdram_max_count = max([1 << 16] + [s.words for s in program.memory.segments])
+            members["sdram_req"] = Out(stream.Signature(request_layout(ULX3S_SDRAM, self.sdram_max_count)))
+            members["sdram_r"] = In(stream.Signature(word_layout(ULX3S_SDRAM)))
         super().__init__(members)
 
     # --- hardware -----------------------------------------------------------------------
@@ -208,7 +223,9 @@ class Engine(wiring.Component):
         m.submodules.sequencer = seq = Sequencer(
             pixel_bits=self.pixel_bits, channels=img.C, values=img.values, img_addr_bits=len(img_w.addr),
             passes=len(self.desc_rows), desc_words=nw, desc_word_bits=dw, desc_addr_bits=len(desc_r.addr),
-            weight_load=None if wm_load is None else (weight_load_layout(), (len(wm_load.addr), len(wm_load.data))))
+            weight_load=None if wm_load is None or prog.memory.kind == "sdram"
+            else (weight_load_layout(), (len(wm_load.addr), len(wm_load.data))),
+            weight_gate=prog.memory.kind == "sdram")
         layout = desc_layout(self.plan)
         desc = _Descriptor(data.View(layout, seq.desc_bits[:layout.size]), self.plan)
 
@@ -237,7 +254,23 @@ class Engine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.result), logits.result)
 
         wiring.connect(m, wiring.flipped(self.pixels), seq.pixels)
-        if wm_load is not None:
+        if prog.memory.kind == "sdram":
+            # The weight window's prefetcher: segment by segment from SDRAM; a weighted pass
+            # starts once its segment is in (hold), and releases its half when it ends.
+            mm = prog.memory
+            m.submodules.prefetch = pf = WeightPrefetch(
+                segments=mm.segments, window_words=mm.window_words, weight_bits=P * wb,
+                per=sdram_words_per_weight(P, wb), max_count=self.sdram_max_count)
+            self.debug_prefetch = pf
+            wiring.connect(m, pf.req, wiring.flipped(self.sdram_req))
+            wiring.connect(m, wiring.flipped(self.sdram_r), pf.rd)
+            seg_passes = {s.pass_index for s in mm.segments}
+            weighted = Array(Const(int(i in seg_passes), 1) for i in range(len(prog.passes) + 1))[seq.pc]
+            m.d.comb += [a.eq(pf.write.addr) for a in wm_load.addrs]
+            m.d.comb += [e.eq(pf.write.en) for e in wm_load.ens]
+            m.d.comb += [wm_load.data.eq(pf.write.data), pf.start.eq(seq.image_start),
+                         seq.hold.eq(weighted & ~pf.ready), pf.release.eq(seq.syn_done & weighted)]
+        elif wm_load is not None:
             wiring.connect(m, wiring.flipped(self.weights), seq.weights)
             m.d.comb += [wm_load.en.eq(seq.weight_write.en), wm_load.addr.eq(seq.weight_write.addr),
                          wm_load.data.eq(seq.weight_write.data)]

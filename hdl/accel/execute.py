@@ -15,8 +15,9 @@ from ...sim import golden
 from .plan import EnginePlan
 from .program import EW, RED, SYN
 from .timing import COMPACT, FAST, SYN_DECODE_STAGES, TIMING, TIMING_COMPACT, timing_of
+from .weight_stream import WAIT_OFFSET, load_bounds, sdram_timing_of
 
-__all__ = ["ExecResult", "execute_program", "pass_cycles", "syn_walk_cycles"]
+__all__ = ["ExecResult", "execute_program", "pass_cycles", "syn_walk_cycles", "window_timeline"]
 
 
 @dataclasses.dataclass
@@ -27,6 +28,10 @@ class ExecResult:
     ints: dict                 # int tensor name -> [T, H, W, C] (as stored, raw for conv outputs)
     cycles: dict               # pass name -> cycles
     events: int                # events processed by the synaptic passes
+    #: sdram mapping: (lo, hi) total cycles when the SDRAM's refresh phase and open row are not
+    #: known (``cycles`` holds the nominal case); None otherwise (``cycles`` exact)
+    cycle_bounds: tuple = None
+    weight_waits: dict = None  # sdram mapping: pass name -> nominal cycles waiting for weights
 
     @property
     def total_cycles(self):
@@ -83,6 +88,9 @@ def execute_program(prog, image):
         return spikes[name]
 
     tm = timing_of(prog)
+    sdram = prog.memory.kind == "sdram"
+    segs = {s.pass_index: s for s in prog.memory.segments}
+    window = np.zeros((2 * prog.memory.window_words, P), np.int64) if sdram else None
     # the descriptor's memory words (one, or 16-bit pieces) are read one per cycle
     setup = tm["pass_setup"] + EnginePlan(prog).desc_words - 1
     for i, p in enumerate(prog.passes):
@@ -90,6 +98,12 @@ def execute_program(prog, image):
         if i == len(prog.passes) - 1:
             c += tm["last_flush"]
         if p.kind == SYN:
+            wmem = prog.weights
+            if sdram and i in segs:   # the prefetcher has loaded the pass's segment into its half
+                sg = segs[i]
+                at = sg.half * prog.memory.window_words
+                window[at:at + sg.weight_words] = prog.weights[sg.first:sg.first + sg.weight_words]
+                wmem = window
             src = spike_rows(p.src)
             dst = prog.tensors[p.dst]
             C_src = src.shape[-1]
@@ -118,7 +132,7 @@ def execute_program(prog, image):
                                         items.append(len(tiles))
                                         for tile in tiles:
                                             if p.wsrc == "wmem":
-                                                w = prog.weights[p.w_base + tap * p.tap_stride + tt * p.t_stride
+                                                w = wmem[p.w_base + tap * p.tap_stride + tt * p.t_stride
                                                                  + ch * p.ch_stride + tile]
                                             elif p.wsrc == "kv":
                                                 w = ints[p.src2][tt, 0, ch, tile * P:(tile + 1) * P]
@@ -183,7 +197,61 @@ def execute_program(prog, image):
             c += p.tiles * p.T * (p.N + tm["red_epilogue"]) + tm["ew_latency"]
         cycles[p.node] = c
     cls = int(golden.classify(logits[None])[0])
-    return ExecResult(logits=logits, cls=cls, spikes=spikes, ints=ints, cycles=cycles, events=n_events)
+    bounds = waits = None
+    if sdram:
+        totals = []
+        for which in range(3):
+            per_pass, w = window_timeline(prog, cycles, which)
+            totals.append(sum(per_pass.values()))
+            if which == 1:
+                nominal, waits = per_pass, w
+        cycles, bounds = nominal, (totals[0], totals[2])
+    return ExecResult(logits=logits, cls=cls, spikes=spikes, ints=ints, cycles=cycles, events=n_events,
+                      cycle_bounds=bounds, weight_waits=waits)
+
+
+def window_timeline(prog, compute, which=1):
+    """The sdram mapping's pass cycles: ``compute`` (pass name -> cycles with the weights on
+    chip) plus each weighted pass's wait for its segment, on the prefetcher's schedule
+    (:mod:`.weight_stream`): segment 0 requested at cycle 0 (the cycle after the last pixel),
+    segment ``j`` once segment ``j - 1`` is complete and the pass of segment ``j - 2`` has
+    ended; a weighted pass's START (``desc_words + WAIT_OFFSET`` cycles into it) waits for its
+    segment. ``which``: 0, 1, 2 = the load time's lower bound, nominal value, upper bound
+    (:func:`.weight_stream.load_bounds`). Returns ``(cycles per pass, waits per weighted pass)``."""
+    timing = sdram_timing_of(prog.memory)
+    segs = {s.pass_index: (j, s) for j, s in enumerate(prog.memory.segments)}
+    nseg = len(segs)
+    nw = EnginePlan(prog).desc_words
+    done = [None] * nseg     # cycle the segment is seen complete
+    ended = [None] * nseg    # cycle its pass ended (its half is free)
+    out, waits = {}, {}
+
+    def load(j):
+        s = prog.memory.segments[j]
+        if j == 0:
+            start = 0
+        else:
+            if done[j - 1] is None or (j >= 2 and ended[j - 2] is None):
+                return
+            start = max(done[j - 1], ended[j - 2] if j >= 2 else 0)
+        done[j] = start + load_bounds(timing, s)[which]
+
+    t = 0
+    if nseg:
+        load(0)
+    for i, p in enumerate(prog.passes):
+        c = compute[p.node]
+        if i in segs:
+            j, _ = segs[i]
+            if j + 1 < nseg and done[j + 1] is None:
+                load(j + 1)
+            wait = max(0, done[j] - (t + nw + WAIT_OFFSET))
+            waits[p.node] = wait
+            c += wait
+            ended[j] = t + c
+        out[p.node] = c
+        t += c
+    return out, waits
 
 
 def syn_walk_cycles(walk, acc_words, compact):

@@ -26,6 +26,10 @@ PORT_DOCS = {
     "result": "the K logits of an image, then its class",
     "weights": "the weight words of the SPRAM mapping (Program.weight_image()), loaded before the "
                "first image",
+    "sdram_req": "sdram mapping: the weight prefetcher's read requests, one per weighted pass's "
+                 "segment (to an SDRAM controller holding sdram.hex from word 0, e.g. "
+                 "hdl/sdram.py's SdramController req)",
+    "sdram_r": "sdram mapping: the words read, in address order (from the controller's r)",
     "cycles": "cycles of the last image, from its last pixel to its first result beat "
               "(valid from that beat on)",
     "events": "synaptic events (input spikes) the last image processed (valid with cycles)",
@@ -37,6 +41,11 @@ FIELD_DOCS = {
     ("result", "last"): "1 on the class beat (the last of the image), 0 on the logits",
     ("weights", "addr"): "SPRAM word address",
     ("weights", "data"): "the 16-bit word stored there",
+    ("sdram_req", "addr"): "first 16-bit SDRAM word",
+    ("sdram_req", "count"): "words to read",
+    ("sdram_req", "write"): "always 0 (reads only)",
+    ("sdram_r", "data"): "the 16-bit word read",
+    ("sdram_r", "last"): "1 on a request's last word",
 }
 #: the rules of an amaranth.lib.stream (RFC 61), as the engine's streams follow them
 STREAM_RULES = (
@@ -104,7 +113,7 @@ def header_comment(engine):
     img, K = prog.image, prog.classes
     lines = [f"{TOP_NAME}: spikeforge accelerator, {prog.lanes} lane{'s' if prog.lanes != 1 else ''}, "
              f"{'compact' if prog.compact else 'fast'} build, "
-             f"{'SPRAM' if prog.memory.kind == 'spram' else 'block RAM'} mapping of the weights",
+             f"{ {'spram': 'SPRAM', 'sdram': 'SDRAM'}.get(prog.memory.kind, 'block RAM')} mapping of the weights",
              f"model: {f'{img.T} frames of ' if img.frames else ''}{img.H}x{img.W}x{img.C} "
              f"{'' if img.frames else 'image '}of values 0..{img.levels}, "
              f"{K} classes (docs/accelerator.md, \"Integrating the accelerator\")",
@@ -137,6 +146,10 @@ def header_comment(engine):
     if "weights" in engine.signature.members:
         steps.insert(0, f"0. once after reset: the {len(prog.weight_image())} words of the weight image on "
                         "weights (ready only while the engine waits for an image), before the first pixel.")
+    if "sdram_req" in engine.signature.members:
+        steps.insert(0, f"0. once after reset: the {prog.memory.sdram_words} words of sdram.hex "
+                        "(Program.sdram_image()) in the SDRAM from word 0, before the first pixel; "
+                        "during compute the engine reads them segment by segment on sdram_req/sdram_r.")
     for step in steps:
         lines += textwrap.wrap(step, 96, initial_indent="  ", subsequent_indent="     ")
     return "".join(f"// {line}".rstrip() + "\n" for line in lines)
@@ -150,7 +163,7 @@ def verilog_text(engine):
     return header_comment(engine) + "\n" + verilog.convert(engine, name=TOP_NAME, emit_src=False)
 
 
-def generate_accelerator(model, out_dir, *, images, lanes=8, target=None):
+def generate_accelerator(model, out_dir, *, images, lanes=8, target=None, weights=None):
     """Write ``spikeforge_accel.v``, ``program.json`` and ``report.json`` into ``out_dir``;
     ``images``: those of the report's cycle counts (:func:`.report.analyze`).
 
@@ -159,14 +172,17 @@ def generate_accelerator(model, out_dir, *, images, lanes=8, target=None):
     not fit is refused with :class:`MappingError` before anything is written. On the
     iCE40UP5K a model whose memories exceed block RAM gets the SPRAM mapping
     (``SB_SPRAM256KA`` instances; the weights are then loaded through the ``weights`` port
-    and also written as ``weights.hex``, one 16-bit word per line). Returns ``{"verilog":
-    path, "program": path, "report": path, "analysis": dict}`` (and ``"weights"``).
+    and also written as ``weights.hex``, one 16-bit word per line); on the ECP5-85F (the
+    ULX3S) one whose weights exceed block RAM, or with ``weights="sdram"``, the sdram mapping
+    (the engine's ``sdram_req``/``sdram_r`` ports; the SDRAM's contents written as
+    ``sdram.hex``, one 16-bit word per line). Returns ``{"verilog": path, "program": path,
+    "report": path, "analysis": dict}`` (and ``"weights"`` or ``"sdram"``).
     """
     if target is None:
-        program = compile_for_target(model, lanes)
+        program = compile_for_target(model, lanes, weights=weights)
         analysis = analyze(program, images=images)
     else:  # the fit check of `spikeforge info` and `build` (host link of a board build counted)
-        program, analysis = fit(model, lanes, target, images=images)
+        program, analysis = fit(model, lanes, target, images=images, weights=weights)
         if not analysis["fits"]:
             raise MappingError(f"the model does not fit {target} with {lanes} lane{'s' if lanes != 1 else ''}: "
                                + "; ".join(analysis["problems"]) + " (needed vs available); try "
@@ -193,4 +209,7 @@ def generate_accelerator(model, out_dir, *, images, lanes=8, target=None):
     if spram:
         paths["weights"] = os.path.join(out_dir, "weights.hex")
         atomic_write(paths["weights"], "".join(f"{int(w):04x}\n" for w in program.weight_image()).encode())
+    if program.memory.kind == "sdram":
+        paths["sdram"] = os.path.join(out_dir, "sdram.hex")
+        atomic_write(paths["sdram"], "".join(f"{int(w):04x}\n" for w in program.sdram_image()).encode())
     return dict(paths, analysis=analysis)

@@ -199,7 +199,7 @@ def int_memory(m, program, width, *, primitive=False, groups=None, poison=False,
     """
     mm = program.memory
     depth = max(1, program.int_words)
-    if mm.kind == "bram":
+    if mm.kind in ("bram", "sdram"):
         mem, (w, a, b) = bram_ports(m, "imem", depth, width, [], 2, True, groups,
                                     collisions_unused=True, poison=poison, flags=flags)
         return mem, w, a, b
@@ -238,9 +238,16 @@ def weight_memory(m, program, width, init, *, primitive=False, groups=None):
 
     ``load`` (SPRAM only) has ``addr`` (a 16-bit stored word), ``data`` (16 bits) and ``en``.
     The engine must not read while it loads.
+
+    ``sdram`` mapping: the weight window, two halves of ``window_words`` words in block RAM;
+    ``load`` is its write port (``addr``, ``data`` a whole weight word, ``en``), written by the
+    prefetcher (:class:`.weight_prefetch.WeightPrefetch`) in the half no pass reads.
     """
     mm = program.memory
     depth = max(1, len(program.weights))
+    if mm.kind == "sdram":
+        _mem, (load, r) = bram_ports(m, "wwin", 2 * mm.window_words, width, [], 1, True, groups)
+        return r, load
     if mm.kind == "bram":
         _mem, (r,) = bram_ports(m, "wmem", depth, width, init, 1, False, groups)
         return r, None

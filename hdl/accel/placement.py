@@ -38,6 +38,9 @@ def weight_lane_bits(widths):
 class MemoryMap:
     """Where the engine keeps its integer memory, weights and descriptors.
 
+    ``kind="sdram"`` (ECP5 boards with SDRAM): like ``bram``, but the weights live in SDRAM,
+    one segment per weighted SYN pass in pass order (``segments``), loaded into an on-chip
+    window of two halves of ``window_words`` weight words while the passes run.
     ``kind="bram"``: every memory is block RAM; weights and descriptors are initialised from
     the bitstream. ``kind="spram"`` (iCE40UP5K): the integer memory is ``int_banks`` banks of
     single-port SPRAM of ``int_bank_words`` words each (every tensor lies in one bank, and
@@ -53,6 +56,12 @@ class MemoryMap:
     weight_pack: int = 1         # weight words per stored word
     weight_words: int = 0        # stored weight words (spram: 16-bit words to load)
     desc_word_bits: int = 0      # 0: one descriptor word per pass
+    # sdram: the weights in SDRAM, a window of two halves on chip (hdl/accel/weight_stream.py)
+    window_words: int = 0        # weight words per window half
+    segments: tuple = ()         # weight_stream.Segment per weighted SYN pass, in pass order
+    sdram_words: int = 0         # 16-bit SDRAM words of all segments
+    sdram_mhz: float = 50.0      # the engine's (and the SDRAM's) clock, for the load-time rules
+    cas_latency: int = 2
 
     @property
     def sprams(self):

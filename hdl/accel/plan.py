@@ -41,7 +41,7 @@ def lane_group_widths(program, lane_width):
     built for ``program`` splits its memories (the fast build with block RAM and lane-group
     copies: a memory per group, addressed by the group's copies), else ``None``."""
     P = program.lanes
-    if not build_of(program).lane_copies or P <= LANES_PER_COPY or program.memory.kind != "bram":
+    if not build_of(program).lane_copies or P <= LANES_PER_COPY or program.memory.kind not in ("bram", "sdram"):
         return None
     return [min(LANES_PER_COPY, P - lo) * lane_width for lo in range(0, P, LANES_PER_COPY)]
 
@@ -213,7 +213,8 @@ class EnginePlan:
         self.spw = ubits(sp_max) + 1
         self.coord_bits = ubits(max(max(p.Hi, p.Wi) + p.pad + max(p.stride, p.kh, p.kw) for p in syn)) + 1
         self.rows_w = ubits(max(prog.spike_rows, self.img_depth, 1))     # spike / image row
-        self.ww = ubits(max(len(prog.weights), prog.int_words, 1))       # weight (or KV) word
+        # weight (or KV) word; the sdram mapping's window has two halves of window_words
+        self.ww = ubits(max(len(prog.weights), 2 * prog.memory.window_words, prog.int_words, 1))
         self.acc_depth = max(p.acc_words for p in syn)
         self.aww = ubits(self.acc_depth - 1)                             # accumulator word index
         # The SYN drain's counters and pointers and the event decode's fields are sized by the

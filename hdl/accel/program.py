@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 
 from ...graph import bits_for_range, infer, input_encoding
+from .weight_stream import sdram_image, sdram_map
 from .placement import (SPRAM_BITS, SPRAM_WORDS, MappingError, MemoryMap, allocate, check_limits, int_lane_bits,
                         memory_map, weight_lane_bits)
 
@@ -130,6 +131,7 @@ class Program:
     classes: int
     memory: MemoryMap = MemoryMap()
     compact: bool = False      # the area-built engine (docs/accelerator.md, "Two builds")
+    sdram_image = sdram_image  # the sdram mapping's SDRAM contents (weight_stream.sdram_image)
 
     def weight_image(self):
         """The 16-bit words a host loads into the weight SPRAM (``memory.kind == "spram"``).
@@ -157,21 +159,22 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None, compact=False):
+def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None, compact=False, window_words=None):
     """Map ``model`` onto an engine of ``lanes`` lanes; raises :class:`MappingError`.
 
-    ``memory``: ``"bram"`` (every target) or ``"spram"`` (the iCE40UP5K's ``sprams``
-    single-port RAMs hold the integer memory and the weights; see :class:`MemoryMap`).
+    ``memory``: ``"bram"`` (every target), ``"spram"`` (the iCE40UP5K's ``sprams`` single-port
+    RAMs hold the integer memory and the weights; :class:`MemoryMap`) or ``"sdram"``.
     ``desc_word_bits``: read each pass descriptor in pieces of this many bits (small block
     RAM budgets); default: whole (block RAM) or 16 (SPRAM mapping).
     ``compact``: build the engine for area (small devices; its own timing rules) rather than
     for clock rate.
+    ``window_words``: the sdram mapping's window half (:func:`.weight_stream.sdram_map`).
     """
     P = lanes
     if not isinstance(P, int) or P < 1 or P & (P - 1) or P > 64:
         raise MappingError(f"lanes is {lanes!r}; allowed: a power of two 1..64")
-    if memory not in ("bram", "spram"):
-        raise MappingError(f"memory mapping {memory!r}; allowed: 'bram', 'spram'")
+    if memory not in ("bram", "spram", "sdram"):
+        raise MappingError(f"memory mapping {memory!r}; allowed: 'bram', 'spram', 'sdram'")
     infos = infer(model)
     T = model.time_steps
     tensors, passes = {}, []
@@ -284,7 +287,6 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
             heads = a["heads"]
             tiles = _ceil_div(C, P)
             N = H * W
-            d = C // heads
             kv_hi = N * k.levels * v.levels
             kv = int_tensor(node.name + "#kv", 1, C, C, 0, kv_hi)  # [T, C rows, tiles]
             passes.append(Pass(SYN, node.name + "#kv", src=k.name, src2=v.name, dst=kv.name,
@@ -295,7 +297,6 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
             passes.append(Pass(SYN, node.name, src=q.name, src2=kv.name, dst=dst.name, wsrc="kv", heads=heads,
                                T=T, Hi=N, Wi=1, Ho=N, Wo=1, tiles=tiles,
                                t_stride=C * tiles, ch_stride=tiles, acc_words=tiles))
-            del d
         elif node.op == "sdsa_mask":
             q, k, v = (tensors[n] for n in node.inputs)
             mask = spike_tensor(node.name + "#mask", type(info)((1, 1, C), 0, 1, 1))
@@ -356,7 +357,8 @@ def compile_model(model, lanes, *, memory="bram", sprams=4, desc_word_bits=None,
         theta=bits_for_range(0, int(consts_arr[..., 2].max(initial=1))),
     )
     widths["acc"] = widths["int"]
-    mmap = memory_map(memory, P, widths, len(weights_arr), sprams)
+    mmap = (sdram_map(passes, P, weight_lane_bits(widths), window_words, compact) if memory == "sdram"
+            else memory_map(memory, P, widths, len(weights_arr), sprams))
     if desc_word_bits is not None:
         if not isinstance(desc_word_bits, int) or desc_word_bits < 0:
             raise MappingError(f"desc_word_bits is {desc_word_bits!r}; allowed: 0 (whole) or a width in bits")

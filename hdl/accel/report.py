@@ -18,9 +18,11 @@ from ...devices import DEVICES, LINK_LOGIC, TARGETS
 from ...sim.model import run_model
 from .plan import EnginePlan, const_parts, lane_group_widths
 from .execute import execute_program
-from .program import SPRAM_BITS, SPRAM_WORDS, MappingError, compile_model
+from .program import SPRAM_BITS, SPRAM_WORDS, MappingError, compile_model, weight_lane_bits
+from .weight_stream import pass_bandwidth, sdram_timing_of
 
-__all__ = ["analyze", "memories", "memory_fit", "compile_for_target", "fit", "resolve_target", "DeviceTooSmall",
+__all__ = ["WEIGHT_MAPPINGS", "window_words_for", "analyze", "memories",
+           "memory_fit", "compile_for_target", "fit", "resolve_target", "DeviceTooSmall",
            "BRAM_CONFIGS"]
 
 
@@ -60,7 +62,12 @@ def memories(program):
         mem("spikes", max(1, program.spike_rows), program.spike_slots * eng.slot_bits, eng.spike_read_ports * P,
             False, granularity=eng.spike_write_granularity),
     ]
-    if mm.kind == "spram":
+    if mm.kind == "sdram":   # the weight window: two halves, written by the prefetcher
+        mems += [
+            mem("ints", max(1, program.int_words), P * eng.ib, 2, False, lane_width=eng.ib),
+            mem("weight window", 2 * mm.window_words, P * eng.wb, 1, False, lane_width=eng.wb),
+        ]
+    elif mm.kind == "spram":
         mems += [
             mem("ints", mm.int_bank_words, min(P * eng.ib, SPRAM_BITS), mm.int_banks * mm.int_bank_sprams,
                 False, "spram"),
@@ -136,17 +143,72 @@ def memory_fit(program, target):
     return {"bram": bram, "spram": spram, "memories": mems}, problems
 
 
-def compile_for_target(model, lanes, target=None):
+#: The values of ``--weights``: where the weights live (``None``: chosen by the fit).
+WEIGHT_MAPPINGS = ("bram", "sdram")
+
+
+def window_words_for(parts, free_blocks, family, most):
+    """A window half's weight words when ``free_blocks`` block RAMs are left for the window (one
+    memory of two halves, its words in ``parts`` of these widths: the lane groups): the most, in
+    steps of 512 words, whose two halves take at most ``free_blocks``, and no more than ``most``
+    (the largest pass's words) rounded up to 512. At least 512."""
+    step = 512
+    best = step
+    for k in range(1, -(-max(1, most) // step) + 1):
+        if sum(_blocks(2 * k * step, w, family) for w in parts) > free_blocks:
+            break
+        best = k * step
+    return best
+
+
+def _sdram_program(model, lanes, target, bram_program, clock_mhz):
+    """The sdram mapping on ``target``: the window halves share the block RAM that the other
+    memories leave (:func:`.weight_stream.window_words_for`)."""
+    usage, _ = memory_fit(bram_program, target)
+    others = sum(m["bram_blocks"] for m in usage["memories"] if m["name"] != "weights")
+    most = max([p.kh * p.kw * p.tap_stride for p in bram_program.passes if p.kind == "syn" and p.wsrc == "wmem"]
+               + [1])
+    wb = weight_lane_bits(bram_program.widths)
+    ww = window_words_for(lane_group_widths(bram_program, wb) or [lanes * wb], DEVICES[target].totals["bram"] - others,
+                          DEVICES[target].family, most)
+    program = compile_model(model, lanes, memory="sdram", window_words=ww)
+    program.memory = dataclasses.replace(program.memory, sdram_mhz=float(clock_mhz))
+    return program
+
+
+def compile_for_target(model, lanes, target=None, weights=None, clock_mhz=50.0):
     """:func:`compile_model` with the memory mapping ``target`` needs.
 
     Block RAM everywhere; on a device with SPRAM (the iCE40UP5K) the SPRAM mapping when the
-    block RAM mapping does not fit the device's block RAM. On iCE40 the descriptors are read
-    in 16-bit pieces (a whole descriptor is some 200 bits wide: a dozen block RAMs).
+    block RAM mapping does not fit the device's block RAM; on a device with SDRAM beside it
+    (the ECP5-85F of the ULX3S) the SDRAM mapping then (weights streamed into a window of two
+    halves of a quarter of the block RAM each, :mod:`.weight_stream`; ``clock_mhz``: the clock
+    of its load-time rules). On iCE40 the descriptors are read in 16-bit pieces (a whole
+    descriptor is some 200 bits wide: a dozen block RAMs). ``weights``: ``"bram"`` or
+    ``"sdram"`` forces the weights' place (:data:`WEIGHT_MAPPINGS`).
     """
+    if weights not in (None,) + WEIGHT_MAPPINGS:
+        raise MappingError(f"weights mapping {weights!r}; allowed: {', '.join(WEIGHT_MAPPINGS)}")
+    if weights == "sdram" and (target is None or not DEVICES.get(target, DEVICES["ice40-up5k"]).sdram_words):
+        have = [n for n, d in DEVICES.items() if d.sdram_words]
+        raise MappingError(f"--weights sdram: target {target!r} has no SDRAM; allowed on {', '.join(have)} "
+                           "(board ulx3s-85f)")
     if target is None or target not in DEVICES:
         return compile_model(model, lanes)
     ice40 = DEVICES[target].family == "ice40"
     program = compile_model(model, lanes, desc_word_bits=SPRAM_BITS if ice40 else None, compact=ice40)
+    if weights == "sdram":
+        return _sdram_program(model, lanes, target, program, clock_mhz)
+    if weights == "bram":
+        return program
+    if DEVICES[target].sdram_words:
+        usage, problems = memory_fit(program, target)
+        if not problems:
+            return program
+        try:
+            return _sdram_program(model, lanes, target, program, clock_mhz)
+        except MappingError as e:
+            raise DeviceTooSmall(f"{'; '.join(problems)}; the SDRAM mapping does not fit either: {e}") from None
     if not DEVICES[target].totals.get("spram"):
         return program
     usage, problems = memory_fit(program, target)
@@ -232,7 +294,26 @@ def analyze(program, *, images, target=None, extra_logic=None, golden=None):
                         "ram": int(sum(m["bits"] for m in mems if not m["rom"]))},
         "logic_estimate": logic,
         "target": target,
+        "weights": program.memory.kind,
     }
+    if program.memory.kind == "sdram":
+        mm = program.memory
+        timing = sdram_timing_of(mm)
+        bounds = np.array([r.cycle_bounds for r in runs])
+        report["cycles_per_image"]["bounds"] = [int(bounds[:, 0].min()), int(bounds[:, 1].max())]
+        bw = pass_bandwidth(timing, P, EnginePlan(program).wb)
+        report["sdram"] = {
+            "clock_mhz": mm.sdram_mhz, "cas_latency": mm.cas_latency,
+            "window_half_words": mm.window_words, "segments": len(mm.segments),
+            "sdram_words": mm.sdram_words, "sdram_bytes": 2 * mm.sdram_words,
+            "bandwidth": bw,
+            "per_pass": {s.node: {"weight_words": s.weight_words, "sdram_words": s.words, "half": s.half,
+                                  "load_cycles_bound": int(math.ceil(s.words / bw["sdram_words_per_cycle"])),
+                                  "compute_cycles": round(per_pass[s.node] - np.mean(
+                                      [r.weight_waits[s.node] for r in runs]), 1),
+                                  "wait_cycles": round(float(np.mean([r.weight_waits[s.node] for r in runs])), 1)}
+                         for s in mm.segments},
+        }
     if target is not None:
         usage, problems = memory_fit(program, target)
         totals = DEVICES[target].totals
@@ -261,7 +342,7 @@ def resolve_target(name):
                      f"or a device ({', '.join(DEVICES)})")
 
 
-def fit(model, lanes, target, *, images, golden=None):
+def fit(model, lanes, target, *, images, golden=None, weights=None, clock_mhz=50.0):
     """The one fit check of ``spikeforge info``, ``generate`` and ``build``: ``(program, analysis)``.
 
     ``target``: a board or device name (:func:`resolve_target`). The logic counted is the engine
@@ -269,11 +350,12 @@ def fit(model, lanes, target, *, images, golden=None):
     bitstream is only made with it: all three commands give the same verdict for the same model,
     lanes and device. ``analysis["fits"]`` and ``analysis["problems"]`` ("needed vs available")
     say whether it fits; a model whose memories fit no mapping of the device is analysed in its
-    block RAM mapping, with the mapping's problem listed. ``images``, ``golden``: as :func:`analyze`.
+    block RAM mapping, with the mapping's problem listed. ``images``, ``golden``: as :func:`analyze`;
+    ``weights``, ``clock_mhz``: as :func:`compile_for_target`.
     """
     device, _ = resolve_target(target)
     try:
-        program = compile_for_target(model, lanes, device)
+        program = compile_for_target(model, lanes, device, weights=weights, clock_mhz=clock_mhz)
         refused = None
     except DeviceTooSmall as e:
         ice40 = DEVICES[device].family == "ice40"

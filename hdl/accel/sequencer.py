@@ -42,10 +42,13 @@ class Sequencer(wiring.Component):
     loaded at run time) is ``(layout, (addr_bits, data_bits))``: the ``weights`` stream's
     payload layout (with ``addr`` and ``data`` fields) and the widths of the weight memory's
     write port; ``None`` (the default) makes no ``weights`` and ``weight_write`` ports.
+    ``weight_gate`` (the sdram mapping): ``image_start`` is high in the cycle the image's last
+    pixel moves, and ``START`` holds while ``hold`` is high (the engine raises it while the
+    pass is a weighted one whose segment is not yet in the weight window).
     """
 
     def __init__(self, *, pixel_bits, channels, values, img_addr_bits, passes, desc_words, desc_word_bits,
-                 desc_addr_bits, weight_load=None):
+                 desc_addr_bits, weight_load=None, weight_gate=False):
         name = "Sequencer"
         self.pixel_bits = check_int(name, "pixel_bits", pixel_bits, 1, 64)
         self.channels = check_int(name, "channels", channels, 1, 1 << 16)
@@ -80,6 +83,9 @@ class Sequencer(wiring.Component):
             "send": Out(1),
             "result_done": In(1),
         }
+        if weight_gate:
+            members["image_start"] = Out(1)
+            members["hold"] = In(1)
         if weight_load is not None:   # (layout of the stream, (addr_bits, data_bits) of the write)
             layout, (addr_bits, data_bits) = weight_load
             members["weights"] = In(stream.Signature(layout))
@@ -100,6 +106,7 @@ class Sequencer(wiring.Component):
         pix_ch = Signal(range(C + 1))
         desc_k = Signal(range(nw + 1))
         desc_bits, desc_r, pc = self.desc_bits, self.desc_read, self.pc
+        gate = "hold" in self.signature.members
 
         with m.FSM(name="top"):
             with m.State("IDLE"):
@@ -118,6 +125,8 @@ class Sequencer(wiring.Component):
                                      self.img_write.data.eq(word)]
                     m.d.sync += pix_idx.eq(pix_idx + 1)
                     with m.If(pix_idx == self.values - 1):
+                        if gate:
+                            m.d.comb += self.image_start.eq(1)
                         m.d.sync += [pix_idx.eq(0), pc.eq(0), cycle_ctr.eq(0), event_ctr.eq(0),
                                      counting.eq(1), desc_k.eq(0)]
                         m.next = "DESC"
@@ -135,11 +144,12 @@ class Sequencer(wiring.Component):
                 m.d.sync += desc_bits.eq(Cat(desc_bits[dw:], desc_r.data) if nw > 1 else desc_r.data)
                 m.next = "START"
             with m.State("START"):
-                with m.If(self.syn_pass):
-                    m.d.comb += self.start_syn.eq(1)
-                with m.Else():
-                    m.d.comb += self.start_ew.eq(1)
-                m.next = "RUN"
+                with m.If(~self.hold if gate else 1):
+                    with m.If(self.syn_pass):
+                        m.d.comb += self.start_syn.eq(1)
+                    with m.Else():
+                        m.d.comb += self.start_ew.eq(1)
+                    m.next = "RUN"
             with m.State("RUN"):
                 with m.If(self.syn_done | self.ew_done):
                     with m.If(self.last_pass):

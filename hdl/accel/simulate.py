@@ -1,11 +1,23 @@
 """Run the engine in amaranth.sim (tier 1): images in, logits, classes and cycle counts out."""
 
+import dataclasses
+
 import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from ...sim.sdram_model import SdramModel
+from ..sdram import SdramController
+from ..sdram_timing import ULX3S_SDRAM
+from ..testing import sdram_bench
 from .engine import Engine
 
-__all__ = ["simulate_engine"]
+__all__ = ["simulate_engine", "SIM_SDRAM"]
+
+#: The ULX3S part with a 2 us power-up instead of 200 us (every other rule the datasheet's), so
+#: that a simulation of the sdram mapping does not spend 10,000 cycles waiting.
+SIM_SDRAM = dataclasses.replace(ULX3S_SDRAM, t_power_up_ns=2_000)
 
 
 def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=None, poison_collisions=True,
@@ -20,6 +32,12 @@ def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=Non
 
     Returns ``(logits [B, K], classes [B], cycles [B], events [B])``. With the SPRAM mapping
     the weights are loaded through the ``weights`` stream first (``dump`` needs block RAM).
+    With the sdram mapping an :class:`~spikeforge.hdl.sdram.SdramController` at the
+    program's clock serves the engine's ``sdram_req`` and ``sdram_r``, its pins driving the
+    cycle-accurate model (:class:`~spikeforge.sim.sdram_model.SdramModel` of :data:`SIM_SDRAM`,
+    which raises on any broken command rule) holding ``program.sdram_image()``; the first
+    pixel waits for the controller's init. ``stats`` then also gets ``refreshes`` (AUTO
+    REFRESH cycles) and ``sdram_model``.
     """
     dut = Engine(program, poison_collisions=poison_collisions) if engine is None else engine
     images = np.asarray(images, np.int64)
@@ -31,8 +49,27 @@ def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=Non
 
     if stats is not None:
         stats["collided_reads"] = 0
+    sdram = program.memory.kind == "sdram"
+    top, background = dut, []
+    if sdram:
+        mm = program.memory
+        ctrl = SdramController(clk_hz=int(mm.sdram_mhz * 1e6), cas_latency=mm.cas_latency,
+                               max_count=dut.sdram_max_count, part=SIM_SDRAM)
+        model = SdramModel(ctrl.timing)
+        model.mem[:mm.sdram_words] = program.sdram_image()
+        top = Module()
+        top.submodules.engine = dut
+        top.submodules.sdram = ctrl
+        wiring.connect(top, dut.sdram_req, ctrl.req)
+        wiring.connect(top, ctrl.r, dut.sdram_r)
+        background.append(sdram_bench(model, ctrl.sdram))
+        if stats is not None:
+            stats["sdram_model"] = model
 
     async def bench(ctx):
+        if sdram:
+            while not ctx.get(ctrl.init_done):
+                await ctx.tick()
         if spram:
             for addr, word in enumerate(program.weight_image()):
                 ctx.set(dut.weights.payload, {"addr": addr, "data": int(word)})
@@ -87,9 +124,11 @@ def simulate_engine(program, images, *, max_cycles=2_000_000, vcd=None, dump=Non
                 dump["imem"] = [ctx.get(dut.debug_imem.data[i]) for i in range(dut.debug_imem.depth)]
                 dump["smem"] = [[ctx.get(mem.data[i]) for i in range(mem.depth)] for mem in dut.debug_smem]
 
-    sim = Simulator(dut)
+    sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()
