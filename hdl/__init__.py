@@ -19,5 +19,6 @@ name in snake case in :mod:`spikeforge.sim.golden`, and a cost model: ``cycles(.
   :class:`~.spike_attention.SpikeAttentionLinear` (``spike_attention_linear``, §8.2).
 
 :mod:`.generate` writes Verilog of a single unit; :mod:`.testing` has stream helpers for
-async testbenches.
+async testbenches; :func:`.pack.pack` drives a wide struct port with one assignment (a port
+driven field by field is slow on Icarus).
 """

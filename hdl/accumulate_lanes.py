@@ -12,6 +12,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accel.lanes import copy_regs
+from .pack import pack
 from .params import check_bool, check_int, check_shape, field_bits
 
 __all__ = ["AccumulateLanes", "add_layout", "sum_layout"]
@@ -160,7 +161,6 @@ class AccumulateLanes(wiring.Component):
         for ln in range(P):
             m.d.sync += a_w[ln].eq(q.w[ln] << q.shift[ln])
             m.d.sync += [a_acc[k][ln].eq(q.acc[k][ln]) for k in range(K)]
-            m.d.comb += [self.held[k][ln].eq(a_acc[k][ln]) for k in range(K)]
 
         # Stage A: add (with sum_reg, register the sum: stage W).
         sums = []
@@ -176,13 +176,13 @@ class AccumulateLanes(wiring.Component):
             m.d.sync += last.eq(s_)
             sums.append(last if self.sum_reg else s_)
 
-        m.d.comb += [self.a.valid.eq(a_valid), self.a.word.eq(a_word), self.a.bank.eq(a_bank)]
-        o = self.o.payload
-        if self.sum_reg:
-            m.d.comb += [self.o.valid.eq(w_valid), o.word.eq(w_word), o.bank.eq(w_bank)]
-        else:
-            m.d.comb += [self.o.valid.eq(a_valid), o.word.eq(a_word), o.bank.eq(a_bank)]
-        m.d.comb += [o.sum[ln].eq(sums[ln]) for ln in range(P)]
+        # Each output port in one assignment, not field by field (hdl/pack.py: Icarus).
+        m.d.comb += self.held.eq(pack(self.held.shape(), a_acc, path="held"))
+        m.d.comb += self.a.eq(pack(self.a.shape(), {"valid": a_valid, "word": a_word, "bank": a_bank}, path="a"))
+        o_valid, o_word, o_bank = (w_valid, w_word, w_bank) if self.sum_reg else (a_valid, a_word, a_bank)
+        m.d.comb += [self.o.valid.eq(o_valid),
+                     self.o.payload.eq(pack(self.o.payload.shape(), {"sum": sums, "word": o_word, "bank": o_bank},
+                                            path="o.payload"))]
         return m
 
     def _copies(self, m, name, value, shape):

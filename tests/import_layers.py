@@ -101,6 +101,7 @@ LAYERS = {
     "spikeforge.quant.train": 1,
     # L2 gateware: Amaranth
     "spikeforge.hdl.params": 2,
+    "spikeforge.hdl.pack": 2,
     "spikeforge.hdl.row_scan": 2,
     "spikeforge.hdl.accumulate_lanes": 2,
     "spikeforge.hdl.sdram": 2,

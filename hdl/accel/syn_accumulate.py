@@ -4,6 +4,7 @@ from amaranth.hdl import Array, Cat, Mux, Signal, signed
 from amaranth.lib import data
 
 from ..accumulate_lanes import AccumulateLanes
+from ..pack import pack
 from .lanes import lane
 from .syn_drain import SynDrain
 
@@ -128,11 +129,12 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, decode_e
     core = AccumulateLanes(lanes=P, weight_shape=ws[0].shape(), shift_bits=pb, acc_bits=ab, banks=2,
                            word_bits=aww, sum_reg=bool(acc_wregs), lanes_per_copy=lc.per_copy)
     m.submodules.syn_acc = core
-    q = core.i.payload
-    m.d.comb += [core.i.valid.eq(q_valid), q.word.eq(q_word), q.bank.eq(q_bank)]
-    for ln in range(P):
-        m.d.comb += [q.w[ln].eq(ws[ln]), q.shift[ln].eq(q_b_l[ln])]
-        m.d.comb += [q.acc[k][ln].eq(lane(amems[k][1].data, ln, ab)) for k in range(2)]
+    # The payload in one assignment, not field by field: Icarus rebuilds a net assembled
+    # from part assignments bit by bit on every change of a part (hdl/pack.py).
+    m.d.comb += core.i.valid.eq(q_valid)
+    m.d.comb += core.i.payload.eq(pack(core.i.payload.shape(), {
+        "w": ws, "shift": q_b_l, "acc": [[lane(amems[k][1].data, ln, ab) for ln in range(P)] for k in range(2)],
+        "word": q_word, "bank": q_bank}))
     a_valid, a_word, a_bank = core.a.valid, core.a.word, core.a.bank
     a_acc = core.held   # the words read, registered every cycle (the fast build's drain data)
     sums = [core.o.payload.sum[ln] for ln in range(P)]  # stage A's sums (the fast build: stage W's)
