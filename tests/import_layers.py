@@ -129,6 +129,7 @@ LAYERS = {
     "spikeforge.boards.uart": 2,
     "spikeforge.boards.link_gateware": 2,
     "spikeforge.boards.sdram_pins": 2,
+    "spikeforge.boards.sdram_load": 2,
     "spikeforge.boards.top": 2,
     # L3 executor and analytic report
     "spikeforge.hdl.accel.execute": 3,
