@@ -21,20 +21,15 @@ request and read streams can be shared with the engine's weight prefetcher in th
 """
 
 from amaranth.hdl import Module, Signal, unsigned
-from amaranth.lib import crc, data, stream, wiring
+from amaranth.lib import crc, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hdl.params import check_int
 from ..hdl.sdram import request_layout, word_layout
 from ..hdl.sdram_timing import ULX3S_SDRAM
-from .link_gateware import weight_layout
+from .link_gateware import readback_layout, weight_layout
 
-__all__ = ["SdramWeightLoader", "SdramReadbackCrc", "SdramArbiter", "readback_layout"]
-
-
-def readback_layout():
-    """The read-back's answer: ``crc`` (CRC-32C of the words read) and ``words`` (how many)."""
-    return data.StructLayout({"crc": unsigned(32), "words": unsigned(32)})
+__all__ = ["SdramWeightLoader", "SdramReadbackCrc", "SdramArbiter"]
 
 
 class SdramWeightLoader(wiring.Component):
