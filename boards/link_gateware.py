@@ -20,7 +20,7 @@ The frame format and message types are those of :mod:`spikeforge.boards.hostlink
 import math
 from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -419,6 +419,8 @@ class FrameReceiver(wiring.Component):
             # reads it (words is set by the length field two bytes earlier, next_word only at a
             # frame's end)
             too_long = Signal()
+            off_bad = Signal()                    # an offset byte differed (OFFSET)
+            off_k = Signal(2)                     # the offset byte being received
             loaded = Signal()
             # n + 2 from the length field on, n after the offset, then words still to come: at
             # the frame's end 1 for begin load (n = 0), else 0
@@ -516,8 +518,8 @@ class FrameReceiver(wiring.Component):
                                 report(ErrorCode.BAD_LENGTH)
                                 m.next = "HUNT"
                             with m.Else():
-                                m.d.sync += [words.eq(length[1:]), is_weights.eq(1)]
-                                m.next = "OFFSET0"
+                                m.d.sync += [words.eq(length[1:]), is_weights.eq(1), off_k.eq(0)]
+                                m.next = "OFFSET"
                     with m.Else():
                         report(ErrorCode.BAD_TYPE)
                         m.next = "HUNT"
@@ -532,38 +534,35 @@ class FrameReceiver(wiring.Component):
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
             if ww:
-                # the offset (u32) byte by byte against next_word's bytes (begin load: 0); a
-                # mismatch is remembered in off_bad, decided with the last byte
-                off_bad = Signal()
+                # the offset (u32) byte by byte against next_word's bytes (begin load: 0), one
+                # comparator for the four bytes (off_k: the byte); a mismatch is remembered in
+                # off_bad and decided with the last byte
                 begin = words == 2                  # n = 0: begin load, offset must be 0
-                nw = Signal(32)
-                m.d.comb += nw.eq(next_word)
-                for k in range(4):
-                    with frame_state(f"OFFSET{k}"):
-                        mismatch = byte != Mux(begin, 0, nw[8 * k:8 * k + 8])
-                        with m.If(got):
-                            if k < 3:
-                                m.d.sync += off_bad.eq(mismatch if k == 0 else off_bad | mismatch)
-                                m.next = f"OFFSET{k + 1}"
-                            else:
-                                with m.If(off_bad | mismatch):
-                                    report(ErrorCode.BAD_OFFSET)
-                                    m.next = "HUNT"
-                                with m.Elif(too_long):   # offset + n > weight_words
-                                    report(ErrorCode.BAD_LENGTH)
-                                    m.next = "HUNT"
-                                with m.Elif(self.busy | emitting | w_valid | verifying):
-                                    report(ErrorCode.BUSY)
-                                    m.next = "HUNT"
+                nw_bytes = [next_word[8 * k:8 * k + 8] for k in range(-(-len(next_word) // 8))]
+                expect = Array(nw_bytes + [Const(0, 8)] * (4 - len(nw_bytes)))[off_k]
+                mismatch = Mux(begin, byte != 0, byte != expect)
+                with frame_state("OFFSET"):
+                    with m.If(got):
+                        m.d.sync += [off_k.eq(off_k + 1), off_bad.eq((off_bad & (off_k != 0)) | mismatch)]
+                        with m.If(off_k == 3):
+                            with m.If(off_bad | mismatch):
+                                report(ErrorCode.BAD_OFFSET)
+                                m.next = "HUNT"
+                            with m.Elif(too_long):   # offset + n > weight_words
+                                report(ErrorCode.BAD_LENGTH)
+                                m.next = "HUNT"
+                            with m.Elif(self.busy | emitting | w_valid | verifying):
+                                report(ErrorCode.BUSY)
+                                m.next = "HUNT"
+                            with m.Else():
+                                m.d.sync += [addr.eq(next_word), overrun.eq(0)]
+                                m.d.comb += x_load.eq(1)
+                                with m.If(begin):
+                                    m.d.sync += [crc_left.eq(3), words.eq(1)]
+                                    m.next = "CRC"
                                 with m.Else():
-                                    m.d.sync += [addr.eq(next_word), overrun.eq(0)]
-                                    m.d.comb += x_load.eq(1)
-                                    with m.If(begin):
-                                        m.d.sync += [crc_left.eq(3), words.eq(1)]
-                                        m.next = "CRC"
-                                    with m.Else():
-                                        m.d.sync += words.eq(words - 2)
-                                        m.next = "WORD0"
+                                    m.d.sync += words.eq(words - 2)
+                                    m.next = "WORD0"
                 with frame_state("WORD0"):
                     with m.If(got):
                         m.d.sync += [lo.eq(byte), x_on.eq(1)]

@@ -249,8 +249,8 @@ def test_receiver_without_weights_is_unchanged():
     assert FrameReceiver(weight_words=1).weights.payload.addr.shape().width == 1
     assert FrameReceiver(weight_words=4504).weights.payload.addr.shape().width == 13
     assert FrameReceiver(weight_words=4096).weights.payload.addr.shape().width == 12
-    with pytest.raises(ValueError, match="weight_words is 65536; allowed: an integer 0..65535"):
-        FrameReceiver(weight_words=65536)
+    with pytest.raises(ValueError, match="weight_words is 16777216; allowed: an integer 0..16777215"):
+        FrameReceiver(weight_words=1 << 24)
 
 
 # --- FrameTransmitter: LOADED frames decode with the host codec ----------------------------
@@ -262,7 +262,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     results = [{"logits": [5, -7, 2], "cls": 0, "cycles": 99, "seq": 8, "want": 1}]
     xmt = FrameTransmitter(classes=3, logit_bits=9, cycle_bits=12, weight_words=ww)
     got = bytearray()
-    n_bytes = 3 * 16 + 10 + (5 + 9 + 2 * 3 + 4)      # logits of 9 bits: 2 bytes each
+    n_bytes = 3 * 18 + 10 + (5 + 9 + 2 * 3 + 4)      # LOADED 5 + 9 + 4 bytes; logits of 9 bits: 2 bytes each
 
     async def put_reports(ctx):
         rng = random.Random(1)
@@ -451,7 +451,7 @@ def test_link_with_weights_converts_to_verilog_and_checks_parameters():
     assert set(link.signature.members) == {"rx", "tx", "image", "result", "weights", "loaded"}
     assert link.weights.payload.addr.shape().width == 13 and link.weights.payload.data.shape().width == 16
     assert "module hostlink" in verilog.convert(link, name="hostlink")
-    with pytest.raises(ValueError, match="weight_words is -1; allowed: an integer 0..65535"):
+    with pytest.raises(ValueError, match="weight_words is -1; allowed: an integer 0..16777215"):
         UARTHostLink(divisor=8, weight_words=-1)
     with pytest.raises(TypeError, match="weight_words must be an integer"):
         FrameTransmitter(classes=3, weight_words=2.0)
