@@ -35,6 +35,7 @@ __all__ = [
     "LOADED_PAYLOAD", "encode_loaded", "decode_loaded", "encode_hello", "Info", "INFO_PAYLOAD", "encode_info",
     "decode_info", "info_payload", "model_hash", "weight_set_crc", "looks_like_v2_reply", "BAUD_RATES",
     "pixel_bits", "pack_pixels", "unpack_pixels", "logit_bytes", "INFO_PAYLOAD_V3",
+    "MAX_LOAD_WORDS", "VERIFIED_PAYLOAD", "Verified", "encode_verify", "encode_verified", "decode_verified",
 ]
 
 #: the standard serial rates (termios ``B*`` constants): the rates the host opens
@@ -45,12 +46,14 @@ BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 46080
 SYNC = 0xA5
 HEADER_BYTES = 5      # SYNC, type, seq, length lo, length hi
 TRAILER_BYTES = 4     # CRC-32, least significant byte first
-VERSION = 4
+VERSION = 5
 MAX_PAYLOAD = 1024    # no message but IMAGE is longer; longer lengths are rejected
 MAX_IMAGE = 0xFFFF    # an IMAGE frame carries a whole image, up to the 16-bit length field
-MAX_WEIGHT_WORDS = (MAX_PAYLOAD - 2) // 2  # words in one WEIGHTS frame (511)
-LOADED_PAYLOAD = 7    # LOADED: weight CRC-32C of the words so far (u32), next_word (u16), loaded (u8)
-INFO_PAYLOAD = 28     # INFO: see encode_info
+MAX_WEIGHT_WORDS = (MAX_PAYLOAD - 4) // 2  # words in one WEIGHTS frame (510)
+MAX_LOAD_WORDS = (1 << 24) - 1   # words a board can load (INFO's u24; the ULX3S SDRAM holds 1 << 24)
+LOADED_PAYLOAD = 9    # LOADED: weight CRC-32C of the words so far (u32), next_word (u32), loaded (u8)
+VERIFIED_PAYLOAD = 8  # VERIFIED: CRC-32C of the words read back (u32), words read (u32)
+INFO_PAYLOAD = 28     # INFO: see encode_info (versions 4 and 5 alike, so each refuses the other by version)
 INFO_PAYLOAD_V3 = 25  # a version 3 board's INFO (without pixel bits, logit bits, window)
 CRC32_POLY = 0xEDB88320   # reflected 0x04C11DB7
 CRC32_INIT = 0xFFFFFFFF
@@ -63,13 +66,15 @@ MODEL_HASH_BYTES = 8
 class MsgType(enum.IntEnum):
     """Message types. Host-to-board types are below 0x80, board-to-host types 0x80 and up."""
     IMAGE = 0x01    # host -> board: the pixels packed at their bit width, row-major (spec §2); RESULT: class
-    WEIGHTS = 0x02  # host -> board: offset (u16, a word index), then n words (u16 each)
+    WEIGHTS = 0x02  # host -> board: offset (u32, a word index), then n words (u16 each)
     HELLO = 0x03    # host -> board: no payload; answered with INFO
     IMAGE_LOGITS = 0x04  # host -> board: as IMAGE; its RESULT carries the logits as well
+    VERIFY = 0x05   # host -> board: no payload; the board reads its loaded words back: VERIFIED
     RESULT = 0x81   # board -> host: check (u32), class (u8), cycles (u32), [K logits at their width]
     ERROR = 0x82    # board -> host: the request with this seq was rejected (a NACK): code (u8)
-    LOADED = 0x83   # board -> host: ACK of a WEIGHTS frame: next_word (u16), loaded (u8), weight CRC
+    LOADED = 0x83   # board -> host: ACK of a WEIGHTS frame: weight CRC, next_word (u32), loaded (u8)
     INFO = 0x84     # board -> host: what the board is (answer to HELLO)
+    VERIFIED = 0x85  # board -> host: answer to VERIFY: CRC-32C of the words read back (u32), words (u32)
 
 
 class ErrorCode(enum.IntEnum):
@@ -81,7 +86,8 @@ class ErrorCode(enum.IntEnum):
     BAD_VALUE = 4   # CRC correct but a pixel is above the input's max_value
     TIMEOUT = 5     # the frame stopped before its end (inter-byte timeout): truncated
     BUSY = 6        # an image arrived while the previous one was still being handed on; or a
-                    # WEIGHTS frame while an image is in flight
+                    # WEIGHTS frame while an image is in flight; a WEIGHTS or VERIFY frame
+                    # while a read-back is running
     NOT_LOADED = 7  # an IMAGE arrived while the weights are not completely loaded
     BAD_OFFSET = 8  # a WEIGHTS frame whose offset is not the board's next_word (0 for begin load)
 
@@ -427,8 +433,8 @@ def _check_u16(name, value):
 
 
 def weights_payload_length(words):
-    """Payload length of a WEIGHTS frame with ``words`` words: ``2 + 2 * words``."""
-    return 2 + 2 * words
+    """Payload length of a WEIGHTS frame with ``words`` words: ``4 + 2 * words``."""
+    return 4 + 2 * words
 
 
 def words_crc(words, crc=0):
@@ -440,13 +446,13 @@ def words_crc(words, crc=0):
 def encode_weights(offset, words, seq=0):
     """WEIGHTS frame: ``words`` (each 0..65535, at most :data:`MAX_WEIGHT_WORDS`) to be written
     from word ``offset`` on. ``encode_weights(0, [])`` is "begin load"."""
-    offset = _check_u16("offset", offset)
+    offset = _check_u32("offset", offset)
     words = list(words)
     if len(words) > MAX_WEIGHT_WORDS:
         raise ValueError(f"{len(words)} words; allowed: at most {MAX_WEIGHT_WORDS} per WEIGHTS frame")
     if not words and offset:
         raise ValueError(f"offset is {offset} with no words; allowed: 0 (begin load)")
-    payload = offset.to_bytes(2, "little")
+    payload = offset.to_bytes(4, "little")
     payload += b"".join(_check_u16(f"word {i}", w).to_bytes(2, "little") for i, w in enumerate(words))
     return encode_frame(MsgType.WEIGHTS, seq, payload)
 
@@ -454,11 +460,11 @@ def encode_weights(offset, words, seq=0):
 def decode_weights(payload):
     """``(offset, words)`` of a WEIGHTS payload (words a list of ints)."""
     n = len(payload)
-    if n < 2 or n % 2 or n > MAX_PAYLOAD:
-        raise FrameError(f"WEIGHTS payload is {n} bytes; expected 2 + 2*n, at most {MAX_PAYLOAD}",
+    if n < 4 or n % 2 or n > MAX_PAYLOAD:
+        raise FrameError(f"WEIGHTS payload is {n} bytes; expected 4 + 2*n, at most {MAX_PAYLOAD}",
                          code=ErrorCode.BAD_LENGTH)
-    offset = int.from_bytes(payload[:2], "little")
-    words = [int.from_bytes(payload[k:k + 2], "little") for k in range(2, n, 2)]
+    offset = int.from_bytes(payload[:4], "little")
+    words = [int.from_bytes(payload[k:k + 2], "little") for k in range(4, n, 2)]
     return offset, words
 
 
@@ -473,16 +479,40 @@ class Loaded:
 
 def encode_loaded(next_word, loaded, seq=0, *, weight_crc=0):
     payload = _check_u32("weight_crc", weight_crc).to_bytes(4, "little")
-    payload += _check_u16("next_word", next_word).to_bytes(2, "little") + bytes([1 if loaded else 0])
+    payload += _check_u32("next_word", next_word).to_bytes(4, "little") + bytes([1 if loaded else 0])
     return encode_frame(MsgType.LOADED, seq, payload)
 
 
 def decode_loaded(payload):
     if len(payload) != LOADED_PAYLOAD:
         raise FrameError(f"LOADED payload is {len(payload)} bytes; expected {LOADED_PAYLOAD}")
-    if payload[6] > 1:
-        raise FrameError(f"LOADED flag is {payload[6]}; expected 0 or 1")
-    return Loaded(int.from_bytes(payload[4:6], "little"), bool(payload[6]), int.from_bytes(payload[:4], "little"))
+    if payload[8] > 1:
+        raise FrameError(f"LOADED flag is {payload[8]}; expected 0 or 1")
+    return Loaded(int.from_bytes(payload[4:8], "little"), bool(payload[8]), int.from_bytes(payload[:4], "little"))
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Payload of a VERIFIED frame (the answer to VERIFY): the CRC-32C (:func:`words_crc`) of
+    the ``words`` the board read back from its weight memory (words ``0 .. words - 1``)."""
+    crc: int
+    words: int
+
+
+def encode_verify(seq=0):
+    """VERIFY frame (no payload): read the loaded words back and answer VERIFIED."""
+    return encode_frame(MsgType.VERIFY, seq, b"")
+
+
+def encode_verified(crc, words, seq=0):
+    payload = _check_u32("crc", crc).to_bytes(4, "little") + _check_u32("words", words).to_bytes(4, "little")
+    return encode_frame(MsgType.VERIFIED, seq, payload)
+
+
+def decode_verified(payload):
+    if len(payload) != VERIFIED_PAYLOAD:
+        raise FrameError(f"VERIFIED payload is {len(payload)} bytes; expected {VERIFIED_PAYLOAD}")
+    return Verified(int.from_bytes(payload[:4], "little"), int.from_bytes(payload[4:8], "little"))
 
 
 # --- what the board is: HELLO / INFO -------------------------------------------------------
@@ -502,10 +532,11 @@ class Info:
     classes: int
     lanes: int
     clock_hz: int
-    weight_words: int       # words the host loads (0: weights in the bitstream)
+    weight_words: int       # words the host loads (0: weights in the bitstream; up to MAX_LOAD_WORDS)
     pixel_bits: int = 5     # bits of a pixel in an IMAGE payload (pixel_bits(max_value))
     logit_bits: int = 32    # width of a logit (a RESULT carries logit_bytes(logit_bits) each)
     window: int = 1         # requests the board takes in flight (the host sends no more unanswered)
+    readback: int = 0       # 1: the board answers VERIFY (reads its loaded weights back: SDRAM)
 
     @property
     def pixels(self):
@@ -513,9 +544,12 @@ class Info:
 
 
 def encode_info(info, seq=0):
-    """INFO frame: version (u8), model hash (8 bytes), H, W, C (u16 each), max value (u8),
-    classes (u8), lanes (u16), clock in Hz (u32), weight words (u16), pixel bits (u8), logit bits
-    (u8), window (u8): 28 bytes."""
+    """INFO frame, 28 bytes: version (u8), model hash (8 bytes), H, W, C (u16 each), max value
+    (u8), classes (u8), lanes (u16), clock in Hz (u32), then in version 5 weight words (u24),
+    pixel bits (low 4 bits) and window (high 4 bits) in one byte, logit bits (low 6 bits) and
+    read-back (bit 7) in one byte. Version 4 (still encoded for ``info.version`` 4, as a test's
+    old board): weight words (u16), pixel bits, logit bits, window (u8 each). The length is the
+    same, so that a version 4 host decodes a version 5 board's INFO and refuses it by version."""
     if len(info.model_hash) != MODEL_HASH_BYTES:
         raise ValueError(f"model_hash is {len(info.model_hash)} bytes; allowed: {MODEL_HASH_BYTES}")
     payload = bytes([_check_byte("version", info.version)]) + bytes(info.model_hash)
@@ -523,9 +557,19 @@ def encode_info(info, seq=0):
     payload += bytes([_check_byte("max_value", info.max_value), _check_byte("classes", info.classes)])
     payload += _check_u16("lanes", info.lanes).to_bytes(2, "little")
     payload += _check_u32("clock_hz", info.clock_hz).to_bytes(4, "little")
-    payload += _check_u16("weight_words", info.weight_words).to_bytes(2, "little")
-    payload += bytes([_check_byte("pixel_bits", info.pixel_bits), _check_byte("logit_bits", info.logit_bits),
-                      _check_byte("window", info.window)])
+    if info.version >= 5:
+        for name, value, hi in (("weight_words", info.weight_words, MAX_LOAD_WORDS),
+                                ("pixel_bits", info.pixel_bits, 15), ("window", info.window, 15),
+                                ("logit_bits", info.logit_bits, 63),
+                                ("readback", info.readback, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= hi:
+                raise ValueError(f"{name} is {value!r}; allowed: an integer 0..{hi}")
+        payload += int(info.weight_words).to_bytes(3, "little")
+        payload += bytes([info.pixel_bits | info.window << 4, info.logit_bits | info.readback << 7])
+    else:
+        payload += _check_u16("weight_words", info.weight_words).to_bytes(2, "little")
+        payload += bytes([_check_byte("pixel_bits", info.pixel_bits), _check_byte("logit_bits", info.logit_bits),
+                          _check_byte("window", info.window)])
     return encode_frame(MsgType.INFO, seq, payload)
 
 
@@ -535,16 +579,21 @@ def info_payload(info):
 
 
 def decode_info(payload):
-    """An :class:`Info`; a version 3 board's 25-byte INFO decodes too (its ``version`` 3, the
-    fields it lacks at their defaults), so that the host can say which version it is."""
+    """An :class:`Info`; a version 3 board's 25-byte INFO and a version 4 board's (the old
+    layout) decode too (their ``version``, the fields they lack at their defaults), so that the
+    host can say which version it is."""
     version = payload[0] if payload else None
     if len(payload) != INFO_PAYLOAD and not (version == 3 and len(payload) == INFO_PAYLOAD_V3):
         raise FrameError(f"INFO payload is {len(payload)} bytes; expected {INFO_PAYLOAD}")
     u16 = [int.from_bytes(payload[k:k + 2], "little") for k in (9, 11, 13)]
-    extra = tuple(payload[25:28]) if len(payload) == INFO_PAYLOAD else ()
-    return Info(payload[0], bytes(payload[1:9]), tuple(u16), payload[15], payload[16],
-                int.from_bytes(payload[17:19], "little"), int.from_bytes(payload[19:23], "little"),
-                int.from_bytes(payload[23:25], "little"), *extra)
+    head = (payload[0], bytes(payload[1:9]), tuple(u16), payload[15], payload[16],
+            int.from_bytes(payload[17:19], "little"), int.from_bytes(payload[19:23], "little"))
+    if len(payload) == INFO_PAYLOAD_V3:
+        return Info(*head, int.from_bytes(payload[23:25], "little"))
+    if version >= 5:
+        return Info(*head, int.from_bytes(payload[23:26], "little"), payload[26] & 15, payload[27] & 63,
+                    payload[26] >> 4, payload[27] >> 7)
+    return Info(*head, int.from_bytes(payload[23:25], "little"), *payload[25:28])
 
 
 def model_hash(model):

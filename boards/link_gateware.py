@@ -20,14 +20,15 @@ The frame format and message types are those of :mod:`spikeforge.boards.hostlink
 import math
 from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..hdl.params import check_int, field_bits
 from .hostlink import (
-    CRC32_POLY, CRC32C_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_PAYLOAD,
+    CRC32_POLY, CRC32C_POLY, CRC_RESIDUE, INFO_PAYLOAD, LOADED_PAYLOAD, MAX_IMAGE, MAX_LOAD_WORDS, MAX_PAYLOAD,
+    VERIFIED_PAYLOAD,
     MAX_WEIGHT_WORDS, SYNC, VERSION, ErrorCode, Info, MsgType, image_payload_length, info_payload, logit_bytes,
     pixel_bits, result_payload_length,
 )
@@ -35,7 +36,7 @@ from .uart import UARTRx, UARTTx, _check_divisor
 
 __all__ = [
     "crc32_bit", "CRC32Serial", "INFO_REPORT", "image_layout", "error_layout", "result_layout", "weight_layout",
-    "LOADED_REPORT",
+    "LOADED_REPORT", "VERIFIED_REPORT", "readback_layout",
     "FrameReceiver", "FrameTransmitter", "UARTHostLink",
 ]
 
@@ -44,6 +45,22 @@ __all__ = [
 LOADED_REPORT = 0
 #: ``code`` of an ``err`` report that is the INFO answer to a HELLO frame.
 INFO_REPORT = 0xFF
+#: ``code`` of an ``err`` report that is the VERIFIED answer to a VERIFY frame (``readback``).
+VERIFIED_REPORT = 0xFE
+
+
+def _check_readback(name, readback, weight_words):
+    if not isinstance(readback, bool):
+        raise TypeError(f"{name}: readback is {readback!r}; allowed: True or False")
+    if readback and not weight_words:
+        raise ValueError(f"{name}: readback with weight_words 0; allowed: readback only with loadable "
+                         "weights (weight_words > 0)")
+    return readback
+
+
+def readback_layout():
+    """A read-back's answer: ``crc`` (CRC-32C of the words read back) and ``words`` (how many)."""
+    return data.StructLayout({"crc": unsigned(32), "words": unsigned(32)})
 
 
 def crc32_bit(crc, bit, poly=CRC32_POLY):
@@ -141,7 +158,7 @@ class FrameReceiver(wiring.Component):
     ``BUSY``, else the image is handed on from the buffer. A frame in which no byte arrives for
     ``timeout_cycles`` cycles is dropped with ``TIMEOUT`` (truncated frame).
 
-    WEIGHTS (``docs/hostlink.md``): length even, 2..1024; after the two offset bytes the
+    WEIGHTS (``docs/hostlink.md``): length even, 4..1024; after the four offset bytes the
     offset must be ``next_word`` (0 when the frame has no words: begin load), else
     ``BAD_OFFSET``; ``offset + n`` must not pass ``weight_words``, else ``BAD_LENGTH``; an image
     in flight (``busy`` or being handed on) or a word not yet taken on ``weights`` gives
@@ -151,6 +168,12 @@ class FrameReceiver(wiring.Component):
     :data:`LOADED_REPORT` go out on ``err``. A frame whose words were not all taken in time
     (one word is held; the next one completes two byte times later) is answered ``BUSY``
     instead and changes nothing.
+
+    VERIFY (with ``readback``; length 0): once its CRC passed, ``verify`` offers ``next_word``
+    (the words loaded) to the read-back unit, and its answer on ``verified`` goes out as a
+    :data:`VERIFIED_REPORT` with the VERIFY frame's seq (``verified_crc``,
+    ``verified_words`` hold it for the transmitter). A WEIGHTS or VERIFY frame while a
+    read-back runs is answered ``BUSY``.
 
     Parameters
     ----------
@@ -168,8 +191,11 @@ class FrameReceiver(wiring.Component):
     timeout_cycles : int
         Inter-byte timeout within a frame, in cycles (0: none). Choose a few byte times.
     weight_words : int
-        Words of the loadable weight memory (0..65535); 0: no WEIGHTS frames (``BAD_TYPE``)
-        and none of the members below marked "weights".
+        Words of the loadable weight memory (0..``MAX_LOAD_WORDS``); 0: no WEIGHTS frames
+        (``BAD_TYPE``) and none of the members below marked "weights".
+    readback : bool
+        With ``weight_words``: answer VERIFY (members ``verify``, ``verified``,
+        ``verified_crc``, ``verified_words``); else VERIFY is ``BAD_TYPE``.
     weight_crc : int
         Without ``weight_words``: the CRC-32C of the weight set built in, where ``check`` starts.
 
@@ -202,15 +228,17 @@ class FrameReceiver(wiring.Component):
         (LOADED's). Not meaningful while a frame is being received.
     """
 
-    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0, weight_crc=0, window=1):
+    def __init__(self, *, pixels=64, max_value=16, timeout_cycles=0, weight_words=0, weight_crc=0, window=1,
+                 readback=False):
         name = type(self).__name__
         self.max_value = check_int(name, "max_value", max_value, 1, 255)
         self.pixels = check_int(name, "pixels", pixels, 1, MAX_IMAGE * 8 // pixel_bits(self.max_value))
         self.payload_bytes = image_payload_length(self.pixels, self.max_value)
         self.window = check_int(name, "window", window, 1, 2)
         self.timeout_cycles = check_int(name, "timeout_cycles", timeout_cycles, 0, 1 << 30)
-        self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        self.weight_words = check_int(name, "weight_words", weight_words, 0, MAX_LOAD_WORDS)
         self.weight_crc = check_int(name, "weight_crc", weight_crc, 0, (1 << 32) - 1)
+        self.readback = _check_readback(name, readback, self.weight_words)
         self.pixel_bits = self.max_value.bit_length()
         members = {
             "i": In(stream.Signature(8)),
@@ -226,6 +254,12 @@ class FrameReceiver(wiring.Component):
                 "next_word": Out(range(self.weight_words + 1)),
                 "loaded": Out(1),
                 "busy": In(1),
+            })
+        if self.readback:
+            members.update({
+                "verify": Out(stream.Signature(unsigned(32))),
+                "verified": In(stream.Signature(readback_layout())),
+                "verified_crc": Out(32), "verified_words": Out(32),
             })
         super().__init__(members)
 
@@ -315,6 +349,22 @@ class FrameReceiver(wiring.Component):
         def report(code):
             m.d.comb += [report_now.eq(1), report_code.eq(code)]
 
+        verifying = Const(0)
+        if self.readback:
+            # VERIFY: the read-back runs from the frame's end until its answer took the report
+            # slot (in a cycle without another report); the answer is held for the transmitter
+            verifying = Signal()
+            v_valid = Signal()
+            v_seq = Signal(8)
+            m.d.comb += [self.verify.valid.eq(v_valid), self.verify.payload.eq(self.next_word)]
+            with m.If(self.verify.ready):
+                m.d.sync += v_valid.eq(0)
+            m.d.comb += self.verified.ready.eq(verifying & ~v_valid & can_report & ~report_now)
+            with m.If(self.verified.valid & self.verified.ready):
+                m.d.sync += [err_valid.eq(1), err_code.eq(VERIFIED_REPORT), err_seq.eq(v_seq),
+                             verifying.eq(0), self.verified_crc.eq(self.verified.payload.crc),
+                             self.verified_words.eq(self.verified.payload.words)]
+
         # inter-byte timeout
         idle = Signal(range(max(2, self.timeout_cycles + 1)))
         timed_out = Signal()
@@ -369,17 +419,19 @@ class FrameReceiver(wiring.Component):
             # reads it (words is set by the length field two bytes earlier, next_word only at a
             # frame's end)
             too_long = Signal()
+            off_bad = Signal()                    # an offset byte differed (OFFSET)
+            off_k = Signal(2)                     # the offset byte being received
             loaded = Signal()
-            # n + 1 from the length field on, n after the offset, then words still to come: at
+            # n + 2 from the length field on, n after the offset, then words still to come: at
             # the frame's end 1 for begin load (n = 0), else 0
-            words = Signal(range(MAX_WEIGHT_WORDS + 2))
+            words = Signal(range(MAX_WEIGHT_WORDS + 3))
             addr = Signal(range(ww + 1))          # address of the held / next word
             w_valid = Signal()
             w_data = Signal(16)
             overrun = Signal()                    # a word came while the previous was still held
             wcrc = Signal(32)                     # weight CRC-32C of the committed words
             m.d.comb += x_from.eq(wcrc)
-            m.d.sync += too_long.eq(next_word + words > ww + 1)
+            m.d.sync += too_long.eq(next_word + words > ww + 2)
             w_commit = Signal()                   # a WEIGHTS frame is committed
             with m.If(w_commit):
                 with m.If(words[0]):              # begin load
@@ -449,17 +501,25 @@ class FrameReceiver(wiring.Component):
                             if ww:
                                 m.d.sync += is_weights.eq(0)
                             m.next = "CRC"
+                    if self.readback:
+                        with m.Elif(mtype == MsgType.VERIFY):
+                            with m.If(length != 0):
+                                report(ErrorCode.BAD_LENGTH)
+                                m.next = "HUNT"
+                            with m.Else():
+                                m.d.sync += [crc_left.eq(3), is_weights.eq(0)]
+                                m.next = "CRC"
                     if ww:
                         with m.Elif(mtype == MsgType.WEIGHTS):
-                            # odd, below 2 or above MAX_PAYLOAD (a multiple of 256), bit by bit
-                            odd, short = lo[0], (byte == 0) & (lo[1:] == 0)
+                            # odd, below 4 or above MAX_PAYLOAD (a multiple of 256), bit by bit
+                            odd, short = lo[0], (byte == 0) & (lo[2:] == 0)
                             long = (byte > MAX_PAYLOAD >> 8) | ((byte == MAX_PAYLOAD >> 8) & (lo != 0))
                             with m.If(odd | short | long):
                                 report(ErrorCode.BAD_LENGTH)
                                 m.next = "HUNT"
                             with m.Else():
-                                m.d.sync += [words.eq(length[1:]), is_weights.eq(1)]
-                                m.next = "OFFSET0"
+                                m.d.sync += [words.eq(length[1:]), is_weights.eq(1), off_k.eq(0)]
+                                m.next = "OFFSET"
                     with m.Else():
                         report(ErrorCode.BAD_TYPE)
                         m.next = "HUNT"
@@ -474,29 +534,35 @@ class FrameReceiver(wiring.Component):
                     with m.Else():
                         m.d.sync += count.eq(count + 1)
             if ww:
-                byte_state("OFFSET0", lo, "OFFSET1")
-                with frame_state("OFFSET1"):
-                    offset = Cat(lo, byte)
-                    begin = words == 1              # n = 0: begin load, offset must be 0
+                # the offset (u32) byte by byte against next_word's bytes (begin load: 0), one
+                # comparator for the four bytes (off_k: the byte); a mismatch is remembered in
+                # off_bad and decided with the last byte
+                begin = words == 2                  # n = 0: begin load, offset must be 0
+                nw_bytes = [next_word[8 * k:8 * k + 8] for k in range(-(-len(next_word) // 8))]
+                expect = Array(nw_bytes + [Const(0, 8)] * (4 - len(nw_bytes)))[off_k]
+                mismatch = Mux(begin, byte != 0, byte != expect)
+                with frame_state("OFFSET"):
                     with m.If(got):
-                        with m.If(Mux(begin, offset != 0, offset != next_word)):
-                            report(ErrorCode.BAD_OFFSET)
-                            m.next = "HUNT"
-                        with m.Elif(too_long):   # offset + n > weight_words
-                            report(ErrorCode.BAD_LENGTH)
-                            m.next = "HUNT"
-                        with m.Elif(self.busy | emitting | w_valid):
-                            report(ErrorCode.BUSY)
-                            m.next = "HUNT"
-                        with m.Else():
-                            m.d.sync += [addr.eq(next_word), overrun.eq(0)]
-                            m.d.comb += x_load.eq(1)
-                            with m.If(begin):
-                                m.d.sync += crc_left.eq(3)
-                                m.next = "CRC"
+                        m.d.sync += [off_k.eq(off_k + 1), off_bad.eq((off_bad & (off_k != 0)) | mismatch)]
+                        with m.If(off_k == 3):
+                            with m.If(off_bad | mismatch):
+                                report(ErrorCode.BAD_OFFSET)
+                                m.next = "HUNT"
+                            with m.Elif(too_long):   # offset + n > weight_words
+                                report(ErrorCode.BAD_LENGTH)
+                                m.next = "HUNT"
+                            with m.Elif(self.busy | emitting | w_valid | verifying):
+                                report(ErrorCode.BUSY)
+                                m.next = "HUNT"
                             with m.Else():
-                                m.d.sync += words.eq(words - 1)
-                                m.next = "WORD0"
+                                m.d.sync += [addr.eq(next_word), overrun.eq(0)]
+                                m.d.comb += x_load.eq(1)
+                                with m.If(begin):
+                                    m.d.sync += [crc_left.eq(3), words.eq(1)]
+                                    m.next = "CRC"
+                                with m.Else():
+                                    m.d.sync += words.eq(words - 2)
+                                    m.next = "WORD0"
                 with frame_state("WORD0"):
                     with m.If(got):
                         m.d.sync += [lo.eq(byte), x_on.eq(1)]
@@ -526,6 +592,12 @@ class FrameReceiver(wiring.Component):
                         report(ErrorCode.BAD_CRC)
                     with m.Elif(mtype == MsgType.HELLO):
                         report(INFO_REPORT)
+                    if self.readback:
+                        with m.Elif(mtype == MsgType.VERIFY):
+                            with m.If(verifying | emitting | self.busy):
+                                report(ErrorCode.BUSY)
+                            with m.Else():
+                                m.d.sync += [verifying.eq(1), v_valid.eq(1), v_seq.eq(seq)]
                     if ww:
                         with m.Elif(is_weights):
                             with m.If(overrun | w_valid):
@@ -593,7 +665,8 @@ class FrameTransmitter(wiring.Component):
         Frame bytes, SYNC first.
     """
 
-    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0, copy_result=False, info=None):
+    def __init__(self, *, classes, logit_bits=32, cycle_bits=32, weight_words=0, copy_result=False, info=None,
+                 readback=False):
         name = type(self).__name__
         if not isinstance(copy_result, bool):
             raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
@@ -601,7 +674,8 @@ class FrameTransmitter(wiring.Component):
         self.classes = check_int(name, "classes", classes, 1, 255)
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
-        self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        self.weight_words = check_int(name, "weight_words", weight_words, 0, MAX_LOAD_WORDS)
+        self.readback = _check_readback(name, readback, self.weight_words)
         info = bytes(INFO_PAYLOAD) if info is None else bytes(info)
         if len(info) != INFO_PAYLOAD:
             raise ValueError(f"{name}: info is {len(info)} bytes; allowed: {INFO_PAYLOAD}")
@@ -615,6 +689,8 @@ class FrameTransmitter(wiring.Component):
         }
         if self.weight_words:
             members.update({"next_word": In(range(self.weight_words + 1)), "loaded": In(1)})
+        if self.readback:
+            members.update({"verified_crc": In(32), "verified_words": In(32)})
         super().__init__(members)
 
     def _result_bytes(self, m, sending):
@@ -653,18 +729,27 @@ class FrameTransmitter(wiring.Component):
             reply = [Const(MsgType.ERROR, 8), p.seq, Const(1, 8), Const(0, 8), p.code]
         else:
             is_loaded = kind == _LOADED
-            next_word = Signal(16)
+            next_word = Signal(32)
             m.d.comb += next_word.eq(self.next_word)
             # LOADED: check (the weight CRC) first, at the place of RESULT's check
             reply = [Mux(is_loaded, MsgType.LOADED, MsgType.ERROR), p.seq, Mux(is_loaded, LOADED_PAYLOAD, 1),
                      Const(0, 8), Mux(is_loaded, self._check_bytes[0], p.code), *self._check_bytes[1:],
-                     next_word[:8], next_word[8:], self.loaded]
+                     *[next_word[8 * k:8 * k + 8] for k in range(4)], self.loaded]
+            if self.readback:
+                # VERIFIED: the read-back's CRC and word count in LOADED's places
+                is_ver = kind == _VERIFIED
+                vcrc, vwords = self.verified_crc, self.verified_words
+                reply[0] = Mux(is_ver, MsgType.VERIFIED, reply[0])
+                reply[2] = Mux(is_ver, VERIFIED_PAYLOAD, reply[2])
+                for k in range(4):
+                    reply[4 + k] = Mux(is_ver, vcrc[8 * k:8 * k + 8], reply[4 + k])
+                    reply[8 + k] = Mux(is_ver, vwords[8 * k:8 * k + 8], reply[8 + k])
         return reply, info
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.crc = eng = CRC32Serial()
-        kind = Signal(2)                  # the frame being sent: _RESULT, _ERROR, _LOADED, _INFO
+        kind = Signal(3 if self.readback else 2)   # the frame being sent: _RESULT, _ERROR, _LOADED, _INFO, _VERIFIED
         sending = Signal()
         in_crc = Signal()                 # the body has been sent: the CRC bytes go out
         # the check field's bytes: the same signals in RESULT and LOADED, at the same places;
@@ -679,6 +764,8 @@ class FrameTransmitter(wiring.Component):
         result_body = self._result_bytes(m, sending)
         reply_body, info_body = self._reply_bytes(m, kind)
         lens = {_RESULT: len(result_body), _ERROR: 5, _LOADED: 4 + LOADED_PAYLOAD, _INFO: len(info_body)}
+        if self.readback:
+            lens[_VERIFIED] = 4 + VERIFIED_PAYLOAD
         longest = max(lens.values()) + 5
         # a RESULT without logits ends after the cycle count (its body's first 13 bytes)
         lens[_RESULT] = Mux(self._want, len(result_body), 4 + result_payload_length(self.classes))
@@ -695,6 +782,9 @@ class FrameTransmitter(wiring.Component):
                 if self.weight_words:
                     with m.If(code == LOADED_REPORT):
                         m.d.sync += kind.eq(_LOADED)
+                if self.readback:
+                    with m.If(code == VERIFIED_REPORT):
+                        m.d.sync += kind.eq(_VERIFIED)
             with m.Elif(self.result.valid):
                 m.d.sync += [sending.eq(1), kind.eq(_RESULT), pos.eq(0), byte.eq(SYNC), in_crc.eq(0)]
                 m.d.comb += self.started.eq(1)
@@ -764,7 +854,7 @@ class FrameTransmitter(wiring.Component):
         return m
 
 
-_RESULT, _ERROR, _LOADED, _INFO = range(4)
+_RESULT, _ERROR, _LOADED, _INFO, _VERIFIED = range(5)
 
 
 class UARTHostLink(wiring.Component):
@@ -783,8 +873,13 @@ class UARTHostLink(wiring.Component):
         Width of the cycle counter (1..32); it saturates.
     timeout_bytes : int
         Inter-byte timeout within a frame, in byte times (1..1024).
+    readback : bool
+        With ``weight_words``: the board reads its loaded words back on VERIFY (``verify``: the
+        word count to a read-back unit such as
+        :class:`~spikeforge.boards.sdram_load.SdramReadbackCrc`; ``verified``: its CRC-32C and
+        count, sent as VERIFIED). INFO says so.
     weight_words : int
-        Words of a weight memory loaded over the link with WEIGHTS frames (0..65535). 0: none;
+        Words of a weight memory loaded over the link with WEIGHTS frames (0..MAX_LOAD_WORDS). 0: none;
         the link is then exactly the version 1 link (WEIGHTS answered ``BAD_TYPE``) and has
         neither ``weights`` nor ``loaded``.
     copy_result : bool
@@ -825,7 +920,8 @@ class UARTHostLink(wiring.Component):
     """
 
     def __init__(self, *, divisor, pixels=64, max_value=16, classes=10, logit_bits=32, cycle_bits=32,
-                 timeout_bytes=4, weight_words=0, copy_result=False, weight_crc=0, info=None, window=1):
+                 timeout_bytes=4, weight_words=0, copy_result=False, weight_crc=0, info=None, window=1,
+                 readback=False):
         name = type(self).__name__
         if not isinstance(copy_result, bool):
             raise TypeError(f"{name}: copy_result is {copy_result!r}; allowed: True or False")
@@ -838,14 +934,16 @@ class UARTHostLink(wiring.Component):
         self.weight_crc = check_int(name, "weight_crc", weight_crc, 0, (1 << 32) - 1)
         self.logit_bits = check_int(name, "logit_bits", logit_bits, 2, 32)
         self.cycle_bits = check_int(name, "cycle_bits", cycle_bits, 1, 32)
-        self.weight_words = check_int(name, "weight_words", weight_words, 0, 65535)
+        self.weight_words = check_int(name, "weight_words", weight_words, 0, MAX_LOAD_WORDS)
+        self.readback = _check_readback(name, readback, self.weight_words)
         self.window = check_int(name, "window", window, 1, 2)
         if self.window > 1 and self.weight_words:
             raise ValueError(f"{name}: window {window} with weight_words {weight_words}; allowed: window 1 with "
                              "loadable weights (window 2 needs the weights in the bitstream)")
         if info is None:
             info = info_payload(Info(VERSION, bytes(8), (self.pixels, 1, 1), self.max_value, self.classes, 0, 0,
-                                     weight_words, pixel_bits(self.max_value), self.logit_bits, self.window))
+                                     weight_words, pixel_bits(self.max_value), self.logit_bits, self.window,
+                                     int(readback)))
         self.info = bytes(info)
         members = {
             "rx": In(1, init=1),
@@ -858,6 +956,11 @@ class UARTHostLink(wiring.Component):
                 "weights": Out(stream.Signature(weight_layout(self.weight_words))),
                 "loaded": Out(1),
             })
+        if self.readback:
+            members.update({
+                "verify": Out(stream.Signature(unsigned(32))),
+                "verified": In(stream.Signature(readback_layout())),
+            })
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -867,10 +970,11 @@ class UARTHostLink(wiring.Component):
         m.submodules.receiver = rcv = FrameReceiver(
             pixels=self.pixels, max_value=self.max_value,
             timeout_cycles=math.ceil(10 * self.divisor * self.timeout_bytes), weight_words=self.weight_words,
-            weight_crc=self.weight_crc, window=self.window)
+            weight_crc=self.weight_crc, window=self.window, readback=self.readback)
         m.submodules.transmitter = xmt = FrameTransmitter(
             classes=self.classes, logit_bits=self.logit_bits, cycle_bits=self.cycle_bits,
-            weight_words=self.weight_words, copy_result=self.copy_result, info=self.info)
+            weight_words=self.weight_words, copy_result=self.copy_result, info=self.info,
+            readback=self.readback)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         wiring.connect(m, urx.o, rcv.i)
         wiring.connect(m, xmt.o, utx.i)
@@ -902,6 +1006,10 @@ class UARTHostLink(wiring.Component):
             ]
             # WEIGHTS frames are refused while an image is in flight
             m.d.comb += rcv.busy.eq(in_flight)
+        if self.readback:
+            wiring.connect(m, rcv.verify, wiring.flipped(self.verify))
+            wiring.connect(m, wiring.flipped(self.verified), rcv.verified)
+            m.d.comb += [xmt.verified_crc.eq(rcv.verified_crc), xmt.verified_words.eq(rcv.verified_words)]
 
         # with the early hand-on, the result of the frame being sent is still valid while the next
         # image computes: only a result that is not that one ("fresh") stops the cycle count

@@ -27,15 +27,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .hostlink import (
-    BAUD_RATES, MAX_IMAGE, MAX_PAYLOAD, MAX_WEIGHT_WORDS, VERSION, ErrorCode, Frame, FrameDecoder, FrameError, MsgType,
+    BAUD_RATES, MAX_IMAGE, MAX_LOAD_WORDS, MAX_PAYLOAD, MAX_WEIGHT_WORDS, VERSION, ErrorCode, Frame, FrameDecoder,
+    FrameError, MsgType,
     argmax_lowest, decode_error, decode_image, decode_info, decode_loaded, decode_result, decode_weights,
+    decode_verified, encode_verified, encode_verify,
     encode_error, encode_hello, encode_image, encode_info, encode_loaded, encode_result, encode_weights, image_bytes,
     image_payload_length, looks_like_v2_reply, pixel_bits, result_check, result_payload_length, words_crc,
 )
 
 __all__ = [
     "Transport", "SerialTransport", "MemoryTransport", "VirtualClock", "ReferenceBoard", "HostLink",
-    "LinkStats", "LinkError", "ResultMismatchError", "LoadSummary", "OldBoardError",
+    "LinkStats", "LinkError", "ResultMismatchError", "LoadSummary", "OldBoardError", "WeightVerifyError",
 ]
 
 
@@ -235,12 +237,17 @@ class ReferenceBoard:
     ``docs/hostlink.md`` (state ``next_word`` and ``loaded``) and an IMAGE before ``loaded``
     is answered NOT_LOADED. Unlike the gateware, the model writes the words of a frame only
     once it passed its CRC (the gateware's earlier writes are all rewritten before ``loaded``).
+    With ``readback`` (the ULX3S's SDRAM) it answers VERIFY with VERIFIED: the CRC-32C of its
+    words ``0 .. next_word - 1`` as they are in ``weights`` now (a test may change one).
     """
 
     def __init__(self, logits_fn, *, pixels=64, max_value=16, cycles_fn=None, weight_words=0, clock=None,
-                 byte_timeout=None, weight_crc=0, info=None, logit_bits=32):
-        if isinstance(weight_words, bool) or not isinstance(weight_words, int) or not 0 <= weight_words <= 0xFFFF:
-            raise ValueError(f"ReferenceBoard: weight_words is {weight_words!r}; allowed: an integer 0..65535")
+                 byte_timeout=None, weight_crc=0, info=None, logit_bits=32, readback=False):
+        if isinstance(weight_words, bool) or not isinstance(weight_words, int) or \
+                not 0 <= weight_words <= MAX_LOAD_WORDS:
+            raise ValueError(f"ReferenceBoard: weight_words is {weight_words!r}; allowed: an integer "
+                             f"0..{MAX_LOAD_WORDS}")
+        self.readback = bool(readback) and weight_words > 0
         self.logits_fn = logits_fn
         self.pixels, self.max_value = pixels, max_value
         self.cycles_fn = cycles_fn or (lambda image: 0)
@@ -319,6 +326,9 @@ class ReferenceBoard:
                 continue
             if item.type == MsgType.WEIGHTS and self.weight_words:
                 out += self._weights_frame(item)
+            elif item.type == MsgType.VERIFY and self.readback:
+                out += (encode_error(ErrorCode.BAD_LENGTH, item.seq) if item.payload else
+                        encode_verified(words_crc(self.weights[:self.next_word]), self.next_word, item.seq))
             elif item.type == MsgType.HELLO and self.info is not None:
                 out += (encode_error(ErrorCode.BAD_LENGTH, item.seq) if item.payload else
                         encode_info(self.info, item.seq))
@@ -359,6 +369,16 @@ class ResultMismatchError(RuntimeError):
     """A RESULT arrived intact but its class is not the argmax of its logits (board bug)."""
 
 
+class WeightVerifyError(LinkError):
+    """The words a board read back from its weight memory are not the words loaded: the
+    message names the CRC-32C read and expected and both word counts (also as attributes)."""
+
+    def __init__(self, message, read_crc, expected_crc, read_words, expected_words):
+        super().__init__(message)
+        self.read_crc, self.expected_crc = read_crc, expected_crc
+        self.read_words, self.expected_words = read_words, expected_words
+
+
 class OldBoardError(LinkError):
     """The board does not answer HELLO with INFO: it speaks an older protocol (or is not a
     spikeforge board); it must be rebuilt and reflashed."""
@@ -382,6 +402,7 @@ class LinkStats:
     busy_time: float = 0.0
     weight_frames: int = 0   # WEIGHTS frames sent (every attempt, begin load included)
     weight_loads: int = 0    # completed HostLink.load_weights calls
+    weight_verifies: int = 0  # read-backs whose CRC matched (HostLink.verify_weights)
     weight_reloads: int = 0  # loads the host started by itself after a NOT_LOADED
     drain_cutoffs: int = 0   # discards after a failed attempt that hit their deadline (line never quiet)
     foreign_results: int = 0  # intact RESULTs whose image or weight CRC was not the expected one
@@ -496,6 +517,7 @@ class HostLink:
         self._seq = 0
         self._clock = transport.clock
         self._weights = None     # (words, chunk) of the last load_weights, for a reload
+        self.readback = False    # the board answers VERIFY (its INFO says so: hello())
         if isinstance(weight_crc, bool) or not isinstance(weight_crc, int) or not 0 <= weight_crc < (1 << 32):
             raise ValueError(f"HostLink: weight_crc is {weight_crc!r}; allowed: an integer 0..2^32-1")
         self.weight_crc = weight_crc   # expected weight CRC (load_weights sets it to the words' CRC)
@@ -746,6 +768,7 @@ class HostLink:
                                         "(spikeforge build, then spikeforge flash)")
                 self.logit_bits = value.logit_bits
                 self.window = max(1, min(self.window, value.window))
+                self.readback = bool(value.readback)
                 return value
             old = old or looks_like_v2_reply(self._raw) or (outcome == "nack" and value == ErrorCode.BAD_TYPE)
             causes.append(f"HELLO (seq {seq}): {cause}")
@@ -900,7 +923,45 @@ class HostLink:
         what = "begin load" if not len(data) else f"words {offset}..{offset + len(data) - 1}"
         return outcome, value, f"{what} (seq {seq}): {cause}"
 
-    def load_weights(self, words, *, chunk=256, progress=None):
+    def verify_weights(self, words=None):
+        """Ask the board to read its loaded weight words back (VERIFY, retried like an image)
+        and compare the CRC-32C of what it read (VERIFIED) with that of ``words`` (default: the
+        words of the last :meth:`load_weights`). Returns the :class:`~spikeforge.boards.hostlink.Verified`.
+        Raises :class:`WeightVerifyError` naming both CRCs and the word counts when they differ,
+        :class:`LinkError` when no VERIFIED comes in ``1 + retries`` attempts."""
+        if words is None:
+            if self._weights is None:
+                raise LinkError("verify_weights: no words to compare with: call load_weights first or pass words")
+            words = self._weights[0]
+        else:
+            words = _check_weight_words(words)
+        want = words_crc(words)
+        self._begin_request()
+        causes = []
+        while True:
+            seq = self._next_seq()
+            outcome, value, cause = self._exchange(encode_verify(seq), seq, MsgType.VERIFIED, decode_verified)
+            if outcome == "ok":
+                break
+            causes.append(f"VERIFY (seq {seq}): {cause}")
+            if len(causes) > self.retries:
+                hint = ""
+                if causes[-1].endswith("ERROR BAD_TYPE"):
+                    hint = " (a board without a read-back, INFO read-back 0, answers VERIFY with BAD_TYPE)"
+                raise self._failure(f"weight read-back: VERIFY failed {len(causes)} times: "
+                                    + "; ".join(causes) + hint, causes)
+            self._drain()
+        self._begin_request()
+        if value.words != len(words) or value.crc != want:
+            raise WeightVerifyError(
+                f"weight read-back mismatch: the board read {value.words} words back with CRC-32C "
+                f"0x{value.crc:08X}; the host sent {len(words)} words with CRC-32C 0x{want:08X}: "
+                "the weight memory does not hold the words loaded (load again; if it persists, "
+                "the board's SDRAM or its timing is faulty)", value.crc, want, value.words, len(words))
+        self.stats.weight_verifies += 1
+        return value
+
+    def load_weights(self, words, *, chunk=256, progress=None, verify=None):
         """Load ``words`` (ints 0..65535; a signed weight as its 16-bit two's complement) into
         the board's weight memory with WEIGHTS frames: begin load, then chunks of ``chunk``
         words in order (``docs/hostlink.md``). Every frame is retried as in :meth:`infer`;
@@ -912,10 +973,17 @@ class HostLink:
         most ``retries`` times). ``len(words)`` must equal the board's ``weight_words``: the last
         LOADED must report ``loaded``.
 
-        Returns a :class:`LoadSummary`. Raises ``ValueError`` for bad ``words`` or ``chunk``
-        and :class:`LinkError` when a frame fails ``1 + retries`` times in a row or the
-        board's replies do not fit the load.
+        ``verify``: after the last frame, read the words back (:meth:`verify_weights`);
+        ``None`` (the default): when the board's INFO says it can (``hello()`` read it: the
+        ULX3S's SDRAM), ``True``: always, ``False``: never.
+
+        Returns a :class:`LoadSummary`. Raises ``ValueError`` for bad ``words`` or ``chunk``,
+        :class:`LinkError` when a frame fails ``1 + retries`` times in a row or the
+        board's replies do not fit the load, and :class:`WeightVerifyError` when the words
+        read back are not the words sent.
         """
+        if verify is not None and not isinstance(verify, bool):
+            raise TypeError(f"HostLink.load_weights: verify is {verify!r}; allowed: None, True or False")
         words = _check_weight_words(words)
         if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= MAX_WEIGHT_WORDS:
             raise ValueError(f"HostLink.load_weights: chunk is {chunk!r}; allowed: an integer 1..{MAX_WEIGHT_WORDS}")
@@ -994,10 +1062,13 @@ class HostLink:
                         if not value.loaded:
                             raise LinkError(f"board is not loaded after all {total} words: it expects more "
                                             f"(its weight_words is above {total})")
+                        verified = None
+                        if verify or (verify is None and self.readback):
+                            verified = self.verify_weights(words).crc
                         seconds = self._clock() - start
                         self.stats.weight_loads += 1
                         frames = self.stats.weight_frames - frames0
-                        return LoadSummary(total, frames, frames - accepted, restarts, seconds)
+                        return LoadSummary(total, frames, frames - accepted, restarts, seconds, verified)
                     if value.loaded:
                         raise LinkError(f"board is loaded after {end} of {total} words: its weight_words "
                                         f"is {end}, not {total}")
@@ -1026,8 +1097,8 @@ def _check_weight_words(words):
                         f"not {type(words).__name__}")
     if isinstance(words, np.ndarray) and words.ndim != 1:
         raise ValueError(f"HostLink.load_weights: words has shape {words.shape}; allowed: one dimension")
-    if not 1 <= len(words) <= 0xFFFF:
-        raise ValueError(f"HostLink.load_weights: {len(words)} words; allowed: 1..65535")
+    if not 1 <= len(words) <= MAX_LOAD_WORDS:
+        raise ValueError(f"HostLink.load_weights: {len(words)} words; allowed: 1..{MAX_LOAD_WORDS}")
     out = []
     for i, w in enumerate(words):
         if isinstance(w, np.generic):
@@ -1043,9 +1114,11 @@ def _check_weight_words(words):
 class LoadSummary:
     """What :meth:`HostLink.load_weights` did: ``words`` loaded, WEIGHTS ``frames`` sent (every
     attempt, begin loads included), ``retries`` (frames not accepted), ``restarts`` (loads
-    started over), ``seconds`` of the transport's clock."""
+    started over), ``seconds`` of the transport's clock, ``verified``: the read-back's CRC-32C
+    when the words were read back and matched (None: not read back)."""
     words: int
     frames: int
     retries: int
     restarts: int
     seconds: float
+    verified: int = None

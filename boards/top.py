@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..hdl.accel.engine import Engine
 from ..hdl.accel.engine import result_layout as engine_result_layout
+from ..hdl.accel.program import MappingError
 from ..hdl.params import field_bits
 from .hostlink import (BAUD_RATES, MAX_IMAGE, VERSION, Info, image_payload_length, info_payload, model_hash, pixel_bits,
                        weight_set_crc)
@@ -126,6 +127,15 @@ class AcceleratorSystem(wiring.Component):
                  info_clock_hz=None, window=None):
         if isinstance(leds, bool) or not isinstance(leds, int) or not 0 <= leds <= 16:
             raise ValueError(f"AcceleratorSystem: leds is {leds!r}; allowed: an integer 0..16")
+        if program.memory.kind == "sdram":
+            # The pieces exist (the engine's prefetcher ports, boards/sdram_load.py, sdram_pins.py)
+            # but no board top joins them yet (docs/sdram.md, "What remains"): an engine whose
+            # sdram ports were left open would wait for its weights forever.
+            raise MappingError(f"the model's weights ({program.memory.sdram_words} SDRAM words) take the "
+                               "sdram mapping, and the board top does not connect the SDRAM yet (issue 21); "
+                               "allowed on a board: models whose weights fit block RAM or SPRAM "
+                               "(`spikeforge info MODEL --target ecp5-85f` says which); `spikeforge "
+                               "generate --weights sdram` writes the engine's Verilog for an own top")
         self.program = program
         self.engine = Engine(program, spram_primitive=spram_primitive, mult_primitive=mult_primitive)
         self.weight_words = program.memory.weight_words if program.memory.kind == "spram" else 0

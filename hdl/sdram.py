@@ -79,7 +79,8 @@ class SdramController(wiring.Component):
         The init sequence has finished.
     """
 
-    def __init__(self, *, clk_hz, cas_latency=2, max_count=1 << 16, fifo_depth=8, part=ULX3S_SDRAM):
+    def __init__(self, *, clk_hz, cas_latency=2, max_count=1 << 16, fifo_depth=8, io_delay=0,
+                 part=ULX3S_SDRAM):
         name = type(self).__name__
         if not isinstance(part, SdramPart):
             raise TypeError(f"{name}: part must be an SdramPart, not {part!r}")
@@ -88,6 +89,7 @@ class SdramController(wiring.Component):
         self.part = part
         self.timing = part.timing(clk_hz, cas_latency)
         self.max_count = check_int(name, "max_count", max_count, 1, part.words)
+        self.io_delay = check_int(name, "io_delay", io_delay, 0, 4)
         self.fifo_depth = check_int(name, "fifo_depth", fifo_depth, cas_latency + 3, 256)
         if self.timing.refresh_every < 1:
             raise ValueError(f"{name}: clk_hz is {clk_hz}; allowed: a clock at which the refresh "
@@ -162,7 +164,7 @@ class SdramController(wiring.Component):
 
         # -- read data: CAS latency + the input register, then the FIFO -----------------------
         m.submodules.fifo = rfifo = fifo.SyncFIFO(width=part.data_bits + 1, depth=self.fifo_depth)
-        lat = cl + 2
+        lat = cl + 2 + self.io_delay
         rd_pipe = Signal(lat)       # bit k: a READ decided k cycles ago
         last_pipe = Signal(lat)
         read_last = Signal()

@@ -134,6 +134,8 @@ LAYERS = {
     "spikeforge.hdl.accel.ew_lanes": 2,
     "spikeforge.boards.uart": 2,
     "spikeforge.boards.link_gateware": 2,
+    "spikeforge.boards.sdram_pins": 2,
+    "spikeforge.boards.sdram_load": 2,
     "spikeforge.boards.top": 2,
     # L3 executor and analytic report
     "spikeforge.hdl.accel.execute": 3,

@@ -132,9 +132,9 @@ def test_hello_info_round_trip_and_old_boards_refused():
     with pytest.raises(OldBoardError, match=r"^the board did not answer HELLO in 4 attempts: .* rebuild and "
                                             r"reflash it"):
         HostLink(MemoryTransport(lambda data: b""), classes=3).hello()
-    newer = Info(5, *[getattr(INFO, k) for k in ("model_hash", "shape", "max_value", "classes", "lanes",
+    newer = Info(6, *[getattr(INFO, k) for k in ("model_hash", "shape", "max_value", "classes", "lanes",
                                                  "clock_hz", "weight_words")])
-    with pytest.raises(OldBoardError, match="protocol version 5, this spikeforge version 4"):
+    with pytest.raises(OldBoardError, match="protocol version 6, this spikeforge version 5"):
         HostLink(MemoryTransport(ReferenceBoard(_logits, info=newer)), classes=3).hello()
 
 

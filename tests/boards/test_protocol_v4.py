@@ -84,7 +84,7 @@ def test_info_v4_round_trip_and_a_version_3_board_refused_in_one_line():
     def v3_board(data):           # a version 3 board answers HELLO with a 25-byte INFO
         return encode_frame(MsgType.INFO, data[2], encode_info(Info(3, *list(INFO.__dict__.values())[1:8]))[5:30])
     with pytest.raises(OldBoardError, match=r"^the board speaks host-link protocol version 3, this spikeforge "
-                                            r"version 4: rebuild and reflash the board with it \(spikeforge build, "
+                                            r"version 5: rebuild and reflash the board with it \(spikeforge build, "
                                             r"then spikeforge flash\)$"):
         HostLink(MemoryTransport(v3_board), classes=3).hello()
 

@@ -157,7 +157,8 @@ def _bad_frame(case):
     weights = {"past_end": (8, [1] * (WW - 8 + 1), ErrorCode.BAD_LENGTH),
                "offset_behind": (4, [1, 2], ErrorCode.BAD_OFFSET),
                "offset_ahead": (9, [1, 2], ErrorCode.BAD_OFFSET),
-               "offset_high_byte": (8 + 256, [1, 2], ErrorCode.BAD_OFFSET)}
+               "offset_high_byte": (8 + 256, [1, 2], ErrorCode.BAD_OFFSET),
+               "offset_top_byte": (8 + (1 << 24), [1, 2], ErrorCode.BAD_OFFSET)}   # version 5: u32
     if case in weights:
         offset, words, code = weights[case]
         frame, seq = _frame(offset, words, 7)
@@ -167,13 +168,15 @@ def _bad_frame(case):
         "no_offset": (encode_frame(MsgType.WEIGHTS, 7, b""), (ErrorCode.BAD_LENGTH, 7)),
         "one_byte": (encode_frame(MsgType.WEIGHTS, 7, b"\x08"), (ErrorCode.BAD_LENGTH, 7)),
         "too_long": (header_only + (1026).to_bytes(2, "little") + bytes(12), (ErrorCode.BAD_LENGTH, 7)),
-        "begin_with_offset": (encode_frame(MsgType.WEIGHTS, 7, b"\x08\x00"), (ErrorCode.BAD_OFFSET, 7)),
+        "short": (encode_frame(MsgType.WEIGHTS, 7, b"\x08\x00"), (ErrorCode.BAD_LENGTH, 7)),   # a v4 offset
+        "begin_with_offset": (encode_frame(MsgType.WEIGHTS, 7, b"\x00\x00\x01\x00"), (ErrorCode.BAD_OFFSET, 7)),
         "bad_type": (encode_frame(0x05, 7, b"\x08\x00\x01\x00"), (ErrorCode.BAD_TYPE, 7)),
     }[case]
 
 
 @pytest.mark.parametrize("case", ["odd_length", "no_offset", "one_byte", "too_long", "past_end",
-                                  "offset_behind", "offset_ahead", "offset_high_byte", "begin_with_offset",
+                                  "offset_behind", "offset_ahead", "offset_high_byte", "offset_top_byte", "short",
+                                  "begin_with_offset",
                                   "bad_type", "busy"])
 def test_receiver_rejects_weights_header_without_writing(case):
     if case == "busy":
@@ -202,9 +205,9 @@ def test_receiver_failed_chunk_changes_nothing_and_retry_succeeds(case):
     words = _words(WW - 8, seed=5)
     good = encode_weights(8, words, 4)
     bad, report = {
-        "data": (_corrupt(good, 5 + 2 + 7, 0x40), (ErrorCode.BAD_CRC, 4)),   # a data byte: written, not committed
+        "data": (_corrupt(good, 5 + 4 + 7, 0x40), (ErrorCode.BAD_CRC, 4)),   # a data byte: written, not committed
         "crc": (_corrupt(good, len(good) - 1), (ErrorCode.BAD_CRC, 4)),
-        "truncated": (good[:5 + 2 + 9], (ErrorCode.TIMEOUT, 4)),
+        "truncated": (good[:5 + 4 + 9], (ErrorCode.TIMEOUT, 4)),
     }[case]
     image = [3] * 64
     script = [encode_weights(0, [], 1), encode_weights(0, PREFIX, 2), bad, encode_image(image, 3),
@@ -213,7 +216,7 @@ def test_receiver_failed_chunk_changes_nothing_and_retry_succeeds(case):
     assert bench.reports == [(LOADED, 1, 0, 0), (LOADED, 2, 8, 0), report, (ErrorCode.NOT_LOADED, 3),
                              (LOADED, 5, 20, 1)]
     assert bench.images == [(image, 6)]
-    sent = bytes(bad[5 + 2:])
+    sent = bytes(bad[5 + 4:])
     partial = [(8 + k, int.from_bytes(sent[2 * k:2 * k + 2], "little")) for k in range(min(len(words), len(sent) // 2))]
     assert bench.writes == list(enumerate(PREFIX)) + partial + list(enumerate(words, 8))
     if case == "data":
@@ -246,8 +249,8 @@ def test_receiver_without_weights_is_unchanged():
     assert FrameReceiver(weight_words=1).weights.payload.addr.shape().width == 1
     assert FrameReceiver(weight_words=4504).weights.payload.addr.shape().width == 13
     assert FrameReceiver(weight_words=4096).weights.payload.addr.shape().width == 12
-    with pytest.raises(ValueError, match="weight_words is 65536; allowed: an integer 0..65535"):
-        FrameReceiver(weight_words=65536)
+    with pytest.raises(ValueError, match="weight_words is 16777216; allowed: an integer 0..16777215"):
+        FrameReceiver(weight_words=1 << 24)
 
 
 # --- FrameTransmitter: LOADED frames decode with the host codec ----------------------------
@@ -259,7 +262,7 @@ def test_transmitter_loaded_frames_decode_with_host_codec():
     results = [{"logits": [5, -7, 2], "cls": 0, "cycles": 99, "seq": 8, "want": 1}]
     xmt = FrameTransmitter(classes=3, logit_bits=9, cycle_bits=12, weight_words=ww)
     got = bytearray()
-    n_bytes = 3 * 16 + 10 + (5 + 9 + 2 * 3 + 4)      # logits of 9 bits: 2 bytes each
+    n_bytes = 3 * 18 + 10 + (5 + 9 + 2 * 3 + 4)      # LOADED 5 + 9 + 4 bytes; logits of 9 bits: 2 bytes each
 
     async def put_reports(ctx):
         rng = random.Random(1)
@@ -389,7 +392,7 @@ def test_link_loads_weights_over_uart():
     steps = [(encode_image(image, 10, logits=True), 1),                       # NOT_LOADED
              (encode_weights(0, [], 11), 1),
              (encode_weights(0, words[:100], 12), 1),
-             (_corrupt(chunk1, 5 + 2 + 2 * 40, 0x08), 1),        # BAD_CRC
+             (_corrupt(chunk1, 5 + 4 + 2 * 40, 0x08), 1),        # BAD_CRC
              (encode_weights(100, words[100:200], 14), 1),       # the retry
              (encode_weights(200, words[200:], 15), 1),          # the last chunk: loaded
              (encode_image(image, 16, logits=True), 1),                       # RESULT computed with the weights
@@ -438,7 +441,7 @@ def test_link_without_weights_answers_bad_type():
     assert decode_result(replies[2].payload).check == crc32c(pack_pixels(image, 5))
     assert (replies[3].type, replies[3].seq) == (MsgType.INFO, 4)
     info = decode_info(replies[3].payload)
-    assert (info.version, info.shape, info.max_value, info.classes, info.weight_words) == (4, (64, 1, 1), 16,
+    assert (info.version, info.shape, info.max_value, info.classes, info.weight_words) == (5, (64, 1, 1), 16,
                                                                                           CLASSES, 0)
     assert (info.pixel_bits, info.logit_bits, info.window) == (5, 32, 1)
 
@@ -448,7 +451,7 @@ def test_link_with_weights_converts_to_verilog_and_checks_parameters():
     assert set(link.signature.members) == {"rx", "tx", "image", "result", "weights", "loaded"}
     assert link.weights.payload.addr.shape().width == 13 and link.weights.payload.data.shape().width == 16
     assert "module hostlink" in verilog.convert(link, name="hostlink")
-    with pytest.raises(ValueError, match="weight_words is -1; allowed: an integer 0..65535"):
+    with pytest.raises(ValueError, match="weight_words is -1; allowed: an integer 0..16777215"):
         UARTHostLink(divisor=8, weight_words=-1)
     with pytest.raises(TypeError, match="weight_words must be an integer"):
         FrameTransmitter(classes=3, weight_words=2.0)

@@ -70,35 +70,35 @@ def _sent_weights(link):
 # --- codec ---------------------------------------------------------------------------------
 
 def test_weights_and_loaded_codec_round_trip():
-    frame = encode_weights(0x1234, [0, 1, 0xFFFF, 0xA5A5], seq=9)
-    assert frame[1:5] == bytes([MsgType.WEIGHTS, 9, 10, 0])
-    assert frame[5:7] == bytes([0x34, 0x12])              # offset, little-endian
-    assert frame[7:15] == bytes([0, 0, 1, 0, 0xFF, 0xFF, 0xA5, 0xA5])
+    frame = encode_weights(0x561234, [0, 1, 0xFFFF, 0xA5A5], seq=9)
+    assert frame[1:5] == bytes([MsgType.WEIGHTS, 9, 12, 0])
+    assert frame[5:9] == bytes([0x34, 0x12, 0x56, 0])     # offset (u32, version 5), little-endian
+    assert frame[9:17] == bytes([0, 0, 1, 0, 0xFF, 0xFF, 0xA5, 0xA5])
     (f,) = decode_frames(frame)
-    assert decode_weights(f.payload) == (0x1234, [0, 1, 0xFFFF, 0xA5A5])
-    assert decode_frames(encode_weights(0, [], seq=3))[0].payload == b"\0\0"
-    assert len(encode_weights(0, [7] * MAX_WEIGHT_WORDS)) == 5 + 1024 + 4
-    (g,) = decode_frames(encode_loaded(4504, True, seq=200, weight_crc=0x11223344))
-    assert (g.type, g.seq, g.payload) == (MsgType.LOADED, 200, bytes([0x44, 0x33, 0x22, 0x11, 0x98, 0x11, 1]))
-    assert decode_loaded(g.payload) == Loaded(4504, True, 0x11223344)
+    assert decode_weights(f.payload) == (0x561234, [0, 1, 0xFFFF, 0xA5A5])
+    assert decode_frames(encode_weights(0, [], seq=3))[0].payload == b"\0\0\0\0"
+    assert len(encode_weights(0, [7] * MAX_WEIGHT_WORDS)) == 5 + 1024 + 4 and MAX_WEIGHT_WORDS == 510
+    (g,) = decode_frames(encode_loaded(0x014504, True, seq=200, weight_crc=0x11223344))
+    assert (g.type, g.seq, g.payload) == (MsgType.LOADED, 200, bytes([0x44, 0x33, 0x22, 0x11, 0x04, 0x45, 1, 0, 1]))
+    assert decode_loaded(g.payload) == Loaded(0x014504, True, 0x11223344)
     assert ErrorCode(7).name == "NOT_LOADED" and ErrorCode(8).name == "BAD_OFFSET"
 
 
 def test_weights_codec_rejects():
-    with pytest.raises(ValueError, match="512 words; allowed: at most 511"):
-        encode_weights(0, [0] * 512)
+    with pytest.raises(ValueError, match="511 words; allowed: at most 510"):
+        encode_weights(0, [0] * 511)
     with pytest.raises(ValueError, match="word 2 is 65536; allowed: an integer 0..65535"):
         encode_weights(0, [1, 2, 65536])
     with pytest.raises(ValueError, match="offset is 5 with no words; allowed: 0"):
         encode_weights(5, [])
-    for payload in (b"", b"\0", b"\0\0\0"):
+    for payload in (b"", b"\0", b"\0\0", b"\0\0\0", b"\0\0\0\0\0"):
         with pytest.raises(FrameError, match=f"WEIGHTS payload is {len(payload)} bytes") as info:
             decode_weights(payload)
         assert info.value.code == ErrorCode.BAD_LENGTH
     with pytest.raises(FrameError, match="LOADED payload is 2 bytes"):
         decode_loaded(b"\0\0")
     with pytest.raises(FrameError, match="LOADED flag is 2"):
-        decode_loaded(b"\0\0\0\0\0\0\2")
+        decode_loaded(b"\0\0\0\0\0\0\0\0\2")
 
 
 # --- board model ---------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_reference_board_checks_in_order():
     assert _replies(board, encode_weights(4, [9], 4)) == [(4, ErrorCode.BAD_OFFSET)]
     assert _replies(board, encode_weights(3, [5] * 8, 5)) == [(5, ErrorCode.BAD_LENGTH)]  # 3 + 8 > 10
     assert _replies(board, encode_frame(MsgType.WEIGHTS, 6, bytes(5))) == [(6, ErrorCode.BAD_LENGTH)]
-    assert _replies(board, encode_frame(MsgType.WEIGHTS, 7, b"\1\0")) == [(7, ErrorCode.BAD_OFFSET)]
+    assert _replies(board, encode_frame(MsgType.WEIGHTS, 7, b"\1\0\0\0")) == [(7, ErrorCode.BAD_OFFSET)]
     assert board.weights.tolist() == [1, 2, 3] + [0] * 7 and board.next_word == 3
     assert _replies(board, encode_weights(3, list(range(7)), 8)) == [(8, Loaded(10, True))]
     assert board.loaded and board.weights.tolist() == [1, 2, 3, 0, 1, 2, 3, 4, 5, 6]
@@ -137,7 +137,7 @@ def test_reference_board_checks_in_order():
 def test_board_without_weights_answers_bad_type():
     board = ReferenceBoard(_logits)
     assert _replies(board, encode_weights(0, [], 1)) == [(1, ErrorCode.BAD_TYPE)]
-    with pytest.raises(ValueError, match="weight_words is -1; allowed: an integer 0..65535"):
+    with pytest.raises(ValueError, match="weight_words is -1; allowed: an integer 0..16777215"):
         ReferenceBoard(_logits, weight_words=-1)
 
 
@@ -258,14 +258,14 @@ def test_load_weights_validation():
         link.load_weights([1.5])
     with pytest.raises(ValueError, match="word 2 is True"):
         link.load_weights([1, 2, True])
-    with pytest.raises(ValueError, match="0 words; allowed: 1..65535"):
+    with pytest.raises(ValueError, match="0 words; allowed: 1..16777215"):
         link.load_weights([])
     with pytest.raises(ValueError, match="shape \\(2, 2\\); allowed: one dimension"):
         link.load_weights(np.zeros((2, 2), np.int64))
     with pytest.raises(TypeError, match="words must be a sequence or array of integers, not int"):
         link.load_weights(7)
-    with pytest.raises(ValueError, match="chunk is 512; allowed: an integer 1..511"):
-        link.load_weights([1], chunk=512)
+    with pytest.raises(ValueError, match="chunk is 511; allowed: an integer 1..510"):
+        link.load_weights([1], chunk=511)
     with pytest.raises(TypeError, match="progress must be callable"):
         link.load_weights([1], progress=3)
     assert board.seen == []                           # nothing was sent

@@ -120,7 +120,7 @@ def test_run_refuses_a_board_with_another_model_or_an_old_protocol(tmp_path, cap
     v3 = _board(model, lambda image: [0] * 10, version=3)
     assert _run(tmp_path, v3) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "protocol version 3, this spikeforge version 4: rebuild and reflash" in err
+    assert len(err.splitlines()) == 1 and "protocol version 3, this spikeforge version 5: rebuild and reflash" in err
 
 
 def test_run_without_logits_checks_the_class_with_a_window(tmp_path, capsys):
