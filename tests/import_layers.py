@@ -127,6 +127,7 @@ LAYERS = {
     "spikeforge.hdl.accel.syn": 2,
     "spikeforge.hdl.accel.syn_front": 2,
     "spikeforge.hdl.accel.syn_scan": 2,
+    "spikeforge.hdl.accel.syn_decode": 2,
     "spikeforge.hdl.accel.syn_accumulate": 2,
     "spikeforge.hdl.accel.ew": 2,
     "spikeforge.hdl.accel.ew_loops": 2,

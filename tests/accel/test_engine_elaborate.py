@@ -10,6 +10,7 @@ comparison can fail).
 
 import pytest
 from amaranth.hdl import Fragment
+from amaranth.lib import data
 
 from spikeforge.builder import random_model
 from spikeforge.hdl.accel.engine import LANES_PER_COPY, Engine
@@ -17,6 +18,7 @@ from spikeforge.hdl.accel.generate import verilog_text
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.program import compile_model
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
@@ -221,3 +223,39 @@ def test_syn_row_fifo_is_the_proven_component(compact, lanes):
     assert fifo.depth == engine.build.syn_fifo_rows()
     rest = 0 if compact else engine.row_bits
     assert fifo.layout == row_layout(engine.row_bits, engine.plan.va_w, engine.plan.ww, rest)
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_decode_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's decode stages D0..D2 are one :class:`SynDecode` (the component
+    test_formal_units.py proves) fed by the row scan, with the plan's widths, the program's
+    head-start table, the descriptor's field shapes and the build's queue (the compact build:
+    none, a ready chain)."""
+    _, engine, dec = the_stage(SynDecode, "syn_decode", lanes, compact)
+    _, _, scan = the_stage(RowScan, "syn_scan", lanes, compact)
+    pl = engine.plan
+    assert dec.i.payload.shape() == scan.o.payload.shape()
+    assert (dec.row_bits, dec.va_bits, dec.wb_bits) == (engine.row_bits, pl.va_w, pl.ww)
+    assert (dec.plane_bits, dec.channel_bits, dec.count_bits, dec.word_bits) == (
+        pl.plane_field_bits, pl.cb, pl.count_bits, pl.aww)
+    assert (dec.spike_plane_bits, dec.image_plane_bits, dec.lanes) == (engine.pbs, engine.pbi, lanes)
+    assert dec.head_starts == tuple(pl.hstart)
+    fields, consts = pl.desc_fields, pl.desc_consts
+    assert {k: dec.desc_layout[k].width for k in DESC_FIELDS} == {
+        k: (fields[k] if k in fields else consts[k]).width for k in DESC_FIELDS}
+    assert dec.queue == engine.build.syn_queue == (0 if compact else 4)
+
+
+def test_syn_decode_parameter_errors_are_one_line():
+    good = dict(row_bits=8, va_bits=1, wb_bits=4, plane_bits=2, channel_bits=2, count_bits=3, word_bits=3,
+                spike_plane_bits=1, image_plane_bits=2, lanes=2, head_starts=(0, 2),
+                desc_layout=data.StructLayout({k: 2 for k in DESC_FIELDS}))
+    SynDecode(**good)
+    for key, bad, text in (
+            ("head_starts", (0, 8), "SynDecode: head_starts element is 8; allowed: an integer 0..7"),
+            ("desc_layout", data.StructLayout({"tiles": 2}),
+             "SynDecode: desc_layout is StructLayout({'tiles': 2}); allowed: a StructLayout of the fields "
+             "src_img, tiles, heads_on, h_base, hd, accsel_ch")):
+        with pytest.raises((ValueError, TypeError)) as info:
+            SynDecode(**{**good, key: bad})
+        assert str(info.value) == text

@@ -14,6 +14,7 @@ from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_decode import SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.accel.syn_fifo import RowFifo
 from spikeforge.hdl.lif_array import LifArray
@@ -254,3 +255,13 @@ class RowFifoCreditOnPush(RowFifo):
         m = super().elaborate(platform)
         m.d.sync += self.credits.eq(self.credits + self.issue - self.push)
         return m
+
+
+# -- the SYN decode --------------------------------------------------------------------------------
+
+class SynDecodeHeadTooLong(SynDecode):
+    """Ends a head's tile range at the tile of the channel after its last: a head that ends
+    at a tile's last lane spans one tile too many."""
+
+    def _last_tile(self, lo, hd):
+        return self._first_tile(lo + hd)

@@ -18,16 +18,18 @@ from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, At
                           LifArrayDropsBeats, LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate,
                           LogitsOffersWhileShifting, LogitsTieToLast, SequencerEndsAfterFirstPass,
                           SequencerWritesEveryPixel, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
-                          RowFifoCreditOnPush, SynDrainHandsOverEarly, WindowWalkLateEnd)
+                          RowFifoCreditOnPush, SynDecodeHeadTooLong, SynDrainHandsOverEarly,
+                          WindowWalkLateEnd)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof, EwNestProof,
                          LifArrayProof, LifLaneProof, LogitsProof, RowFifoProof, SequencerProof, SparseAddProof,
-                         SynDrainProof, WindowWalkProof)
+                         SynDecodeProof, SynDrainProof, WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
 from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.accel.timing import COMPACT, FAST
@@ -149,6 +151,15 @@ def _sequencer(cls=Sequencer, *, weights=True, channels=2, values=4, passes=3, d
                desc_addr_bits=ceil_log2(passes * desc_words), weight_load=(layout, (2, 2)) if weights else None)
 
 
+def _syn_decode(cls=SynDecode, queue=0):
+    """A small SYN decode: rows of 8 bits (2 bits a channel in a spike row, 4 in an image
+    row), 2 lanes, a head-start table of two 2-channel heads and one 4-channel head."""
+    widths = {"src_img": 1, "tiles": 2, "heads_on": 1, "h_base": 3, "hd": 3, "accsel_ch": 1}
+    return cls(row_bits=8, va_bits=1, wb_bits=4, plane_bits=2, channel_bits=2, count_bits=3, word_bits=3,
+               spike_plane_bits=1, image_plane_bits=2, lanes=2, head_starts=(0, 0, 2, 2, 0, 0, 0, 0),
+               desc_layout=data.StructLayout({k: widths[k] for k in DESC_FIELDS}), queue=queue)
+
+
 # engine stage -> list of (id, harness factory, depth): the stage components hdl/accel/
 # instantiates (issue 19), each in the fast build's mode (shift_group: lanes per copy of the
 # shift enable) and the compact build's. The scan stage, RowScan, is proven through
@@ -184,6 +195,13 @@ STAGE_PROOFS = {
     "syn_fifo": [
         ("compact", lambda: RowFifoProof(RowFifo(row_layout(4, 1, 2, 0), COMPACT.syn_fifo_rows())), 12),
         ("fast", lambda: RowFifoProof(RowFifo(row_layout(3, 1, 1, 3), FAST.syn_fifo_rows())), 14, "slow"),
+    ],
+    # the SYN decode stages: the compact build's ready chain (no queue) and the fast build's
+    # credits for a queue of 4; depth: items through the three stages with stalls, the
+    # queue filled
+    "syn_decode": [
+        ("compact", lambda: SynDecodeProof(_syn_decode()), 10),
+        ("fast", lambda: SynDecodeProof(_syn_decode(queue=FAST.syn_queue)), 10),
     ],
     # the EW/RED loop nest (2-bit counters, any bounds that fit, both orders); depth: a whole
     # pass of 2 x 2 x 3 elements and more
@@ -260,6 +278,9 @@ BROKEN = [
     # the SYN row FIFO returns a credit on the push, not the pop
     ("row_fifo_credit_on_push", lambda: RowFifoProof(RowFifoCreditOnPush(row_layout(4, 1, 2, 0), 3)), 10,
      "credits differ"),
+    # the SYN decode ends a head's tile range a channel late
+    ("syn_decode_head_too_long", lambda: SynDecodeProof(_syn_decode(SynDecodeHeadTooLong)), 6,
+     "o: output differs from the exact value"),
     # the EW loop nest runs a level one iteration too long
     ("ew_nest_late_end", lambda: EwNestProof(EwNestLateEnd(tile_bits=2, n_bits=2, t_bits=2)), 10, "wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall

@@ -26,7 +26,7 @@ from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
            "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
-           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof"]
+           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof", "SynDecodeProof"]
 
 
 
@@ -943,3 +943,88 @@ class RowFifoProof(_Harness):
                      Assert(dut.credits == queue.count + inflight, "credits differ from the rows and reads in flight"),
                      Assert(dut.credits <= n, "credits beyond the depth"),
                      Assert((dut.rd_ptr < n) & (dut.wr_ptr < n), "pointer out of range")]
+
+
+# -- SynDecode (the SYN pipeline's decode stages D0..D2) ----------------------------------------------
+
+class SynDecodeProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_decode.SynDecode` with the environment the
+    engine gives it (assumed): the scan's items by the stream rules, an event item with a set
+    bit in its index tree; the descriptor held; the descriptor's arithmetic within the fields
+    (the compiler's placement bounds: at least one tile, a head of at least one channel within
+    the head-start table, the first tile's words and the head's last tile fit their fields);
+    with a queue, ``o.ready`` high and ``free`` only for an item handed on.
+
+    Asserted against a shadow computed from each input item at full width (the lowest set bit
+    by a plain priority loop, channel and plane, the head's first channel from the table, its
+    tile range, ``channel * tiles`` plus the first tile as the weight and accumulator words):
+    each scan item gives exactly one decoded item, in order, equal to the shadow's (an item
+    without an event: its flags, ``va`` and ``at_last``), never more than three in flight,
+    ``empty`` exact; with a queue, ``held`` the items in flight and handed on, never more than
+    the queue, so the queue never overflows; the stream rules on ``o``."""
+
+    inputs = ("i",)
+    outputs = {"o": "o"}
+
+    def check(self, m, dut):
+        i, o, desc = dut.i, dut.o, dut.desc
+        started = Signal()
+        m.d.sync += started.eq(1)
+        was = past(m, desc.as_value(), name="past_desc")
+        with m.If(started & ~past(m, ResetSignal(), name="past_rst")):
+            m.d.comb += Assume(desc.as_value() == was)
+        item = i.payload
+        groups = [item.groups[k] for k in range(len(item.groups))]
+        any_set = Cat(*(g.any for g in groups)).any()
+        m.d.comb += Assume(~i.valid | item.empty | any_set)
+        # the shadow: the lowest set bit by a plain priority loop, then the descriptor's arithmetic
+        idx = Const(0, 16)
+        for k in reversed(range(len(groups))):
+            idx = Mux(groups[k].any, 4 * k + groups[k].low, idx)
+        pb = Mux(desc.src_img, dut.image_plane_bits, dut.spike_plane_bits)
+        c = Signal(16)
+        b = Signal(16)
+        m.d.comb += [c.eq(idx >> pb), b.eq(idx & ((Const(1, 16) << pb) - 1))]
+        table = Array(Const(v, 16) for v in dut.head_starts)
+        head = Signal(16)
+        m.d.comb += head.eq(desc.h_base + c)
+        lo = Mux(desc.heads_on, table[head], 0)
+        shift = (dut.lanes - 1).bit_length()
+        tile_lo = Signal(16)
+        tile_hi = Signal(16)
+        m.d.comb += [tile_lo.eq(Mux(desc.heads_on, lo >> shift, 0)),
+                     tile_hi.eq(Mux(desc.heads_on, (lo + desc.hd - 1) >> shift, desc.tiles - 1))]
+        ct_lo = Signal(24)
+        m.d.comb += ct_lo.eq(c * desc.tiles + tile_lo)
+        word = Mux(desc.accsel_ch, ct_lo, tile_lo)
+        ev = ~item.empty
+        with m.If(i.valid & ev):
+            m.d.comb += [Assume(desc.tiles >= 1), Assume(~desc.heads_on | ((desc.hd >= 1) &
+                                                                          (head < len(dut.head_starts)))),
+                         Assume(ct_lo < (1 << dut.wb_bits)), Assume(word < (1 << dut.word_bits)),
+                         Assume(tile_hi < (1 << dut.tile_bits)), Assume(c < (1 << dut.count_bits)),
+                         Assume(b < (1 << dut.plane_bits))]
+        lay = dut.out_layout
+        exp = Signal(lay)
+        m.d.comb += [exp.ev.eq(ev), exp.row_end.eq(item.last), exp.pos_last.eq(item.tag.last), exp.va.eq(item.tag.va),
+                     exp.at_last.eq(~ev | (tile_lo == tile_hi)), exp.b.eq(b), exp.lo.eq(lo), exp.tile.eq(tile_lo),
+                     exp.tile_hi.eq(tile_hi), exp.waddr.eq(item.tag.wb + ct_lo), exp.word.eq(word)]
+
+        def norm(v):
+            """An item as compared: all its fields for an event, else its flags, va and at_last."""
+            keep = Cat(v.ev, v.row_end, v.pos_last, v.at_last, v.va)
+            rest = Cat(v.b, v.lo, v.tile, v.tile_hi, v.waddr, v.word)
+            return Cat(keep, Mux(v.ev, rest, 0))
+
+        flight = _Fifo(m, len(norm(exp)), 3, "o")
+        flight.connect(_fire(i), norm(exp), _fire(o), norm(o.payload))
+        if dut.queue:
+            NQ = dut.queue
+            down = Signal(range(NQ + 2))        # items handed on, not yet taken by the consumer
+            m.d.comb += [Assume(o.ready), Assume(~dut.free | (down > 0) | o.valid)]
+            m.d.sync += down.eq(down + _fire(o) - dut.free)
+            m.d.comb += [Assert(dut.held == flight.count + down, "held differs from the items in flight and handed on"),
+                         Assert(down <= NQ, "more items handed on than the queue holds"),
+                         Assert(dut.empty == ((flight.count == 0) & (down == 0)), "empty wrong")]
+        else:
+            m.d.comb += Assert(dut.empty == (flight.count == 0), "empty wrong")
