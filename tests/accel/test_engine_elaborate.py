@@ -20,6 +20,7 @@ from spikeforge.hdl.accel.program import compile_model
 from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fetch import SynFetch
 from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
@@ -259,3 +260,17 @@ def test_syn_decode_parameter_errors_are_one_line():
         with pytest.raises((ValueError, TypeError)) as info:
             SynDecode(**{**good, key: bad})
         assert str(info.value) == text
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_row_fetch_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's row fetch (issue to FIFO push) is one :class:`SynFetch` (the
+    component test_formal_units.py proves) with the build's read and fetch registers, so its
+    latency is the timing rule the row FIFO's credits are derived from, and its rows are the
+    FIFO's."""
+    _, engine, fetch = the_stage(SynFetch, "syn_fetch", lanes, compact)
+    b = engine.build
+    assert (fetch.read_regs, fetch.fetch_regs) == (b.syn_read_regs, b.syn_fetch_regs)
+    assert fetch.latency == b.syn_row_latency() == b.syn_fifo_rows() - 2
+    assert fetch.layout == row_layout(engine.row_bits, engine.plan.va_w, engine.plan.ww,
+                                      0 if compact else engine.row_bits)

@@ -16,6 +16,7 @@ from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_decode import SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fetch import SynFetch
 from spikeforge.hdl.accel.syn_fifo import RowFifo
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
@@ -265,3 +266,14 @@ class SynDecodeHeadTooLong(SynDecode):
 
     def _last_tile(self, lo, hd):
         return self._first_tile(lo + hd)
+
+
+# -- the SYN row fetch -----------------------------------------------------------------------------
+
+class SynFetchSingleFromTwo(SynFetch):
+    """Flags a row as single when at most two bits are set (the 'at least three' flag of the
+    count tree instead of 'at least two'): the scan stage would end a row of two events after
+    the first."""
+
+    def _single(self, bits):
+        return ~popcount_flags(bits)[1]

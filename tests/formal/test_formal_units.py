@@ -18,11 +18,11 @@ from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, At
                           LifArrayDropsBeats, LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate,
                           LogitsOffersWhileShifting, LogitsTieToLast, SequencerEndsAfterFirstPass,
                           SequencerWritesEveryPixel, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
-                          RowFifoCreditOnPush, SynDecodeHeadTooLong, SynDrainHandsOverEarly,
+                          RowFifoCreditOnPush, SynDecodeHeadTooLong, SynDrainHandsOverEarly, SynFetchSingleFromTwo,
                           WindowWalkLateEnd)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof, EwNestProof,
                          LifArrayProof, LifLaneProof, LogitsProof, RowFifoProof, SequencerProof, SparseAddProof,
-                         SynDecodeProof, SynDrainProof, WindowWalkProof)
+                         SynDecodeProof, SynDrainProof, SynFetchProof, WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
@@ -31,6 +31,7 @@ from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fetch import SynFetch
 from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.accel.timing import COMPACT, FAST
 from spikeforge.hdl.conv_window import ConvWindowScan
@@ -203,6 +204,14 @@ STAGE_PROOFS = {
         ("compact", lambda: SynDecodeProof(_syn_decode()), 10),
         ("fast", lambda: SynDecodeProof(_syn_decode(queue=FAST.syn_queue)), 10),
     ],
+    # the SYN row fetch: each build's registers (rows of 6 bits); depth: the fast build's
+    # latency (5) and more
+    "syn_fetch": [
+        ("compact", lambda: SynFetchProof(SynFetch(row_bits=6, va_bits=2, wb_bits=2, read_regs=COMPACT.syn_read_regs,
+                                                   fetch_regs=COMPACT.syn_fetch_regs)), 6),
+        ("fast", lambda: SynFetchProof(SynFetch(row_bits=6, va_bits=2, wb_bits=2, read_regs=FAST.syn_read_regs,
+                                                fetch_regs=FAST.syn_fetch_regs)), 9),
+    ],
     # the EW/RED loop nest (2-bit counters, any bounds that fit, both orders); depth: a whole
     # pass of 2 x 2 x 3 elements and more
     "ew_nest": [
@@ -281,6 +290,9 @@ BROKEN = [
     # the SYN decode ends a head's tile range a channel late
     ("syn_decode_head_too_long", lambda: SynDecodeProof(_syn_decode(SynDecodeHeadTooLong)), 6,
      "o: output differs from the exact value"),
+    # the SYN row fetch flags a row of two set bits as single
+    ("syn_fetch_single_from_two", lambda: SynFetchProof(SynFetchSingleFromTwo(
+        row_bits=6, va_bits=2, wb_bits=2, read_regs=0, fetch_regs=0)), 4, "single differs"),
     # the EW loop nest runs a level one iteration too long
     ("ew_nest_late_end", lambda: EwNestProof(EwNestLateEnd(tile_bits=2, n_bits=2, t_bits=2)), 10, "wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall

@@ -26,7 +26,7 @@ from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
            "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
-           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof", "SynDecodeProof"]
+           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof", "SynDecodeProof", "SynFetchProof"]
 
 
 
@@ -1028,3 +1028,46 @@ class SynDecodeProof(_Harness):
                          Assert(dut.empty == ((flight.count == 0) & (down == 0)), "empty wrong")]
         else:
             m.d.comb += Assert(dut.empty == (flight.count == 0), "empty wrong")
+
+
+# -- SynFetch (the SYN pipeline's row fetch) ------------------------------------------------------------
+
+class SynFetchProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_fetch.SynFetch` with any issues, tags and
+    read data on every cycle. Asserted against delay lines (the issue, its ``wb`` and ``last``
+    ``latency`` cycles, its ``va`` from ``va_delay`` cycles after the issue, the row read
+    ``1 + read_regs`` cycles after it): a push exactly ``latency`` cycles after each issue and
+    at no other time (so rows stay in issue order and the generator's credits, which count
+    ``latency`` cycles in flight, cover them), each pushed row with its issue's tag and the
+    data read for it, ``single`` exactly 'at most one bit set', with ``fetch_regs`` ``rest``
+    the bits less the lowest set one, and ``busy`` exactly while a row is in flight (the
+    second read cycle excepted)."""
+
+    def check(self, m, dut):
+        L = dut.latency
+
+        def line(value, n, name):
+            regs = [Signal.like(value, name=f"{name}_{k}") for k in range(n)]
+            prev = value
+            for r in regs:
+                m.d.sync += r.eq(prev)
+                prev = r
+            return regs
+
+        issue = line(dut.issue, L, "issue")
+        wb, last = line(dut.wb, L, "wb")[-1], line(dut.last, L, "last")[-1]
+        va = line(dut.va, L - dut.va_delay, "va")[-1] if L > dut.va_delay else dut.va
+        data = line(dut.data, dut.fetch_regs, "data")[-1] if dut.fetch_regs else dut.data
+        row = dut.row
+        m.d.comb += Assert(dut.push == issue[-1], "push differs from 'latency cycles after an issue'")
+        in_flight = [s for k, s in enumerate(issue, start=1) if not (dut.read_regs and k == 2)]
+        m.d.comb += Assert(dut.busy == Cat(*in_flight).any(), "busy differs from 'a row in flight'")
+        with m.If(dut.push):
+            m.d.comb += [Assert(row.wb == wb, "wb: not the issue's"), Assert(row.last == last, "last: not the issue's"),
+                         Assert(row.bits == data, "bits: not the row read for the issue"),
+                         Assert(row.single == ((data & (data - 1)) == 0), "single differs from 'at most one bit'")]
+            if len(row.va):
+                m.d.comb += Assert(row.va == va, "va: not the issue's")
+            if dut.fetch_regs:
+                m.d.comb += Assert(row.rest == (data & (data - 1))[:len(data)],
+                                   "rest differs from the bits less the lowest")
