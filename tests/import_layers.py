@@ -134,6 +134,7 @@ LAYERS = {
     "spikeforge.hdl.accel.ew_loops": 2,
     "spikeforge.hdl.accel.ew_nest": 2,
     "spikeforge.hdl.accel.ew_lanes": 2,
+    "spikeforge.hdl.accel.ew_operands": 2,
     "spikeforge.boards.uart": 2,
     "spikeforge.boards.link_gateware": 2,
     "spikeforge.boards.sdram_pins": 2,

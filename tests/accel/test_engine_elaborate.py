@@ -28,6 +28,7 @@ from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
 from spikeforge.hdl.accel.ew_nest import EwNest
+from spikeforge.hdl.accel.ew_operands import EwOperands
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 
@@ -274,3 +275,22 @@ def test_syn_row_fetch_is_the_proven_component(compact, lanes):
     assert fetch.latency == b.syn_row_latency() == b.syn_fifo_rows() - 2
     assert fetch.layout == row_layout(engine.row_bits, engine.plan.va_w, engine.plan.ww,
                                       0 if compact else engine.row_bits)
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_ew_operand_stages_are_the_proven_component(compact, lanes):
+    """The EW/RED pipeline's stages 1..3 are an :class:`EwOperands` per lane (the component
+    test_formal_units.py proves) with the build's registers and the plan's widths."""
+    model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
+    prog = compile_model(model, lanes, compact=compact)
+    engine = Engine(prog)
+    found = instances(engine, EwOperands)
+    assert [n for n, _ in found] == [f"ew_ops{ln}" for ln in range(lanes)]
+    b = engine.build
+    for _, ops in found:
+        assert ops.registered == frozenset(b.ew_registered) & {1, 2, 3}
+        assert ops.read_regs == b.ew_read_regs
+        assert (ops.slots, ops.slot_bits, ops.int_bits) == (prog.spike_slots, engine.slot_bits, engine.ib)
+        assert (ops.operand_bits, ops.b_bits, ops.mult_bits, ops.bias_bits, ops.theta_bits) == (
+            engine.ow, engine.plan.bw, engine.mb, engine.bb, engine.tb)
+        assert ops.rnd_bits == engine.plan.smax

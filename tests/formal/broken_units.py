@@ -11,6 +11,7 @@ from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.accel.ew_nest import EwNest
+from spikeforge.hdl.accel.ew_operands import EwOperands
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.accel.sequencer import Sequencer
@@ -277,3 +278,12 @@ class SynFetchSingleFromTwo(SynFetch):
 
     def _single(self, bits):
         return ~popcount_flags(bits)[1]
+
+
+# -- the EW operand stages -------------------------------------------------------------------------
+
+class EwOperandsMaskOr(EwOperands):
+    """The mask pass's operand as ``a | b`` instead of ``a & b``."""
+
+    def _masked(self, a, b):
+        return a | b

@@ -15,18 +15,21 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
                           ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, EwNestLateEnd,
+                          EwOperandsMaskOr,
                           LifArrayDropsBeats, LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate,
                           LogitsOffersWhileShifting, LogitsTieToLast, SequencerEndsAfterFirstPass,
                           SequencerWritesEveryPixel, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
                           RowFifoCreditOnPush, SynDecodeHeadTooLong, SynDrainHandsOverEarly, SynFetchSingleFromTwo,
                           WindowWalkLateEnd)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof, EwNestProof,
+                         EwOperandsProof,
                          LifArrayProof, LifLaneProof, LogitsProof, RowFifoProof, SequencerProof, SparseAddProof,
                          SynDecodeProof, SynDrainProof, SynFetchProof, WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
 from spikeforge.hdl.accel.ew_nest import EwNest
+from spikeforge.hdl.accel.ew_operands import EwOperands
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode
@@ -152,6 +155,12 @@ def _sequencer(cls=Sequencer, *, weights=True, channels=2, values=4, passes=3, d
                desc_addr_bits=ceil_log2(passes * desc_words), weight_load=(layout, (2, 2)) if weights else None)
 
 
+def _ew_operands(build, cls=EwOperands):
+    """A small EW operand lane (2 slots of 2 bits, 3-bit integer lanes) in ``build``'s registers."""
+    return cls(slots=2, slot_bits=2, int_bits=3, operand_bits=4, b_bits=3, mult_bits=2, bias_bits=3, theta_bits=2,
+               addend_bits=5, rnd_bits=2, tile_bits=1, registered=build.ew_registered, read_regs=build.ew_read_regs)
+
+
 def _syn_decode(cls=SynDecode, queue=0):
     """A small SYN decode: rows of 8 bits (2 bits a channel in a spike row, 4 in an image
     row), 2 lanes, a head-start table of two 2-channel heads and one 4-channel head."""
@@ -211,6 +220,12 @@ STAGE_PROOFS = {
                                                    fetch_regs=COMPACT.syn_fetch_regs)), 6),
         ("fast", lambda: SynFetchProof(SynFetch(row_bits=6, va_bits=2, wb_bits=2, read_regs=FAST.syn_read_regs,
                                                 fetch_regs=FAST.syn_fetch_regs)), 9),
+    ],
+    # the EW operand stages 1..3 of a lane in each build's registers; depth: the fast build's
+    # latency (4) and a reduction of a few tokens
+    "ew_operands": [
+        ("compact", lambda: EwOperandsProof(_ew_operands(COMPACT)), 8),
+        ("fast", lambda: EwOperandsProof(_ew_operands(FAST)), 9),
     ],
     # the EW/RED loop nest (2-bit counters, any bounds that fit, both orders); depth: a whole
     # pass of 2 x 2 x 3 elements and more
@@ -293,6 +308,8 @@ BROKEN = [
     # the SYN row fetch flags a row of two set bits as single
     ("syn_fetch_single_from_two", lambda: SynFetchProof(SynFetchSingleFromTwo(
         row_bits=6, va_bits=2, wb_bits=2, read_regs=0, fetch_regs=0)), 4, "single differs"),
+    # the EW operand stage's mask pass ORs its operands
+    ("ew_operands_mask_or", lambda: EwOperandsProof(_ew_operands(COMPACT, EwOperandsMaskOr)), 6, "opnd differs"),
     # the EW loop nest runs a level one iteration too long
     ("ew_nest_late_end", lambda: EwNestProof(EwNestLateEnd(tile_bits=2, n_bits=2, t_bits=2)), 10, "wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall

@@ -26,7 +26,8 @@ from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
            "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
-           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof", "SynDecodeProof", "SynFetchProof"]
+           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof", "SynDecodeProof",
+           "SynFetchProof", "EwOperandsProof"]
 
 
 
@@ -1071,3 +1072,72 @@ class SynFetchProof(_Harness):
             if dut.fetch_regs:
                 m.d.comb += Assert(row.rest == (data & (data - 1))[:len(data)],
                                    "rest differs from the bits less the lowest")
+
+
+# -- EwOperands (the EW/RED pipeline's operand stages 1..3 of a lane) ---------------------------------
+
+class EwOperandsProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.ew_operands.EwOperands` with any reads and
+    controls on every cycle. Asserted against delay lines and a full-width running sum, each
+    output in the cycle the build's registers give it (``read_regs`` and the registered
+    stages among 1..3): ``theta`` the constants word's threshold, ``opa``/``opb`` the tile's
+    spike slot or the integer lane as the stage-2 controls select, ``mult`` the multiplier,
+    ``addend`` ``bias + rnd``, ``bias`` or 0, and ``opnd`` ``a`` (``a & b`` in a mask pass) or,
+    in a reduction, the sum of those since the last ``first_n`` (modulo the operand width)."""
+
+    def check(self, m, dut):
+        r = {k: int(k in dut.registered) for k in (1, 2, 3)}
+        t1 = dut.read_regs + r[1]
+        t2, t3 = t1 + r[2], t1 + r[2] + r[3]
+        n = [0]
+
+        def late(value, k):
+            for _ in range(k):
+                n[0] += 1
+                reg = Signal.like(value, name=f"late{n[0]}", reset_less=True)
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        age = Signal(range(t3 + 2))
+        with m.If(age <= t3):
+            m.d.sync += age.eq(age + 1)
+        sb, mb, bb = dut.slot_bits, dut.mult_bits, dut.bias_bits
+        word = late(dut.word, t1)
+        m.d.comb += Assert((age <= t1) | (dut.theta == word[mb + bb:]), "theta: not the word's threshold")
+
+        def operand(row, lane, is_int, name):
+            row, lane = late(row, t2), late(lane, t2)
+            tile, is_int = late(dut.tile, r[2]), late(is_int, r[2])
+            slot = Signal(sb, name=f"{name}_slot")
+            with m.Switch(tile):
+                for s in range(dut.slots):
+                    with m.Case(s):
+                        m.d.comb += slot.eq(row[s * sb:(s + 1) * sb])
+            return Mux(is_int, lane, slot)
+
+        exp_a = Signal(signed(dut.operand_bits))
+        exp_b = Signal(signed(dut.b_bits))
+        m.d.comb += [exp_a.eq(operand(dut.rd_sa, dut.rd_ia, dut.a_int, "a")),
+                     exp_b.eq(operand(dut.rd_sb, dut.rd_ib, dut.b_int, "b"))]
+        with m.If(age > t2):
+            m.d.comb += [Assert(dut.opa == exp_a, "opa differs from the selected operand"),
+                         Assert(dut.opb == exp_b, "opb differs from the selected operand")]
+        # stage 3, from the stage-3 controls of cycle t2
+        word2 = late(dut.word, t2)
+        mult, bias = word2[:mb].as_signed(), word2[mb:mb + bb].as_signed()
+        rq, out, rnd = dut.rq, dut.out, dut.rnd
+        exp_addend = Mux(rq, bias + rnd, Mux(out, bias, 0))
+        cur = Mux(dut.mask, exp_a & exp_b, exp_a)
+        acc = Signal(signed(dut.operand_bits + 8), reset_less=True)   # the running sum, at full width
+        nxt = Mux(dut.red, Mux(dut.first_n, 0, acc) + cur, exp_a)
+        m.d.sync += acc.eq(nxt)
+        if r[3]:
+            exp_opnd, exp_mult, exp_add = acc, late(mult, 1), late(exp_addend, 1)
+        else:
+            exp_opnd, exp_mult, exp_add = nxt, mult, exp_addend
+        with m.If(age > t3):
+            m.d.comb += [Assert(dut.opnd == exp_opnd[:dut.operand_bits].as_signed(),
+                                "opnd differs from the operand or the running sum"),
+                         Assert(dut.mult == exp_mult, "mult differs from the word's multiplier"),
+                         Assert(dut.addend == exp_add, "addend differs from bias + rnd / bias / 0")]
