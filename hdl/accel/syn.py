@@ -35,6 +35,6 @@ def elaborate_syn(eng, m, lc, desc, start, done, banks, img_r, im_a, im_w, wm_r,
                           ev_issue=s1["ev_issue"],
                           gen_active=s0["gen_active"], gen_on=s0["gen_on"], im_a=im_a, im_w=im_w,
                           issue_last=s0["issue_last"], item=s1["item"], next_item=s1["next_item"],
-                          pos_end=s1["pos_end"], rd_on=s0["rd_on"],
+                          pos_end=s1["pos_end"], fetch_busy=s0["fetch_busy"],
                           scan_active=s0["scan_active"], start=start, syn_ra=s0["syn_ra"],
                           take=s1["take"], wm_r=wm_r)

@@ -175,7 +175,6 @@ def syn_front(eng, m, lc, desc, banks, img_r):
     with m.If(wrap_all):
         m.d.sync += gen_on.eq(0)
     m.d.comb += [fetch.issue.eq(issue), fetch.wb.eq(wptr), fetch.last.eq(row_last), fetch.va.eq(sa2[:va_w])]
-    rd_on = fetch.busy         # (a row is in flight: the SYN done rule)
 
     # Flatten the fetched row: spikes channel-major with plane stride 2^pbs.
     row_s = Signal(Rw)
@@ -198,5 +197,5 @@ def syn_front(eng, m, lc, desc, banks, img_r):
     return dict(active=active, issue_last=issue_last,
                 count=count, fifo_bits=fifo_bits,
                 fifo_last=fifo_last, fifo_rest=fifo_rest, fifo_single=fifo_single, fifo_va=fifo_va, fifo_wb=fifo_wb,
-                gen_active=gen_active, gen_on=gen_on, pop=pop, rd_on=rd_on, rd_ptr=fifo.rd_ptr,
+                gen_active=gen_active, gen_on=gen_on, pop=pop, fetch_busy=fetch.busy, rd_ptr=fifo.rd_ptr,
                 scan_active=scan_active, syn_ra=syn_ra)
