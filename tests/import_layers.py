@@ -129,6 +129,7 @@ LAYERS = {
     "spikeforge.hdl.accel.syn_scan": 2,
     "spikeforge.hdl.accel.syn_decode": 2,
     "spikeforge.hdl.accel.syn_fetch": 2,
+    "spikeforge.hdl.accel.syn_issue": 2,
     "spikeforge.hdl.accel.syn_accumulate": 2,
     "spikeforge.hdl.accel.ew": 2,
     "spikeforge.hdl.accel.ew_loops": 2,

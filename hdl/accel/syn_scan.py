@@ -1,4 +1,5 @@
-"""The SYN pipeline's scan, decode (:class:`.syn_decode.SynDecode`) and issue stages."""
+"""The SYN pipeline's scan, decode (:class:`.syn_decode.SynDecode`), queue and issue
+(:class:`.syn_issue.SynIssue`) stages."""
 
 from amaranth.hdl import Array, Mux, Signal
 from amaranth.lib import data, wiring
@@ -6,6 +7,7 @@ from amaranth.lib import data, wiring
 from ..pack import pack
 from ..row_scan import RowScan
 from .syn_decode import DESC_FIELDS, SynDecode, tag_layout
+from .syn_issue import SynIssue
 
 __all__ = ["syn_scan"]
 
@@ -53,26 +55,20 @@ def syn_scan(eng, m, desc, count, event, fifo_bits, fifo_last, fifo_rest, fifo_s
     item = dec.out_layout
     d2_item, d2_valid = dec.o.payload, dec.o.valid
 
-    # Issue stage E: one (event, tile) per cycle.
-    e = Signal(item)
-    e_valid = Signal()
-    e_first = Signal()
+    # Issue stage E (a SynIssue): one (event, tile) per cycle.
+    m.submodules.syn_issue = iss = SynIssue(item)
+    e, e_valid = iss.e, iss.valid
     bank = Signal()            # accumulator bank of the current position
     dr_busy = Signal()
-    e_final = e.row_end & e.pos_last & e.at_last   # the position's last cycle
-    stall = Signal()           # a position can only end (swap banks) when the drain engine is free
-    dr_blk = Signal()      # the drain engine is busy and not in its last read
-    m.d.comb += stall.eq(e_valid & e_final & dr_blk)
-    e_go = e_valid & ~stall
-    ev_issue = Signal()
-    m.d.comb += ev_issue.eq(e_go & e.ev)
-    pos_end = Signal()
-    m.d.comb += pos_end.eq(e_go & e_final)
-    e_ready = ~e_valid | (~stall & e.at_last)
+    dr_blk = Signal()          # the drain engine is busy and not in its last read
+    m.d.comb += iss.blk.eq(dr_blk)
+    ev_issue, pos_end = iss.issue, iss.pos_end
+    e_ready = iss.i.ready
     take = Signal()
     decode_empty = dec.empty
     if not NQ:
-        m.d.comb += [dec.o.ready.eq(e_ready), take.eq(dec.o.valid & dec.o.ready)]
+        wiring.connect(m, dec.o, iss.i)
+        m.d.comb += take.eq(dec.o.valid & dec.o.ready)
         next_item = d2_item
     else:
         # Queue between D2 and E (D2 goes straight to E when the queue is empty).
@@ -81,7 +77,7 @@ def syn_scan(eng, m, desc, count, event, fifo_bits, fifo_last, fifo_rest, fifo_s
         q_rd = Signal(range(NQ))
         q_wr = Signal(range(NQ))
         q_empty = q_n == 0
-        m.d.comb += take.eq(e_ready & (d2_valid | ~q_empty))
+        m.d.comb += [iss.i.valid.eq(d2_valid | ~q_empty), take.eq(iss.i.valid & e_ready)]
         q_push = d2_valid & ~(take & q_empty)
         q_pop = take & ~q_empty
         # The free slot at q_wr takes every decoded item; only the pointer waits for the
@@ -98,16 +94,9 @@ def syn_scan(eng, m, desc, count, event, fifo_bits, fifo_last, fifo_rest, fifo_s
         m.d.sync += q_n.eq(q_n + q_push - q_pop)
         m.d.comb += [dec.o.ready.eq(1), dec.free.eq(take)]   # (the queue takes every item)
         next_item = Mux(q_empty, d2_item, Array(queue)[q_rd])
-    with m.If(take):
-        m.d.sync += [e.eq(next_item), e_valid.eq(1), e_first.eq(1)]
-    with m.Elif(ev_issue & ~e.at_last):
-        m.d.sync += [e.tile.eq(e.tile + 1), e.at_last.eq(e.tile + 1 == e.tile_hi), e_first.eq(0),
-                     e.waddr.eq(e.waddr + 1), e.word.eq(e.word + 1)]
-    with m.Elif(e_go & e.at_last):
-        m.d.sync += e_valid.eq(0)
+        m.d.comb += iss.i.payload.eq(next_item)
     e_b, e_lo, e_tile = e.b, e.lo, e.tile
-    # Count events (once per event, at its first tile: the sequencer counts the strobe).
-    m.d.comb += event.eq(ev_issue & e_first)
+    m.d.comb += event.eq(iss.event)
     return dict(bank=bank, decode_empty=decode_empty, dr_blk=dr_blk, dr_busy=dr_busy, e=e, e1_on=scan.o.valid, e_b=e_b,
                 e_lo=e_lo, e_tile=e_tile, e_valid=e_valid, ev_issue=ev_issue, item=item, next_item=next_item,
                 pos_end=pos_end, take=take)

@@ -21,6 +21,7 @@ from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.accel.syn_fetch import SynFetch
+from spikeforge.hdl.accel.syn_issue import SynIssue
 from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
@@ -294,3 +295,12 @@ def test_ew_operand_stages_are_the_proven_component(compact, lanes):
         assert (ops.operand_bits, ops.b_bits, ops.mult_bits, ops.bias_bits, ops.theta_bits) == (
             engine.ow, engine.plan.bw, engine.mb, engine.bb, engine.tb)
         assert ops.rnd_bits == engine.plan.smax
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_issue_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's issue stage E is one :class:`SynIssue` (the component
+    test_formal_units.py proves) holding the decode's items."""
+    _, _, iss = the_stage(SynIssue, "syn_issue", lanes, compact)
+    _, _, dec = the_stage(SynDecode, "syn_decode", lanes, compact)
+    assert iss.layout == dec.out_layout

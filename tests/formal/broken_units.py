@@ -18,6 +18,7 @@ from spikeforge.hdl.accel.sequencer import Sequencer
 from spikeforge.hdl.accel.syn_decode import SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.accel.syn_fetch import SynFetch
+from spikeforge.hdl.accel.syn_issue import SynIssue
 from spikeforge.hdl.accel.syn_fifo import RowFifo
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
@@ -287,3 +288,12 @@ class EwOperandsMaskOr(EwOperands):
 
     def _masked(self, a, b):
         return a | b
+
+
+# -- the SYN issue stage ---------------------------------------------------------------------------
+
+class SynIssueLateLast(SynIssue):
+    """Sets ``at_last`` a tile late: an event issues one tile past its head's range."""
+
+    def _next_at_last(self, e):
+        return e.tile == e.tile_hi

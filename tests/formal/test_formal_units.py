@@ -20,11 +20,12 @@ from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, At
                           LogitsOffersWhileShifting, LogitsTieToLast, SequencerEndsAfterFirstPass,
                           SequencerWritesEveryPixel, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
                           RowFifoCreditOnPush, SynDecodeHeadTooLong, SynDrainHandsOverEarly, SynFetchSingleFromTwo,
+                          SynIssueLateLast,
                           WindowWalkLateEnd)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof, EwNestProof,
                          EwOperandsProof,
                          LifArrayProof, LifLaneProof, LogitsProof, RowFifoProof, SequencerProof, SparseAddProof,
-                         SynDecodeProof, SynDrainProof, SynFetchProof, WindowWalkProof)
+                         SynDecodeProof, SynDrainProof, SynFetchProof, SynIssueProof, WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
@@ -32,9 +33,10 @@ from spikeforge.hdl.accel.ew_nest import EwNest
 from spikeforge.hdl.accel.ew_operands import EwOperands
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.sequencer import Sequencer
-from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode
+from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode, decoded_layout
 from spikeforge.hdl.accel.syn_drain import SynDrain
 from spikeforge.hdl.accel.syn_fetch import SynFetch
+from spikeforge.hdl.accel.syn_issue import SynIssue
 from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.accel.timing import COMPACT, FAST
 from spikeforge.hdl.conv_window import ConvWindowScan
@@ -161,6 +163,11 @@ def _ew_operands(build, cls=EwOperands):
                addend_bits=5, rnd_bits=2, tile_bits=1, registered=build.ew_registered, read_regs=build.ew_read_regs)
 
 
+def _syn_issue(cls=SynIssue):
+    """A small SYN issue stage: 2-bit tiles, 3-bit weight and 2-bit accumulator words."""
+    return cls(decoded_layout(plane_bits=1, channel_bits=1, tile_bits=2, va_bits=1, wb_bits=3, word_bits=2))
+
+
 def _syn_decode(cls=SynDecode, queue=0):
     """A small SYN decode: rows of 8 bits (2 bits a channel in a spike row, 4 in an image
     row), 2 lanes, a head-start table of two 2-channel heads and one 4-channel head."""
@@ -226,6 +233,10 @@ STAGE_PROOFS = {
     "ew_operands": [
         ("compact", lambda: EwOperandsProof(_ew_operands(COMPACT)), 8),
         ("fast", lambda: EwOperandsProof(_ew_operands(FAST)), 9),
+    ],
+    # the SYN issue stage; depth: items of up to 4 tiles with waits
+    "syn_issue": [
+        ("small", lambda: SynIssueProof(_syn_issue()), 10),
     ],
     # the EW/RED loop nest (2-bit counters, any bounds that fit, both orders); depth: a whole
     # pass of 2 x 2 x 3 elements and more
@@ -310,6 +321,8 @@ BROKEN = [
         row_bits=6, va_bits=2, wb_bits=2, read_regs=0, fetch_regs=0)), 4, "single differs"),
     # the EW operand stage's mask pass ORs its operands
     ("ew_operands_mask_or", lambda: EwOperandsProof(_ew_operands(COMPACT, EwOperandsMaskOr)), 6, "opnd differs"),
+    # the SYN issue stage ends an event's tiles one late
+    ("syn_issue_late_last", lambda: SynIssueProof(_syn_issue(SynIssueLateLast)), 6, "at_last differs"),
     # the EW loop nest runs a level one iteration too long
     ("ew_nest_late_end", lambda: EwNestProof(EwNestLateEnd(tile_bits=2, n_bits=2, t_bits=2)), 10, "wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall

@@ -27,7 +27,7 @@ from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
            "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
            "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof", "SynDecodeProof",
-           "SynFetchProof", "EwOperandsProof"]
+           "SynFetchProof", "EwOperandsProof", "SynIssueProof"]
 
 
 
@@ -1141,3 +1141,52 @@ class EwOperandsProof(_Harness):
                                 "opnd differs from the operand or the running sum"),
                          Assert(dut.mult == exp_mult, "mult differs from the word's multiplier"),
                          Assert(dut.addend == exp_add, "addend differs from bias + rnd / bias / 0")]
+
+
+# -- SynIssue (the SYN pipeline's issue stage E) ------------------------------------------------------
+
+class SynIssueProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_issue.SynIssue` with any decoded items by
+    the stream rules (``tile <= tile_hi``, ``at_last`` true to them, as the decode gives them)
+    and any ``blk``. Asserted against a shadow that holds the taken item and its tile offset
+    ``k``: the held item's fields, its tile, weight and accumulator words ``k`` after the
+    item's and ``at_last`` exactly at ``tile_hi`` (so each event issues each tile of its range
+    once, in order); ``issue``, ``pos_end`` and ``i.ready`` exact, the position's last cycle
+    waiting while ``blk``; ``first`` and the event strobe only at the first tile."""
+
+    inputs = ("i",)
+
+    def check(self, m, dut):
+        i, e = dut.i, dut.e
+        item = i.payload
+        m.d.comb += Assume(~i.valid | ((item.tile <= item.tile_hi) &
+                                       (item.at_last == (~item.ev | (item.tile == item.tile_hi)))))
+        held = Signal(dut.layout)
+        k = Signal(len(e.tile) + 1)
+        on = Signal()
+        tile = held.tile + k
+        at_last = ~held.ev | (tile == held.tile_hi)
+        final = held.row_end & held.pos_last & at_last
+        go = on & ~(final & dut.blk)
+        issue = go & held.ev
+        m.d.comb += [Assert(dut.valid == on, "valid differs from 'an item held'"),
+                     Assert(dut.issue == issue, "issue differs from 'an event held and not waiting'"),
+                     Assert(dut.pos_end == (go & final), "pos_end differs from the position's last cycle going"),
+                     Assert(i.ready == (~on | (go & at_last)), "i.ready differs from 'none held or its last cycle'")]
+        with m.If(on):
+            m.d.comb += [Assert(tile <= held.tile_hi, "tile beyond the item's range"),
+                         Assert(e.tile == tile[:len(e.tile)], "tile differs from the item's plus the tiles issued"),
+                         Assert(e.at_last == at_last, "at_last differs from 'at tile_hi'"),
+                         Assert(e.waddr == (held.waddr + k)[:len(e.waddr)], "waddr does not step with the tile"),
+                         Assert(e.word == (held.word + k)[:len(e.word)], "word does not step with the tile"),
+                         Assert(Cat(e.ev, e.row_end, e.pos_last, e.b, e.lo, e.tile_hi, e.va) ==
+                                Cat(held.ev, held.row_end, held.pos_last, held.b, held.lo, held.tile_hi, held.va),
+                                "the held item's fields changed"),
+                         Assert(dut.first == (k == 0), "first differs from 'at the item's first tile'"),
+                         Assert(dut.event == (issue & (k == 0)), "event differs from 'issued at its first tile'")]
+        with m.If(_fire(i)):
+            m.d.sync += [held.eq(item), k.eq(0), on.eq(1)]
+        with m.Elif(issue & ~at_last):
+            m.d.sync += k.eq(k + 1)
+        with m.Elif(go & at_last):
+            m.d.sync += on.eq(0)
