@@ -18,7 +18,6 @@ from .lanes import COPY_ATTR, COPY_MARK, LaneCopies
 from .logits import Logits, result_layout
 from .memories import PortView, bram_ports, collision_read, int_memory, weight_memory
 from .plan import CONST_LOGIC_DEPTH, LANES_PER_COPY, EnginePlan, Kind, const_parts, lane_group_widths
-from .plan import ubits as _ubits
 from .program import SPRAM_BITS, SPRAM_WORDS, SYN
 from .sequencer import Sequencer
 from .weight_prefetch import WeightPrefetch
@@ -211,8 +210,6 @@ class Engine(wiring.Component):
                                      transparent=True)
             amems.append((wp, rp, rp))
 
-        hst = Array(Const(v, _ubits(max(self.hstart))) for v in self.hstart)
-
         nw, dw = self.plan.desc_words, self.plan.desc_word_width
         desc_mem = Memory(shape=unsigned(dw), depth=len(self.desc_rows) * nw, init=self.plan.desc_init())
         m.submodules.desc_mem = desc_mem
@@ -284,7 +281,7 @@ class Engine(wiring.Component):
         ]
 
         syn = elaborate_syn(self, m, lc, desc, seq.start_syn, seq.syn_done, banks, img_r, im_a, im_w, wm_r, amems,
-                            hst, seq.event)
+                            seq.event)
         elaborate_ew(self, m, lc, desc, seq.start_ew, seq.ew_done, banks, rmw, im_a, im_b, im_w, cm_r, logits.tile,
                      syn)
         # For the simulation harness (simulate.py): the last elaboration's memories and registers.

@@ -1,9 +1,10 @@
 """The EW/RED pipeline's lanes (stages 1..9)."""
 
-from amaranth.hdl import Array, Cat, Const, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, signed, unsigned
 
 from ..lif_lane import STAGES as LIF_STAGES
 from ..lif_lane import LifLane
+from .ew_operands import EwOperands
 from .lanes import lane
 from .product import DSP_OPERAND_BITS
 from .timing import PRODUCT_LATENCY
@@ -69,43 +70,12 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
             values = nxt
         return values
 
-    # Stage 1: the memory words as read (registered in the fast build: nothing between a
-    # block RAM output and a register).
-    raw_sa, raw_sb = per_lane("ew_rsa", unsigned(S * sb)), per_lane("ew_rsb", unsigned(S * sb))
-    raw_ia, raw_ib = per_lane("ew_ria", signed(ib)), per_lane("ew_rib", signed(ib))
-    mult1, bias1, theta1 = per_lane("ew_mult", signed(mb)), per_lane("ew_bias", signed(bb)), \
-        per_lane("ew_theta", unsigned(tb))
-    # The fast build registers the words once more (Build.ew_read_regs): a block RAM column
-    # can be far from the lanes it feeds, after 5.8 ns of clock-to-out on the ECP5.
-    words = carry("ew_cword", [cm_r.data[ln * cw:(ln + 1) * cw] for ln in range(P)], cw, read_regs)
-    rd_sa = carry("ew_rdsa", [banks[ln][1].data for ln in range(P)], S * sb, read_regs)
-    rd_sb = carry("ew_rdsb", [banks[ln][2].data for ln in range(P)], S * sb, read_regs)
-    rd_ia = carry("ew_rdia", [lane(im_a.data, ln, ib) for ln in range(P)], signed(ib), read_regs)
-    rd_ib = carry("ew_rdib", [lane(im_b.data, ln, ib) for ln in range(P)], signed(ib), read_regs)
-    for ln in range(P):
-        word = words[ln]
-        put(1, [
-            raw_sa[ln].eq(rd_sa[ln]), raw_sb[ln].eq(rd_sb[ln]),
-            raw_ia[ln].eq(rd_ia[ln]), raw_ib[ln].eq(rd_ib[ln]),
-            mult1[ln].eq(word[:mb].as_signed()), bias1[ln].eq(word[mb:mb + bb].as_signed()),
-            theta1[ln].eq(word[mb + bb:cw]),
-        ])
-    # Stage 2: operand lanes (the tile's spike slot, or the integer lane).
-    c2 = ctl_lanes(cyc_in[2])
+    # Stages 1..3 per lane (an EwOperands): the memory words as read (registered in the fast
+    # build: nothing between a block RAM output and a register; Build.ew_read_regs registers
+    # them once more first), the operand lanes (the tile's spike slot, or the integer lane),
+    # the RED running sum (the one-cycle loop of a reduction) and the addend.
+    c2, c3 = ctl_lanes(cyc_in[2]), ctl_lanes(cyc_in[3])
     a_int, b_int = spread("a_int", desc.a_int), spread("b_int", desc.b_int)
-    opa, opb = per_lane("ew_a", signed(ow)), per_lane("ew_b", signed(bw))
-    mult2_, bias2_ = per_lane("ew_mult1d", signed(mb)), per_lane("ew_bias1d", signed(bb))
-    for ln in range(P):
-        sel_a = Array(raw_sa[ln][s * sb:(s + 1) * sb] for s in range(S))[c2[ln].tile]
-        sel_b = Array(raw_sb[ln][s * sb:(s + 1) * sb] for s in range(S))[c2[ln].tile]
-        put(2, [
-            opa[ln].eq(Mux(a_int[ln], raw_ia[ln], sel_a)),
-            opb[ln].eq(Mux(b_int[ln], raw_ib[ln], sel_b)),
-            mult2_[ln].eq(mult1[ln]), bias2_[ln].eq(bias1[ln]),
-        ])
-
-    # Stage 3: RED running sum (the one-cycle loop of a reduction); the addend.
-    c3 = ctl_lanes(cyc_in[3])
     l_mask, l_red, l_rq, l_out = (spread(k, v) for k, v in (
         ("mask_l", f_mask), ("red_l", f_red), ("rq_l", f_rq), ("out_l", f_out)))
     # (A register per lane for the addend's selects and rounding term: they reach every bit
@@ -113,18 +83,22 @@ def ew_lanes(eng, m, lc, desc, active, active_next, banks, rmw, cm_r, ctl_at, ct
     l_rq_a, l_out_a = lc.lane_regs("ew_rq_a", l_rq), lc.lane_regs("ew_out_a", l_out)
     l_rnd = lc.lane_regs("ew_rnd_l", lc.copies(
         "ew_rnd", (Const(1, pw) << desc.shift) >> 1, unsigned(smax)))  # 2^(shift-1)
-    opnd = per_lane("ew_opnd", signed(ow))
-    mult2 = per_lane("ew_mult2_", signed(mb))
     adw = max(bb, smax + 1) + 1
-    addend = per_lane("ew_addend", signed(adw))
+    ops = []
     for ln in range(P):
-        cur = Mux(l_mask[ln], opa[ln] & opb[ln], opa[ln])
-        total = Mux(c3[ln].first_n, 0, opnd[ln]) + cur
-        put(3, [
-            opnd[ln].eq(Mux(l_red[ln], total, opa[ln])),
-            mult2[ln].eq(mult2_[ln]),
-            addend[ln].eq(Mux(l_rq_a[ln], bias2_[ln] + l_rnd[ln], Mux(l_out_a[ln], bias2_[ln], 0))),
-        ])
+        op = m.submodules[f"ew_ops{ln}"] = EwOperands(
+            slots=S, slot_bits=sb, int_bits=ib, operand_bits=ow, b_bits=bw, mult_bits=mb, bias_bits=bb,
+            theta_bits=tb, addend_bits=adw, rnd_bits=smax, tile_bits=len(c2[ln].tile), registered=b.ew_registered,
+            read_regs=read_regs)
+        ops.append(op)
+        m.d.comb += [op.rd_sa.eq(banks[ln][1].data), op.rd_sb.eq(banks[ln][2].data),
+                     op.rd_ia.eq(lane(im_a.data, ln, ib)), op.rd_ib.eq(lane(im_b.data, ln, ib)),
+                     op.word.eq(cm_r.data[ln * cw:(ln + 1) * cw]),
+                     op.tile.eq(c2[ln].tile), op.a_int.eq(a_int[ln]), op.b_int.eq(b_int[ln]),
+                     op.mask.eq(l_mask[ln]), op.red.eq(l_red[ln]), op.first_n.eq(c3[ln].first_n),
+                     op.rq.eq(l_rq_a[ln]), op.out.eq(l_out_a[ln]), op.rnd.eq(l_rnd[ln])]
+    theta1, opb = [op.theta for op in ops], [op.opb for op in ops]
+    opnd, mult2, addend = [op.opnd for op in ops], [op.mult for op in ops], [op.addend for op in ops]
     # Stages 4..8 (and the neuron of stage 9): a LifLane per lane, the requantization and
     # neuron core LifArray is built on; its registers are the build's (Build.ew_registered;
     # the fast build's multiplier is a RegisteredProduct: Build.ew_mult_regs), its constants

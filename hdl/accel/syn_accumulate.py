@@ -12,8 +12,8 @@ __all__ = ["syn_accumulate"]
 
 
 def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, decode_empty, done, dr_blk, dr_busy,
-                   e, e1_on, e_b, e_lo, e_tile, e_valid, ev_issue, f_valid, fetching, gen_active, gen_on, im_a, im_w,
-                   infl, issue_last, item, next_item, pos_end, rd_on, scan_active, start, syn_ra, take, wm_r):
+                   e, e1_on, e_b, e_lo, e_tile, e_valid, ev_issue, gen_active, gen_on, im_a, im_w,
+                   issue_last, item, next_item, pos_end, fetch_busy, scan_active, start, syn_ra, take, wm_r):
     """SYN X | I | R | A | W and the drain: accumulate each issued (event, tile) into the
     accumulator bank of its position; drain a position's accumulators to the integer memory;
     the pass's start and done (see :func:`.syn.elaborate_syn`)."""
@@ -214,7 +214,7 @@ def syn_accumulate(eng, m, lc, desc, active, amems, bank, banks, count, decode_e
     # ahead and registered: the front of the pipeline is empty and the drain (the last
     # one: nothing is left to issue) is one cycle before its last read. ``active`` stays
     # on for that last read's write.
-    front_empty = (~gen_on & ~infl & ~rd_on & ~Cat(*fetching, f_valid).any() & (count == 0) & ~e1_on
+    front_empty = (~gen_on & ~fetch_busy & (count == 0) & ~e1_on
                    & decode_empty & ~e_valid)
     # Usually the front empties before the last drain is two cycles from its end; a large
     # padded kernel's last position may leave padding taps for the generator to walk after

@@ -1,10 +1,10 @@
-"""The SYN pipeline's front end: row generator, row read, fetch registers, row FIFO."""
+"""The SYN pipeline's front end: row generator, row read, fetch (:class:`.syn_fetch.SynFetch`), row FIFO."""
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed
+from amaranth.hdl import Cat, Mux, Signal, signed
 
 from ..window_walk import WindowWalk
 from .syn_fifo import RowFifo, row_layout
-from .lsb import lsb_combine, lsb_partials, popcount_flags
+from .syn_fetch import SynFetch
 
 __all__ = ["syn_front"]
 
@@ -90,10 +90,9 @@ def syn_front(eng, m, lc, desc, banks, img_r):
     count, credits = fifo.count, fifo.credits   # rows in the FIFO; and in flight
     fifo_bits, fifo_va, fifo_wb, fifo_last, fifo_single, fifo_rest = (
         [getattr(fifo.slots[i], k) for i in range(NF)] for k in ("bits", "va", "wb", "last", "single", "rest"))
-    infl = Signal()
-    infl_wb = Signal(ww)
-    infl_last = Signal()
-    infl_va = Signal(va_w)
+    # The row fetch: each issued row into the FIFO Build.syn_row_latency() cycles later.
+    m.submodules.syn_fetch = fetch = SynFetch(row_bits=Rw, va_bits=va_w, wb_bits=ww, read_regs=b.syn_read_regs,
+                                              fetch_regs=b.syn_fetch_regs)
     pop = Signal()
 
     can_issue = gen_on & (credits < NF)
@@ -175,20 +174,7 @@ def syn_front(eng, m, lc, desc, banks, img_r):
             m.d.comb += ra.addr.eq(a)
     with m.If(wrap_all):
         m.d.sync += gen_on.eq(0)
-    m.d.sync += infl.eq(issue)
-    with m.If(issue):
-        m.d.sync += [infl_wb.eq(wptr), infl_last.eq(row_last)]
-        if not b.syn_read_regs:
-            m.d.sync += infl_va.eq(sa2[:va_w])
-    rd_on = infl               # the read of an issued row: its data is valid a cycle later
-    if b.syn_read_regs:
-        # The issued row's flags wait for its read (Build.syn_read_regs cycles); its V row address
-        # joins them from ``sa2`` a cycle after the issue.
-        infl2, infl2_wb, infl2_last = Signal(name="infl2"), Signal(ww), Signal()
-        rd_on, rd_wb, rd_last, rd_va = Signal(name="rd_on"), Signal(ww), Signal(), Signal(va_w)
-        m.d.sync += [infl2.eq(infl), infl2_wb.eq(infl_wb), infl2_last.eq(infl_last),
-                     infl_va.eq(sa2[:va_w]),
-                     rd_on.eq(infl2), rd_wb.eq(infl2_wb), rd_last.eq(infl2_last), rd_va.eq(infl_va)]
+    m.d.comb += [fetch.issue.eq(issue), fetch.wb.eq(wptr), fetch.last.eq(row_last), fetch.va.eq(sa2[:va_w])]
 
     # Flatten the fetched row: spikes channel-major with plane stride 2^pbs.
     row_s = Signal(Rw)
@@ -201,42 +187,15 @@ def syn_front(eng, m, lc, desc, banks, img_r):
         m.d.comb += row_i[(c << eng.pbi):(c << eng.pbi) + eng.pixel_bits].eq(
             img_r.data[c * eng.pixel_bits:(c + 1) * eng.pixel_bits])
     fetched = Mux(desc.src_img, row_i, row_s)
-    # The row is pushed into the FIFO with the row less its lowest set bit and an 'at most
-    # one set bit' flag, so that the scan stage never waits on a carry chain or a count
-    # tree. The compact build pushes the block RAM output itself, with the flag but not
-    # the rest. The fast build registers the fetched row twice (Build.syn_fetch_regs): first
-    # next to the memories that hold its bits (the block RAM output multiplexers end
-    # there), then with the first half of the rest and the flag (per 4 bits: the OR of the
-    # bits below each bit, whether any and whether two are set), so that each half is a
-    # few LUT levels.
-    if not b.syn_fetch_regs:
-        f_valid, f_bits, f_va, f_wb, f_last = infl, fetched, infl_va, infl_wb, infl_last
-        fetching = []
-        fetched_single = ~popcount_flags(f_bits)[0]
-        fetched_rest = Const(0, 0)
-    else:
-        assert b.syn_fetch_regs == 2
-        f0 = (Signal(name="f0_valid"), Signal(Rw, name="f0_bits"), Signal(va_w, name="f0_va"),
-              Signal(ww, name="f0_wb"), Signal(name="f0_last"))
-        m.d.sync += [r.eq(v) for r, v in zip(f0, (rd_on, fetched, rd_va, rd_wb, rd_last), strict=True)]
-        f_valid, f_bits, f_va, f_wb, f_last = (Signal.like(r, name=r.name.replace("f0", "f1")) for r in f0)
-        m.d.sync += [r.eq(v) for r, v in zip((f_valid, f_bits, f_va, f_wb, f_last), f0, strict=True)]
-        fetching = [f0[0]]
-        low, anys, twos = lsb_partials(f0[1])
-        f1_low, f1_any, f1_two = Signal(len(low)), Signal(len(anys)), Signal(len(twos))
-        m.d.sync += [f1_low.eq(low), f1_any.eq(anys), f1_two.eq(twos)]
-        fetched_rest, two = lsb_combine(f_bits, f1_low, f1_any, f1_two)
-        fetched_single = ~two
-
-    # Push the fetched row; the FIFO is emptied while the scan stage is inactive.
-    row = fifo.row
-    m.d.comb += [fifo.push.eq(f_valid), fifo.pop.eq(pop), fifo.issue.eq(issue), fifo.clear.eq(~scan_active),
-                 row.bits.eq(f_bits), row.va.eq(f_va), row.wb.eq(f_wb), row.last.eq(f_last),
-                 row.single.eq(fetched_single), row.rest.eq(fetched_rest)]
+    # The fetch pushes the row into the FIFO with an 'at most one set bit' flag and (the fast
+    # build) the row less its lowest set bit, so that the scan stage never waits on a carry
+    # chain or a count tree (SynFetch); the FIFO is emptied while the scan stage is inactive.
+    m.d.comb += [fetch.data.eq(fetched), fifo.push.eq(fetch.push), fifo.pop.eq(pop), fifo.issue.eq(issue),
+                 fifo.clear.eq(~scan_active), fifo.row.eq(fetch.row)]
     issue_last = Signal()        # the tap issues a position's last in-grid row
     m.d.comb += issue_last.eq(issue & row_last)
     return dict(active=active, issue_last=issue_last,
-                count=count, f_valid=f_valid, fetching=fetching, fifo_bits=fifo_bits,
+                count=count, fifo_bits=fifo_bits,
                 fifo_last=fifo_last, fifo_rest=fifo_rest, fifo_single=fifo_single, fifo_va=fifo_va, fifo_wb=fifo_wb,
-                gen_active=gen_active, gen_on=gen_on, infl=infl, pop=pop, rd_on=rd_on, rd_ptr=fifo.rd_ptr,
+                gen_active=gen_active, gen_on=gen_on, pop=pop, fetch_busy=fetch.busy, rd_ptr=fifo.rd_ptr,
                 scan_active=scan_active, syn_ra=syn_ra)

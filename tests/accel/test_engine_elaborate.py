@@ -10,6 +10,7 @@ comparison can fail).
 
 import pytest
 from amaranth.hdl import Fragment
+from amaranth.lib import data
 
 from spikeforge.builder import random_model
 from spikeforge.hdl.accel.engine import LANES_PER_COPY, Engine
@@ -17,7 +18,10 @@ from spikeforge.hdl.accel.generate import verilog_text
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.program import compile_model
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fetch import SynFetch
+from spikeforge.hdl.accel.syn_issue import SynIssue
 from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.row_scan import RowScan
@@ -25,6 +29,7 @@ from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.sparse_add import SparseAdd
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
 from spikeforge.hdl.accel.ew_nest import EwNest
+from spikeforge.hdl.accel.ew_operands import EwOperands
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
 
@@ -221,3 +226,81 @@ def test_syn_row_fifo_is_the_proven_component(compact, lanes):
     assert fifo.depth == engine.build.syn_fifo_rows()
     rest = 0 if compact else engine.row_bits
     assert fifo.layout == row_layout(engine.row_bits, engine.plan.va_w, engine.plan.ww, rest)
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_decode_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's decode stages D0..D2 are one :class:`SynDecode` (the component
+    test_formal_units.py proves) fed by the row scan, with the plan's widths, the program's
+    head-start table, the descriptor's field shapes and the build's queue (the compact build:
+    none, a ready chain)."""
+    _, engine, dec = the_stage(SynDecode, "syn_decode", lanes, compact)
+    _, _, scan = the_stage(RowScan, "syn_scan", lanes, compact)
+    pl = engine.plan
+    assert dec.i.payload.shape() == scan.o.payload.shape()
+    assert (dec.row_bits, dec.va_bits, dec.wb_bits) == (engine.row_bits, pl.va_w, pl.ww)
+    assert (dec.plane_bits, dec.channel_bits, dec.count_bits, dec.word_bits) == (
+        pl.plane_field_bits, pl.cb, pl.count_bits, pl.aww)
+    assert (dec.spike_plane_bits, dec.image_plane_bits, dec.lanes) == (engine.pbs, engine.pbi, lanes)
+    assert dec.head_starts == tuple(pl.hstart)
+    fields, consts = pl.desc_fields, pl.desc_consts
+    assert {k: dec.desc_layout[k].width for k in DESC_FIELDS} == {
+        k: (fields[k] if k in fields else consts[k]).width for k in DESC_FIELDS}
+    assert dec.queue == engine.build.syn_queue == (0 if compact else 4)
+
+
+def test_syn_decode_parameter_errors_are_one_line():
+    good = dict(row_bits=8, va_bits=1, wb_bits=4, plane_bits=2, channel_bits=2, count_bits=3, word_bits=3,
+                spike_plane_bits=1, image_plane_bits=2, lanes=2, head_starts=(0, 2),
+                desc_layout=data.StructLayout({k: 2 for k in DESC_FIELDS}))
+    SynDecode(**good)
+    for key, bad, text in (
+            ("head_starts", (0, 8), "SynDecode: head_starts element is 8; allowed: an integer 0..7"),
+            ("desc_layout", data.StructLayout({"tiles": 2}),
+             "SynDecode: desc_layout is StructLayout({'tiles': 2}); allowed: a StructLayout of the fields "
+             "src_img, tiles, heads_on, h_base, hd, accsel_ch")):
+        with pytest.raises((ValueError, TypeError)) as info:
+            SynDecode(**{**good, key: bad})
+        assert str(info.value) == text
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_row_fetch_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's row fetch (issue to FIFO push) is one :class:`SynFetch` (the
+    component test_formal_units.py proves) with the build's read and fetch registers, so its
+    latency is the timing rule the row FIFO's credits are derived from, and its rows are the
+    FIFO's."""
+    _, engine, fetch = the_stage(SynFetch, "syn_fetch", lanes, compact)
+    b = engine.build
+    assert (fetch.read_regs, fetch.fetch_regs) == (b.syn_read_regs, b.syn_fetch_regs)
+    assert fetch.latency == b.syn_row_latency() == b.syn_fifo_rows() - 2
+    assert fetch.layout == row_layout(engine.row_bits, engine.plan.va_w, engine.plan.ww,
+                                      0 if compact else engine.row_bits)
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_ew_operand_stages_are_the_proven_component(compact, lanes):
+    """The EW/RED pipeline's stages 1..3 are an :class:`EwOperands` per lane (the component
+    test_formal_units.py proves) with the build's registers and the plan's widths."""
+    model = random_model(3, attention="qsd", levels=2, time_steps=2, channels=8, heads=2)
+    prog = compile_model(model, lanes, compact=compact)
+    engine = Engine(prog)
+    found = instances(engine, EwOperands)
+    assert [n for n, _ in found] == [f"ew_ops{ln}" for ln in range(lanes)]
+    b = engine.build
+    for _, ops in found:
+        assert ops.registered == frozenset(b.ew_registered) & {1, 2, 3}
+        assert ops.read_regs == b.ew_read_regs
+        assert (ops.slots, ops.slot_bits, ops.int_bits) == (prog.spike_slots, engine.slot_bits, engine.ib)
+        assert (ops.operand_bits, ops.b_bits, ops.mult_bits, ops.bias_bits, ops.theta_bits) == (
+            engine.ow, engine.plan.bw, engine.mb, engine.bb, engine.tb)
+        assert ops.rnd_bits == engine.plan.smax
+
+
+@pytest.mark.parametrize("compact,lanes", [(True, 1), (False, 8)])
+def test_syn_issue_is_the_proven_component(compact, lanes):
+    """The SYN pipeline's issue stage E is one :class:`SynIssue` (the component
+    test_formal_units.py proves) holding the decode's items."""
+    _, _, iss = the_stage(SynIssue, "syn_issue", lanes, compact)
+    _, _, dec = the_stage(SynDecode, "syn_decode", lanes, compact)
+    assert iss.layout == dec.out_layout

@@ -11,10 +11,14 @@ from spikeforge.hdl.accumulate_lanes import AccumulateLanes
 from spikeforge.hdl.conv_window import ConvWindowScan
 from spikeforge.hdl.event_encoder import SpikeEventEncoder
 from spikeforge.hdl.accel.ew_nest import EwNest
+from spikeforge.hdl.accel.ew_operands import EwOperands
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.lsb import popcount_flags
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_decode import SynDecode
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fetch import SynFetch
+from spikeforge.hdl.accel.syn_issue import SynIssue
 from spikeforge.hdl.accel.syn_fifo import RowFifo
 from spikeforge.hdl.lif_array import LifArray
 from spikeforge.hdl.lif_lane import LifLane
@@ -254,3 +258,42 @@ class RowFifoCreditOnPush(RowFifo):
         m = super().elaborate(platform)
         m.d.sync += self.credits.eq(self.credits + self.issue - self.push)
         return m
+
+
+# -- the SYN decode --------------------------------------------------------------------------------
+
+class SynDecodeHeadTooLong(SynDecode):
+    """Ends a head's tile range at the tile of the channel after its last: a head that ends
+    at a tile's last lane spans one tile too many."""
+
+    def _last_tile(self, lo, hd):
+        return self._first_tile(lo + hd)
+
+
+# -- the SYN row fetch -----------------------------------------------------------------------------
+
+class SynFetchSingleFromTwo(SynFetch):
+    """Flags a row as single when at most two bits are set (the 'at least three' flag of the
+    count tree instead of 'at least two'): the scan stage would end a row of two events after
+    the first."""
+
+    def _single(self, bits):
+        return ~popcount_flags(bits)[1]
+
+
+# -- the EW operand stages -------------------------------------------------------------------------
+
+class EwOperandsMaskOr(EwOperands):
+    """The mask pass's operand as ``a | b`` instead of ``a & b``."""
+
+    def _masked(self, a, b):
+        return a | b
+
+
+# -- the SYN issue stage ---------------------------------------------------------------------------
+
+class SynIssueLateLast(SynIssue):
+    """Sets ``at_last`` a tile late: an event issues one tile past its head's range."""
+
+    def _next_at_last(self, e):
+        return e.tile == e.tile_hi

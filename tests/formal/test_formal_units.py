@@ -15,20 +15,28 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data
 from broken_units import (AttentionLinearNarrowKV, AttentionMaskIgnoresStall, AttentionMaskNarrowMembrane,
                           ConvWindowRestartsWhileBusy, EncoderIgnoresStall, EncoderScanLateSingle, EwNestLateEnd,
+                          EwOperandsMaskOr,
                           LifArrayDropsBeats, LifArrayFiresLate, LifArrayNarrowMembrane, LifLaneFiresLate,
                           LogitsOffersWhileShifting, LogitsTieToLast, SequencerEndsAfterFirstPass,
                           SequencerWritesEveryPixel, SparseAddGivesUp, SparseAddNarrowAcc, SparseAddNoSecondForward,
-                          RowFifoCreditOnPush, SynDrainHandsOverEarly, WindowWalkLateEnd)
+                          RowFifoCreditOnPush, SynDecodeHeadTooLong, SynDrainHandsOverEarly, SynFetchSingleFromTwo,
+                          SynIssueLateLast,
+                          WindowWalkLateEnd)
 from unit_proofs import (AttentionLinearProof, AttentionMaskProof, ConvWindowProof, EncoderProof, EwNestProof,
+                         EwOperandsProof,
                          LifArrayProof, LifLaneProof, LogitsProof, RowFifoProof, SequencerProof, SparseAddProof,
-                         SynDrainProof, WindowWalkProof)
+                         SynDecodeProof, SynDrainProof, SynFetchProof, SynIssueProof, WindowWalkProof)
 
 from spikeforge.graph import bits_for_range
 from spikeforge.hdl.accel.ew_lanes import lif_lane_registers
 from spikeforge.hdl.accel.ew_nest import EwNest
+from spikeforge.hdl.accel.ew_operands import EwOperands
 from spikeforge.hdl.accel.logits import Logits
 from spikeforge.hdl.accel.sequencer import Sequencer
+from spikeforge.hdl.accel.syn_decode import DESC_FIELDS, SynDecode, decoded_layout
 from spikeforge.hdl.accel.syn_drain import SynDrain
+from spikeforge.hdl.accel.syn_fetch import SynFetch
+from spikeforge.hdl.accel.syn_issue import SynIssue
 from spikeforge.hdl.accel.syn_fifo import RowFifo, row_layout
 from spikeforge.hdl.accel.timing import COMPACT, FAST
 from spikeforge.hdl.conv_window import ConvWindowScan
@@ -149,6 +157,26 @@ def _sequencer(cls=Sequencer, *, weights=True, channels=2, values=4, passes=3, d
                desc_addr_bits=ceil_log2(passes * desc_words), weight_load=(layout, (2, 2)) if weights else None)
 
 
+def _ew_operands(build, cls=EwOperands):
+    """A small EW operand lane (2 slots of 2 bits, 3-bit integer lanes) in ``build``'s registers."""
+    return cls(slots=2, slot_bits=2, int_bits=3, operand_bits=4, b_bits=3, mult_bits=2, bias_bits=3, theta_bits=2,
+               addend_bits=5, rnd_bits=2, tile_bits=1, registered=build.ew_registered, read_regs=build.ew_read_regs)
+
+
+def _syn_issue(cls=SynIssue):
+    """A small SYN issue stage: 2-bit tiles, 3-bit weight and 2-bit accumulator words."""
+    return cls(decoded_layout(plane_bits=1, channel_bits=1, tile_bits=2, va_bits=1, wb_bits=3, word_bits=2))
+
+
+def _syn_decode(cls=SynDecode, queue=0):
+    """A small SYN decode: rows of 8 bits (2 bits a channel in a spike row, 4 in an image
+    row), 2 lanes, a head-start table of two 2-channel heads and one 4-channel head."""
+    widths = {"src_img": 1, "tiles": 2, "heads_on": 1, "h_base": 3, "hd": 3, "accsel_ch": 1}
+    return cls(row_bits=8, va_bits=1, wb_bits=4, plane_bits=2, channel_bits=2, count_bits=3, word_bits=3,
+               spike_plane_bits=1, image_plane_bits=2, lanes=2, head_starts=(0, 0, 2, 2, 0, 0, 0, 0),
+               desc_layout=data.StructLayout({k: widths[k] for k in DESC_FIELDS}), queue=queue)
+
+
 # engine stage -> list of (id, harness factory, depth): the stage components hdl/accel/
 # instantiates (issue 19), each in the fast build's mode (shift_group: lanes per copy of the
 # shift enable) and the compact build's. The scan stage, RowScan, is proven through
@@ -184,6 +212,31 @@ STAGE_PROOFS = {
     "syn_fifo": [
         ("compact", lambda: RowFifoProof(RowFifo(row_layout(4, 1, 2, 0), COMPACT.syn_fifo_rows())), 12),
         ("fast", lambda: RowFifoProof(RowFifo(row_layout(3, 1, 1, 3), FAST.syn_fifo_rows())), 14, "slow"),
+    ],
+    # the SYN decode stages: the compact build's ready chain (no queue) and the fast build's
+    # credits for a queue of 4; depth: items through the three stages with stalls, the
+    # queue filled
+    "syn_decode": [
+        ("compact", lambda: SynDecodeProof(_syn_decode()), 10),
+        ("fast", lambda: SynDecodeProof(_syn_decode(queue=FAST.syn_queue)), 10),
+    ],
+    # the SYN row fetch: each build's registers (rows of 6 bits); depth: the fast build's
+    # latency (5) and more
+    "syn_fetch": [
+        ("compact", lambda: SynFetchProof(SynFetch(row_bits=6, va_bits=2, wb_bits=2, read_regs=COMPACT.syn_read_regs,
+                                                   fetch_regs=COMPACT.syn_fetch_regs)), 6),
+        ("fast", lambda: SynFetchProof(SynFetch(row_bits=6, va_bits=2, wb_bits=2, read_regs=FAST.syn_read_regs,
+                                                fetch_regs=FAST.syn_fetch_regs)), 9),
+    ],
+    # the EW operand stages 1..3 of a lane in each build's registers; depth: the fast build's
+    # latency (4) and a reduction of a few tokens
+    "ew_operands": [
+        ("compact", lambda: EwOperandsProof(_ew_operands(COMPACT)), 8),
+        ("fast", lambda: EwOperandsProof(_ew_operands(FAST)), 9),
+    ],
+    # the SYN issue stage; depth: items of up to 4 tiles with waits
+    "syn_issue": [
+        ("small", lambda: SynIssueProof(_syn_issue()), 10),
     ],
     # the EW/RED loop nest (2-bit counters, any bounds that fit, both orders); depth: a whole
     # pass of 2 x 2 x 3 elements and more
@@ -260,6 +313,16 @@ BROKEN = [
     # the SYN row FIFO returns a credit on the push, not the pop
     ("row_fifo_credit_on_push", lambda: RowFifoProof(RowFifoCreditOnPush(row_layout(4, 1, 2, 0), 3)), 10,
      "credits differ"),
+    # the SYN decode ends a head's tile range a channel late
+    ("syn_decode_head_too_long", lambda: SynDecodeProof(_syn_decode(SynDecodeHeadTooLong)), 6,
+     "o: output differs from the exact value"),
+    # the SYN row fetch flags a row of two set bits as single
+    ("syn_fetch_single_from_two", lambda: SynFetchProof(SynFetchSingleFromTwo(
+        row_bits=6, va_bits=2, wb_bits=2, read_regs=0, fetch_regs=0)), 4, "single differs"),
+    # the EW operand stage's mask pass ORs its operands
+    ("ew_operands_mask_or", lambda: EwOperandsProof(_ew_operands(COMPACT, EwOperandsMaskOr)), 6, "opnd differs"),
+    # the SYN issue stage ends an event's tiles one late
+    ("syn_issue_late_last", lambda: SynIssueProof(_syn_issue(SynIssueLateLast)), 6, "at_last differs"),
     # the EW loop nest runs a level one iteration too long
     ("ew_nest_late_end", lambda: EwNestProof(EwNestLateEnd(tile_bits=2, n_bits=2, t_bits=2)), 10, "wrong"),
     # engine stages: the result stage's tie rule, and a beat that changes under a stall

@@ -26,7 +26,8 @@ from spikeforge.sim.formal import free_inputs, in_range, past, stream_rules
 
 __all__ = ["EncoderProof", "SparseAddProof", "ConvWindowProof", "LifArrayProof",
            "AttentionMaskProof", "AttentionLinearProof", "LogitsProof", "LifLaneProof", "WindowWalkProof",
-           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof"]
+           "SequencerProof", "SynDrainProof", "EwNestProof", "RowFifoProof", "SynDecodeProof",
+           "SynFetchProof", "EwOperandsProof", "SynIssueProof"]
 
 
 
@@ -943,3 +944,249 @@ class RowFifoProof(_Harness):
                      Assert(dut.credits == queue.count + inflight, "credits differ from the rows and reads in flight"),
                      Assert(dut.credits <= n, "credits beyond the depth"),
                      Assert((dut.rd_ptr < n) & (dut.wr_ptr < n), "pointer out of range")]
+
+
+# -- SynDecode (the SYN pipeline's decode stages D0..D2) ----------------------------------------------
+
+class SynDecodeProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_decode.SynDecode` with the environment the
+    engine gives it (assumed): the scan's items by the stream rules, an event item with a set
+    bit in its index tree; the descriptor held; the descriptor's arithmetic within the fields
+    (the compiler's placement bounds: at least one tile, a head of at least one channel within
+    the head-start table, the first tile's words and the head's last tile fit their fields);
+    with a queue, ``o.ready`` high and ``free`` only for an item handed on.
+
+    Asserted against a shadow computed from each input item at full width (the lowest set bit
+    by a plain priority loop, channel and plane, the head's first channel from the table, its
+    tile range, ``channel * tiles`` plus the first tile as the weight and accumulator words):
+    each scan item gives exactly one decoded item, in order, equal to the shadow's (an item
+    without an event: its flags, ``va`` and ``at_last``), never more than three in flight,
+    ``empty`` exact; with a queue, ``held`` the items in flight and handed on, never more than
+    the queue, so the queue never overflows; the stream rules on ``o``."""
+
+    inputs = ("i",)
+    outputs = {"o": "o"}
+
+    def check(self, m, dut):
+        i, o, desc = dut.i, dut.o, dut.desc
+        started = Signal()
+        m.d.sync += started.eq(1)
+        was = past(m, desc.as_value(), name="past_desc")
+        with m.If(started & ~past(m, ResetSignal(), name="past_rst")):
+            m.d.comb += Assume(desc.as_value() == was)
+        item = i.payload
+        groups = [item.groups[k] for k in range(len(item.groups))]
+        any_set = Cat(*(g.any for g in groups)).any()
+        m.d.comb += Assume(~i.valid | item.empty | any_set)
+        # the shadow: the lowest set bit by a plain priority loop, then the descriptor's arithmetic
+        idx = Const(0, 16)
+        for k in reversed(range(len(groups))):
+            idx = Mux(groups[k].any, 4 * k + groups[k].low, idx)
+        pb = Mux(desc.src_img, dut.image_plane_bits, dut.spike_plane_bits)
+        c = Signal(16)
+        b = Signal(16)
+        m.d.comb += [c.eq(idx >> pb), b.eq(idx & ((Const(1, 16) << pb) - 1))]
+        table = Array(Const(v, 16) for v in dut.head_starts)
+        head = Signal(16)
+        m.d.comb += head.eq(desc.h_base + c)
+        lo = Mux(desc.heads_on, table[head], 0)
+        shift = (dut.lanes - 1).bit_length()
+        tile_lo = Signal(16)
+        tile_hi = Signal(16)
+        m.d.comb += [tile_lo.eq(Mux(desc.heads_on, lo >> shift, 0)),
+                     tile_hi.eq(Mux(desc.heads_on, (lo + desc.hd - 1) >> shift, desc.tiles - 1))]
+        ct_lo = Signal(24)
+        m.d.comb += ct_lo.eq(c * desc.tiles + tile_lo)
+        word = Mux(desc.accsel_ch, ct_lo, tile_lo)
+        ev = ~item.empty
+        with m.If(i.valid & ev):
+            m.d.comb += [Assume(desc.tiles >= 1), Assume(~desc.heads_on | ((desc.hd >= 1) &
+                                                                          (head < len(dut.head_starts)))),
+                         Assume(ct_lo < (1 << dut.wb_bits)), Assume(word < (1 << dut.word_bits)),
+                         Assume(tile_hi < (1 << dut.tile_bits)), Assume(c < (1 << dut.count_bits)),
+                         Assume(b < (1 << dut.plane_bits))]
+        lay = dut.out_layout
+        exp = Signal(lay)
+        m.d.comb += [exp.ev.eq(ev), exp.row_end.eq(item.last), exp.pos_last.eq(item.tag.last), exp.va.eq(item.tag.va),
+                     exp.at_last.eq(~ev | (tile_lo == tile_hi)), exp.b.eq(b), exp.lo.eq(lo), exp.tile.eq(tile_lo),
+                     exp.tile_hi.eq(tile_hi), exp.waddr.eq(item.tag.wb + ct_lo), exp.word.eq(word)]
+
+        def norm(v):
+            """An item as compared: all its fields for an event, else its flags, va and at_last."""
+            keep = Cat(v.ev, v.row_end, v.pos_last, v.at_last, v.va)
+            rest = Cat(v.b, v.lo, v.tile, v.tile_hi, v.waddr, v.word)
+            return Cat(keep, Mux(v.ev, rest, 0))
+
+        flight = _Fifo(m, len(norm(exp)), 3, "o")
+        flight.connect(_fire(i), norm(exp), _fire(o), norm(o.payload))
+        if dut.queue:
+            NQ = dut.queue
+            down = Signal(range(NQ + 2))        # items handed on, not yet taken by the consumer
+            m.d.comb += [Assume(o.ready), Assume(~dut.free | (down > 0) | o.valid)]
+            m.d.sync += down.eq(down + _fire(o) - dut.free)
+            m.d.comb += [Assert(dut.held == flight.count + down, "held differs from the items in flight and handed on"),
+                         Assert(down <= NQ, "more items handed on than the queue holds"),
+                         Assert(dut.empty == ((flight.count == 0) & (down == 0)), "empty wrong")]
+        else:
+            m.d.comb += Assert(dut.empty == (flight.count == 0), "empty wrong")
+
+
+# -- SynFetch (the SYN pipeline's row fetch) ------------------------------------------------------------
+
+class SynFetchProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_fetch.SynFetch` with any issues, tags and
+    read data on every cycle. Asserted against delay lines (the issue, its ``wb`` and ``last``
+    ``latency`` cycles, its ``va`` from ``va_delay`` cycles after the issue, the row read
+    ``1 + read_regs`` cycles after it): a push exactly ``latency`` cycles after each issue and
+    at no other time (so rows stay in issue order and the generator's credits, which count
+    ``latency`` cycles in flight, cover them), each pushed row with its issue's tag and the
+    data read for it, ``single`` exactly 'at most one bit set', with ``fetch_regs`` ``rest``
+    the bits less the lowest set one, and ``busy`` exactly while a row is in flight (the
+    second read cycle excepted)."""
+
+    def check(self, m, dut):
+        L = dut.latency
+
+        def line(value, n, name):
+            regs = [Signal.like(value, name=f"{name}_{k}") for k in range(n)]
+            prev = value
+            for r in regs:
+                m.d.sync += r.eq(prev)
+                prev = r
+            return regs
+
+        issue = line(dut.issue, L, "issue")
+        wb, last = line(dut.wb, L, "wb")[-1], line(dut.last, L, "last")[-1]
+        va = line(dut.va, L - dut.va_delay, "va")[-1] if L > dut.va_delay else dut.va
+        data = line(dut.data, dut.fetch_regs, "data")[-1] if dut.fetch_regs else dut.data
+        row = dut.row
+        m.d.comb += Assert(dut.push == issue[-1], "push differs from 'latency cycles after an issue'")
+        in_flight = [s for k, s in enumerate(issue, start=1) if not (dut.read_regs and k == 2)]
+        m.d.comb += Assert(dut.busy == Cat(*in_flight).any(), "busy differs from 'a row in flight'")
+        with m.If(dut.push):
+            m.d.comb += [Assert(row.wb == wb, "wb: not the issue's"), Assert(row.last == last, "last: not the issue's"),
+                         Assert(row.bits == data, "bits: not the row read for the issue"),
+                         Assert(row.single == ((data & (data - 1)) == 0), "single differs from 'at most one bit'")]
+            if len(row.va):
+                m.d.comb += Assert(row.va == va, "va: not the issue's")
+            if dut.fetch_regs:
+                m.d.comb += Assert(row.rest == (data & (data - 1))[:len(data)],
+                                   "rest differs from the bits less the lowest")
+
+
+# -- EwOperands (the EW/RED pipeline's operand stages 1..3 of a lane) ---------------------------------
+
+class EwOperandsProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.ew_operands.EwOperands` with any reads and
+    controls on every cycle. Asserted against delay lines and a full-width running sum, each
+    output in the cycle the build's registers give it (``read_regs`` and the registered
+    stages among 1..3): ``theta`` the constants word's threshold, ``opa``/``opb`` the tile's
+    spike slot or the integer lane as the stage-2 controls select, ``mult`` the multiplier,
+    ``addend`` ``bias + rnd``, ``bias`` or 0, and ``opnd`` ``a`` (``a & b`` in a mask pass) or,
+    in a reduction, the sum of those since the last ``first_n`` (modulo the operand width)."""
+
+    def check(self, m, dut):
+        r = {k: int(k in dut.registered) for k in (1, 2, 3)}
+        t1 = dut.read_regs + r[1]
+        t2, t3 = t1 + r[2], t1 + r[2] + r[3]
+        n = [0]
+
+        def late(value, k):
+            for _ in range(k):
+                n[0] += 1
+                reg = Signal.like(value, name=f"late{n[0]}", reset_less=True)
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        age = Signal(range(t3 + 2))
+        with m.If(age <= t3):
+            m.d.sync += age.eq(age + 1)
+        sb, mb, bb = dut.slot_bits, dut.mult_bits, dut.bias_bits
+        word = late(dut.word, t1)
+        m.d.comb += Assert((age <= t1) | (dut.theta == word[mb + bb:]), "theta: not the word's threshold")
+
+        def operand(row, lane, is_int, name):
+            row, lane = late(row, t2), late(lane, t2)
+            tile, is_int = late(dut.tile, r[2]), late(is_int, r[2])
+            slot = Signal(sb, name=f"{name}_slot")
+            with m.Switch(tile):
+                for s in range(dut.slots):
+                    with m.Case(s):
+                        m.d.comb += slot.eq(row[s * sb:(s + 1) * sb])
+            return Mux(is_int, lane, slot)
+
+        exp_a = Signal(signed(dut.operand_bits))
+        exp_b = Signal(signed(dut.b_bits))
+        m.d.comb += [exp_a.eq(operand(dut.rd_sa, dut.rd_ia, dut.a_int, "a")),
+                     exp_b.eq(operand(dut.rd_sb, dut.rd_ib, dut.b_int, "b"))]
+        with m.If(age > t2):
+            m.d.comb += [Assert(dut.opa == exp_a, "opa differs from the selected operand"),
+                         Assert(dut.opb == exp_b, "opb differs from the selected operand")]
+        # stage 3, from the stage-3 controls of cycle t2
+        word2 = late(dut.word, t2)
+        mult, bias = word2[:mb].as_signed(), word2[mb:mb + bb].as_signed()
+        rq, out, rnd = dut.rq, dut.out, dut.rnd
+        exp_addend = Mux(rq, bias + rnd, Mux(out, bias, 0))
+        cur = Mux(dut.mask, exp_a & exp_b, exp_a)
+        acc = Signal(signed(dut.operand_bits + 8), reset_less=True)   # the running sum, at full width
+        nxt = Mux(dut.red, Mux(dut.first_n, 0, acc) + cur, exp_a)
+        m.d.sync += acc.eq(nxt)
+        if r[3]:
+            exp_opnd, exp_mult, exp_add = acc, late(mult, 1), late(exp_addend, 1)
+        else:
+            exp_opnd, exp_mult, exp_add = nxt, mult, exp_addend
+        with m.If(age > t3):
+            m.d.comb += [Assert(dut.opnd == exp_opnd[:dut.operand_bits].as_signed(),
+                                "opnd differs from the operand or the running sum"),
+                         Assert(dut.mult == exp_mult, "mult differs from the word's multiplier"),
+                         Assert(dut.addend == exp_add, "addend differs from bias + rnd / bias / 0")]
+
+
+# -- SynIssue (the SYN pipeline's issue stage E) ------------------------------------------------------
+
+class SynIssueProof(_Harness):
+    """The engine's :class:`spikeforge.hdl.accel.syn_issue.SynIssue` with any decoded items by
+    the stream rules (``tile <= tile_hi``, ``at_last`` true to them, as the decode gives them)
+    and any ``blk``. Asserted against a shadow that holds the taken item and its tile offset
+    ``k``: the held item's fields, its tile, weight and accumulator words ``k`` after the
+    item's and ``at_last`` exactly at ``tile_hi`` (so each event issues each tile of its range
+    once, in order); ``issue``, ``pos_end`` and ``i.ready`` exact, the position's last cycle
+    waiting while ``blk``; ``first`` and the event strobe only at the first tile."""
+
+    inputs = ("i",)
+
+    def check(self, m, dut):
+        i, e = dut.i, dut.e
+        item = i.payload
+        m.d.comb += Assume(~i.valid | ((item.tile <= item.tile_hi) &
+                                       (item.at_last == (~item.ev | (item.tile == item.tile_hi)))))
+        held = Signal(dut.layout)
+        k = Signal(len(e.tile) + 1)
+        on = Signal()
+        tile = held.tile + k
+        at_last = ~held.ev | (tile == held.tile_hi)
+        final = held.row_end & held.pos_last & at_last
+        go = on & ~(final & dut.blk)
+        issue = go & held.ev
+        m.d.comb += [Assert(dut.valid == on, "valid differs from 'an item held'"),
+                     Assert(dut.issue == issue, "issue differs from 'an event held and not waiting'"),
+                     Assert(dut.pos_end == (go & final), "pos_end differs from the position's last cycle going"),
+                     Assert(i.ready == (~on | (go & at_last)), "i.ready differs from 'none held or its last cycle'")]
+        with m.If(on):
+            m.d.comb += [Assert(tile <= held.tile_hi, "tile beyond the item's range"),
+                         Assert(e.tile == tile[:len(e.tile)], "tile differs from the item's plus the tiles issued"),
+                         Assert(e.at_last == at_last, "at_last differs from 'at tile_hi'"),
+                         Assert(e.waddr == (held.waddr + k)[:len(e.waddr)], "waddr does not step with the tile"),
+                         Assert(e.word == (held.word + k)[:len(e.word)], "word does not step with the tile"),
+                         Assert(Cat(e.ev, e.row_end, e.pos_last, e.b, e.lo, e.tile_hi, e.va) ==
+                                Cat(held.ev, held.row_end, held.pos_last, held.b, held.lo, held.tile_hi, held.va),
+                                "the held item's fields changed"),
+                         Assert(dut.first == (k == 0), "first differs from 'at the item's first tile'"),
+                         Assert(dut.event == (issue & (k == 0)), "event differs from 'issued at its first tile'")]
+        with m.If(_fire(i)):
+            m.d.sync += [held.eq(item), k.eq(0), on.eq(1)]
+        with m.Elif(issue & ~at_last):
+            m.d.sync += k.eq(k + 1)
+        with m.Elif(go & at_last):
+            m.d.sync += on.eq(0)
