@@ -21,8 +21,9 @@ from amaranth.sim import Simulator
 from spikeforge import builder
 from spikeforge.boards.hostlink import (
     ErrorCode, FrameDecoder, MsgType, decode_error, decode_info, decode_loaded, decode_result, decode_verified,
-    encode_hello, encode_image, encode_verify, encode_weights, words_crc,
+    encode_hello, encode_image, encode_verify, encode_weights, image_bytes, result_check, words_crc,
 )
+from spikeforge.boards.link_gateware import UARTHostLink
 from spikeforge.boards.sdram_pins import SdramPins, sdram_pin_bench, simulation_ports
 from spikeforge.boards.top import AcceleratorSystem, BoardTop
 from spikeforge.devices import TARGETS
@@ -37,19 +38,27 @@ BYTE = 10 * DIVISOR
 CLK = 50e6
 
 
-def _model():
-    """The load-bound model of tests/accel/test_sdram_engine.py: 8 lanes of 4-bit weights."""
+def _load_bound_model():
+    """The load-bound model of tests/accel/test_sdram_engine.py: 8 lanes of 4-bit weights,
+    2,184 SDRAM words."""
     return builder.random_model(4, image=(2, 2, 1), patch=1, channels=32, heads=2, blocks=1, mlp_ratio=2,
+                                time_steps=1, weight_bits=4, attention="mask")
+
+
+def _tiny_model():
+    """The same shape at 8 channels and one head: 162 SDRAM words (a short load)."""
+    return builder.random_model(4, image=(2, 2, 1), patch=1, channels=8, heads=1, blocks=1, mlp_ratio=2,
                                 time_steps=1, weight_bits=4, attention="mask")
 
 
 _PROG = {}
 
 
-def _program():
-    if "p" not in _PROG:
-        _PROG["p"] = compile_for_target(_model(), 8, "ecp5-85f", weights="sdram")
-    return _PROG["p"]
+def _program(name="tiny"):
+    if name not in _PROG:
+        model = _tiny_model() if name == "tiny" else _load_bound_model()
+        _PROG[name] = compile_for_target(model, 8, "ecp5-85f", weights="sdram")
+    return _PROG[name]
 
 
 class _Bench(wiring.Component):
@@ -109,73 +118,138 @@ def _run(program, steps, *, between=None):
     return replies, model, cycles[0], dut.system
 
 
-def test_sdram_system_loads_verifies_and_infers_like_the_golden_model():
+def _whole_flow(prog, *, busy_check=False):
     """HELLO (INFO: the SDRAM words to load, read-back), an IMAGE before the load (NOT_LOADED),
     begin load and the whole ``sdram_image()`` in WEIGHTS chunks (the part then holds it),
     VERIFY (the CRC-32C of the words read back equals the host's), one IMAGE_LOGITS: its RESULT
-    carries the golden model's logits and class, and the weight-set check."""
-    prog = _program()
+    carries the golden model's logits and class, and the check of the loaded weight set
+    continued over the image. ``busy_check``: then VERIFY and IMAGE back to back (the IMAGE's
+    frame ends while the read-back runs: BUSY, and VERIFIED still comes) and the IMAGE again
+    (the same RESULT)."""
     words = [int(w) for w in prog.sdram_image()]
     n = len(words)
     img = builder.random_images(1, shape=(2, 2, 1), seed=2)
     golden = run_model(prog.model, img)
     pixels, mv = prog.image.values, int(prog.image.levels)
+    wait = 200 * BYTE
+    steps = [(encode_hello(1), 1, wait), (encode_image(img[0], 2, pixels=pixels, max_value=mv), 1, wait),
+             (encode_weights(0, [], 3), 1, wait)]
     chunk = 500
-    steps = [(encode_hello(1), 1, 200 * BYTE),
-             (encode_image(img[0], 2, pixels=pixels, max_value=mv), 1, 200 * BYTE),
-             (encode_weights(0, [], 3), 1, 200 * BYTE)]
     for k, off in enumerate(range(0, n, chunk)):
-        steps.append((encode_weights(off, words[off:off + chunk], 4 + k), 1, 200 * BYTE))
-    seq_v = 4 + len(steps) - 3
-    steps.append((encode_verify(seq_v), 1, 200 * BYTE + 4 * n))
-    steps.append((encode_image(img[0], seq_v + 1, pixels=pixels, max_value=mv, logits=True), 1, 200_000))
-    loaded_at = {}
+        steps.append((encode_weights(off, words[off:off + chunk], 4 + k), 1, wait))
+    last = len(steps) - 1                 # the last chunk's step, and its LOADED's reply
+    steps.append((encode_verify(40), 1, wait + 4 * n))
+    steps.append((encode_image(img[0], 41, pixels=pixels, max_value=mv, logits=True), 1, 200_000))
+    if busy_check:
+        frame = encode_image(img[0], 51, pixels=pixels, max_value=mv)
+        assert len(frame) * BYTE < n            # the frame is shorter than the read-back
+        steps.append((encode_verify(50) + frame, 2, wait + 4 * n))
+        steps.append((encode_image(img[0], 52, pixels=pixels, max_value=mv, logits=True), 1, 200_000))
+    held = {}
 
     def between(k, model):
-        if k == len(steps) - 3:           # after the last chunk: the part holds the image
-            loaded_at["words"] = [model.word(a) for a in range(n)]
+        if k == last:                     # after the last chunk: the part holds the image
+            held["words"] = [model.word(a) for a in range(n)]
 
     replies, model, cycles, system = _run(prog, steps, between=between)
     kinds = [f.type for f in replies]
-    assert kinds == [MsgType.INFO, MsgType.ERROR] + [MsgType.LOADED] * (len(steps) - 4) + \
-        [MsgType.VERIFIED, MsgType.RESULT], kinds
+    want = [MsgType.INFO, MsgType.ERROR] + [MsgType.LOADED] * (last - 1) + [MsgType.VERIFIED, MsgType.RESULT]
+    assert kinds[:len(want)] == want, kinds
     info = decode_info(replies[0].payload)
-    assert (info.weight_words, info.readback) == (n, 1)
+    assert (info.weight_words, info.readback, info.clock_hz) == (n, 1, int(CLK))
     assert decode_error(replies[1].payload) == ErrorCode.NOT_LOADED
-    last = decode_loaded(replies[-3].payload)
-    assert (last.next_word, last.loaded, last.weight_crc) == (n, True, words_crc(words))
-    assert loaded_at["words"] == words
-    v = decode_verified(replies[-2].payload)
+    lo = decode_loaded(replies[last].payload)
+    assert (lo.next_word, lo.loaded, lo.weight_crc) == (n, True, words_crc(words))
+    assert held["words"] == words
+    v = decode_verified(replies[last + 1].payload)
     assert (v.crc, v.words) == (words_crc(words), n)
-    res = decode_result(replies[-1].payload, classes=prog.classes, logit_bits=system.logit_bits, logits=True)
-    assert res.seq == seq_v + 1
-    assert list(res.logits) == [int(x) for x in golden.logits[0]]
-    assert res.cls == int(golden.classes[0])
+    results = [f for f in replies if f.type == MsgType.RESULT]
+    for f in results:
+        res = decode_result(f.payload, classes=prog.classes, logit_bits=system.logit_bits, logits=True)
+        assert list(res.logits) == [int(x) for x in golden.logits[0]]
+        assert res.cls == int(golden.classes[0])
+        assert res.check == result_check(image_bytes(img[0], pixels=pixels, max_value=mv), words_crc(words))
+    assert [f.seq for f in results] == ([41, 52] if busy_check else [41])
+    if busy_check:
+        tail = sorted((f.seq, f.type) for f in replies[len(want):len(want) + 2])
+        assert tail == [(50, MsgType.VERIFIED), (51, MsgType.ERROR)], tail
+        assert decode_error(next(f for f in replies if f.seq == 51).payload) == ErrorCode.BUSY
     assert model.commands["WRITE"] == n
-    assert len(model.refreshes) >= 2
-    print(f"sdram words {n}, simulated cycles {cycles}, image cycles {res.cycles}")
+    print(f"sdram words {n}, simulated cycles {cycles}, image cycles "
+          f"{decode_result(results[0].payload, logit_bits=system.logit_bits).cycles}, "
+          f"refreshes {len(model.refreshes)}")
 
 
-def test_image_during_a_readback_is_busy():
-    """An IMAGE frame that ends while VERIFY's read-back runs is answered BUSY (the engine would
-    share the SDRAM with it), and the read-back's VERIFIED still comes."""
-    prog = _program()
-    words = [int(w) for w in prog.sdram_image()]
-    img = builder.random_images(1, shape=(2, 2, 1), seed=2)
-    pixels, mv = prog.image.values, int(prog.image.levels)
-    # VERIFY and IMAGE back to back in one transmission: the read-back of all the words
-    # (thousands of cycles) is still running when the IMAGE frame's check comes
-    steps = [(encode_weights(0, [], 1), 1, 200 * BYTE)]
-    steps += [(encode_weights(off, words[off:off + 500], 2 + k), 1, 200 * BYTE)
-              for k, off in enumerate(range(0, len(words), 500))]
-    both = encode_verify(50) + encode_image(img[0], 51, pixels=pixels, max_value=mv)
-    assert len(encode_image(img[0], 51, pixels=pixels, max_value=mv)) * BYTE < len(words)
-    steps.append((both, 2, 200 * BYTE + 4 * len(words)))
-    replies, _, _, _ = _run(prog, steps)
-    tail = [(f.seq, f.type) for f in replies[-2:]]
-    assert sorted(tail) == [(50, MsgType.VERIFIED), (51, MsgType.ERROR)], tail
-    err = next(f for f in replies[-2:] if f.type == MsgType.ERROR)
-    assert decode_error(err.payload) == ErrorCode.BUSY
+def test_sdram_system_loads_verifies_and_infers_like_the_golden_model():
+    """The whole flow (:func:`_whole_flow`) on the 8-channel model (162 SDRAM words)."""
+    _whole_flow(_program("tiny"))
+
+
+@pytest.mark.slow
+def test_load_bound_sdram_system_and_an_image_during_a_readback():
+    """The whole flow on the load-bound model (2,184 SDRAM words; most passes wait for their
+    segment), then an IMAGE during a read-back: BUSY. About 3 CPU minutes."""
+    _whole_flow(_program("load_bound"), busy_check=True)
+
+
+def test_link_answers_an_image_during_a_readback_busy():
+    """The host link alone (cheap): an IMAGE whose frame ends while a VERIFY's read-back runs
+    is answered BUSY and not handed on; once VERIFIED went out, the same IMAGE is taken."""
+    link = UARTHostLink(divisor=DIVISOR, pixels=4, max_value=16, classes=2, logit_bits=8, cycle_bits=8,
+                        timeout_bytes=3, weight_words=4, readback=True)
+    image = encode_image([1, 2, 3, 4], 9, pixels=4, max_value=16)
+    replies, taken = [], []
+    answer = [False]
+
+    async def host_tx(ctx):
+        for frame, n in ((encode_weights(0, [], 1), 1), (encode_weights(0, [5, 6, 7, 8], 2), 1),
+                         (encode_verify(3) + image, 1)):
+            n0 = len(replies)
+            await drive_uart(ctx, link.rx, frame, DIVISOR)
+            for _ in range(100 * BYTE):
+                if len(replies) >= n0 + n:
+                    break
+                await ctx.tick()
+            else:
+                raise AssertionError(f"no reply to {frame[:8].hex()} (taken: {bool(taken)})")
+        assert not taken                   # the image was refused, not handed on
+        answer[0] = True                   # the read-back answers now
+        for _ in range(100 * BYTE):
+            if len(replies) >= 4:
+                break
+            await ctx.tick()
+        await drive_uart(ctx, link.rx, image, DIVISOR)
+        for _ in range(100 * BYTE):
+            if taken:
+                break
+            await ctx.tick()
+
+    async def host_rx(ctx):
+        decoder = FrameDecoder()
+        while True:
+            replies.extend(decoder.feed(await sample_uart(ctx, link.tx, 1, DIVISOR, timeout=10 ** 9)))
+
+    async def readback(ctx):
+        ctx.set(link.image.ready, 1)
+        ctx.set(link.weights.ready, 1)
+        while True:
+            ctx.set(link.verify.ready, 1)
+            ctx.set(link.verified.valid, answer[0])
+            ctx.set(link.verified.payload.words, 4)
+            await ctx.tick()
+            if ctx.get(link.image.valid):
+                taken.append(1)
+
+    sim = Simulator(link)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host_tx)
+    sim.add_testbench(host_rx, background=True)
+    sim.add_testbench(readback, background=True)
+    sim.run()
+    assert [(f.seq, f.type) for f in replies] == [(1, MsgType.LOADED), (2, MsgType.LOADED), (9, MsgType.ERROR),
+                                                  (3, MsgType.VERIFIED)]
+    assert decode_error(replies[2].payload) == ErrorCode.BUSY
+    assert taken
 
 
 def test_sdram_clock_other_than_50_mhz_is_refused():
@@ -195,7 +269,7 @@ def test_sdram_system_elaborates_with_the_sdram_ports():
     assert "sdram" in s.signature.members and s.info.weight_words == prog.memory.sdram_words
     text = rtlil.convert(s)
     assert "sdram__dq_oe" in text and "sdram__cs_n" in text
-    bram = AcceleratorSystem(compile_for_target(_model(), 8, "ecp5-85f", weights="bram"), divisor=DIVISOR)
+    bram = AcceleratorSystem(compile_for_target(_tiny_model(), 8, "ecp5-85f", weights="bram"), divisor=DIVISOR)
     assert "sdram" not in bram.signature.members and bram.info.weight_words == 0
     assert "sdram__" not in rtlil.convert(bram)
 
