@@ -188,7 +188,7 @@ def test_sdram_system_loads_verifies_and_infers_like_the_golden_model():
 @pytest.mark.slow
 def test_load_bound_sdram_system_and_an_image_during_a_readback():
     """The whole flow on the load-bound model (2,184 SDRAM words; most passes wait for their
-    segment), then an IMAGE during a read-back: BUSY. About 3 CPU minutes."""
+    segment), then an IMAGE during a read-back: BUSY. About 3.5 CPU minutes (200,000 cycles)."""
     _whole_flow(_program("load_bound"), busy_check=True)
 
 
