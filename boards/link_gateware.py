@@ -173,7 +173,8 @@ class FrameReceiver(wiring.Component):
     (the words loaded) to the read-back unit, and its answer on ``verified`` goes out as a
     :data:`VERIFIED_REPORT` with the VERIFY frame's seq (``verified_crc``,
     ``verified_words`` hold it for the transmitter). A WEIGHTS or VERIFY frame while a
-    read-back runs is answered ``BUSY``.
+    read-back runs is answered ``BUSY``, and so is an IMAGE frame (the engine would share the
+    SDRAM with the read-back).
 
     Parameters
     ----------
@@ -612,7 +613,8 @@ class FrameReceiver(wiring.Component):
                         report(ErrorCode.BAD_VALUE)
                     with m.Elif(image_not_loaded):
                         report(ErrorCode.NOT_LOADED)
-                    with m.Elif(busy_frame | emitting):
+                    with m.Elif(busy_frame | emitting | verifying):
+                        # (verifying: an image would share the SDRAM with the read-back)
                         report(ErrorCode.BUSY)
                     with m.Else():
                         # IMAGE 0x01, IMAGE_LOGITS 0x04: bit 2 asks for the logits

@@ -26,11 +26,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..hdl.accel.engine import Engine
 from ..hdl.accel.engine import result_layout as engine_result_layout
-from ..hdl.accel.program import MappingError
+from ..hdl.sdram import pins_signature
+from ..hdl.sdram_timing import ULX3S_SDRAM
 from ..hdl.params import field_bits
 from .hostlink import (BAUD_RATES, MAX_IMAGE, VERSION, Info, image_payload_length, info_payload, model_hash, pixel_bits,
                        weight_set_crc)
 from .link_gateware import UARTHostLink, image_layout, result_layout
+from .sdram_pins import SdramPins
+from .sdram_system import SdramWeightPath, check_sdram_clock
 from .uart import RATE_TOLERANCE, baud_divisor, check_receiver
 
 __all__ = ["EngineLinkAdapter", "AcceleratorSystem", "BoardTop", "ClockPlan", "plan_clock", "ice40_pll",
@@ -124,21 +127,26 @@ class AcceleratorSystem(wiring.Component):
     """
 
     def __init__(self, program, *, divisor, clk_hz=12e6, leds=2, spram_primitive=False, mult_primitive=False,
-                 info_clock_hz=None, window=None):
+                 info_clock_hz=None, window=None, sdram_part=ULX3S_SDRAM):
         if isinstance(leds, bool) or not isinstance(leds, int) or not 0 <= leds <= 16:
             raise ValueError(f"AcceleratorSystem: leds is {leds!r}; allowed: an integer 0..16")
-        if program.memory.kind == "sdram":
-            # The pieces exist (the engine's prefetcher ports, boards/sdram_load.py, sdram_pins.py)
-            # but no board top joins them yet (docs/sdram.md, "What remains"): an engine whose
-            # sdram ports were left open would wait for its weights forever.
-            raise MappingError(f"the model's weights ({program.memory.sdram_words} SDRAM words) take the "
-                               "sdram mapping, and the board top does not connect the SDRAM yet (issue 21); "
-                               "allowed on a board: models whose weights fit block RAM or SPRAM "
-                               "(`spikeforge info MODEL --target ecp5-85f` says which); `spikeforge "
-                               "generate --weights sdram` writes the engine's Verilog for an own top")
         self.program = program
+        self.clk_hz = float(clk_hz)
+        kind = program.memory.kind
+        if kind == "sdram":
+            # the controller's timing rules are in cycles of the board's real clock
+            sdram_hz = check_sdram_clock(self.clk_hz if info_clock_hz is None else float(info_clock_hz),
+                                         "AcceleratorSystem")
         self.engine = Engine(program, spram_primitive=spram_primitive, mult_primitive=mult_primitive)
-        self.weight_words = program.memory.weight_words if program.memory.kind == "spram" else 0
+        # the words the host loads with WEIGHTS frames (INFO's weight_words): the SPRAM's weight
+        # words, or the SDRAM's 16-bit words (program.sdram_image()); 0 for weights in the bitstream
+        self.weight_words = {"spram": getattr(program.memory, "weight_words", 0),
+                             "sdram": getattr(program.memory, "sdram_words", 0)}.get(kind, 0)
+        self.readback = kind == "sdram"
+        self.sdram_path = None
+        if kind == "sdram":
+            self.sdram_path = SdramWeightPath(program, clk_hz=sdram_hz, max_count=self.engine.sdram_max_count,
+                                              part=sdram_part)
         img = program.image
         self.max_value = int(img.levels)
         self.pixels = img.values  # a frames model's IMAGE payload: its T frames, T*H*W*C pixels
@@ -151,22 +159,25 @@ class AcceleratorSystem(wiring.Component):
         self.classes = program.classes
         self.logit_bits = self.engine.logit_bits
         self.divisor = divisor
-        self.clk_hz = float(clk_hz)
         self.n_leds = leds
         # What HELLO answers, and the weight CRC of weights built into the bitstream: computed
         # here, by the generator, baked in as constants.
         self.info = Info(VERSION, model_hash(program.model), img.stacked_shape, self.max_value, self.classes,
                          program.lanes, round(self.clk_hz if info_clock_hz is None else info_clock_hz),
-                         self.weight_words, pixel_bits(self.max_value), self.logit_bits, window)
+                         self.weight_words, pixel_bits(self.max_value), self.logit_bits, window,
+                         int(self.readback))
         self.link = UARTHostLink(divisor=divisor, pixels=self.pixels, max_value=self.max_value,
                                  classes=self.classes, logit_bits=self.logit_bits,
                                  copy_result=not program.compact,   # the fast build: a large device
-                                 info=info_payload(self.info), window=window,
+                                 info=info_payload(self.info), window=window, readback=self.readback,
                                  **({"weight_words": self.weight_words} if self.weight_words else
                                     {"weight_crc": weight_set_crc(program)}))
         self.adapter = EngineLinkAdapter(max_value=self.max_value, pixel_bits=self.engine.pixel_bits,
                                          classes=self.classes, logit_bits=self.logit_bits)
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(max(leds, 1))})
+        members = {"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(max(leds, 1))}
+        if self.sdram_path is not None:
+            members["sdram"] = Out(pins_signature(sdram_part))   # bound by SdramPins on the board
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -187,7 +198,15 @@ class AcceleratorSystem(wiring.Component):
         wiring.connect(m, ad.pixels, eng.pixels)
         wiring.connect(m, eng.result, ad.beats)
         wiring.connect(m, ad.result, link.result)
-        if self.weight_words:
+        if self.sdram_path is not None:
+            m.submodules.sdram = sd = self.sdram_path
+            wiring.connect(m, eng.sdram_req, sd.engine_req)
+            wiring.connect(m, sd.engine_r, eng.sdram_r)
+            wiring.connect(m, link.weights, sd.weights)
+            wiring.connect(m, link.verify, sd.verify)
+            wiring.connect(m, sd.verified, link.verified)
+            wiring.connect(m, sd.sdram, wiring.flipped(self.sdram))
+        elif self.weight_words:
             m.d.comb += [eng.weights.valid.eq(link.weights.valid),
                          eng.weights.payload.addr.eq(link.weights.payload.addr),
                          eng.weights.payload.data.eq(link.weights.payload.data),
@@ -374,6 +393,11 @@ class BoardTop(Elaboratable):
     def __init__(self, target, program, *, clock_mhz=None, baud=None):
         self.target = target
         self.clock = plan_clock(target, clock_mhz)
+        if program.memory.kind == "sdram":
+            if target.name != "ulx3s-85f":
+                raise ValueError(f"the model's weights are in SDRAM; target {target.name!r} has none; "
+                                 "allowed: ulx3s-85f")
+            check_sdram_clock(self.clock.mhz * 1e6, f"--clock on {target.name}")
         self.baud = baud = default_baud(target, clock_mhz) if baud is None else baud
         self.divisor = baud_divisor(self.clock.mhz * 1e6, baud)
         self.system = AcceleratorSystem(program, divisor=self.divisor, clk_hz=self.clock.mhz * 1e6,
@@ -423,5 +447,9 @@ class BoardTop(Elaboratable):
         for i, (name, number) in enumerate(self.target.leds):
             m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request(name, number, dir="-"))
             m.d.comb += led.o.eq(sys_.leds[i])
+        if sys_.sdram_path is not None:
+            # the controller's pins on the board's sdram resource (I/O-cell registers, DDR clock)
+            m.submodules.sdram_pins = pins = SdramPins()
+            wiring.connect(m, sys_.sdram, pins.sdram)
         return m
 

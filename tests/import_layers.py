@@ -140,6 +140,7 @@ LAYERS = {
     "spikeforge.boards.link_gateware": 2,
     "spikeforge.boards.sdram_pins": 2,
     "spikeforge.boards.sdram_load": 2,
+    "spikeforge.boards.sdram_system": 2,
     "spikeforge.boards.top": 2,
     # L3 executor and analytic report
     "spikeforge.hdl.accel.execute": 3,
