@@ -41,6 +41,7 @@ from . import procs
 from .buildset import MANIFEST, REPORT, publish, sha256_file, staging_dir
 from .hostlink import link_bound_images_per_second
 from .output_registers import absorb_output_registers_file
+from .sdram_system import refuse_sdram_board_flow
 from .synth import _CELL_CLASSES, NO_RW_CHECK_COMMANDS, critical_path, parse_nextpnr_log
 from .top import BoardTop, check_link_settings
 from .uart import divisor_json, divisor_text
@@ -234,6 +235,7 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
     # The one fit check of `info --target` and `generate --target` too (memories and logic,
     # host link included).
     program, analysis = fit(model, lanes, target.name, images=images)
+    refuse_sdram_board_flow(program, "build")
     spram = program.memory.kind == "spram"
     if spram:
         _say(progress, f"      SPRAM mapping: integer memory in {program.memory.int_banks} SPRAM banks, "

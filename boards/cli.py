@@ -209,6 +209,7 @@ def _run_simulated(args, target, lanes, model, images, labels):
 
 def run_run(args):
     from ..hdl.accel.report import compile_for_target
+    from .sdram_system import refuse_sdram_board_flow
     from ..sim.runners import SimulationFailed, SimulatorNotFound
     from .hostlink import weight_set_crc
     from .inference import board_mismatch, run_images
@@ -230,6 +231,7 @@ def run_run(args):
         # The image size, pixel range, class count, and whether the build keeps its weights in
         # SPRAM (then the host loads them first): the same mapping decision as `spikeforge build`.
         program = compile_for_target(model, lanes, target.device)
+        refuse_sdram_board_flow(program, "run")
         img = program.image
         from .top import check_link_settings, default_baud
 

@@ -22,17 +22,34 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..hdl.accel.program import MappingError
 from ..hdl.sdram import SdramController, pins_signature, request_layout, word_layout
 from ..hdl.sdram_timing import ULX3S_SDRAM
 from .link_gateware import readback_layout, weight_layout
 from .sdram_load import SdramArbiter, SdramReadbackCrc, SdramWeightLoader
 from .sdram_pins import IO_DELAY
 
-__all__ = ["SDRAM_CLOCK_MHZ", "SdramWeightPath", "check_sdram_clock"]
+__all__ = ["SDRAM_CLOCK_MHZ", "SdramWeightPath", "check_sdram_clock", "refuse_sdram_board_flow"]
 
 #: The only clock of an SDRAM build: the pin adapter's margins (docs/sdram.md, "The board's
 #: pins") are computed for 50 MHz at CAS latency 2; at 100 MHz its read path does not close.
 SDRAM_CLOCK_MHZ = 50.0
+
+
+def refuse_sdram_board_flow(program, command):
+    """Refuse ``command`` (``build``, ``run``) for a program with the sdram mapping, in one line.
+
+    The board system joins the SDRAM pieces and is checked in amaranth.sim (tests/boards/
+    test_sdram_top.py), but the board flow around it is not done: the host runtime loads SPRAM
+    weights only (a board would answer NOT_LOADED forever), and the YoWASP ``yosys-abc`` exits
+    with status 1 during the LUT mapping of the ULX3S top (docs/sdram.md, "What remains")."""
+    if program.memory.kind == "sdram":
+        raise MappingError(
+            f"spikeforge {command}: the model's weights ({program.memory.sdram_words} SDRAM words) take the sdram "
+            "mapping, which the board flow does not support yet (the host does not load SDRAM weights; synthesis "
+            "of the SDRAM top is not working: issue 21); allowed on a board: models whose weights fit block RAM "
+            "or SPRAM (`spikeforge info MODEL --target ecp5-85f`); `spikeforge generate --weights sdram` writes "
+            "the engine's Verilog")
 
 
 def check_sdram_clock(clock_hz, where="the system"):
