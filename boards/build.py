@@ -272,13 +272,10 @@ def _build_board(model, board, *, images, lanes, clock_mhz, baud, out_dir, stage
                      script_after_synth="tee -q -o stat.json stat -json",
                      nextpnr_opts=f"--timing-allow-fail --seed {int(seed)} --placer {placer} --report timing.json")
     if target.family == "ice40":
-        # -dff hands the flip-flops to ABC as well (abc9 -dff): its sequential sweep (&scorr)
-        # removes registers that are provably constant or equal to another from the start
-        # state, and it maps logic across them. On the shipped default model at 1 lane:
-        # 5,201 -> 5,150 logic cells and fmax 28.69 / 30.34 / 30.35 -> 31.32 / 33.15 / 33.12
-        # MHz at seeds 1 / 2 / 3 (the same RTL; the worst paths were two thirds routing in a
-        # 98 % full device).
-        overrides["synth_opts"] = "-dsp -dff"
+        # (-dff, abc9 seeing the flip-flops, gave the default model 51 fewer cells and about
+        # 2.7 MHz, but YoWASP's WebAssembly Yosys traps with "call stack exhausted" on small
+        # models with it: not used.)
+        overrides["synth_opts"] = "-dsp"
     else:
         # router1 did not finish a 32-lane ULX3S build in 40 minutes; router2 routes it in 3.
         # Its timing-driven rip-up re-routes the failing paths' nets: the 32-lane build went
